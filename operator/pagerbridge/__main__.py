@@ -1,0 +1,3 @@
+from pagerbridge.cli import main
+
+raise SystemExit(main())

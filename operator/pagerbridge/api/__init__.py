@@ -1,0 +1,75 @@
+"""Models at the bottom of PagerBridge: custom resource specs, the RelayConfig contract
+and CRD generation. Nothing here talks to the network."""
+
+from pagerbridge.api.common import Condition, ConditionStatus, LocalObjectReference, SecretKeyRef
+from pagerbridge.api.integration import (
+    BigPandaSpec,
+    BigPandaTrigger,
+    BigPandaWebhookSpec,
+    BigPandaWebhookStatus,
+    PagerDutyIntegrationSpec,
+    PagerDutyIntegrationStatus,
+    PagerDutySpec,
+    Region,
+    RelaySpec,
+    SyncSpec,
+    WebhookHeader,
+    WebhookMode,
+)
+from pagerbridge.api.key_override import PagerDutyKeyOverrideSpec, ReferenceStatus
+from pagerbridge.api.relay_config import (
+    BigPandaRelayConfig,
+    PagerDutyRelayConfig,
+    RelayConfig,
+    SyncConfig,
+)
+from pagerbridge.api.resources import (
+    ALL_KINDS,
+    API_VERSION,
+    GROUP,
+    INTEGRATION,
+    KEY_OVERRIDE,
+    TAG_MAPPING,
+    VERSION,
+    ResourceKind,
+)
+from pagerbridge.api.severity import DEFAULT_SEVERITY_MAP, BigPandaStatus, PagerDutySeverity
+from pagerbridge.api.tag_mapping import PagerDutyTagMappingSpec, TagMapping
+
+__all__ = [
+    "ALL_KINDS",
+    "API_VERSION",
+    "DEFAULT_SEVERITY_MAP",
+    "GROUP",
+    "INTEGRATION",
+    "KEY_OVERRIDE",
+    "TAG_MAPPING",
+    "VERSION",
+    "BigPandaRelayConfig",
+    "BigPandaSpec",
+    "BigPandaStatus",
+    "BigPandaTrigger",
+    "BigPandaWebhookSpec",
+    "BigPandaWebhookStatus",
+    "Condition",
+    "ConditionStatus",
+    "LocalObjectReference",
+    "PagerDutyIntegrationSpec",
+    "PagerDutyIntegrationStatus",
+    "PagerDutyKeyOverrideSpec",
+    "PagerDutyRelayConfig",
+    "PagerDutySeverity",
+    "PagerDutySpec",
+    "PagerDutyTagMappingSpec",
+    "ReferenceStatus",
+    "Region",
+    "RelayConfig",
+    "RelaySpec",
+    "ResourceKind",
+    "SecretKeyRef",
+    "SyncConfig",
+    "SyncSpec",
+    "TagMapping",
+    "WebhookHeader",
+    "WebhookMode",
+]

@@ -1,0 +1,319 @@
+"""``PagerDutyIntegration``: one BigPanda → PagerDuty connection and its relay.
+
+Cross-field rules live in ``x-kubernetes-validations`` (CEL) so the API server itself
+rejects an inconsistent manifest with the message written here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from pagerbridge.api._base import CamelModel
+from pagerbridge.api.common import Condition, SecretKeyRef
+from pagerbridge.api.severity import DEFAULT_SEVERITY_MAP, BigPandaStatus, PagerDutySeverity
+
+HttpUrl = Annotated[
+    str,
+    Field(
+        max_length=2048,
+        pattern=r"^https?://[^\s/$.?#][^\s]*$",
+        description="An absolute http(s) URL.",
+    ),
+]
+Email = Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+
+class Region(StrEnum):
+    US = "us"
+    EU = "eu"
+
+
+PAGERDUTY_EVENTS_URLS: dict[Region, str] = {
+    Region.US: "https://events.pagerduty.com",
+    Region.EU: "https://events.eu.pagerduty.com",
+}
+PAGERDUTY_API_URLS: dict[Region, str] = {
+    Region.US: "https://api.pagerduty.com",
+    Region.EU: "https://api.eu.pagerduty.com",
+}
+BIGPANDA_API_URL = "https://api.bigpanda.io"
+
+
+class PagerDutySpec(CamelModel):
+    """How to reach PagerDuty."""
+
+    routing_key: SecretKeyRef = Field(
+        description="Default Events API v2 integration (routing) key of the PagerDuty service."
+    )
+    api_token: SecretKeyRef | None = Field(
+        default=None,
+        description="REST API key. Needed for notes, resolve-back look-ups and the webhook "
+        "subscription.",
+    )
+    from_email: Email | None = Field(
+        default=None,
+        description="Email of a PagerDuty user, sent as the REST API 'From' header.",
+    )
+    service_id: str | None = Field(
+        default=None,
+        max_length=32,
+        pattern=r"^[A-Z0-9]+$",
+        description="PagerDuty service whose incident changes flow back to BigPanda "
+        "(a webhook subscription is created for it).",
+    )
+    region: Region = Field(default=Region.US, description="PagerDuty service region.")
+    events_url: HttpUrl | None = Field(
+        default=None, description="Events API base URL; overrides the region's default."
+    )
+    api_url: HttpUrl | None = Field(
+        default=None, description="REST API base URL; overrides the region's default."
+    )
+
+
+class WebhookMode(StrEnum):
+    MANAGED = "Managed"
+    MANUAL = "Manual"
+
+
+class BigPandaTrigger(StrEnum):
+    """BigPanda Webhook v2 triggers the relay understands."""
+
+    NEW = "new"
+    UPDATED = "updated"
+    COMMENTED = "commented"
+    CLOSED = "closed"
+    REOPEN = "reopen"
+    SNOOZED = "snoozed"
+
+
+DEFAULT_TRIGGERS: tuple[BigPandaTrigger, ...] = (
+    BigPandaTrigger.NEW,
+    BigPandaTrigger.UPDATED,
+    BigPandaTrigger.COMMENTED,
+    BigPandaTrigger.CLOSED,
+    BigPandaTrigger.REOPEN,
+)
+
+
+class BigPandaWebhookSpec(CamelModel):
+    """How BigPanda's outbound webhook gets configured."""
+
+    mode: WebhookMode = Field(
+        default=WebhookMode.MANUAL,
+        description="Managed: the operator creates and maintains a BigPanda Webhook v2 "
+        "integration. Manual: status.bigPandaWebhook shows what to enter in BigPanda.",
+    )
+    integration_name: str | None = Field(
+        default=None,
+        max_length=100,
+        pattern=r"^[a-z0-9][a-z0-9_\-]*$",
+        description="Name of the Webhook v2 integration in BigPanda (Managed mode); "
+        "defaults to pagerbridge-<namespace>-<name>.",
+    )
+    triggers: list[BigPandaTrigger] = Field(
+        default_factory=lambda: list(DEFAULT_TRIGGERS),
+        max_length=16,
+        description="BigPanda triggers to enable (Managed mode).",
+    )
+
+
+class BigPandaSpec(CamelModel):
+    """How to reach BigPanda."""
+
+    api_token: SecretKeyRef | None = Field(
+        default=None,
+        description="BigPanda API key (bearer token): resolve and comment write-backs, and "
+        "the Webhook v2 integration in Managed mode.",
+    )
+    environment_id: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_\-]+$",
+        description="BigPanda environment used for resolve and comment write-backs.",
+    )
+    api_url: HttpUrl | None = Field(
+        default=None, description=f"BigPanda API base URL (default {BIGPANDA_API_URL})."
+    )
+    webhook: BigPandaWebhookSpec = Field(default_factory=BigPandaWebhookSpec)
+
+
+class SyncSpec(CamelModel):
+    """Which directions and kinds of updates are synchronized."""
+
+    resolve: bool = Field(
+        default=True,
+        description="Resolving in PagerDuty resolves the BigPanda incident (needs "
+        "pagerDuty.serviceId and bigPanda.apiToken). BigPanda resolves always reach PagerDuty.",
+    )
+    notes: bool = Field(
+        default=True,
+        description="BigPanda comments become PagerDuty notes and back (needs "
+        "pagerDuty.apiToken and pagerDuty.fromEmail).",
+    )
+    acknowledge: bool = Field(
+        default=False,
+        description="A PagerDuty acknowledgement adds a BigPanda comment naming who acknowledged.",
+    )
+
+
+class SeverityMapSpec(CamelModel):
+    """BigPanda status → PagerDuty severity."""
+
+    critical: PagerDutySeverity = DEFAULT_SEVERITY_MAP[BigPandaStatus.CRITICAL]
+    warning: PagerDutySeverity = DEFAULT_SEVERITY_MAP[BigPandaStatus.WARNING]
+    unknown: PagerDutySeverity = DEFAULT_SEVERITY_MAP[BigPandaStatus.UNKNOWN]
+    ok: PagerDutySeverity = DEFAULT_SEVERITY_MAP[BigPandaStatus.OK]
+
+    def as_dict(self) -> dict[BigPandaStatus, PagerDutySeverity]:
+        return {BigPandaStatus(name): value for name, value in self.model_dump().items()}
+
+
+class ServiceType(StrEnum):
+    CLUSTER_IP = "ClusterIP"
+    NODE_PORT = "NodePort"
+    LOAD_BALANCER = "LoadBalancer"
+
+
+class RelayServiceSpec(CamelModel):
+    type: ServiceType = Field(default=ServiceType.CLUSTER_IP)
+    port: int = Field(default=80, ge=1, le=65535)
+
+
+class PersistenceSpec(CamelModel):
+    """Where the relay's outbox lives."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Keep the outbox on a PersistentVolumeClaim (otherwise an emptyDir, "
+        "which survives container restarts but not pod deletion).",
+    )
+    size: str = Field(default="1Gi", pattern=r"^[0-9]+(Ki|Mi|Gi|Ti)$")
+    storage_class_name: str | None = Field(default=None, max_length=253)
+
+
+class ResourceRequirements(CamelModel):
+    requests: dict[str, str] = Field(default_factory=dict, max_length=8)
+    limits: dict[str, str] = Field(default_factory=dict, max_length=8)
+
+
+class RelaySpec(CamelModel):
+    """The relay Deployment the operator runs for this integration."""
+
+    replicas: int = Field(
+        default=1,
+        ge=0,
+        le=1,
+        description="Relay replicas. One until cross-replica ordering exists (see docs).",
+    )
+    image: str | None = Field(
+        default=None, max_length=512, description="Relay image; defaults to the operator's own."
+    )
+    resources: ResourceRequirements | None = None
+    service: RelayServiceSpec = Field(default_factory=RelayServiceSpec)
+    public_url: HttpUrl | None = Field(
+        default=None,
+        description="Base URL at which BigPanda and PagerDuty reach the relay (Ingress, "
+        "load balancer). Defaults to the in-cluster Service address.",
+    )
+    persistence: PersistenceSpec = Field(default_factory=PersistenceSpec)
+
+
+# Cross-field rules, checked by the API server (CEL) and mirrored in the docs.
+INTEGRATION_RULES: list[dict[str, str]] = [
+    {
+        "rule": "!self.sync.notes || "
+        "(has(self.pagerDuty.apiToken) && has(self.pagerDuty.fromEmail))",
+        "message": "sync.notes needs pagerDuty.apiToken and pagerDuty.fromEmail "
+        "(set them, or set sync.notes to false)",
+    },
+    {
+        "rule": "!has(self.pagerDuty.serviceId) || (has(self.pagerDuty.apiToken) "
+        "&& has(self.bigPanda.apiToken) && has(self.bigPanda.environmentId))",
+        "message": "pagerDuty.serviceId (PagerDuty → BigPanda sync) needs "
+        "pagerDuty.apiToken, bigPanda.apiToken and bigPanda.environmentId",
+    },
+    {
+        "rule": "self.bigPanda.webhook.mode != 'Managed' || "
+        "(has(self.bigPanda.apiToken) && has(self.relay.publicUrl))",
+        "message": "bigPanda.webhook.mode Managed needs bigPanda.apiToken and "
+        "relay.publicUrl (the address BigPanda can reach)",
+    },
+]
+
+
+class PagerDutyIntegrationSpec(CamelModel):
+    """Spec of a ``PagerDutyIntegration``."""
+
+    model_config = CamelModel.model_config | {
+        "json_schema_extra": {"x-kubernetes-validations": INTEGRATION_RULES}
+    }
+
+    pager_duty: PagerDutySpec
+    big_panda: BigPandaSpec = Field(default_factory=BigPandaSpec)
+    sync: SyncSpec = Field(default_factory=SyncSpec)
+    severity_map: SeverityMapSpec = Field(default_factory=SeverityMapSpec)
+    relay: RelaySpec = Field(default_factory=RelaySpec)
+
+
+class WebhookHeader(CamelModel):
+    """A custom header to enter in BigPanda: a literal value or a Secret reference."""
+
+    name: str
+    value: str | None = None
+    value_from: SecretKeyRef | None = Field(
+        default=None, description="The value is in this Secret (never shown in status)."
+    )
+
+
+class BigPandaWebhookStatus(CamelModel):
+    """What BigPanda's webhook must look like (Manual) or looks like (Managed)."""
+
+    url: str
+    headers: list[WebhookHeader] = Field(default_factory=list)
+    integration_id: str | None = None
+    last_verified: datetime | None = None
+
+
+class RelayStatus(CamelModel):
+    service_url: str | None = None
+    public_url: str | None = None
+    ready_replicas: int = 0
+
+
+class PagerDutySubscriptionStatus(CamelModel):
+    id: str | None = None
+    last_verified: datetime | None = None
+
+
+class PagerDutyIntegrationStatus(CamelModel):
+    """Status of a ``PagerDutyIntegration``; written by the operator only."""
+
+    model_config = CamelModel.model_config | {"frozen": False}
+
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    relay: RelayStatus | None = None
+    big_panda_webhook: BigPandaWebhookStatus | None = None
+    pager_duty_subscription: PagerDutySubscriptionStatus | None = None
+
+
+def printer_columns() -> list[dict[str, Any]]:
+    """``kubectl get pdi`` columns."""
+    return [
+        {
+            "name": "Ready",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+        },
+        {
+            "name": "Reason",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
+        },
+        {"name": "URL", "type": "string", "jsonPath": ".status.bigPandaWebhook.url"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]

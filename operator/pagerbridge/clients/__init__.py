@@ -1,0 +1,3 @@
+"""Async clients for PagerDuty (Events API v2, REST API v2) and BigPanda (Incidents API v2,
+Webhook v2 integrations), shared by the relay and the operator. One module per API concept;
+failures are the classes of :mod:`pagerbridge.clients.errors`."""

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from pagerbridge.api._base import CamelModel
 from pagerbridge.api.common import Condition, SecretKeyRef
@@ -248,9 +248,7 @@ INTEGRATION_RULES: list[dict[str, str]] = [
 class PagerDutyIntegrationSpec(CamelModel):
     """Spec of a ``PagerDutyIntegration``."""
 
-    model_config = CamelModel.model_config | {
-        "json_schema_extra": {"x-kubernetes-validations": INTEGRATION_RULES}
-    }
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": INTEGRATION_RULES})
 
     pager_duty: PagerDutySpec
     big_panda: BigPandaSpec = Field(default_factory=BigPandaSpec)
@@ -292,7 +290,7 @@ class PagerDutySubscriptionStatus(CamelModel):
 class PagerDutyIntegrationStatus(CamelModel):
     """Status of a ``PagerDutyIntegration``; written by the operator only."""
 
-    model_config = CamelModel.model_config | {"frozen": False}
+    model_config = ConfigDict(frozen=False)  # merged with the base config
 
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)

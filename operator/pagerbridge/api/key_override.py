@@ -7,7 +7,7 @@ mode, into BigPanda's webhook headers).
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from pagerbridge.api._base import CamelModel
 from pagerbridge.api.common import Condition, LocalObjectReference
@@ -26,7 +26,7 @@ class PagerDutyKeyOverrideSpec(CamelModel):
 class ReferenceStatus(CamelModel):
     """Status of an object that references an integration (override or mapping)."""
 
-    model_config = CamelModel.model_config | {"frozen": False}
+    model_config = ConfigDict(frozen=False)  # merged with the base config
 
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, JsonValue
 
 from pagerbridge.api._base import CamelModel
 from pagerbridge.api.common import Condition, SecretKeyRef
@@ -223,7 +223,7 @@ class RelaySpec(CamelModel):
 
 
 # Cross-field rules, checked by the API server (CEL) and mirrored in the docs.
-INTEGRATION_RULES: list[dict[str, str]] = [
+INTEGRATION_RULES: list[JsonValue] = [
     {
         "rule": "!self.sync.notes || "
         "(has(self.pagerDuty.apiToken) && has(self.pagerDuty.fromEmail))",

@@ -127,6 +127,20 @@ class DropConnection(Exception):
     """Raised inside the ASGI app so the server closes the connection with no response."""
 
 
+# Set in the request scope when a request was dropped, so recording can say "no answer".
+DROPPED_SCOPE_KEY = "pagerbridge.dropped"
+
+
+async def _drop(scope: Scope, send: Send) -> None:
+    """Start a response and never finish it: uvicorn then closes the connection.
+
+    Raising instead would make uvicorn answer a clean 500, which is not a drop. The
+    client sees the connection close mid-response (httpx: ``RemoteProtocolError``).
+    """
+    scope[DROPPED_SCOPE_KEY] = True
+    await send({"type": "http.response.start", "status": 502, "headers": []})
+
+
 class FaultMiddleware:
     """ASGI middleware applying a :class:`FaultInjector` to HTTP requests.
 
@@ -145,7 +159,8 @@ class FaultMiddleware:
             if rule.kind == "latency":
                 await asyncio.sleep(rule.seconds)
             elif rule.kind == "drop":
-                raise DropConnection(scope["path"])
+                await _drop(scope, send)
+                return
             else:
                 body = (
                     rule.body

@@ -126,7 +126,7 @@ class RecordingMiddleware:
                     query=scope.get("query_string", b"").decode("latin-1"),
                     headers=headers,
                     body=body,
-                    status=status,
+                    status=None if scope.get("pagerbridge.dropped") else status,
                     at=time.time(),
                 )
             )

@@ -60,7 +60,7 @@ MappingField = Annotated[
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": f"self.matches('{MAPPING_FIELD_PATTERN}')",
+                    "rule": f"self.matches(r'{MAPPING_FIELD_PATTERN}')",
                     "message": MAPPING_FIELD_MESSAGE,
                 }
             ]
@@ -76,7 +76,7 @@ TagName = Annotated[
         description="Name of a BigPanda alert tag.",
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": f"self.matches('{TAG_NAME_PATTERN}')", "message": TAG_NAME_MESSAGE}
+                {"rule": f"self.matches(r'{TAG_NAME_PATTERN}')", "message": TAG_NAME_MESSAGE}
             ]
         },
     ),

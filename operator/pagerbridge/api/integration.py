@@ -191,7 +191,7 @@ class PersistenceSpec(CamelModel):
         description="Keep the outbox on a PersistentVolumeClaim (otherwise an emptyDir, "
         "which survives container restarts but not pod deletion).",
     )
-    size: str = Field(default="1Gi", pattern=r"^[0-9]+(Ki|Mi|Gi|Ti)$")
+    size: str = Field(default="1Gi", max_length=32, pattern=r"^[0-9]+(Ki|Mi|Gi|Ti)$")
     storage_class_name: str | None = Field(default=None, max_length=253)
 
 

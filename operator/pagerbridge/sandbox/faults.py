@@ -10,6 +10,7 @@ running ``pagerbridge sandbox`` can break things on purpose.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from pagerbridge.sandbox.server import TRANSPORT_EXTENSION
 
 FaultKind = Literal["fail", "latency", "drop"]
 
@@ -124,21 +127,33 @@ class FaultInjector:
 
 
 class DropConnection(Exception):
-    """Raised inside the ASGI app so the server closes the connection with no response."""
+    """Kept for compatibility: drops no longer raise (uvicorn turned that into a 500)."""
 
 
 # Set in the request scope when a request was dropped, so recording can say "no answer".
 DROPPED_SCOPE_KEY = "pagerbridge.dropped"
 
 
-async def _drop(scope: Scope, send: Send) -> None:
-    """Start a response and never finish it: uvicorn then closes the connection.
+async def _drop(scope: Scope, receive: Receive, send: Send) -> None:
+    """Close the client's connection without an answer.
 
-    Raising instead would make uvicorn answer a clean 500, which is not a drop. The
-    client sees the connection close mid-response (httpx: ``RemoteProtocolError``).
+    Served through :func:`pagerbridge.sandbox.server.uvicorn_config`, the request scope
+    carries the TCP transport: abort it, so the client gets not one byte back (httpx:
+    ``RemoteProtocolError: Server disconnected without sending a response``). Then wait
+    (bounded) until the server has seen the disconnect, or it would try to answer a 500 on
+    the dead socket. Under another server, fall back to starting a response and never
+    finishing it, which makes the server close the connection mid-response.
     """
     scope[DROPPED_SCOPE_KEY] = True
-    await send({"type": "http.response.start", "status": 502, "headers": []})
+    transport = scope.get("extensions", {}).get(TRANSPORT_EXTENSION)
+    if not isinstance(transport, asyncio.Transport):
+        await send({"type": "http.response.start", "status": 502, "headers": []})
+        return
+    transport.abort()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(1.0):
+            while (await receive())["type"] != "http.disconnect":
+                pass
 
 
 class FaultMiddleware:
@@ -159,7 +174,7 @@ class FaultMiddleware:
             if rule.kind == "latency":
                 await asyncio.sleep(rule.seconds)
             elif rule.kind == "drop":
-                await _drop(scope, send)
+                await _drop(scope, receive, send)
                 return
             else:
                 body = (

@@ -13,7 +13,12 @@ import time
 from types import TracebackType
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+#: ASGI scope extension under which :func:`drop_capable_protocol` exposes the connection's
+#: transport, so fault injection can close it without sending a response.
+TRANSPORT_EXTENSION = "pagerbridge.transport"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -23,21 +28,55 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def drop_capable_protocol(
+    base: type[asyncio.Protocol] = AutoHTTPProtocol,
+) -> type[asyncio.Protocol]:
+    """A uvicorn HTTP protocol class that puts its transport into each request's scope.
+
+    ASGI gives an application no way to drop a connection: an exception becomes a 500.
+    Real networks drop connections, so the simulators must too; this hook hands the
+    transport to :class:`~pagerbridge.sandbox.faults.FaultMiddleware` via
+    ``scope["extensions"][TRANSPORT_EXTENSION]``. It relies on uvicorn's protocol classes
+    keeping ``app`` and ``transport`` attributes (true for h11 and httptools).
+    """
+
+    class DropCapableProtocol(base):  # type: ignore[valid-type,misc]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)
+            inner: ASGIApp = self.app  # type: ignore[has-type]
+
+            async def app(scope: Scope, receive: Receive, send: Send) -> None:
+                scope.setdefault("extensions", {})[TRANSPORT_EXTENSION] = self.transport
+                await inner(scope, receive, send)
+
+            self.app = app
+
+    DropCapableProtocol.__name__ = f"DropCapable{base.__name__}"
+    return DropCapableProtocol
+
+
+def uvicorn_config(
+    app: ASGIApp, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
+) -> uvicorn.Config:
+    """The uvicorn configuration every simulator is served with (drop faults work)."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        access_log=False,
+        http=drop_capable_protocol(),
+    )
+
+
 class BackgroundServer:
     """``with BackgroundServer(app) as server: httpx.get(server.url + "/...")``."""
 
     def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
         self.port = port or free_port(host)
-        config = uvicorn.Config(
-            app,
-            host=self.host,
-            port=self.port,
-            log_level="warning",
-            lifespan="on",
-            access_log=False,
-        )
-        self._server = uvicorn.Server(config)
+        self._server = uvicorn.Server(uvicorn_config(app, self.host, self.port))
         self._thread = threading.Thread(target=self._run, name=f"sandbox-{self.port}", daemon=True)
 
     @property

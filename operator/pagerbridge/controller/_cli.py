@@ -1,0 +1,66 @@
+"""``pagerbridge operator``: run the kopf operator (standalone, no peering).
+
+Light to import: kopf and the handlers load only in :func:`run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch this namespace (repeatable; glob patterns allowed)",
+    )
+    scope.add_argument(
+        "--all-namespaces", "-A", action="store_true", help="watch the whole cluster (default)"
+    )
+    parser.add_argument(
+        "--liveness",
+        metavar="URL",
+        default=None,
+        help="serve the liveness probe at this URL, e.g. http://0.0.0.0:8081/healthz",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port (0: off)",
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    import kopf
+    from prometheus_client import start_http_server
+
+    from pagerbridge.controller.handlers import build_registry
+    from pagerbridge.controller.settings import OperatorSettings
+
+    settings = OperatorSettings.from_env()
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.metrics_port:
+        start_http_server(args.metrics_port)
+    namespaces: list[str] = list(args.namespace)
+    asyncio.run(
+        kopf.operator(
+            registry=build_registry(settings),
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            liveness_endpoint=args.liveness,
+            memo=kopf.Memo(),
+        )
+    )
+    return 0

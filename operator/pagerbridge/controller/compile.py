@@ -1,0 +1,167 @@
+"""Compile an integration and the overrides and mappings that reference it into a RelayConfig.
+
+Pure: the inputs are the parsed specs plus what the operator knows about the referenced
+Secrets (which keys exist, whether a routing key has the shape of one: never the values),
+so unit tests exercise every rule without a cluster.
+
+Precedence when several objects say different things (kept deterministic so reconciles
+never flap): the key override whose name sorts first wins; tag mappings are taken in
+order of object name then list order, and the first one to claim a PagerDuty field wins.
+The losers are reported back so their own status can say so.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from pagerbridge.api import (
+    PagerDutyIntegrationSpec,
+    PagerDutyRelayConfig,
+    RelayConfig,
+    SecretKeyRef,
+    SyncConfig,
+    TagMapping,
+)
+from pagerbridge.api.integration import BIGPANDA_API_URL, PAGERDUTY_API_URLS, PAGERDUTY_EVENTS_URLS
+from pagerbridge.api.relay_config import BigPandaRelayConfig
+from pagerbridge.controller import names as n
+from pagerbridge.controller.errors import InvalidKey, SecretNotFound
+
+# Events API v2 integration keys are 32 characters of letters and digits.
+ROUTING_KEY_RE = re.compile(r"^[A-Za-z0-9]{32}$")
+
+
+def looks_like_routing_key(value: str) -> bool:
+    return ROUTING_KEY_RE.fullmatch(value.strip()) is not None
+
+
+@dataclass(frozen=True)
+class SecretInfo:
+    """What the operator may know about a Secret: key names and shape checks, no values."""
+
+    keys: frozenset[str]
+    routing_key_shaped: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class OverrideInput:
+    name: str
+    tag: str
+
+
+@dataclass(frozen=True)
+class MappingInput:
+    name: str
+    mappings: tuple[TagMapping, ...]
+
+
+@dataclass(frozen=True)
+class Compiled:
+    config: RelayConfig
+    mounted_secrets: tuple[str, ...]  # user Secret names to mount, sorted
+    active_override: str | None = None
+    ignored_overrides: tuple[str, ...] = ()
+    ignored_mappings: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def _check_refs(
+    namespace: str, refs: Sequence[tuple[str, SecretKeyRef]], secrets: Mapping[str, SecretInfo]
+) -> None:
+    missing: list[str] = []
+    for what, ref in refs:
+        info = secrets.get(ref.name)
+        if info is None:
+            missing.append(f"Secret {namespace}/{ref.name} (for {what}) not found")
+        elif ref.key not in info.keys:
+            missing.append(f"Secret {namespace}/{ref.name} has no key {ref.key!r} (for {what})")
+    if missing:
+        raise SecretNotFound("; ".join(missing))
+
+
+def secret_refs(spec: PagerDutyIntegrationSpec) -> list[tuple[str, SecretKeyRef]]:
+    """Every Secret key the integration references, with the field path naming it."""
+    refs = [("spec.pagerDuty.routingKey", spec.pager_duty.routing_key)]
+    if spec.pager_duty.api_token is not None:
+        refs.append(("spec.pagerDuty.apiToken", spec.pager_duty.api_token))
+    if spec.big_panda.api_token is not None:
+        refs.append(("spec.bigPanda.apiToken", spec.big_panda.api_token))
+    return refs
+
+
+def compile_relay_config(
+    namespace: str,
+    integration: str,
+    spec: PagerDutyIntegrationSpec,
+    overrides: Sequence[OverrideInput],
+    mappings: Sequence[MappingInput],
+    secrets: Mapping[str, SecretInfo],
+    *,
+    webhook_secret: bool,
+) -> Compiled:
+    """The RelayConfig for one integration; raises ``SecretNotFound`` / ``InvalidKey``."""
+    names = n.ChildNames(integration)
+    refs = secret_refs(spec)
+    _check_refs(namespace, refs, secrets)
+    routing = spec.pager_duty.routing_key
+    if routing.key not in secrets[routing.name].routing_key_shaped:
+        raise InvalidKey(
+            f"Secret {namespace}/{routing.name} key {routing.key!r} does not hold a PagerDuty "
+            "Events API v2 integration key (32 letters and digits)"
+        )
+
+    pd = spec.pager_duty
+    pager_duty = PagerDutyRelayConfig(
+        events_url=pd.events_url or PAGERDUTY_EVENTS_URLS[pd.region],
+        api_url=pd.api_url or PAGERDUTY_API_URLS[pd.region],
+        routing_key_file=n.secret_file(routing.name, routing.key),
+        api_token_file=n.secret_file(pd.api_token.name, pd.api_token.key) if pd.api_token else None,
+        from_email=pd.from_email,
+        webhook_secret_file=(
+            n.secret_file(names.webhook_secret, n.WEBHOOK_SECRET_KEY) if webhook_secret else None
+        ),
+    )
+    bp = spec.big_panda
+    big_panda = BigPandaRelayConfig(
+        api_url=bp.api_url or BIGPANDA_API_URL,
+        api_token_file=n.secret_file(bp.api_token.name, bp.api_token.key) if bp.api_token else None,
+        environment_id=bp.environment_id,
+        webhook_token_file=n.secret_file(names.token_secret, n.TOKEN_KEY),
+    )
+
+    ordered_overrides = sorted(overrides, key=lambda o: o.name)
+    active = ordered_overrides[0] if ordered_overrides else None
+
+    taken: set[str] = set()
+    tag_mappings: list[TagMapping] = []
+    ignored: dict[str, tuple[str, ...]] = {}
+    for mapping in sorted(mappings, key=lambda m: m.name):
+        lost = []
+        for pair in mapping.mappings:
+            if pair.field in taken:
+                lost.append(pair.field)
+                continue
+            taken.add(pair.field)
+            tag_mappings.append(pair)
+        if lost:
+            ignored[mapping.name] = tuple(lost)
+
+    config = RelayConfig(
+        pager_duty=pager_duty,
+        big_panda=big_panda,
+        key_override_tag=active.tag if active else None,
+        tag_mappings=tag_mappings,
+        severity_map=spec.severity_map.as_dict(),
+        sync=SyncConfig(
+            resolve=spec.sync.resolve, notes=spec.sync.notes, acknowledge=spec.sync.acknowledge
+        ),
+        outbox_path=f"{n.OUTBOX_DIR}/outbox.db",
+    )
+    return Compiled(
+        config=config,
+        mounted_secrets=tuple(sorted({ref.name for _, ref in refs})),
+        active_override=active.name if active else None,
+        ignored_overrides=tuple(o.name for o in ordered_overrides[1:]),
+        ignored_mappings=ignored,
+    )

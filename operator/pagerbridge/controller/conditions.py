@@ -1,0 +1,81 @@
+"""``metav1.Condition`` lists: set one condition, keep ``lastTransitionTime`` stable.
+
+A condition's transition time only moves when its status changes, which is what
+``kubectl wait``, kstatus (Argo CD, Flux) and humans reading ``kubectl describe`` expect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+READY = "Ready"
+SECRETS_RESOLVED = "SecretsResolved"
+RELAY_AVAILABLE = "RelayAvailable"
+SUBSCRIPTION_READY = "SubscriptionReady"
+
+TRUE = "True"
+FALSE = "False"
+UNKNOWN = "Unknown"
+
+
+@dataclass(frozen=True)
+class ConditionUpdate:
+    type: str
+    status: str
+    reason: str
+    message: str
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def apply_conditions(
+    current: list[dict[str, Any]],
+    updates: list[ConditionUpdate],
+    generation: int | None,
+    now: str,
+) -> list[dict[str, Any]]:
+    """The new condition list: ``updates`` merged into ``current``, others kept."""
+    by_type = {str(c.get("type")): dict(c) for c in current}
+    for update in updates:
+        old = by_type.get(update.type)
+        transition = now
+        if old is not None and old.get("status") == update.status and old.get("lastTransitionTime"):
+            transition = str(old["lastTransitionTime"])
+        condition: dict[str, Any] = {
+            "type": update.type,
+            "status": update.status,
+            "reason": update.reason,
+            "message": update.message,
+            "lastTransitionTime": transition,
+        }
+        if generation is not None:
+            condition["observedGeneration"] = generation
+        by_type[update.type] = condition
+    ordered = [by_type.pop(READY)] if READY in by_type else []
+    ordered.extend(by_type[t] for t in sorted(by_type))
+    return ordered
+
+
+def find(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any] | None:
+    for condition in conditions:
+        if condition.get("type") == type_:
+            return condition
+    return None
+
+
+def transitions(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Conditions whose status or reason changed: each becomes one Kubernetes Event."""
+    changed = []
+    for condition in after:
+        old = find(before, str(condition["type"]))
+        if (
+            old is None
+            or old.get("status") != condition["status"]
+            or old.get("reason") != condition["reason"]
+        ):
+            changed.append(condition)
+    return changed

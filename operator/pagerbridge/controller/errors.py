@@ -1,0 +1,77 @@
+"""Every way reconciling an integration can fail, and what the operator does about it.
+
+::
+
+    ReconcileError                  base; carries a condition ``reason`` and a message
+    ├── WaitingForInput             the user must act; no retry timer (a watch event on
+    │   │                           the missing object re-triggers the reconcile)
+    │   ├── SecretNotFound          a referenced Secret or key is missing       -> Ready False
+    │   ├── InvalidKey              a routing key that cannot be a PagerDuty key -> Ready False
+    │   └── InvalidSpec             the spec does not parse (CRD bypassed)       -> Ready False
+    └── RetryLater                  transient; retried with backoff (kopf TemporaryError
+        │                           in kopf handlers, the reconcile queue's backoff elsewhere)
+        ├── SubscriptionFailed      PagerDuty REST refused or unreachable        -> Ready False
+        └── KubernetesUnavailable   the API server failed a request             (no condition)
+
+Client failures (:mod:`pagerbridge.clients.errors`) map as follows: ``TransientError``
+(429, 5xx, timeouts) -> retry with backoff; ``Unauthorized`` -> ``InvalidKey`` on the
+condition but still retried slowly (a rotated Secret fixes it); other ``PermanentError``
+-> condition with the service's status code, retried slowly (the user may fix PagerDuty).
+
+Messages name Secrets and keys, never their values.
+"""
+
+from __future__ import annotations
+
+from pagerbridge.clients.errors import ClientError, TransientError, Unauthorized
+
+
+class ReconcileError(Exception):
+    reason = "ReconcileFailed"
+    retry_after: float | None = None  # seconds; None: wait for a watch event
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class WaitingForInput(ReconcileError):
+    """The user must change something; a watch event re-triggers the reconcile."""
+
+
+class SecretNotFound(WaitingForInput):
+    reason = "SecretNotFound"
+
+
+class InvalidKey(WaitingForInput):
+    reason = "InvalidKey"
+
+
+class InvalidSpec(WaitingForInput):
+    reason = "InvalidSpec"
+
+
+class RetryLater(ReconcileError):
+    retry_after = 10.0
+
+
+class SubscriptionFailed(RetryLater):
+    reason = "SubscriptionFailed"
+
+
+class KubernetesUnavailable(RetryLater):
+    reason = "KubernetesUnavailable"
+    retry_after = 5.0
+
+
+def subscription_failure(exc: ClientError) -> SubscriptionFailed:
+    """Map a PagerDuty REST failure while managing the webhook subscription."""
+    if isinstance(exc, Unauthorized):
+        error = SubscriptionFailed(
+            f"PagerDuty refused the REST API key (HTTP {exc.status}); check pagerDuty.apiToken"
+        )
+        error.retry_after = 60.0
+        return error
+    error = SubscriptionFailed(f"PagerDuty webhook subscription: {exc}")
+    error.retry_after = 15.0 if isinstance(exc, TransientError) else 60.0
+    return error

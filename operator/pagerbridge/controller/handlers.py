@@ -1,0 +1,294 @@
+"""kopf handlers: translate watch events into reconciler triggers; nothing else.
+
+Indices keep the observed state in memory (kopf fills them before any handler runs, so a
+restarted operator does not report a Secret missing before it has listed Secrets). The
+handlers enqueue the affected integration; :mod:`.reconciler` does the work. The only
+handler that acts itself is the finalizer, which must block deletion until the PagerDuty
+subscription is gone (escape hatch: annotation ``pagerbridge.io/skip-cleanup: "true"``).
+
+kopf keeps its own bookkeeping (finalizer, progress, last-handled configuration) in
+``pagerbridge.io`` annotations, never in ``status`` (the structural schema would prune it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from pagerbridge.api import (
+    GROUP,
+    INTEGRATION,
+    KEY_OVERRIDE,
+    TAG_MAPPING,
+    VERSION,
+    PagerDutyIntegrationSpec,
+)
+from pagerbridge.clients.kubernetes import KubernetesClient, connection_auto
+from pagerbridge.controller import names as n
+from pagerbridge.controller import subscription
+from pagerbridge.controller.compile import secret_refs
+from pagerbridge.controller.errors import ReconcileError, SecretNotFound
+from pagerbridge.controller.events import post_event
+from pagerbridge.controller.observed import (
+    ChildState,
+    IntegrationInfo,
+    RefInfo,
+    SecretState,
+    child_state,
+    integration_info,
+    owner_integration,
+    ref_info,
+    secret_state,
+)
+from pagerbridge.controller.reconciler import Reconciler
+from pagerbridge.controller.rendering import Owner
+from pagerbridge.controller.settings import OperatorSettings
+
+logger = logging.getLogger(__name__)
+
+MANAGED = {n.LABEL_MANAGED_BY: n.MANAGED_BY}
+CHILD_RESOURCES = {
+    "ConfigMap": ("", "v1", "configmaps"),
+    "Service": ("", "v1", "services"),
+    "PersistentVolumeClaim": ("", "v1", "persistentvolumeclaims"),
+    "Deployment": ("apps", "v1", "deployments"),
+}
+SKIP_CLEANUP_VALUES = {"true", "yes", "1"}
+
+
+def _one(index: Any, key: object) -> Any:
+    store = index.get(key)
+    if store is None:
+        return None
+    for value in store:
+        return value
+    return None
+
+
+class KopfWorld:
+    """The ``World`` of :mod:`.observed`, read from kopf indices."""
+
+    def __init__(self, indices: Mapping[str, Any]) -> None:
+        self._indices = indices
+
+    def integration(self, namespace: str, name: str) -> IntegrationInfo | None:
+        info: IntegrationInfo | None = _one(self._indices["pb_integrations"], (namespace, name))
+        return info
+
+    def refs_to(self, kind: str, namespace: str, integration: str) -> list[RefInfo]:
+        store = self._indices[f"pb_refs_{kind.lower()}"].get(("to", namespace, integration))
+        return sorted(store or [], key=lambda ref: ref.name)
+
+    def ref(self, kind: str, namespace: str, name: str) -> RefInfo | None:
+        info: RefInfo | None = _one(
+            self._indices[f"pb_refs_{kind.lower()}"], ("name", namespace, name)
+        )
+        return info
+
+    def secret(self, namespace: str, name: str) -> SecretState | None:
+        info: SecretState | None = _one(self._indices["pb_secrets"], (namespace, name))
+        return info
+
+    def child(self, kind: str, namespace: str, owner: str) -> ChildState | None:
+        info: ChildState | None = _one(
+            self._indices[f"pb_children_{kind.lower()}"], (namespace, owner)
+        )
+        return info
+
+
+def _reconciler(memo: Any, kwargs: Mapping[str, Any]) -> Reconciler:
+    reconciler: Reconciler = memo.reconciler
+    if reconciler.world is None:
+        reconciler.world = KopfWorld({k: v for k, v in kwargs.items() if k.startswith("pb_")})
+    return reconciler
+
+
+def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
+    """All handlers of the operator, in a registry of their own (tests run several)."""
+    registry = kopf.OperatorRegistry()
+    integration = (GROUP, VERSION, INTEGRATION.plural)
+
+    @kopf.on.startup(registry=registry)
+    async def configure(**kwargs: Any) -> None:
+        settings_: kopf.OperatorSettings = kwargs["settings"]
+        memo = kwargs["memo"]
+        persistence = settings_.persistence
+        persistence.finalizer = f"{GROUP}/finalizer"
+        persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=GROUP, key="last-handled-configuration"
+        )
+        # Known stream freezes (kopf #585, #957, #1276): never wait on a silent watch forever.
+        settings_.watching.server_timeout = settings.watch_server_timeout
+        settings_.watching.client_timeout = settings.watch_client_timeout
+        settings_.watching.connect_timeout = 30
+        settings_.posting.level = logging.WARNING
+        kube = KubernetesClient(connection_auto(), field_manager=n.FIELD_MANAGER)
+        memo.kube = kube
+        memo.reconciler = Reconciler(kube, settings)
+        memo.reconciler.queue.start()
+
+    @kopf.on.cleanup(registry=registry)
+    async def shutdown(memo: Any, **_: Any) -> None:
+        await memo.reconciler.queue.stop()
+        await memo.kube.aclose()
+
+    # -- indices ----------------------------------------------------------------------
+
+    @kopf.index(*integration, registry=registry)
+    def pb_integrations(body: kopf.Body, **_: Any) -> dict[Any, IntegrationInfo]:
+        info = integration_info(body)
+        return {(info.namespace, info.name): info}
+
+    @kopf.index(*integration, registry=registry)
+    def pb_integration_secrets(body: kopf.Body, **_: Any) -> dict[Any, str]:
+        info = integration_info(body)
+        try:
+            spec = PagerDutyIntegrationSpec.model_validate(info.spec)
+        except ValidationError:
+            return {}
+        return {(info.namespace, ref.name): info.name for _, ref in secret_refs(spec)}
+
+    for kind in (KEY_OVERRIDE, TAG_MAPPING):
+
+        def index_refs(body: kopf.Body, _kind: str = kind.kind, **_: Any) -> dict[Any, RefInfo]:
+            info = ref_info(_kind, body)
+            return {
+                ("to", info.namespace, info.integration): info,
+                ("name", info.namespace, info.name): info,
+            }
+
+        index_refs.__name__ = f"pb_refs_{kind.kind.lower()}"
+        kopf.index(GROUP, VERSION, kind.plural, id=index_refs.__name__, registry=registry)(
+            index_refs
+        )
+
+    @kopf.index("", "v1", "secrets", registry=registry)
+    def pb_secrets(body: kopf.Body, **_: Any) -> dict[Any, SecretState]:
+        state = secret_state(body)
+        return {(state.namespace, state.name): state}
+
+    for child_kind, (group, version, plural) in CHILD_RESOURCES.items():
+
+        def index_child(
+            body: kopf.Body, _kind: str = child_kind, **_: Any
+        ) -> dict[Any, ChildState]:
+            state = child_state(_kind, body)
+            return {} if state is None else {(state.namespace, state.owner): state}
+
+        index_child.__name__ = f"pb_children_{child_kind.lower()}"
+        kopf.index(
+            group, version, plural, labels=MANAGED, id=index_child.__name__, registry=registry
+        )(index_child)
+
+    # -- triggers ---------------------------------------------------------------------
+
+    @kopf.on.event(*integration, registry=registry)
+    def integration_event(**kwargs: Any) -> None:
+        _reconciler(kwargs["memo"], kwargs).integration_changed(kwargs["namespace"], kwargs["name"])
+
+    @kopf.timer(*integration, interval=settings.resync_seconds, registry=registry)
+    def resync(**kwargs: Any) -> None:
+        """Periodic: restore anything a watch missed, and check the subscription."""
+        _reconciler(kwargs["memo"], kwargs).integration_changed(
+            kwargs["namespace"], kwargs["name"], verify=True
+        )
+
+    for kind in (KEY_OVERRIDE, TAG_MAPPING):
+
+        def ref_event(_kind: str = kind.kind, **kwargs: Any) -> None:
+            namespace, name, body, memo = (kwargs[k] for k in ("namespace", "name", "body", "memo"))
+            reconciler = _reconciler(memo, kwargs)
+            previous = reconciler_refs.pop((_kind, namespace, name), None)
+            current = ref_info(_kind, body).integration
+            if kwargs.get("type") != "DELETED":
+                reconciler_refs[(_kind, namespace, name)] = current
+            for target in {previous, current} - {None, ""}:
+                assert target is not None
+                reconciler.integration_changed(namespace, target)
+            reconciler.ref_changed(_kind, namespace, name)
+
+        kopf.on.event(GROUP, VERSION, kind.plural, id=f"ref_event_{kind.kind}", registry=registry)(
+            ref_event
+        )
+
+    reconciler_refs: dict[tuple[str, str, str], str] = {}
+
+    @kopf.on.event("", "v1", "secrets", registry=registry)
+    def secret_event(**kwargs: Any) -> None:
+        namespace, name, body, memo = (kwargs[k] for k in ("namespace", "name", "body", "memo"))
+        reconciler = _reconciler(memo, kwargs)
+        owner = owner_integration(body)
+        if owner is not None:
+            reconciler.integration_changed(namespace, owner)
+        for integration_name in kwargs["pb_integration_secrets"].get((namespace, name), []):
+            reconciler.integration_changed(namespace, integration_name)
+
+    for child_kind, (group, version, plural) in CHILD_RESOURCES.items():
+
+        def child_event(**kwargs: Any) -> None:
+            body, namespace, memo = kwargs["body"], kwargs["namespace"], kwargs["memo"]
+            owner = owner_integration(body)
+            if owner is not None:
+                _reconciler(memo, kwargs).integration_changed(namespace, owner)
+
+        kopf.on.event(
+            group,
+            version,
+            plural,
+            labels=MANAGED,
+            id=f"child_event_{child_kind}",
+            registry=registry,
+        )(child_event)
+
+    # -- the finalizer ----------------------------------------------------------------
+
+    @kopf.on.delete(*integration, registry=registry)
+    async def release(**kwargs: Any) -> None:
+        """Delete the PagerDuty subscription before the integration goes away."""
+        namespace, name, body, memo = (kwargs[k] for k in ("namespace", "name", "body", "memo"))
+        retry: int = kwargs["retry"]
+        reconciler = _reconciler(memo, kwargs)
+        info = integration_info(body)
+        involved = reconciler._involved(info.uid, namespace, name)
+        if info.annotations.get(n.ANNOTATION_SKIP_CLEANUP, "").lower() in SKIP_CLEANUP_VALUES:
+            logger.warning("%s/%s: skip-cleanup set, leaving PagerDuty as is", namespace, name)
+            return
+        try:
+            spec = PagerDutyIntegrationSpec.model_validate(info.spec)
+        except ValidationError:
+            return
+        stored = (
+            reconciler.world.secret(namespace, n.ChildNames(name).webhook_secret)
+            if reconciler.world
+            else None
+        )
+        try:
+            await subscription.remove(memo.kube, Owner(namespace, name, info.uid), spec, stored)
+        except SecretNotFound as exc:
+            # The API key is gone (e.g. the namespace is being deleted): nothing can
+            # authenticate the deletion, so release rather than block forever.
+            await post_event(
+                memo.kube,
+                involved,
+                reason="SubscriptionLeft",
+                message=f"PagerDuty subscription not deleted: {exc.message}",
+                warning=True,
+            )
+        except ReconcileError as exc:
+            delay = min((exc.retry_after or 15.0) * 2 ** min(retry, 5), 300.0)
+            await post_event(
+                memo.kube,
+                involved,
+                reason="CleanupRetrying",
+                message=f"{exc.message}; retrying in {delay:.0f}s. To delete anyway, annotate "
+                f'{n.ANNOTATION_SKIP_CLEANUP}="true" (the subscription then stays in PagerDuty)',
+                warning=True,
+            )
+            raise kopf.TemporaryError(exc.message, delay=delay) from None
+
+    return registry

@@ -1,0 +1,99 @@
+"""Names, labels and mount paths of an integration's children, in one place.
+
+Children names must fit a DNS-1035 label (a Service name: 63 characters), so a long
+integration name is shortened with a stable hash suffix instead of failing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from pagerbridge.api import GROUP
+
+MANAGED_BY = "pagerbridge"
+FIELD_MANAGER = "pagerbridge"
+RELAY_APP = "pagerbridge-relay"
+
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_INSTANCE = "app.kubernetes.io/instance"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_INTEGRATION = f"{GROUP}/integration"
+
+ANNOTATION_CONFIG_HASH = f"{GROUP}/config-hash"
+ANNOTATION_SUBSCRIPTION_ID = f"{GROUP}/subscription-id"
+ANNOTATION_SKIP_CLEANUP = f"{GROUP}/skip-cleanup"
+ANNOTATION_RELAY_URL = f"{GROUP}/local-url"  # written by the e2e harness kubelet only
+
+CONFIG_DIR = "/etc/pagerbridge/config"
+CONFIG_FILE_KEY = "relay.json"
+SECRETS_DIR = "/etc/pagerbridge/secrets"
+OUTBOX_DIR = "/var/lib/pagerbridge"
+TMP_DIR = "/tmp"  # noqa: S108 - an emptyDir inside a read-only container
+TOKEN_KEY = "token"
+WEBHOOK_SECRET_KEY = "secret"
+RELAY_PORT = 8080
+
+
+def _dns_label(base: str, suffix: str, limit: int = 63) -> str:
+    name = f"{base}-{suffix}"
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(base.encode()).hexdigest()[:8]
+    keep = limit - len(suffix) - len(digest) - 2
+    return f"{base[:keep].rstrip('-.')}-{digest}-{suffix}"
+
+
+@dataclass(frozen=True)
+class ChildNames:
+    """Names of every child of one integration."""
+
+    integration: str
+
+    @property
+    def relay(self) -> str:
+        """Deployment, Service and ConfigMap share this name."""
+        return _dns_label(self.integration, "relay")
+
+    @property
+    def token_secret(self) -> str:
+        return _dns_label(self.integration, "relay-token")
+
+    @property
+    def webhook_secret(self) -> str:
+        return _dns_label(self.integration, "pd-webhook")
+
+    @property
+    def outbox_claim(self) -> str:
+        return _dns_label(self.integration, "outbox")
+
+    @property
+    def instance_label(self) -> str:
+        """Label values are limited to 63 characters too."""
+        return self.relay.removesuffix("-relay") if len(self.integration) > 57 else self.integration
+
+
+def secret_mount_dir(secret_name: str) -> str:
+    return f"{SECRETS_DIR}/{secret_name}"
+
+
+def secret_file(secret_name: str, key: str) -> str:
+    return f"{SECRETS_DIR}/{secret_name}/{key}"
+
+
+def config_file() -> str:
+    return f"{CONFIG_DIR}/{CONFIG_FILE_KEY}"
+
+
+def selector_labels(names: ChildNames) -> dict[str, str]:
+    return {LABEL_NAME: RELAY_APP, LABEL_INSTANCE: names.instance_label}
+
+
+def child_labels(names: ChildNames) -> dict[str, str]:
+    """Labels on every child: the selector, the manager, and the owning integration."""
+    labels = selector_labels(names)
+    labels[LABEL_MANAGED_BY] = MANAGED_BY
+    labels[LABEL_COMPONENT] = "relay"
+    labels[LABEL_INTEGRATION] = names.instance_label
+    return labels

@@ -1,0 +1,196 @@
+"""What the operator has observed of the cluster: small frozen records built from watch
+events, and the ``World`` the reconciler reads them from.
+
+kopf indices hold these records (one per watched object) so a reconcile makes no reads of
+its own; each record keeps only what reconciling needs. A Secret's record holds its key
+names and which values have the shape of a routing key, never the values themselves.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pagerbridge.api import INTEGRATION, KEY_OVERRIDE, TAG_MAPPING
+from pagerbridge.controller.compile import SecretInfo, looks_like_routing_key
+
+Body = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class IntegrationInfo:
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any]
+    annotations: Mapping[str, str]
+    deleting: bool
+
+
+@dataclass(frozen=True)
+class RefInfo:
+    """A key override or tag mapping, as far as reconciling its integration needs."""
+
+    kind: str
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    integration: str
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class SecretState:
+    namespace: str
+    name: str
+    info: SecretInfo
+    owner: str | None  # owning PagerDutyIntegration, when a child
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChildState:
+    kind: str
+    namespace: str
+    name: str
+    owner: str
+    resource_version: str
+    generation: int = 0
+    replicas: int = 0
+    ready_replicas: int = 0
+    observed_generation: int = 0
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+def _meta(body: Body) -> Mapping[str, Any]:
+    meta: Mapping[str, Any] = body.get("metadata", {})
+    return meta
+
+
+def owner_integration(body: Body) -> str | None:
+    for ref in _meta(body).get("ownerReferences", []) or []:
+        if ref.get("kind") == INTEGRATION.kind and str(ref.get("apiVersion", "")).startswith(
+            "pagerbridge.io/"
+        ):
+            return str(ref["name"])
+    return None
+
+
+def integration_info(body: Body) -> IntegrationInfo:
+    meta = _meta(body)
+    return IntegrationInfo(
+        namespace=str(meta["namespace"]),
+        name=str(meta["name"]),
+        uid=str(meta.get("uid", "")),
+        generation=int(meta.get("generation", 0)),
+        spec=dict(body.get("spec", {})),
+        status=dict(body.get("status", {}) or {}),
+        annotations=dict(meta.get("annotations", {}) or {}),
+        deleting=meta.get("deletionTimestamp") is not None,
+    )
+
+
+def ref_info(kind: str, body: Body) -> RefInfo:
+    meta = _meta(body)
+    spec = dict(body.get("spec", {}))
+    return RefInfo(
+        kind=kind,
+        namespace=str(meta["namespace"]),
+        name=str(meta["name"]),
+        uid=str(meta.get("uid", "")),
+        generation=int(meta.get("generation", 0)),
+        integration=str((spec.get("integrationRef") or {}).get("name", "")),
+        spec=spec,
+        status=dict(body.get("status", {}) or {}),
+    )
+
+
+def secret_state(body: Body) -> SecretState:
+    """Key names and shape checks only: the decoded values are dropped right here."""
+    meta = _meta(body)
+    data: Mapping[str, str] = body.get("data", {}) or {}
+    shaped = set()
+    for key, encoded in data.items():
+        try:
+            if looks_like_routing_key(base64.b64decode(encoded).decode()):
+                shaped.add(key)
+        except (binascii.Error, UnicodeDecodeError):
+            continue
+    annotations = {
+        key: value
+        for key, value in (meta.get("annotations", {}) or {}).items()
+        if key.startswith("pagerbridge.io/")
+    }
+    return SecretState(
+        namespace=str(meta["namespace"]),
+        name=str(meta["name"]),
+        info=SecretInfo(keys=frozenset(data), routing_key_shaped=frozenset(shaped)),
+        owner=owner_integration(body),
+        annotations=annotations,
+    )
+
+
+def child_state(kind: str, body: Body) -> ChildState | None:
+    owner = owner_integration(body)
+    if owner is None:
+        return None
+    meta = _meta(body)
+    spec = body.get("spec", {}) or {}
+    status = body.get("status", {}) or {}
+    return ChildState(
+        kind=kind,
+        namespace=str(meta["namespace"]),
+        name=str(meta["name"]),
+        owner=owner,
+        resource_version=str(meta.get("resourceVersion", "")),
+        generation=int(meta.get("generation", 0)),
+        replicas=int(spec.get("replicas", 1) if kind == "Deployment" else 0),
+        ready_replicas=int(status.get("readyReplicas", 0) or 0),
+        observed_generation=int(status.get("observedGeneration", 0) or 0),
+        annotations={
+            k: v
+            for k, v in (meta.get("annotations", {}) or {}).items()
+            if k.startswith("pagerbridge.io/")
+        },
+    )
+
+
+REF_KINDS = (KEY_OVERRIDE.kind, TAG_MAPPING.kind)
+CHILD_KINDS = ("ConfigMap", "Service", "PersistentVolumeClaim", "Deployment")
+
+
+class World(Protocol):
+    """Read access to the observed cluster state (kopf indices in the operator)."""
+
+    def integration(self, namespace: str, name: str) -> IntegrationInfo | None: ...
+
+    def refs_to(self, kind: str, namespace: str, integration: str) -> list[RefInfo]: ...
+
+    def ref(self, kind: str, namespace: str, name: str) -> RefInfo | None: ...
+
+    def secret(self, namespace: str, name: str) -> SecretState | None: ...
+
+    def child(self, kind: str, namespace: str, owner: str) -> ChildState | None: ...
+
+
+def relay_ready(deployment: ChildState | None) -> tuple[bool, str]:
+    """Is the relay Deployment rolled out and ready? With a human-readable why-not."""
+    if deployment is None:
+        return False, "relay Deployment not created yet"
+    if deployment.replicas == 0:
+        return False, f"Deployment {deployment.name} is scaled to 0 replicas"
+    if deployment.observed_generation < deployment.generation:
+        return False, f"Deployment {deployment.name} is rolling out"
+    if deployment.ready_replicas < deployment.replicas:
+        return False, (
+            f"Deployment {deployment.name}: {deployment.ready_replicas}/"
+            f"{deployment.replicas} relay replicas ready"
+        )
+    return True, f"Deployment {deployment.name}: {deployment.ready_replicas} relay replica(s) ready"

@@ -1,0 +1,105 @@
+"""A coalescing work queue: each object is reconciled by at most one worker at a time, and
+any number of triggers that arrive meanwhile collapse into one more run.
+
+Reconciles are level-based (they read the whole observed state), so it does not matter
+which event triggered them, only that one runs after the last change. Failures ask for a
+retry after a delay that doubles per consecutive failure (capped), with jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+from pagerbridge.controller.metrics import QUEUE_DEPTH
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF = 300.0
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+class WorkQueue(Generic[K]):
+    def __init__(self, handler: Callable[[K], Awaitable[float | None]], workers: int) -> None:
+        """``handler(key)`` returns None when done, or a delay after which to retry."""
+        self._handler = handler
+        self._workers = workers
+        self._queue: asyncio.Queue[K] = asyncio.Queue()
+        self._pending: set[K] = set()
+        self._running: set[K] = set()
+        self._dirty: set[K] = set()
+        self._failures: dict[K, int] = {}
+        self._timers: dict[K, asyncio.TimerHandle] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def add(self, key: K) -> None:
+        if key in self._running:
+            self._dirty.add(key)
+        elif key not in self._pending:
+            self._pending.add(key)
+            self._queue.put_nowait(key)
+            QUEUE_DEPTH.set(len(self._pending))
+
+    def add_after(self, key: K, delay: float) -> None:
+        timer = self._timers.pop(key, None)
+        if timer is not None and timer.when() <= asyncio.get_running_loop().time() + delay:
+            self._timers[key] = timer  # an earlier retry is already scheduled
+            return
+        if timer is not None:
+            timer.cancel()
+        self._timers[key] = asyncio.get_running_loop().call_later(delay, self._fire, key)
+
+    def _fire(self, key: K) -> None:
+        self._timers.pop(key, None)
+        self.add(key)
+
+    def forget(self, key: K) -> None:
+        self._failures.pop(key, None)
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+
+    @property
+    def idle(self) -> bool:
+        return not self._pending and not self._running
+
+    def start(self) -> None:
+        for index in range(self._workers):
+            self._tasks.append(asyncio.create_task(self._work(), name=f"reconcile-{index}"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for timer in self._timers.values():
+            timer.cancel()
+
+    async def _work(self) -> None:
+        while True:
+            key = await self._queue.get()
+            self._pending.discard(key)
+            QUEUE_DEPTH.set(len(self._pending))
+            self._running.add(key)
+            retry: float | None
+            try:
+                retry = await self._handler(key)
+            except Exception:
+                logger.exception("reconcile of %s crashed", key)
+                retry = 5.0
+            finally:
+                self._running.discard(key)
+            if retry is None:
+                self._failures.pop(key, None)
+            else:
+                failures = self._failures.get(key, 0) + 1
+                self._failures[key] = failures
+                delay = min(retry * 2 ** min(failures - 1, 8), MAX_BACKOFF)
+                self.add_after(key, delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
+            if key in self._dirty:
+                self._dirty.discard(key)
+                self.add(key)

@@ -1,0 +1,438 @@
+"""The reconcile loop: observed state in, children/status/Events/subscription out.
+
+Every trigger (the integration, an override or mapping, a referenced Secret, a child, the
+periodic timer) only enqueues the integration's key; a worker then reads the whole
+observed state (``World``) and converges. Children are server-side applied, but only
+when the rendered manifest or the child's resourceVersion changed since our last apply,
+so a quiet operator writes nothing. See :mod:`.errors` for what each failure does.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+import secrets as pysecrets
+import time
+from typing import Any
+
+from pydantic import ValidationError
+
+from pagerbridge.api import (
+    GROUP,
+    INTEGRATION,
+    KEY_OVERRIDE,
+    TAG_MAPPING,
+    VERSION,
+    PagerDutyIntegrationSpec,
+    PagerDutyKeyOverrideSpec,
+    PagerDutyTagMappingSpec,
+)
+from pagerbridge.clients.kubernetes import (
+    AlreadyExists,
+    KubernetesClient,
+    KubernetesError,
+    NotFound,
+    Resource,
+)
+from pagerbridge.controller import conditions as c
+from pagerbridge.controller import subscription
+from pagerbridge.controller.compile import (
+    Compiled,
+    MappingInput,
+    OverrideInput,
+    compile_relay_config,
+    secret_refs,
+)
+from pagerbridge.controller.conditions import ConditionUpdate
+from pagerbridge.controller.errors import (
+    InvalidSpec,
+    KubernetesUnavailable,
+    ReconcileError,
+    SubscriptionFailed,
+    WaitingForInput,
+)
+from pagerbridge.controller.events import post_event
+from pagerbridge.controller.metrics import (
+    APPLIES,
+    RECONCILE_DURATION,
+    RECONCILE_ERRORS,
+    RECONCILES,
+)
+from pagerbridge.controller.observed import REF_KINDS, RefInfo, World, relay_ready
+from pagerbridge.controller.queue import WorkQueue
+from pagerbridge.controller.rendering import (
+    Owner,
+    RenderSettings,
+    bigpanda_webhook_status,
+    relay_base_url,
+    render_children,
+    render_token_secret,
+    service_url,
+)
+from pagerbridge.controller.settings import OperatorSettings
+from pagerbridge.controller.status import (
+    IntegrationOutcome,
+    differs,
+    integration_conditions,
+    ref_ready,
+)
+
+logger = logging.getLogger(__name__)
+
+Key = tuple[str, str, str]  # (kind, namespace, name)
+RESOURCES = {
+    kind.kind: Resource.custom(GROUP, VERSION, kind.plural)
+    for kind in (INTEGRATION, KEY_OVERRIDE, TAG_MAPPING)
+}
+
+
+def _digest(manifest: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
+class Reconciler:
+    def __init__(self, kube: KubernetesClient, settings: OperatorSettings) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.render_settings = RenderSettings(settings.relay_image, settings.image_pull_policy)
+        self.world: World | None = None
+        self.queue: WorkQueue[Key] = WorkQueue(self._handle, settings.workers)
+        self._applied: dict[tuple[str, str, str], tuple[str, str]] = {}
+        self._verified_at: dict[tuple[str, str], float] = {}
+        self._verify_now: set[tuple[str, str]] = set()
+
+    # -- triggers ---------------------------------------------------------------------
+
+    def integration_changed(self, namespace: str, name: str, *, verify: bool = False) -> None:
+        if verify:
+            self._verify_now.add((namespace, name))
+        self.queue.add((INTEGRATION.kind, namespace, name))
+
+    def ref_changed(self, kind: str, namespace: str, name: str) -> None:
+        self.queue.add((kind, namespace, name))
+
+    # -- dispatch ---------------------------------------------------------------------
+
+    async def _handle(self, key: Key) -> float | None:
+        kind, namespace, name = key
+        started = time.monotonic()
+        try:
+            if kind == INTEGRATION.kind:
+                retry = await self.reconcile_integration(namespace, name)
+            else:
+                retry = await self.reconcile_ref(kind, namespace, name)
+        except KubernetesError as exc:
+            logger.warning("reconcile %s %s/%s: %s", kind, namespace, name, exc)
+            RECONCILES.labels(kind, "error").inc()
+            RECONCILE_ERRORS.labels(KubernetesUnavailable.reason).inc()
+            return KubernetesUnavailable.retry_after
+        finally:
+            RECONCILE_DURATION.labels(kind).observe(time.monotonic() - started)
+        RECONCILES.labels(kind, "ok" if retry is None else "retry").inc()
+        return retry
+
+    # -- integration ------------------------------------------------------------------
+
+    async def reconcile_integration(self, namespace: str, name: str) -> float | None:
+        world = self.world
+        assert world is not None, "reconciler started before the indices"
+        info = world.integration(namespace, name)
+        if info is None or info.deleting:
+            self._forget(namespace, name)
+            for kind in REF_KINDS:
+                for ref in world.refs_to(kind, namespace, name):
+                    self.ref_changed(kind, namespace, ref.name)
+            return None
+        owner = Owner(namespace, name, info.uid)
+        names = owner.names
+        overrides = world.refs_to(KEY_OVERRIDE.kind, namespace, name)
+        mappings = world.refs_to(TAG_MAPPING.kind, namespace, name)
+
+        retry: float | None = None
+        compiled: Compiled | None = None
+        spec: PagerDutyIntegrationSpec | None = None
+        secrets_ok = ConditionUpdate(
+            c.SECRETS_RESOLVED, c.TRUE, "SecretsFound", "all referenced Secret keys found"
+        )
+        sub_ok = ConditionUpdate(
+            c.SUBSCRIPTION_READY,
+            c.TRUE,
+            "NotConfigured",
+            "no pagerDuty.serviceId: PagerDuty → BigPanda sync is off",
+        )
+        subscription_id: str | None = None
+        try:
+            try:
+                spec = PagerDutyIntegrationSpec.model_validate(info.spec)
+            except ValidationError as exc:
+                raise InvalidSpec(
+                    f"spec does not validate: {exc.error_count()} error(s), first at "
+                    + ".".join(map(str, exc.errors()[0]["loc"]))
+                ) from None
+            await self._ensure_token_secret(owner)
+            user_secrets = {
+                ref.name: state.info
+                for _, ref in secret_refs(spec)
+                if (state := world.secret(namespace, ref.name)) is not None
+            }
+            override_inputs = [o for o in (self._override(r) for r in overrides) if o]
+            mapping_inputs = [m for m in (self._mapping(r) for r in mappings) if m]
+            # Validate the references before anything talks to PagerDuty.
+            compile_relay_config(
+                namespace,
+                name,
+                spec,
+                override_inputs,
+                mapping_inputs,
+                user_secrets,
+                webhook_secret=False,
+            )
+
+            stored = world.secret(namespace, names.webhook_secret)
+            webhook_secret = False
+            if subscription.wanted(spec):
+                try:
+                    outcome = await subscription.ensure(
+                        self.kube, owner, spec, stored, verify=self._verify_due(namespace, name)
+                    )
+                    self._verified_at[(namespace, name)] = time.monotonic()
+                    subscription_id = outcome.subscription_id
+                    webhook_secret = True
+                    sub_ok = ConditionUpdate(
+                        c.SUBSCRIPTION_READY,
+                        c.TRUE,
+                        "Subscribed",
+                        f"PagerDuty webhook subscription {subscription_id} delivers to "
+                        f"{relay_base_url(owner, spec)}/v1/pagerduty/webhook",
+                    )
+                    if outcome.changed:
+                        await post_event(
+                            self.kube,
+                            self._involved(info.uid, namespace, name),
+                            reason="SubscriptionCreated",
+                            message=f"PagerDuty webhook subscription {subscription_id} created",
+                            warning=False,
+                        )
+                except SubscriptionFailed as exc:
+                    sub_ok = ConditionUpdate(c.SUBSCRIPTION_READY, c.FALSE, exc.reason, exc.message)
+                    retry = exc.retry_after
+                    webhook_secret = stored is not None  # keep verifying with the old secret
+                    RECONCILE_ERRORS.labels(exc.reason).inc()
+            elif stored is not None and stored.owner == name:
+                await self._drop_subscription(owner, spec, stored)
+
+            compiled = compile_relay_config(
+                namespace,
+                name,
+                spec,
+                override_inputs,
+                mapping_inputs,
+                user_secrets,
+                webhook_secret=webhook_secret,
+            )
+            children = render_children(owner, spec, compiled, self.render_settings)
+            await self._apply(owner, children.applied())
+        except WaitingForInput as exc:
+            secrets_ok = ConditionUpdate(c.SECRETS_RESOLVED, c.FALSE, exc.reason, exc.message)
+            RECONCILE_ERRORS.labels(exc.reason).inc()
+        except ReconcileError as exc:
+            RECONCILE_ERRORS.labels(exc.reason).inc()
+            logger.warning("reconcile %s/%s: %s", namespace, name, exc.message)
+            return exc.retry_after
+
+        ready, why = relay_ready(world.child("Deployment", namespace, name))
+        relay = ConditionUpdate(
+            c.RELAY_AVAILABLE,
+            c.TRUE if ready else c.FALSE,
+            "RelayReady" if ready else "RelayUnavailable",
+            why,
+        )
+        outcome_url = relay_base_url(owner, spec) if spec else None
+        integration_outcome = IntegrationOutcome(secrets_ok, sub_ok, relay, outcome_url)
+        current = list(info.status.get("conditions") or [])
+        new_conditions = integration_conditions(
+            integration_outcome, current, info.generation, c.now_rfc3339()
+        )
+        desired: dict[str, Any] = {
+            "observedGeneration": info.generation,
+            "conditions": new_conditions,
+        }
+        if spec is not None:
+            deployment = world.child("Deployment", namespace, name)
+            desired["relay"] = {
+                "serviceUrl": service_url(owner, spec),
+                "readyReplicas": deployment.ready_replicas if deployment else 0,
+                **({"publicUrl": spec.relay.public_url} if spec.relay.public_url else {}),
+            }
+            if subscription.wanted(spec):
+                desired["pagerDutySubscription"] = (
+                    {"id": subscription_id} if subscription_id else None
+                )
+            else:
+                desired["pagerDutySubscription"] = None
+        if compiled is not None and spec is not None:
+            desired["bigPandaWebhook"] = bigpanda_webhook_status(owner, spec, compiled)
+            await self._ref_statuses(namespace, name, overrides, mappings, compiled)
+        await self._write_status(INTEGRATION.kind, namespace, name, info.uid, info.status, desired)
+        return retry
+
+    def _verify_due(self, namespace: str, name: str) -> bool:
+        key = (namespace, name)
+        if key in self._verify_now:
+            self._verify_now.discard(key)
+            return True
+        last = self._verified_at.get(key)
+        return last is None or time.monotonic() - last > self.settings.subscription_verify_seconds
+
+    async def _drop_subscription(
+        self, owner: Owner, spec: PagerDutyIntegrationSpec, stored: Any
+    ) -> None:
+        """serviceId was removed: delete the subscription (best effort) and its Secret."""
+        try:
+            if spec.pager_duty.api_token is not None:
+                await subscription.remove(self.kube, owner, spec, stored)
+        except ReconcileError as exc:
+            logger.warning(
+                "could not delete the PagerDuty subscription of %s/%s: %s",
+                owner.namespace,
+                owner.name,
+                exc.message,
+            )
+        with contextlib.suppress(NotFound):
+            await self.kube.delete(
+                Resource.builtin("Secret"), owner.namespace, owner.names.webhook_secret
+            )
+
+    async def _ensure_token_secret(self, owner: Owner) -> None:
+        """Create the inbound token once; an existing Secret is never rewritten."""
+        assert self.world is not None
+        if self.world.secret(owner.namespace, owner.names.token_secret) is not None:
+            return
+        manifest = render_token_secret(owner, pysecrets.token_urlsafe(32))
+        manifest["data"] = {
+            k: base64.b64encode(v.encode()).decode() for k, v in manifest.pop("stringData").items()
+        }
+        try:
+            await self.kube.create(manifest)
+        except AlreadyExists:
+            return
+
+    async def _apply(self, owner: Owner, manifests: list[dict[str, Any]]) -> None:
+        assert self.world is not None
+        for manifest in manifests:
+            kind = str(manifest["kind"])
+            key = (owner.namespace, owner.name, kind)
+            digest = _digest(manifest)
+            observed = self.world.child(kind, owner.namespace, owner.name)
+            last = self._applied.get(key)
+            if observed is not None and last == (digest, observed.resource_version):
+                continue
+            result = await self.kube.apply(manifest)
+            APPLIES.labels(kind).inc()
+            self._applied[key] = (digest, str(result["metadata"]["resourceVersion"]))
+
+    def _forget(self, namespace: str, name: str) -> None:
+        for kind in ("ConfigMap", "Service", "PersistentVolumeClaim", "Deployment"):
+            self._applied.pop((namespace, name, kind), None)
+        self._verified_at.pop((namespace, name), None)
+        self.queue.forget((INTEGRATION.kind, namespace, name))
+
+    # -- references (overrides, mappings) ---------------------------------------------
+
+    def _override(self, ref: RefInfo) -> OverrideInput | None:
+        try:
+            spec = PagerDutyKeyOverrideSpec.model_validate(ref.spec)
+        except ValidationError:
+            return None
+        return OverrideInput(ref.name, spec.tag)
+
+    def _mapping(self, ref: RefInfo) -> MappingInput | None:
+        try:
+            spec = PagerDutyTagMappingSpec.model_validate(ref.spec)
+        except ValidationError:
+            return None
+        return MappingInput(ref.name, tuple(spec.mappings))
+
+    async def _ref_statuses(
+        self,
+        namespace: str,
+        name: str,
+        overrides: list[RefInfo],
+        mappings: list[RefInfo],
+        compiled: Compiled,
+    ) -> None:
+        for ref in overrides:
+            conflict = None
+            if ref.name in compiled.ignored_overrides:
+                conflict = (
+                    f"PagerDutyKeyOverride {compiled.active_override} already sets the key "
+                    f"override tag of {name}; only one applies"
+                )
+            await self._write_ref_status(ref, ref_ready(True, name, namespace, ref.kind, conflict))
+        for ref in mappings:
+            conflict = None
+            if ref.name in compiled.ignored_mappings:
+                fields = ", ".join(compiled.ignored_mappings[ref.name])
+                conflict = (
+                    f"field(s) {fields} already mapped by another PagerDutyTagMapping "
+                    f"of {name}; the others apply"
+                )
+            await self._write_ref_status(ref, ref_ready(True, name, namespace, ref.kind, conflict))
+
+    async def reconcile_ref(self, kind: str, namespace: str, name: str) -> float | None:
+        world = self.world
+        assert world is not None
+        ref = world.ref(kind, namespace, name)
+        if ref is None:
+            return None
+        integration = world.integration(namespace, ref.integration)
+        if integration is None or integration.deleting:
+            await self._write_ref_status(ref, ref_ready(False, ref.integration, namespace, kind))
+        else:
+            self.integration_changed(namespace, ref.integration)
+        return None
+
+    async def _write_ref_status(self, ref: RefInfo, ready: ConditionUpdate) -> None:
+        current = list(ref.status.get("conditions") or [])
+        new_conditions = c.apply_conditions(current, [ready], ref.generation, c.now_rfc3339())
+        desired = {"observedGeneration": ref.generation, "conditions": new_conditions}
+        await self._write_status(ref.kind, ref.namespace, ref.name, ref.uid, ref.status, desired)
+
+    # -- status + events --------------------------------------------------------------
+
+    def _involved(
+        self, uid: str, namespace: str, name: str, kind: str = INTEGRATION.kind
+    ) -> dict[str, Any]:
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": kind,
+            "name": name,
+            "namespace": namespace,
+            "uid": uid,
+        }
+
+    async def _write_status(
+        self, kind: str, namespace: str, name: str, uid: str, current: Any, desired: dict[str, Any]
+    ) -> None:
+        if not differs(dict(current), desired):
+            return
+        try:
+            await self.kube.merge_patch(
+                RESOURCES[kind], namespace, name, {"status": desired}, subresource="status"
+            )
+        except NotFound:
+            return
+        before = list(current.get("conditions") or [])
+        for condition in c.transitions(before, desired["conditions"]):
+            if condition["type"] != c.READY:
+                continue
+            await post_event(
+                self.kube,
+                self._involved(uid, namespace, name, kind),
+                reason=str(condition["reason"]),
+                message=str(condition["message"]),
+                warning=condition["status"] != c.TRUE,
+            )

@@ -1,0 +1,324 @@
+"""Render an integration's children: a pure function of (spec, compiled config, names).
+
+Nothing here talks to the API server; the reconciler applies what this returns with
+server-side apply. Two rules shape the output:
+
+* A ConfigMap-only change (key override, tag mapping, severity map, sync switches) must
+  not roll pods: the relay hot-reloads its config file. The pod template therefore
+  carries a hash of only the *restart-relevant* part of the RelayConfig (service URLs,
+  file paths, outbox), under ``pagerbridge.io/config-hash``.
+* Secret values never appear: Secrets are mounted as files (one volume per referenced
+  Secret), and the BigPanda webhook status refers to the token Secret by name and key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pagerbridge.api import API_VERSION, INTEGRATION, PagerDutyIntegrationSpec, RelayConfig
+from pagerbridge.controller import names as n
+from pagerbridge.controller.compile import Compiled
+
+Manifest = dict[str, Any]
+
+# RelayConfig fields the relay re-reads on a file change without restarting.
+HOT_RELOADED_FIELDS = ("keyOverrideTag", "tagMappings", "severityMap", "sync")
+
+DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
+    "requests": {"cpu": "50m", "memory": "64Mi"},
+    "limits": {"memory": "256Mi"},
+}
+RUN_AS = 65532  # the distroless "nonroot" user
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The integration that owns the children."""
+
+    namespace: str
+    name: str
+    uid: str
+
+    @property
+    def names(self) -> n.ChildNames:
+        return n.ChildNames(self.name)
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": INTEGRATION.kind,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    image: str
+    image_pull_policy: str = "IfNotPresent"
+
+
+@dataclass(frozen=True)
+class Children:
+    config_map: Manifest
+    deployment: Manifest
+    service: Manifest
+    outbox_claim: Manifest | None
+
+    def applied(self) -> list[Manifest]:
+        """Children kept in shape by server-side apply, in apply order."""
+        items = [self.config_map, self.service]
+        if self.outbox_claim is not None:
+            items.append(self.outbox_claim)
+        items.append(self.deployment)
+        return items
+
+
+def _metadata(owner: Owner, name: str, **extra: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": n.child_labels(owner.names),
+        "ownerReferences": [owner.reference()],
+    }
+    meta.update(extra)
+    return meta
+
+
+def config_hash(config: RelayConfig) -> str:
+    """Hash of what the relay reads only at start: a change rolls the pods."""
+    document = config.to_json_dict()
+    for key in HOT_RELOADED_FIELDS:
+        document.pop(key, None)
+    text = json.dumps(document, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def render_config_map(owner: Owner, config: RelayConfig) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(owner, owner.names.relay),
+        "data": {n.CONFIG_FILE_KEY: config.to_json()},
+    }
+
+
+def _secret_volume(volume: str, secret_name: str, optional: bool = False) -> dict[str, Any]:
+    source: dict[str, Any] = {"secretName": secret_name, "defaultMode": 0o440}
+    if optional:
+        source["optional"] = True
+    return {"name": volume, "secret": source}
+
+
+def render_deployment(
+    owner: Owner,
+    spec: PagerDutyIntegrationSpec,
+    compiled: Compiled,
+    settings: RenderSettings,
+) -> Manifest:
+    names = owner.names
+    volumes: list[dict[str, Any]] = [
+        {"name": "config", "configMap": {"name": names.relay}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "config", "mountPath": n.CONFIG_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": n.TMP_DIR},
+    ]
+    secret_names = [*compiled.mounted_secrets, names.token_secret]
+    if compiled.config.pager_duty.webhook_secret_file is not None:
+        secret_names.append(names.webhook_secret)
+    for index, secret_name in enumerate(secret_names):
+        volume = f"secret-{index}"
+        volumes.append(_secret_volume(volume, secret_name))
+        mounts.append(
+            {"name": volume, "mountPath": n.secret_mount_dir(secret_name), "readOnly": True}
+        )
+    if spec.relay.persistence.enabled:
+        volumes.append(
+            {"name": "outbox", "persistentVolumeClaim": {"claimName": names.outbox_claim}}
+        )
+    else:
+        volumes.append({"name": "outbox", "emptyDir": {}})
+    mounts.append({"name": "outbox", "mountPath": n.OUTBOX_DIR})
+
+    resources = spec.relay.resources.to_json_dict() if spec.relay.resources else DEFAULT_RESOURCES
+    probe_defaults = {"periodSeconds": 10, "timeoutSeconds": 2, "failureThreshold": 3}
+    container: dict[str, Any] = {
+        "name": "relay",
+        "image": spec.relay.image or settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": [
+            "pagerbridge",
+            "relay",
+            "--config",
+            n.config_file(),
+            "--host",
+            "0.0.0.0",  # noqa: S104 - inside the pod
+            "--port",
+            str(n.RELAY_PORT),
+        ],
+        "ports": [{"name": "http", "containerPort": n.RELAY_PORT, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, **probe_defaults},
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": "http"},
+            "initialDelaySeconds": 5,
+            **probe_defaults,
+        },
+        "resources": resources,
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": mounts,
+    }
+    selector = n.selector_labels(names)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(owner, names.relay),
+        "spec": {
+            "replicas": spec.relay.replicas,
+            "selector": {"matchLabels": selector},
+            # One writer per outbox volume: never two pods on a ReadWriteOnce claim.
+            "strategy": {"type": "Recreate"}
+            if spec.relay.persistence.enabled
+            else {"type": "RollingUpdate"},
+            "template": {
+                "metadata": {
+                    "labels": n.child_labels(names),
+                    "annotations": {n.ANNOTATION_CONFIG_HASH: config_hash(compiled.config)},
+                },
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": RUN_AS,
+                        "runAsGroup": RUN_AS,
+                        "fsGroup": RUN_AS,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }
+
+
+def render_service(owner: Owner, spec: PagerDutyIntegrationSpec) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(owner, owner.names.relay),
+        "spec": {
+            "type": spec.relay.service.type.value,
+            "selector": n.selector_labels(owner.names),
+            "ports": [
+                {
+                    "name": "http",
+                    "port": spec.relay.service.port,
+                    "targetPort": "http",
+                    "protocol": "TCP",
+                }
+            ],
+        },
+    }
+
+
+def render_outbox_claim(owner: Owner, spec: PagerDutyIntegrationSpec) -> Manifest | None:
+    persistence = spec.relay.persistence
+    if not persistence.enabled:
+        return None
+    claim_spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": persistence.size}},
+    }
+    if persistence.storage_class_name:
+        claim_spec["storageClassName"] = persistence.storage_class_name
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _metadata(owner, owner.names.outbox_claim),
+        "spec": claim_spec,
+    }
+
+
+def render_children(
+    owner: Owner,
+    spec: PagerDutyIntegrationSpec,
+    compiled: Compiled,
+    settings: RenderSettings,
+) -> Children:
+    return Children(
+        config_map=render_config_map(owner, compiled.config),
+        deployment=render_deployment(owner, spec, compiled, settings),
+        service=render_service(owner, spec),
+        outbox_claim=render_outbox_claim(owner, spec),
+    )
+
+
+def render_token_secret(owner: Owner, token: str) -> Manifest:
+    """The generated inbound webhook token; created once, never re-rendered over."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _metadata(owner, owner.names.token_secret),
+        "stringData": {n.TOKEN_KEY: token},
+    }
+
+
+def render_webhook_secret(owner: Owner, signing_secret: str, subscription_id: str) -> Manifest:
+    """The PagerDuty Webhooks v3 signing secret, with the subscription id it belongs to."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _metadata(
+            owner,
+            owner.names.webhook_secret,
+            annotations={n.ANNOTATION_SUBSCRIPTION_ID: subscription_id},
+        ),
+        "stringData": {n.WEBHOOK_SECRET_KEY: signing_secret},
+    }
+
+
+def service_url(owner: Owner, spec: PagerDutyIntegrationSpec) -> str:
+    port = spec.relay.service.port
+    host = f"{owner.names.relay}.{owner.namespace}.svc"
+    return f"http://{host}" if port == 80 else f"http://{host}:{port}"
+
+
+def relay_base_url(owner: Owner, spec: PagerDutyIntegrationSpec) -> str:
+    return (spec.relay.public_url or service_url(owner, spec)).rstrip("/")
+
+
+def bigpanda_webhook_status(
+    owner: Owner, spec: PagerDutyIntegrationSpec, compiled: Compiled
+) -> dict[str, Any]:
+    """What to enter in BigPanda's webhook: URL and headers; the token by reference only."""
+    headers: list[dict[str, Any]] = [
+        {
+            "name": "Authorization",
+            "value": "Bearer <token>",
+            "valueFrom": {"name": owner.names.token_secret, "key": n.TOKEN_KEY},
+        }
+    ]
+    if compiled.config.key_override_tag:
+        headers.append({"name": "x-bp-config-pdfield", "value": compiled.config.key_override_tag})
+    for pair in compiled.config.tag_mappings:
+        headers.append({"name": f"x-bp-config-tag-{pair.tag}", "value": pair.field})
+    return {"url": relay_base_url(owner, spec) + "/v1/bigpanda/webhook", "headers": headers}
+
+
+def pagerduty_webhook_url(owner: Owner, spec: PagerDutyIntegrationSpec) -> str:
+    return relay_base_url(owner, spec) + "/v1/pagerduty/webhook"

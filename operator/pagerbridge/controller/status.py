@@ -1,0 +1,78 @@
+"""Status of an integration and of the objects referencing it: pure functions from what
+a reconcile found to the ``status`` documents and their conditions.
+
+Ready (kstatus-compatible, with ``observedGeneration``) is True only when every detail
+condition is; otherwise it carries the first failing detail's reason and message, so
+``kubectl get pdi`` shows what to fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pagerbridge.controller import conditions as c
+from pagerbridge.controller.conditions import ConditionUpdate
+
+DETAIL_ORDER = (c.SECRETS_RESOLVED, c.SUBSCRIPTION_READY, c.RELAY_AVAILABLE)
+
+
+@dataclass(frozen=True)
+class IntegrationOutcome:
+    """What one reconcile of an integration established."""
+
+    secrets: ConditionUpdate
+    subscription: ConditionUpdate
+    relay: ConditionUpdate
+    relay_url: str | None = None
+
+
+def ready_condition(details: list[ConditionUpdate], relay_url: str | None) -> ConditionUpdate:
+    for update in details:
+        if update.status != c.TRUE:
+            return ConditionUpdate(c.READY, c.FALSE, update.reason, update.message)
+    where = f" at {relay_url}" if relay_url else ""
+    return ConditionUpdate(c.READY, c.TRUE, "Ready", f"relay running and configured{where}")
+
+
+def integration_conditions(
+    outcome: IntegrationOutcome,
+    current: list[dict[str, Any]],
+    generation: int,
+    now: str,
+) -> list[dict[str, Any]]:
+    details = [outcome.secrets, outcome.subscription, outcome.relay]
+    updates = [ready_condition(details, outcome.relay_url), *details]
+    return c.apply_conditions(current, updates, generation, now)
+
+
+def ref_ready(
+    integration_found: bool,
+    integration_ref: str,
+    namespace: str,
+    kind: str,
+    conflict: str | None = None,
+) -> ConditionUpdate:
+    if not integration_found:
+        return ConditionUpdate(
+            c.READY,
+            c.FALSE,
+            "IntegrationNotFound",
+            f"PagerDutyIntegration {namespace}/{integration_ref} not found; "
+            f"this {kind} applies once it exists",
+        )
+    if conflict is not None:
+        return ConditionUpdate(c.READY, c.FALSE, "Conflict", conflict)
+    return ConditionUpdate(
+        c.READY,
+        c.TRUE,
+        "Applied",
+        f"applied to the relay of PagerDutyIntegration {namespace}/{integration_ref}",
+    )
+
+
+def differs(current: dict[str, Any] | Any, desired: dict[str, Any]) -> bool:
+    """True when some desired status field is not already what the object has."""
+    if not isinstance(current, dict):
+        return True
+    return any(current.get(key) != value for key, value in desired.items())

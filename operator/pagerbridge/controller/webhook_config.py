@@ -1,0 +1,71 @@
+"""The BigPanda webhook configuration of an integration, formatted for a human to paste."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from typing import Any
+
+from pagerbridge.api import GROUP, INTEGRATION, VERSION
+from pagerbridge.clients.kubernetes import (
+    KubernetesClient,
+    KubernetesError,
+    NotFound,
+    Resource,
+    connection_auto,
+)
+
+
+def format_text(namespace: str, webhook: dict[str, Any], token: str | None) -> str:
+    lines = [f"URL: {webhook['url']}", "Headers:"]
+    for header in webhook.get("headers", []):
+        ref = header.get("valueFrom")
+        if ref is not None:
+            value = (
+                f"Bearer {token}"
+                if token is not None
+                else (
+                    f"Bearer $(kubectl get secret {ref['name']} -n {namespace} "
+                    f"-o jsonpath='{{.data.{ref['key']}}}' | base64 -d)"
+                )
+            )
+        else:
+            value = header.get("value", "")
+        lines.append(f"  {header['name']}: {value}")
+    return "\n".join(lines) + "\n"
+
+
+async def show(name: str, namespace: str | None, output: str, reveal: bool) -> int:
+    connection = connection_auto()
+    namespace = namespace or connection.default_namespace
+    async with KubernetesClient(connection) as kube:
+        try:
+            body = await kube.get(
+                Resource.custom(GROUP, VERSION, INTEGRATION.plural), namespace, name
+            )
+        except NotFound:
+            print(f"PagerDutyIntegration {namespace}/{name} not found", file=sys.stderr)
+            return 1
+        except KubernetesError as exc:
+            print(f"cannot read {namespace}/{name}: {exc}", file=sys.stderr)
+            return 1
+        webhook = (body.get("status") or {}).get("bigPandaWebhook")
+        if not webhook:
+            print(
+                f"{namespace}/{name} has no webhook configuration yet (see its conditions)",
+                file=sys.stderr,
+            )
+            return 1
+        token = None
+        if reveal:
+            for header in webhook.get("headers", []):
+                ref = header.get("valueFrom")
+                if ref is not None:
+                    secret = await kube.get(Resource.builtin("Secret"), namespace, ref["name"])
+                    token = base64.b64decode(secret["data"][ref["key"]]).decode()
+    if output == "json":
+        print(json.dumps(webhook, indent=2))
+    else:
+        sys.stdout.write(format_text(namespace, webhook, token))
+    return 0

@@ -146,10 +146,11 @@ async def _drop(scope: Scope, receive: Receive, send: Send) -> None:
     """
     scope[DROPPED_SCOPE_KEY] = True
     transport = scope.get("extensions", {}).get(TRANSPORT_EXTENSION)
-    if not isinstance(transport, asyncio.Transport):
+    abort = getattr(transport, "abort", None)  # asyncio and uvloop transports both have it
+    if not callable(abort):
         await send({"type": "http.response.start", "status": 502, "headers": []})
         return
-    transport.abort()
+    abort()
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(1.0):
             while (await receive())["type"] != "http.disconnect":

@@ -1,0 +1,111 @@
+"""PagerDuty's official OpenAPI documents, and validators compiled from them.
+
+The simulator checks what it receives (and the contract tests check what it answers)
+against PagerDuty's own documents, shipped unchanged in ``specs/`` (see
+``specs/SOURCE.md``), rather than against our reading of them. Validators are compiled
+once per schema and cached: the Events API hot path validates every event.
+
+Schemas are OpenAPI 3.0 (``nullable``, ``readOnly``): requests are checked with
+``OAS30WriteValidator``, responses with ``OAS30ReadValidator``. ``$ref`` pointers resolve
+within their document because each compiled schema carries the document's
+``components``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any, Literal, Protocol
+
+from openapi_schema_validator import OAS30ReadValidator, OAS30WriteValidator
+
+SpecName = Literal["REST", "events-v2"]
+
+#: The documents, relative to this package (file names as in PagerDuty/api-schema).
+SPEC_FILES: dict[SpecName, str] = {
+    "REST": "specs/REST/openapiv3.json",
+    "events-v2": "specs/events-v2/openapiv3.json",
+}
+
+
+class SchemaValidator(Protocol):
+    def is_valid(self, instance: object) -> bool: ...
+
+    def iter_errors(self, instance: object) -> Any: ...
+
+
+def spec_bytes(name: SpecName) -> bytes:
+    return resources.files(__package__).joinpath(SPEC_FILES[name]).read_bytes()
+
+
+@functools.cache
+def spec(name: SpecName) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(spec_bytes(name))
+    return loaded
+
+
+def operation(name: SpecName, path: str, method: str) -> dict[str, Any]:
+    op: dict[str, Any] = spec(name)["paths"][path][method.lower()]
+    return op
+
+
+def _resolve(name: SpecName, node: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Follow a top-level ``$ref`` (responses are often references to components)."""
+    doc = spec(name)
+    while "$ref" in node:
+        target: Any = doc
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        node = target
+    return node
+
+
+def _compile(name: SpecName, schema: Mapping[str, Any], *, read: bool) -> SchemaValidator:
+    # Root the schema in a copy of the document's components so "#/components/..." resolves.
+    rooted = {"allOf": [schema], "components": spec(name)["components"]}
+    cls = OAS30ReadValidator if read else OAS30WriteValidator
+    validator: SchemaValidator = cls(rooted)
+    return validator
+
+
+@functools.cache
+def request_validator(name: SpecName, path: str, method: str) -> SchemaValidator:
+    """Validator of the JSON request body of one operation."""
+    body = _resolve(name, operation(name, path, method)["requestBody"])
+    return _compile(name, body["content"]["application/json"]["schema"], read=False)
+
+
+def declared_statuses(name: SpecName, path: str, method: str) -> set[str]:
+    """Response codes the document declares for an operation (``"200"``, ``"5XX"``, ...)."""
+    return set(operation(name, path, method)["responses"])
+
+
+@functools.cache
+def response_validator(
+    name: SpecName, path: str, method: str, status: str
+) -> SchemaValidator | None:
+    """Validator of one declared response's JSON body; None when it declares no schema."""
+    responses = operation(name, path, method)["responses"]
+    key = status if status in responses else f"{status[0]}XX"
+    response = _resolve(name, responses[key])
+    content = response.get("content", {}).get("application/json")
+    if content is None:
+        return None
+    return _compile(name, content["schema"], read=True)
+
+
+@functools.cache
+def component_validator(name: SpecName, pointer: str) -> SchemaValidator:
+    """Validator of any schema in a document, by JSON pointer (``#/components/...``)."""
+    return _compile(name, {"$ref": pointer}, read=True)
+
+
+def error_messages(validator: SchemaValidator, instance: object) -> list[str]:
+    """Human-readable schema violations, each prefixed with the JSON path at fault."""
+    messages: list[str] = []
+    for error in validator.iter_errors(instance):
+        where = ".".join(str(p) for p in error.absolute_path)
+        messages.append(f"{where}: {error.message}" if where else str(error.message))
+    return sorted(messages)

@@ -1,0 +1,287 @@
+"""The simulated PagerDuty account: services, incidents, notes and their state machine.
+
+One :class:`AccountState` is shared by the HTTP handlers (running on the server's event
+loop) and by test code acting as a human (another thread), so every read and write
+holds its lock. Each mutation returns the :class:`Change` records it caused; the caller
+turns them into Webhooks v3 events after releasing the lock.
+
+The Events API state machine follows PagerDuty's documentation: events for one
+``dedup_key`` apply to the open incident only when they come through the same routing
+key as the trigger that opened it (otherwise acknowledge/resolve are dropped); once
+resolved, a new trigger opens a new incident with the same ``incident_key``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import secrets
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+IncidentStatus = Literal["triggered", "acknowledged", "resolved"]
+
+#: What made a change: a user (by e-mail) or the Events API integration of a service.
+Agent = dict[str, Any]
+
+
+def now_iso(ms: bool = False) -> str:
+    moment = datetime.now(UTC)
+    if ms:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def stable_id(kind: str, value: str) -> str:
+    """A PagerDuty-looking id (``P`` + 6 characters) derived from a value, never revealing it."""
+    digest = hashlib.sha256(f"{kind}:{value}".encode()).digest()
+    return "P" + "".join(_ID_ALPHABET[b % len(_ID_ALPHABET)] for b in digest[:6])
+
+
+def random_id() -> str:
+    return "Q" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(13))
+
+
+@dataclass
+class SimNote:
+    id: str
+    content: str
+    user_email: str
+    created_at: str
+
+
+@dataclass
+class SimService:
+    id: str
+    name: str
+
+
+@dataclass
+class SimIncident:
+    id: str
+    number: int
+    incident_key: str
+    routing_key: str
+    service_id: str
+    status: IncidentStatus
+    title: str
+    urgency: Literal["high", "low"]
+    created_at: str
+    updated_at: str
+    last_status_change_at: str
+    last_status_change_by: Agent
+    resolved_at: str | None = None
+    acknowledged_at: str | None = None
+    acknowledged_by: Agent | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[SimNote] = field(default_factory=list)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != "resolved"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One webhook-worthy change: ``incident.<kind>`` caused by ``agent``.
+
+    ``incident`` is a snapshot taken under the lock, so a webhook shows the incident as
+    the change left it even if it changes again before the webhook is rendered.
+    """
+
+    event_type: str
+    incident: SimIncident
+    agent: Agent
+    note: SimNote | None = None
+
+    @classmethod
+    def of(
+        cls, event_type: str, incident: SimIncident, agent: Agent, note: SimNote | None = None
+    ) -> Change:
+        return cls(event_type, dataclasses.replace(incident), agent, note)
+
+
+class AccountState:
+    """Services, routing keys and incidents of one simulated account (thread-safe)."""
+
+    def __init__(self, base_url: str, html_url: str) -> None:
+        self.lock = threading.RLock()
+        self.base_url = base_url
+        self.html_url = html_url
+        self.services: dict[str, SimService] = {}
+        self.routing_keys: dict[str, str] = {}  # routing key -> service id
+        self.strict_routing_keys = False
+        self._incidents: dict[str, SimIncident] = {}
+        self._open: dict[tuple[str, str], str] = {}  # (routing key, dedup key) -> id
+        self._numbers = itertools.count(1)
+
+    # -- services and references ------------------------------------------------------
+
+    def add_service(self, service_id: str, routing_key: str, name: str | None = None) -> None:
+        with self.lock:
+            self.services.setdefault(service_id, SimService(service_id, name or service_id))
+            self.routing_keys[routing_key] = service_id
+
+    def service_for(self, routing_key: str) -> str | None:
+        """The service a routing key belongs to; an implicit one unless keys are strict."""
+        with self.lock:
+            service_id = self.routing_keys.get(routing_key)
+            if service_id is None and not self.strict_routing_keys:
+                service_id = stable_id("service", routing_key)
+                self.add_service(service_id, routing_key, f"Service {service_id}")
+            return service_id
+
+    def reference(self, kind: str, id_: str, summary: str) -> dict[str, Any]:
+        path = {"service": "services", "user": "users", "escalation_policy": "escalation_policies"}
+        plural = path.get(kind, kind + "s")
+        return {
+            "id": id_,
+            "type": f"{kind}_reference",
+            "summary": summary,
+            "self": f"{self.base_url}/{plural}/{id_}",
+            "html_url": f"{self.html_url}/{plural}/{id_}",
+        }
+
+    def user_agent(self, email: str) -> Agent:
+        return self.reference("user", stable_id("user", email.lower()), email.split("@")[0])
+
+    def integration_agent(self, routing_key: str, service_id: str) -> Agent:
+        integration_id = stable_id("integration", routing_key)
+        return {
+            "id": integration_id,
+            "type": "integration_reference",
+            "summary": "Events API V2",
+            "self": f"{self.base_url}/services/{service_id}/integrations/{integration_id}",
+            "html_url": f"{self.html_url}/services/{service_id}/integrations/{integration_id}",
+        }
+
+    # -- queries -----------------------------------------------------------------------
+
+    def incidents(self) -> list[SimIncident]:
+        with self.lock:
+            return sorted(self._incidents.values(), key=lambda i: i.number)
+
+    def incident(self, incident_id: str) -> SimIncident | None:
+        with self.lock:
+            return self._incidents.get(incident_id)
+
+    def incident_by_key(self, dedup_key: str) -> SimIncident | None:
+        """The newest incident with this key, an open one first."""
+        with self.lock:
+            found = [i for i in self._incidents.values() if i.incident_key == dedup_key]
+            found.sort(key=lambda i: (i.is_open, i.number))
+            return found[-1] if found else None
+
+    # -- Events API --------------------------------------------------------------------
+
+    def apply_event(self, event: dict[str, Any], service_id: str) -> tuple[str, list[Change]]:
+        """Apply one valid event; returns the dedup key and the changes it caused.
+
+        Events that match no open incident (or match it through another routing key) are
+        dropped silently, as PagerDuty does: the caller still answers 202.
+        """
+        action = event["event_action"]
+        routing_key: str = event["routing_key"]
+        dedup_key: str = event.get("dedup_key") or uuid.uuid4().hex
+        with self.lock:
+            open_id = self._open.get((routing_key, dedup_key))
+            incident = self._incidents.get(open_id) if open_id else None
+            agent = self.integration_agent(routing_key, service_id)
+            if action == "trigger":
+                if incident is not None:
+                    incident.events.append(event)
+                    incident.updated_at = now_iso()
+                    return dedup_key, []
+                incident = self._open_incident(event, dedup_key, service_id, agent)
+                return dedup_key, [Change.of("incident.triggered", incident, agent)]
+            if incident is None:
+                return dedup_key, []
+            incident.events.append(event)
+            target: IncidentStatus = "acknowledged" if action == "acknowledge" else "resolved"
+            return dedup_key, self._set_status(incident, target, agent)
+
+    def _open_incident(
+        self, event: dict[str, Any], dedup_key: str, service_id: str, agent: Agent
+    ) -> SimIncident:
+        at = now_iso()
+        payload = event.get("payload", {})
+        incident = SimIncident(
+            id=random_id(),
+            number=next(self._numbers),
+            incident_key=dedup_key,
+            routing_key=event["routing_key"],
+            service_id=service_id,
+            status="triggered",
+            title=payload.get("summary", ""),
+            urgency="high",
+            created_at=at,
+            updated_at=at,
+            last_status_change_at=at,
+            last_status_change_by=agent,
+            events=[event],
+        )
+        self._incidents[incident.id] = incident
+        self._open[(incident.routing_key, dedup_key)] = incident.id
+        return incident
+
+    # -- status changes (Events API, REST and humans) ----------------------------------
+
+    def _set_status(
+        self, incident: SimIncident, status: IncidentStatus, agent: Agent
+    ) -> list[Change]:
+        """Move an incident to ``status``; no change, no webhook."""
+        previous = incident.status
+        if previous == status:
+            return []
+        at = now_iso()
+        kinds: list[str] = []
+        key = (incident.routing_key, incident.incident_key)
+        if previous == "resolved":
+            # Reopening: only if no newer incident holds the key meanwhile.
+            self._open.setdefault(key, incident.id)
+            incident.resolved_at = None
+            kinds.append("incident.reopened")
+        incident.status = status
+        incident.updated_at = incident.last_status_change_at = at
+        incident.last_status_change_by = agent
+        if status == "resolved":
+            incident.resolved_at = at
+            incident.acknowledged_at = incident.acknowledged_by = None
+            if self._open.get(key) == incident.id:
+                del self._open[key]
+            kinds.append("incident.resolved")
+        elif status == "acknowledged":
+            incident.acknowledged_at, incident.acknowledged_by = at, agent
+            kinds.append("incident.acknowledged")
+        else:
+            incident.acknowledged_at = incident.acknowledged_by = None
+            if previous == "acknowledged":
+                kinds.append("incident.unacknowledged")
+        return [Change.of(kind, incident, agent) for kind in kinds]
+
+    def set_status(self, incident_id: str, status: IncidentStatus, by_email: str) -> list[Change]:
+        """A user changes an incident's status (REST ``PUT`` or a human in the web UI)."""
+        with self.lock:
+            incident = self._require(incident_id)
+            return self._set_status(incident, status, self.user_agent(by_email))
+
+    def add_note(self, incident_id: str, content: str, by_email: str) -> tuple[SimNote, Change]:
+        with self.lock:
+            incident = self._require(incident_id)
+            note = SimNote(random_id(), content, by_email, now_iso())
+            incident.notes.append(note)
+            incident.updated_at = note.created_at
+            return note, Change.of("incident.annotated", incident, self.user_agent(by_email), note)
+
+    def _require(self, incident_id: str) -> SimIncident:
+        incident = self._incidents.get(incident_id)
+        if incident is None:
+            raise KeyError(incident_id)
+        return incident

@@ -1,0 +1,5 @@
+import sys
+
+from pagerbridge.localcluster._cli import main
+
+sys.exit(main())

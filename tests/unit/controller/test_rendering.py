@@ -1,0 +1,220 @@
+"""Rendering and compilation: pure functions, no cluster."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from pagerbridge.api import PagerDutyIntegrationSpec, RelayConfig, TagMapping
+from pagerbridge.controller import names as n
+from pagerbridge.controller.compile import (
+    MappingInput,
+    OverrideInput,
+    SecretInfo,
+    compile_relay_config,
+)
+from pagerbridge.controller.errors import InvalidKey, SecretNotFound
+from pagerbridge.controller.rendering import (
+    Owner,
+    RenderSettings,
+    bigpanda_webhook_status,
+    render_children,
+    render_token_secret,
+)
+
+ROUTING_KEY_VALUE = "R0UT1NGK3Y0123456789ABCDEFGHIJKL"
+OWNER = Owner("team-a", "payments", "uid-1")
+SETTINGS = RenderSettings(image="example/pagerbridge:1")
+SECRETS = {
+    "pd": SecretInfo(
+        keys=frozenset({"routing-key", "api-token"}), routing_key_shaped=frozenset({"routing-key"})
+    ),
+    "bp": SecretInfo(keys=frozenset({"api-token"})),
+}
+
+
+def spec(**extra: Any) -> PagerDutyIntegrationSpec:
+    body: dict[str, Any] = {
+        "pagerDuty": {"routingKey": {"name": "pd", "key": "routing-key"}},
+        "sync": {"notes": False},
+    }
+    body.update(extra)
+    return PagerDutyIntegrationSpec.model_validate(body)
+
+
+def compiled_for(s: PagerDutyIntegrationSpec, overrides=(), mappings=(), webhook_secret=False):  # type: ignore[no-untyped-def]
+    return compile_relay_config(
+        "team-a",
+        "payments",
+        s,
+        list(overrides),
+        list(mappings),
+        SECRETS,
+        webhook_secret=webhook_secret,
+    )
+
+
+def test_relay_config_points_at_mounted_files_and_round_trips() -> None:
+    compiled = compiled_for(spec())
+    config = compiled.config
+    assert config.pager_duty.routing_key_file == "/etc/pagerbridge/secrets/pd/routing-key"
+    assert (
+        config.big_panda.webhook_token_file
+        == f"/etc/pagerbridge/secrets/{n.ChildNames('payments').token_secret}/token"
+    )
+    assert config.pager_duty.webhook_secret_file is None
+    assert RelayConfig.model_validate_json(config.to_json()) == config
+
+
+def test_missing_secret_and_key_are_named() -> None:
+    s = spec(bigPanda={"apiToken": {"name": "nope", "key": "k"}})
+    with pytest.raises(SecretNotFound, match=r"Secret team-a/nope \(for spec.bigPanda.apiToken\)"):
+        compiled_for(s)
+    s = spec(pagerDuty={"routingKey": {"name": "pd", "key": "missing"}})
+    with pytest.raises(SecretNotFound, match="has no key 'missing'"):
+        compiled_for(s)
+
+
+def test_routing_key_of_wrong_shape_is_invalid_key() -> None:
+    s = spec(pagerDuty={"routingKey": {"name": "pd", "key": "api-token"}})
+    with pytest.raises(InvalidKey, match="32 letters and digits"):
+        compiled_for(s)
+
+
+def test_overrides_and_mappings_precedence_is_deterministic() -> None:
+    overrides = [OverrideInput("b", "tag_b"), OverrideInput("a", "tag_a")]
+    mappings = [
+        MappingInput(
+            "m2", (TagMapping(tag="svc", field="source"), TagMapping(tag="team", field="group"))
+        ),
+        MappingInput("m1", (TagMapping(tag="host", field="source"),)),
+    ]
+    compiled = compiled_for(spec(), overrides, mappings)
+    assert compiled.config.key_override_tag == "tag_a"
+    assert compiled.ignored_overrides == ("b",)
+    assert [(m.tag, m.field) for m in compiled.config.tag_mappings] == [
+        ("host", "source"),
+        ("team", "group"),
+    ]
+    assert compiled.ignored_mappings == {"m2": ("source",)}
+
+
+def test_mapping_change_changes_configmap_but_not_pod_template() -> None:
+    before = render_children(OWNER, spec(), compiled_for(spec()), SETTINGS)
+    mapped = compiled_for(
+        spec(), mappings=[MappingInput("m", (TagMapping(tag="host", field="source"),))]
+    )
+    after = render_children(OWNER, spec(), mapped, SETTINGS)
+    assert before.config_map["data"] != after.config_map["data"]
+    assert before.deployment == after.deployment
+
+
+def test_restart_relevant_change_rolls_pods() -> None:
+    before = render_children(OWNER, spec(), compiled_for(spec()), SETTINGS)
+    moved = spec(
+        pagerDuty={
+            "routingKey": {"name": "pd", "key": "routing-key"},
+            "eventsUrl": "http://127.0.0.1:9/",
+        }
+    )
+    after = render_children(OWNER, moved, compiled_for(moved), SETTINGS)
+    key = n.ANNOTATION_CONFIG_HASH
+    assert (
+        before.deployment["spec"]["template"]["metadata"]["annotations"][key]
+        != after.deployment["spec"]["template"]["metadata"]["annotations"][key]
+    )
+
+
+def test_deployment_is_hardened_and_mounts_secrets_as_files() -> None:
+    s = spec(
+        pagerDuty={
+            "routingKey": {"name": "pd", "key": "routing-key"},
+            "apiToken": {"name": "pd", "key": "api-token"},
+        },
+        bigPanda={"apiToken": {"name": "bp", "key": "api-token"}},
+    )
+    deployment = render_children(OWNER, s, compiled_for(s), SETTINGS).deployment
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert "env" not in container
+    mounted = {m["mountPath"] for m in container["volumeMounts"]}
+    names = n.ChildNames("payments")
+    assert {
+        "/etc/pagerbridge/secrets/pd",
+        "/etc/pagerbridge/secrets/bp",
+        f"/etc/pagerbridge/secrets/{names.token_secret}",
+    } <= mounted
+    assert deployment["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert (
+        deployment["spec"]["selector"]["matchLabels"].items()
+        <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+
+
+def test_persistence_renders_a_claim_and_recreate_strategy() -> None:
+    s = spec(relay={"persistence": {"enabled": True, "size": "2Gi"}})
+    children = render_children(OWNER, s, compiled_for(s), SETTINGS)
+    assert children.outbox_claim is not None
+    assert children.outbox_claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    assert children.deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert render_children(OWNER, spec(), compiled_for(spec()), SETTINGS).outbox_claim is None
+
+
+def test_webhook_status_has_headers_and_only_a_token_reference() -> None:
+    compiled = compiled_for(
+        spec(relay={"publicUrl": "https://relay.example.com/"}),
+        [OverrideInput("o", "pd_routing_key")],
+        [MappingInput("m", (TagMapping(tag="host", field="source"),))],
+    )
+    status = bigpanda_webhook_status(
+        OWNER, spec(relay={"publicUrl": "https://relay.example.com/"}), compiled
+    )
+    assert status["url"] == "https://relay.example.com/v1/bigpanda/webhook"
+    headers = {h["name"]: h for h in status["headers"]}
+    assert headers["x-bp-config-pdfield"]["value"] == "pd_routing_key"
+    assert headers["x-bp-config-tag-host"]["value"] == "source"
+    assert headers["Authorization"]["valueFrom"] == {
+        "name": n.ChildNames("payments").token_secret,
+        "key": "token",
+    }
+    default = bigpanda_webhook_status(OWNER, spec(), compiled_for(spec()))
+    assert default["url"] == "http://payments-relay.team-a.svc/v1/bigpanda/webhook"
+
+
+def test_no_secret_value_in_configmap_or_status() -> None:
+    token_secret = render_token_secret(OWNER, "s3cr3t-token-value")
+    compiled = compiled_for(spec())
+    children = render_children(OWNER, spec(), compiled, SETTINGS)
+    rendered = json.dumps(
+        [
+            children.config_map,
+            children.deployment,
+            children.service,
+            bigpanda_webhook_status(OWNER, spec(), compiled),
+        ]
+    )
+    assert "s3cr3t-token-value" not in rendered
+    assert ROUTING_KEY_VALUE not in rendered
+    assert token_secret["stringData"]["token"] == "s3cr3t-token-value"
+
+
+def test_long_integration_names_give_valid_child_names() -> None:
+    names = n.ChildNames("x" * 120)
+    for name in (
+        names.relay,
+        names.token_secret,
+        names.webhook_secret,
+        names.outbox_claim,
+        names.instance_label,
+    ):
+        assert len(name) <= 63
+    assert names.relay != n.ChildNames("x" * 121).relay

@@ -1,0 +1,99 @@
+"""PagerDuty REST API v2, the incident calls the relay needs: find by ``incident_key``, get,
+notes (list, create), resolve. ``Authorization: Token token=...``; writes carry ``From``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from pagerbridge.clients._http import send
+
+ACCEPT = "application/vnd.pagerduty+json;version=2"
+
+
+class PagerDutyIncidentsClient:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        api_url: str,
+        token: str,
+        from_email: str | None = None,
+    ) -> None:
+        self._http = http
+        self._base = api_url.rstrip("/")
+        self._headers = {"Authorization": f"Token token={token}", "Accept": ACCEPT}
+        self._from = from_email
+
+    def _write_headers(self) -> dict[str, str]:
+        headers = dict(self._headers)
+        if self._from:
+            headers["From"] = self._from
+        return headers
+
+    async def find_by_incident_key(self, incident_key: str) -> dict[str, Any] | None:
+        """The incident whose ``incident_key`` (Events v2 ``dedup_key``) matches, newest first."""
+        params = {"incident_key": incident_key, "date_range": "all"}
+        response = await send(
+            "GET /incidents",
+            lambda: self._http.get(f"{self._base}/incidents", params=params, headers=self._headers),
+        )
+        incidents = _obj(response).get("incidents")
+        if not isinstance(incidents, list):
+            return None
+        matching = [
+            i for i in incidents if isinstance(i, dict) and i.get("incident_key") == incident_key
+        ]
+        if not matching:
+            return None
+        return max(matching, key=lambda i: str(i.get("created_at", "")))
+
+    async def get_incident(self, incident_id: str) -> dict[str, Any]:
+        response = await send(
+            "GET /incidents/{id}",
+            lambda: self._http.get(f"{self._base}/incidents/{incident_id}", headers=self._headers),
+        )
+        incident = _obj(response).get("incident")
+        return incident if isinstance(incident, dict) else {}
+
+    async def list_notes(self, incident_id: str) -> list[dict[str, Any]]:
+        response = await send(
+            "GET /incidents/{id}/notes",
+            lambda: self._http.get(
+                f"{self._base}/incidents/{incident_id}/notes", headers=self._headers
+            ),
+        )
+        notes = _obj(response).get("notes")
+        return [n for n in notes if isinstance(n, dict)] if isinstance(notes, list) else []
+
+    async def create_note(self, incident_id: str, content: str) -> dict[str, Any]:
+        response = await send(
+            "POST /incidents/{id}/notes",
+            lambda: self._http.post(
+                f"{self._base}/incidents/{incident_id}/notes",
+                json={"note": {"content": content}},
+                headers=self._write_headers(),
+            ),
+        )
+        note = _obj(response).get("note")
+        return note if isinstance(note, dict) else {}
+
+    async def resolve(self, incident_id: str) -> dict[str, Any]:
+        response = await send(
+            "PUT /incidents/{id}",
+            lambda: self._http.put(
+                f"{self._base}/incidents/{incident_id}",
+                json={"incident": {"type": "incident_reference", "status": "resolved"}},
+                headers=self._write_headers(),
+            ),
+        )
+        incident = _obj(response).get("incident")
+        return incident if isinstance(incident, dict) else {}
+
+
+def _obj(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

@@ -1,0 +1,77 @@
+"""``pagerbridge relay --config FILE [--host H] [--port P]``: run the webhook relay.
+
+Kept light to import; the application is imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="RelayConfig JSON file")
+    parser.add_argument("--host", default=os.environ.get("PAGERBRIDGE_RELAY_HOST", "0.0.0.0"))  # noqa: S104
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("PAGERBRIDGE_RELAY_PORT", "8080"))
+    )
+    parser.add_argument("--log-level", default=os.environ.get("PAGERBRIDGE_LOG_LEVEL", "info"))
+    parser.add_argument(
+        "--events-rate-limit",
+        type=float,
+        default=120.0,
+        metavar="PER_MINUTE",
+        help="Events API v2 events per minute per routing key (PagerDuty's limit: 120)",
+    )
+    parser.add_argument(
+        "--late-trigger-after",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="confirm triggers older than this against BigPanda before sending",
+    )
+    parser.add_argument(
+        "--unauthorized-retry",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="retry interval after a 401/403 from PagerDuty or BigPanda",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from pagerbridge.relay import logging as relay_logging
+    from pagerbridge.relay import settings as settings_mod
+    from pagerbridge.relay.app import RelayOptions, create_app
+    from pagerbridge.relay.ratelimit import Limit
+
+    relay_logging.configure(args.log_level)
+    log = logging.getLogger("pagerbridge.relay")
+    try:
+        settings = settings_mod.load(args.config)
+    except settings_mod.SettingsError as exc:
+        log.error("cannot start: config refused", extra={"error": str(exc)})
+        return 2
+    per_minute = max(args.events_rate_limit, 1.0)
+    options = RelayOptions(
+        rate_limits={"events": Limit(rate=per_minute / 60, burst=per_minute)},
+        late_trigger_after=args.late_trigger_after,
+        unauthorized_retry=args.unauthorized_retry,
+    )
+    app = create_app(args.config, settings, options)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=20,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    return 0

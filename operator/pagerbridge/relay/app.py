@@ -1,0 +1,164 @@
+"""The relay's ASGI application: routes, startup and graceful shutdown.
+
+Startup opens the outbox, reloads undelivered jobs into the dispatcher and starts the
+config watcher. Shutdown (uvicorn on SIGTERM has already stopped accepting and let
+in-flight requests finish, each of which waited for its commit) stops the workers and the
+writer thread; whatever was not delivered stays in the outbox for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from pagerbridge.clients.errors import Unauthorized
+from pagerbridge.relay import openapi
+from pagerbridge.relay.bigpanda_webhook import BigPandaWebhook
+from pagerbridge.relay.config_watch import SettingsHolder
+from pagerbridge.relay.context import RelayContext
+from pagerbridge.relay.delivery import Dispatcher
+from pagerbridge.relay.health import UpstreamHealth
+from pagerbridge.relay.logging import REDACTOR, Redactor
+from pagerbridge.relay.metrics import RelayMetrics
+from pagerbridge.relay.outbox import Job, Outbox
+from pagerbridge.relay.pagerduty_webhook import PagerDutyWebhook
+from pagerbridge.relay.ratelimit import Limit, RateLimiter
+from pagerbridge.relay.settings import Settings
+from pagerbridge.relay.to_bigpanda import BigPandaDelivery
+from pagerbridge.relay.to_pagerduty import PagerDutyDelivery
+
+log = logging.getLogger("pagerbridge.relay")
+
+
+@dataclass
+class RelayOptions:
+    rate_limits: dict[str, Limit] = field(default_factory=dict)
+    late_trigger_after: float = 5.0
+    concurrency: int = 64
+    reload_interval: float = 1.0
+    unauthorized_retry: float = 60.0
+
+
+def create_app(
+    config_path: str,
+    settings: Settings,
+    options: RelayOptions | None = None,
+    redactor: Redactor = REDACTOR,
+) -> Starlette:
+    options = options or RelayOptions()
+    metrics = RelayMetrics()
+    redactor.set_secrets(settings.secrets.values())
+    holder = SettingsHolder(
+        config_path,
+        settings,
+        metrics,
+        on_change=lambda new: redactor.set_secrets(new.secrets.values()),
+        interval=options.reload_interval,
+    )
+    outbox = Outbox(settings.config.outbox_path)
+    health = UpstreamHealth(metrics)
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(10.0, connect=5.0),
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+    )
+    ctx = RelayContext(
+        holder=holder,
+        outbox=outbox,
+        metrics=metrics,
+        limiter=RateLimiter(options.rate_limits),
+        health=health,
+        http=http,
+        late_trigger_after=options.late_trigger_after,
+    )
+    to_pd = PagerDutyDelivery(ctx)
+    to_bp = BigPandaDelivery(ctx)
+
+    def on_unauthorized(job: Job, exc: Unauthorized) -> None:
+        log.error(
+            "upstream refused credentials (401/403); retrying slowly",
+            extra={"kind": job.kind, "status": exc.status},
+        )
+
+    dispatcher = Dispatcher(
+        outbox,
+        {
+            "pd_event": to_pd.event,
+            "pd_note": to_pd.note,
+            "bp_resolve": to_bp.resolve,
+            "bp_comment": to_bp.comment,
+        },
+        metrics,
+        concurrency=options.concurrency,
+        on_unauthorized=on_unauthorized,
+        unauthorized_retry=options.unauthorized_retry,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        outbox.open(asyncio.get_running_loop())
+        restored = await dispatcher.load()
+        watcher = asyncio.create_task(holder.watch())
+        log.info("relay started", extra={"restored_jobs": restored})
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await dispatcher.close()
+            await outbox.close()
+            await http.aclose()
+            log.info("relay stopped", extra={"undelivered_jobs": dispatcher.pending})
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        writable = await outbox.check_writable()
+        detail = {
+            "ready": writable,
+            "config": "loaded",
+            "configReload": "ok" if holder.last_error is None else "refused",
+            "configError": holder.last_error,
+            "outbox": "writable" if writable else f"unavailable: {outbox.last_error or 'closed'}",
+            "outboxPending": dispatcher.pending,
+            "upstream": health.detail(),
+        }
+        return JSONResponse(detail, status_code=200 if writable else 503)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi_endpoint(request: Request) -> Response:
+        return JSONResponse(openapi.document())
+
+    app = Starlette(
+        routes=[
+            Route(
+                "/v1/bigpanda/webhook", BigPandaWebhook(ctx, dispatcher).endpoint, methods=["POST"]
+            ),
+            Route(
+                "/v1/pagerduty/webhook",
+                PagerDutyWebhook(ctx, dispatcher).endpoint,
+                methods=["POST"],
+            ),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/openapi.json", openapi_endpoint, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    app.state.dispatcher = dispatcher
+    return app

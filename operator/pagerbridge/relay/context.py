@@ -1,0 +1,31 @@
+"""Everything a running relay shares between its request handlers and delivery workers."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import httpx
+
+from pagerbridge.relay.config_watch import SettingsHolder
+from pagerbridge.relay.health import UpstreamHealth
+from pagerbridge.relay.metrics import RelayMetrics
+from pagerbridge.relay.outbox import Outbox
+from pagerbridge.relay.ratelimit import RateLimiter
+
+
+@dataclass
+class RelayContext:
+    holder: SettingsHolder
+    outbox: Outbox
+    metrics: RelayMetrics
+    limiter: RateLimiter
+    health: UpstreamHealth
+    http: httpx.AsyncClient
+    # A trigger older than this (or retried) is checked against BigPanda before sending.
+    late_trigger_after: float = 5.0
+
+
+def key_id(secret: str) -> str:
+    """A short non-reversible name for a secret (bucket names, never logged values)."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:12]

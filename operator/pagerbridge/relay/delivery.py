@@ -1,0 +1,218 @@
+"""Delivery of outbox jobs: per-key ordering, bounded parallelism, backoff with jitter.
+
+Jobs sharing an ``ordering_key`` (one BigPanda incident, or one PagerDuty incident for the
+way back) are delivered strictly one after another in the order they were accepted: a
+job is only attempted when every earlier job of its key has succeeded or was dead-lettered,
+across retries and restarts (pending jobs are reloaded in id order). Different keys proceed
+in parallel, at most ``concurrency`` at once.
+
+The outcome of an attempt decides what follows (vocabulary: :mod:`pagerbridge.relay.errors`):
+success → job deleted; transient → retried after ``backoff`` (or the service's Retry-After);
+401/403 → retried every minute or so; permanent → dead-letter table. Unexpected exceptions
+(bugs) are retried with backoff too: a job is never silently lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from pagerbridge.clients.errors import (
+    PermanentError,
+    RateLimited,
+    TransientError,
+    Unauthorized,
+)
+from pagerbridge.relay.metrics import RelayMetrics
+from pagerbridge.relay.outbox import Job, Outbox
+
+log = logging.getLogger("pagerbridge.relay.delivery")
+
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 60.0
+UNAUTHORIZED_RETRY = 60.0
+
+
+def backoff(attempts: int, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
+    """Exponential backoff with jitter: between half and all of ``base * 2**attempts``."""
+    delay = min(cap, base * 2.0 ** min(attempts, 16))
+    jitter: float = random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+    return delay * jitter
+
+
+@dataclass(frozen=True)
+class Done:
+    """A successful delivery; what to remember and forget in the ``seen`` table."""
+
+    remember: Sequence[str] = ()
+    forget: Sequence[str] = ()
+    outcome: str = "delivered"
+
+
+Handler = Callable[[Job], Awaitable[Done]]
+
+
+@dataclass
+class _Lane:
+    jobs: deque[Job] = field(default_factory=deque)
+    task: asyncio.Task[None] | None = None
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        outbox: Outbox,
+        handlers: dict[str, Handler],
+        metrics: RelayMetrics,
+        concurrency: int = 64,
+        on_unauthorized: Callable[[Job, Unauthorized], None] | None = None,
+        unauthorized_retry: float = UNAUTHORIZED_RETRY,
+    ) -> None:
+        self.outbox = outbox
+        self.handlers = handlers
+        self.metrics = metrics
+        self._lanes: dict[str, _Lane] = {}
+        self._slots = asyncio.Semaphore(concurrency)
+        self._closing = False
+        self._pending = 0
+        self.on_unauthorized = on_unauthorized
+        self.unauthorized_retry = unauthorized_retry
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    async def load(self) -> int:
+        """Queue every job left in the outbox (after a restart), in acceptance order."""
+        jobs = await self.outbox.pending()
+        self.submit(jobs)
+        return len(jobs)
+
+    def submit(self, jobs: Sequence[Job]) -> None:
+        for job in jobs:
+            if self._closing:
+                return  # it is in the outbox; the next start delivers it
+            lane = self._lanes.get(job.ordering_key)
+            if lane is None:
+                lane = self._lanes[job.ordering_key] = _Lane()
+            lane.jobs.append(job)
+            self._pending += 1
+            self._idle.clear()
+            if lane.task is None:
+                lane.task = asyncio.create_task(self._run_lane(job.ordering_key, lane))
+        self.metrics.outbox_pending.set(self._pending)
+
+    async def wait_idle(self, limit: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), limit)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Stop delivering; jobs in flight stay in the outbox for the next start."""
+        self._closing = True
+        tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _run_lane(self, key: str, lane: _Lane) -> None:
+        try:
+            while lane.jobs and not self._closing:
+                job = lane.jobs[0]
+                delay = await self._attempt(job)
+                if delay is None:
+                    lane.jobs.popleft()
+                    self._pending -= 1
+                    self.metrics.outbox_pending.set(self._pending)
+                else:
+                    await asyncio.sleep(delay)
+        finally:
+            if self._lanes.get(key) is lane:
+                if lane.jobs and not self._closing:
+                    lane.task = asyncio.create_task(self._run_lane(key, lane))
+                else:
+                    del self._lanes[key]
+            if self._pending <= 0:
+                self._idle.set()
+
+    async def _attempt(self, job: Job) -> float | None:
+        """One delivery attempt; None when the job is finished, else seconds to wait."""
+        handler = self.handlers.get(job.kind)
+        if handler is None:
+            await self.outbox.dead_letter(job, None, f"unknown job kind {job.kind!r}")
+            self.metrics.dead_letters.labels(job.kind).inc()
+            return None
+        async with self._slots:
+            try:
+                done = await handler(job)
+            except RateLimited as exc:
+                job.attempts += 1
+                wait = exc.retry_after if exc.retry_after is not None else backoff(job.attempts)
+                wait += random.uniform(0, 0.25)  # noqa: S311
+                return await self._retry(job, "rate_limited", str(exc), wait)
+            except Unauthorized as exc:
+                job.attempts += 1
+                if self.on_unauthorized is not None:
+                    self.on_unauthorized(job, exc)
+                wait = self.unauthorized_retry * random.uniform(0.8, 1.2)  # noqa: S311
+                return await self._retry(job, "unauthorized", str(exc), wait)
+            except TransientError as exc:
+                job.attempts += 1
+                return await self._retry(job, "transient", str(exc), backoff(job.attempts - 1))
+            except PermanentError as exc:
+                self.metrics.deliveries.labels(job.kind, "rejected").inc()
+                self.metrics.dead_letters.labels(job.kind).inc()
+                log.error(
+                    "delivery rejected permanently; dead-lettered",
+                    extra={
+                        "job_id": job.id,
+                        "kind": job.kind,
+                        "status": exc.status,
+                        "error": str(exc),
+                        "response": exc.body[:300],
+                    },
+                )
+                await self.outbox.dead_letter(job, exc.status, f"{exc} {exc.body[:500]}")
+                return None
+            except Exception as exc:  # a bug must not lose the job
+                job.attempts += 1
+                log.exception("delivery failed unexpectedly", extra={"job_id": job.id})
+                return await self._retry(
+                    job, "error", type(exc).__name__, backoff(job.attempts + 2)
+                )
+        await self.outbox.complete(job.id, remember=done.remember, forget=done.forget)
+        self.metrics.deliveries.labels(job.kind, done.outcome).inc()
+        self.metrics.delivery_seconds.labels(job.kind).observe(
+            max(0.0, time.time() - job.created_at)
+        )
+        return None
+
+    async def _retry(self, job: Job, outcome: str, error: str, wait: float) -> float:
+        self.metrics.deliveries.labels(job.kind, outcome).inc()
+        log.warning(
+            "delivery failed; will retry",
+            extra={
+                "job_id": job.id,
+                "kind": job.kind,
+                "attempts": job.attempts,
+                "error": error,
+                "retry_in": round(wait, 2),
+            },
+        )
+        try:
+            await self.outbox.retry_later(job.id, job.attempts, error)
+        except Exception:
+            log.warning("could not record the retry", extra={"job_id": job.id})
+        return wait

@@ -1,0 +1,76 @@
+"""The relay's error vocabulary: every way a request or a delivery can fail, and what follows.
+
+Inbound (answered to the caller, always a JSON body ``{"error": code, "message": text}``)::
+
+    InboundError                   base; ``status`` + ``code``
+    ├── Unauthorized       401     missing/bad bearer token, missing/bad PagerDuty signature
+    ├── NotConfigured      404     the endpoint's feature is off (no webhookSecretFile)
+    ├── PayloadTooLarge    413     body over 512 KB (PagerDuty's own event size limit)
+    ├── UnsupportedMedia   415     Content-Type is not JSON
+    ├── MalformedJson      400     body is not JSON / not UTF-8
+    └── InvalidIncident    422     JSON, but not an incident (not an object, no ``id``)
+    (outbox unwritable     503     nothing was stored; the sender must retry)
+
+Outbound (a delivery attempt from the outbox; classes of :mod:`pagerbridge.clients.errors`)::
+
+    TransientError (429, 408, 5xx, timeout, connection)  → retry, backoff + jitter;
+                                                           429 waits Retry-After/ratelimit-reset
+    Unauthorized (401/403)                               → retried slowly (60 s), metric,
+                                                           log, /readyz detail
+    Conflict (409)                                       → BigPanda "already resolved": success
+    Rejected (400/404/413/422)                           → permanent: dead-letter table, metric,
+                                                           log; a 400 for an *override* routing
+                                                           key is re-sent with the default key
+    NotReady (relay's own)                               → the PagerDuty incident for a note is
+                                                           not there yet: retry like transient
+"""
+
+from __future__ import annotations
+
+from pagerbridge.clients.errors import TransientError
+
+
+class InboundError(Exception):
+    """A request the relay refuses; ``status`` and ``code`` go into the JSON answer."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Unauthorized(InboundError):
+    status = 401
+    code = "unauthorized"
+
+
+class NotConfigured(InboundError):
+    status = 404
+    code = "not_configured"
+
+
+class PayloadTooLarge(InboundError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMedia(InboundError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class MalformedJson(InboundError):
+    status = 400
+    code = "malformed_json"
+
+
+class InvalidIncident(InboundError):
+    status = 422
+    code = "invalid_incident"
+
+
+class NotReady(TransientError):
+    """The delivery depends on something that does not exist yet (e.g. the PagerDuty
+    incident a note belongs to); retried like a transient failure."""

@@ -1,0 +1,99 @@
+"""Prometheus metrics of one relay, in their own registry (no global state across apps)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+def _registry() -> CollectorRegistry:
+    return CollectorRegistry(auto_describe=True)
+
+
+@dataclass
+class RelayMetrics:
+    registry: CollectorRegistry = field(default_factory=_registry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.webhooks = Counter(
+            "pagerbridge_relay_webhooks",
+            "Inbound webhooks by endpoint and outcome.",
+            ["endpoint", "outcome"],
+            registry=r,
+        )
+        self.accept_latency = Histogram(
+            "pagerbridge_relay_accept_seconds",
+            "Time from request start to the durable 202.",
+            ["endpoint"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=r,
+        )
+        self.jobs_enqueued = Counter(
+            "pagerbridge_relay_jobs_enqueued", "Jobs stored in the outbox.", ["kind"], registry=r
+        )
+        self.duplicates = Counter(
+            "pagerbridge_relay_duplicates",
+            "Work skipped because it was already done or queued (idempotency).",
+            ["kind"],
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "pagerbridge_relay_deliveries",
+            "Delivery attempts by job kind and outcome.",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.delivery_seconds = Histogram(
+            "pagerbridge_relay_end_to_end_seconds",
+            "Time from acceptance to successful delivery.",
+            ["kind"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "pagerbridge_relay_dead_letters",
+            "Jobs given up (permanent errors).",
+            ["kind"],
+            registry=r,
+        )
+        self.outbox_pending = Gauge(
+            "pagerbridge_relay_outbox_pending", "Jobs waiting in the outbox.", registry=r
+        )
+        self.key_override_invalid = Counter(
+            "pagerbridge_relay_key_override_fallbacks",
+            "Incidents sent with the default key because the override was unusable.",
+            ["reason"],
+            registry=r,
+        )
+        self.mapping_header_ignored = Counter(
+            "pagerbridge_relay_tag_mapping_headers_ignored",
+            "x-bp-config-tag-* headers ignored (unknown field or tag).",
+            registry=r,
+        )
+        self.config_reloads = Counter(
+            "pagerbridge_relay_config_reloads", "Config reloads by result.", ["result"], registry=r
+        )
+        self.config_ok = Gauge(
+            "pagerbridge_relay_config_last_reload_ok",
+            "1 when the newest config on disk is the one in use, 0 when it was refused.",
+            registry=r,
+        )
+        self.upstream_auth_failed = Gauge(
+            "pagerbridge_relay_upstream_unauthorized",
+            "1 while the last call to a service answered 401/403.",
+            ["service"],
+            registry=r,
+        )
+        self.echo_suppressed = Counter(
+            "pagerbridge_relay_echo_suppressed",
+            "Changes not sent back because the relay itself made them.",
+            ["kind"],
+            registry=r,
+        )
+        self.ignored = Counter(
+            "pagerbridge_relay_ignored",
+            "Inbound changes deliberately ignored (not ours, feature off, late trigger).",
+            ["reason"],
+            registry=r,
+        )

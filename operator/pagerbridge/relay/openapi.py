@@ -1,0 +1,156 @@
+"""The OpenAPI 3.1 document of the relay's own HTTP endpoints (served at /openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {
+    "description": "Refused; nothing stored.",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "PagerBridge relay",
+            "version": "v1",
+            "description": "Receives BigPanda incident webhooks and PagerDuty Webhooks v3 and "
+            "relays them through a durable outbox.",
+        },
+        "paths": {
+            "/v1/bigpanda/webhook": {
+                "post": {
+                    "summary": 'BigPanda incident (bare or wrapped as {"incident": ...})',
+                    "security": [{"bearer": []}],
+                    "parameters": [
+                        {
+                            "name": "x-bp-config-pdfield",
+                            "in": "header",
+                            "required": False,
+                            "description": "Alert tag whose value is this incident's "
+                            "PagerDuty integration key (wins over keyOverrideTag).",
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "description": "Headers x-bp-config-tag-<tag>: <field> map a tag onto "
+                    "summary, source, severity, component, group, class or "
+                    "custom_details.<name>.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/BigPandaIncident"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": {
+                            "description": "Durably queued.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Accepted"}
+                                }
+                            },
+                        },
+                        "400": _ERROR,
+                        "401": _ERROR,
+                        "413": _ERROR,
+                        "415": _ERROR,
+                        "422": _ERROR,
+                        "503": _ERROR,
+                    },
+                }
+            },
+            "/v1/pagerduty/webhook": {
+                "post": {
+                    "summary": "PagerDuty Webhooks v3 (X-PagerDuty-Signature verified)",
+                    "parameters": [
+                        {
+                            "name": "X-PagerDuty-Signature",
+                            "in": "header",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "X-Webhook-Id",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "responses": {
+                        "200": {"description": "Accepted, duplicate or ignored."},
+                        "400": _ERROR,
+                        "401": _ERROR,
+                        "404": _ERROR,
+                        "413": _ERROR,
+                        "415": _ERROR,
+                        "422": _ERROR,
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: config loaded, outbox writable; upstream auth detail",
+                    "responses": {
+                        "200": {"description": "ready"},
+                        "503": {"description": "not ready"},
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {"200": {"description": "text"}},
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": {"description": "OpenAPI"}},
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error", "message"],
+                    "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+                },
+                "Accepted": {
+                    "type": "object",
+                    "properties": {
+                        "status": {"const": "accepted"},
+                        "incident_id": {"type": "string"},
+                        "action": {"enum": ["trigger", "resolve"]},
+                        "queued": {"type": "integer"},
+                        "duplicates": {"type": "integer"},
+                    },
+                },
+                "BigPandaIncident": {
+                    "type": "object",
+                    "required": ["id"],
+                    "additionalProperties": True,
+                    "properties": {
+                        "id": {"type": "string"},
+                        "status": {"enum": ["critical", "warning", "unknown", "ok"]},
+                        "active": {"type": "boolean"},
+                        "alerts": {"type": "array", "items": {"type": "object"}},
+                        "incident_tags": {"type": "array", "items": {"type": "object"}},
+                        "comments": {"type": "array", "items": {"type": "object"}},
+                    },
+                },
+            },
+        },
+    }

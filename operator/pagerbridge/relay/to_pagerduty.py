@@ -1,0 +1,173 @@
+"""Delivering BigPanda's side to PagerDuty: Events v2 events (``pd_event``) and REST notes
+(``pd_note``). Handlers for :class:`pagerbridge.relay.delivery.Dispatcher`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from pagerbridge.clients.bigpanda_incidents import BigPandaIncidentsClient
+from pagerbridge.clients.errors import RateLimited, Rejected, Unauthorized
+from pagerbridge.clients.pagerduty_events import PagerDutyEventsClient
+from pagerbridge.clients.pagerduty_incidents import PagerDutyIncidentsClient
+from pagerbridge.relay import echo
+from pagerbridge.relay.context import RelayContext, key_id
+from pagerbridge.relay.delivery import Done
+from pagerbridge.relay.errors import NotReady
+from pagerbridge.relay.outbox import Job
+from pagerbridge.relay.overrides import Routing
+
+log = logging.getLogger("pagerbridge.relay.pagerduty")
+
+REJECTED_OVERRIDE_NOTE = (
+    "PagerDuty rejected the override integration key from alert tag {tag!r}; "
+    "default integration key used"
+)
+
+
+class PagerDutyDelivery:
+    def __init__(self, ctx: RelayContext) -> None:
+        self.ctx = ctx
+
+    async def event(self, job: Job) -> Done:
+        ctx = self.ctx
+        payload = job.payload
+        incident_id: str = payload["incident_id"]
+        action: str = payload["action"]
+        routing = Routing.from_json(payload.get("routing"))
+        if action == "trigger":
+            if await self._resolved_meanwhile(job, incident_id):
+                ctx.metrics.ignored.labels("late_trigger_resolved").inc()
+                log.info(
+                    "late trigger skipped: incident resolved in BigPanda meanwhile",
+                    extra={"incident_id": incident_id},
+                )
+                return Done(outcome="skipped_late")
+        else:
+            # Resolve with the key the trigger used, whatever this request said.
+            stored = await ctx.outbox.incident(incident_id)
+            if stored is not None and stored[0] is not None:
+                routing = Routing.from_json(stored[0])
+            elif stored is not None:
+                routing = Routing()
+        try:
+            await self._send(routing, payload["event"])
+        except Rejected as exc:
+            if exc.status != 400 or routing.key is None:
+                raise
+            # An override key PagerDuty refuses: never drop the incident, use the default.
+            ctx.metrics.key_override_invalid.labels("rejected").inc()
+            log.warning(
+                "override key rejected by PagerDuty; re-sending with the default key",
+                extra={"incident_id": incident_id, "tag": routing.tag},
+            )
+            routing = Routing(tag=routing.tag)
+            event = dict(payload["event"])
+            if "payload" in event:
+                inner = dict(event["payload"])
+                details = dict(inner.get("custom_details") or {})
+                details["pagerbridge_key_override"] = REJECTED_OVERRIDE_NOTE.format(tag=routing.tag)
+                inner["custom_details"] = details
+                event["payload"] = inner
+            job.payload = {**payload, "event": event, "routing": routing.to_json()}
+            await ctx.outbox.update_payload(job.id, job.payload)
+            await self._send(routing, event)
+        if action == "trigger":
+            await ctx.outbox.save_incident(incident_id, routing=routing.to_json())
+            return Done(
+                forget=[echo.resolved_pd_key(incident_id), echo.resolved_bp_key(incident_id)]
+            )
+        # The next trigger after a resolve opens a new PagerDuty incident.
+        await ctx.outbox.save_incident(incident_id, clear_pd_incident=True)
+        return Done()
+
+    async def _send(self, routing: Routing, event: dict[str, Any]) -> None:
+        ctx = self.ctx
+        settings = ctx.holder.current
+        key = routing.key or settings.secrets.routing_key
+        bucket = ctx.limiter.bucket("events", key_id(key))
+        await bucket.acquire()
+        client = PagerDutyEventsClient(ctx.http, settings.config.pager_duty.events_url)
+        try:
+            await client.enqueue({**event, "routing_key": key})
+        except RateLimited as exc:
+            bucket.pause(exc.retry_after if exc.retry_after is not None else 1.0)
+            raise
+        except Unauthorized:
+            ctx.health.unauthorized("pagerduty_events")
+            raise
+        ctx.health.ok("pagerduty_events")
+
+    async def _resolved_meanwhile(self, job: Job, incident_id: str) -> bool:
+        """DESIGN "Scaling out": a delayed trigger is confirmed against BigPanda first."""
+        ctx = self.ctx
+        settings = ctx.holder.current
+        late = job.attempts > 0 or time.time() - job.created_at > ctx.late_trigger_after
+        if not late or not settings.bigpanda_writes_enabled:
+            return False
+        assert settings.secrets.bigpanda_api_token
+        assert settings.config.big_panda.environment_id
+        client = BigPandaIncidentsClient(
+            ctx.http,
+            settings.config.big_panda.api_url,
+            settings.secrets.bigpanda_api_token,
+            settings.config.big_panda.environment_id,
+        )
+        await ctx.limiter.bucket("bigpanda", "get").acquire()
+        try:
+            current = await client.get_incident(incident_id)
+        except Rejected:
+            return False  # unknown to BigPanda's API: nothing says it is resolved
+        except Unauthorized:
+            ctx.health.unauthorized("bigpanda")
+            return False  # cannot confirm; sending beats dropping
+        ctx.health.ok("bigpanda")
+        status = current.get("status")
+        return status == "ok" or current.get("active") is False
+
+    async def note(self, job: Job) -> Done:
+        ctx = self.ctx
+        settings = ctx.holder.current
+        if not settings.notes_enabled or settings.secrets.pagerduty_api_token is None:
+            ctx.metrics.ignored.labels("notes_disabled").inc()
+            return Done(outcome="skipped")
+        incident_id: str = job.payload["incident_id"]
+        content: str = job.payload["content"]
+        client = PagerDutyIncidentsClient(
+            ctx.http,
+            settings.config.pager_duty.api_url,
+            settings.secrets.pagerduty_api_token,
+            settings.config.pager_duty.from_email,
+        )
+        try:
+            pd_id = await self._pd_incident_id(client, incident_id)
+            if job.attempts > 0 or time.time() - job.created_at > ctx.late_trigger_after:
+                # A crash after PagerDuty stored the note but before we recorded it:
+                # look before writing again, so the note exists exactly once.
+                await ctx.limiter.bucket("rest").acquire()
+                for note in await client.list_notes(pd_id):
+                    if note.get("content") == content:
+                        return Done(remember=[echo.wrote_note_key(str(note.get("id")))])
+            await ctx.limiter.bucket("rest").acquire()
+            note = await client.create_note(pd_id, content)
+        except RateLimited as exc:
+            ctx.limiter.bucket("rest").pause(exc.retry_after or 1.0)
+            raise
+        except Unauthorized:
+            ctx.health.unauthorized("pagerduty_rest")
+            raise
+        ctx.health.ok("pagerduty_rest")
+        return Done(remember=[echo.wrote_note_key(str(note.get("id")))])
+
+    async def _pd_incident_id(self, client: PagerDutyIncidentsClient, incident_id: str) -> str:
+        stored = await self.ctx.outbox.incident(incident_id)
+        if stored is not None and stored[1]:
+            return stored[1]
+        await self.ctx.limiter.bucket("rest").acquire()
+        found = await client.find_by_incident_key(incident_id)
+        if found is None or not isinstance(found.get("id"), str):
+            raise NotReady(f"PagerDuty incident for {incident_id} not found yet")
+        pd_id: str = found["id"]
+        await self.ctx.outbox.save_incident(incident_id, pd_incident_id=pd_id)
+        return pd_id

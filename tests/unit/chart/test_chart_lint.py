@@ -1,0 +1,38 @@
+"""`helm lint --strict` is clean, for the defaults and for the other supported shapes."""
+
+from __future__ import annotations
+
+import pytest
+from helm_tools import CHART, Helm
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        ["--set", "rbac.scope=namespace", "--set", "watchNamespaces={team-a,team-b}"],
+        ["--set", "serviceMonitor.enabled=true"],
+    ],
+    ids=["defaults", "namespace-scope", "servicemonitor"],
+)
+def test_helm_lint_strict_is_clean(helm: Helm, values: list[str]) -> None:
+    result = helm.run("lint", "--strict", str(CHART), *values)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
+    assert "[WARNING]" not in result.stdout
+    assert "[ERROR]" not in result.stdout
+
+
+def test_chart_versions(helm: Helm) -> None:
+    """appVersion is the package version: the image tag the chart defaults to exists."""
+    import tomllib
+
+    import yaml
+
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    project = tomllib.loads((CHART.parents[1] / "pyproject.toml").read_text())["project"]
+    assert chart["apiVersion"] == "v2"
+    assert chart["appVersion"] == project["version"] == "0.1.0"
+    result = helm.run("show", "chart", str(CHART))
+    assert result.returncode == 0, result.stderr
+    assert "appVersion: 0.1.0" in result.stdout

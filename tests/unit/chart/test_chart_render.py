@@ -1,0 +1,254 @@
+"""What the chart renders: a hardened operator Deployment, its ServiceAccount, and RBAC."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+from helm_tools import CHART, Helm, of_kind, one
+
+NAMESPACE = "pagerbridge-system"
+APP_VERSION = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+
+
+def _container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    return dict(container)
+
+
+def test_default_render_kinds_and_names(helm: Helm) -> None:
+    objects = helm.render()
+    assert sorted(obj["kind"] for obj in objects) == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Service",
+        "ServiceAccount",
+    ]
+    for obj in objects:
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "pagerbridge"
+        assert labels["app.kubernetes.io/instance"] == "pb"
+        assert labels["app.kubernetes.io/version"] == APP_VERSION
+        if obj["kind"] not in {"ClusterRole", "ClusterRoleBinding"}:
+            assert obj["metadata"]["namespace"] == NAMESPACE
+
+
+def test_operator_deployment(helm: Helm) -> None:
+    objects = helm.render()
+    deployment = one(objects, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = _container(objects)
+    assert deployment["spec"]["replicas"] == 1
+    # kopf without peering: never two operators during a rollout.
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert pod["serviceAccountName"] == one(objects, "ServiceAccount")["metadata"]["name"]
+    assert container["image"] == f"pagerbridge/pagerbridge:{APP_VERSION}"
+    assert "command" not in container, "the image's ENTRYPOINT (pagerbridge) must run"
+    assert container["args"][0] == "operator"
+    assert "--all-namespaces" in container["args"]
+    env = {item["name"]: item for item in container["env"]}
+    assert env["PAGERBRIDGE_RELAY_IMAGE"]["value"] == container["image"]
+    assert env["PAGERBRIDGE_IMAGE_PULL_POLICY"]["value"] == container["imagePullPolicy"]
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    assert container["resources"]["requests"]["memory"]
+    assert container["resources"]["limits"]["memory"]
+
+
+def test_probes_and_metrics_ports(helm: Helm) -> None:
+    container = _container(
+        helm.render("--set", "operator.healthPort=9443", "--set", "operator.metricsPort=9090")
+    )
+    assert container["ports"] == [
+        {"name": "health", "containerPort": 9443, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+    ]
+    assert "--liveness=http://0.0.0.0:9443/healthz" in container["args"]
+    assert "--metrics-port=9090" in container["args"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+        assert container[probe]["periodSeconds"] > 0
+    same = helm.template("--set", "operator.healthPort=8080")
+    assert same.returncode != 0
+    assert "must differ" in same.stderr
+
+
+def test_security_context_is_hardened(helm: Helm) -> None:
+    objects = helm.render()
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    context = _container(objects)["securityContext"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert context["runAsNonRoot"] is True
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert not context.get("privileged", False)
+    # A read-only root needs a writable /tmp volume.
+    mounts = {m["mountPath"]: m["name"] for m in _container(objects)["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+
+
+def test_image_tag_and_digest(helm: Helm) -> None:
+    tagged = _container(
+        helm.render("--set", "image.repository=r.example/pb", "--set", "image.tag=v9")
+    )
+    assert tagged["image"] == "r.example/pb:v9"
+    digest = "sha256:" + "a" * 64
+    pinned = _container(helm.render("--set", f"image.digest={digest}"))
+    assert pinned["image"] == f"pagerbridge/pagerbridge@{digest}"
+
+
+def _rules(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    """(apiGroup, resource) -> verbs."""
+    granted: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                granted.setdefault((group, resource), set()).update(rule["verbs"])
+    return granted
+
+
+CRUD = {"get", "list", "watch", "create", "update", "patch", "delete"}
+NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
+    ("pagerbridge.io", "pagerdutyintegrations"): {"get", "list", "watch", "patch", "update"},
+    ("pagerbridge.io", "pagerdutykeyoverrides"): {"get", "list", "watch", "patch", "update"},
+    ("pagerbridge.io", "pagerdutytagmappings"): {"get", "list", "watch", "patch", "update"},
+    ("pagerbridge.io", "pagerdutyintegrations/status"): {"get", "patch", "update"},
+    ("pagerbridge.io", "pagerdutykeyoverrides/status"): {"get", "patch", "update"},
+    ("pagerbridge.io", "pagerdutytagmappings/status"): {"get", "patch", "update"},
+    ("pagerbridge.io", "pagerdutyintegrations/finalizers"): {"update"},
+    ("", "configmaps"): CRUD,
+    ("", "secrets"): CRUD,
+    ("", "services"): CRUD,
+    ("", "persistentvolumeclaims"): CRUD,
+    ("apps", "deployments"): CRUD,
+    ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+}
+CLUSTER_ONLY_RULES: dict[tuple[str, str], set[str]] = {
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
+    ("", "namespaces"): {"list", "watch"},
+}
+
+
+def _assert_least_privilege(role: dict[str, Any]) -> None:
+    for rule in role["rules"]:
+        for field in ("apiGroups", "resources", "verbs"):
+            assert "*" not in rule[field], f"wildcard in {rule}"
+        assert "resourceNames" not in rule
+        assert "nonResourceURLs" not in rule
+
+
+def test_cluster_scope_rbac(helm: Helm) -> None:
+    objects = helm.render()
+    role = one(objects, "ClusterRole")
+    _assert_least_privilege(role)
+    assert _rules(role) == NAMESPACED_RULES | CLUSTER_ONLY_RULES
+    binding = one(objects, "ClusterRoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
+    account = one(objects, "ServiceAccount")["metadata"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["name"], "namespace": NAMESPACE}
+    ]
+    assert not of_kind(objects, "Role")
+    assert not of_kind(objects, "RoleBinding")
+
+
+@pytest.mark.parametrize(
+    ("extra", "watched"),
+    [([], [NAMESPACE]), (["--set", "watchNamespaces={team-a,team-b}"], ["team-a", "team-b"])],
+    ids=["release-namespace", "listed-namespaces"],
+)
+def test_namespace_scope_renders_roles_not_cluster_roles(
+    helm: Helm, extra: list[str], watched: list[str]
+) -> None:
+    objects = helm.render("--set", "rbac.scope=namespace", *extra)
+    assert not of_kind(objects, "ClusterRole")
+    assert not of_kind(objects, "ClusterRoleBinding")
+    roles = of_kind(objects, "Role")
+    bindings = of_kind(objects, "RoleBinding")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == sorted(watched)
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == sorted(watched)
+    account = one(objects, "ServiceAccount")["metadata"]["name"]
+    for role in roles:
+        _assert_least_privilege(role)
+        # No cluster-wide powers (CRDs, namespaces) in namespace scope.
+        assert _rules(role) == NAMESPACED_RULES
+    for binding in bindings:
+        assert binding["roleRef"]["kind"] == "Role"
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}
+        ]
+    args = _container(objects)["args"]
+    assert "--all-namespaces" not in args
+    assert [a for a in args if a.startswith("--namespace=")] == [
+        f"--namespace={ns}" for ns in watched
+    ]
+
+
+def test_existing_service_account(helm: Helm) -> None:
+    objects = helm.render(
+        "--set", "serviceAccount.create=false", "--set", "serviceAccount.name=ops-robot"
+    )
+    assert not of_kind(objects, "ServiceAccount")
+    assert one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == (
+        "ops-robot"
+    )
+    assert one(objects, "ClusterRoleBinding")["subjects"][0]["name"] == "ops-robot"
+    missing = helm.template("--set", "serviceAccount.create=false")
+    assert missing.returncode != 0
+    assert "serviceAccount.name is required" in missing.stderr
+
+
+def test_rbac_can_be_left_to_the_cluster_admin(helm: Helm) -> None:
+    objects = helm.render("--set", "rbac.create=false")
+    kinds = {obj["kind"] for obj in objects}
+    assert not kinds & {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+
+
+def test_metrics_service_and_optional_servicemonitor(helm: Helm) -> None:
+    objects = helm.render()
+    assert not of_kind(objects, "ServiceMonitor")
+    service = one(objects, "Service")
+    deployment = one(objects, "Deployment")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    monitored = helm.render(
+        "--set", "serviceMonitor.enabled=true", "--set", "serviceMonitor.labels.release=prom"
+    )
+    monitor = one(monitored, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert monitor["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    assert not of_kind(helm.render("--set", "service.enabled=false"), "Service")
+
+
+def test_scheduling_values_reach_the_pod(helm: Helm) -> None:
+    objects = helm.render(
+        "--set", "nodeSelector.kubernetes\\.io/os=linux",
+        "--set", "tolerations[0].key=dedicated",
+        "--set", "tolerations[0].operator=Exists",
+        "--set", "priorityClassName=system-cluster-critical",
+        "--set", "podAnnotations.team=sre",
+        "--set", "imagePullSecrets[0].name=regcred",
+    )  # fmt: skip
+    pod = one(objects, "Deployment")["spec"]["template"]
+    assert pod["metadata"]["annotations"] == {"team": "sre"}
+    assert pod["spec"]["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert pod["spec"]["tolerations"] == [{"key": "dedicated", "operator": "Exists"}]
+    assert pod["spec"]["priorityClassName"] == "system-cluster-critical"
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "regcred"}]

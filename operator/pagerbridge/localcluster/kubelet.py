@@ -1,0 +1,352 @@
+"""The e2e "harness kubelet": runs relay Deployments as local processes.
+
+The test control plane has no kubelet, so Deployments never get pods. This harness plays
+the kubelet's part for relay Deployments (label ``app.kubernetes.io/name=pagerbridge-relay``):
+
+* materializes the pod's volumes as files in a work directory (ConfigMap and Secret
+  volumes kept in sync, rewritten atomically on change, like the kubelet's symlink swap;
+  emptyDir and PVC volumes as plain directories). File contents and the container's
+  arguments have every ``mountPath`` rewritten to its local directory;
+* starts the container command (``pagerbridge relay ...``) with ``--host 127.0.0.1`` and
+  a free port, restarts it when it exits or when the pod template changes (what a
+  rollout would do), and stops it when the Deployment is gone or scaled to zero;
+* writes readiness (``/readyz``) into the Deployment's status (``readyReplicas`` ...) and
+  the relay's local URL and pid into annotations (``pagerbridge.io/local-url``,
+  ``pagerbridge.io/local-pid``) for the tests.
+
+With ``run_processes=False`` it only reports every relay Deployment ready (benchmarks:
+300 relay processes would not fit on the machine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pagerbridge.clients.kubernetes import (
+    KubernetesClient,
+    KubernetesError,
+    NotFound,
+    Resource,
+    connection_from_kubeconfig,
+)
+
+logger = logging.getLogger(__name__)
+
+RELAY_SELECTOR = "app.kubernetes.io/name=pagerbridge-relay"
+ANNOTATION_URL = "pagerbridge.io/local-url"
+ANNOTATION_PID = "pagerbridge.io/local-pid"
+DEPLOYMENTS = Resource.builtin("Deployment")
+CONFIGMAPS = Resource.builtin("ConfigMap")
+SECRETS = Resource.builtin("Secret")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _write_if_changed(path: Path, content: bytes, mode: int = 0o600) -> bool:
+    if path.exists() and path.read_bytes() == content:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(content)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+    return True
+
+
+@dataclass
+class Pod:
+    """One running relay: the local stand-in for a Deployment's single pod."""
+
+    namespace: str
+    name: str
+    directory: Path
+    template_hash: str = ""
+    process: subprocess.Popen[bytes] | None = None
+    port: int = 0
+    log_path: Path | None = None
+    restarts: int = 0
+    reported: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+        self.process = None
+
+
+class HarnessKubelet:
+    """``with HarnessKubelet(kubeconfig, workdir) as kubelet: ...`` (a background thread)."""
+
+    def __init__(
+        self,
+        kubeconfig: Path,
+        workdir: Path,
+        namespace: str | None = None,
+        *,
+        run_processes: bool = True,
+        interval: float = 0.3,
+    ) -> None:
+        self.kubeconfig = kubeconfig
+        self.workdir = workdir
+        self.namespace = namespace
+        self.run_processes = run_processes
+        self.interval = interval
+        self.pods: dict[tuple[str, str], Pod] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="harness-kubelet", daemon=True)
+        self._error: BaseException | None = None
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> HarnessKubelet:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        for pod in list(self.pods.values()):
+            pod.stop()
+
+    def __enter__(self) -> HarnessKubelet:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def pod(self, namespace: str, deployment: str) -> Pod | None:
+        return self.pods.get((namespace, deployment))
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._loop())
+        except BaseException as exc:  # surfaced through logs; tests then time out clearly
+            self._error = exc
+            logger.exception("harness kubelet crashed")
+
+    async def _loop(self) -> None:
+        connection = connection_from_kubeconfig(self.kubeconfig)
+        async with (
+            KubernetesClient(connection, field_manager="harness-kubelet") as kube,
+            httpx.AsyncClient(timeout=1.0) as http,
+        ):
+            while not self._stop.is_set():
+                try:
+                    await self._sync(kube, http)
+                except KubernetesError as exc:
+                    logger.warning("harness kubelet: %s", exc)
+                await asyncio.sleep(self.interval)
+
+    # -- one pass ---------------------------------------------------------------------
+
+    async def _sync(self, kube: KubernetesClient, http: httpx.AsyncClient) -> None:
+        listing = await kube.list(DEPLOYMENTS, self.namespace, label_selector=RELAY_SELECTOR)
+        seen: set[tuple[str, str]] = set()
+        for deployment in listing.get("items", []):
+            meta = deployment["metadata"]
+            key = (meta["namespace"], meta["name"])
+            if meta.get("deletionTimestamp"):
+                continue
+            seen.add(key)
+            try:
+                await self._sync_one(kube, http, deployment)
+            except NotFound:
+                continue
+        for key in set(self.pods) - seen:
+            pod = self.pods.pop(key)
+            pod.stop()
+            shutil.rmtree(pod.directory, ignore_errors=True)
+
+    async def _sync_one(
+        self, kube: KubernetesClient, http: httpx.AsyncClient, deployment: dict[str, Any]
+    ) -> None:
+        meta, spec = deployment["metadata"], deployment["spec"]
+        namespace, name = meta["namespace"], meta["name"]
+        replicas = int(spec.get("replicas", 1))
+        if not self.run_processes:
+            await self._report(kube, deployment, None, ready=replicas > 0)
+            return
+        pod = self.pods.get((namespace, name))
+        if pod is None:
+            pod = Pod(namespace, name, self.workdir / namespace / name)
+            self.pods[(namespace, name)] = pod
+        template = spec["template"]
+        template_hash = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
+        if replicas == 0:
+            pod.stop()
+            await self._report(kube, deployment, pod, ready=False)
+            return
+        volumes_ready = await self._materialize(kube, namespace, pod, template["spec"])
+        if not volumes_ready:
+            pod.stop()
+            await self._report(kube, deployment, pod, ready=False)
+            return
+        if pod.template_hash != template_hash or not pod.running():
+            if pod.process is not None and pod.running() is False:
+                pod.restarts += 1
+            pod.stop()
+            self._start(pod, template["spec"])
+            pod.template_hash = template_hash
+        ready = False
+        if pod.running():
+            with contextlib.suppress(httpx.HTTPError):
+                ready = (await http.get(pod.url + "/readyz")).status_code == 200
+        await self._report(kube, deployment, pod, ready=ready)
+
+    def _mounts(self, pod: Pod, pod_spec: dict[str, Any]) -> dict[str, Path]:
+        """mountPath -> local directory, for the relay container."""
+        container = pod_spec["containers"][0]
+        return {
+            mount["mountPath"]: pod.directory / "volumes" / mount["name"]
+            for mount in container.get("volumeMounts", [])
+        }
+
+    def _rewrite(self, text: str, mounts: dict[str, Path]) -> str:
+        for mount_path in sorted(mounts, key=len, reverse=True):
+            text = text.replace(mount_path, str(mounts[mount_path]))
+        return text
+
+    async def _materialize(
+        self, kube: KubernetesClient, namespace: str, pod: Pod, pod_spec: dict[str, Any]
+    ) -> bool:
+        """Write every volume's files; False while a required ConfigMap/Secret is missing."""
+        mounts = self._mounts(pod, pod_spec)
+        for volume in pod_spec.get("volumes", []):
+            target = pod.directory / "volumes" / volume["name"]
+            target.mkdir(parents=True, exist_ok=True)
+            files: dict[str, bytes] = {}
+            if "configMap" in volume:
+                source = volume["configMap"]
+                try:
+                    config_map = await kube.get(CONFIGMAPS, namespace, source["name"])
+                except NotFound:
+                    if source.get("optional"):
+                        continue
+                    return False
+                files = {
+                    key: self._rewrite(value, mounts).encode()
+                    for key, value in (config_map.get("data") or {}).items()
+                }
+            elif "secret" in volume:
+                source = volume["secret"]
+                try:
+                    secret = await kube.get(SECRETS, namespace, source["secretName"])
+                except NotFound:
+                    if source.get("optional"):
+                        continue
+                    return False
+                files = {
+                    key: base64.b64decode(value)
+                    for key, value in (secret.get("data") or {}).items()
+                }
+            else:
+                continue  # emptyDir / persistentVolumeClaim: the directory is the volume
+            for key, content in files.items():
+                _write_if_changed(target / key, content)
+            for stale in target.iterdir():
+                if stale.is_file() and not stale.name.startswith(".") and stale.name not in files:
+                    stale.unlink()
+        return True
+
+    def _start(self, pod: Pod, pod_spec: dict[str, Any]) -> None:
+        container = pod_spec["containers"][0]
+        mounts = self._mounts(pod, pod_spec)
+        argv = [
+            self._rewrite(arg, mounts) for arg in container["command"] + container.get("args", [])
+        ]
+        if argv[0] == "pagerbridge":
+            argv = [sys.executable, "-m", "pagerbridge", *argv[1:]]
+        pod.port = _free_port()
+        for flag, value in (("--host", "127.0.0.1"), ("--port", str(pod.port))):
+            if flag in argv:
+                argv[argv.index(flag) + 1] = value
+            else:
+                argv += [flag, value]
+        pod.log_path = pod.directory / "relay.log"
+        log = pod.log_path.open("ab")
+        env = dict(os.environ)
+        for item in container.get("env", []):
+            if "value" in item:
+                env[item["name"]] = item["value"]
+        pod.process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=pod.directory,
+            env=env,
+            start_new_session=True,
+        )
+        log.close()
+
+    async def _report(
+        self, kube: KubernetesClient, deployment: dict[str, Any], pod: Pod | None, *, ready: bool
+    ) -> None:
+        meta = deployment["metadata"]
+        replicas = int(deployment["spec"].get("replicas", 1))
+        count = 1 if ready else 0
+        status = {
+            "observedGeneration": int(meta.get("generation", 1)),
+            "replicas": min(replicas, 1),
+            "updatedReplicas": min(replicas, 1),
+            "readyReplicas": count,
+            "availableReplicas": count,
+            "unavailableReplicas": max(replicas - count, 0),
+        }
+        current = deployment.get("status") or {}
+        if any(current.get(k, 0) != v for k, v in status.items()):
+            await kube.merge_patch(
+                DEPLOYMENTS, meta["namespace"], meta["name"], {"status": status}, "status"
+            )
+        if pod is None:
+            return
+        annotations = {
+            ANNOTATION_URL: pod.url if pod.running() else None,
+            ANNOTATION_PID: str(pod.process.pid) if pod.process and pod.running() else None,
+        }
+        existing = meta.get("annotations") or {}
+        if any(existing.get(k) != v for k, v in annotations.items()):
+            await kube.merge_patch(
+                DEPLOYMENTS,
+                meta["namespace"],
+                meta["name"],
+                {"metadata": {"annotations": annotations}},
+            )

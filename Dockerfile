@@ -39,7 +39,7 @@ RUN mkdir -p /var/lib/pagerbridge /etc/pagerbridge/config /etc/pagerbridge/secre
     && chmod 0750 /var/lib/pagerbridge
 WORKDIR /var/lib/pagerbridge
 USER 65532:65532
-# Operator: liveness /healthz and /metrics. Relay: webhooks, /healthz, /readyz, /metrics.
-EXPOSE 8080
+# Operator: 8080 /metrics, 8081 /healthz (liveness). Relay: 8080 webhooks, /healthz, /readyz, /metrics.
+EXPOSE 8080 8081
 ENTRYPOINT ["pagerbridge"]
 CMD ["operator"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helm_tools import Helm, HelmNotFoundError, helm_binary
+
+from chart.helm_tools import Helm, HelmNotFoundError, helm_binary
 
 
 @pytest.fixture(scope="session")

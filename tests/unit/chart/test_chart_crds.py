@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import yaml
-from helm_tools import CHART, Helm, of_kind
+
+from chart.helm_tools import CHART, Helm, of_kind
 
 GENERATED = CHART.parents[1] / "crds"
 

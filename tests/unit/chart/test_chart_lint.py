@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from helm_tools import CHART, Helm
+
+from chart.helm_tools import CHART, Helm
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helm_tools import CHART, Helm, one
+
+from chart.helm_tools import CHART, Helm, one
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 import pytest
-from helm_tools import Helm, one
 
+from chart.helm_tools import Helm, one
 from pagerbridge.cli import build_parser
 
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 import yaml
-from helm_tools import CHART, Helm, of_kind, one
+
+from chart.helm_tools import CHART, Helm, of_kind, one
 
 NAMESPACE = "pagerbridge-system"
 APP_VERSION = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]

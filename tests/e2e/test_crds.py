@@ -1,0 +1,222 @@
+"""The generated CRDs on a real API server: they install, accept the examples, and make the
+API server itself refuse bad manifests with a message a user can act on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pagerbridge.api import ALL_KINDS
+from pagerbridge.api.fields import MAPPING_FIELD_MESSAGE, TAG_NAME_MESSAGE
+
+from .conftest import REPO, Cluster
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLES = REPO / "examples"
+SECRET_PLACEHOLDERS = ("REPLACE-WITH-YOUR-INTEGRATION-KEY", "REPLACE-WITH-YOUR-PAGERDUTY-API-KEY")
+
+
+def _integration(spec: dict[str, object], name: str = "bad") -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "pagerbridge.io/v1alpha1",
+            "kind": "PagerDutyIntegration",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+    )
+
+
+def _tag_mapping(mappings: list[dict[str, str]], name: str = "bad") -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "pagerbridge.io/v1alpha1",
+            "kind": "PagerDutyTagMapping",
+            "metadata": {"name": name},
+            "spec": {"integrationRef": {"name": "minimal"}, "mappings": mappings},
+        }
+    )
+
+
+ROUTING_KEY = {"name": "pagerduty", "key": "routing-key"}
+
+
+def _apply_rejected(cluster: Cluster, namespace: str, manifest: str) -> str:
+    result = cluster.kubectl(
+        "apply", "--server-side", "-n", namespace, "-f", "-", input=manifest, check=False
+    )
+    assert result.returncode != 0, f"accepted:\n{manifest}\n{result.stdout}"
+    return result.stderr
+
+
+def test_crds_are_established(cluster: Cluster) -> None:
+    for kind in ALL_KINDS:
+        out = cluster.kubectl("get", "crd", kind.crd_name, "-o", "json").stdout
+        crd = json.loads(out)
+        conditions = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
+        assert conditions["Established"] == "True", kind.kind
+        assert conditions["NamesAccepted"] == "True", kind.kind
+        assert crd["status"]["acceptedNames"]["shortNames"] == list(kind.short_names)
+    resources = cluster.kubectl("api-resources", "--api-group=pagerbridge.io", "-o", "name")
+    assert sorted(resources.stdout.split()) == sorted(k.crd_name for k in ALL_KINDS)
+
+
+def test_examples_apply_and_get_defaulted(cluster: Cluster, namespace: str) -> None:
+    result = cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", str(EXAMPLES))
+    for kind_name in ("minimal", "routed", "routed-by-tag", "routed-fields", "bidirectional"):
+        assert f"/{kind_name} serverside-applied" in result.stdout
+
+    minimal = json.loads(
+        cluster.kubectl("get", "pdi", "minimal", "-n", namespace, "-o", "json").stdout
+    )
+    spec = minimal["spec"]
+    # Defaults come from the models, applied by the API server itself.
+    assert spec["sync"] == {"resolve": True, "notes": False, "acknowledge": False}
+    assert spec["bigPanda"]["webhook"]["mode"] == "Manual"
+    assert spec["severityMap"]["unknown"] == "error"
+    assert spec["relay"]["replicas"] == 1
+    assert spec["pagerDuty"]["region"] == "us"
+
+    mapping = json.loads(
+        cluster.kubectl("get", "pdtm", "routed-fields", "-n", namespace, "-o", "json").stdout
+    )
+    assert [m["field"] for m in mapping["spec"]["mappings"]] == [
+        "source",
+        "component",
+        "custom_details.team",
+    ]
+    # The category groups every PagerBridge kind.
+    every = cluster.kubectl("get", "pagerbridge", "-n", namespace, "-o", "name").stdout.split()
+    assert len(every) == 5
+
+
+def test_printer_columns(cluster: Cluster, namespace: str) -> None:
+    cluster.kubectl(
+        "apply", "--server-side", "-n", namespace, "-f", str(EXAMPLES / "01-minimal.yaml")
+    )
+    header = cluster.kubectl("get", "pdi", "-n", namespace).stdout.splitlines()[0].split()
+    assert header == ["NAME", "READY", "REASON", "URL", "AGE"]
+    cluster.kubectl(
+        "apply",
+        "--server-side",
+        "-n",
+        namespace,
+        "-f",
+        str(EXAMPLES / "02-override-and-mappings.yaml"),
+    )
+    for short_name in ("pdko", "pdtm"):
+        lines = cluster.kubectl("get", short_name, "-n", namespace).stdout.splitlines()
+        assert lines[0].split() == ["NAME", "INTEGRATION", "READY", "REASON", "AGE"]
+        assert lines[1].split()[1] == "routed"
+
+
+def test_secret_values_stay_out_of_the_custom_resources(cluster: Cluster, namespace: str) -> None:
+    cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", str(EXAMPLES))
+    shown = cluster.kubectl("get", "pagerbridge", "-n", namespace, "-o", "yaml").stdout
+    shown += cluster.kubectl("get", "pdi", "-n", namespace, "-o", "wide").stdout
+    for placeholder in SECRET_PLACEHOLDERS:
+        assert placeholder not in shown
+
+
+def test_missing_routing_key_is_rejected(cluster: Cluster, namespace: str) -> None:
+    err = _apply_rejected(
+        cluster, namespace, _integration({"pagerDuty": {"region": "us"}, "sync": {"notes": False}})
+    )
+    assert "spec.pagerDuty.routingKey: Required value" in err
+
+
+def test_missing_secret_key_name_is_rejected(cluster: Cluster, namespace: str) -> None:
+    spec = {"pagerDuty": {"routingKey": {"name": "pagerduty"}}, "sync": {"notes": False}}
+    err = _apply_rejected(cluster, namespace, _integration(spec))
+    assert "spec.pagerDuty.routingKey.key: Required value" in err
+
+
+def test_bad_severity_is_rejected(cluster: Cluster, namespace: str) -> None:
+    spec = {
+        "pagerDuty": {"routingKey": ROUTING_KEY},
+        "sync": {"notes": False},
+        "severityMap": {"critical": "urgent"},
+    }
+    err = _apply_rejected(cluster, namespace, _integration(spec))
+    assert 'spec.severityMap.critical: Unsupported value: "urgent"' in err
+    assert '"critical", "error", "warning", "info"' in err
+
+
+def test_notes_without_from_email_is_rejected(cluster: Cluster, namespace: str) -> None:
+    spec = {
+        "pagerDuty": {
+            "routingKey": ROUTING_KEY,
+            "apiToken": {"name": "pagerduty", "key": "api-token"},
+        }
+    }  # sync.notes defaults to true
+    err = _apply_rejected(cluster, namespace, _integration(spec))
+    assert "sync.notes needs pagerDuty.apiToken and pagerDuty.fromEmail" in err
+
+
+def test_service_id_without_bigpanda_credentials_is_rejected(
+    cluster: Cluster, namespace: str
+) -> None:
+    spec = {
+        "pagerDuty": {"routingKey": ROUTING_KEY, "serviceId": "PABC123"},
+        "sync": {"notes": False},
+    }
+    err = _apply_rejected(cluster, namespace, _integration(spec))
+    assert "pagerDuty.serviceId (PagerDuty → BigPanda sync) needs" in err
+
+
+def test_managed_webhook_without_public_url_is_rejected(cluster: Cluster, namespace: str) -> None:
+    spec = {
+        "pagerDuty": {"routingKey": ROUTING_KEY},
+        "sync": {"notes": False},
+        "bigPanda": {
+            "apiToken": {"name": "bigpanda", "key": "api-token"},
+            "webhook": {"mode": "Managed"},
+        },
+    }
+    err = _apply_rejected(cluster, namespace, _integration(spec))
+    assert "bigPanda.webhook.mode Managed needs bigPanda.apiToken and relay.publicUrl" in err
+
+
+def test_bad_tag_mapping_field_is_rejected(cluster: Cluster, namespace: str) -> None:
+    err = _apply_rejected(
+        cluster, namespace, _tag_mapping([{"tag": "host", "field": "payload.source"}])
+    )
+    assert "spec.mappings[0].field" in err
+    assert MAPPING_FIELD_MESSAGE in err
+
+
+def test_bad_tag_name_is_rejected(cluster: Cluster, namespace: str) -> None:
+    err = _apply_rejected(
+        cluster, namespace, _tag_mapping([{"tag": "has space", "field": "source"}])
+    )
+    assert TAG_NAME_MESSAGE in err
+
+
+def test_duplicated_mapping_field_is_rejected(cluster: Cluster, namespace: str) -> None:
+    mappings = [{"tag": "host", "field": "source"}, {"tag": "node", "field": "source"}]
+    err = _apply_rejected(cluster, namespace, _tag_mapping(mappings))
+    assert 'duplicate entries for key [field="source"]' in err
+    # Client-side create goes through validation instead of the apply machinery.
+    result = cluster.kubectl(
+        "create", "-n", namespace, "-f", "-", input=_tag_mapping(mappings), check=False
+    )
+    assert result.returncode != 0
+    assert "spec.mappings[1]: Duplicate value" in result.stderr
+
+
+def test_unknown_field_is_reported(cluster: Cluster, namespace: str) -> None:
+    spec = {"pagerDuty": {"routingKey": ROUTING_KEY, "routingkey": "x"}, "sync": {"notes": False}}
+    err = _apply_rejected(cluster, namespace, _integration(spec))
+    assert ".spec.pagerDuty.routingkey: field not declared in schema" in err
+
+
+def test_example_files_hold_placeholders_only() -> None:
+    for path in sorted(Path(EXAMPLES).glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc["kind"] == "Secret":
+                for value in doc["stringData"].values():
+                    assert value.startswith("REPLACE-WITH-"), (path.name, doc["metadata"]["name"])

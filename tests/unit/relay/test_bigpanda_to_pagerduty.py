@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pagerbridge.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY, PagerDutySimulator
+from pagerbridge.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
 
 from .conftest import start_relay
 from .relayproc import RelayProcess, wait_for, write_config
@@ -82,7 +82,7 @@ def test_translation_of_sample(pd_sim, relays, tmp_path):
     assert relay.post_bigpanda(sample).status_code == 202
     inc_id = sample["incident"]["id"]
     pd_incident = wait_for(lambda: sim.incident_by_key(inc_id))
-    sent = [r.json() for r in sim.requests.matching("POST", "/v2/enqueue")][0]
+    sent = sim.requests.matching("POST", "/v2/enqueue")[0].json()
     payload = sent["payload"]
     assert sent["dedup_key"] == inc_id
     assert sent["event_action"] == "trigger"
@@ -98,3 +98,231 @@ def test_translation_of_sample(pd_sim, relays, tmp_path):
     assert len(details["alerts"]) == 2
     assert inc_id in sent["links"][0]["href"]
     assert pd_incident.status == "triggered"
+
+
+def enqueues(sim: Any) -> list[dict[str, Any]]:
+    return [r.json() for r in sim.requests.matching("POST", "/v2/enqueue") if r.status == 202]
+
+
+def test_comments_become_notes_exactly_once(pd_sim, relays, tmp_path):
+    sim, url = pd_sim
+    relay = relay_for(tmp_path, relays, url)
+    body = incident(2)
+    body["comments"] = [
+        {"id": "c1", "comment": "Failing over", "created_by": "alice@example.com"},
+    ]
+    for _ in range(3):  # BigPanda re-sends the whole incident
+        assert relay.post_bigpanda(body).status_code == 202
+    wait_for(lambda: sim.incident_by_key(body["id"]) and sim.incident_by_key(body["id"]).notes)
+    body["comments"].append({"id": "c2", "text": "Failover done", "created_by": "bob@example.com"})
+    body["updatedOn"] += 10
+    for _ in range(2):
+        assert relay.post_bigpanda({"incident": body}).status_code == 202
+    wait_for(lambda: len(sim.incident_by_key(body["id"]).notes) == 2, what="two notes")
+    notes = sim.incident_by_key(body["id"]).notes
+    assert "Failing over" in notes[0].content and "alice@example.com" in notes[0].content
+    assert "Failover done" in notes[1].content
+    # Nothing more arrives later: exactly one note per comment.
+    relay.post_bigpanda(body)
+    assert wait_for(lambda: relay.metric("pagerbridge_relay_outbox_pending") == 0)
+    assert len(sim.incident_by_key(body["id"]).notes) == 2
+    assert len(sim.requests.matching("POST", "/incidents/")) == 2
+    assert len(sim.incidents()) == 1
+
+
+def test_resend_after_timeout_is_idempotent(pd_sim, relays, tmp_path):
+    sim, url = pd_sim
+    relay = relay_for(tmp_path, relays, url)
+    body = incident(3)
+    answers = [relay.post_bigpanda(body).json() for _ in range(4)]
+    assert answers[0]["queued"] == 1
+    assert all(a["duplicates"] == 1 and a["queued"] == 0 for a in answers[1:])
+    wait_for(lambda: sim.incident_by_key(body["id"]))
+    wait_for(lambda: relay.metric("pagerbridge_relay_outbox_pending") == 0)
+    assert len(enqueues(sim)) == 1
+    assert relay.metric("pagerbridge_relay_duplicates_total", kind="pd_event") == 3
+
+
+def test_503_then_202_gives_exactly_one_incident(pd_sim, relays, tmp_path):
+    sim, url = pd_sim
+    sim.faults.fail_next(2, 503, path_prefix="/v2/enqueue")
+    relay = relay_for(tmp_path, relays, url)
+    body = incident(4)
+    assert relay.post_bigpanda(body).status_code == 202
+    wait_for(lambda: sim.incident_by_key(body["id"]), timeout=15)
+    wait_for(lambda: relay.metric("pagerbridge_relay_outbox_pending") == 0)
+    attempts = sim.requests.matching("POST", "/v2/enqueue")
+    assert [a.status for a in attempts] == [503, 503, 202]
+    assert len(sim.incidents()) == 1
+    assert relay.metric("pagerbridge_relay_deliveries_total", outcome="transient") == 2
+
+
+def test_429_storm_keeps_per_incident_order(pd_sim, relays, tmp_path):
+    sim, url = pd_sim
+    sim.faults.fail_next(8, 429, path_prefix="/v2/enqueue", headers={"Retry-After": "0.2"})
+    relay = relay_for(tmp_path, relays, url)
+    ids = []
+    for n in range(10, 14):
+        body = incident(n)
+        ids.append(body["id"])
+        assert relay.post_bigpanda(body).status_code == 202
+        ok = incident(n, status="ok")
+        ok["updatedOn"] += 5
+        assert relay.post_bigpanda(ok).status_code == 202
+    for inc_id in ids:
+        wait_for(
+            lambda i=inc_id: sim.incident_by_key(i) and sim.incident_by_key(i).status == "resolved",
+            timeout=20,
+            what=f"{inc_id} resolved",
+        )
+        assert [e["event_action"] for e in sim.incident_by_key(inc_id).events] == [
+            "trigger",
+            "resolve",
+        ]
+    assert relay.metric("pagerbridge_relay_deliveries_total", outcome="rate_limited") == 8
+    assert len(sim.incidents()) == 4
+
+
+def test_sigkill_after_202_then_restart_delivers_once(pd_sim, relays, tmp_path):
+    sim, url = pd_sim
+    rule = sim.faults.fail_next(None, 503, path_prefix="/v2/enqueue")
+    relay = relay_for(tmp_path, relays, url)
+    body = incident(20)
+    assert relay.post_bigpanda(body).status_code == 202
+    wait_for(lambda: sim.requests.matching("POST", "/v2/enqueue"), what="first attempt")
+    relay.kill()  # SIGKILL: no shutdown code
+    sim.faults.clear()
+    del rule
+    relay.start()
+    wait_for(lambda: sim.incident_by_key(body["id"]), timeout=15, what="delivered after restart")
+    wait_for(lambda: relay.metric("pagerbridge_relay_outbox_pending") == 0)
+    # And BigPanda re-sending it after the restart changes nothing.
+    assert relay.post_bigpanda(body).json()["duplicates"] == 1
+    assert len(enqueues(sim)) == 1
+    assert len(sim.incidents()) == 1
+
+
+def test_sigterm_is_graceful_and_keeps_undelivered(pd_sim, relays, tmp_path):
+    sim, url = pd_sim
+    sim.faults.fail_next(None, 503, path_prefix="/v2/enqueue")
+    relay = relay_for(tmp_path, relays, url)
+    body = incident(21)
+    assert relay.post_bigpanda(body).status_code == 202
+    # uvicorn re-raises SIGTERM after its graceful shutdown: -15 is the clean exit here.
+    assert relay.terminate() in (0, -15)
+    assert '"relay stopped"' in relay.logs()
+    assert '"undelivered_jobs": 1' in relay.logs()
+    sim.faults.clear()
+    relay.start()
+    wait_for(lambda: sim.incident_by_key(body["id"]), timeout=15)
+    assert len(enqueues(sim)) == 1
+
+
+def test_400_is_permanent_and_dead_lettered(pd_sim, relays, tmp_path):
+    sim, url = pd_sim
+    sim.faults.fail_next(
+        1, 400, path_prefix="/v2/enqueue", body={"status": "invalid event", "errors": ["x"]}
+    )
+    relay = relay_for(tmp_path, relays, url)
+    body = incident(22)
+    assert relay.post_bigpanda(body).status_code == 202
+    wait_for(lambda: relay.metric("pagerbridge_relay_dead_letters_total", kind="pd_event") == 1)
+    assert len(sim.requests.matching("POST", "/v2/enqueue")) == 1
+    assert "dead-lettered" in relay.logs()
+    # The next share of the incident goes through: one bad event does not block the incident.
+    body["updatedOn"] += 1
+    relay.post_bigpanda(body)
+    wait_for(lambda: sim.incident_by_key(body["id"]))
+
+
+OVERRIDE_KEY = "0123456789abcdef0123456789abcdef"
+
+
+def test_key_override_from_config_tag_and_resolve_uses_same_key(pd_sim, relays, tmp_path):
+    sim, url = pd_sim
+    sim.add_service("POVERRIDE", OVERRIDE_KEY, "Override service")
+    relay = relay_for(tmp_path, relays, url, extra={"keyOverrideTag": "pd_key"})
+    body = incident(30)
+    body["alerts"][0]["pd_key"] = OVERRIDE_KEY
+    assert relay.post_bigpanda(body).status_code == 202
+    found = wait_for(lambda: sim.incident_by_key(body["id"]))
+    assert found.routing_key == OVERRIDE_KEY
+    # The resolve's body lacks the tag: it still goes with the trigger's key.
+    ok = incident(30, status="ok")
+    ok["updatedOn"] += 3
+    relay.post_bigpanda(ok)
+    wait_for(lambda: sim.incident_by_key(body["id"]).status == "resolved")
+    assert all(e["routing_key"] == OVERRIDE_KEY for e in enqueues(sim))
+
+
+def test_key_override_header_wins_and_invalid_value_falls_back(pd_sim, relays, tmp_path):
+    sim, url = pd_sim
+    sim.add_service("POVERRIDE", OVERRIDE_KEY, "Override service")
+    relay = relay_for(tmp_path, relays, url, extra={"keyOverrideTag": "pd_key"})
+    body = incident(31)
+    body["alerts"][0]["pd_key"] = "not-a-key"
+    body["alerts"][0]["routing"] = OVERRIDE_KEY
+    relay.post_bigpanda(body, headers={"x-bp-config-pdfield": "routing"})
+    assert wait_for(lambda: sim.incident_by_key(body["id"])).routing_key == OVERRIDE_KEY
+    bad = incident(32)
+    bad["alerts"][0]["pd_key"] = "not-a-key"
+    relay.post_bigpanda(bad)
+    found = wait_for(lambda: sim.incident_by_key(bad["id"]))
+    assert found.routing_key == DEFAULT_ROUTING_KEY
+    details = enqueues(sim)[-1]["payload"]["custom_details"]
+    assert "not a valid 32-character" in details["pagerbridge_key_override"]
+    assert relay.metric("pagerbridge_relay_key_override_fallbacks_total", reason="invalid") == 1
+
+
+def test_override_key_rejected_by_pagerduty_is_resent_with_default(pd_sim, relays, tmp_path):
+    sim, url = pd_sim
+    sim.strict_routing_keys = True  # unknown keys → 400, like PagerDuty
+    relay = relay_for(tmp_path, relays, url, extra={"keyOverrideTag": "pd_key"})
+    body = incident(33)
+    body["alerts"][0]["pd_key"] = "ffffffffffffffffffffffffffffffff"
+    relay.post_bigpanda(body)
+    found = wait_for(lambda: sim.incident_by_key(body["id"]))
+    assert found.routing_key == DEFAULT_ROUTING_KEY
+    statuses = [r.status for r in sim.requests.matching("POST", "/v2/enqueue")]
+    assert statuses == [400, 202]
+    assert (
+        "rejected the override"
+        in enqueues(sim)[0]["payload"]["custom_details"]["pagerbridge_key_override"]
+    )
+    assert relay.metric("pagerbridge_relay_key_override_fallbacks_total", reason="rejected") == 1
+
+
+def test_tag_mappings_from_config_and_headers(pd_sim, relays, tmp_path):
+    sim, url = pd_sim
+    relay = relay_for(
+        tmp_path,
+        relays,
+        url,
+        extra={
+            "tagMappings": [
+                {"tag": "team", "field": "group"},
+                {"tag": "check", "field": "component"},
+            ]
+        },
+    )
+    body = incident(40)
+    body["alerts"][0]["sev"] = "warning"
+    r = relay.post_bigpanda(
+        body,
+        headers={
+            "x-bp-config-tag-host": "custom_details.hostname",
+            "x-bp-config-tag-sev": "severity",
+            "x-bp-config-tag-team": "class",
+            "x-bp-config-tag-check": "no_such_field",
+        },
+    )
+    assert r.status_code == 202
+    wait_for(lambda: sim.incident_by_key(body["id"]))
+    payload = enqueues(sim)[0]["payload"]
+    assert payload["group"] == "dba"
+    assert payload["component"] == "cpu"
+    assert payload["class"] == "dba"
+    assert payload["severity"] == "warning"
+    assert payload["custom_details"]["hostname"] == "db-40"
+    assert relay.metric("pagerbridge_relay_tag_mapping_headers_ignored_total") == 1
+    assert "tag mapping headers ignored" in relay.logs()

@@ -35,11 +35,13 @@ format: ## apply ruff's formatting and fixes
 	ruff format operator tests
 	ruff check --fix operator tests
 
-crds: ## regenerate crds/*.yaml from the models
+crds: ## regenerate crds/*.yaml (and the chart's copy) from the models
 	$(PYTHON) -m pagerbridge crds --output-dir crds
+	$(PYTHON) -m pagerbridge crds --output-dir charts/pagerbridge/crds
 
 crds-check: ## exit 1 when crds/ is stale
 	$(PYTHON) -m pagerbridge crds --output-dir crds --check
+	$(PYTHON) -m pagerbridge crds --output-dir charts/pagerbridge/crds --check
 
 cluster-up: ## start etcd + kube-apiserver + controller-manager in the background; kubeconfig in .cluster/
 	$(PYTHON) -m pagerbridge.localcluster up --dir $(CLUSTER_DIR)

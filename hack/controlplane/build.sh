@@ -17,6 +17,10 @@ k8s_minor="$(echo "$k8s_version" | cut -d. -f2)"
 
 mkdir -p "$tools"
 log() { echo "[controlplane] $*" >&2; }
+# One build at a time (parallel test sessions, make tools): the others wait, then find
+# the binaries built.
+exec 9>"$tools/.build.lock"
+flock 9
 
 build_go() {  # build_go MODULE_DIR PACKAGE OUTPUT [LDFLAGS]
     local dir="$1" pkg="$2" out="$3" ldflags="${4:-}"

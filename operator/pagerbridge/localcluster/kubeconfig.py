@@ -20,19 +20,14 @@ def _b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def _write(path: Path, server: str, ca_data: str, user: dict[str, str], namespace: str) -> Path:
+def _write(path: Path, cluster: dict[str, Any], user: dict[str, str], namespace: str) -> Path:
     context: dict[str, str] = {"cluster": "pagerbridge", "user": "user"}
     if namespace:
         context["namespace"] = namespace
     config: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [
-            {
-                "name": "pagerbridge",
-                "cluster": {"server": server, "certificate-authority-data": ca_data},
-            }
-        ],
+        "clusters": [{"name": "pagerbridge", "cluster": cluster}],
         "users": [{"name": "user", "user": user}],
         "contexts": [{"name": "pagerbridge", "context": context}],
         "current-context": "pagerbridge",
@@ -53,7 +48,8 @@ def write_admin_kubeconfig(
         "client-certificate-data": _b64(client_cert),
         "client-key-data": _b64(client_key),
     }
-    return _write(path, server, _b64(ca_cert), user, namespace="")
+    cluster = {"server": server, "certificate-authority-data": _b64(ca_cert)}
+    return _write(path, cluster, user, namespace="")
 
 
 def service_account_kubeconfig(
@@ -90,7 +86,10 @@ def service_account_kubeconfig(
     current = admin["current-context"]
     context = next(c["context"] for c in admin["contexts"] if c["name"] == current)
     cluster = next(c["cluster"] for c in admin["clusters"] if c["name"] == context["cluster"])
-    ca_data = cluster.get("certificate-authority-data")
-    if ca_data is None and "certificate-authority" in cluster:
-        ca_data = _b64(Path(cluster["certificate-authority"]))
-    return _write(path, cluster["server"], ca_data or "", {"token": token}, namespace=namespace)
+    # Same server and trust settings as the admin's, with the CA embedded.
+    sa_cluster = dict(cluster)
+    if "certificate-authority" in sa_cluster:
+        sa_cluster["certificate-authority-data"] = _b64(
+            Path(sa_cluster.pop("certificate-authority"))
+        )
+    return _write(path, sa_cluster, {"token": token}, namespace=namespace)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,9 +77,16 @@ class RecordingMiddleware:
     Install it outermost, so injected faults are recorded too.
     """
 
-    def __init__(self, app: ASGIApp, log: RequestLog) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        log: RequestLog,
+        redact_body: Callable[[bytes], bytes] | None = None,
+    ) -> None:
         self.app = app
         self.log = log
+        # Bodies can hold credentials too (e.g. a webhook config's authorization).
+        self.redact_body = redact_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/_sandbox"):
@@ -125,11 +133,40 @@ class RecordingMiddleware:
                     path=scope["path"],
                     query=scope.get("query_string", b"").decode("latin-1"),
                     headers=headers,
-                    body=body,
+                    body=self.redact_body(body) if self.redact_body else body,
                     status=None if scope.get("pagerbridge.dropped") else status,
                     at=time.time(),
                 )
             )
+
+
+def json_field_redactor(*names: str) -> Callable[[bytes], bytes]:
+    """A ``redact_body`` masking the values of these JSON keys at any depth.
+
+    Bodies that are not JSON are recorded as they are.
+    """
+    wanted = frozenset(n.lower() for n in names)
+
+    def mask(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                k: "<redacted>" if k.lower() in wanted and v is not None else mask(v)
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [mask(v) for v in value]
+        return value
+
+    def redact(body: bytes) -> bytes:
+        import json
+
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            return body
+        return json.dumps(mask(parsed)).encode()
+
+    return redact
 
 
 def request_log_routes(log: RequestLog) -> list[Route]:

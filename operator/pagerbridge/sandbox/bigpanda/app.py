@@ -39,7 +39,12 @@ from pagerbridge.sandbox.bigpanda.store import Activity, Change, IncidentStore, 
 from pagerbridge.sandbox.bigpanda.workflow import Integration
 from pagerbridge.sandbox.faults import FaultInjector, FaultMiddleware
 from pagerbridge.sandbox.faults import admin_routes as fault_routes
-from pagerbridge.sandbox.recording import RecordingMiddleware, RequestLog, request_log_routes
+from pagerbridge.sandbox.recording import (
+    RecordingMiddleware,
+    RequestLog,
+    json_field_redactor,
+    request_log_routes,
+)
 
 # Credentials the sandbox accepts by default (printed by `pagerbridge sandbox`; not secrets).
 DEFAULT_API_TOKEN = "bp-sandbox-user-api-key-0000000000000000"
@@ -93,7 +98,11 @@ class BigPandaSimulator:
             exception_handlers={HTTPException: _http_error},
             lifespan=self._lifespan,
         )
-        self.app: ASGIApp = RecordingMiddleware(FaultMiddleware(inner, self.faults), self.requests)
+        self.app: ASGIApp = RecordingMiddleware(
+            FaultMiddleware(inner, self.faults),
+            self.requests,
+            redact_body=json_field_redactor("authorization"),
+        )
 
     @asynccontextmanager
     async def _lifespan(self, _: Starlette) -> AsyncIterator[None]:

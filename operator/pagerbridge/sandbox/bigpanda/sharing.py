@@ -112,7 +112,7 @@ def integration_delivery(integration: Integration, change: Change) -> Delivery |
         target=integration.id,
         incident_id=change.incident.id,
         trigger=change.trigger,
-        method=event.method,
+        method=event.http_method,
         url=config.url(path),
         headers=headers,
         body=_json(body),

@@ -46,7 +46,11 @@ class WorkflowEvent(BaseModel):
     headers: str | None = None
     path: str | None = None
     authorization: str | None = None
-    method: Literal["POST", "PUT", "PATCH"] = "POST"
+    method: Literal["POST", "PUT", "PATCH"] | None = None  # None: POST
+
+    @property
+    def http_method(self) -> str:
+        return self.method or "POST"
 
     @field_validator("trigger")
     @classmethod
@@ -157,10 +161,11 @@ class Integration(BaseModel):
         return f"{self.parent_system_id}.{self.name}"
 
     def to_api(self) -> dict[str, Any]:
+        """As written: fields the client did not send are not added (round-trips compare equal)."""
         return {
             "name": self.name,
             "parent_system_id": self.parent_system_id,
             "workflow_config": self.workflow_config.model_dump(
-                mode="json", by_alias=True, exclude_none=True
+                mode="json", by_alias=True, exclude_unset=True
             ),
         }

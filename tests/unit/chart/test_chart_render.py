@@ -130,11 +130,9 @@ NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
     ("", "persistentvolumeclaims"): CRUD,
     ("apps", "deployments"): CRUD,
     ("", "events"): {"create", "patch"},
-    ("events.k8s.io", "events"): {"create", "patch"},
 }
 CLUSTER_ONLY_RULES: dict[tuple[str, str], set[str]] = {
-    ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
-    ("", "namespaces"): {"list", "watch"},
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
 }
 
 

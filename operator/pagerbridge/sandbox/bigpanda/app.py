@@ -190,6 +190,12 @@ class BigPandaSimulator:
         """Stop the webhook sender (queued deliveries are abandoned)."""
         self.sender.close()
 
+    def __enter__(self) -> BigPandaSimulator:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def _share(self, change: Change) -> None:
         """AutoShare: called by the store, under its lock, in change order."""
         for target in self.targets.all():

@@ -104,6 +104,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the control-plane binaries (minutes, first time only) before any test runs,
+    outside the per-test timeout, when e2e tests are selected and no cluster is given."""
+    selected = any(E2E_DIR in Path(str(item.path)).parents for item in session.items)
+    if selected and not os.environ.get(EXTERNAL_KUBECONFIG_ENV):
+        find_binaries()
+
+
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
     external = os.environ.get(EXTERNAL_KUBECONFIG_ENV)

@@ -132,6 +132,12 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         memo.reconciler = Reconciler(kube, settings)
         memo.reconciler.queue.start()
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """In a pod: the service account; elsewhere: the kubeconfig (``KUBECONFIG``)."""
+        info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs)
+        return info or kopf.login_with_kubeconfig(**kwargs)
+
     @kopf.on.cleanup(registry=registry)
     async def shutdown(memo: Any, **_: Any) -> None:
         await memo.reconciler.queue.stop()
@@ -139,12 +145,12 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
 
     # -- indices ----------------------------------------------------------------------
 
-    @kopf.index(*integration, registry=registry)
+    @kopf.index(*integration, id="pb_integrations", registry=registry)
     def pb_integrations(body: kopf.Body, **_: Any) -> dict[Any, IntegrationInfo]:
         info = integration_info(body)
         return {(info.namespace, info.name): info}
 
-    @kopf.index(*integration, registry=registry)
+    @kopf.index(*integration, id="pb_integration_secrets", registry=registry)
     def pb_integration_secrets(body: kopf.Body, **_: Any) -> dict[Any, str]:
         info = integration_info(body)
         try:
@@ -167,7 +173,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
             index_refs
         )
 
-    @kopf.index("", "v1", "secrets", registry=registry)
+    @kopf.index("", "v1", "secrets", id="pb_secrets", registry=registry)
     def pb_secrets(body: kopf.Body, **_: Any) -> dict[Any, SecretState]:
         state = secret_state(body)
         return {(state.namespace, state.name): state}
@@ -187,11 +193,11 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
 
     # -- triggers ---------------------------------------------------------------------
 
-    @kopf.on.event(*integration, registry=registry)
+    @kopf.on.event(*integration, id="integration_event", registry=registry)
     def integration_event(**kwargs: Any) -> None:
         _reconciler(kwargs["memo"], kwargs).integration_changed(kwargs["namespace"], kwargs["name"])
 
-    @kopf.timer(*integration, interval=settings.resync_seconds, registry=registry)
+    @kopf.timer(*integration, id="resync", interval=settings.resync_seconds, registry=registry)
     def resync(**kwargs: Any) -> None:
         """Periodic: restore anything a watch missed, and check the subscription."""
         _reconciler(kwargs["memo"], kwargs).integration_changed(
@@ -218,7 +224,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
 
     reconciler_refs: dict[tuple[str, str, str], str] = {}
 
-    @kopf.on.event("", "v1", "secrets", registry=registry)
+    @kopf.on.event("", "v1", "secrets", id="secret_event", registry=registry)
     def secret_event(**kwargs: Any) -> None:
         namespace, name, body, memo = (kwargs[k] for k in ("namespace", "name", "body", "memo"))
         reconciler = _reconciler(memo, kwargs)
@@ -247,7 +253,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
 
     # -- the finalizer ----------------------------------------------------------------
 
-    @kopf.on.delete(*integration, registry=registry)
+    @kopf.on.delete(*integration, id="release", registry=registry)
     async def release(**kwargs: Any) -> None:
         """Delete the PagerDuty subscription before the integration goes away."""
         namespace, name, body, memo = (kwargs[k] for k in ("namespace", "name", "body", "memo"))

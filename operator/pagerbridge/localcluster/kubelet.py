@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -240,9 +241,12 @@ class HarnessKubelet:
         }
 
     def _rewrite(self, text: str, mounts: dict[str, Path]) -> str:
-        for mount_path in sorted(mounts, key=len, reverse=True):
-            text = text.replace(mount_path, str(mounts[mount_path]))
-        return text
+        """One pass, longest mount first, whole path segments only."""
+        if not mounts:
+            return text
+        alternatives = "|".join(re.escape(m) for m in sorted(mounts, key=len, reverse=True))
+        pattern = re.compile(rf"(?<![\w/.-])({alternatives})(?=/|$|[^\w.-])")
+        return pattern.sub(lambda match: str(mounts[match.group(1)]), text)
 
     async def _materialize(
         self, kube: KubernetesClient, namespace: str, pod: Pod, pod_spec: dict[str, Any]

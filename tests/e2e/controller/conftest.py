@@ -1,0 +1,139 @@
+"""Operator e2e fixtures: the simulators, the harness kubelet and the operator process.
+
+The operator runs as the real CLI (``python -m pagerbridge operator -n NS``) in its own
+process, watching only the test's namespace, so tests stay independent and a restart is a
+real restart. Its log is kept for the "no secret in logs" checks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pagerbridge.localcluster.kubelet import HarnessKubelet
+from pagerbridge.sandbox.bigpanda import BigPandaSimulator
+from pagerbridge.sandbox.pagerduty import PagerDutySimulator
+from pagerbridge.sandbox.server import BackgroundServer, free_port
+
+from ..conftest import Cluster
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
+    """Poll until ``predicate()`` is truthy; returns its value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what or predicate} (last: {last!r})"
+    )
+
+
+def get_json(cluster: Cluster, namespace: str, *what: str) -> Any:
+    result = cluster.kubectl("get", "-n", namespace, *what, "-o", "json", check=False)
+    if result.returncode != 0:
+        return None
+    return json.loads(result.stdout)
+
+
+def condition(body: dict[str, Any] | None, type_: str = "Ready") -> dict[str, Any]:
+    for cond in ((body or {}).get("status") or {}).get("conditions", []):
+        if cond["type"] == type_:
+            return dict(cond)
+    return {}
+
+
+@dataclass
+class OperatorProcess:
+    cluster: Cluster
+    namespace: str
+    log_path: Path
+    liveness_port: int
+    metrics_port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            **self.cluster.env,
+            "PAGERBRIDGE_RESYNC_SECONDS": "3",
+            "PAGERBRIDGE_SUBSCRIPTION_VERIFY_SECONDS": "3",
+            "PAGERBRIDGE_WATCH_SERVER_TIMEOUT": "30",
+            "PAGERBRIDGE_WATCH_CLIENT_TIMEOUT": "45",
+        }
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "pagerbridge",
+                    "operator",
+                    "-n",
+                    self.namespace,
+                    "--liveness",
+                    f"http://127.0.0.1:{self.liveness_port}/healthz",
+                    "--metrics-port",
+                    str(self.metrics_port),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+        self.process = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def pagerduty() -> Iterator[tuple[PagerDutySimulator, str]]:
+    sim = PagerDutySimulator()
+    with BackgroundServer(sim.app) as server:
+        yield sim, server.url
+    sim.close()
+
+
+@pytest.fixture
+def bigpanda() -> Iterator[tuple[BigPandaSimulator, str]]:
+    sim = BigPandaSimulator()
+    with BackgroundServer(sim.app) as server:
+        yield sim, server.url
+    sim.close()
+
+
+@pytest.fixture
+def kubelet(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[HarnessKubelet]:
+    with HarnessKubelet(cluster.kubeconfig, tmp_path / "kubelet", namespace) as harness:
+        yield harness
+
+
+@pytest.fixture
+def operator(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+    proc = OperatorProcess(cluster, namespace, tmp_path / "operator.log", free_port(), free_port())
+    proc.start()
+    yield proc
+    proc.stop()

@@ -47,6 +47,13 @@ class SettingsHolder:
         """Reload if anything changed; True when new settings were swapped in."""
         files = self._files()
         fp = await asyncio.to_thread(settings_mod.fingerprint, files)
+        if fp == self.current.fingerprint and self._refused_fingerprint is not None:
+            # The files went back to what is in use: nothing refused is pending any more.
+            self._refused_fingerprint = None
+            self.last_error = None
+            self.metrics.config_ok.set(1)
+            log.info("config on disk matches the one in use again")
+            return False
         if fp in (self.current.fingerprint, self._refused_fingerprint):
             return False
         try:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import httpx
+import pytest
 
 from pagerbridge.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
 
@@ -170,10 +171,6 @@ def test_startup_refuses_missing_secret(tmp_path, relays):
     (tmp_path / "secrets" / "routing-key").unlink()
     relay = RelayProcess(config, tmp_path / "relay.log")
     relays.append(relay)
-    try:
+    with pytest.raises(RuntimeError, match="exited with 2"):
         relay.start(timeout=10)
-    except RuntimeError as exc:
-        assert "exited with 2" in str(exc)
-    else:
-        raise AssertionError("relay started without its routing key")
     assert "cannot read routing key file" in relay.logs()

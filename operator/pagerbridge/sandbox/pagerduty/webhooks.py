@@ -158,6 +158,7 @@ class WebhookDispatcher:
         self._idle = threading.Condition(self._lock)
         self._pending = 0
         self._closed = False
+        self._stop = threading.Event()
 
     # -- subscriptions -----------------------------------------------------------------
 
@@ -290,7 +291,7 @@ class WebhookDispatcher:
                         status,
                     )
                 return
-            if delay is None or self._closed or self.get(sub.id) is None:
+            if delay is None or self._stop.is_set() or self.get(sub.id) is None:
                 log.warning(
                     "webhook %s to subscription %s given up after %d attempts",
                     webhook.event_type,
@@ -298,7 +299,8 @@ class WebhookDispatcher:
                     attempt,
                 )
                 return
-            time.sleep(delay * (1 + secrets.randbelow(100) / 1000))
+            if self._stop.wait(delay * (1 + secrets.randbelow(100) / 1000)):
+                return  # closed while backing off
 
     def _record(self, attempt: DeliveryAttempt) -> None:
         with self._lock:
@@ -316,6 +318,7 @@ class WebhookDispatcher:
             return True
 
     def close(self, timeout: float = 5.0) -> None:
+        self._stop.set()
         with self._lock:
             self._closed = True
             queues = list(self._queues.values())

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from pagerduty_support import FROM, Receiver, Running, receiving, running
 
@@ -282,3 +283,39 @@ def test_human_actions_over_the_admin_routes(pd: Running, receiver: Receiver) ->
     deliveries = pd.client.get("/_sandbox/webhook-deliveries").json()
     assert len(deliveries) == 4
     assert all(d["status"] == 202 for d in deliveries)
+
+
+def test_concurrent_http_events_and_python_actions_stay_consistent(receiver: Receiver) -> None:
+    """Events over HTTP (server thread) and human actions (test threads) at the same time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sim = PagerDutySimulator(events_per_minute=0)
+    with running(sim) as pd:
+        pd.sim.create_subscription(receiver.url, events=["incident.triggered", "incident.resolved"])
+
+        def life(n: int) -> None:
+            with httpx.Client(base_url=pd.url) as client:
+                for _ in range(3):  # repeated triggers: still one incident
+                    event = {
+                        "routing_key": DEFAULT_ROUTING_KEY,
+                        "event_action": "trigger",
+                        "dedup_key": f"c{n}",
+                        "payload": {"summary": f"c{n}", "source": "h", "severity": "error"},
+                    }
+                    assert client.post("/v2/enqueue", json=event).status_code == 202
+            incident = pd.sim.incident_by_key(f"c{n}")
+            assert incident is not None
+            pd.sim.resolve(incident.id)
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(life, range(24)))
+        assert pd.sim.wait_webhooks_idle(10)
+        incidents = pd.sim.incidents()
+        assert sorted(i.incident_key for i in incidents) == sorted(f"c{n}" for n in range(24))
+        assert {i.status for i in incidents} == {"resolved"}
+        assert [len(i.events) for i in incidents] == [3] * 24
+        seen: dict[str, list[str]] = {}
+        for event in _events(receiver):
+            seen.setdefault(event["data"]["incident_key"], []).append(event["event_type"])
+        assert all(v == ["incident.triggered", "incident.resolved"] for v in seen.values())
+        assert len(seen) == 24

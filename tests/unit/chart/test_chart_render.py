@@ -131,9 +131,6 @@ NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
     ("apps", "deployments"): CRUD,
     ("", "events"): {"create", "patch"},
 }
-CLUSTER_ONLY_RULES: dict[tuple[str, str], set[str]] = {
-    ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
-}
 
 
 def _assert_least_privilege(role: dict[str, Any]) -> None:
@@ -148,7 +145,7 @@ def test_cluster_scope_rbac(helm: Helm) -> None:
     objects = helm.render()
     role = one(objects, "ClusterRole")
     _assert_least_privilege(role)
-    assert _rules(role) == NAMESPACED_RULES | CLUSTER_ONLY_RULES
+    assert _rules(role) == NAMESPACED_RULES
     binding = one(objects, "ClusterRoleBinding")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
@@ -181,7 +178,6 @@ def test_namespace_scope_renders_roles_not_cluster_roles(
     account = one(objects, "ServiceAccount")["metadata"]["name"]
     for role in roles:
         _assert_least_privilege(role)
-        # No cluster-wide powers (CRDs, namespaces) in namespace scope.
         assert _rules(role) == NAMESPACED_RULES
     for binding in bindings:
         assert binding["roleRef"]["kind"] == "Role"

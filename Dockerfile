@@ -20,7 +20,9 @@ COPY operator/ operator/
 RUN python -m pip wheel --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE} AS runtime
-ENV PYTHONDONTWRITEBYTECODE=1 \
+# HOME=/tmp: user 65532 has no passwd entry, and /tmp is the writable emptyDir in Kubernetes.
+ENV HOME=/tmp \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1

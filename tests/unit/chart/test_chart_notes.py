@@ -7,12 +7,14 @@ notes are wrapped into a named template and printed into a ConfigMap.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from pathlib import Path
 
 import pytest
 
 from chart.helm_tools import CHART, Helm, one
+from pagerbridge.cli import build_parser
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +57,16 @@ def test_notes_follow_the_namespace_scope(helm: Helm, notes_chart: Path) -> None
     assert "only: team-a" in notes
     assert "kubectl apply -n team-a -f examples/01-minimal.yaml" in notes
     assert "kubectl wait -n team-a --for=condition=Ready pdi/minimal" in notes
+
+
+def test_notes_webhook_config_command_parses(helm: Helm, notes_chart: Path) -> None:
+    """The `pagerbridge webhook-config ...` line is accepted by the real CLI parser."""
+    notes = _notes(helm, notes_chart)
+    (line,) = [ln.strip() for ln in notes.splitlines() if "pagerbridge webhook-config" in ln]
+    parsed = build_parser().parse_args(shlex.split(line)[1:])
+    assert parsed._module == "pagerbridge.controller._webhook_config_cli"
+    assert parsed.name == "minimal"
+    assert parsed.namespace == "pagerbridge-system"
 
 
 def test_notes_example_exists() -> None:

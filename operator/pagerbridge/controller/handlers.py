@@ -127,6 +127,9 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         settings_.watching.client_timeout = settings.watch_client_timeout
         settings_.watching.connect_timeout = 30
         settings_.posting.level = logging.WARNING
+        # The resources are known: no CRD or namespace discovery, so a namespaced
+        # install needs no cluster-wide RBAC.
+        settings_.scanning.disabled = True
         kube = KubernetesClient(connection_auto(), field_manager=n.FIELD_MANAGER)
         memo.kube = kube
         memo.reconciler = Reconciler(kube, settings)

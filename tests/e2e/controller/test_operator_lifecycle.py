@@ -1,0 +1,247 @@
+"""Operator lifecycle on the real API server: missing Secret, self-healing, restart,
+PagerDuty subscription through the finalizer, garbage collection of children."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import yaml
+
+from pagerbridge.localcluster.kubelet import HarnessKubelet
+from pagerbridge.sandbox.pagerduty import (
+    DEFAULT_API_TOKEN,
+    DEFAULT_ROUTING_KEY,
+    DEFAULT_SERVICE_ID,
+    PagerDutySimulator,
+)
+
+from ..conftest import Cluster
+from .conftest import OperatorProcess, condition, get_json, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def integration(name: str, pd_url: str, **pager_duty: object) -> str:
+    spec: dict[str, object] = {
+        "pagerDuty": {
+            "routingKey": {"name": "pd-keys", "key": "routing-key"},
+            "eventsUrl": pd_url,
+            **pager_duty,
+        },
+        "sync": {"notes": False},
+    }
+    return yaml.safe_dump(
+        {
+            "apiVersion": "pagerbridge.io/v1alpha1",
+            "kind": "PagerDutyIntegration",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+    )
+
+
+def pd_secret() -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "pd-keys"},
+            "stringData": {"routing-key": DEFAULT_ROUTING_KEY, "api-token": DEFAULT_API_TOKEN},
+        }
+    )
+
+
+def ready(cluster: Cluster, namespace: str, name: str) -> dict[str, object]:
+    return condition(get_json(cluster, namespace, "pdi", name))
+
+
+def test_missing_secret_then_created_and_children_heal(
+    cluster: Cluster,
+    namespace: str,
+    operator: OperatorProcess,
+    kubelet: HarnessKubelet,
+    pagerduty: tuple[PagerDutySimulator, str],
+) -> None:
+    _, pd_url = pagerduty
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=integration("heal", pd_url))
+    missing = wait_for(
+        lambda: (c := ready(cluster, namespace, "heal")).get("reason") == "SecretNotFound" and c,
+        60,
+        "SecretNotFound",
+    )
+    assert missing["status"] == "False"
+    assert f"Secret {namespace}/pd-keys" in str(missing["message"])
+    events = cluster.kubectl("get", "events", "-n", namespace, "-o", "yaml").stdout
+    assert "SecretNotFound" in events
+
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=pd_secret())
+    cluster.kubectl(
+        "wait", "-n", namespace, "--for=condition=Ready", "pdi/heal", "--timeout=60s", timeout=70
+    )
+    token_before = get_json(cluster, namespace, "secret", "heal-relay-token")["data"]["token"]
+
+    # A deleted child comes back; a hand-edited one is put back.
+    cluster.kubectl("delete", "-n", namespace, "configmap", "heal-relay")
+    wait_for(lambda: get_json(cluster, namespace, "configmap", "heal-relay"), 30, "ConfigMap back")
+    cluster.kubectl(
+        "set", "image", "-n", namespace, "deployment/heal-relay", "relay=example.com/hand-edited:1"
+    )
+    wait_for(
+        lambda: (
+            get_json(cluster, namespace, "deployment", "heal-relay")["spec"]["template"]["spec"][
+                "containers"
+            ][0]["image"]
+            != "example.com/hand-edited:1"
+        ),
+        30,
+        "Deployment image restored",
+    )
+
+    # Operator restart: a child deleted while it is down is back after it starts.
+    operator.stop()
+    cluster.kubectl("delete", "-n", namespace, "service", "heal-relay")
+    operator.start()
+    wait_for(lambda: get_json(cluster, namespace, "service", "heal-relay"), 60, "Service back")
+    token_after = get_json(cluster, namespace, "secret", "heal-relay-token")["data"]["token"]
+    assert token_after == token_before, "the inbound token must never be regenerated"
+    assert ready(cluster, namespace, "heal")["status"] == "True"
+
+
+def test_subscription_finalizer_and_garbage_collection(
+    cluster: Cluster,
+    namespace: str,
+    operator: OperatorProcess,
+    kubelet: HarnessKubelet,
+    pagerduty: tuple[PagerDutySimulator, str],
+) -> None:
+    pd, pd_url = pagerduty
+    rest = httpx.Client(
+        base_url=pd_url,
+        headers={
+            "Authorization": f"Token token={DEFAULT_API_TOKEN}",
+            "Accept": "application/vnd.pagerduty+json;version=2",
+        },
+    )
+
+    def subscriptions() -> list[dict[str, object]]:
+        items: list[dict[str, object]] = rest.get("/webhook_subscriptions").json()[
+            "webhook_subscriptions"
+        ]
+        return items
+
+    bigpanda_secret = yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "bp"},
+            "stringData": {"api-token": "bp-token"},
+        }
+    )
+    manifest = yaml.safe_load(
+        integration(
+            "sub",
+            pd_url,
+            apiToken={"name": "pd-keys", "key": "api-token"},
+            serviceId=DEFAULT_SERVICE_ID,
+            apiUrl=pd_url,
+        )
+    )
+    manifest["spec"]["bigPanda"] = {
+        "apiToken": {"name": "bp", "key": "api-token"},
+        "environmentId": "env1",
+    }
+    manifest["spec"]["relay"] = {"publicUrl": "https://relay.example.com"}
+    docs = yaml.safe_dump_all(
+        [yaml.safe_load(pd_secret()), yaml.safe_load(bigpanda_secret), manifest]
+    )
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=docs)
+    cluster.kubectl(
+        "wait", "-n", namespace, "--for=condition=Ready", "pdi/sub", "--timeout=60s", timeout=70
+    )
+    subs = subscriptions()
+    assert len(subs) == 1
+    assert subs[0]["delivery_method"]["url"] == "https://relay.example.com/v1/pagerduty/webhook"  # type: ignore[index]
+    stored = get_json(cluster, namespace, "secret", "sub-pd-webhook")
+    assert stored["metadata"]["annotations"]["pagerbridge.io/subscription-id"] == subs[0]["id"]
+    status = get_json(cluster, namespace, "pdi", "sub")["status"]
+    assert status["pagerDutySubscription"]["id"] == subs[0]["id"]
+
+    # Deleted in PagerDuty: the periodic check recreates it.
+    rest.delete(f"/webhook_subscriptions/{subs[0]['id']}")
+    recreated = wait_for(lambda: subscriptions(), 30, "subscription recreated")
+    assert recreated[0]["id"] != subs[0]["id"]
+
+    # PagerDuty down at deletion: the finalizer holds and says how to let go.
+    pd.faults.fail_next(None, 503, path_prefix="/webhook_subscriptions")  # type: ignore[arg-type]
+    cluster.kubectl("delete", "-n", namespace, "pdi", "sub", "--wait=false")
+    wait_for(
+        lambda: "skip-cleanup" in cluster.kubectl("get", "events", "-n", namespace).stdout,
+        60,
+        "a CleanupRetrying event naming the escape hatch",
+    )
+    assert get_json(cluster, namespace, "pdi", "sub") is not None
+    pd.faults.clear()
+    wait_for(lambda: get_json(cluster, namespace, "pdi", "sub") is None, 90, "integration deleted")
+    assert subscriptions() == []
+
+    # The controller-manager's garbage collector removes the owned children.
+    for kind, name in (
+        ("deployment", "sub-relay"),
+        ("configmap", "sub-relay"),
+        ("service", "sub-relay"),
+        ("secret", "sub-relay-token"),
+        ("secret", "sub-pd-webhook"),
+    ):
+        wait_for(
+            lambda kind=kind, name=name: get_json(cluster, namespace, kind, name) is None,
+            60,
+            f"{kind}/{name} collected",
+        )
+
+
+def test_skip_cleanup_annotation_releases_a_stuck_integration(
+    cluster: Cluster,
+    namespace: str,
+    operator: OperatorProcess,
+    pagerduty: tuple[PagerDutySimulator, str],
+) -> None:
+    pd, pd_url = pagerduty
+    manifest = yaml.safe_load(
+        integration(
+            "stuck",
+            pd_url,
+            apiToken={"name": "pd-keys", "key": "api-token"},
+            serviceId=DEFAULT_SERVICE_ID,
+            apiUrl=pd_url,
+        )
+    )
+    manifest["spec"]["bigPanda"] = {
+        "apiToken": {"name": "pd-keys", "key": "api-token"},
+        "environmentId": "env1",
+    }
+    cluster.kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=yaml.safe_dump_all([yaml.safe_load(pd_secret()), manifest]),
+    )
+    wait_for(
+        lambda: get_json(cluster, namespace, "secret", "stuck-pd-webhook"),
+        60,
+        "subscription secret",
+    )
+    pd.faults.fail_next(None, 503, path_prefix="/webhook_subscriptions")  # type: ignore[arg-type]
+    cluster.kubectl("delete", "-n", namespace, "pdi", "stuck", "--wait=false")
+    wait_for(
+        lambda: "CleanupRetrying" in cluster.kubectl("get", "events", "-n", namespace).stdout,
+        60,
+        "retrying",
+    )
+    cluster.kubectl("annotate", "-n", namespace, "pdi", "stuck", "pagerbridge.io/skip-cleanup=true")
+    wait_for(
+        lambda: get_json(cluster, namespace, "pdi", "stuck") is None,
+        60,
+        "released by the annotation",
+    )

@@ -1,0 +1,285 @@
+"""Benchmark: 300 integrations at once, operator vs. the floor, on one local API server.
+
+    python tests/bench/operator_scale.py [--count 300]
+
+Prints, from the same run on the same API server:
+* floor: a plain async client creating the same 300 sets of children (ConfigMap, Secret,
+  Deployment, Service) concurrently;
+* operator: time from creating 300 PagerDutyIntegrations (concurrently) until all are
+  Ready, with the harness kubelet reporting relay Deployments ready (no processes), and
+  the operator process's peak RSS;
+* time from a tag-mapping change to a running relay using it (one relay process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from pagerbridge.api import PagerDutyIntegrationSpec
+from pagerbridge.clients.kubernetes import (
+    KubernetesClient,
+    Resource,
+    connection_from_kubeconfig,
+)
+from pagerbridge.controller.compile import SecretInfo, compile_relay_config
+from pagerbridge.controller.rendering import Owner, RenderSettings, render_children
+from pagerbridge.localcluster import ControlPlane, find_binaries
+from pagerbridge.localcluster.kubelet import ANNOTATION_URL, HarnessKubelet
+from pagerbridge.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
+from pagerbridge.sandbox.server import BackgroundServer
+
+REPO = Path(__file__).resolve().parents[2]
+PDI = Resource.custom("pagerbridge.io", "v1alpha1", "pagerdutyintegrations")
+PDTM = Resource.custom("pagerbridge.io", "v1alpha1", "pagerdutytagmappings")
+
+
+def spec_body(pd_url: str) -> dict[str, Any]:
+    return {
+        "pagerDuty": {"routingKey": {"name": "pd", "key": "routing-key"}, "eventsUrl": pd_url},
+        "sync": {"notes": False},
+    }
+
+
+def secret(namespace: str, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {"routing-key": base64.b64encode(DEFAULT_ROUTING_KEY.encode()).decode()},
+    }
+
+
+async def create_namespace(kube: KubernetesClient, name: str) -> None:
+    await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+
+async def floor(kube: KubernetesClient, count: int, pd_url: str) -> float:
+    namespace = "bench-floor"
+    await create_namespace(kube, namespace)
+    spec = PagerDutyIntegrationSpec.model_validate(spec_body(pd_url))
+    secrets = {"pd": SecretInfo(frozenset({"routing-key"}), frozenset({"routing-key"}))}
+
+    async def one(index: int) -> None:
+        owner = Owner(namespace, f"i{index:04d}", "00000000-0000-0000-0000-000000000000")
+        compiled = compile_relay_config(
+            namespace, owner.name, spec, [], [], secrets, webhook_secret=False
+        )
+        children = render_children(owner, spec, compiled, RenderSettings("example/pagerbridge:0"))
+        for manifest in (children.config_map, children.deployment, children.service):
+            manifest["metadata"].pop("ownerReferences")
+        token = secret(namespace, owner.names.token_secret)
+        await asyncio.gather(
+            kube.create(children.config_map),
+            kube.create(token),
+            kube.create(children.deployment),
+            kube.create(children.service),
+        )
+
+    started = time.monotonic()
+    await asyncio.gather(*(one(i) for i in range(count)))
+    return time.monotonic() - started
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.1)
+
+
+async def operator_run(kube: KubernetesClient, count: int, pd_url: str) -> float:
+    namespace = "bench-operator"
+    await kube.create(secret(namespace, "pd"))
+    started = time.monotonic()
+    await asyncio.gather(
+        *(
+            kube.create(
+                {
+                    "apiVersion": "pagerbridge.io/v1alpha1",
+                    "kind": "PagerDutyIntegration",
+                    "metadata": {"name": f"i{i:04d}", "namespace": namespace},
+                    "spec": spec_body(pd_url),
+                },
+                PDI,
+            )
+            for i in range(count)
+        )
+    )
+    while True:
+        items = (await kube.list(PDI, namespace))["items"]
+        ready = sum(
+            1
+            for item in items
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in (item.get("status") or {}).get("conditions", [])
+            )
+        )
+        if ready == count:
+            return time.monotonic() - started
+        if time.monotonic() - started > 600:
+            raise RuntimeError(f"only {ready}/{count} Ready after 600 s")
+        await asyncio.sleep(0.25)
+
+
+async def mapping_latency(kube: KubernetesClient, pd: PagerDutySimulator, pd_url: str) -> float:
+    namespace = "bench-mapping"
+    await kube.create(secret(namespace, "pd"))
+    await kube.create(
+        {
+            "apiVersion": "pagerbridge.io/v1alpha1",
+            "kind": "PagerDutyIntegration",
+            "metadata": {"name": "m", "namespace": namespace},
+            "spec": spec_body(pd_url),
+        },
+        PDI,
+    )
+    deployments = Resource.builtin("Deployment")
+    url = None
+    while url is None:
+        try:
+            dep = await kube.get(deployments, namespace, "m-relay")
+            url = (dep["metadata"].get("annotations") or {}).get(ANNOTATION_URL)
+            if (dep.get("status") or {}).get("readyReplicas") != 1:
+                url = None
+        except Exception:
+            pass
+        await asyncio.sleep(0.2)
+    token_secret = await kube.get(Resource.builtin("Secret"), namespace, "m-relay-token")
+    token = base64.b64decode(token_secret["data"]["token"]).decode()
+    started = time.monotonic()
+    await kube.create(
+        {
+            "apiVersion": "pagerbridge.io/v1alpha1",
+            "kind": "PagerDutyTagMapping",
+            "metadata": {"name": "tm", "namespace": namespace},
+            "spec": {
+                "integrationRef": {"name": "m"},
+                "mappings": [{"tag": "team", "field": "group"}],
+            },
+        },
+        PDTM,
+    )
+    attempt = 0
+    async with httpx.AsyncClient(timeout=5) as http:
+        while True:
+            attempt += 1
+            incident_id = f"bench{attempt:06d}"
+            await http.post(
+                url + "/v1/bigpanda/webhook",
+                headers={"Authorization": f"Bearer {token}"},
+                json={
+                    "id": incident_id,
+                    "status": "critical",
+                    "active": True,
+                    "alerts": [
+                        {"status": "critical", "host": "h", "team": "core", "description": "d"}
+                    ],
+                },
+            )
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                found = pd.incident_by_key(incident_id)
+                if found is not None:
+                    if found.events[-1]["payload"].get("group") == "core":
+                        return time.monotonic() - started
+                    break
+                await asyncio.sleep(0.05)
+            if time.monotonic() - started > 120:
+                raise RuntimeError("mapping never reached the relay")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=300)
+    args = parser.parse_args()
+    binaries = find_binaries()
+    workdir = Path(tempfile.mkdtemp(prefix="pb-bench-"))
+    pd = PagerDutySimulator(events_per_minute=None, rest_per_minute=None)
+    with (
+        ControlPlane(binaries=binaries, crds=[REPO / "crds"]) as plane,
+        BackgroundServer(pd.app) as pd_server,
+    ):
+        connection = connection_from_kubeconfig(plane.kubeconfig)
+
+        async def prepare() -> float:
+            async with KubernetesClient(connection, max_connections=100) as kube:
+                for ns in ("bench-operator", "bench-mapping"):
+                    await create_namespace(kube, ns)
+                return await floor(kube, args.count, pd_server.url)
+
+        floor_seconds = asyncio.run(prepare())
+        env = {**os.environ, "KUBECONFIG": str(plane.kubeconfig)}
+        log = (workdir / "operator.log").open("wb")
+        operator = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pagerbridge",
+                "operator",
+                "-n",
+                "bench-operator",
+                "-n",
+                "bench-mapping",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        sampler = RssSampler(operator.pid)
+        sampler.start()
+        try:
+            with (
+                HarnessKubelet(
+                    plane.kubeconfig, workdir / "k1", "bench-operator", run_processes=False
+                ),
+                HarnessKubelet(plane.kubeconfig, workdir / "k2", "bench-mapping"),
+            ):
+                time.sleep(3)  # operator start-up (imports, first listings) is not measured
+
+                async def measure() -> tuple[float, float]:
+                    async with KubernetesClient(connection, max_connections=100) as kube:
+                        ready_seconds = await operator_run(kube, args.count, pd_server.url)
+                        return ready_seconds, await mapping_latency(kube, pd, pd_server.url)
+
+                operator_seconds, mapping_seconds = asyncio.run(measure())
+        finally:
+            sampler.stop.set()
+            operator.terminate()
+            operator.wait(timeout=20)
+    print(f"integrations: {args.count}")
+    print(f"floor (plain client, 4 children each, concurrent): {floor_seconds:.2f} s")
+    ratio = operator_seconds / floor_seconds
+    print(
+        f"operator (create -> all Ready):                   {operator_seconds:.2f} s ({ratio:.2f}x)"
+    )
+    print(f"operator peak RSS:                                 {sampler.peak / 2**20:.0f} MB")
+    print(f"tag mapping change -> relay uses it:               {mapping_seconds:.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

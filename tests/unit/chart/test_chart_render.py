@@ -45,7 +45,11 @@ def test_operator_deployment(helm: Helm) -> None:
     assert deployment["spec"]["replicas"] == 1
     # kopf without peering: never two operators during a rollout.
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
-    assert pod["serviceAccountName"] == one(objects, "ServiceAccount")["metadata"]["name"]
+    account = one(objects, "ServiceAccount")
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+    # Only the operator pod opts in to the token.
+    assert account["automountServiceAccountToken"] is False
+    assert pod["automountServiceAccountToken"] is True
     assert container["image"] == f"pagerbridge/pagerbridge:{APP_VERSION}"
     assert "command" not in container, "the image's ENTRYPOINT (pagerbridge) must run"
     assert container["args"][0] == "operator"

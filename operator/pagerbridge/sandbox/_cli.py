@@ -37,10 +37,13 @@ def run(args: argparse.Namespace) -> int:
     from pagerbridge.sandbox import pagerduty
     from pagerbridge.sandbox.server import BackgroundServer, free_port
 
+    pd_port = args.pagerduty_port or free_port(args.host)
     pd_sim = pagerduty.PagerDutySimulator(
-        events_per_minute=args.events_per_minute, rest_per_minute=args.rest_per_minute
+        events_per_minute=args.events_per_minute,
+        rest_per_minute=args.rest_per_minute,
+        base_url=f"http://{args.host}:{pd_port}",  # "self" links lead back to the sandbox
     )
-    servers = [BackgroundServer(pd_sim.app, args.host, args.pagerduty_port or free_port(args.host))]
+    servers = [BackgroundServer(pd_sim.app, args.host, pd_port)]
     lines = [
         f"PagerDuty simulator  {servers[0].url}",
         f"  Events API v2      POST {servers[0].url}/v2/enqueue",

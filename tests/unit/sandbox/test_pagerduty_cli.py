@@ -57,7 +57,8 @@ def test_sandbox_command_serves_both_and_prints_urls_and_credentials() -> None:
             f"http://127.0.0.1:{pd_port}/incidents",
             headers={"Authorization": f"Token token={DEFAULT_API_TOKEN}"},
         )
-        assert len(listed.json()["incidents"]) == 1
+        (found,) = listed.json()["incidents"]
+        assert found["self"].startswith(f"http://127.0.0.1:{pd_port}/incidents/")
         assert httpx.get(f"http://127.0.0.1:{bp_port}/_sandbox/requests").status_code == 200
     finally:
         process.send_signal(signal.SIGINT)

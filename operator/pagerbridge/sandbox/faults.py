@@ -126,10 +126,6 @@ class FaultInjector:
         return taken
 
 
-class DropConnection(Exception):
-    """Kept for compatibility: drops no longer raise (uvicorn turned that into a 500)."""
-
-
 # Set in the request scope when a request was dropped, so recording can say "no answer".
 DROPPED_SCOPE_KEY = "pagerbridge.dropped"
 

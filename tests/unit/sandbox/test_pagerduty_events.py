@@ -253,3 +253,20 @@ def test_validation_can_be_switched_off_but_documented_rules_still_hold() -> Non
         event = _trigger(payload__custom_details="not an object")
         assert pd.client.post("/v2/enqueue", json=event).status_code == 202
         assert pd.client.post("/v2/enqueue", json=_trigger(routing_key="x")).status_code == 400
+        for broken in (
+            _trigger(routing_key=_DELETE),
+            _trigger(event_action="explode"),
+            _trigger(payload__severity="high"),
+            _trigger(dedup_key=7),
+            _trigger(payload="text"),
+        ):
+            response = pd.client.post("/v2/enqueue", json=broken)
+            assert response.status_code == 400, broken
+            assert len(response.json()["errors"]) == 1
+        assert pd.sim.incidents() != []
+
+
+def test_each_problem_is_reported_once(pd: Running) -> None:
+    event = _trigger(payload__severity="high", payload__summary=_DELETE, routing_key="short")
+    errors = pd.client.post("/v2/enqueue", json=event).json()["errors"]
+    assert len(errors) == 3, errors

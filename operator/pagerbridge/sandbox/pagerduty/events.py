@@ -60,41 +60,54 @@ def _unrecognized(reason: str) -> Answer:
     )
 
 
-def _blank(value: object) -> bool:
-    return not isinstance(value, str) or not value.strip()
+def rule_errors(event: dict[str, Any], *, schema_checked: bool) -> list[str]:
+    """The documented rules; with ``schema_checked``, only those the schema cannot express.
 
-
-def rule_errors(event: dict[str, Any]) -> list[str]:
-    """The documented rules the OpenAPI schema does not express."""
+    The OpenAPI schema already reports missing fields, wrong types and values outside an
+    enum; repeating them would double every message. Without the schema (``validate``
+    off) these basics are still checked here, since the state machine relies on them.
+    """
     errors: list[str] = []
+    basics = not schema_checked
+
+    def blank(container: dict[str, Any], key: str) -> bool:
+        value = container.get(key)
+        if key not in container or not isinstance(value, str):
+            return basics
+        return not value.strip()
+
     routing_key = event.get("routing_key")
-    if not isinstance(routing_key, str):
+    if isinstance(routing_key, str):
+        if len(routing_key) != ROUTING_KEY_LENGTH:
+            errors.append("Length of 'routing_key' is incorrect (should be 32 characters)")
+    elif basics:
         errors.append("'routing_key' is missing or not a string")
-    elif len(routing_key) != ROUTING_KEY_LENGTH:
-        errors.append("Length of 'routing_key' is incorrect (should be 32 characters)")
     action = event.get("event_action")
-    if action not in ("trigger", "acknowledge", "resolve"):
+    if basics and action not in ("trigger", "acknowledge", "resolve"):
         errors.append("'event_action' is invalid (must be one of: trigger, acknowledge, resolve)")
     dedup_key = event.get("dedup_key")
-    if dedup_key is not None and not isinstance(dedup_key, str):
+    if basics and dedup_key is not None and not isinstance(dedup_key, str):
         errors.append("'dedup_key' must be a string")
     if isinstance(dedup_key, str) and len(dedup_key) > MAX_DEDUP_KEY:
         errors.append("'dedup_key' is too long (maximum is 255 characters)")
-    if action in ("acknowledge", "resolve") and _blank(dedup_key):
+    if action in ("acknowledge", "resolve") and (
+        not isinstance(dedup_key, str) or not dedup_key.strip()
+    ):
         errors.append(f"'dedup_key' is required to {action} an alert")
     if action == "trigger":
         payload = event.get("payload")
         if not isinstance(payload, dict):
-            errors.append("'payload' is missing or not an object")
+            if payload is None or basics:
+                errors.append("'payload' is missing or not an object")
         else:
             summary = payload.get("summary")
-            if _blank(summary):
+            if blank(payload, "summary"):
                 errors.append("'payload.summary' is missing or blank")
             elif isinstance(summary, str) and len(summary) > MAX_SUMMARY:
                 errors.append("'payload.summary' is too long (maximum is 1024 characters)")
-            if _blank(payload.get("source")):
+            if blank(payload, "source"):
                 errors.append("'payload.source' is missing or blank")
-            if payload.get("severity") not in SEVERITIES:
+            if basics and payload.get("severity") not in SEVERITIES:
                 errors.append(
                     "'payload.severity' is invalid (must be one of: critical, error, warning, info)"
                 )
@@ -165,7 +178,7 @@ class EventsApi:
             checked = event if event.get("event_action") == "trigger" else _without_payload(event)
             if not self._fast_check(checked):
                 errors = openapi.error_messages(self._schema, checked)
-        return errors + [e for e in rule_errors(event) if e not in errors]
+        return errors + rule_errors(event, schema_checked=self.validate)
 
 
 def _without_payload(event: dict[str, Any]) -> dict[str, Any]:

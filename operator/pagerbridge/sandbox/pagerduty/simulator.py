@@ -9,6 +9,16 @@ matching subscriptions.
 
 The app runs in a server thread and tests call these methods from theirs: the account
 state is lock-protected and webhook delivery has its own threads.
+
+Admin and inspection routes (never faulted, never recorded):
+
+- ``GET /_sandbox/incidents`` and ``GET /_sandbox/incidents/{id}`` (routing keys redacted)
+- ``POST /_sandbox/incidents/{id}/resolve|acknowledge`` ``{"by_email"?}`` and
+  ``POST /_sandbox/incidents/{id}/notes`` ``{"content", "by_email"?}``: a person acting
+- ``PUT /_sandbox/rate-limits`` ``{"events_per_minute"?, "rest_per_minute"?}`` (0: off)
+- ``GET /_sandbox/webhook-deliveries``: every delivery attempt
+- ``/_sandbox/faults`` and ``/_sandbox/requests``: see :mod:`pagerbridge.sandbox.faults`
+  and :mod:`pagerbridge.sandbox.recording`
 """
 
 from __future__ import annotations

@@ -46,6 +46,19 @@ PDI = Resource.custom("pagerbridge.io", "v1alpha1", "pagerdutyintegrations")
 PDTM = Resource.custom("pagerbridge.io", "v1alpha1", "pagerdutytagmappings")
 
 
+class BenchControlPlane(ControlPlane):
+    """The local control plane with room for 600+ Services (its default range is a /24)."""
+
+    def _spawn(self, name: str, argv: list[str]) -> Any:
+        argv = [
+            "--service-cluster-ip-range=10.96.0.0/16"
+            if arg.startswith("--service-cluster-ip-range=")
+            else arg
+            for arg in argv
+        ]
+        return super()._spawn(name, argv)
+
+
 def spec_body(pd_url: str) -> dict[str, Any]:
     return {
         "pagerDuty": {"routingKey": {"name": "pd", "key": "routing-key"}, "eventsUrl": pd_url},
@@ -219,7 +232,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="pb-bench-"))
     pd = PagerDutySimulator(events_per_minute=None, rest_per_minute=None)
     with (
-        ControlPlane(binaries=binaries, crds=[REPO / "crds"]) as plane,
+        BenchControlPlane(binaries=binaries, crds=[REPO / "crds"]) as plane,
         BackgroundServer(pd.app) as pd_server,
     ):
         connection = connection_from_kubeconfig(plane.kubeconfig)

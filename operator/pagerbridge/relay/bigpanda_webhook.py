@@ -26,7 +26,7 @@ from pagerbridge.relay.inbound import (
     error_response,
     read_body,
 )
-from pagerbridge.relay.outbox import NewJob, OutboxClosed
+from pagerbridge.relay.outbox import IncidentMark, Job, NewJob, OutboxClosed
 from pagerbridge.relay.overrides import (
     OVERRIDE_HEADER,
     choose_routing,
@@ -38,6 +38,7 @@ from pagerbridge.relay.translate import translate
 
 log = logging.getLogger("pagerbridge.relay.bigpanda_webhook")
 ENDPOINT = "bigpanda"
+_ECHO_KIND = {"pd_event": "resolve", "pd_note": "comment"}
 
 
 def ordering_key(incident_id: str) -> str:
@@ -107,11 +108,12 @@ class BigPandaWebhook:
                 "event": translation.event,
                 "routing": routing.to_json(),
             },
-            idempotency_key=f"ev:{incident.id}:{translation.content_hash}",
+            idempotency_key=f"ev:{incident.id}:{{epoch}}:{translation.content_hash}",
             # A resolve BigPanda reports because the relay resolved it for PagerDuty: echo.
             unless_seen=echo.resolved_bp_key(incident.id)
             if translation.action == "resolve"
             else None,
+            incident=IncidentMark(incident.id, translation.action, incident.updated_at),
         )
         notes: list[NewJob] = []
         if settings.notes_enabled:
@@ -144,13 +146,23 @@ class BigPandaWebhook:
         incident = parse_incident(decode_json(body))
         jobs, action = self._jobs(request, incident)
         stored = await ctx.outbox.enqueue(jobs)
-        queued = [job for job in stored if job is not None]
+        queued = [job for job in stored if isinstance(job, Job)]
         self.dispatcher.submit(queued)
-        for job in queued:
-            ctx.metrics.jobs_enqueued.labels(job.kind).inc()
-        skipped = [new for new, job in zip(jobs, stored, strict=True) if job is None]
-        for new in skipped:
-            ctx.metrics.duplicates.labels(new.kind).inc()
+        duplicates = 0
+        for new, result in zip(jobs, stored, strict=True):
+            if isinstance(result, Job):
+                ctx.metrics.jobs_enqueued.labels(new.kind).inc()
+            elif result == "echo":
+                ctx.metrics.echo_suppressed.labels(_ECHO_KIND[new.kind]).inc()
+            elif result == "stale":
+                ctx.metrics.ignored.labels("stale_webhook").inc()
+                log.info(
+                    "older webhook than one already seen; event skipped",
+                    extra={"incident_id": incident.id},
+                )
+            else:
+                duplicates += 1
+                ctx.metrics.duplicates.labels(new.kind).inc()
         ctx.metrics.webhooks.labels(ENDPOINT, "accepted").inc()
         return JSONResponse(
             {
@@ -158,7 +170,7 @@ class BigPandaWebhook:
                 "incident_id": incident.id,
                 "action": action,
                 "queued": len(queued),
-                "duplicates": len(skipped),
+                "duplicates": duplicates,
             },
             status_code=202,
         )

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 log = logging.getLogger("pagerbridge.relay.outbox")
 
@@ -55,6 +55,12 @@ CREATE TABLE IF NOT EXISTS incidents (
     pd_incident_id TEXT,
     updated REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS incident_state (
+    incident_id TEXT PRIMARY KEY,
+    epoch INTEGER NOT NULL,
+    open INTEGER NOT NULL,
+    last_updated_on REAL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id INTEGER NOT NULL,
@@ -70,6 +76,21 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 
 
 @dataclass(frozen=True)
+class IncidentMark:
+    """Ties an event job to its BigPanda incident's life cycle (see ``incident_state``).
+
+    ``{epoch}`` in the job's idempotency key is replaced by the incident's epoch, which
+    grows each time a resolved incident is triggered again, so a reopen is never mistaken
+    for a re-send of the first trigger. A webhook older (``updatedOn``) than one already
+    seen for the incident is stale and skipped.
+    """
+
+    incident_id: str
+    action: str  # "trigger" | "resolve"
+    updated_on: float | None
+
+
+@dataclass(frozen=True)
 class NewJob:
     kind: str
     ordering_key: str
@@ -77,6 +98,7 @@ class NewJob:
     idempotency_key: str | None = None
     # Skip the job (an echo) when this key is in ``seen``; checked in the same transaction.
     unless_seen: str | None = None
+    incident: IncidentMark | None = None
 
 
 @dataclass
@@ -87,6 +109,10 @@ class Job:
     payload: dict[str, Any]
     created_at: float
     attempts: int = 0
+
+
+#: Why an enqueued job was not stored: already seen (idempotency) or recognised as an echo.
+Skipped = Literal["duplicate", "echo", "stale"]
 
 
 class OutboxClosed(Exception):
@@ -202,28 +228,37 @@ class Outbox:
     # -- operations -------------------------------------------------------------------
     async def enqueue(
         self, jobs: Sequence[NewJob], remember: Sequence[str] = ()
-    ) -> list[Job | None]:
-        """Store jobs; a job whose idempotency key was seen before is skipped (``None``)."""
+    ) -> list[Job | Skipped]:
+        """Store jobs; a job whose idempotency key was seen before is skipped
+        (``"duplicate"``), one whose ``unless_seen`` key is present too (``"echo"``)."""
         now = time.time()
 
-        def op(conn: sqlite3.Connection) -> list[Job | None]:
-            out: list[Job | None] = []
+        def op(conn: sqlite3.Connection) -> list[Job | Skipped]:
+            out: list[Job | Skipped] = []
             for job in jobs:
+                idempotency_key = job.idempotency_key
+                if job.incident is not None:
+                    epoch = _advance_incident(conn, job.incident)
+                    if epoch is None:
+                        out.append("stale")
+                        continue
+                    if idempotency_key is not None:
+                        idempotency_key = idempotency_key.replace("{epoch}", str(epoch))
                 if (
                     job.unless_seen is not None
                     and conn.execute(
                         "SELECT 1 FROM seen WHERE key = ?", (job.unless_seen,)
                     ).fetchone()
                 ):
-                    out.append(None)
+                    out.append("echo")
                     continue
-                if job.idempotency_key is not None:
+                if idempotency_key is not None:
                     cur = conn.execute(
                         "INSERT OR IGNORE INTO seen(key, at) VALUES (?, ?)",
-                        (job.idempotency_key, now),
+                        (idempotency_key, now),
                     )
                     if cur.rowcount == 0:
-                        out.append(None)
+                        out.append("duplicate")
                         continue
                 cur = conn.execute(
                     "INSERT INTO jobs(kind, ordering_key, payload, created_at) VALUES (?,?,?,?)",
@@ -380,6 +415,32 @@ class Outbox:
         except (OutboxClosed, TimeoutError, sqlite3.Error):
             return False
         return self.healthy
+
+
+def _advance_incident(conn: sqlite3.Connection, mark: IncidentMark) -> int | None:
+    """Apply one webhook's action to the incident's state; its epoch, or None if stale."""
+    row = conn.execute(
+        "SELECT epoch, open, last_updated_on FROM incident_state WHERE incident_id = ?",
+        (mark.incident_id,),
+    ).fetchone()
+    epoch, was_open, last = (row[0], bool(row[1]), row[2]) if row else (0, None, None)
+    if mark.updated_on is not None and last is not None and mark.updated_on < last:
+        return None
+    if mark.action == "trigger" and was_open is False:
+        epoch += 1  # triggered again after a resolve: a reopen, not a re-send
+    newest = max(v for v in (last, mark.updated_on, float("-inf")) if v is not None)
+    conn.execute(
+        "INSERT INTO incident_state(incident_id, epoch, open, last_updated_on) VALUES (?,?,?,?) "
+        "ON CONFLICT(incident_id) DO UPDATE SET epoch = excluded.epoch, open = excluded.open, "
+        "last_updated_on = excluded.last_updated_on",
+        (
+            mark.incident_id,
+            epoch,
+            1 if mark.action == "trigger" else 0,
+            None if newest == float("-inf") else newest,
+        ),
+    )
+    return int(epoch)
 
 
 def _resolve_all(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:

@@ -30,7 +30,7 @@ from pagerbridge.relay.inbound import (
     error_response,
     read_body,
 )
-from pagerbridge.relay.outbox import NewJob, OutboxClosed
+from pagerbridge.relay.outbox import Job, NewJob, OutboxClosed
 from pagerbridge.relay.signatures import verify
 
 log = logging.getLogger("pagerbridge.relay.pagerduty_webhook")
@@ -99,7 +99,13 @@ class PagerDutyWebhook:
                 unless_seen=job.unless_seen,
             )
         (stored,) = await ctx.outbox.enqueue([job])
-        if stored is None:
+        if stored == "echo":
+            ctx.metrics.echo_suppressed.labels(
+                "resolve" if job.kind == "bp_resolve" else "note"
+            ).inc()
+            ctx.metrics.webhooks.labels(ENDPOINT, "echo").inc()
+            return JSONResponse({"status": "ignored", "reason": "echo"})
+        if not isinstance(stored, Job):
             ctx.metrics.duplicates.labels(job.kind).inc()
             ctx.metrics.webhooks.labels(ENDPOINT, "duplicate").inc()
             return JSONResponse({"status": "duplicate"})

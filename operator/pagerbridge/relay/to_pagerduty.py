@@ -51,6 +51,9 @@ class PagerDutyDelivery:
                 routing = Routing.from_json(stored[0])
             elif stored is not None:
                 routing = Routing()
+            # Remember before sending: PagerDuty's webhook about this resolve may arrive
+            # before its answer to us does (echo prevention, see relay.echo).
+            await ctx.outbox.remember([echo.resolved_pd_key(incident_id)])
         try:
             await self._send(routing, payload["event"])
         except Rejected as exc:

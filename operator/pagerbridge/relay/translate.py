@@ -112,7 +112,7 @@ def translate(
     url = incident_url(config, incident)
     if incident.resolved:
         event: dict[str, Any] = {"event_action": "resolve", "dedup_key": incident.id}
-        return Translation("resolve", event, _hash(event, incident.updated_at))
+        return Translation("resolve", event, _hash(event))
     status = incident.status if incident.status in {s.value for s in BigPandaStatus} else "unknown"
     primary = _primary_alert(incident)
     source = (primary.primary_value or primary.source_system) if primary else None
@@ -138,9 +138,14 @@ def translate(
         "client_url": url,
         "links": [{"href": url, "text": "BigPanda incident"}],
     }
-    return Translation("trigger", event, _hash(event, incident.updated_at), tuple(warnings))
+    return Translation("trigger", event, _hash(event), tuple(warnings))
 
 
-def _hash(event: dict[str, Any], updated_at: float | None) -> str:
-    basis = json.dumps([event, updated_at], sort_keys=True, default=str).encode()
+def _hash(event: dict[str, Any]) -> str:
+    """Content identity of an event, timestamp excluded: a re-share that changes nothing
+    PagerDuty would show (e.g. only a new comment) is not sent again."""
+    payload = event.get("payload")
+    if isinstance(payload, dict) and "timestamp" in payload:
+        event = {**event, "payload": {k: v for k, v in payload.items() if k != "timestamp"}}
+    basis = json.dumps(event, sort_keys=True, default=str).encode()
     return hashlib.sha256(basis).hexdigest()[:32]

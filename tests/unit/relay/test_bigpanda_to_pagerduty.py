@@ -100,8 +100,14 @@ def test_translation_of_sample(pd_sim, relays, tmp_path):
     assert pd_incident.status == "triggered"
 
 
-def enqueues(sim: Any) -> list[dict[str, Any]]:
-    return [r.json() for r in sim.requests.matching("POST", "/v2/enqueue") if r.status == 202]
+def enqueues(sim: Any, at_least: int = 1) -> list[dict[str, Any]]:
+    """Events PagerDuty accepted (waits until ``at_least`` are recorded)."""
+
+    def accepted() -> list[dict[str, Any]]:
+        return [r.json() for r in sim.requests.matching("POST", "/v2/enqueue") if r.status == 202]
+
+    wait_for(lambda: len(accepted()) >= at_least, what=f"{at_least} accepted events")
+    return accepted()
 
 
 def test_comments_become_notes_exactly_once(pd_sim, relays, tmp_path):
@@ -232,6 +238,7 @@ def test_400_is_permanent_and_dead_lettered(pd_sim, relays, tmp_path):
     assert "dead-lettered" in relay.logs()
     # The next share of the incident goes through: one bad event does not block the incident.
     body["updatedOn"] += 1
+    body["alerts"][0]["description"] = "CPU load above 97%"
     relay.post_bigpanda(body)
     wait_for(lambda: sim.incident_by_key(body["id"]))
 
@@ -253,7 +260,7 @@ def test_key_override_from_config_tag_and_resolve_uses_same_key(pd_sim, relays, 
     ok["updatedOn"] += 3
     relay.post_bigpanda(ok)
     wait_for(lambda: sim.incident_by_key(body["id"]).status == "resolved")
-    assert all(e["routing_key"] == OVERRIDE_KEY for e in enqueues(sim))
+    assert all(e["routing_key"] == OVERRIDE_KEY for e in enqueues(sim, 2))
 
 
 def test_key_override_header_wins_and_invalid_value_falls_back(pd_sim, relays, tmp_path):
@@ -270,7 +277,7 @@ def test_key_override_header_wins_and_invalid_value_falls_back(pd_sim, relays, t
     relay.post_bigpanda(bad)
     found = wait_for(lambda: sim.incident_by_key(bad["id"]))
     assert found.routing_key == DEFAULT_ROUTING_KEY
-    details = enqueues(sim)[-1]["payload"]["custom_details"]
+    details = enqueues(sim, 2)[-1]["payload"]["custom_details"]
     assert "not a valid 32-character" in details["pagerbridge_key_override"]
     assert relay.metric("pagerbridge_relay_key_override_fallbacks_total", reason="invalid") == 1
 
@@ -327,3 +334,28 @@ def test_tag_mappings_from_config_and_headers(pd_sim, relays, tmp_path):
     assert payload["custom_details"]["hostname"] == "db-40"
     assert relay.metric("pagerbridge_relay_tag_mapping_headers_ignored_total") == 1
     assert "tag mapping headers ignored" in relay.logs()
+
+
+def test_reopen_after_resolve_and_stale_resend(pd_sim, relays, tmp_path):
+    sim, url = pd_sim
+    relay = relay_for(tmp_path, relays, url)
+    first = incident(50)
+    ok = incident(50, status="ok")
+    ok["updatedOn"] += 10
+    relay.post_bigpanda(first)
+    relay.post_bigpanda(ok)
+    wait_for(
+        lambda: (
+            sim.incident_by_key(first["id"])
+            and sim.incident_by_key(first["id"]).status == "resolved"
+        )
+    )
+    # An old trigger re-sent late (older updatedOn) must not reopen anything.
+    assert relay.post_bigpanda(first).json()["queued"] == 0
+    # A genuine reopen: same content as the first trigger, newer updatedOn.
+    reopen = incident(50)
+    reopen["updatedOn"] += 20
+    assert relay.post_bigpanda(reopen).json()["queued"] == 1
+    wait_for(lambda: len([i for i in sim.incidents() if i.incident_key == first["id"]]) == 2)
+    assert relay.metric("pagerbridge_relay_ignored_total", reason="stale_webhook") == 1
+    assert [e["event_action"] for e in enqueues(sim, 3)] == ["trigger", "resolve", "trigger"]

@@ -1,0 +1,356 @@
+"""PagerDuty → BigPanda, and full cycles with BOTH simulators wired to one relay process.
+
+Each cycle asserts the complete request logs of both simulators: a change made on one side
+produces exactly one change on the other and the loop stops there.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pagerbridge.relay.signatures import sign
+from pagerbridge.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_TOKEN
+from pagerbridge.sandbox.bigpanda import DEFAULT_ENVIRONMENT_ID, BigPandaSimulator
+from pagerbridge.sandbox.pagerduty import DEFAULT_API_TOKEN as PD_TOKEN
+from pagerbridge.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
+
+from .relayproc import WEBHOOK_TOKEN, RelayProcess, wait_for, write_config
+
+ALERT = {
+    "status": "critical",
+    "description": "Disk full",
+    "primary_property": "host",
+    "secondary_property": "check",
+    "host": "web-1",
+    "check": "disk",
+}
+
+
+class Wired:
+    """Both simulators and one relay, connected both ways."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        relays: list[RelayProcess],
+        pd: tuple[PagerDutySimulator, str],
+        bp: tuple[BigPandaSimulator, str],
+        *,
+        extra: dict[str, Any] | None = None,
+        secrets: list[str] | None = None,
+        bp_token: str = BP_TOKEN,
+        args: list[str] | None = None,
+    ) -> None:
+        self.pd, self.pd_url = pd
+        self.bp, self.bp_url = bp
+        self.bp.set_rate_limit(None)
+        config = tmp / "relay-config.json"
+        self.relay = RelayProcess(config, tmp / "relay.log", args)
+        relays.append(self.relay)
+        self.hook = self.relay.url + "/v1/pagerduty/webhook"
+        _, self.secret = self.pd.create_subscription(self.hook)
+        write_config(
+            tmp,
+            pd_url=self.pd_url,
+            bp_url=self.bp_url,
+            routing_key=DEFAULT_ROUTING_KEY,
+            pd_api_token=PD_TOKEN,
+            bp_api_token=bp_token,
+            bp_environment=DEFAULT_ENVIRONMENT_ID,
+            webhook_secrets=[*(secrets or []), self.secret],
+            extra=extra,
+        )
+        self.relay.start()
+        self.bp.add_webhook_target(
+            self.relay.url + "/v1/bigpanda/webhook",
+            headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"},
+        )
+
+    def open(self) -> tuple[str, str]:
+        """A BigPanda incident, shared to PagerDuty; returns (BigPanda id, PagerDuty id)."""
+        incident = self.bp.open_incident(alerts=[dict(ALERT)])
+        pd_incident = wait_for(lambda: self.pd.incident_by_key(incident.id), what="PD incident")
+        self.settle()
+        return incident.id, pd_incident.id
+
+    def settle(self) -> None:
+        """Wait until both simulators and the relay have nothing in flight."""
+        for _ in range(3):
+            assert self.bp.wait_webhooks_idle(10)
+            assert self.pd.wait_webhooks_idle(10)
+            wait_for(
+                lambda: self.relay.metric("pagerbridge_relay_outbox_pending") == 0,
+                timeout=15,
+                what="relay outbox drained",
+            )
+
+    def pd_writes(self) -> list[tuple[str, str]]:
+        """Every write the relay made to PagerDuty: (kind, detail)."""
+        out = []
+        for r in self.pd.requests.entries:
+            if r.method == "POST" and r.path == "/v2/enqueue":
+                out.append(("event", r.json()["event_action"]))
+            elif r.method == "POST" and r.path.endswith("/notes"):
+                out.append(("note", r.json()["note"]["content"]))
+            elif r.method == "PUT":
+                out.append(("update", r.path))
+        return out
+
+    def bp_writes(self) -> list[tuple[str, int | None]]:
+        """Every write the relay made to BigPanda's API: (endpoint, status)."""
+        return [
+            (r.path.rsplit("/", 1)[-1], r.status)
+            for r in self.bp.requests.entries
+            if r.method == "POST" and r.path.startswith("/resources/")
+        ]
+
+
+@pytest.fixture
+def wired(tmp_path, relays, pd_sim, bp_sim) -> Wired:
+    return Wired(tmp_path, relays, pd_sim, bp_sim)
+
+
+def test_resolve_in_bigpanda_resolves_pagerduty_once(wired):
+    bp_id, pd_id = wired.open()
+    wired.bp.resolve_incident(bp_id)
+    wait_for(lambda: wired.pd.incident(pd_id).status == "resolved", what="PD resolved")
+    wired.settle()
+    assert wired.pd_writes() == [("event", "trigger"), ("event", "resolve")]
+    assert wired.bp_writes() == []  # PagerDuty's incident.resolved was recognised as the echo
+    assert wired.relay.metric("pagerbridge_relay_echo_suppressed_total", kind="resolve") == 1
+
+
+def test_resolve_in_pagerduty_resolves_bigpanda_once(wired):
+    bp_id, pd_id = wired.open()
+    wired.pd.resolve(pd_id, by_email="carol@example.com")
+    wait_for(lambda: not wired.bp.incident(bp_id).active, what="BigPanda resolved")
+    wired.settle()
+    assert wired.bp_writes() == [("resolve", 202)]
+    resolves = wired.bp.api_resolves(bp_id)
+    assert len(resolves) == 1
+    assert "resolved in pagerduty" in resolves[0].text.lower()
+    assert "carol" in resolves[0].text.lower()
+    # BigPanda's webhook about the resolve is not sent back as a second resolve.
+    assert wired.pd_writes() == [("event", "trigger")]
+
+
+def test_note_in_pagerduty_becomes_one_bigpanda_comment(wired):
+    bp_id, pd_id = wired.open()
+    wired.pd.add_note(pd_id, "Rebooting web-1", by_email="dave@example.com")
+    wait_for(lambda: wired.bp.api_comments(bp_id), what="BigPanda comment")
+    wired.settle()
+    comments = wired.bp.api_comments(bp_id)
+    assert len(comments) == 1
+    assert comments[0].text.startswith("Rebooting web-1")
+    assert wired.bp_writes() == [("comments", 204)]
+    # The comment came back in BigPanda's webhook and was not turned into a note.
+    assert wired.pd_writes() == [("event", "trigger")]
+    assert len(wired.pd.incident(pd_id).notes) == 1
+
+
+def test_comment_in_bigpanda_becomes_one_pagerduty_note(wired):
+    bp_id, pd_id = wired.open()
+    wired.bp.add_comment(bp_id, "Escalating to DBA", by="erin@example.com")
+    wait_for(lambda: wired.pd.incident(pd_id).notes, what="PD note")
+    wired.settle()
+    notes = wired.pd.incident(pd_id).notes
+    assert len(notes) == 1
+    assert notes[0].content.startswith("Escalating to DBA")
+    kinds = [w[0] for w in wired.pd_writes()]
+    assert kinds == ["event", "note"]
+    # PagerDuty's incident.annotated about that note did not come back as a comment.
+    assert wired.bp_writes() == []
+    assert wired.relay.metric("pagerbridge_relay_echo_suppressed_total", kind="note") == 1
+
+
+def test_acknowledge_sync_when_enabled(tmp_path, relays, pd_sim, bp_sim):
+    w = Wired(
+        tmp_path,
+        relays,
+        pd_sim,
+        bp_sim,
+        extra={"sync": {"resolve": True, "notes": True, "acknowledge": True}},
+    )
+    bp_id, pd_id = w.open()
+    w.pd.acknowledge(pd_id, by_email="frank@example.com")
+    wait_for(lambda: w.bp.api_comments(bp_id), what="ack comment")
+    w.settle()
+    assert "Acknowledged in PagerDuty" in w.bp.api_comments(bp_id)[0].text
+    assert w.bp_writes() == [("comments", 204)]
+
+
+def test_acknowledge_not_synced_by_default(wired):
+    _, pd_id = wired.open()
+    wired.pd.acknowledge(pd_id)
+    wired.settle()
+    assert wired.bp_writes() == []
+
+
+def test_incident_not_created_by_pagerbridge_is_ignored(wired):
+    wired.open()
+    other = httpx.post(
+        wired.pd_url + "/v2/enqueue",
+        json={
+            "routing_key": DEFAULT_ROUTING_KEY,
+            "event_action": "trigger",
+            "dedup_key": "someone-else-" + uuid.uuid4().hex,
+            "payload": {"summary": "x", "source": "y", "severity": "info"},
+        },
+    )
+    assert other.status_code == 202
+    foreign = wait_for(
+        lambda: [i for i in wired.pd.incidents() if i.incident_key.startswith("someone")]
+    )
+    wired.pd.resolve(foreign[0].id)
+    wired.settle()
+    assert wired.bp_writes() == []
+    assert wired.relay.metric("pagerbridge_relay_ignored_total", reason="not_ours") == 1
+
+
+def _signed_post(
+    w: Wired,
+    body: bytes,
+    secret: str | None,
+    webhook_id: str | None = None,
+    signature: str | None = None,
+) -> httpx.Response:
+    headers = {"Content-Type": "application/json"}
+    if signature is not None:
+        headers["X-PagerDuty-Signature"] = signature
+    elif secret is not None:
+        headers["X-PagerDuty-Signature"] = sign(secret, body)
+    if webhook_id:
+        headers["X-Webhook-Id"] = webhook_id
+    return httpx.post(w.hook, content=body, headers=headers, timeout=10)
+
+
+def _resolved_body(pd_id: str, key: str) -> bytes:
+    return json.dumps(
+        {
+            "event": {
+                "id": uuid.uuid4().hex,
+                "event_type": "incident.resolved",
+                "resource_type": "incident",
+                "agent": {"summary": "Grace", "type": "user_reference"},
+                "data": {"id": pd_id, "type": "incident", "incident_key": key},
+            }
+        }
+    ).encode()
+
+
+def test_forged_truncated_replayed_oversized_webhooks(wired):
+    bp_id, pd_id = wired.open()
+    body = _resolved_body(pd_id, bp_id)
+    assert _signed_post(wired, body, None).status_code == 401
+    assert _signed_post(wired, body, "not-the-secret").status_code == 401
+    assert (
+        _signed_post(wired, body[:-5], None, signature=sign(wired.secret, body)).status_code == 401
+    )
+    assert _signed_post(wired, body, None, signature="v1=").status_code == 401
+    big = b'{"event": "' + b"x" * (600 * 1024) + b'"}'
+    assert _signed_post(wired, big, wired.secret).status_code == 413
+    wired.settle()
+    assert wired.bp_writes() == []  # nothing forged was forwarded
+    first = _signed_post(wired, body, wired.secret, webhook_id="wh-1")
+    assert first.status_code == 200
+    assert first.json()["status"] == "accepted"
+    replay = _signed_post(wired, body, wired.secret, webhook_id="wh-1")
+    assert replay.status_code == 200
+    assert replay.json()["status"] == "duplicate"
+    wait_for(lambda: not wired.bp.incident(bp_id).active)
+    wired.settle()
+    assert [w for w in wired.bp_writes() if w[0] == "resolve"] == [("resolve", 202)]
+    assert (
+        wired.relay.metric(
+            "pagerbridge_relay_webhooks_total", endpoint="pagerduty", outcome="unauthorized"
+        )
+        == 4
+    )
+
+
+def test_secret_rotation_two_secrets_at_once(tmp_path, relays, pd_sim, bp_sim):
+    w = Wired(tmp_path, relays, pd_sim, bp_sim, secrets=["old-secret-4k2j3h"])
+    bp_id, pd_id = w.open()
+    body = _resolved_body(pd_id, bp_id)
+    # PagerDuty signing with old and new secret during rotation: both entries in one header.
+    both = f"{sign('old-secret-4k2j3h', body)}, {sign('brand-new-unknown', body)}"
+    assert _signed_post(w, body, None, webhook_id="r1", signature=both).status_code == 200
+    # The relay's file holds two secrets: either one alone is accepted.
+    other = _resolved_body(pd_id, bp_id)
+    assert _signed_post(w, other, w.secret, webhook_id="r2").status_code == 200
+    w.settle()
+    # The second resolve finds BigPanda already resolved: 409 counts as success.
+    assert w.bp_writes() == [("resolve", 202), ("resolve", 409)]
+    assert w.relay.metric("pagerbridge_relay_dead_letters_total") == 0
+    assert w.relay.metric("pagerbridge_relay_deliveries_total", kind="bp_resolve") == 2
+
+
+def test_pagerduty_webhook_404_when_not_configured(pd_sim, relays, tmp_path):
+    from .conftest import start_relay
+
+    _, url = pd_sim
+    config = write_config(tmp_path, pd_url=url, routing_key=DEFAULT_ROUTING_KEY)
+    relay = start_relay(relays, config)
+    r = httpx.post(relay.url + "/v1/pagerduty/webhook", content=b"{}")
+    assert r.status_code == 404
+    assert r.json()["error"] == "not_configured"
+
+
+def test_bigpanda_401_surfaces_and_is_retried_slowly(tmp_path, relays, pd_sim, bp_sim):
+    w = Wired(
+        tmp_path,
+        relays,
+        pd_sim,
+        bp_sim,
+        bp_token="wrong-bp-token-123456",
+        args=["--unauthorized-retry", "0.5"],
+    )
+    bp_id, pd_id = w.open()
+    w.pd.resolve(pd_id)
+    wait_for(
+        lambda: httpx.get(w.relay.url + "/readyz").json()["upstream"]["bigpanda"] == "unauthorized",
+        what="readyz detail",
+    )
+    assert w.relay.metric("pagerbridge_relay_upstream_unauthorized", service="bigpanda") == 1
+    assert w.bp.incident(bp_id).active
+    # The operator rotates the Secret: the pending resolve goes through.
+    (tmp_path / "secrets" / "bp-api-token").write_text(BP_TOKEN)
+    wait_for(lambda: not w.bp.incident(bp_id).active, timeout=15, what="resolved after fix")
+    assert "wrong-bp-token-123456" not in w.relay.logs()
+
+
+def test_bigpanda_429_backs_off(tmp_path, relays, pd_sim, bp_sim):
+    w = Wired(tmp_path, relays, pd_sim, bp_sim)
+    bp_id, pd_id = w.open()
+    w.bp.faults.fail_next(3, 429, path_prefix="/resources/")
+    w.pd.add_note(pd_id, "one")
+    wait_for(lambda: w.bp.api_comments(bp_id), timeout=15)
+    w.settle()
+    assert [s for _, s in w.bp_writes()] == [429, 429, 429, 204]
+
+
+def test_late_trigger_is_confirmed_against_bigpanda(tmp_path, relays, pd_sim, bp_sim):
+    pd, _ = pd_sim
+    pd.faults.fail_next(None, 503, path_prefix="/v2/enqueue")
+    w = Wired(tmp_path, relays, pd_sim, bp_sim)
+    incident = w.bp.open_incident(alerts=[dict(ALERT)])
+    wait_for(lambda: len(pd.requests.matching("POST", "/v2/enqueue")) >= 1)
+    w.bp.resolve_incident(incident.id)
+    assert w.bp.wait_webhooks_idle(10)
+    pd.faults.clear()
+    w.settle()
+    # The delayed trigger was checked, found resolved in BigPanda, and not sent.
+    sent = [
+        r.json()["event_action"]
+        for r in pd.requests.matching("POST", "/v2/enqueue")
+        if r.status == 202
+    ]
+    assert sent == ["resolve"]
+    assert pd.incident_by_key(incident.id) is None
+    assert w.relay.metric("pagerbridge_relay_ignored_total", reason="late_trigger_resolved") == 1

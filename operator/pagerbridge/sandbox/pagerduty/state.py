@@ -13,7 +13,6 @@ resolved, a new trigger opens a new incident with the same ``incident_key``.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import itertools
 import secrets
@@ -46,7 +45,7 @@ def stable_id(kind: str, value: str) -> str:
 
 
 def random_id() -> str:
-    return "Q" + base64.b32encode(secrets.token_bytes(10)).decode()[:13]
+    return "Q" + secrets.token_hex(7).upper()
 
 
 @dataclass

@@ -210,6 +210,8 @@ class WebhookDispatcher:
 
         ``data`` renders the event's ``data`` object, only if some subscription wants it.
         """
+        if not self._subscriptions:  # the common case under load: nobody listens
+            return
         body: bytes | None = None
         with self._lock:
             if self._closed:

@@ -18,6 +18,13 @@ def pd() -> Iterator[Running]:
         yield r
 
 
+@pytest.fixture(scope="module")
+def shared_pd() -> Iterator[Running]:
+    """One simulator for the many read-only auth cases (starting one each is slow)."""
+    with running() as r:
+        yield r
+
+
 def _incident_id(pd: Running, key: str = "k") -> str:
     pd.trigger(key)
     incident = pd.sim.incident_by_key(key)
@@ -43,8 +50,9 @@ def _incident_id(pd: Running, key: str = "k") -> str:
     ],
 )
 def test_every_operation_needs_a_valid_token(
-    pd: Running, authorization: str | None, method: str, path: str
+    shared_pd: Running, authorization: str | None, method: str, path: str
 ) -> None:
+    pd = shared_pd
     headers = {"Accept": REST_HEADERS["Accept"], **FROM}
     if authorization is not None:
         headers["Authorization"] = authorization

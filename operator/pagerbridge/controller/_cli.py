@@ -48,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
     from pagerbridge.controller.settings import OperatorSettings
 
     settings = OperatorSettings.from_env()
-    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON)
+    # kopf logs every handler call at INFO: thousands of lines at scale, so WARNING unless -v.
+    kopf.configure(verbose=args.verbose, quiet=not args.verbose, log_format=kopf.LogFormat.JSON)
+    logging.getLogger("pagerbridge").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.metrics_port:
         start_http_server(args.metrics_port)

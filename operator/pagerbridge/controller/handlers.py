@@ -200,7 +200,13 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     def integration_event(**kwargs: Any) -> None:
         _reconciler(kwargs["memo"], kwargs).integration_changed(kwargs["namespace"], kwargs["name"])
 
-    @kopf.timer(*integration, id="resync", interval=settings.resync_seconds, registry=registry)
+    @kopf.timer(
+        *integration,
+        id="resync",
+        interval=settings.resync_seconds,
+        initial_delay=settings.resync_seconds,  # the watch event already reconciles it once
+        registry=registry,
+    )
     def resync(**kwargs: Any) -> None:
         """Periodic: restore anything a watch missed, and check the subscription."""
         _reconciler(kwargs["memo"], kwargs).integration_changed(
@@ -256,7 +262,12 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
 
     # -- the finalizer ----------------------------------------------------------------
 
-    @kopf.on.delete(*integration, id="release", registry=registry)
+    def has_subscription(spec: kopf.Spec, **_: Any) -> bool:
+        """Only integrations with a PagerDuty subscription get a finalizer."""
+        pager_duty = spec.get("pagerDuty") or {}
+        return bool(pager_duty.get("serviceId") and pager_duty.get("apiToken"))
+
+    @kopf.on.delete(*integration, id="release", when=has_subscription, registry=registry)
     async def release(**kwargs: Any) -> None:
         """Delete the PagerDuty subscription before the integration goes away."""
         namespace, name, body, memo = (kwargs[k] for k in ("namespace", "name", "body", "memo"))

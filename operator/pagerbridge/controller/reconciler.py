@@ -9,6 +9,7 @@ so a quiet operator writes nothing. See :mod:`.errors` for what each failure doe
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -103,12 +104,14 @@ class Reconciler:
         self._applied: dict[tuple[str, str, str], tuple[str, str]] = {}
         self._verified_at: dict[tuple[str, str], float] = {}
         self._verify_now: set[tuple[str, str]] = set()
+        self._resync_now: set[tuple[str, str]] = set()
 
     # -- triggers ---------------------------------------------------------------------
 
     def integration_changed(self, namespace: str, name: str, *, verify: bool = False) -> None:
         if verify:
             self._verify_now.add((namespace, name))
+            self._resync_now.add((namespace, name))
         self.queue.add((INTEGRATION.kind, namespace, name))
 
     def ref_changed(self, kind: str, namespace: str, name: str) -> None:
@@ -148,6 +151,8 @@ class Reconciler:
             return None
         owner = Owner(namespace, name, info.uid)
         names = owner.names
+        resync = (namespace, name) in self._resync_now
+        self._resync_now.discard((namespace, name))
         overrides = world.refs_to(KEY_OVERRIDE.kind, namespace, name)
         mappings = world.refs_to(TAG_MAPPING.kind, namespace, name)
 
@@ -234,7 +239,7 @@ class Reconciler:
                 webhook_secret=webhook_secret,
             )
             children = render_children(owner, spec, compiled, self.render_settings)
-            await self._apply(owner, children.applied())
+            await self._apply(owner, children.applied(), force=resync)
         except WaitingForInput as exc:
             secrets_ok = ConditionUpdate(c.SECRETS_RESOLVED, c.FALSE, exc.reason, exc.message)
             RECONCILE_ERRORS.labels(exc.reason).inc()
@@ -320,19 +325,38 @@ class Reconciler:
         except AlreadyExists:
             return
 
-    async def _apply(self, owner: Owner, manifests: list[dict[str, Any]]) -> None:
+    async def _apply(
+        self, owner: Owner, manifests: list[dict[str, Any]], *, force: bool = False
+    ) -> None:
+        """Apply what changed: the Deployment last, once what it mounts exists."""
+        first = [m for m in manifests if m["kind"] != "Deployment"]
+        last = [m for m in manifests if m["kind"] == "Deployment"]
+        await asyncio.gather(*(self._apply_one(owner, m, force) for m in first))
+        for manifest in last:
+            await self._apply_one(owner, manifest, force)
+
+    async def _apply_one(self, owner: Owner, manifest: dict[str, Any], force: bool) -> None:
+        """Skip when neither our rendering nor the object changed since our last apply.
+
+        A Deployment is compared by ``generation`` (its status changes all the time); the
+        others by ``resourceVersion``. The periodic resync applies regardless.
+        """
         assert self.world is not None
-        for manifest in manifests:
-            kind = str(manifest["kind"])
-            key = (owner.namespace, owner.name, kind)
-            digest = _digest(manifest)
-            observed = self.world.child(kind, owner.namespace, owner.name)
-            last = self._applied.get(key)
-            if observed is not None and last == (digest, observed.resource_version):
-                continue
-            result = await self.kube.apply(manifest)
-            APPLIES.labels(kind).inc()
-            self._applied[key] = (digest, str(result["metadata"]["resourceVersion"]))
+        kind = str(manifest["kind"])
+        key = (owner.namespace, owner.name, kind)
+        digest = _digest(manifest)
+        observed = self.world.child(kind, owner.namespace, owner.name)
+        if not force and observed is not None:
+            marker = str(observed.generation) if kind == "Deployment" else observed.resource_version
+            if self._applied.get(key) == (digest, marker):
+                return
+        result = await self.kube.apply(manifest)
+        APPLIES.labels(kind).inc()
+        meta = result["metadata"]
+        marker = (
+            str(meta.get("generation")) if kind == "Deployment" else str(meta["resourceVersion"])
+        )
+        self._applied[key] = (digest, marker)
 
     def _forget(self, namespace: str, name: str) -> None:
         for kind in ("ConfigMap", "Service", "PersistentVolumeClaim", "Deployment"):
@@ -429,6 +453,8 @@ class Reconciler:
         for condition in c.transitions(before, desired["conditions"]):
             if condition["type"] != c.READY:
                 continue
+            if c.find(before, c.READY) is None and condition["reason"] == "RelayUnavailable":
+                continue  # a new relay starting up is not news
             await post_event(
                 self.kube,
                 self._involved(uid, namespace, name, kind),

@@ -12,7 +12,7 @@ DEFAULT_IMAGE = "ghcr.io/pagerbridge/pagerbridge:0.1.0"
 class OperatorSettings:
     relay_image: str = DEFAULT_IMAGE
     image_pull_policy: str = "IfNotPresent"
-    workers: int = 32  # concurrent reconciles
+    workers: int = 64  # concurrent reconciles
     resync_seconds: float = 300.0  # periodic re-check of children and subscription
     subscription_verify_seconds: float = 300.0
     watch_server_timeout: int = 300
@@ -24,7 +24,7 @@ class OperatorSettings:
         return cls(
             relay_image=env.get("PAGERBRIDGE_RELAY_IMAGE", DEFAULT_IMAGE),
             image_pull_policy=env.get("PAGERBRIDGE_IMAGE_PULL_POLICY", "IfNotPresent"),
-            workers=int(env.get("PAGERBRIDGE_WORKERS", "32")),
+            workers=int(env.get("PAGERBRIDGE_WORKERS", "64")),
             resync_seconds=float(env.get("PAGERBRIDGE_RESYNC_SECONDS", "300")),
             subscription_verify_seconds=float(
                 env.get("PAGERBRIDGE_SUBSCRIPTION_VERIFY_SECONDS", "300")

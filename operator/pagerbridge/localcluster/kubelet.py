@@ -181,16 +181,21 @@ class HarnessKubelet:
     async def _sync(self, kube: KubernetesClient, http: httpx.AsyncClient) -> None:
         listing = await kube.list(DEPLOYMENTS, self.namespace, label_selector=RELAY_SELECTOR)
         seen: set[tuple[str, str]] = set()
+        limit = asyncio.Semaphore(32)
+
+        async def sync_one(deployment: dict[str, Any]) -> None:
+            async with limit:
+                with contextlib.suppress(NotFound):
+                    await self._sync_one(kube, http, deployment)
+
+        batch = []
         for deployment in listing.get("items", []):
             meta = deployment["metadata"]
-            key = (meta["namespace"], meta["name"])
             if meta.get("deletionTimestamp"):
                 continue
-            seen.add(key)
-            try:
-                await self._sync_one(kube, http, deployment)
-            except NotFound:
-                continue
+            seen.add((meta["namespace"], meta["name"]))
+            batch.append(sync_one(deployment))
+        await asyncio.gather(*batch)
         for key in set(self.pods) - seen:
             pod = self.pods.pop(key)
             pod.stop()

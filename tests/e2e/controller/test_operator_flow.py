@@ -135,11 +135,35 @@ def test_examples_reach_pagerduty_and_mapping_hot_reloads(
     assert dep["metadata"]["annotations"][ANNOTATION_PID] == pid, "relay was restarted"
     assert dep["metadata"]["generation"] == generation, "Deployment was rolled"
 
+    # A rotated Secret reaches the running relay as a file update: no restart.
+    rotated = "0123456789abcdef0123456789abcdef"
+    cluster.kubectl(
+        "patch",
+        "-n",
+        namespace,
+        "secret",
+        "pagerduty-routing",
+        "--type=merge",
+        "-p",
+        json.dumps({"stringData": {"routing-key": rotated}}),
+    )
+
+    def rotated_key_used() -> bool:
+        incident = bp.open_incident([{"status": "critical", "host": "db-3", "description": "y"}])
+        found = wait_for(lambda: pd.incident_by_key(incident.id), 30, "incident")
+        return bool(found.routing_key == rotated)
+
+    wait_for(rotated_key_used, 40, "the relay to use the rotated routing key")
+    assert (
+        deployment(cluster, namespace, "routed-relay")["metadata"]["annotations"][ANNOTATION_PID]
+        == pid
+    )
+
     # No secret value anywhere a user or log collector would see it.
     events = cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
     config_maps = cluster.kubectl("get", "configmaps", "-n", namespace, "-o", "json").stdout
     statuses = json.dumps([get_json(cluster, namespace, kind) for kind in ("pdi", "pdko", "pdtm")])
-    for value in (DEFAULT_ROUTING_KEY, token):
+    for value in (DEFAULT_ROUTING_KEY, rotated, token):
         for where, text in (
             ("events", events),
             ("configmaps", config_maps),

@@ -74,6 +74,24 @@ def test_missing_secret_then_created_and_children_heal(
     events = cluster.kubectl("get", "events", "-n", namespace, "-o", "yaml").stdout
     assert "SecretNotFound" in events
 
+    # An override pointing at no integration says so on its own status.
+    ghost = {
+        "apiVersion": "pagerbridge.io/v1alpha1",
+        "kind": "PagerDutyKeyOverride",
+        "metadata": {"name": "ghost-override"},
+        "spec": {"integrationRef": {"name": "ghost"}, "tag": "pd_key"},
+    }
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(ghost))
+    orphan = wait_for(
+        lambda: (
+            condition(get_json(cluster, namespace, "pdko", "ghost-override")).get("reason")
+            == "IntegrationNotFound"
+        ),
+        30,
+        "IntegrationNotFound on the override",
+    )
+    assert orphan
+
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=pd_secret())
     cluster.kubectl(
         "wait", "-n", namespace, "--for=condition=Ready", "pdi/heal", "--timeout=60s", timeout=70

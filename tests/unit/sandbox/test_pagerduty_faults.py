@@ -66,7 +66,11 @@ def test_secrets_stay_out_of_logs_inspection_and_reprs(caplog: pytest.LogCapture
             json={
                 "webhook_subscription": {
                     "type": "webhook_subscription",
-                    "delivery_method": {"type": "http_delivery_method", "url": receiver.url},
+                    "delivery_method": {
+                        "type": "http_delivery_method",
+                        "url": receiver.url,
+                        "custom_headers": [{"name": "X-Token", "value": "header-s3cret"}],
+                    },
                     "events": ["incident.triggered"],
                     "filter": {"type": "account_reference"},
                 }
@@ -89,10 +93,30 @@ def test_secrets_stay_out_of_logs_inspection_and_reprs(caplog: pytest.LogCapture
             repr(pd.sim.webhook_deliveries),
             repr(pd.sim._webhooks.list()),
             json.dumps([dict(r.headers) for r in pd.sim.requests.entries]),
+            pd.client.get("/_sandbox/requests").text,
         ]
     assert "given up" in caplog.text or "dropped" in caplog.text  # the 404 was logged
+    assert receiver.received[0].headers["x-token"] == "header-s3cret"  # delivered, though
     for output in outputs:
         assert secret not in output
+        assert "header-s3cret" not in output
         assert DEFAULT_API_TOKEN not in output
         assert "wrong-token" not in output
         assert DEFAULT_ROUTING_KEY not in output
+
+
+def test_request_log_over_http_and_unknown_routes(pd: Running) -> None:
+    pd.trigger("k")
+    pd.client.get("/nowhere")
+    logged = pd.client.get("/_sandbox/requests").json()
+    assert [(e["method"], e["path"], e["status"]) for e in logged] == [
+        ("POST", "/v2/enqueue", 202),
+        ("GET", "/nowhere", 404),
+    ]
+    assert json.loads(logged[0]["body"])["routing_key"] == "<redacted>"
+    assert (
+        pd.sim.requests.entries[0].json()["routing_key"] == DEFAULT_ROUTING_KEY
+    )  # Python: as sent
+    assert pd.client.get("/nowhere").json() == {"error": {"message": "Not Found", "code": 2100}}
+    assert pd.client.delete("/_sandbox/requests").status_code == 204
+    assert pd.client.get("/_sandbox/requests").json() == []

@@ -110,7 +110,10 @@ class Environment:
                 raise StepFailed(f"kubeconfig {kubeconfig} not found")
             namespace = f"{LOCAL_NAMESPACE}-{secrets.token_hex(3)}"
         kubectl = Kubectl(find_kubectl(), kubeconfig, namespace)
-        server = kubectl("get", "--raw", "/readyz", timeout=30).strip()
+        try:
+            server = kubectl("get", "--raw", "/readyz", timeout=30).strip()
+        except StepFailed as exc:
+            raise StepFailed(f"the API server of {kubeconfig} is not reachable ({exc})") from None
         if self.plane is None:
             kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds))
         kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(crds))

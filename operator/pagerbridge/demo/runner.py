@@ -63,46 +63,38 @@ def run_demo(options: DemoOptions, printer: Printer | None = None) -> int:
     out = printer or Printer()
     workdir = Path(tempfile.mkdtemp(prefix="pagerbridge-demo-"))
     env = Environment(workdir, options.step_timeout, options.kubeconfig)
-    story = Story(env)
-    plan = steps(env, story)
+    plan = steps(env, Story(env))
     results: list[StepResult] = []
-    failed: StepResult | None = None
-    interrupted = False
     out.line("PagerBridge demo: one incident's life, BigPanda <-> PagerDuty, on this machine")
     out.line(f"work directory {workdir} (logs; removed at the end)\n")
+    interrupted = False
+    started = time.monotonic()
     try:
         with _signals_interrupt():
             for number, step in enumerate(plan, 1):
-                out.step_started(number, len(plan), step.title)
                 started = time.monotonic()
-                try:
-                    detail = step.action()
-                except (StepFailed, Exception) as exc:
-                    failed = StepResult(
-                        step.title, False, time.monotonic() - started, _reason(exc), step.logs
-                    )
-                except Interrupted:
-                    failed = StepResult(
-                        step.title, False, time.monotonic() - started, "interrupted", ()
-                    )
-                    interrupted = True
-                if failed is not None:
-                    results.append(failed)
-                    out.step_done(failed)
-                    out.log_tails(_log_tails(env, failed.logs))
-                    break
-                result = StepResult(step.title, True, time.monotonic() - started, detail)
+                out.step_started(number, len(plan), step.title)
+                result = _play(step)
                 results.append(result)
                 out.step_done(result)
-            if options.keep and failed is None:
-                _stay_up(env, out)
+                if not result.ok:
+                    out.log_tails(_log_tails(env, result.logs))
+                    break
+            else:
+                if options.keep:
+                    _stay_up(env, out)
     except Interrupted:
         interrupted = True
+        if len(results) < len(plan) and (not results or results[-1].ok):
+            title = plan[len(results)].title
+            results.append(StepResult(title, False, time.monotonic() - started, "interrupted"))
+        out.line("\ninterrupted")
     finally:
         _cleanup(env, workdir, out)
     out.summary(results, len(plan))
+    failed = next((r for r in results if not r.ok), None)
     if interrupted:
-        where = f" during step {len(results)}: {results[-1].title}" if results else ""
+        where = f" during step {len(results)}: {failed.title}" if failed else ""
         out.line(f"\ndemo interrupted{where}")
         return EXIT_INTERRUPTED
     if failed is not None:
@@ -110,6 +102,16 @@ def run_demo(options: DemoOptions, printer: Printer | None = None) -> int:
         return EXIT_FAILED
     out.line("\ndemo passed: every step happened")
     return 0
+
+
+def _play(step: Step) -> StepResult:
+    """Run one step; any error (not an interrupt) is that step's failure."""
+    started = time.monotonic()
+    try:
+        detail = step.action()
+    except Exception as exc:
+        return StepResult(step.title, False, time.monotonic() - started, _reason(exc), step.logs)
+    return StepResult(step.title, True, time.monotonic() - started, detail)
 
 
 def _reason(exc: BaseException) -> str:
@@ -145,7 +147,10 @@ def _stay_up(env: Environment, out: Printer) -> None:
     out.line(
         f"  relay {env.relay_url()} (public URL {env.sandbox.public_url if env.sandbox else '-'})"
     )
-    threading.Event().wait()  # until Interrupted
+    try:
+        threading.Event().wait()  # until Ctrl-C / SIGTERM
+    except Interrupted:
+        return  # the story passed: stopping it now is no failure
 
 
 def _cleanup(env: Environment, workdir: Path, out: Printer) -> None:

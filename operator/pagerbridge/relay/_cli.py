@@ -24,6 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Events API v2 events per minute per routing key (PagerDuty's limit: 120)",
     )
     parser.add_argument(
+        "--bigpanda-rate-limit",
+        type=float,
+        default=5.0,
+        metavar="PER_SECOND",
+        help="BigPanda Incidents API requests per second per endpoint (documented: about 5)",
+    )
+    parser.add_argument(
         "--late-trigger-after",
         type=float,
         default=5.0,
@@ -58,7 +65,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     per_minute = max(args.events_rate_limit, 1.0)
     options = RelayOptions(
-        rate_limits={"events": Limit(rate=per_minute / 60, burst=per_minute)},
+        rate_limits={
+            "events": Limit(rate=per_minute / 60, burst=per_minute),
+            "bigpanda": Limit(
+                rate=max(args.bigpanda_rate_limit, 0.1), burst=max(args.bigpanda_rate_limit, 1.0)
+            ),
+        },
         late_trigger_after=args.late_trigger_after,
         unauthorized_retry=args.unauthorized_retry,
     )

@@ -29,6 +29,7 @@ from pagerbridge.clients.errors import (
     TransientError,
     Unauthorized,
 )
+from pagerbridge.relay.errors import NotReady
 from pagerbridge.relay.metrics import RelayMetrics
 from pagerbridge.relay.outbox import Job, Outbox
 
@@ -37,6 +38,9 @@ log = logging.getLogger("pagerbridge.relay.delivery")
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 60.0
 UNAUTHORIZED_RETRY = 60.0
+# A job waiting for something that never appears (a note whose PagerDuty incident was
+# never created because its trigger was rejected) is given up after this many attempts.
+MAX_NOT_READY_ATTEMPTS = 40
 
 
 def backoff(attempts: int, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
@@ -168,23 +172,19 @@ class Dispatcher:
                     self.on_unauthorized(job, exc)
                 wait = self.unauthorized_retry * random.uniform(0.8, 1.2)  # noqa: S311
                 return await self._retry(job, "unauthorized", str(exc), wait)
+            except NotReady as exc:
+                job.attempts += 1
+                if job.attempts >= MAX_NOT_READY_ATTEMPTS:
+                    await self._give_up(job, None, f"gave up: {exc}")
+                    return None
+                return await self._retry(job, "not_ready", str(exc), backoff(job.attempts - 1))
             except TransientError as exc:
                 job.attempts += 1
                 return await self._retry(job, "transient", str(exc), backoff(job.attempts - 1))
             except PermanentError as exc:
-                self.metrics.deliveries.labels(job.kind, "rejected").inc()
-                self.metrics.dead_letters.labels(job.kind).inc()
-                log.error(
-                    "delivery rejected permanently; dead-lettered",
-                    extra={
-                        "job_id": job.id,
-                        "kind": job.kind,
-                        "status": exc.status,
-                        "error": str(exc),
-                        "response": exc.body[:300],
-                    },
+                await self._give_up(
+                    job, exc.status, f"{exc} {exc.body[:500]}", response=exc.body[:300]
                 )
-                await self.outbox.dead_letter(job, exc.status, f"{exc} {exc.body[:500]}")
                 return None
             except Exception as exc:  # a bug must not lose the job
                 job.attempts += 1
@@ -198,6 +198,21 @@ class Dispatcher:
             max(0.0, time.time() - job.created_at)
         )
         return None
+
+    async def _give_up(self, job: Job, status: int | None, error: str, response: str = "") -> None:
+        self.metrics.deliveries.labels(job.kind, "rejected").inc()
+        self.metrics.dead_letters.labels(job.kind).inc()
+        log.error(
+            "delivery rejected permanently; dead-lettered",
+            extra={
+                "job_id": job.id,
+                "kind": job.kind,
+                "status": status,
+                "error": error[:500],
+                "response": response,
+            },
+        )
+        await self.outbox.dead_letter(job, status, error)
 
     async def _retry(self, job: Job, outcome: str, error: str, wait: float) -> float:
         self.metrics.deliveries.labels(job.kind, outcome).inc()

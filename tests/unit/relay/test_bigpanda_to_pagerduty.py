@@ -359,3 +359,18 @@ def test_reopen_after_resolve_and_stale_resend(pd_sim, relays, tmp_path):
     wait_for(lambda: len([i for i in sim.incidents() if i.incident_key == first["id"]]) == 2)
     assert relay.metric("pagerbridge_relay_ignored_total", reason="stale_webhook") == 1
     assert [e["event_action"] for e in enqueues(sim, 3)] == ["trigger", "resolve", "trigger"]
+
+
+def test_events_rate_limit_per_routing_key_is_honoured(pd_sim, relays, tmp_path):
+    import time
+
+    sim, url = pd_sim
+    # 6 per minute: a burst of 6, then one every 10 s.
+    relay = relay_for(tmp_path, relays, url, args=["--events-rate-limit", "6"])
+    for n in range(60, 69):
+        assert relay.post_bigpanda(incident(n)).status_code == 202
+    wait_for(lambda: len(sim.incidents()) == 6, what="the burst")
+    time.sleep(1.5)  # a negative check: nothing more may arrive within the refill time
+    assert len(sim.incidents()) == 6
+    assert all(r.status == 202 for r in sim.requests.matching("POST", "/v2/enqueue"))
+    assert relay.metric("pagerbridge_relay_outbox_pending") == 3

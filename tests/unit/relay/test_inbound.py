@@ -174,3 +174,37 @@ def test_startup_refuses_missing_secret(tmp_path, relays):
     with pytest.raises(RuntimeError, match="exited with 2"):
         relay.start(timeout=10)
     assert "cannot read routing key file" in relay.logs()
+
+
+def test_reload_under_load_drops_nothing(pd_sim, relays, tmp_path):
+    """Requests keep being accepted while the config file changes underneath."""
+    import threading
+
+    sim, url = pd_sim
+    sim.set_rate_limits(events_per_minute=0)  # 160 events in seconds; limits tested elsewhere
+    relay = relay_for(tmp_path, relays, url, args=["--events-rate-limit", "100000"])
+    config_path = tmp_path / "relay-config.json"
+    config = json.loads(config_path.read_text())
+    statuses: list[int] = []
+
+    def post_many(offset: int) -> None:
+        with httpx.Client(timeout=10) as client:
+            for n in range(40):
+                r = client.post(
+                    relay.url + "/v1/bigpanda/webhook",
+                    json=incident(1000 + offset * 100 + n),
+                    headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"},
+                )
+                statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=post_many, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for i in range(3):
+        config["tagMappings"] = [{"tag": "team", "field": "group" if i % 2 else "component"}]
+        _replace(config_path, json.dumps(config))
+        wait_for(lambda i=i: relay.metric("pagerbridge_relay_config_reloads_total") >= i + 1)
+    for t in threads:
+        t.join()
+    assert statuses == [202] * 160
+    wait_for(lambda: len(sim.incidents()) == 160, timeout=30)

@@ -207,3 +207,15 @@ async def test_outbox_durable_idempotent_and_group_committed(tmp_path):
     assert len(await reopened.pending()) == 298
     assert (await reopened.dead_letters())[0]["status"] == 400
     await reopened.close()
+
+
+def test_token_bucket_burst_then_rate_and_pause():
+    from pagerbridge.relay.ratelimit import Limit, TokenBucket
+
+    bucket = TokenBucket(Limit(rate=10, burst=3))
+    waits = [bucket.reserve() for _ in range(5)]
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert 0.05 < waits[3] <= 0.1
+    assert 0.15 < waits[4] <= 0.2
+    bucket.pause(5)
+    assert bucket.reserve() >= 4.9

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from starlette.types import ASGIApp
 
 from pagerbridge.demo.ingress import Ingress
 from pagerbridge.demo.kube import Kubectl, find_kubectl
@@ -101,11 +102,8 @@ class Environment:
         if self.kubeconfig is None:
             kubeconfig, where = self._start_local_plane(crds), "local control plane"
             namespace = LOCAL_NAMESPACE
-        else:
-            kubeconfig, where = (
-                self.kubeconfig.expanduser().resolve(),
-                f"cluster of {self.kubeconfig}",
-            )
+        else:  # someone's cluster: a namespace of our own, deleted at the end
+            kubeconfig, where = self.kubeconfig.expanduser().resolve(), "given cluster"
             if not kubeconfig.is_file():
                 raise StepFailed(f"kubeconfig {kubeconfig} not found")
             namespace = f"{LOCAL_NAMESPACE}-{secrets.token_hex(3)}"
@@ -183,8 +181,8 @@ class Environment:
             f"relay public URL (a loopback stand-in for an Ingress) {urls[2]}"
         )
 
-    def _serve(self, what: str, app: object) -> str:
-        server = BackgroundServer(app)  # type: ignore[arg-type]
+    def _serve(self, what: str, app: ASGIApp) -> str:
+        server = BackgroundServer(app)
         server.__enter__()
         self.on_close(what, lambda: server.__exit__(None, None, None))
         return server.url

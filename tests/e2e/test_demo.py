@@ -21,12 +21,20 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 import yaml
 
 from pagerbridge.demo.environment import OVERRIDE_ROUTING_KEY
+from pagerbridge.demo.manifests import (
+    INTEGRATION_EXAMPLE,
+    ROUTING_EXAMPLE,
+    Sandbox,
+    demo_manifests,
+)
+from pagerbridge.demo.steps import StepFailed
 from pagerbridge.sandbox import bigpanda as bp
 from pagerbridge.sandbox import pagerduty as pd
 from pagerbridge.sandbox.server import free_port
@@ -255,3 +263,52 @@ def test_demo_on_a_given_cluster_deletes_what_it_created(
     )
     assert phase.returncode != 0 or phase.stdout == "Terminating", phase.stdout
     assert_nothing_left(run)
+
+
+def _sandbox() -> Sandbox:
+    return Sandbox(
+        pagerduty_url="http://127.0.0.1:1001",
+        bigpanda_url="http://127.0.0.1:1002",
+        public_url="http://127.0.0.1:1003",
+        routing_key="r" * 32,
+        pagerduty_api_token="p" * 20,
+        bigpanda_api_token="b" * 20,
+        service_id="PSANDBX",
+        environment_id="env-1",
+    )
+
+
+def test_demo_manifests_fill_each_secret_key_with_what_its_reference_asks_for() -> None:
+    manifests = demo_manifests(_sandbox())
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for doc in manifests.documents:
+        by_kind.setdefault(doc["kind"], []).append(doc)
+    (integration,) = by_kind["PagerDutyIntegration"]
+    spec = integration["spec"]
+    secrets = {s["metadata"]["name"]: s["stringData"] for s in by_kind["Secret"]}
+
+    def value(ref: dict[str, str]) -> str:
+        return secrets[ref["name"]][ref["key"]]
+
+    assert value(spec["pagerDuty"]["routingKey"]) == "r" * 32
+    assert value(spec["pagerDuty"]["apiToken"]) == "p" * 20
+    assert value(spec["bigPanda"]["apiToken"]) == "b" * 20
+    assert spec["pagerDuty"]["eventsUrl"] == spec["pagerDuty"]["apiUrl"] == "http://127.0.0.1:1001"
+    assert spec["bigPanda"]["apiUrl"] == "http://127.0.0.1:1002"
+    assert spec["relay"]["publicUrl"] == "http://127.0.0.1:1003"
+    for kind in ("PagerDutyKeyOverride", "PagerDutyTagMapping"):
+        (doc,) = by_kind[kind]
+        assert doc["spec"]["integrationRef"]["name"] == manifests.integration
+    assert {"tag": "host", "field": "source"} in manifests.mappings
+
+
+def test_demo_manifests_refuse_a_secret_key_nothing_references(tmp_path: Path) -> None:
+    for name in (INTEGRATION_EXAMPLE, ROUTING_EXAMPLE):
+        text = (REPO / "examples" / name).read_text()
+        (tmp_path / name).write_text(text)
+    path = tmp_path / INTEGRATION_EXAMPLE
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    next(d for d in docs if d["kind"] == "Secret")["stringData"]["stray"] = "x"
+    path.write_text(yaml.safe_dump_all(docs))
+    with pytest.raises(StepFailed, match="stray"):
+        demo_manifests(_sandbox(), tmp_path)

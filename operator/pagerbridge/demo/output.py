@@ -33,6 +33,9 @@ class Printer:
         for line in text.splitlines():
             self.line(INDENT + line)
 
+    def section(self, heading: str) -> None:
+        self.line(f"\n== {heading}")
+
     def step_started(self, number: int, total: int, title: str) -> None:
         self.line(f"[{number:2d}/{total}] {title} ...")
 

@@ -1,7 +1,7 @@
 """Runs the demo's steps in order and decides the exit status.
 
 Exit status: 0 when every step happened; 1 naming the first step that did not (with the
-last lines of the logs that explain it); 130 when interrupted (Ctrl-C or SIGTERM). Either
+last lines of the logs that explain it); 130 when interrupted (Ctrl-C, SIGTERM, SIGHUP). Either
 way everything started is stopped and the work directory removed before the summary is
 printed; a second Ctrl-C during cleanup is ignored so cleanup finishes.
 """
@@ -26,10 +26,12 @@ from pagerbridge.demo.story import Story
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
+# Ctrl-C, kill, and a closed terminal: each ends the demo through its cleanup.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Interrupted(BaseException):
-    """Ctrl-C or SIGTERM: stop the current step, clean up, exit 130."""
+    """Ctrl-C, SIGTERM or SIGHUP: stop the current step, clean up, exit 130."""
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,21 @@ def steps(env: Environment, story: Story) -> list[Step]:
     cluster_logs = ("kube-apiserver",)
     product_logs = ("operator", "relay")
     return [
-        Step("Kubernetes API server and CRDs", env.start_cluster, cluster_logs),
+        Step(
+            "Kubernetes API server and CRDs",
+            env.start_cluster,
+            cluster_logs,
+            section="Setting up: Kubernetes, simulators, operator, integration",
+        ),
         Step("PagerDuty and BigPanda simulators", env.start_simulators),
         Step("operator and harness kubelet running", env.start_operator, ("operator",)),
         Step("integration applied and Ready", story.apply_integration, product_logs),
         Step("BigPanda webhook pointed at the relay", story.wire_bigpanda_webhook, product_logs),
-        Step("BigPanda: incident opened", story.open_bigpanda_incident),
+        Step(
+            "BigPanda: incident opened",
+            story.open_bigpanda_incident,
+            section="The incident's life, BigPanda <-> PagerDuty",
+        ),
         Step("PagerDuty: incident triggered", story.pagerduty_triggered, ("relay",)),
         Step("BigPanda: comment added", story.comment_in_bigpanda),
         Step("PagerDuty: note from the comment", story.note_arrives_in_pagerduty, ("relay",)),
@@ -66,13 +77,15 @@ def run_demo(options: DemoOptions, printer: Printer | None = None) -> int:
     plan = steps(env, Story(env))
     results: list[StepResult] = []
     out.line("PagerBridge demo: one incident's life, BigPanda <-> PagerDuty, on this machine")
-    out.line(f"work directory {workdir} (logs; removed at the end)\n")
+    out.line(f"work directory {workdir} (logs; removed at the end)")
     interrupted = False
     started = time.monotonic()
     try:
         with _signals_interrupt():
             for number, step in enumerate(plan, 1):
                 started = time.monotonic()
+                if step.section:
+                    out.section(step.section)
                 out.step_started(number, len(plan), step.title)
                 result = _play(step)
                 results.append(result)
@@ -170,7 +183,7 @@ def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
 
 @contextmanager
 def _signals_interrupt() -> Iterator[None]:
-    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, _raise_interrupted) for s in _STOP_SIGNALS}
     try:
         yield
     finally:
@@ -180,7 +193,7 @@ def _signals_interrupt() -> Iterator[None]:
 
 @contextmanager
 def _signals_ignored() -> Iterator[None]:
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in _STOP_SIGNALS}
     try:
         yield
     finally:

@@ -24,6 +24,7 @@ class Step:
     title: str
     action: Callable[[], str]  # returns what was seen, one fact per line
     logs: tuple[str, ...] = ()  # names of the logs relevant when this step fails
+    section: str = ""  # a heading printed before this step, when it opens a new part
 
 
 @dataclass

@@ -175,6 +175,7 @@ def test_demo_plays_the_whole_story_and_cleans_up(demo_runs: list[DemoRun]) -> N
     assert code == 0, run.output
     assert "demo passed: every step happened" in run.output
     assert run.summary() == [(step, "ok") for step in STORY], run.output
+    assert "Traceback" not in run.output, run.output
     # What a person is shown: the override (masked), the mapped fields, the final counts.
     assert f"key ****{OVERRIDE_ROUTING_KEY[-4:]}" in run.output
     assert "host -> source = db-1" in run.output

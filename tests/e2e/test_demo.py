@@ -241,6 +241,44 @@ def test_ctrl_c_stops_everything(demo_runs: list[DemoRun]) -> None:
     assert_nothing_left(run)
 
 
+@pytest.mark.skipif(
+    bool(os.environ.get(EXTERNAL_KUBECONFIG_ENV)),
+    reason="reads the demo's own local control plane start",
+)
+def test_a_reader_going_away_does_not_stop_the_cleanup() -> None:
+    """``pagerbridge demo | head``: the pipe closes mid-story; nothing may be left behind."""
+    marker = uuid.uuid4().hex
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pagerbridge", "demo", "--timeout", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, MARKER: marker},
+        cwd=REPO,
+    )
+    assert process.stdout is not None
+    seen: list[str] = []
+    try:
+        for line in process.stdout:
+            seen.append(line)
+            if line.startswith("[ 4/13]"):
+                break
+        process.stdout.close()  # the reader is gone: the demo's next write breaks the pipe
+        process.wait(timeout=180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        left = processes_with(marker)
+        for proc in left:
+            proc.kill()
+    assert any(line.startswith("[ 4/13]") for line in seen), "".join(seen)
+    assert not left, [" ".join(p.cmdline())[:120] for p in left]
+    found = re.search(r"^work directory (\S+)", "".join(seen), re.MULTILINE)
+    assert found, "".join(seen)
+    assert not Path(found.group(1)).exists()
+
+
 def test_demo_on_a_given_cluster_deletes_what_it_created(
     cluster: Cluster, demo_runs: list[DemoRun]
 ) -> None:

@@ -56,6 +56,7 @@ class Environment:
     workdir: Path
     step_timeout: float
     kubeconfig: Path | None = None  # a cluster to use instead of a local control plane
+    notify: Callable[[str], None] = print  # progress within a step
     stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     logs: dict[str, Path] = field(default_factory=dict)
     cleanup_errors: list[str] = field(default_factory=list)
@@ -134,10 +135,9 @@ class Environment:
         try:
             binaries = find_binaries(build=False)
         except BinariesNotFound:
-            print(
-                "        building etcd, kube-apiserver and kubectl once "
-                "(hack/controlplane/build.sh; several minutes)",
-                flush=True,
+            self.notify(
+                "building etcd, kube-apiserver and kubectl once "
+                "(hack/controlplane/build.sh; several minutes)"
             )
             binaries = find_binaries()
         plane = ControlPlane(self.workdir / "cluster", binaries, crds=[crds])

@@ -7,6 +7,8 @@ apart.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,11 +25,21 @@ def mask(secret: str) -> str:
 
 
 class Printer:
+    """Writes progress; a reader that went away (``pagerbridge demo | head``) only stops
+    the output, never the demo or its cleanup."""
+
     def __init__(self, stream: TextIO = sys.stdout) -> None:
         self.stream = stream
+        self.gone = False
 
     def line(self, text: str = "") -> None:
-        print(text, file=self.stream, flush=True)
+        if self.gone:
+            return
+        try:
+            print(text, file=self.stream, flush=True)
+        except OSError:  # BrokenPipeError, or the terminal closed
+            self.gone = True
+            _silence(self.stream)
 
     def detail(self, text: str) -> None:
         for line in text.splitlines():
@@ -63,6 +75,15 @@ class Printer:
         if skipped:
             self.line(f"      ({skipped} later step(s) not run)")
         self.line(f"  total {sum(r.seconds for r in results):.1f} s")
+
+
+def _silence(stream: TextIO) -> None:
+    """Point the stream's descriptor at /dev/null, so the interpreter's final flush of
+    what is still buffered does not fail again at exit."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
 
 
 def tail(path: Path, lines: int = 15) -> list[str]:

@@ -73,7 +73,7 @@ def steps(env: Environment, story: Story) -> list[Step]:
 def run_demo(options: DemoOptions, printer: Printer | None = None) -> int:
     out = printer or Printer()
     workdir = Path(tempfile.mkdtemp(prefix="pagerbridge-demo-"))
-    env = Environment(workdir, options.step_timeout, options.kubeconfig)
+    env = Environment(workdir, options.step_timeout, options.kubeconfig, notify=out.detail)
     plan = steps(env, Story(env))
     results: list[StepResult] = []
     out.line("PagerBridge demo: one incident's life, BigPanda <-> PagerDuty, on this machine")

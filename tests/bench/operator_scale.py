@@ -39,7 +39,7 @@ from pagerbridge.controller.rendering import Owner, RenderSettings, render_child
 from pagerbridge.localcluster import ControlPlane, find_binaries
 from pagerbridge.localcluster.kubelet import ANNOTATION_URL, HarnessKubelet
 from pagerbridge.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
-from pagerbridge.sandbox.server import BackgroundServer
+from pagerbridge.sandbox.server import BackgroundServer, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PDI = Resource.custom("pagerbridge.io", "v1alpha1", "pagerdutyintegrations")
@@ -246,6 +246,7 @@ def main() -> int:
         floor_seconds = asyncio.run(prepare())
         env = {**os.environ, "KUBECONFIG": str(plane.kubeconfig)}
         log = (workdir / "operator.log").open("wb")
+        metrics_port = free_port()
         operator = subprocess.Popen(
             [
                 sys.executable,
@@ -256,6 +257,8 @@ def main() -> int:
                 "bench-operator",
                 "-n",
                 "bench-mapping",
+                "--metrics-port",
+                str(metrics_port),
             ],
             env=env,
             stdout=log,
@@ -267,7 +270,11 @@ def main() -> int:
         try:
             with (
                 HarnessKubelet(
-                    plane.kubeconfig, workdir / "k1", "bench-operator", run_processes=False
+                    plane.kubeconfig,
+                    workdir / "k1",
+                    "bench-operator",
+                    run_processes=False,
+                    interval=0.5,
                 ),
                 HarnessKubelet(plane.kubeconfig, workdir / "k2", "bench-mapping"),
             ):
@@ -280,6 +287,7 @@ def main() -> int:
 
                 operator_seconds, mapping_seconds = asyncio.run(measure())
             cpu = psutil.Process(operator.pid).cpu_times()
+            metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         finally:
             sampler.stop.set()
             operator.terminate()
@@ -292,6 +300,11 @@ def main() -> int:
     )
     print(f"operator peak RSS:                                 {sampler.peak / 2**20:.0f} MB")
     print(f"operator CPU time (user+system):                   {cpu.user + cpu.system:.1f} s")
+    for line in metrics.splitlines():
+        if line.startswith(
+            ("pagerbridge_operator_reconciles_total", "pagerbridge_operator_child_applies_total")
+        ):
+            print("  " + line)
     print(f"tag mapping change -> relay uses it:               {mapping_seconds:.2f} s")
     return 0
 

@@ -12,6 +12,7 @@ Failures raise :class:`KubernetesError` with the HTTP status (404 → ``NotFound
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -178,7 +179,7 @@ class KubernetesClient:
         self,
         connection: Connection,
         field_manager: str = "pagerbridge",
-        max_connections: int = 50,
+        max_connections: int = 16,
         timeout: float = 30.0,
     ) -> None:
         self.connection = connection
@@ -191,8 +192,14 @@ class KubernetesClient:
             verify=connection.verify,
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=5.0),
-            limits=httpx.Limits(max_connections=max_connections),
+            # Keep every connection alive (TLS handshakes are the expensive part) ...
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
         )
+        # ... and queue requests here rather than in httpcore's pool, whose assignment of
+        # queued requests to connections costs O(queued x connections) per request.
+        self._in_flight = asyncio.Semaphore(max_connections)
 
     async def __aenter__(self) -> KubernetesClient:
         return self
@@ -220,9 +227,10 @@ class KubernetesClient:
         content = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": content_type} if content is not None else {}
         try:
-            response = await self._http.request(
-                method, path, params=params, content=content, headers=headers
-            )
+            async with self._in_flight:
+                response = await self._http.request(
+                    method, path, params=params, content=content, headers=headers
+                )
         except httpx.TransportError as exc:
             raise KubernetesError(f"{method} {path}: {type(exc).__name__}") from None
         if response.status_code >= 300:

@@ -84,6 +84,7 @@ from pagerbridge.controller.status import (
 logger = logging.getLogger(__name__)
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
+STARTUP_GRACE = 5.0  # seconds a new relay may take before the status says it is unavailable
 RESOURCES = {
     kind.kind: Resource.custom(GROUP, VERSION, kind.plural)
     for kind in (INTEGRATION, KEY_OVERRIDE, TAG_MAPPING)
@@ -105,6 +106,7 @@ class Reconciler:
         self._verified_at: dict[tuple[str, str], float] = {}
         self._verify_now: set[tuple[str, str]] = set()
         self._resync_now: set[tuple[str, str]] = set()
+        self._relay_created: dict[tuple[str, str], float] = {}
 
     # -- triggers ---------------------------------------------------------------------
 
@@ -177,7 +179,6 @@ class Reconciler:
                     f"spec does not validate: {exc.error_count()} error(s), first at "
                     + ".".join(map(str, exc.errors()[0]["loc"]))
                 ) from None
-            await self._ensure_token_secret(owner)
             user_secrets = {
                 ref.name: state.info
                 for _, ref in secret_refs(spec)
@@ -281,8 +282,35 @@ class Reconciler:
         if compiled is not None and spec is not None:
             desired["bigPandaWebhook"] = bigpanda_webhook_status(owner, spec, compiled)
             await self._ref_statuses(namespace, name, overrides, mappings, compiled)
+        if self._starting(namespace, name, current, new_conditions):
+            return retry
         await self._write_status(INTEGRATION.kind, namespace, name, info.uid, info.status, desired)
         return retry
+
+    def _starting(
+        self,
+        namespace: str,
+        name: str,
+        current: list[dict[str, Any]],
+        new_conditions: list[dict[str, Any]],
+    ) -> bool:
+        """A relay we created moments ago is not reported unavailable yet.
+
+        For up to ``STARTUP_GRACE`` seconds after creating its Deployment, a first status
+        that would only say "relay starting" is held back (the readiness event re-triggers
+        the reconcile, which then writes Ready in one go); halves status writes at scale.
+        """
+        started = self._relay_created.get((namespace, name))
+        ready = c.find(new_conditions, c.READY) or {}
+        if started is None or c.find(current, c.READY) is not None:
+            return False
+        if ready.get("reason") != "RelayUnavailable":
+            return False
+        remaining = STARTUP_GRACE - (time.monotonic() - started)
+        if remaining <= 0:
+            return False
+        self.queue.add_after((INTEGRATION.kind, namespace, name), remaining)
+        return True
 
     def _verify_due(self, namespace: str, name: str) -> bool:
         key = (namespace, name)
@@ -331,7 +359,9 @@ class Reconciler:
         """Apply what changed: the Deployment last, once what it mounts exists."""
         first = [m for m in manifests if m["kind"] != "Deployment"]
         last = [m for m in manifests if m["kind"] == "Deployment"]
-        await asyncio.gather(*(self._apply_one(owner, m, force) for m in first))
+        await asyncio.gather(
+            self._ensure_token_secret(owner), *(self._apply_one(owner, m, force) for m in first)
+        )
         for manifest in last:
             await self._apply_one(owner, manifest, force)
 
@@ -352,6 +382,8 @@ class Reconciler:
                 return
         result = await self.kube.apply(manifest)
         APPLIES.labels(kind).inc()
+        if kind == "Deployment" and observed is None:
+            self._relay_created.setdefault((owner.namespace, owner.name), time.monotonic())
         meta = result["metadata"]
         marker = (
             str(meta.get("generation")) if kind == "Deployment" else str(meta["resourceVersion"])
@@ -362,6 +394,7 @@ class Reconciler:
         for kind in ("ConfigMap", "Service", "PersistentVolumeClaim", "Deployment"):
             self._applied.pop((namespace, name, kind), None)
         self._verified_at.pop((namespace, name), None)
+        self._relay_created.pop((namespace, name), None)
         self.queue.forget((INTEGRATION.kind, namespace, name))
 
     # -- references (overrides, mappings) ---------------------------------------------

@@ -14,6 +14,7 @@ READY = "Ready"
 SECRETS_RESOLVED = "SecretsResolved"
 RELAY_AVAILABLE = "RelayAvailable"
 SUBSCRIPTION_READY = "SubscriptionReady"
+BIGPANDA_WEBHOOK = "BigPandaWebhookConfigured"
 
 TRUE = "True"
 FALSE = "False"

@@ -28,11 +28,10 @@ from pagerbridge.api import (
     PagerDutyIntegrationSpec,
 )
 from pagerbridge.clients.kubernetes import KubernetesClient, connection_auto
+from pagerbridge.controller import cleanup
 from pagerbridge.controller import names as n
-from pagerbridge.controller import subscription
+from pagerbridge.controller.cleanup import needs_finalizer
 from pagerbridge.controller.compile import secret_refs
-from pagerbridge.controller.errors import ReconcileError, SecretNotFound
-from pagerbridge.controller.events import post_event
 from pagerbridge.controller.observed import (
     ChildState,
     IntegrationInfo,
@@ -45,7 +44,6 @@ from pagerbridge.controller.observed import (
     secret_state,
 )
 from pagerbridge.controller.reconciler import Reconciler
-from pagerbridge.controller.rendering import Owner
 from pagerbridge.controller.settings import OperatorSettings
 
 logger = logging.getLogger(__name__)
@@ -57,7 +55,6 @@ CHILD_RESOURCES = {
     "PersistentVolumeClaim": ("", "v1", "persistentvolumeclaims"),
     "Deployment": ("apps", "v1", "deployments"),
 }
-SKIP_CLEANUP_VALUES = {"true", "yes", "1"}
 
 
 def _one(index: Any, key: object) -> Any:
@@ -262,53 +259,22 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
 
     # -- the finalizer ----------------------------------------------------------------
 
-    def has_subscription(spec: kopf.Spec, **_: Any) -> bool:
-        """Only integrations with a PagerDuty subscription get a finalizer."""
-        pager_duty = spec.get("pagerDuty") or {}
-        return bool(pager_duty.get("serviceId") and pager_duty.get("apiToken"))
+    def has_external_objects(spec: kopf.Spec, **_: Any) -> bool:
+        """Only integrations with a subscription or a Managed webhook get a finalizer."""
+        return needs_finalizer(dict(spec))
 
-    @kopf.on.delete(*integration, id="release", when=has_subscription, registry=registry)
+    @kopf.on.delete(*integration, id="release", when=has_external_objects, registry=registry)
     async def release(**kwargs: Any) -> None:
-        """Delete the PagerDuty subscription before the integration goes away."""
+        """Delete what the integration made outside the cluster (see :mod:`.cleanup`)."""
         namespace, name, body, memo = (kwargs[k] for k in ("namespace", "name", "body", "memo"))
-        retry: int = kwargs["retry"]
         reconciler = _reconciler(memo, kwargs)
         info = integration_info(body)
-        involved = reconciler._involved(info.uid, namespace, name)
-        if info.annotations.get(n.ANNOTATION_SKIP_CLEANUP, "").lower() in SKIP_CLEANUP_VALUES:
-            logger.warning("%s/%s: skip-cleanup set, leaving PagerDuty as is", namespace, name)
-            return
-        try:
-            spec = PagerDutyIntegrationSpec.model_validate(info.spec)
-        except ValidationError:
-            return
         stored = (
             reconciler.world.secret(namespace, n.ChildNames(name).webhook_secret)
             if reconciler.world
             else None
         )
-        try:
-            await subscription.remove(memo.kube, Owner(namespace, name, info.uid), spec, stored)
-        except SecretNotFound as exc:
-            # The API key is gone (e.g. the namespace is being deleted): nothing can
-            # authenticate the deletion, so release rather than block forever.
-            await post_event(
-                memo.kube,
-                involved,
-                reason="SubscriptionLeft",
-                message=f"PagerDuty subscription not deleted: {exc.message}",
-                warning=True,
-            )
-        except ReconcileError as exc:
-            delay = min((exc.retry_after or 15.0) * 2 ** min(retry, 5), 300.0)
-            await post_event(
-                memo.kube,
-                involved,
-                reason="CleanupRetrying",
-                message=f"{exc.message}; retrying in {delay:.0f}s. To delete anyway, annotate "
-                f'{n.ANNOTATION_SKIP_CLEANUP}="true" (the subscription then stays in PagerDuty)',
-                warning=True,
-            )
-            raise kopf.TemporaryError(exc.message, delay=delay) from None
+        involved = reconciler._involved(info.uid, namespace, name)
+        await cleanup.release(memo.kube, info, involved, stored, kwargs["retry"])
 
     return registry

@@ -38,8 +38,8 @@ from pagerbridge.clients.kubernetes import (
     NotFound,
     Resource,
 )
+from pagerbridge.controller import bigpanda_webhook, subscription
 from pagerbridge.controller import conditions as c
-from pagerbridge.controller import subscription
 from pagerbridge.controller.compile import (
     Compiled,
     MappingInput,
@@ -107,6 +107,7 @@ class Reconciler:
         self._verify_now: set[tuple[str, str]] = set()
         self._resync_now: set[tuple[str, str]] = set()
         self._relay_created: dict[tuple[str, str], float] = {}
+        self._bp_applied: dict[tuple[str, str], str] = {}
 
     # -- triggers ---------------------------------------------------------------------
 
@@ -171,6 +172,8 @@ class Reconciler:
             "no pagerDuty.serviceId: PagerDuty → BigPanda sync is off",
         )
         subscription_id: str | None = None
+        bp_ok: ConditionUpdate | None = None
+        bp_status: dict[str, Any] = {}
         try:
             try:
                 spec = PagerDutyIntegrationSpec.model_validate(info.spec)
@@ -241,6 +244,11 @@ class Reconciler:
             )
             children = render_children(owner, spec, compiled, self.render_settings)
             await self._apply(owner, children.applied(), force=resync)
+            if bigpanda_webhook.managed(spec):
+                bp_ok, bp_status, bp_retry = await self._bigpanda_webhook(
+                    owner, spec, compiled, info, verify=resync
+                )
+                retry = bp_retry if retry is None else retry
         except WaitingForInput as exc:
             secrets_ok = ConditionUpdate(c.SECRETS_RESOLVED, c.FALSE, exc.reason, exc.message)
             RECONCILE_ERRORS.labels(exc.reason).inc()
@@ -257,7 +265,7 @@ class Reconciler:
             why,
         )
         outcome_url = relay_base_url(owner, spec) if spec else None
-        integration_outcome = IntegrationOutcome(secrets_ok, sub_ok, relay, outcome_url)
+        integration_outcome = IntegrationOutcome(secrets_ok, sub_ok, relay, outcome_url, bp_ok)
         current = list(info.status.get("conditions") or [])
         new_conditions = integration_conditions(
             integration_outcome, current, info.generation, c.now_rfc3339()
@@ -280,12 +288,64 @@ class Reconciler:
             else:
                 desired["pagerDutySubscription"] = None
         if compiled is not None and spec is not None:
-            desired["bigPandaWebhook"] = bigpanda_webhook_status(owner, spec, compiled)
+            desired["bigPandaWebhook"] = {
+                **bigpanda_webhook_status(owner, spec, compiled),
+                **bp_status,
+            }
             await self._ref_statuses(namespace, name, overrides, mappings, compiled)
         if self._starting(namespace, name, current, new_conditions):
             return retry
         await self._write_status(INTEGRATION.kind, namespace, name, info.uid, info.status, desired)
         return retry
+
+    async def _bigpanda_webhook(
+        self,
+        owner: Owner,
+        spec: PagerDutyIntegrationSpec,
+        compiled: Compiled,
+        info: Any,
+        *,
+        verify: bool,
+    ) -> tuple[ConditionUpdate, dict[str, Any], float | None]:
+        """Managed mode: keep BigPanda's Webhook v2 integration equal to the CRs."""
+        key = (owner.namespace, owner.name)
+        previous = dict(info.status.get("bigPandaWebhook") or {})
+        status: dict[str, Any] = {
+            k: previous[k] for k in ("integrationId", "lastVerified") if k in previous
+        }
+        try:
+            outcome = await bigpanda_webhook.ensure(
+                self.kube,
+                owner,
+                spec,
+                compiled,
+                last_digest=self._bp_applied.get(key),
+                verify=verify,
+            )
+        except bigpanda_webhook.BigPandaWebhookFailed as exc:
+            RECONCILE_ERRORS.labels(exc.reason).inc()
+            self._bp_applied.pop(key, None)
+            condition = ConditionUpdate(c.BIGPANDA_WEBHOOK, c.FALSE, exc.reason, exc.message)
+            return condition, status, exc.retry_after
+        self._bp_applied[key] = outcome.digest
+        status["integrationId"] = outcome.integration_id
+        if outcome.talked:
+            status["lastVerified"] = c.now_rfc3339()
+        if outcome.changed:
+            await post_event(
+                self.kube,
+                self._involved(owner.uid, owner.namespace, owner.name),
+                reason="BigPandaWebhookConfigured",
+                message=f"BigPanda Webhook v2 integration {outcome.integration_id} written",
+                warning=False,
+            )
+        condition = ConditionUpdate(
+            c.BIGPANDA_WEBHOOK,
+            c.TRUE,
+            "Configured",
+            f"BigPanda Webhook v2 integration {outcome.integration_id} shares to the relay",
+        )
+        return condition, status, None
 
     def _starting(
         self,
@@ -395,6 +455,7 @@ class Reconciler:
             self._applied.pop((namespace, name, kind), None)
         self._verified_at.pop((namespace, name), None)
         self._relay_created.pop((namespace, name), None)
+        self._bp_applied.pop((namespace, name), None)
         self.queue.forget((INTEGRATION.kind, namespace, name))
 
     # -- references (overrides, mappings) ---------------------------------------------

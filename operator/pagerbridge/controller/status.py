@@ -25,6 +25,7 @@ class IntegrationOutcome:
     subscription: ConditionUpdate
     relay: ConditionUpdate
     relay_url: str | None = None
+    bigpanda: ConditionUpdate | None = None  # Managed mode only
 
 
 def ready_condition(details: list[ConditionUpdate], relay_url: str | None) -> ConditionUpdate:
@@ -42,6 +43,8 @@ def integration_conditions(
     now: str,
 ) -> list[dict[str, Any]]:
     details = [outcome.secrets, outcome.subscription, outcome.relay]
+    if outcome.bigpanda is not None:
+        details.insert(2, outcome.bigpanda)
     updates = [ready_condition(details, outcome.relay_url), *details]
     return c.apply_conditions(current, updates, generation, now)
 

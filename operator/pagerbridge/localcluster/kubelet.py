@@ -303,7 +303,7 @@ class HarnessKubelet:
         ]
         if argv[0] == "pagerbridge":
             argv = [sys.executable, "-m", "pagerbridge", *argv[1:]]
-        pod.port = _free_port()
+        pod.port = pod.port or _free_port()  # a restarted pod keeps its address, like a Service
         for flag, value in (("--host", "127.0.0.1"), ("--port", str(pod.port))):
             if flag in argv:
                 argv[argv.index(flag) + 1] = value

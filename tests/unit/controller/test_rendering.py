@@ -218,3 +218,32 @@ def test_long_integration_names_give_valid_child_names() -> None:
     ):
         assert len(name) <= 63
     assert names.relay != n.ChildNames("x" * 121).relay
+
+
+def test_managed_bigpanda_workflow_mirrors_the_crs() -> None:
+    from pagerbridge.controller.bigpanda_webhook import TRIGGER_FIELD, desired_workflow, digest
+
+    compiled = compiled_for(
+        spec(),
+        [OverrideInput("o", "pd_routing_key")],
+        [MappingInput("m", (TagMapping(tag="host", field="source"),))],
+    )
+    workflow = desired_workflow(
+        "https://relay.example.com/v1/bigpanda/webhook", "tok", compiled, ["new", "closed"]
+    )
+    assert workflow["config"]["base_url"] == "https://relay.example.com/v1/bigpanda/webhook"
+    assert [e[TRIGGER_FIELD] for e in workflow["events"]] == ["incident#new", "incident#closed"]
+    event = workflow["events"][0]
+    assert event["authorization"] == "Bearer tok"
+    assert (
+        event["headers"]
+        == '"x-bp-config-pdfield" : "pd_routing_key", "x-bp-config-tag-host" : "source"'
+    )
+    same = desired_workflow(
+        "https://relay.example.com/v1/bigpanda/webhook", "tok", compiled, ["new", "closed"]
+    )
+    assert digest(same) == digest(workflow)
+    rotated = desired_workflow(
+        "https://relay.example.com/v1/bigpanda/webhook", "tok2", compiled, ["new", "closed"]
+    )
+    assert digest(rotated) != digest(workflow)

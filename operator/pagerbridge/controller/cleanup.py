@@ -1,0 +1,93 @@
+"""What the finalizer does before an integration goes away: delete the PagerDuty webhook
+subscription and (Managed mode) BigPanda's Webhook v2 integration.
+
+Both deletions are idempotent (gone already = done), so a retried finalizer repeats them
+safely. A transient failure raises :class:`kopf.TemporaryError` with a doubling delay and
+posts a ``CleanupRetrying`` Event naming the escape hatch: the annotation
+``pagerbridge.io/skip-cleanup: "true"`` releases the integration and leaves both in place.
+A credential Secret that is gone (e.g. the namespace is being deleted) cannot authenticate
+anything: the finalizer lets go with a Warning Event instead of blocking forever.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+
+import kopf
+from pydantic import ValidationError
+
+from pagerbridge.api import PagerDutyIntegrationSpec
+from pagerbridge.clients.kubernetes import KubernetesClient
+from pagerbridge.controller import bigpanda_webhook, subscription
+from pagerbridge.controller import names as n
+from pagerbridge.controller.errors import ReconcileError, SecretNotFound
+from pagerbridge.controller.events import post_event
+from pagerbridge.controller.observed import IntegrationInfo, SecretState
+from pagerbridge.controller.rendering import Owner
+
+logger = logging.getLogger(__name__)
+SKIP_CLEANUP_VALUES = {"true", "yes", "1"}
+
+
+def needs_finalizer(spec: dict[str, object]) -> bool:
+    pager_duty = spec.get("pagerDuty") or {}
+    big_panda = spec.get("bigPanda") or {}
+    webhook = (big_panda.get("webhook") if isinstance(big_panda, dict) else None) or {}
+    has_subscription = isinstance(pager_duty, dict) and bool(
+        pager_duty.get("serviceId") and pager_duty.get("apiToken")
+    )
+    return has_subscription or (isinstance(webhook, dict) and webhook.get("mode") == "Managed")
+
+
+async def release(
+    kube: KubernetesClient,
+    info: IntegrationInfo,
+    involved: dict[str, str],
+    stored_subscription: SecretState | None,
+    retry: int,
+) -> None:
+    if info.annotations.get(n.ANNOTATION_SKIP_CLEANUP, "").lower() in SKIP_CLEANUP_VALUES:
+        logger.warning("%s/%s: skip-cleanup set, external objects left", info.namespace, info.name)
+        return
+    try:
+        spec = PagerDutyIntegrationSpec.model_validate(info.spec)
+    except ValidationError:
+        return
+    owner = Owner(info.namespace, info.name, info.uid)
+    steps: list[tuple[str, Callable[[], Awaitable[bool]]]] = [
+        (
+            "PagerDuty subscription",
+            functools.partial(subscription.remove, kube, owner, spec, stored_subscription),
+        )
+    ]
+    if bigpanda_webhook.managed(spec):
+        steps.append(
+            (
+                "BigPanda Webhook v2 integration",
+                functools.partial(bigpanda_webhook.remove, kube, owner, spec),
+            )
+        )
+    for what, step in steps:
+        try:
+            await step()
+        except SecretNotFound as exc:
+            await post_event(
+                kube,
+                involved,
+                reason="CleanupSkipped",
+                message=f"{what} not deleted: {exc.message}",
+                warning=True,
+            )
+        except ReconcileError as exc:
+            delay = min((exc.retry_after or 15.0) * 2 ** min(retry, 5), 300.0)
+            await post_event(
+                kube,
+                involved,
+                reason="CleanupRetrying",
+                message=f"{what}: {exc.message}; retrying in {delay:.0f}s. To delete anyway, "
+                f'annotate {n.ANNOTATION_SKIP_CLEANUP}="true" (it then stays in place)',
+                warning=True,
+            )
+            raise kopf.TemporaryError(exc.message, delay=delay) from None

@@ -1,0 +1,224 @@
+"""Managed mode (issue 8): the operator keeps BigPanda's Webhook v2 integration pointing at
+the relay, BigPanda shares through it, and it goes away with the integration."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from pagerbridge.localcluster.kubelet import ANNOTATION_URL, HarnessKubelet
+from pagerbridge.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_API_KEY
+from pagerbridge.sandbox.bigpanda import BigPandaSimulator
+from pagerbridge.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
+
+from ..conftest import Cluster
+from .conftest import OperatorProcess, condition, get_json, wait_for
+
+pytestmark = pytest.mark.e2e
+
+OVERRIDE_KEY = "0123456789abcdef0123456789abcdef"
+INTEGRATION_ID = "webhook_v2.pb-managed"
+
+
+def test_managed_webhook_lifecycle(
+    cluster: Cluster,
+    namespace: str,
+    operator: OperatorProcess,
+    kubelet: HarnessKubelet,
+    pagerduty: tuple[PagerDutySimulator, str],
+    bigpanda: tuple[BigPandaSimulator, str],
+) -> None:
+    pd, pd_url = pagerduty
+    bp, bp_url = bigpanda
+    docs = [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "keys"},
+            "stringData": {"routing-key": DEFAULT_ROUTING_KEY, "bp-user-key": BP_API_KEY},
+        },
+        {
+            "apiVersion": "pagerbridge.io/v1alpha1",
+            "kind": "PagerDutyIntegration",
+            "metadata": {"name": "managed"},
+            "spec": {
+                "pagerDuty": {
+                    "routingKey": {"name": "keys", "key": "routing-key"},
+                    "eventsUrl": pd_url,
+                },
+                "bigPanda": {"apiUrl": bp_url},
+                "sync": {"notes": False},
+            },
+        },
+        {
+            "apiVersion": "pagerbridge.io/v1alpha1",
+            "kind": "PagerDutyKeyOverride",
+            "metadata": {"name": "by-tag"},
+            "spec": {"integrationRef": {"name": "managed"}, "tag": "pd_routing_key"},
+        },
+        {
+            "apiVersion": "pagerbridge.io/v1alpha1",
+            "kind": "PagerDutyTagMapping",
+            "metadata": {"name": "fields"},
+            "spec": {
+                "integrationRef": {"name": "managed"},
+                "mappings": [{"tag": "host", "field": "source"}],
+            },
+        },
+    ]
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(docs))
+    cluster.kubectl(
+        "wait", "-n", namespace, "--for=condition=Ready", "pdi/managed", "--timeout=60s", timeout=70
+    )
+    relay_url = get_json(cluster, namespace, "deployment", "managed-relay")["metadata"][
+        "annotations"
+    ][ANNOTATION_URL]
+
+    # Switch to Managed, with the relay's (local) address as its public URL.
+    patch = {
+        "spec": {
+            "bigPanda": {
+                "apiToken": {"name": "keys", "key": "bp-user-key"},
+                "webhook": {"mode": "Managed", "integrationName": "pb-managed"},
+            },
+            "relay": {"publicUrl": relay_url},
+        }
+    }
+    cluster.kubectl(
+        "patch", "-n", namespace, "pdi", "managed", "--type=merge", "-p", json.dumps(patch)
+    )
+    configured = wait_for(
+        lambda: (
+            condition(
+                get_json(cluster, namespace, "pdi", "managed"), "BigPandaWebhookConfigured"
+            ).get("status")
+            == "True"
+        ),
+        30,
+        "BigPandaWebhookConfigured",
+    )
+    assert configured
+    stored = bp.integration(INTEGRATION_ID)
+    assert stored is not None
+    workflow = stored.workflow_config
+    assert workflow.config.base_url == relay_url + "/v1/bigpanda/webhook"
+    token_secret = get_json(cluster, namespace, "secret", "managed-relay-token")
+    import base64
+
+    token = base64.b64decode(token_secret["data"]["token"]).decode()
+    new_event = workflow.event_for("incident#new")
+    assert new_event is not None
+    assert new_event.authorization == f"Bearer {token}"
+    assert '"x-bp-config-pdfield" : "pd_routing_key"' in (new_event.headers or "")
+    assert '"x-bp-config-tag-host" : "source"' in (new_event.headers or "")
+    status = get_json(cluster, namespace, "pdi", "managed")["status"]
+    assert status["bigPandaWebhook"]["integrationId"] == INTEGRATION_ID
+
+    # BigPanda shares through it; the override key and the mapped field reach PagerDuty.
+    incident = bp.open_incident(
+        [
+            {
+                "status": "critical",
+                "host": "web-7",
+                "pd_routing_key": OVERRIDE_KEY,
+                "description": "5xx",
+            }
+        ]
+    )
+    try:
+        found = wait_for(lambda: pd.incident_by_key(incident.id), 30, "PagerDuty incident")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; BigPanda deliveries: {bp.webhook_deliveries}") from None
+    assert found.routing_key == OVERRIDE_KEY
+    assert found.events[-1]["payload"]["source"] == "web-7"
+
+    # A mapping change patches BigPanda's config exactly once (no write loop).
+    bp.requests.clear()
+    cluster.kubectl(
+        "patch",
+        "-n",
+        namespace,
+        "pdtm",
+        "fields",
+        "--type=merge",
+        "-p",
+        json.dumps(
+            {
+                "spec": {
+                    "mappings": [
+                        {"tag": "host", "field": "source"},
+                        {"tag": "team", "field": "group"},
+                    ]
+                }
+            }
+        ),
+    )
+    wait_for(
+        lambda: (
+            '"x-bp-config-tag-team" : "group"'
+            in (
+                bp.integration(INTEGRATION_ID).workflow_config.event_for("incident#new").headers
+                or ""
+            )
+        ),  # type: ignore[union-attr]
+        30,
+        "the mapping in BigPanda's headers",
+    )
+    import time
+
+    time.sleep(8)  # two resync periods: a write loop would show up as more PATCHes
+    patches = bp.requests.matching("PATCH", "/resources/v2.1/integrations")
+    assert len(patches) == 1, [p.path for p in patches]
+
+    # BigPanda refusing the key: condition False, nothing deleted; fixed key: True again.
+    cluster.kubectl(
+        "patch",
+        "-n",
+        namespace,
+        "secret",
+        "keys",
+        "--type=merge",
+        "-p",
+        json.dumps({"stringData": {"bp-user-key": "not-a-valid-key"}}),
+    )
+    refused = wait_for(
+        lambda: (
+            (
+                c := condition(
+                    get_json(cluster, namespace, "pdi", "managed"), "BigPandaWebhookConfigured"
+                )
+            ).get("reason")
+            == "BigPandaUnauthorized"
+            and c
+        ),
+        30,
+        "BigPandaUnauthorized",
+    )
+    assert refused["status"] == "False"
+    assert bp.integration(INTEGRATION_ID) is not None
+    assert "not-a-valid-key" not in json.dumps(get_json(cluster, namespace, "pdi", "managed"))
+    cluster.kubectl(
+        "patch",
+        "-n",
+        namespace,
+        "secret",
+        "keys",
+        "--type=merge",
+        "-p",
+        json.dumps({"stringData": {"bp-user-key": BP_API_KEY}}),
+    )
+    cluster.kubectl(
+        "wait", "-n", namespace, "--for=condition=Ready", "pdi/managed", "--timeout=60s", timeout=70
+    )
+
+    # Deleting the integration deletes BigPanda's Webhook v2 integration (finalizer).
+    cluster.kubectl("delete", "-n", namespace, "pdi", "managed", "--timeout=60s", timeout=70)
+    assert bp.integration(INTEGRATION_ID) is None
+
+    # No secret value in what a user or log collector sees.
+    events = cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
+    for value in (token, BP_API_KEY):
+        assert value not in events
+        assert value not in operator.log()

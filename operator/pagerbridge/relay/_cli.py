@@ -31,6 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="BigPanda Incidents API requests per second per endpoint (documented: about 5)",
     )
     parser.add_argument(
+        "--outbox-sync",
+        choices=["full", "normal"],
+        default="full",
+        help="SQLite synchronous mode: full = fsync per (group) commit, survives power loss; "
+        "normal = survives process kills only, lower accept latency",
+    )
+    parser.add_argument(
         "--late-trigger-after",
         type=float,
         default=5.0,
@@ -73,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         },
         late_trigger_after=args.late_trigger_after,
         unauthorized_retry=args.unauthorized_retry,
+        outbox_sync=args.outbox_sync.upper(),
     )
     app = create_app(args.config, settings, options)
     config = uvicorn.Config(

@@ -47,6 +47,7 @@ class RelayOptions:
     concurrency: int = 64
     reload_interval: float = 1.0
     unauthorized_retry: float = 60.0
+    outbox_sync: str = "FULL"
 
 
 def create_app(
@@ -65,7 +66,7 @@ def create_app(
         on_change=lambda new: redactor.set_secrets(new.secrets.values()),
         interval=options.reload_interval,
     )
-    outbox = Outbox(settings.config.outbox_path)
+    outbox = Outbox(settings.config.outbox_path, options.outbox_sync)
     health = UpstreamHealth(metrics)
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(10.0, connect=5.0),

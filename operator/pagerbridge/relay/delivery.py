@@ -66,6 +66,7 @@ Handler = Callable[[Job], Awaitable[Done]]
 class _Lane:
     jobs: deque[Job] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
+    busy: bool = False  # an attempt is in flight (shutdown lets it finish)
 
 
 class Dispatcher:
@@ -121,10 +122,19 @@ class Dispatcher:
             return False
         return True
 
-    async def close(self) -> None:
-        """Stop delivering; jobs in flight stay in the outbox for the next start."""
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop delivering. Attempts in flight get ``grace`` seconds to finish (so a call
+        PagerDuty already acted on is recorded as done); everything else stays in the
+        outbox for the next start."""
         self._closing = True
-        tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
+        lanes = list(self._lanes.values())
+        busy = [lane.task for lane in lanes if lane.task is not None and lane.busy]
+        for lane in lanes:
+            if lane.task is not None and not lane.busy:
+                lane.task.cancel()
+        if busy:
+            await asyncio.wait(busy, timeout=grace)
+        tasks = [lane.task for lane in lanes if lane.task is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -135,7 +145,11 @@ class Dispatcher:
         try:
             while lane.jobs and not self._closing:
                 job = lane.jobs[0]
-                delay = await self._attempt(job)
+                lane.busy = True
+                try:
+                    delay = await self._attempt(job)
+                finally:
+                    lane.busy = False
                 if delay is None:
                     lane.jobs.popleft()
                     self._pending -= 1

@@ -3,9 +3,11 @@
 Why this shape:
 
 - **Durable before 202.** A webhook is answered only after its jobs are committed.
-  ``journal_mode=WAL`` + ``synchronous=FULL`` fsyncs the WAL on every commit, so an accepted
-  event survives a power cut, not just a process crash (``NORMAL`` would only survive the
-  latter).
+  ``journal_mode=WAL`` + ``synchronous=FULL`` (the default) fsyncs the WAL on every commit,
+  so an accepted event survives a power cut, not just a process crash. ``NORMAL``
+  (``--outbox-sync normal``) skips that fsync: still safe when the process is killed
+  (SIGKILL, OOM, pod eviction: the WAL is in the page cache), but a node power loss can lose
+  the last commits. It trades that for accept latency on disks with slow fsync tails.
 - **Group commit.** Every database operation is a function handed to one writer thread.
   The thread takes everything queued (up to 1024 operations) and runs it in *one*
   transaction, each operation inside its own savepoint, then commits once: 200 concurrent
@@ -123,8 +125,11 @@ _STOP = object()
 
 
 class Outbox:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, synchronous: str = "FULL") -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError("synchronous must be FULL or NORMAL")
         self.path = path
+        self.synchronous = synchronous
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -138,7 +143,7 @@ class Outbox:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA busy_timeout=5000")
         conn.executescript(_SCHEMA)
         self._loop = loop

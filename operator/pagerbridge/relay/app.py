@@ -48,6 +48,18 @@ class RelayOptions:
     reload_interval: float = 1.0
     unauthorized_retry: float = 60.0
     outbox_sync: str = "FULL"
+    retention: float = 30 * 24 * 3600  # idempotency/echo memory kept this long (seconds)
+
+
+async def _prune_forever(outbox: Outbox, retention: float) -> None:
+    while True:
+        try:
+            removed = await outbox.prune(retention)
+            if removed:
+                log.info("outbox memory pruned", extra={"removed": removed})
+        except Exception:  # pruning is housekeeping; never take the relay down for it
+            log.exception("outbox prune failed")
+        await asyncio.sleep(3600)
 
 
 def create_app(
@@ -109,13 +121,15 @@ def create_app(
         outbox.open(asyncio.get_running_loop())
         restored = await dispatcher.load()
         watcher = asyncio.create_task(holder.watch())
+        pruner = asyncio.create_task(_prune_forever(outbox, options.retention))
         log.info("relay started", extra={"restored_jobs": restored})
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in (watcher, pruner):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await dispatcher.close()
             await outbox.close()
             await http.aclose()

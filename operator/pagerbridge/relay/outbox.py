@@ -414,6 +414,18 @@ class Outbox:
 
         return await self.run(op)
 
+    async def prune(self, older_than: float) -> int:
+        """Forget idempotency/echo memory and incident records untouched for ``older_than``
+        seconds (BigPanda does not re-send incidents that old)."""
+        cutoff = time.time() - older_than
+
+        def op(conn: sqlite3.Connection) -> int:
+            removed = conn.execute("DELETE FROM seen WHERE at < ?", (cutoff,)).rowcount
+            conn.execute("DELETE FROM incidents WHERE updated < ?", (cutoff,))
+            return int(removed)
+
+        return await self.run(op)
+
     async def check_writable(self) -> bool:
         try:
             await asyncio.wait_for(self.run(lambda conn: conn.execute("SELECT 1").fetchone()), 2)

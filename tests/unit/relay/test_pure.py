@@ -206,6 +206,9 @@ async def test_outbox_durable_idempotent_and_group_committed(tmp_path):
     await reopened.dead_letter(pending[1], 400, "bad")
     assert len(await reopened.pending()) == 298
     assert (await reopened.dead_letters())[0]["status"] == 400
+    assert await reopened.prune(3600) == 0
+    assert await reopened.prune(-1) > 300  # everything is older than "the future"
+    assert not await reopened.seen("m1")
     await reopened.close()
 
 

@@ -24,7 +24,6 @@ from pagerbridge.api.integration import BIGPANDA_API_URL, WebhookMode
 from pagerbridge.clients.bigpanda_integrations import BigPandaIntegrations, integration_id
 from pagerbridge.clients.errors import ClientError, TransientError, Unauthorized
 from pagerbridge.clients.kubernetes import KubernetesClient
-from pagerbridge.controller import names as n
 from pagerbridge.controller.compile import Compiled
 from pagerbridge.controller.errors import RetryLater
 from pagerbridge.controller.rendering import Owner, relay_base_url
@@ -106,13 +105,12 @@ async def ensure(
     spec: PagerDutyIntegrationSpec,
     compiled: Compiled,
     *,
+    token: str,
     last_digest: str | None,
     verify: bool,
 ) -> WebhookOutcome:
+    """``token``: the inbound token BigPanda must send now (see :mod:`.token_rotation`)."""
     name = integration_name(owner, spec)
-    token = await read_secret_key(
-        kube, owner.namespace, owner.names.token_secret, n.TOKEN_KEY, "the inbound webhook token"
-    )
     url = relay_base_url(owner, spec) + "/v1/bigpanda/webhook"
     workflow = desired_workflow(
         url, token, compiled, [t.value for t in spec.big_panda.webhook.triggers]

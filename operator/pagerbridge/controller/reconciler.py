@@ -38,8 +38,9 @@ from pagerbridge.clients.kubernetes import (
     NotFound,
     Resource,
 )
-from pagerbridge.controller import bigpanda_webhook, subscription
+from pagerbridge.controller import bigpanda_webhook, subscription, token_rotation
 from pagerbridge.controller import conditions as c
+from pagerbridge.controller import names as n
 from pagerbridge.controller.compile import (
     Compiled,
     MappingInput,
@@ -244,9 +245,10 @@ class Reconciler:
             )
             children = render_children(owner, spec, compiled, self.render_settings)
             await self._apply(owner, children.applied(), force=resync)
-            if bigpanda_webhook.managed(spec):
+            bp_token = await self._token_rotation(owner, spec, info)
+            if bigpanda_webhook.managed(spec) and bp_token is not None:
                 bp_ok, bp_status, bp_retry = await self._bigpanda_webhook(
-                    owner, spec, compiled, info, verify=resync
+                    owner, spec, compiled, info, bp_token, verify=resync
                 )
                 retry = bp_retry if retry is None else retry
         except WaitingForInput as exc:
@@ -304,6 +306,7 @@ class Reconciler:
         spec: PagerDutyIntegrationSpec,
         compiled: Compiled,
         info: Any,
+        token: str,
         *,
         verify: bool,
     ) -> tuple[ConditionUpdate, dict[str, Any], float | None]:
@@ -319,6 +322,7 @@ class Reconciler:
                 owner,
                 spec,
                 compiled,
+                token=token,
                 last_digest=self._bp_applied.get(key),
                 verify=verify,
             )
@@ -346,6 +350,63 @@ class Reconciler:
             f"BigPanda Webhook v2 integration {outcome.integration_id} shares to the relay",
         )
         return condition, status, None
+
+    async def _token_rotation(
+        self, owner: Owner, spec: PagerDutyIntegrationSpec, info: Any
+    ) -> str | None:
+        """Advance a requested token rotation; the token BigPanda must send now.
+
+        Reads the token Secret only when BigPanda is managed or a rotation is under way.
+        """
+        assert self.world is not None
+        names = owner.names
+        state = self.world.secret(owner.namespace, names.token_secret)
+        request = info.annotations.get(token_rotation.ANNOTATION_REQUEST)
+        marks = state.annotations if state is not None else {}
+        rotating = bool(request and request != marks.get(token_rotation.ANNOTATION_REQUEST)) or (
+            marks.get(token_rotation.ANNOTATION_PHASE) == token_rotation.BOTH
+        )
+        if not rotating and not bigpanda_webhook.managed(spec):
+            return None
+        try:
+            secret = await self.kube.get(
+                Resource.builtin("Secret"), owner.namespace, names.token_secret
+            )
+        except NotFound:
+            return None
+        tokens = token_rotation.decode_tokens(secret, n.TOKEN_KEY)
+        if not tokens:
+            return None
+        annotations = dict((secret.get("metadata") or {}).get("annotations") or {})
+        step = token_rotation.plan(
+            request,
+            tokens,
+            annotations,
+            time.time(),
+            self.settings.token_rotation_grace_seconds,
+            lambda: pysecrets.token_urlsafe(32),
+        )
+        if step.tokens is not None or step.annotations:
+            await token_rotation.write(
+                self.kube, owner.namespace, names.token_secret, n.TOKEN_KEY, step
+            )
+            phase = (step.annotations or {}).get(token_rotation.ANNOTATION_PHASE)
+            await post_event(
+                self.kube,
+                self._involved(owner.uid, owner.namespace, owner.name),
+                reason="TokenRotating" if phase == token_rotation.BOTH else "TokenRotated",
+                message=(
+                    f"Secret {names.token_secret} holds the old and the new token"
+                    if phase == token_rotation.BOTH
+                    else f"Secret {names.token_secret} holds only the new token"
+                ),
+                warning=False,
+            )
+        if step.requeue_after is not None:
+            self.queue.add_after(
+                (INTEGRATION.kind, owner.namespace, owner.name), step.requeue_after + 0.1
+            )
+        return step.bigpanda_token
 
     def _starting(
         self,

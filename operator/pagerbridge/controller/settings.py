@@ -15,6 +15,7 @@ class OperatorSettings:
     workers: int = 64  # concurrent reconciles
     resync_seconds: float = 300.0  # periodic re-check of children and subscription
     subscription_verify_seconds: float = 300.0
+    token_rotation_grace_seconds: float = 120.0
     watch_server_timeout: int = 300
     watch_client_timeout: int = 330
 
@@ -28,6 +29,9 @@ class OperatorSettings:
             resync_seconds=float(env.get("PAGERBRIDGE_RESYNC_SECONDS", "300")),
             subscription_verify_seconds=float(
                 env.get("PAGERBRIDGE_SUBSCRIPTION_VERIFY_SECONDS", "300")
+            ),
+            token_rotation_grace_seconds=float(
+                env.get("PAGERBRIDGE_TOKEN_ROTATION_GRACE_SECONDS", "120")
             ),
             watch_server_timeout=int(env.get("PAGERBRIDGE_WATCH_SERVER_TIMEOUT", "300")),
             watch_client_timeout=int(env.get("PAGERBRIDGE_WATCH_CLIENT_TIMEOUT", "330")),

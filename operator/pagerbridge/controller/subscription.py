@@ -20,16 +20,16 @@ from dataclasses import dataclass
 from pagerbridge.api import PagerDutyIntegrationSpec
 from pagerbridge.api.integration import PAGERDUTY_API_URLS
 from pagerbridge.clients.errors import ClientError
-from pagerbridge.clients.kubernetes import KubernetesClient, KubernetesError, NotFound, Resource
+from pagerbridge.clients.kubernetes import KubernetesClient, KubernetesError, Resource
 from pagerbridge.clients.pagerduty_subscriptions import PagerDutySubscriptions
 from pagerbridge.controller import names as n
 from pagerbridge.controller.errors import (
     KubernetesUnavailable,
-    SecretNotFound,
     subscription_failure,
 )
 from pagerbridge.controller.observed import SecretState
 from pagerbridge.controller.rendering import Owner, pagerduty_webhook_url, render_webhook_secret
+from pagerbridge.controller.secret_values import read_secret_key
 
 ANNOTATION_URL = "pagerbridge.io/subscription-url"
 SECRETS = Resource.builtin("Secret")
@@ -54,18 +54,7 @@ async def read_api_token(
 ) -> str:
     ref = spec.pager_duty.api_token
     assert ref is not None
-    try:
-        secret = await kube.get(SECRETS, namespace, ref.name)
-    except NotFound:
-        raise SecretNotFound(
-            f"Secret {namespace}/{ref.name} (for spec.pagerDuty.apiToken) not found"
-        ) from None
-    except KubernetesError as exc:
-        raise KubernetesUnavailable(str(exc)) from None
-    encoded = (secret.get("data") or {}).get(ref.key)
-    if encoded is None:
-        raise SecretNotFound(f"Secret {namespace}/{ref.name} has no key {ref.key!r}")
-    return base64.b64decode(encoded).decode().strip()
+    return await read_secret_key(kube, namespace, ref.name, ref.key, "spec.pagerDuty.apiToken")
 
 
 async def ensure(

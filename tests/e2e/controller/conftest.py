@@ -71,6 +71,7 @@ class OperatorProcess:
             "PAGERBRIDGE_RESYNC_SECONDS": "3",
             "PAGERBRIDGE_SUBSCRIPTION_VERIFY_SECONDS": "3",
             "PAGERBRIDGE_WATCH_SERVER_TIMEOUT": "30",
+            "PAGERBRIDGE_TOKEN_ROTATION_GRACE_SECONDS": "2",
             "PAGERBRIDGE_WATCH_CLIENT_TIMEOUT": "45",
         }
         with self.log_path.open("ab") as log:

@@ -3,6 +3,7 @@ the relay, BigPanda shares through it, and it goes away with the integration."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -105,8 +106,6 @@ def test_managed_webhook_lifecycle(
     workflow = stored.workflow_config
     assert workflow.config.base_url == relay_url + "/v1/bigpanda/webhook"
     token_secret = get_json(cluster, namespace, "secret", "managed-relay-token")
-    import base64
-
     token = base64.b64decode(token_secret["data"]["token"]).decode()
     new_event = workflow.event_for("incident#new")
     assert new_event is not None
@@ -171,6 +170,32 @@ def test_managed_webhook_lifecycle(
     time.sleep(8)  # two resync periods: a write loop would show up as more PATCHes
     patches = bp.requests.matching("PATCH", "/resources/v2.1/integrations")
     assert len(patches) == 1, [p.path for p in patches]
+
+    # Token rotation on request: Secret gets old+new, BigPanda switches, old is dropped;
+    # BigPanda never gets a 401 on the way.
+    def tokens() -> list[str]:
+        data = get_json(cluster, namespace, "secret", "managed-relay-token")["data"]["token"]
+        return base64.b64decode(data).decode().split()
+
+    cluster.kubectl("annotate", "-n", namespace, "pdi", "managed", "pagerbridge.io/rotate-token=r1")
+    both = wait_for(lambda: len(tokens()) == 2 and tokens(), 30, "old and new token")
+    assert both[0] == token
+    rotated = both[1]
+    sharing = bp.open_incident([{"status": "critical", "host": "web-8", "description": "during"}])
+    wait_for(
+        lambda: (
+            bp.integration(INTEGRATION_ID).workflow_config.event_for("incident#new").authorization  # type: ignore[union-attr]
+            == f"Bearer {rotated}"
+        ),
+        30,
+        "BigPanda switched to the new token",
+    )
+    wait_for(lambda: tokens() == [rotated], 30, "old token dropped")
+    after = bp.open_incident([{"status": "critical", "host": "web-9", "description": "after"}])
+    for shared in (sharing, after):
+        wait_for(lambda shared=shared: pd.incident_by_key(shared.id), 30, "shared incident")
+    assert all(d.status != 401 for d in bp.webhook_deliveries), bp.webhook_deliveries
+    token = rotated
 
     # BigPanda refusing the key: condition False, nothing deleted; fixed key: True again.
     cluster.kubectl(

@@ -171,10 +171,29 @@ class HarnessKubelet:
         ):
             while not self._stop.is_set():
                 try:
-                    await self._sync(kube, http)
+                    if self.run_processes:
+                        await self._sync(kube, http)
+                    else:
+                        await self._watch_statuses(kube, http)
                 except KubernetesError as exc:
                     logger.warning("harness kubelet: %s", exc)
                 await asyncio.sleep(self.interval)
+
+    async def _watch_statuses(self, kube: KubernetesClient, http: httpx.AsyncClient) -> None:
+        """Status-only mode: list once, then follow a watch (cheap at hundreds of relays)."""
+        listing = await kube.list(DEPLOYMENTS, self.namespace, label_selector=RELAY_SELECTOR)
+        for deployment in listing.get("items", []):
+            with contextlib.suppress(NotFound):
+                await self._sync_one(kube, http, deployment)
+        version = listing["metadata"].get("resourceVersion")
+        async for event in kube.watch(
+            DEPLOYMENTS, self.namespace, RELAY_SELECTOR, version, timeout_seconds=5
+        ):
+            if self._stop.is_set():
+                return
+            if event.get("type") in ("ADDED", "MODIFIED"):
+                with contextlib.suppress(NotFound):
+                    await self._sync_one(kube, http, event["object"])
 
     # -- one pass ---------------------------------------------------------------------
 

@@ -114,6 +114,12 @@ def create_app(
         concurrency=options.concurrency,
         on_unauthorized=on_unauthorized,
         unauthorized_retry=options.unauthorized_retry,
+        gates={
+            "pd_event": to_pd.event_gate,
+            "pd_note": to_pd.note_gate,
+            "bp_resolve": to_bp.resolve_gate,
+            "bp_comment": to_bp.comment_gate,
+        },
     )
 
     @contextlib.asynccontextmanager

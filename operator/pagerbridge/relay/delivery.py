@@ -60,6 +60,9 @@ class Done:
 
 
 Handler = Callable[[Job], Awaitable[Done]]
+# Waits for the job's rate-limit token *before* it takes one of the ``concurrency`` slots,
+# so incidents queued behind one busy routing key never starve other kinds of work.
+Gate = Callable[[Job], Awaitable[None]]
 
 
 @dataclass
@@ -78,9 +81,11 @@ class Dispatcher:
         concurrency: int = 64,
         on_unauthorized: Callable[[Job, Unauthorized], None] | None = None,
         unauthorized_retry: float = UNAUTHORIZED_RETRY,
+        gates: dict[str, Gate] | None = None,
     ) -> None:
         self.outbox = outbox
         self.handlers = handlers
+        self.gates = gates or {}
         self.metrics = metrics
         self._lanes: dict[str, _Lane] = {}
         self._slots = asyncio.Semaphore(concurrency)
@@ -172,6 +177,9 @@ class Dispatcher:
             await self.outbox.dead_letter(job, None, f"unknown job kind {job.kind!r}")
             self.metrics.dead_letters.labels(job.kind).inc()
             return None
+        gate = self.gates.get(job.kind)
+        if gate is not None:
+            await gate(job)
         async with self._slots:
             try:
                 done = await handler(job)

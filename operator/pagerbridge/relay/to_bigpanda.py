@@ -113,10 +113,17 @@ class BigPandaDelivery:
         await self._call("comments", lambda: bp.comment(incident_id, text))
         return Done()
 
+    async def resolve_gate(self, job: Job) -> None:
+        """The endpoint's token, taken before a delivery slot (see Dispatcher)."""
+        await self.ctx.limiter.bucket("bigpanda", "resolve").acquire()
+
+    async def comment_gate(self, job: Job) -> None:
+        await self.ctx.limiter.bucket("bigpanda", "comments").acquire()
+
     async def _call(self, endpoint: str, call: Callable[[], Awaitable[object]]) -> None:
+        """One write to BigPanda (its rate-limit token was taken by the gate)."""
         ctx = self.ctx
         bucket = ctx.limiter.bucket("bigpanda", endpoint)
-        await bucket.acquire()
         try:
             await call()
         except RateLimited as exc:

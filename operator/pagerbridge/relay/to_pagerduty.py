@@ -17,6 +17,7 @@ from pagerbridge.relay.delivery import Done
 from pagerbridge.relay.errors import NotReady
 from pagerbridge.relay.outbox import Job
 from pagerbridge.relay.overrides import Routing
+from pagerbridge.relay.ratelimit import TokenBucket
 
 log = logging.getLogger("pagerbridge.relay.pagerduty")
 
@@ -75,7 +76,7 @@ class PagerDutyDelivery:
                 event["payload"] = inner
             job.payload = {**payload, "event": event, "routing": routing.to_json()}
             await ctx.outbox.update_payload(job.id, job.payload)
-            await self._send(routing, event)
+            await self._send(routing, event, acquire=True)
         if action == "trigger":
             await ctx.outbox.save_incident(incident_id, routing=routing.to_json())
             return Done(
@@ -85,12 +86,24 @@ class PagerDutyDelivery:
         await ctx.outbox.save_incident(incident_id, clear_pd_incident=True)
         return Done()
 
-    async def _send(self, routing: Routing, event: dict[str, Any]) -> None:
+    def _events_bucket(self, routing: Routing) -> TokenBucket:
+        key = routing.key or self.ctx.holder.current.secrets.routing_key
+        return self.ctx.limiter.bucket("events", key_id(key))
+
+    async def event_gate(self, job: Job) -> None:
+        """The routing key's Events v2 token, taken before a delivery slot."""
+        await self._events_bucket(Routing.from_json(job.payload.get("routing"))).acquire()
+
+    async def note_gate(self, job: Job) -> None:
+        await self.ctx.limiter.bucket("rest").acquire()
+
+    async def _send(self, routing: Routing, event: dict[str, Any], acquire: bool = False) -> None:
         ctx = self.ctx
         settings = ctx.holder.current
         key = routing.key or settings.secrets.routing_key
-        bucket = ctx.limiter.bucket("events", key_id(key))
-        await bucket.acquire()
+        bucket = self._events_bucket(routing)
+        if acquire:
+            await bucket.acquire()
         client = PagerDutyEventsClient(ctx.http, settings.config.pager_duty.events_url)
         try:
             await client.enqueue({**event, "routing_key": key})
@@ -152,8 +165,7 @@ class PagerDutyDelivery:
                 for note in await client.list_notes(pd_id):
                     if note.get("content") == content:
                         return Done(remember=[echo.wrote_note_key(str(note.get("id")))])
-            await ctx.limiter.bucket("rest").acquire()
-            note = await client.create_note(pd_id, content)
+            note = await client.create_note(pd_id, content)  # token taken by note_gate
         except RateLimited as exc:
             ctx.limiter.bucket("rest").pause(exc.retry_after or 1.0)
             raise

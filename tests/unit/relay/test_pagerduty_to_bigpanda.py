@@ -354,3 +354,22 @@ def test_late_trigger_is_confirmed_against_bigpanda(tmp_path, relays, pd_sim, bp
     assert sent == ["resolve"]
     assert pd.incident_by_key(incident.id) is None
     assert w.relay.metric("pagerbridge_relay_ignored_total", reason="late_trigger_resolved") == 1
+
+
+def test_events_backlog_does_not_starve_bigpanda_writes(tmp_path, relays, pd_sim, bp_sim):
+    """80 triggers wait for Events v2 tokens (6/min): a resolve for BigPanda still goes now."""
+    from .test_bigpanda_to_pagerduty import incident
+
+    w = Wired(tmp_path, relays, pd_sim, bp_sim, args=["--events-rate-limit", "6"])
+    bp_id, pd_id = w.open()
+    with httpx.Client(timeout=10) as client:
+        for n in range(100, 180):
+            r = client.post(
+                w.relay.url + "/v1/bigpanda/webhook",
+                json=incident(n),
+                headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"},
+            )
+            assert r.status_code == 202
+    assert w.relay.metric("pagerbridge_relay_outbox_pending") > 64
+    w.pd.resolve(pd_id)
+    wait_for(lambda: not w.bp.incident(bp_id).active, timeout=10, what="BigPanda resolved")

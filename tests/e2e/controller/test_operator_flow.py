@@ -56,7 +56,11 @@ def test_examples_reach_pagerduty_and_mapping_hot_reloads(
         "wait", "-n", namespace, "--for=condition=Ready", "pdi/routed", "--timeout=90s", timeout=100
     )
     pdi = get_json(cluster, namespace, "pdi", "routed")
-    assert pdi["status"]["observedGeneration"] == pdi["metadata"]["generation"]
+    assert (
+        pdi["status"]["observedGeneration"] == pdi["metadata"]["generation"] == 1
+    )  # spec untouched
+    assert "kopf" not in pdi["status"]  # kopf's bookkeeping stays in annotations
+    assert not [k for k in pdi["metadata"].get("annotations", {}) if "kopf.zalando.org" in k]
     webhook = pdi["status"]["bigPandaWebhook"]
     headers = {h["name"]: h for h in webhook["headers"]}
     assert headers["x-bp-config-pdfield"]["value"] == "pd_routing_key"

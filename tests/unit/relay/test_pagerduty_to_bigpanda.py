@@ -272,6 +272,9 @@ def test_forged_truncated_replayed_oversized_webhooks(wired):
         )
         == 4
     )
+    logs = wired.relay.logs()
+    for secret in (wired.secret, BP_TOKEN, PD_TOKEN, DEFAULT_ROUTING_KEY, WEBHOOK_TOKEN):
+        assert secret not in logs
 
 
 def test_secret_rotation_two_secrets_at_once(tmp_path, relays, pd_sim, bp_sim):

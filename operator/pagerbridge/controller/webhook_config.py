@@ -63,7 +63,8 @@ async def show(name: str, namespace: str | None, output: str, reveal: bool) -> i
                 ref = header.get("valueFrom")
                 if ref is not None:
                     secret = await kube.get(Resource.builtin("Secret"), namespace, ref["name"])
-                    token = base64.b64decode(secret["data"][ref["key"]]).decode()
+                    # During a rotation the file holds old and new: BigPanda gets the newest.
+                    token = base64.b64decode(secret["data"][ref["key"]]).decode().split()[-1]
     if output == "json":
         print(json.dumps(webhook, indent=2))
     else:

@@ -195,3 +195,20 @@ def test_examples_reach_pagerduty_and_mapping_hot_reloads(
     assert shown.returncode == 0, shown.stderr
     assert "x-bp-config-tag-host: source" in shown.stdout
     assert token not in shown.stdout
+    revealed = run(
+        [
+            sys.executable,
+            "-m",
+            "pagerbridge",
+            "webhook-config",
+            "routed",
+            "-n",
+            namespace,
+            "--reveal",
+        ],
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert f"Authorization: Bearer {token}" in revealed.stdout

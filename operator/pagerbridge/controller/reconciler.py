@@ -251,6 +251,8 @@ class Reconciler:
                     owner, spec, compiled, info, bp_token, verify=resync
                 )
                 retry = bp_retry if retry is None else retry
+            elif not bigpanda_webhook.managed(spec):
+                bp_status = await self._unmanage_bigpanda(owner, spec, info)
         except WaitingForInput as exc:
             secrets_ok = ConditionUpdate(c.SECRETS_RESOLVED, c.FALSE, exc.reason, exc.message)
             RECONCILE_ERRORS.labels(exc.reason).inc()
@@ -299,6 +301,26 @@ class Reconciler:
             return retry
         await self._write_status(INTEGRATION.kind, namespace, name, info.uid, info.status, desired)
         return retry
+
+    async def _unmanage_bigpanda(
+        self, owner: Owner, spec: PagerDutyIntegrationSpec, info: Any
+    ) -> dict[str, Any]:
+        """Switched from Managed to Manual: delete what we made in BigPanda (best effort)."""
+        previous = dict(info.status.get("bigPandaWebhook") or {})
+        if "integrationId" not in previous:
+            return {}
+        self._bp_applied.pop((owner.namespace, owner.name), None)
+        try:
+            await bigpanda_webhook.remove(self.kube, owner, spec)
+        except ReconcileError as exc:
+            logger.warning(
+                "%s/%s: BigPanda integration %s left in place: %s",
+                owner.namespace,
+                owner.name,
+                previous["integrationId"],
+                exc.message,
+            )
+        return {key: None for key in ("integrationId", "lastVerified") if key in previous}
 
     async def _bigpanda_webhook(
         self,

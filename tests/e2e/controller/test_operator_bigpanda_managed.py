@@ -238,6 +238,26 @@ def test_managed_webhook_lifecycle(
         "wait", "-n", namespace, "--for=condition=Ready", "pdi/managed", "--timeout=60s", timeout=70
     )
 
+    # Back to Manual: the operator removes what it made in BigPanda; Managed again: back.
+    def set_mode(mode: str) -> None:
+        body = {"spec": {"bigPanda": {"webhook": {"mode": mode}}}}
+        cluster.kubectl(
+            "patch", "-n", namespace, "pdi", "managed", "--type=merge", "-p", json.dumps(body)
+        )
+
+    set_mode("Manual")
+    wait_for(lambda: bp.integration(INTEGRATION_ID) is None, 30, "BigPanda integration removed")
+    wait_for(
+        lambda: (
+            "integrationId"
+            not in get_json(cluster, namespace, "pdi", "managed")["status"]["bigPandaWebhook"]
+        ),
+        30,
+        "integrationId gone from status",
+    )
+    set_mode("Managed")
+    wait_for(lambda: bp.integration(INTEGRATION_ID) is not None, 30, "BigPanda integration back")
+
     # Deleting the integration deletes BigPanda's Webhook v2 integration (finalizer).
     cluster.kubectl("delete", "-n", namespace, "pdi", "managed", "--timeout=60s", timeout=70)
     assert bp.integration(INTEGRATION_ID) is None

@@ -244,7 +244,9 @@ class Reconciler:
                 webhook_secret=webhook_secret,
             )
             children = render_children(owner, spec, compiled, self.render_settings)
-            await self._apply(owner, children.applied(), force=resync)
+            await self._apply(
+                owner, children.applied(), force=resync, token_seen="bigPandaWebhook" in info.status
+            )
             bp_token = await self._token_rotation(owner, spec, info)
             if bigpanda_webhook.managed(spec) and bp_token is not None:
                 bp_ok, bp_status, bp_retry = await self._bigpanda_webhook(
@@ -482,8 +484,12 @@ class Reconciler:
                 Resource.builtin("Secret"), owner.namespace, owner.names.webhook_secret
             )
 
-    async def _ensure_token_secret(self, owner: Owner) -> None:
-        """Create the inbound token once; an existing Secret is never rewritten."""
+    async def _ensure_token_secret(self, owner: Owner, seen_before: bool) -> None:
+        """Create the inbound token once; an existing Secret is never rewritten.
+
+        A token Secret deleted by hand is recreated with a new token: BigPanda must then
+        send the new one (Managed mode: done here; Manual: a Warning Event says so).
+        """
         assert self.world is not None
         if self.world.secret(owner.namespace, owner.names.token_secret) is not None:
             return
@@ -495,15 +501,30 @@ class Reconciler:
             await self.kube.create(manifest)
         except AlreadyExists:
             return
+        if seen_before:
+            await post_event(
+                self.kube,
+                self._involved(owner.uid, owner.namespace, owner.name),
+                reason="TokenRegenerated",
+                message=f"Secret {owner.names.token_secret} was missing and holds a new token; "
+                "BigPanda must send it (pagerbridge webhook-config --reveal)",
+                warning=True,
+            )
 
     async def _apply(
-        self, owner: Owner, manifests: list[dict[str, Any]], *, force: bool = False
+        self,
+        owner: Owner,
+        manifests: list[dict[str, Any]],
+        *,
+        force: bool = False,
+        token_seen: bool = False,
     ) -> None:
         """Apply what changed: the Deployment last, once what it mounts exists."""
         first = [m for m in manifests if m["kind"] != "Deployment"]
         last = [m for m in manifests if m["kind"] == "Deployment"]
         await asyncio.gather(
-            self._ensure_token_secret(owner), *(self._apply_one(owner, m, force) for m in first)
+            self._ensure_token_secret(owner, token_seen),
+            *(self._apply_one(owner, m, force) for m in first),
         )
         for manifest in last:
             await self._apply_one(owner, manifest, force)

@@ -124,6 +124,20 @@ def test_missing_secret_then_created_and_children_heal(
     assert token_after == token_before, "the inbound token must never be regenerated"
     assert ready(cluster, namespace, "heal")["status"] == "True"
 
+    # A token Secret deleted by hand comes back with a new token, and says so.
+    cluster.kubectl("delete", "-n", namespace, "secret", "heal-relay-token")
+    regenerated = wait_for(
+        lambda: (get_json(cluster, namespace, "secret", "heal-relay-token") or {}).get("data"),
+        30,
+        "token Secret back",
+    )
+    assert regenerated["token"] != token_before
+    wait_for(
+        lambda: "TokenRegenerated" in cluster.kubectl("get", "events", "-n", namespace).stdout,
+        30,
+        "TokenRegenerated event",
+    )
+
 
 def test_subscription_finalizer_and_garbage_collection(
     cluster: Cluster,

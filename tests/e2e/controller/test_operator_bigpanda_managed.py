@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 
+import httpx
 import pytest
 import yaml
 
@@ -257,6 +258,16 @@ def test_managed_webhook_lifecycle(
     )
     set_mode("Managed")
     wait_for(lambda: bp.integration(INTEGRATION_ID) is not None, 30, "BigPanda integration back")
+
+    # Deleted in BigPanda behind our back: the periodic check recreates it.
+    gone = httpx.delete(
+        f"{bp_url}/resources/v2.1/integrations/{INTEGRATION_ID}",
+        headers={"Authorization": f"Bearer {BP_API_KEY}"},
+    )
+    assert gone.status_code == 204
+    wait_for(
+        lambda: bp.integration(INTEGRATION_ID) is not None, 30, "BigPanda integration recreated"
+    )
 
     # Deleting the integration deletes BigPanda's Webhook v2 integration (finalizer).
     cluster.kubectl("delete", "-n", namespace, "pdi", "managed", "--timeout=60s", timeout=70)

@@ -6,7 +6,9 @@
 
 A bucket holds up to ``burst`` tokens refilled at ``rate`` per second; ``acquire`` waits for
 a token. When the service answers 429 anyway, ``pause`` stops the whole bucket for the
-``Retry-After`` / ``ratelimit-reset`` time, so the other incidents' workers back off too.
+``Retry-After`` / ``ratelimit-reset`` time, so the other incidents' workers back off too;
+a 5xx or connection failure penalizes it (short pause, burst emptied), so an outage
+costs a trickle of probes rather than a retry storm that slows down intake.
 """
 
 from __future__ import annotations
@@ -53,6 +55,13 @@ class TokenBucket:
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def penalize(self, seconds: float) -> None:
+        """The service is failing (5xx, timeouts): pause, and empty the burst so that
+        afterwards attempts trickle at ``rate`` instead of a burst of retries."""
+        self.pause(seconds)
+        self._refill(time.monotonic())
+        self._tokens = min(self._tokens, 0.0)
 
 
 class RateLimiter:

@@ -13,7 +13,13 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from pagerbridge.clients.bigpanda_incidents import BigPandaIncidentsClient
-from pagerbridge.clients.errors import RateLimited, Rejected, Unauthorized
+from pagerbridge.clients.errors import (
+    ConnectionFailed,
+    RateLimited,
+    Rejected,
+    ServerError,
+    Unauthorized,
+)
 from pagerbridge.clients.pagerduty_incidents import PagerDutyIncidentsClient
 from pagerbridge.relay import echo
 from pagerbridge.relay.context import RelayContext
@@ -128,6 +134,9 @@ class BigPandaDelivery:
             await call()
         except RateLimited as exc:
             bucket.pause(exc.retry_after if exc.retry_after is not None else 1.0)
+            raise
+        except (ServerError, ConnectionFailed):
+            bucket.penalize(1.0)
             raise
         except Unauthorized:
             ctx.health.unauthorized("bigpanda")

@@ -8,7 +8,13 @@ import time
 from typing import Any
 
 from pagerbridge.clients.bigpanda_incidents import BigPandaIncidentsClient
-from pagerbridge.clients.errors import RateLimited, Rejected, Unauthorized
+from pagerbridge.clients.errors import (
+    ConnectionFailed,
+    RateLimited,
+    Rejected,
+    ServerError,
+    Unauthorized,
+)
 from pagerbridge.clients.pagerduty_events import PagerDutyEventsClient
 from pagerbridge.clients.pagerduty_incidents import PagerDutyIncidentsClient
 from pagerbridge.relay import echo
@@ -21,6 +27,7 @@ from pagerbridge.relay.ratelimit import TokenBucket
 
 log = logging.getLogger("pagerbridge.relay.pagerduty")
 
+OUTAGE_PAUSE = 1.0  # seconds every worker of a failing service waits (see ratelimit)
 REJECTED_OVERRIDE_NOTE = (
     "PagerDuty rejected the override integration key from alert tag {tag!r}; "
     "default integration key used"
@@ -109,6 +116,9 @@ class PagerDutyDelivery:
             await client.enqueue({**event, "routing_key": key})
         except RateLimited as exc:
             bucket.pause(exc.retry_after if exc.retry_after is not None else 1.0)
+            raise
+        except (ServerError, ConnectionFailed):
+            bucket.penalize(OUTAGE_PAUSE)
             raise
         except Unauthorized:
             ctx.health.unauthorized("pagerduty_events")

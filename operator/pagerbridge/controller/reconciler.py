@@ -92,6 +92,15 @@ RESOURCES = {
 }
 
 
+def _essence(status: dict[str, Any]) -> str:
+    """A status without condition transition times, for "did anything change?"."""
+    conditions = [
+        {k: v for k, v in condition.items() if k != "lastTransitionTime"}
+        for condition in status.get("conditions", [])
+    ]
+    return json.dumps({**status, "conditions": conditions}, sort_keys=True)
+
+
 def _digest(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
 
@@ -109,6 +118,7 @@ class Reconciler:
         self._resync_now: set[tuple[str, str]] = set()
         self._relay_created: dict[tuple[str, str], float] = {}
         self._bp_applied: dict[tuple[str, str], str] = {}
+        self._written: dict[tuple[str, str, str, str], tuple[str, list[dict[str, Any]]]] = {}
 
     # -- triggers ---------------------------------------------------------------------
 
@@ -157,6 +167,8 @@ class Reconciler:
         names = owner.names
         resync = (namespace, name) in self._resync_now
         self._resync_now.discard((namespace, name))
+        if resync:  # trust the cluster again, not our memory of what we wrote
+            self._written.pop((INTEGRATION.kind, namespace, name, info.uid), None)
         overrides = world.refs_to(KEY_OVERRIDE.kind, namespace, name)
         mappings = world.refs_to(TAG_MAPPING.kind, namespace, name)
 
@@ -560,6 +572,8 @@ class Reconciler:
         self._verified_at.pop((namespace, name), None)
         self._relay_created.pop((namespace, name), None)
         self._bp_applied.pop((namespace, name), None)
+        for key in [k for k in self._written if k[1:3] == (namespace, name)]:
+            self._written.pop(key, None)
         self.queue.forget((INTEGRATION.kind, namespace, name))
 
     # -- references (overrides, mappings) ---------------------------------------------
@@ -609,6 +623,8 @@ class Reconciler:
         assert world is not None
         ref = world.ref(kind, namespace, name)
         if ref is None:
+            for key in [k for k in self._written if k[:3] == (kind, namespace, name)]:
+                self._written.pop(key, None)
             return None
         integration = world.integration(namespace, ref.integration)
         if integration is None or integration.deleting:
@@ -639,7 +655,15 @@ class Reconciler:
     async def _write_status(
         self, kind: str, namespace: str, name: str, uid: str, current: Any, desired: dict[str, Any]
     ) -> None:
+        # The indices may lag behind our own last write: compare with what we wrote too
+        # (ignoring transition times), so a stale view neither rewrites nor re-announces.
+        key = (kind, namespace, name, uid)  # a recreated object starts afresh
+        essence = _essence(desired)
+        last = self._written.get(key)
+        if last is not None and last[0] == essence:
+            return
         if not differs(dict(current), desired):
+            self._written[key] = (essence, list(desired["conditions"]))
             return
         try:
             await self.kube.merge_patch(
@@ -647,7 +671,8 @@ class Reconciler:
             )
         except NotFound:
             return
-        before = list(current.get("conditions") or [])
+        before = last[1] if last is not None else list(current.get("conditions") or [])
+        self._written[key] = (essence, list(desired["conditions"]))
         for condition in c.transitions(before, desired["conditions"]):
             if condition["type"] != c.READY:
                 continue

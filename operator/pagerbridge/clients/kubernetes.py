@@ -97,16 +97,29 @@ class Connection:
     default_namespace: str = "default"
 
 
-def _materialize(data_b64: str | None, path: str | None, base: Path) -> str | None:
+def _credential_bytes(data_b64: str | None, path: str | None, base: Path) -> bytes | None:
+    """A kubeconfig credential given inline (``*-data``) or as a file path."""
     if data_b64:
-        handle = tempfile.NamedTemporaryFile(prefix="pagerbridge-kube-", delete=False)  # noqa: SIM115
-        with handle:
-            handle.write(base64.b64decode(data_b64))
-        os.chmod(handle.name, 0o600)
-        return handle.name
+        return base64.b64decode(data_b64)
     if path:
-        return str((base / path).resolve())
+        return (base / path).read_bytes()
     return None
+
+
+def _load_client_certificate(context: ssl.SSLContext, cert: bytes, key: bytes) -> None:
+    """Load a client certificate and key given as bytes.
+
+    ``ssl`` only reads them from files, so they go to a private temporary directory
+    (mode 0700) that is removed as soon as the context has read them: no key material
+    is left on disk.
+    """
+    with tempfile.TemporaryDirectory(prefix="pagerbridge-kube-") as tmp:
+        cert_path, key_path = Path(tmp) / "client.crt", Path(tmp) / "client.key"
+        for target, content in ((cert_path, cert), (key_path, key)):
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+        context.load_cert_chain(str(cert_path), str(key_path))
 
 
 def connection_from_kubeconfig(
@@ -130,18 +143,20 @@ def connection_from_kubeconfig(
     if cluster.get("insecure-skip-tls-verify"):
         verify = False
     else:
-        ca = _materialize(
+        ca = _credential_bytes(
             cluster.get("certificate-authority-data"), cluster.get("certificate-authority"), base
         )
-        verify = ssl.create_default_context(cafile=ca)
-    cert = _materialize(user.get("client-certificate-data"), user.get("client-certificate"), base)
-    key = _materialize(user.get("client-key-data"), user.get("client-key"), base)
+        verify = ssl.create_default_context(cadata=ca.decode("ascii") if ca else None)
+    cert = _credential_bytes(
+        user.get("client-certificate-data"), user.get("client-certificate"), base
+    )
+    key = _credential_bytes(user.get("client-key-data"), user.get("client-key"), base)
     if cert and key:
         if not isinstance(verify, ssl.SSLContext):
             verify = ssl.create_default_context()
             verify.check_hostname = False
             verify.verify_mode = ssl.CERT_NONE
-        verify.load_cert_chain(cert, key)
+        _load_client_certificate(verify, cert, key)
     token = user.get("token")
     if not token and user.get("tokenFile"):
         token = Path(user["tokenFile"]).read_text().strip()

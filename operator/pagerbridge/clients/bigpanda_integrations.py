@@ -17,6 +17,10 @@ from pagerbridge.clients._http import DEFAULT_TIMEOUT, send
 from pagerbridge.clients.errors import Rejected
 
 PARENT_SYSTEM_ID = "webhook_v2"
+# NOT PUBLIC in BigPanda's docs: the name of the workflow event field that says which
+# trigger (``incident#new``, ...) the event configures. The operator and the simulator
+# both read it from here: correct it in this one place if BigPanda's differs.
+TRIGGER_FIELD = "trigger"
 PREFIX = "/resources/v2.1/integrations"
 
 WorkflowConfig = dict[str, Any]

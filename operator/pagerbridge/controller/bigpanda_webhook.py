@@ -21,16 +21,17 @@ from typing import Any
 
 from pagerbridge.api import PagerDutyIntegrationSpec
 from pagerbridge.api.integration import BIGPANDA_API_URL, WebhookMode
-from pagerbridge.clients.bigpanda_integrations import BigPandaIntegrations, integration_id
+from pagerbridge.clients.bigpanda_integrations import (
+    TRIGGER_FIELD,
+    BigPandaIntegrations,
+    integration_id,
+)
 from pagerbridge.clients.errors import ClientError, TransientError, Unauthorized
 from pagerbridge.clients.kubernetes import KubernetesClient
 from pagerbridge.controller.compile import Compiled
 from pagerbridge.controller.errors import RetryLater
 from pagerbridge.controller.rendering import Owner, relay_base_url
 from pagerbridge.controller.secret_values import read_secret_key
-
-# NOT PUBLIC in BigPanda's docs: the event field naming its trigger. One place to fix it.
-TRIGGER_FIELD = "trigger"
 
 
 class BigPandaWebhookFailed(RetryLater):

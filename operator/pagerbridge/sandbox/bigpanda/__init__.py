@@ -1,6 +1,7 @@
 """BigPanda simulator: incidents, outbound webhooks (classic and Webhook v2), Incidents
 API v2 and the Webhook v2 integrations API. See :mod:`.app`."""
 
+from pagerbridge.clients.bigpanda_integrations import TRIGGER_FIELD
 from pagerbridge.sandbox.bigpanda.app import (
     DEFAULT_API_TOKEN,
     DEFAULT_API_USER,
@@ -8,7 +9,6 @@ from pagerbridge.sandbox.bigpanda.app import (
     BigPandaSimulator,
 )
 from pagerbridge.sandbox.bigpanda.store import AlreadyResolved, IncidentNotFound, SimIncident
-from pagerbridge.sandbox.bigpanda.workflow import TRIGGER_FIELD
 
 __all__ = [
     "DEFAULT_API_TOKEN",

@@ -2,7 +2,8 @@
 
 Field names follow BigPanda's API reference ("Create a new webhook v2 workflow
 integration"), except one: the name of the event field that says which trigger the
-event configures is not public. It lives in :data:`TRIGGER_FIELD` and nowhere else.
+event configures is not public. It lives in
+:data:`pagerbridge.clients.bigpanda_integrations.TRIGGER_FIELD` and nowhere else.
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pagerbridge.clients.bigpanda_integrations import PARENT_SYSTEM_ID, TRIGGER_FIELD
 from pagerbridge.sandbox.bigpanda.templates import TemplateError, parse_headers
 
-# NOT PUBLIC: the event field naming its trigger. Correct it here if BigPanda's differs.
-TRIGGER_FIELD = "trigger"
 DEFAULT_TRIGGER = "default"
-PARENT_SYSTEM_ID = "webhook_v2"
 # Event types BigPanda emits (docs + bigpandaio/bigpanda-ansible), plus ``default``.
 KNOWN_TRIGGERS = frozenset(
     {

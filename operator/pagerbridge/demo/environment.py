@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,8 @@ from pagerbridge.demo.manifests import Sandbox
 from pagerbridge.demo.steps import StepFailed, wait_for
 from pagerbridge.localcluster import ControlPlane
 from pagerbridge.localcluster.kubelet import HarnessKubelet, Pod
+from pagerbridge.localcluster.processes import spawn
+from pagerbridge.localcluster.processes import stop as stop_process
 from pagerbridge.sandbox import bigpanda as bp
 from pagerbridge.sandbox import pagerduty as pd
 from pagerbridge.sandbox.bigpanda import BigPandaSimulator
@@ -201,19 +202,18 @@ class Environment:
         log_path = self.workdir / "operator.log"
         self.logs["operator"] = log_path
         with log_path.open("ab") as log:
-            process = subprocess.Popen(
+            # Own session (Ctrl-C in the terminal reaches the demo only) and SIGTERM when
+            # the demo dies, even by SIGKILL (localcluster.processes).
+            process = spawn(
                 [
                     sys.executable, "-m", "pagerbridge", "operator", "--namespace", namespace,
                     "--liveness", f"http://127.0.0.1:{liveness}/healthz",
                     "--metrics-port", str(metrics),
                 ],
-                stdin=subprocess.DEVNULL,
                 stdout=log,
-                stderr=subprocess.STDOUT,
                 env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-                start_new_session=True,  # Ctrl-C in the terminal reaches the demo only
             )  # fmt: skip
-        self.on_close("operator", lambda: _stop(process))
+        self.on_close("operator", lambda: stop_process(process, timeout=15))
         self.operator = process
         if self.plane is None:
             # On a shared cluster the finalizers must run (they delete the PagerDuty
@@ -258,17 +258,3 @@ def _http_ok(url: str) -> bool:
         return httpx.get(url, timeout=1.0).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the process group, SIGKILL after 15 s."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)

@@ -29,7 +29,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -47,6 +46,8 @@ from pagerbridge.clients.kubernetes import (
     Resource,
     connection_from_kubeconfig,
 )
+from pagerbridge.localcluster.processes import spawn
+from pagerbridge.localcluster.processes import stop as stop_process
 
 logger = logging.getLogger(__name__)
 
@@ -100,15 +101,7 @@ class Pod:
     def stop(self) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
+        stop_process(self.process)
         self.process = None
 
 
@@ -334,15 +327,9 @@ class HarnessKubelet:
         for item in container.get("env", []):
             if "value" in item:
                 env[item["name"]] = item["value"]
-        pod.process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=pod.directory,
-            env=env,
-            start_new_session=True,
-        )
+        # Started from the kubelet's long-lived loop thread: the relay gets SIGTERM when
+        # that thread (or the whole test process) dies.
+        pod.process = spawn(argv, stdout=log, cwd=pod.directory, env=env)
         log.close()
 
     async def _report(

@@ -11,23 +11,22 @@ garbage collector discovers new resource kinds only every 30 seconds, so a CRD i
 later would see its ownerReference cascades delayed by up to that long.
 
 Every process runs in its own process group, so ``stop()`` ends it together with anything
-it spawned. A control plane started with ``detach=True`` outlives the Python process that
-started it (``make cluster-up``); its pids are recorded in ``<state_dir>/state.json`` and
+it spawned; unless detached, each gets SIGTERM when the thread that started it exits
+(``localcluster.processes``), so a SIGKILLed test run leaves no control plane behind. A
+control plane started with ``detach=True`` outlives the Python process that started it
+(``make cluster-up``); its pids are recorded in ``<state_dir>/state.json`` and
 ``stop_recorded(state_dir)`` ends it later from another process.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -43,10 +42,10 @@ import psutil
 from pagerbridge.localcluster import certs
 from pagerbridge.localcluster.binaries import Binaries, find_binaries
 from pagerbridge.localcluster.kubeconfig import write_admin_kubeconfig
+from pagerbridge.localcluster.processes import end_group, spawn
 
 STATE_FILE = "state.json"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
-_PR_SET_PDEATHSIG = 1
 
 
 class ControlPlaneError(RuntimeError):
@@ -67,12 +66,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGKILL when the parent dies, so a killed test run leaves no orphans."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _tail(path: Path, lines: int = 25) -> str:
@@ -111,6 +104,8 @@ class ControlPlane:
         self.start_timeout = start_timeout
         self._components: list[_Component] = []
         self.apiserver_port = 0
+        self._pki: certs.Pki | None = None
+        self._etcd_url = ""
 
     # --- public surface -------------------------------------------------------------
 
@@ -138,8 +133,9 @@ class ControlPlane:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "logs").mkdir(exist_ok=True)
         try:
-            pki = certs.generate(self.state_dir / "pki")
-            etcd_url = self._start_etcd(binaries)
+            pki = self._pki = certs.generate(self.state_dir / "pki")
+            etcd_url = self._etcd_url = self._start_etcd(binaries)
+            self.apiserver_port = free_port()
             self._start_apiserver(binaries, pki, etcd_url)
             write_admin_kubeconfig(
                 self.kubeconfig, self.url, pki.ca_cert, pki.admin_cert, pki.admin_key
@@ -158,7 +154,7 @@ class ControlPlane:
     def stop(self) -> None:
         """Ends every component (newest first) and waits until they are gone."""
         for component in reversed(self._components):
-            _end_group(component.process.pid)
+            end_group(component.process.pid)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 component.process.wait(timeout=5)
             component.log_file.close()
@@ -166,6 +162,24 @@ class ControlPlane:
         (self.state_dir / STATE_FILE).unlink(missing_ok=True)
         if self._owns_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def stop_apiserver(self) -> None:
+        """Ends kube-apiserver alone (etcd keeps the data): clients see connection errors."""
+        for component in [c for c in self._components if c.name == "kube-apiserver"]:
+            end_group(component.process.pid)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                component.process.wait(timeout=5)
+            component.log_file.close()
+            self._components.remove(component)
+
+    def start_apiserver(self) -> None:
+        """Starts kube-apiserver again on the same port, certificates and etcd; returns
+        once ``/readyz`` answers. Watches of clients must reconnect on their own."""
+        if self._pki is None or any(c.name == "kube-apiserver" for c in self._components):
+            raise ControlPlaneError("start_apiserver() needs a started plane without one")
+        self._start_apiserver(self.binaries, self._pki, self._etcd_url)
+        self._wait_ready(self._pki)
+        self._record_state()
 
     def __enter__(self) -> ControlPlane:
         return self.start()
@@ -183,15 +197,9 @@ class ControlPlane:
     def _spawn(self, name: str, argv: list[str]) -> _Component:
         log_path = self.state_dir / "logs" / f"{name}.log"
         log_file = log_path.open("ab")
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            cwd=self.state_dir,
-            start_new_session=True,  # own process group: stop() ends it and its children
-            preexec_fn=None if self.detach or sys.platform != "linux" else _die_with_parent,
-        )
+        # Own process group (stop() ends it and its children); unless detached, it gets
+        # SIGTERM when the thread that started it exits (see localcluster.processes).
+        process = spawn(argv, stdout=log_file, cwd=self.state_dir, die_with_parent=not self.detach)
         component = _Component(name, process, log_path, log_file)
         self._components.append(component)
         return component
@@ -227,7 +235,6 @@ class ControlPlane:
         return client_url
 
     def _start_apiserver(self, binaries: Binaries, pki: certs.Pki, etcd_url: str) -> None:
-        self.apiserver_port = free_port()
         self._spawn(
             "kube-apiserver",
             [
@@ -333,29 +340,6 @@ def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
         return False
 
 
-def _end_group(pgid: int, timeout: float = 10.0) -> None:
-    """SIGTERM the process group, then SIGKILL whatever is left after ``timeout``."""
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _group_alive(pgid):
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
-def _group_alive(pgid: int) -> bool:
-    for proc in psutil.process_iter(["pid"]):
-        with contextlib.suppress(psutil.Error):
-            if os.getpgid(proc.info["pid"]) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                return True
-    return False
-
-
 def recorded_processes(state_dir: Path) -> list[psutil.Process]:
     """The still-running processes of a detached control plane (pid reuse ruled out)."""
     path = state_dir / STATE_FILE
@@ -375,6 +359,6 @@ def stop_recorded(state_dir: Path) -> int:
     """Stops a detached control plane started with ``state_dir``; returns how many it ended."""
     procs = recorded_processes(state_dir)
     for proc in reversed(procs):
-        _end_group(proc.pid)
+        end_group(proc.pid)
     (state_dir / STATE_FILE).unlink(missing_ok=True)
     return len(procs)

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ class OperatorProcess:
     liveness_port: int
     metrics_port: int
     process: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
         env = {
@@ -73,6 +74,7 @@ class OperatorProcess:
             "PAGERBRIDGE_WATCH_SERVER_TIMEOUT": "30",
             "PAGERBRIDGE_TOKEN_ROTATION_GRACE_SECONDS": "2",
             "PAGERBRIDGE_WATCH_CLIENT_TIMEOUT": "45",
+            **self.extra_env,
         }
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(

@@ -28,6 +28,7 @@ from pagerbridge.relay.config_watch import SettingsHolder
 from pagerbridge.relay.context import RelayContext
 from pagerbridge.relay.delivery import Dispatcher
 from pagerbridge.relay.health import UpstreamHealth
+from pagerbridge.relay.http_pool import ShardedTransport
 from pagerbridge.relay.logging import REDACTOR, Redactor
 from pagerbridge.relay.metrics import RelayMetrics
 from pagerbridge.relay.outbox import Job, Outbox
@@ -82,7 +83,8 @@ def create_app(
     health = UpstreamHealth(metrics)
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(10.0, connect=5.0),
-        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        # 64 keep-alive connections as 8 pools of 8 (see relay.http_pool for why).
+        transport=ShardedTransport(shards=max(1, options.concurrency // 8), per_shard=8),
     )
     ctx = RelayContext(
         holder=holder,

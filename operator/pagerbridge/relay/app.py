@@ -83,8 +83,9 @@ def create_app(
     health = UpstreamHealth(metrics)
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(10.0, connect=5.0),
-        # 64 keep-alive connections as 8 pools of 8 (see relay.http_pool for why).
-        transport=ShardedTransport(shards=max(1, options.concurrency // 8), per_shard=8),
+        # One keep-alive connection per delivery slot, each its own tiny pool (see
+        # relay.http_pool for why not one pool of 64).
+        transport=ShardedTransport(shards=max(1, options.concurrency), per_shard=1),
     )
     ctx = RelayContext(
         holder=holder,

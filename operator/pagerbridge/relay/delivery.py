@@ -31,7 +31,7 @@ from pagerbridge.clients.errors import (
 )
 from pagerbridge.relay.errors import NotReady
 from pagerbridge.relay.metrics import RelayMetrics
-from pagerbridge.relay.outbox import Job, Outbox
+from pagerbridge.relay.outbox import IncidentUpdate, Job, Outbox
 
 log = logging.getLogger("pagerbridge.relay.delivery")
 
@@ -57,6 +57,8 @@ class Done:
     remember: Sequence[str] = ()
     forget: Sequence[str] = ()
     outcome: str = "delivered"
+    # Recorded in the same commit that deletes the job (no extra round trip).
+    incident: IncidentUpdate | None = None
 
 
 Handler = Callable[[Job], Awaitable[Done]]
@@ -214,7 +216,9 @@ class Dispatcher:
                 return await self._retry(
                     job, "error", type(exc).__name__, backoff(job.attempts + 2)
                 )
-        await self.outbox.complete(job.id, remember=done.remember, forget=done.forget)
+        await self.outbox.complete(
+            job.id, remember=done.remember, forget=done.forget, incident=done.incident
+        )
         self.metrics.deliveries.labels(job.kind, done.outcome).inc()
         self.metrics.delivery_seconds.labels(job.kind).observe(
             max(0.0, time.time() - job.created_at)

@@ -93,6 +93,16 @@ class IncidentMark:
 
 
 @dataclass(frozen=True)
+class IncidentUpdate:
+    """What a delivery learned about a BigPanda incident (table ``incidents``)."""
+
+    incident_id: str
+    routing: dict[str, Any] | None = None
+    pd_incident_id: str | None = None
+    clear_pd_incident: bool = False
+
+
+@dataclass(frozen=True)
 class NewJob:
     kind: str
     ordering_key: str
@@ -278,11 +288,19 @@ class Outbox:
         return await self.run(op)
 
     async def complete(
-        self, job_id: int, remember: Sequence[str] = (), forget: Sequence[str] = ()
+        self,
+        job_id: int,
+        remember: Sequence[str] = (),
+        forget: Sequence[str] = (),
+        incident: IncidentUpdate | None = None,
     ) -> None:
+        """Delete a delivered job; in the same transaction record what its delivery taught
+        (``seen`` keys, the incident's routing): one commit per delivered event."""
         now = time.time()
 
         def op(conn: sqlite3.Connection) -> None:
+            if incident is not None:
+                _save_incident(conn, incident, now)
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
             for key in remember:
                 conn.execute("INSERT OR IGNORE INTO seen(key, at) VALUES (?, ?)", (key, now))
@@ -373,25 +391,9 @@ class Outbox:
         pd_incident_id: str | None = None,
         clear_pd_incident: bool = False,
     ) -> None:
+        update = IncidentUpdate(incident_id, routing, pd_incident_id, clear_pd_incident)
         now = time.time()
-
-        def op(conn: sqlite3.Connection) -> None:
-            if clear_pd_incident:
-                conn.execute(
-                    "UPDATE incidents SET pd_incident_id = NULL WHERE incident_id = ?",
-                    (incident_id,),
-                )
-                return
-            conn.execute(
-                "INSERT INTO incidents(incident_id, routing, pd_incident_id, updated) "
-                "VALUES (?,?,?,?) ON CONFLICT(incident_id) DO UPDATE SET "
-                "routing = COALESCE(excluded.routing, routing), "
-                "pd_incident_id = COALESCE(excluded.pd_incident_id, pd_incident_id), "
-                "updated = excluded.updated",
-                (incident_id, json.dumps(routing) if routing else None, pd_incident_id, now),
-            )
-
-        await self.run(op)
+        await self.run(lambda conn: _save_incident(conn, update, now))
 
     async def incident_by_pd_id(self, pd_incident_id: str) -> str | None:
         def op(conn: sqlite3.Connection) -> str | None:
@@ -432,6 +434,28 @@ class Outbox:
         except (OutboxClosed, TimeoutError, sqlite3.Error):
             return False
         return self.healthy
+
+
+def _save_incident(conn: sqlite3.Connection, update: IncidentUpdate, now: float) -> None:
+    if update.clear_pd_incident:
+        conn.execute(
+            "UPDATE incidents SET pd_incident_id = NULL WHERE incident_id = ?",
+            (update.incident_id,),
+        )
+        return
+    conn.execute(
+        "INSERT INTO incidents(incident_id, routing, pd_incident_id, updated) "
+        "VALUES (?,?,?,?) ON CONFLICT(incident_id) DO UPDATE SET "
+        "routing = COALESCE(excluded.routing, routing), "
+        "pd_incident_id = COALESCE(excluded.pd_incident_id, pd_incident_id), "
+        "updated = excluded.updated",
+        (
+            update.incident_id,
+            json.dumps(update.routing) if update.routing else None,
+            update.pd_incident_id,
+            now,
+        ),
+    )
 
 
 def _advance_incident(conn: sqlite3.Connection, mark: IncidentMark) -> int | None:

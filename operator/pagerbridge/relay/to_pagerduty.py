@@ -21,7 +21,7 @@ from pagerbridge.relay import echo
 from pagerbridge.relay.context import RelayContext, key_id
 from pagerbridge.relay.delivery import Done
 from pagerbridge.relay.errors import NotReady
-from pagerbridge.relay.outbox import Job
+from pagerbridge.relay.outbox import IncidentUpdate, Job
 from pagerbridge.relay.overrides import Routing
 from pagerbridge.relay.ratelimit import TokenBucket
 
@@ -85,13 +85,12 @@ class PagerDutyDelivery:
             await ctx.outbox.update_payload(job.id, job.payload)
             await self._send(routing, event, acquire=True)
         if action == "trigger":
-            await ctx.outbox.save_incident(incident_id, routing=routing.to_json())
             return Done(
-                forget=[echo.resolved_pd_key(incident_id), echo.resolved_bp_key(incident_id)]
+                forget=[echo.resolved_pd_key(incident_id), echo.resolved_bp_key(incident_id)],
+                incident=IncidentUpdate(incident_id, routing=routing.to_json()),
             )
         # The next trigger after a resolve opens a new PagerDuty incident.
-        await ctx.outbox.save_incident(incident_id, clear_pd_incident=True)
-        return Done()
+        return Done(incident=IncidentUpdate(incident_id, clear_pd_incident=True))
 
     def _events_bucket(self, routing: Routing) -> TokenBucket:
         key = routing.key or self.ctx.holder.current.secrets.routing_key

@@ -116,6 +116,48 @@ def test_ready_unknown_is_progressing() -> None:
     assert result == {"status": "Progressing", "message": "Reconciling: starting"}
 
 
+def _with_reconciling(obj: dict[str, Any], status: str, reason: str) -> dict[str, Any]:
+    obj["status"]["conditions"].append(
+        {"type": "Reconciling", "status": status, "reason": reason, "message": ""}
+    )
+    return obj
+
+
+def test_relay_starting_is_progressing_not_degraded() -> None:
+    """What the operator writes while a new relay rolls out (Ready Unknown + Reconciling)."""
+    starting = {
+        "status": "Unknown",
+        "reason": "RelayStarting",
+        "message": "Deployment payments-relay is rolling out",
+        "observedGeneration": 2,
+    }
+    result = health(_with_reconciling(integration(ready=starting), "True", "RelayStarting"))
+    assert result == {
+        "status": "Progressing",
+        "message": "RelayStarting: Deployment payments-relay is rolling out",
+    }
+
+
+def test_reconciling_wins_over_ready_false() -> None:
+    """kstatus: Reconciling=True means in progress, whatever Ready says meanwhile."""
+    obj = integration(ready={"status": "False", "reason": "RelayStarting", "message": "0/1"})
+    assert health(_with_reconciling(obj, "True", "RelayStarting"))["status"] == "Progressing"
+
+
+@pytest.mark.parametrize(
+    "reason", ["SecretNotFound", "InvalidKey", "RelayUnavailable", "SubscriptionFailed"]
+)
+def test_real_failures_stay_degraded_when_not_reconciling(reason: str) -> None:
+    obj = integration(ready={"status": "False", "reason": reason, "message": "broken"})
+    result = health(_with_reconciling(obj, "False", reason))
+    assert result == {"status": "Degraded", "message": f"{reason}: broken"}
+
+
+def test_ready_true_with_stale_reconciling_false_is_healthy() -> None:
+    obj = integration(ready={"status": "True", "reason": "Ready", "message": "ok"})
+    assert health(_with_reconciling(obj, "False", "Ready"))["status"] == "Healthy"
+
+
 @pytest.mark.parametrize(
     "obj",
     [

@@ -15,6 +15,7 @@ SECRETS_RESOLVED = "SecretsResolved"
 RELAY_AVAILABLE = "RelayAvailable"
 SUBSCRIPTION_READY = "SubscriptionReady"
 BIGPANDA_WEBHOOK = "BigPandaWebhookConfigured"
+RECONCILING = "Reconciling"  # kstatus: True while the relay rolls out (in progress, not failed)
 
 TRUE = "True"
 FALSE = "False"

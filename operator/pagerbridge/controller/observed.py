@@ -12,6 +12,7 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from pagerbridge.api import INTEGRATION, KEY_OVERRIDE, TAG_MAPPING
@@ -67,6 +68,9 @@ class ChildState:
     ready_replicas: int = 0
     observed_generation: int = 0
     annotations: Mapping[str, str] = field(default_factory=dict)
+    created: str = ""  # metadata.creationTimestamp (RFC 3339)
+    progress_deadline_seconds: int = 600  # Deployment spec.progressDeadlineSeconds
+    progressing: tuple[str, str] | None = None  # Deployment condition Progressing: status, reason
 
 
 def _meta(body: Body) -> Mapping[str, Any]:
@@ -159,6 +163,16 @@ def child_state(kind: str, body: Body) -> ChildState | None:
             for k, v in (meta.get("annotations", {}) or {}).items()
             if k.startswith("pagerbridge.io/")
         },
+        created=str(meta.get("creationTimestamp", "") or ""),
+        progress_deadline_seconds=int(spec.get("progressDeadlineSeconds", 600) or 600),
+        progressing=next(
+            (
+                (str(cond.get("status", "")), str(cond.get("reason", "")))
+                for cond in status.get("conditions", []) or []
+                if cond.get("type") == "Progressing"
+            ),
+            None,
+        ),
     )
 
 
@@ -180,17 +194,68 @@ class World(Protocol):
     def child(self, kind: str, namespace: str, owner: str) -> ChildState | None: ...
 
 
-def relay_ready(deployment: ChildState | None) -> tuple[bool, str]:
-    """Is the relay Deployment rolled out and ready? With a human-readable why-not."""
+RELAY_READY = "RelayReady"
+RELAY_STARTING = "RelayStarting"
+RELAY_UNAVAILABLE = "RelayUnavailable"
+
+
+@dataclass(frozen=True)
+class RelayState:
+    """The relay Deployment as the ``RelayAvailable`` condition sees it."""
+
+    reason: str  # RELAY_READY | RELAY_STARTING | RELAY_UNAVAILABLE
+    message: str
+    recheck_after: float | None = None  # starting with no controller to flip it: look again
+
+    @property
+    def ready(self) -> bool:
+        return self.reason == RELAY_READY
+
+
+def _age(created: str, now: datetime) -> float:
+    try:
+        return (now - datetime.fromisoformat(created.replace("Z", "+00:00"))).total_seconds()
+    except ValueError:
+        return 0.0
+
+
+def relay_state(deployment: ChildState | None, now: datetime) -> RelayState:
+    """Ready, starting (a rollout in progress, not failed) or unavailable (a real failure).
+
+    Follows the Deployment controller's own verdict: ``Progressing`` True with a rollout
+    reason is starting; ``Progressing`` False (``ProgressDeadlineExceeded``) is a failure,
+    and so is a completed rollout (``NewReplicaSetAvailable``) that lost its ready
+    replicas. Without a ``Progressing`` condition yet, the Deployment's age decides against
+    ``progressDeadlineSeconds``.
+    """
     if deployment is None:
-        return False, "relay Deployment not created yet"
+        return RelayState(RELAY_STARTING, "relay Deployment being created")
+    name, deadline = deployment.name, deployment.progress_deadline_seconds
     if deployment.replicas == 0:
-        return False, f"Deployment {deployment.name} is scaled to 0 replicas"
-    if deployment.observed_generation < deployment.generation:
-        return False, f"Deployment {deployment.name} is rolling out"
-    if deployment.ready_replicas < deployment.replicas:
-        return False, (
-            f"Deployment {deployment.name}: {deployment.ready_replicas}/"
-            f"{deployment.replicas} relay replicas ready"
+        return RelayState(RELAY_UNAVAILABLE, f"Deployment {name} is scaled to 0 replicas")
+    counts = f"{deployment.ready_replicas}/{deployment.replicas} relay replicas ready"
+    rolled_out = deployment.observed_generation >= deployment.generation
+    if rolled_out and deployment.ready_replicas >= deployment.replicas:
+        return RelayState(
+            RELAY_READY, f"Deployment {name}: {deployment.ready_replicas} relay replica(s) ready"
         )
-    return True, f"Deployment {deployment.name}: {deployment.ready_replicas} relay replica(s) ready"
+    if deployment.progressing is not None and deployment.progressing[0] == "False":
+        return RelayState(
+            RELAY_UNAVAILABLE,
+            f"Deployment {name} exceeded its progress deadline ({deadline}s): {counts} "
+            f"({deployment.progressing[1]})",
+        )
+    if not rolled_out:
+        return RelayState(RELAY_STARTING, f"Deployment {name} is rolling out")
+    if deployment.progressing is not None:
+        if deployment.progressing[1] == "NewReplicaSetAvailable":
+            return RelayState(RELAY_UNAVAILABLE, f"Deployment {name}: {counts}")
+        return RelayState(RELAY_STARTING, f"Deployment {name} is rolling out: {counts}")
+    remaining = deadline - _age(deployment.created, now)
+    if remaining > 0:
+        return RelayState(
+            RELAY_STARTING, f"Deployment {name} is starting: {counts}", recheck_after=remaining
+        )
+    return RelayState(
+        RELAY_UNAVAILABLE, f"Deployment {name} not available after {deadline}s: {counts}"
+    )

@@ -17,6 +17,7 @@ import json
 import logging
 import secrets as pysecrets
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -63,7 +64,15 @@ from pagerbridge.controller.metrics import (
     RECONCILE_ERRORS,
     RECONCILES,
 )
-from pagerbridge.controller.observed import REF_KINDS, RefInfo, World, relay_ready
+from pagerbridge.controller.observed import (
+    REF_KINDS,
+    RELAY_READY,
+    RELAY_STARTING,
+    RELAY_UNAVAILABLE,
+    RefInfo,
+    World,
+    relay_state,
+)
 from pagerbridge.controller.queue import WorkQueue
 from pagerbridge.controller.rendering import (
     Owner,
@@ -85,7 +94,12 @@ from pagerbridge.controller.status import (
 logger = logging.getLogger(__name__)
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
-STARTUP_GRACE = 5.0  # seconds a new relay may take before the status says it is unavailable
+STARTUP_GRACE = 5.0  # seconds a new relay may take before the status says it is starting
+RELAY_CONDITION_STATUS = {
+    RELAY_READY: c.TRUE,
+    RELAY_STARTING: c.UNKNOWN,
+    RELAY_UNAVAILABLE: c.FALSE,
+}
 RESOURCES = {
     kind.kind: Resource.custom(GROUP, VERSION, kind.plural)
     for kind in (INTEGRATION, KEY_OVERRIDE, TAG_MAPPING)
@@ -275,13 +289,16 @@ class Reconciler:
             logger.warning("reconcile %s/%s: %s", namespace, name, exc.message)
             return exc.retry_after
 
-        ready, why = relay_ready(world.child("Deployment", namespace, name))
+        relay_now = relay_state(world.child("Deployment", namespace, name), datetime.now(UTC))
         relay = ConditionUpdate(
             c.RELAY_AVAILABLE,
-            c.TRUE if ready else c.FALSE,
-            "RelayReady" if ready else "RelayUnavailable",
-            why,
+            RELAY_CONDITION_STATUS[relay_now.reason],
+            relay_now.reason,
+            relay_now.message,
         )
+        if relay_now.recheck_after is not None:  # no controller will tell us the deadline
+            # (not a retry: the queue would count it as a failure and back off)
+            self.queue.add_after((INTEGRATION.kind, namespace, name), relay_now.recheck_after)
         outcome_url = relay_base_url(owner, spec) if spec else None
         integration_outcome = IntegrationOutcome(secrets_ok, sub_ok, relay, outcome_url, bp_ok)
         current = list(info.status.get("conditions") or [])
@@ -461,7 +478,7 @@ class Reconciler:
         ready = c.find(new_conditions, c.READY) or {}
         if started is None or c.find(current, c.READY) is not None:
             return False
-        if ready.get("reason") != "RelayUnavailable":
+        if ready.get("reason") != RELAY_STARTING:
             return False
         remaining = STARTUP_GRACE - (time.monotonic() - started)
         if remaining <= 0:
@@ -676,12 +693,12 @@ class Reconciler:
         for condition in c.transitions(before, desired["conditions"]):
             if condition["type"] != c.READY:
                 continue
-            if c.find(before, c.READY) is None and condition["reason"] == "RelayUnavailable":
+            if c.find(before, c.READY) is None and condition["reason"] == RELAY_STARTING:
                 continue  # a new relay starting up is not news
             await post_event(
                 self.kube,
                 self._involved(uid, namespace, name, kind),
                 reason=str(condition["reason"]),
                 message=str(condition["message"]),
-                warning=condition["status"] != c.TRUE,
+                warning=condition["status"] == c.FALSE,  # Unknown: a rollout, not a fault
             )

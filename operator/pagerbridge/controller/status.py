@@ -3,7 +3,8 @@ a reconcile found to the ``status`` documents and their conditions.
 
 Ready (kstatus-compatible, with ``observedGeneration``) is True only when every detail
 condition is; otherwise it carries the first failing detail's reason and message, so
-``kubectl get pdi`` shows what to fix.
+``kubectl get pdi`` shows what to fix. A relay still rolling out is not a failure: Ready
+is Unknown (``RelayStarting``) and ``Reconciling`` True meanwhile.
 """
 
 from __future__ import annotations
@@ -29,11 +30,21 @@ class IntegrationOutcome:
 
 
 def ready_condition(details: list[ConditionUpdate], relay_url: str | None) -> ConditionUpdate:
+    """The first detail not True decides; an Unknown one (relay starting) stays Unknown."""
     for update in details:
         if update.status != c.TRUE:
-            return ConditionUpdate(c.READY, c.FALSE, update.reason, update.message)
+            status = c.UNKNOWN if update.status == c.UNKNOWN else c.FALSE
+            return ConditionUpdate(c.READY, status, update.reason, update.message)
     where = f" at {relay_url}" if relay_url else ""
     return ConditionUpdate(c.READY, c.TRUE, "Ready", f"relay running and configured{where}")
+
+
+def reconciling_condition(ready: ConditionUpdate) -> ConditionUpdate:
+    """kstatus ``Reconciling``: True only while Ready waits on a rollout (Argo CD and Flux
+    then read *in progress*); a real failure keeps it False so they read *failed*."""
+    if ready.status == c.UNKNOWN:
+        return ConditionUpdate(c.RECONCILING, c.TRUE, ready.reason, ready.message)
+    return ConditionUpdate(c.RECONCILING, c.FALSE, "Idle", "no rollout in progress")
 
 
 def integration_conditions(
@@ -45,7 +56,8 @@ def integration_conditions(
     details = [outcome.secrets, outcome.subscription, outcome.relay]
     if outcome.bigpanda is not None:
         details.insert(2, outcome.bigpanda)
-    updates = [ready_condition(details, outcome.relay_url), *details]
+    ready = ready_condition(details, outcome.relay_url)
+    updates = [ready, reconciling_condition(ready), *details]
     return c.apply_conditions(current, updates, generation, now)
 
 

@@ -10,7 +10,9 @@ the kubelet's part for relay Deployments (label ``app.kubernetes.io/name=pagerbr
 * starts the container command (``pagerbridge relay ...``) with ``--host 127.0.0.1`` and
   a free port, restarts it when it exits or when the pod template changes (what a
   rollout would do), and stops it when the Deployment is gone or scaled to zero;
-* writes readiness (``/readyz``) into the Deployment's status (``readyReplicas`` ...) and
+* writes readiness (``/readyz``) into the Deployment's status (``readyReplicas`` ..., and
+  the ``Available`` / ``Progressing`` conditions the Deployment controller would write,
+  ``progressDeadlineSeconds`` included) and
   the relay's local URL and pid into annotations (``pagerbridge.io/local-url``,
   ``pagerbridge.io/local-pid``) for the tests.
 
@@ -33,7 +35,9 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +94,9 @@ class Pod:
     log_path: Path | None = None
     restarts: int = 0
     reported: dict[str, Any] = field(default_factory=dict)
+    rollout_hash: str = ""  # the pod template whose rollout is tracked
+    rollout_started: float = 0.0  # wall clock, for Progressing and its deadline
+    rolled_out: bool = False  # was ready once for this template (rollout complete)
 
     @property
     def url(self) -> str:
@@ -228,6 +235,9 @@ class HarnessKubelet:
             self.pods[(namespace, name)] = pod
         template = spec["template"]
         template_hash = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
+        if pod.rollout_hash != template_hash:
+            pod.rollout_hash, pod.rolled_out = template_hash, False
+            pod.rollout_started = time.time()
         if replicas == 0:
             pod.stop()
             await self._report(kube, deployment, pod, ready=False)
@@ -247,6 +257,7 @@ class HarnessKubelet:
         if pod.running():
             with contextlib.suppress(httpx.HTTPError):
                 ready = (await http.get(pod.url + "/readyz")).status_code == 200
+        pod.rolled_out = pod.rolled_out or ready
         await self._report(kube, deployment, pod, ready=ready)
 
     def _mounts(self, pod: Pod, pod_spec: dict[str, Any]) -> dict[str, Path]:
@@ -345,6 +356,7 @@ class HarnessKubelet:
             "readyReplicas": count,
             "availableReplicas": count,
             "unavailableReplicas": max(replicas - count, 0),
+            "conditions": _conditions(deployment, pod, ready=ready),
         }
         current = deployment.get("status") or {}
         if any(current.get(k, 0) != v for k, v in status.items()):
@@ -365,3 +377,49 @@ class HarnessKubelet:
                 meta["name"],
                 {"metadata": {"annotations": annotations}},
             )
+
+
+def _rfc3339(at: float) -> str:
+    return datetime.fromtimestamp(int(at), UTC).isoformat().replace("+00:00", "Z")
+
+
+def _conditions(deployment: dict[str, Any], pod: Pod | None, *, ready: bool) -> list[Any]:
+    """``Available`` and ``Progressing`` as the Deployment controller writes them.
+
+    A rollout (new pod template) is ``Progressing=True`` (``ReplicaSetUpdated``) until its
+    pod is ready once (``NewReplicaSetAvailable``, kept when the pod fails later), or
+    ``False`` (``ProgressDeadlineExceeded``) after ``spec.progressDeadlineSeconds``.
+    """
+    deadline = int(deployment["spec"].get("progressDeadlineSeconds", 600))
+    created = str(deployment["metadata"].get("creationTimestamp", ""))
+    if pod is None:  # status-only mode: every relay is reported ready
+        since, rolled_out = created, ready
+        overdue = False
+    else:
+        since, rolled_out = _rfc3339(pod.rollout_started), pod.rolled_out
+        overdue = time.time() - pod.rollout_started > deadline
+    if rolled_out:
+        progressing = ("True", "NewReplicaSetAvailable", "the relay pod has become ready")
+    elif overdue:
+        progressing = ("False", "ProgressDeadlineExceeded", f"no ready relay after {deadline}s")
+    else:
+        progressing = ("True", "ReplicaSetUpdated", "the relay pod is starting")
+    available = (
+        ("True", "MinimumReplicasAvailable", "the relay is ready")
+        if ready
+        else ("False", "MinimumReplicasUnavailable", "the relay is not ready")
+    )
+    return [
+        {
+            "type": type_,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "lastUpdateTime": since,
+            "lastTransitionTime": since,
+        }
+        for type_, (status, reason, message) in (
+            ("Available", available),
+            ("Progressing", progressing),
+        )
+    ]

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
 
 from pagerbridge.controller import conditions as c
 from pagerbridge.controller.conditions import ConditionUpdate
-from pagerbridge.controller.observed import ChildState, relay_ready, secret_state
+from pagerbridge.controller.observed import (
+    RELAY_READY,
+    RELAY_STARTING,
+    RELAY_UNAVAILABLE,
+    ChildState,
+    child_state,
+    relay_state,
+    secret_state,
+)
 from pagerbridge.controller.queue import WorkQueue
 from pagerbridge.controller.status import IntegrationOutcome, integration_conditions
 
@@ -59,36 +71,140 @@ def test_ready_takes_first_failing_reason_and_keeps_transition_time() -> None:
     }
 
 
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def deployment(**changes: Any) -> ChildState:
+    fields: dict[str, Any] = {
+        "generation": 2,
+        "replicas": 1,
+        "ready_replicas": 1,
+        "observed_generation": 2,
+        "created": "2026-01-01T11:59:00Z",
+        "progressing": ("True", "NewReplicaSetAvailable"),
+    }
+    fields.update(changes)
+    return ChildState("Deployment", "ns", "x-relay", "x", "1", **fields)
+
+
 def test_relay_ready_needs_rollout_and_ready_replicas() -> None:
-    base = ChildState(
-        "Deployment",
-        "ns",
-        "x-relay",
-        "x",
-        "1",
-        generation=2,
-        replicas=1,
-        ready_replicas=1,
-        observed_generation=1,
+    assert relay_state(deployment(), NOW).reason == RELAY_READY
+    assert relay_state(deployment(), NOW).ready
+    assert relay_state(deployment(observed_generation=1), NOW).reason == RELAY_STARTING
+    assert relay_state(None, NOW).reason == RELAY_STARTING
+
+
+@pytest.mark.parametrize(
+    "progressing",
+    [
+        ("True", "NewReplicaSetCreated"),
+        ("True", "ReplicaSetUpdated"),
+        ("True", "FoundNewReplicaSet"),
+    ],
+)
+def test_a_rollout_in_progress_is_starting(progressing: tuple[str, str]) -> None:
+    state = relay_state(deployment(ready_replicas=0, progressing=progressing), NOW)
+    assert (state.reason, state.ready, state.recheck_after) == (RELAY_STARTING, False, None)
+    assert "x-relay" in state.message
+
+
+def test_failures_are_unavailable() -> None:
+    deadline = relay_state(
+        deployment(ready_replicas=0, progressing=("False", "ProgressDeadlineExceeded")), NOW
     )
-    assert relay_ready(None)[0] is False
-    assert relay_ready(base)[0] is False
-    assert (
-        relay_ready(
-            ChildState(
-                "Deployment",
-                "ns",
-                "x-relay",
-                "x",
-                "1",
-                generation=2,
-                replicas=1,
-                ready_replicas=1,
-                observed_generation=2,
-            )
-        )[0]
-        is True
+    assert deadline.reason == RELAY_UNAVAILABLE
+    assert "progress deadline" in deadline.message
+    # a relay that was available and lost its replicas: no rollout to wait for
+    lost = relay_state(deployment(ready_replicas=0), NOW)
+    assert lost.reason == RELAY_UNAVAILABLE
+    assert "0/1" in lost.message
+    scaled = relay_state(deployment(replicas=0, ready_replicas=0), NOW)
+    assert scaled.reason == RELAY_UNAVAILABLE
+
+
+def test_without_a_progressing_condition_the_deadline_counts_from_creation() -> None:
+    """A cluster whose deployment controller has not reported yet (or none at all)."""
+    young = relay_state(deployment(ready_replicas=0, progressing=None), NOW)
+    assert young.reason == RELAY_STARTING
+    assert young.recheck_after == pytest.approx(600 - 60)  # re-check when the deadline passes
+    old = relay_state(
+        deployment(ready_replicas=0, progressing=None, created="2026-01-01T11:49:00Z"), NOW
     )
+    assert old.reason == RELAY_UNAVAILABLE
+    short = relay_state(
+        deployment(ready_replicas=0, progressing=None, progress_deadline_seconds=30), NOW
+    )
+    assert short.reason == RELAY_UNAVAILABLE
+
+
+def test_child_state_reads_the_deployment_conditions() -> None:
+    body = {
+        "metadata": {
+            "name": "x-relay",
+            "namespace": "ns",
+            "generation": 3,
+            "creationTimestamp": "2026-01-01T11:59:00Z",
+            "ownerReferences": [
+                {
+                    "apiVersion": "pagerbridge.io/v1alpha1",
+                    "kind": "PagerDutyIntegration",
+                    "name": "x",
+                }
+            ],
+        },
+        "spec": {"replicas": 1, "progressDeadlineSeconds": 120},
+        "status": {
+            "observedGeneration": 3,
+            "conditions": [
+                {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"},
+                {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"},
+            ],
+        },
+    }
+    state = child_state("Deployment", body)
+    assert state is not None
+    assert state.progressing == ("True", "ReplicaSetUpdated")
+    assert state.progress_deadline_seconds == 120
+    assert state.created == "2026-01-01T11:59:00Z"
+
+
+def test_relay_starting_is_ready_unknown_and_reconciling() -> None:
+    """kstatus: in progress, not failed; kubectl wait keeps waiting for Ready=True."""
+    starting = ConditionUpdate(c.RELAY_AVAILABLE, c.UNKNOWN, RELAY_STARTING, "rolling out")
+    conditions = integration_conditions(
+        IntegrationOutcome(OK_SECRETS, OK_SUB, starting), [], 1, "2026-01-01T00:00:00Z"
+    )
+    ready, reconciling = c.find(conditions, c.READY), c.find(conditions, c.RECONCILING)
+    assert ready is not None
+    assert reconciling is not None
+    assert (ready["status"], ready["reason"]) == ("Unknown", RELAY_STARTING)
+    assert (reconciling["status"], reconciling["reason"]) == ("True", RELAY_STARTING)
+
+    up = ConditionUpdate(c.RELAY_AVAILABLE, c.TRUE, RELAY_READY, "1/1")
+    settled = integration_conditions(
+        IntegrationOutcome(OK_SECRETS, OK_SUB, up), conditions, 1, "2026-01-01T00:00:09Z"
+    )
+    assert c.find(settled, c.READY)["status"] == "True"  # type: ignore[index]
+    assert c.find(settled, c.RECONCILING)["status"] == "False"  # type: ignore[index]
+
+
+def test_a_real_failure_is_ready_false_and_not_reconciling() -> None:
+    """A missing Secret beats a starting relay: Degraded, not Progressing."""
+    missing = ConditionUpdate(c.SECRETS_RESOLVED, c.FALSE, "SecretNotFound", "Secret ns/pd")
+    starting = ConditionUpdate(c.RELAY_AVAILABLE, c.UNKNOWN, RELAY_STARTING, "rolling out")
+    conditions = integration_conditions(
+        IntegrationOutcome(missing, OK_SUB, starting), [], 1, "2026-01-01T00:00:00Z"
+    )
+    assert c.find(conditions, c.READY)["status"] == "False"  # type: ignore[index]
+    assert c.find(conditions, c.RECONCILING)["status"] == "False"  # type: ignore[index]
+    down = ConditionUpdate(c.RELAY_AVAILABLE, c.FALSE, RELAY_UNAVAILABLE, "deadline")
+    failed = integration_conditions(
+        IntegrationOutcome(OK_SECRETS, OK_SUB, down), [], 1, "2026-01-01T00:00:00Z"
+    )
+    ready = c.find(failed, c.READY)
+    assert ready is not None
+    assert (ready["status"], ready["reason"]) == ("False", RELAY_UNAVAILABLE)
+    assert c.find(failed, c.RECONCILING)["status"] == "False"  # type: ignore[index]
 
 
 def test_secret_state_keeps_no_values() -> None:

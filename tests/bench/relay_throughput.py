@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
@@ -311,11 +312,29 @@ def wait_drained(url: str, timeout: float) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a server process (steadier than wall clock on a busy box)."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
 def fmt(name: str, r: dict[str, Any]) -> str:
+    cpu = f"   CPU {r['cpu_ms']:.2f} ms/req" if "cpu_ms" in r else ""
     return (
         f"  {name:<22} {r['rps']:8.0f} req/s   p50 {r['p50_ms']:7.2f} ms   "
-        f"p99 {r['p99_ms']:7.2f} ms   statuses {r['statuses']}"
+        f"p99 {r['p99_ms']:7.2f} ms{cpu}   statuses {r['statuses']}"
     )
+
+
+def measured(pid: int, run: Any, *, drain_url: str | None = None) -> dict[str, Any]:
+    """``run()`` plus the server's CPU per request; with ``drain_url`` the CPU spent until
+    the relay's outbox is empty is included (accept + delivery)."""
+    before = cpu_seconds(pid)
+    result: dict[str, Any] = run()
+    if drain_url is not None:
+        wait_drained(drain_url, 300)
+    result["cpu_ms"] = (cpu_seconds(pid) - before) / result["requests"] * 1000
+    return result
 
 
 # -- the runs ---------------------------------------------------------------------------
@@ -400,20 +419,34 @@ def run_bench(senders: int, per_sender: int, rate: float, tmp: Path) -> None:
         print("\nA. BigPanda webhooks, upstream = bare 202 sink (isolates the server's own work)")
         proc, port = start_baseline(b, sink + "/v2/enqueue")
         drive(port, bigpanda_batches(20, 10, "warm-b"))
-        base = drive(port, bigpanda_batches(senders, per_sender, "base"))
-        base_open = drive(port, bigpanda_batches(senders, max(1, per_sender // 2), "base-o"), rate)
+        base = measured(
+            proc.pid, lambda: drive(port, bigpanda_batches(senders, per_sender, "base"))
+        )
+        base_open = measured(
+            proc.pid,
+            lambda: drive(port, bigpanda_batches(senders, max(1, per_sender // 2), "base-o"), rate),
+        )
         proc.kill()
         proc.wait()
         relay = start_relay(b, "a", pd_url=sink, routing_key=DEFAULT_ROUTING_KEY)
         drive(relay.port, bigpanda_batches(20, 10, "warm-r"))
         wait_drained(relay.url, 60)
-        closed = drive(relay.port, bigpanda_batches(senders, per_sender, "relay"))
-        wait_drained(relay.url, 120)
-        opened = drive(
-            relay.port, bigpanda_batches(senders, max(1, per_sender // 2), "relay-o"), rate
+        assert relay.proc is not None
+        pid = relay.proc.pid
+        closed = measured(
+            pid,
+            lambda: drive(relay.port, bigpanda_batches(senders, per_sender, "relay")),
+            drain_url=relay.url,
         )
-        wait_drained(relay.url, 120)
+        opened = measured(
+            pid,
+            lambda: drive(
+                relay.port, bigpanda_batches(senders, max(1, per_sender // 2), "relay-o"), rate
+            ),
+            drain_url=relay.url,
+        )
         relay.kill()
+        print("  (relay CPU includes delivering every accepted event to the sink)")
         print(fmt("baseline, closed loop", base))
         print(fmt("relay, closed loop", closed))
         print(
@@ -437,10 +470,13 @@ def run_bench(senders: int, per_sender: int, rate: float, tmp: Path) -> None:
             bp_environment=DEFAULT_ENVIRONMENT_ID,
             webhook_secrets=[secret],
         )
+        assert relay.proc is not None
+        cpu_before = cpu_seconds(relay.proc.pid)
         started = time.perf_counter()
         result = drive(relay.port, bigpanda_batches(senders, per_sender, "e2e"))
         drained = wait_drained(relay.url, 900)
         e2e = time.perf_counter() - started
+        result["cpu_ms"] = (cpu_seconds(relay.proc.pid) - cpu_before) / total * 1000
         e2e_sum = metric(relay.url, "pagerbridge_relay_end_to_end_seconds_sum")
         e2e_count = metric(relay.url, "pagerbridge_relay_end_to_end_seconds_count")
         incidents = len(httpx.get(pd_url + "/_sandbox/incidents", timeout=60).json())

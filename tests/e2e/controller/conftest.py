@@ -8,8 +8,6 @@ real restart. Its log is kept for the "no secret in logs" checks.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from pagerbridge.localcluster.kubelet import HarnessKubelet
+from pagerbridge.localcluster.processes import spawn
+from pagerbridge.localcluster.processes import stop as stop_process
 from pagerbridge.sandbox.bigpanda import BigPandaSimulator
-from pagerbridge.sandbox.pagerduty import PagerDutySimulator
+from pagerbridge.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY, PagerDutySimulator
 from pagerbridge.sandbox.server import BackgroundServer, free_port
 
 from ..conftest import Cluster
@@ -49,11 +50,61 @@ def get_json(cluster: Cluster, namespace: str, *what: str) -> Any:
     return json.loads(result.stdout)
 
 
+def merge_patch(
+    cluster: Cluster, namespace: str, kind: str, name: str, patch: Any, *flags: str
+) -> None:
+    """``kubectl patch --type=merge`` of one object (``flags``: e.g. ``--subresource=status``)."""
+    cluster.kubectl(
+        "patch", "-n", namespace, kind, name, *flags, "--type=merge", "-p", json.dumps(patch)
+    )
+
+
 def condition(body: dict[str, Any] | None, type_: str = "Ready") -> dict[str, Any]:
     for cond in ((body or {}).get("status") or {}).get("conditions", []):
         if cond["type"] == type_:
             return dict(cond)
     return {}
+
+
+def integration(name: str, pd_url: str, **pager_duty: object) -> str:
+    spec: dict[str, object] = {
+        "pagerDuty": {
+            "routingKey": {"name": "pd-keys", "key": "routing-key"},
+            "eventsUrl": pd_url,
+            **pager_duty,
+        },
+        "sync": {"notes": False},
+    }
+    return yaml.safe_dump(
+        {
+            "apiVersion": "pagerbridge.io/v1alpha1",
+            "kind": "PagerDutyIntegration",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+    )
+
+
+def pd_secret() -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "pd-keys"},
+            "stringData": {"routing-key": DEFAULT_ROUTING_KEY, "api-token": DEFAULT_API_TOKEN},
+        }
+    )
+
+
+def start_operator(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """``python -m pagerbridge ARGS`` in its own process group, dying with the test run."""
+    with log_path.open("ab") as log:
+        return spawn([sys.executable, "-m", "pagerbridge", *args], stdout=log, env=env)
+
+
+def stop_operator(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the operator's group, SIGKILL after 15 s."""
+    stop_process(process, timeout=15)
 
 
 @dataclass
@@ -76,36 +127,23 @@ class OperatorProcess:
             "PAGERBRIDGE_WATCH_CLIENT_TIMEOUT": "45",
             **self.extra_env,
         }
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "pagerbridge",
-                    "operator",
-                    "-n",
-                    self.namespace,
-                    "--liveness",
-                    f"http://127.0.0.1:{self.liveness_port}/healthz",
-                    "--metrics-port",
-                    str(self.metrics_port),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
+        self.process = start_operator(
+            [
+                "operator",
+                "-n",
+                self.namespace,
+                "--liveness",
+                f"http://127.0.0.1:{self.liveness_port}/healthz",
+                "--metrics-port",
+                str(self.metrics_port),
+            ],
+            env,
+            self.log_path,
+        )
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
+        if self.process is not None:
+            stop_operator(self.process)
         self.process = None
 
     def log(self) -> str:

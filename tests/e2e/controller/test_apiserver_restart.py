@@ -19,11 +19,11 @@ import yaml
 
 from pagerbridge.localcluster import ControlPlane, find_binaries
 from pagerbridge.localcluster.kubelet import HarnessKubelet
-from pagerbridge.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
+from pagerbridge.sandbox.pagerduty import PagerDutySimulator
 from pagerbridge.sandbox.server import free_port
 
 from ..conftest import CRDS_DIR, EXTERNAL_KUBECONFIG_ENV, Cluster
-from .conftest import OperatorProcess, condition, get_json, wait_for
+from .conftest import OperatorProcess, condition, get_json, integration, pd_secret, wait_for
 
 pytestmark = [
     pytest.mark.e2e,
@@ -65,27 +65,8 @@ def test_operator_converges_after_an_apiserver_restart(
     plane, cluster = own_cluster
     _, pd_url = pagerduty
     cluster.kubectl("create", "namespace", NAMESPACE)
-    _apply(
-        cluster,
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "pd-keys"},
-            "stringData": {"routing-key": DEFAULT_ROUTING_KEY},
-        },
-        {
-            "apiVersion": "pagerbridge.io/v1alpha1",
-            "kind": "PagerDutyIntegration",
-            "metadata": {"name": "survivor"},
-            "spec": {
-                "pagerDuty": {
-                    "routingKey": {"name": "pd-keys", "key": "routing-key"},
-                    "eventsUrl": pd_url,
-                },
-                "sync": {"notes": False},
-            },
-        },
-    )
+    manifest = f"{pd_secret()}---\n{integration('survivor', pd_url)}"
+    cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=manifest)
     # No periodic resync during the test: only watch events can restore the ConfigMap.
     operator = OperatorProcess(
         cluster,

@@ -14,9 +14,7 @@ import dataclasses
 import json
 import os
 import re
-import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +28,7 @@ from pagerbridge.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulato
 from pagerbridge.sandbox.server import BackgroundServer, free_port
 
 from ..conftest import REPO, Cluster
-from .conftest import condition, get_json, wait_for
+from .conftest import condition, get_json, start_operator, stop_operator, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -104,25 +102,11 @@ class ChartOperator:
             "PAGERBRIDGE_WATCH_SERVER_TIMEOUT": "30",
             "PAGERBRIDGE_WATCH_CLIENT_TIMEOUT": "45",
         }
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "pagerbridge", *args],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
+        self.process = start_operator(args, env, self.log_path)
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
+        if self.process is not None:
+            stop_operator(self.process)
         self.process = None
 
     def log(self) -> str:

@@ -16,7 +16,7 @@ from pagerbridge.sandbox.bigpanda import BigPandaSimulator
 from pagerbridge.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
 
 from ..conftest import Cluster
-from .conftest import OperatorProcess, condition, get_json, wait_for
+from .conftest import OperatorProcess, condition, get_json, merge_patch, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -88,9 +88,7 @@ def test_managed_webhook_lifecycle(
             "relay": {"publicUrl": relay_url},
         }
     }
-    cluster.kubectl(
-        "patch", "-n", namespace, "pdi", "managed", "--type=merge", "-p", json.dumps(patch)
-    )
+    merge_patch(cluster, namespace, "pdi", "managed", patch)
     configured = wait_for(
         lambda: (
             condition(
@@ -136,24 +134,19 @@ def test_managed_webhook_lifecycle(
 
     # A mapping change patches BigPanda's config exactly once (no write loop).
     bp.requests.clear()
-    cluster.kubectl(
-        "patch",
-        "-n",
+    merge_patch(
+        cluster,
         namespace,
         "pdtm",
         "fields",
-        "--type=merge",
-        "-p",
-        json.dumps(
-            {
-                "spec": {
-                    "mappings": [
-                        {"tag": "host", "field": "source"},
-                        {"tag": "team", "field": "group"},
-                    ]
-                }
+        {
+            "spec": {
+                "mappings": [
+                    {"tag": "host", "field": "source"},
+                    {"tag": "team", "field": "group"},
+                ]
             }
-        ),
+        },
     )
     wait_for(
         lambda: (
@@ -199,15 +192,8 @@ def test_managed_webhook_lifecycle(
     token = rotated
 
     # BigPanda refusing the key: condition False, nothing deleted; fixed key: True again.
-    cluster.kubectl(
-        "patch",
-        "-n",
-        namespace,
-        "secret",
-        "keys",
-        "--type=merge",
-        "-p",
-        json.dumps({"stringData": {"bp-user-key": "not-a-valid-key"}}),
+    merge_patch(
+        cluster, namespace, "secret", "keys", {"stringData": {"bp-user-key": "not-a-valid-key"}}
     )
     refused = wait_for(
         lambda: (
@@ -225,16 +211,7 @@ def test_managed_webhook_lifecycle(
     assert refused["status"] == "False"
     assert bp.integration(INTEGRATION_ID) is not None
     assert "not-a-valid-key" not in json.dumps(get_json(cluster, namespace, "pdi", "managed"))
-    cluster.kubectl(
-        "patch",
-        "-n",
-        namespace,
-        "secret",
-        "keys",
-        "--type=merge",
-        "-p",
-        json.dumps({"stringData": {"bp-user-key": BP_API_KEY}}),
-    )
+    merge_patch(cluster, namespace, "secret", "keys", {"stringData": {"bp-user-key": BP_API_KEY}})
     cluster.kubectl(
         "wait", "-n", namespace, "--for=condition=Ready", "pdi/managed", "--timeout=60s", timeout=70
     )
@@ -242,9 +219,7 @@ def test_managed_webhook_lifecycle(
     # Back to Manual: the operator removes what it made in BigPanda; Managed again: back.
     def set_mode(mode: str) -> None:
         body = {"spec": {"bigPanda": {"webhook": {"mode": mode}}}}
-        cluster.kubectl(
-            "patch", "-n", namespace, "pdi", "managed", "--type=merge", "-p", json.dumps(body)
-        )
+        merge_patch(cluster, namespace, "pdi", "managed", body)
 
     set_mode("Manual")
     wait_for(lambda: bp.integration(INTEGRATION_ID) is None, 30, "BigPanda integration removed")

@@ -15,7 +15,7 @@ from pagerbridge.sandbox.bigpanda import BigPandaSimulator
 from pagerbridge.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
 
 from ..conftest import REPO, Cluster
-from .conftest import OperatorProcess, condition, get_json, wait_for
+from .conftest import OperatorProcess, condition, get_json, merge_patch, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -141,15 +141,8 @@ def test_examples_reach_pagerduty_and_mapping_hot_reloads(
 
     # A rotated Secret reaches the running relay as a file update: no restart.
     rotated = "0123456789abcdef0123456789abcdef"
-    cluster.kubectl(
-        "patch",
-        "-n",
-        namespace,
-        "secret",
-        "pagerduty-routing",
-        "--type=merge",
-        "-p",
-        json.dumps({"stringData": {"routing-key": rotated}}),
+    merge_patch(
+        cluster, namespace, "secret", "pagerduty-routing", {"stringData": {"routing-key": rotated}}
     )
 
     def rotated_key_used() -> bool:

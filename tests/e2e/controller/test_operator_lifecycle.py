@@ -3,6 +3,8 @@ PagerDuty subscription through the finalizer, garbage collection of children."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 import yaml
@@ -10,45 +12,32 @@ import yaml
 from pagerbridge.localcluster.kubelet import HarnessKubelet
 from pagerbridge.sandbox.pagerduty import (
     DEFAULT_API_TOKEN,
-    DEFAULT_ROUTING_KEY,
     DEFAULT_SERVICE_ID,
     PagerDutySimulator,
 )
 
 from ..conftest import Cluster
-from .conftest import OperatorProcess, condition, get_json, wait_for
+from .conftest import OperatorProcess, condition, get_json, integration, pd_secret, wait_for
 
 pytestmark = pytest.mark.e2e
 
 
-def integration(name: str, pd_url: str, **pager_duty: object) -> str:
-    spec: dict[str, object] = {
-        "pagerDuty": {
-            "routingKey": {"name": "pd-keys", "key": "routing-key"},
-            "eventsUrl": pd_url,
-            **pager_duty,
-        },
-        "sync": {"notes": False},
+def subscribed_integration(name: str, pd_url: str, bigpanda_secret: str) -> dict[str, Any]:
+    """An integration with a PagerDuty webhook subscription and BigPanda write-backs."""
+    manifest: dict[str, Any] = yaml.safe_load(
+        integration(
+            name,
+            pd_url,
+            apiToken={"name": "pd-keys", "key": "api-token"},
+            serviceId=DEFAULT_SERVICE_ID,
+            apiUrl=pd_url,
+        )
+    )
+    manifest["spec"]["bigPanda"] = {
+        "apiToken": {"name": bigpanda_secret, "key": "api-token"},
+        "environmentId": "env1",
     }
-    return yaml.safe_dump(
-        {
-            "apiVersion": "pagerbridge.io/v1alpha1",
-            "kind": "PagerDutyIntegration",
-            "metadata": {"name": name},
-            "spec": spec,
-        }
-    )
-
-
-def pd_secret() -> str:
-    return yaml.safe_dump(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "pd-keys"},
-            "stringData": {"routing-key": DEFAULT_ROUTING_KEY, "api-token": DEFAULT_API_TOKEN},
-        }
-    )
+    return manifest
 
 
 def ready(cluster: Cluster, namespace: str, name: str) -> dict[str, object]:
@@ -169,19 +158,7 @@ def test_subscription_finalizer_and_garbage_collection(
             "stringData": {"api-token": "bp-token"},
         }
     )
-    manifest = yaml.safe_load(
-        integration(
-            "sub",
-            pd_url,
-            apiToken={"name": "pd-keys", "key": "api-token"},
-            serviceId=DEFAULT_SERVICE_ID,
-            apiUrl=pd_url,
-        )
-    )
-    manifest["spec"]["bigPanda"] = {
-        "apiToken": {"name": "bp", "key": "api-token"},
-        "environmentId": "env1",
-    }
+    manifest = subscribed_integration("sub", pd_url, bigpanda_secret="bp")
     manifest["spec"]["relay"] = {"publicUrl": "https://relay.example.com"}
     docs = yaml.safe_dump_all(
         [yaml.safe_load(pd_secret()), yaml.safe_load(bigpanda_secret), manifest]
@@ -238,19 +215,7 @@ def test_skip_cleanup_annotation_releases_a_stuck_integration(
     pagerduty: tuple[PagerDutySimulator, str],
 ) -> None:
     pd, pd_url = pagerduty
-    manifest = yaml.safe_load(
-        integration(
-            "stuck",
-            pd_url,
-            apiToken={"name": "pd-keys", "key": "api-token"},
-            serviceId=DEFAULT_SERVICE_ID,
-            apiUrl=pd_url,
-        )
-    )
-    manifest["spec"]["bigPanda"] = {
-        "apiToken": {"name": "pd-keys", "key": "api-token"},
-        "environmentId": "env1",
-    }
+    manifest = subscribed_integration("stuck", pd_url, bigpanda_secret="pd-keys")
     cluster.kubectl(
         "apply",
         "-n",

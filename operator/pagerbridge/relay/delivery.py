@@ -33,6 +33,9 @@ from pagerbridge.relay.errors import NotReady
 from pagerbridge.relay.metrics import RelayMetrics
 from pagerbridge.relay.outbox import IncidentUpdate, Job, Outbox
 
+# Our own generator for retry jitter: the process-wide one is left to whoever else uses it.
+_jitter = random.Random()  # noqa: S311 - jitter, not crypto
+
 log = logging.getLogger("pagerbridge.relay.delivery")
 
 BACKOFF_BASE = 0.5
@@ -46,7 +49,7 @@ MAX_NOT_READY_ATTEMPTS = 40
 def backoff(attempts: int, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
     """Exponential backoff with jitter: between half and all of ``base * 2**attempts``."""
     delay = min(cap, base * 2.0 ** min(attempts, 16))
-    jitter: float = random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+    jitter: float = _jitter.uniform(0.5, 1.0)
     return delay * jitter
 
 
@@ -188,13 +191,13 @@ class Dispatcher:
             except RateLimited as exc:
                 job.attempts += 1
                 wait = exc.retry_after if exc.retry_after is not None else backoff(job.attempts)
-                wait += random.uniform(0, 0.25)  # noqa: S311
+                wait += _jitter.uniform(0, 0.25)
                 return await self._retry(job, "rate_limited", str(exc), wait)
             except Unauthorized as exc:
                 job.attempts += 1
                 if self.on_unauthorized is not None:
                     self.on_unauthorized(job, exc)
-                wait = self.unauthorized_retry * random.uniform(0.8, 1.2)  # noqa: S311
+                wait = self.unauthorized_retry * _jitter.uniform(0.8, 1.2)
                 return await self._retry(job, "unauthorized", str(exc), wait)
             except NotReady as exc:
                 job.attempts += 1

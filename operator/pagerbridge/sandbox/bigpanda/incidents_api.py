@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
@@ -38,6 +38,9 @@ class CommentBody(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     comment: str = Field(min_length=1)
+
+
+_Body = TypeVar("_Body", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,12 @@ class IncidentsApi:
             return error(404, "Environment not found")
         return None
 
-    async def resolve(self, request: Request) -> Response:
-        user = self.guard.check(request, "POST " + _INCIDENT + "/resolve")
+    async def _write_request(
+        self, request: Request, route: str, model: type[_Body]
+    ) -> tuple[str, _Body] | Response:
+        """Auth, environment and body checks shared by the write endpoints: the caller's
+        user and the parsed body, or the error response to send."""
+        user = self.guard.check(request, "POST " + _INCIDENT + route)
         if isinstance(user, Response):
             return user
         if (missing := self._environment_error(request)) is not None:
@@ -86,9 +93,15 @@ class IncidentsApi:
         if isinstance(body, JSONResponse):
             return body
         try:
-            parsed = ResolveBody.model_validate(body)
+            return user, model.model_validate(body)
         except ValidationError as exc:
             return validation_errors(exc)
+
+    async def resolve(self, request: Request) -> Response:
+        checked = await self._write_request(request, "/resolve", ResolveBody)
+        if isinstance(checked, Response):
+            return checked
+        user, parsed = checked
         incident_id = request.path_params["incident_id"]
         try:
             self.store.resolve(incident_id, by=user, comment=parsed.comments)
@@ -100,18 +113,10 @@ class IncidentsApi:
         return JSONResponse({"status": 202, "data": {}}, status_code=202)
 
     async def comment(self, request: Request) -> Response:
-        user = self.guard.check(request, "POST " + _INCIDENT + "/comments")
-        if isinstance(user, Response):
-            return user
-        if (missing := self._environment_error(request)) is not None:
-            return missing
-        body = await json_object(request)
-        if isinstance(body, JSONResponse):
-            return body
-        try:
-            parsed = CommentBody.model_validate(body)
-        except ValidationError as exc:
-            return validation_errors(exc)
+        checked = await self._write_request(request, "/comments", CommentBody)
+        if isinstance(checked, Response):
+            return checked
+        user, parsed = checked
         incident_id = request.path_params["incident_id"]
         try:
             self.store.add_comment(incident_id, parsed.comment, by=user)

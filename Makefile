@@ -1,7 +1,19 @@
 # PagerBridge developer entry points. `make help` lists them.
+#
+# Everything runs from a project virtual environment (.venv), never the system
+# interpreter: `make install` creates it with $(PYTHON) (>= 3.11; the distribution's own
+# /usr/bin/python3 is fine, it is only used to create the venv).
 PYTHON ?= python3
+VENV ?= .venv
 CLUSTER_DIR ?= .cluster
 PYTEST_ARGS ?=
+
+VENV_BIN := $(abspath $(VENV))/bin
+PY := $(VENV_BIN)/python
+# The venv's console scripts (pagerbridge, pytest, ruff, mypy, hadolint) come first on PATH
+# for every target, so subprocesses started by tests find them too.
+export PATH := $(VENV_BIN):$(PATH)
+export VIRTUAL_ENV := $(abspath $(VENV))
 
 .DEFAULT_GOAL := help
 .PHONY: help install tools test test-unit test-e2e lint format crds crds-check cluster-up cluster-down cluster-status demo
@@ -9,48 +21,52 @@ PYTEST_ARGS ?=
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
-install: ## install pagerbridge (editable) with its test and lint extras
-	$(PYTHON) -m pip install -e '.[test,lint]'
+install: $(VENV)/.installed ## create .venv and install pagerbridge (editable) with its test and lint extras
+
+# Re-run only when the dependency declarations change: a second `make install` is a no-op.
+$(VENV)/.installed: pyproject.toml hack/venv.sh
+	PYTHON="$(PYTHON)" VENV="$(VENV)" bash hack/venv.sh
+	@touch $@
 
 tools: ## build/cache etcd, kube-apiserver, kube-controller-manager, kubectl, helm (once)
 	bash hack/controlplane/build.sh
 
-test: ## all tests: unit + e2e against a local control plane (or $PAGERBRIDGE_E2E_KUBECONFIG)
-	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+test: install ## all tests: unit + e2e against a local control plane (or $PAGERBRIDGE_E2E_KUBECONFIG)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-test-unit: ## unit tests only
-	$(PYTHON) -m pytest -q tests/unit $(PYTEST_ARGS)
+test-unit: install ## unit tests only
+	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
 
-test-e2e: ## e2e tests only
-	$(PYTHON) -m pytest -q -m e2e tests/e2e $(PYTEST_ARGS)
+test-e2e: install ## e2e tests only
+	$(PY) -m pytest -q -m e2e tests/e2e $(PYTEST_ARGS)
 
-lint: ## ruff, ruff format --check, mypy --strict, import layers, CRDs up to date
-	ruff check operator tests
-	ruff format --check operator tests
-	mypy
-	lint-imports
-	$(PYTHON) -m pagerbridge crds --check
+lint: install ## ruff, ruff format --check, mypy --strict, import layers, CRDs up to date
+	$(VENV_BIN)/ruff check operator tests
+	$(VENV_BIN)/ruff format --check operator tests
+	$(VENV_BIN)/mypy
+	$(VENV_BIN)/lint-imports
+	$(PY) -m pagerbridge crds --check
 
-format: ## apply ruff's formatting and fixes
-	ruff format operator tests
-	ruff check --fix operator tests
+format: install ## apply ruff's formatting and fixes
+	$(VENV_BIN)/ruff format operator tests
+	$(VENV_BIN)/ruff check --fix operator tests
 
-crds: ## regenerate crds/*.yaml (and the chart's copy) from the models
-	$(PYTHON) -m pagerbridge crds --output-dir crds
-	$(PYTHON) -m pagerbridge crds --output-dir charts/pagerbridge/crds
+crds: install ## regenerate crds/*.yaml (and the chart's copy) from the models
+	$(PY) -m pagerbridge crds --output-dir crds
+	$(PY) -m pagerbridge crds --output-dir charts/pagerbridge/crds
 
-crds-check: ## exit 1 when crds/ is stale
-	$(PYTHON) -m pagerbridge crds --output-dir crds --check
-	$(PYTHON) -m pagerbridge crds --output-dir charts/pagerbridge/crds --check
+crds-check: install ## exit 1 when crds/ is stale
+	$(PY) -m pagerbridge crds --output-dir crds --check
+	$(PY) -m pagerbridge crds --output-dir charts/pagerbridge/crds --check
 
-cluster-up: ## start etcd + kube-apiserver + controller-manager in the background; kubeconfig in .cluster/
-	$(PYTHON) -m pagerbridge.localcluster up --dir $(CLUSTER_DIR)
+cluster-up: install ## start etcd + kube-apiserver + controller-manager in the background; kubeconfig in .cluster/
+	$(PY) -m pagerbridge.localcluster up --dir $(CLUSTER_DIR)
 
-cluster-down: ## stop the local control plane and remove .cluster/
-	$(PYTHON) -m pagerbridge.localcluster down --dir $(CLUSTER_DIR)
+cluster-down: install ## stop the local control plane and remove .cluster/
+	$(PY) -m pagerbridge.localcluster down --dir $(CLUSTER_DIR)
 
-cluster-status: ## show the local control plane's processes
-	$(PYTHON) -m pagerbridge.localcluster status --dir $(CLUSTER_DIR)
+cluster-status: install ## show the local control plane's processes
+	$(PY) -m pagerbridge.localcluster status --dir $(CLUSTER_DIR)
 
-demo: ## play an incident's life end to end (pagerbridge demo)
-	$(PYTHON) -m pagerbridge demo
+demo: install ## play an incident's life end to end (pagerbridge demo)
+	$(PY) -m pagerbridge demo

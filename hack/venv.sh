@@ -28,5 +28,5 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 "$VENV/bin/python" -m pip install --quiet --upgrade "pip>=23.1"
-"$VENV/bin/python" -m pip install --quiet -e '.[test,lint]'
+"$VENV/bin/python" -m pip install --quiet -e '.[test,lint]' -e ./devkit
 echo "PagerBridge installed in $VENV ($("$VENV/bin/python" -c 'import platform; print(platform.python_version())'))"

@@ -2,6 +2,8 @@
 
 Each subcommand lives with its program (``<package>/_cli.py``: ``add_arguments`` and
 ``run``); this module only wires them together, importing a program only when it runs.
+``sandbox`` and ``demo`` live in the dev kit (``pagerbridge-devkit``, installed by ``make
+install``), which the image does not ship: there they say so instead of running.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "pagerbridge.api._cli",
         "write the CustomResourceDefinitions generated from the models",
     ),
-    "sandbox": ("pagerbridge.sandbox._cli", "run the PagerDuty and BigPanda simulators"),
+    "sandbox": ("pagerbridge_devkit.sandbox._cli", "run the PagerDuty and BigPanda simulators"),
     "webhook-config": (
         "pagerbridge.controller._webhook_config_cli",
         "print the BigPanda webhook configuration of an integration",
     ),
-    "demo": ("pagerbridge.demo", "play an incident's life end to end on a local control plane"),
+    "demo": (
+        "pagerbridge_devkit.demo",
+        "play an incident's life end to end on a local control plane",
+    ),
 }
 
 
@@ -36,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name != module_name:
+            # Only a missing program (the dev kit not installed) is expected; a missing
+            # dependency inside one is a real error.
+            if exc.name is None or not module_name.startswith(exc.name):
                 raise
             sub_parser.set_defaults(_module=None)
             continue
@@ -50,7 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     module_name: str | None = args._module
     if module_name is None:
-        print(f"pagerbridge {args.command}: not available in this build", file=sys.stderr)
+        print(
+            f"pagerbridge {args.command}: not available in this install "
+            "(it is part of the dev kit: pip install -e ./devkit, or make install)",
+            file=sys.stderr,
+        )
         return 2
     result: int = importlib.import_module(module_name).run(args)
     return result

@@ -18,12 +18,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pagerbridge.sandbox.bigpanda import (
+from pagerbridge_devkit.sandbox.bigpanda import (
     DEFAULT_API_TOKEN,
     DEFAULT_ENVIRONMENT_ID,
     BigPandaSimulator,
 )
-from pagerbridge.sandbox.server import BackgroundServer
+from pagerbridge_devkit.sandbox.server import BackgroundServer
 
 
 def main(n: int) -> None:

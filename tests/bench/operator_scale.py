@@ -36,10 +36,10 @@ from pagerbridge.clients.kubernetes import (
 )
 from pagerbridge.controller.compile import SecretInfo, compile_relay_config
 from pagerbridge.controller.rendering import Owner, RenderSettings, render_children
-from pagerbridge.localcluster import ControlPlane, find_binaries
-from pagerbridge.localcluster.kubelet import ANNOTATION_URL, HarnessKubelet
-from pagerbridge.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
-from pagerbridge.sandbox.server import BackgroundServer, free_port
+from pagerbridge_devkit.localcluster import ControlPlane, find_binaries
+from pagerbridge_devkit.localcluster.kubelet import ANNOTATION_URL, HarnessKubelet
+from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
+from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PDI = Resource.custom("pagerbridge.io", "v1alpha1", "pagerdutyintegrations")

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "tests" / "unit"))
 from relay.relayproc import WEBHOOK_TOKEN, RelayProcess, write_config  # noqa: E402
 
 from pagerbridge.relay.signatures import sign  # noqa: E402
-from pagerbridge.sandbox.server import free_port  # noqa: E402
+from pagerbridge_devkit.sandbox.server import free_port  # noqa: E402
 
 SERVER_CPU = 0
 OTHER_CPU = 1
@@ -51,11 +51,11 @@ def serve_sim(kind: str, port: int) -> None:
     import uvicorn
 
     if kind == "pd":
-        from pagerbridge.sandbox.pagerduty import PagerDutySimulator
+        from pagerbridge_devkit.sandbox.pagerduty import PagerDutySimulator
 
         sim: Any = PagerDutySimulator(events_per_minute=0, rest_per_minute=0, validate=False)
     else:
-        from pagerbridge.sandbox.bigpanda import BigPandaSimulator
+        from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
 
         sim = BigPandaSimulator(requests_per_second=None)
     uvicorn.run(sim.app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
@@ -391,10 +391,10 @@ def start_baseline(b: Bench, upstream: str, auth: str = "") -> tuple[subprocess.
 
 
 def run_bench(senders: int, per_sender: int, rate: float, tmp: Path) -> None:
-    from pagerbridge.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_TOKEN
-    from pagerbridge.sandbox.bigpanda import DEFAULT_ENVIRONMENT_ID
-    from pagerbridge.sandbox.pagerduty import DEFAULT_API_TOKEN as PD_TOKEN
-    from pagerbridge.sandbox.pagerduty import DEFAULT_ROUTING_KEY
+    from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_TOKEN
+    from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_ENVIRONMENT_ID
+    from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN as PD_TOKEN
+    from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY
 
     b = Bench(tmp)
     total = senders * per_sender

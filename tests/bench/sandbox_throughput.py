@@ -36,8 +36,8 @@ import psutil
 def serve(port: int) -> None:
     import uvicorn
 
-    from pagerbridge.sandbox.pagerduty import PagerDutySimulator
-    from pagerbridge.sandbox.server import uvicorn_config
+    from pagerbridge_devkit.sandbox.pagerduty import PagerDutySimulator
+    from pagerbridge_devkit.sandbox.server import uvicorn_config
 
     sim = PagerDutySimulator(events_per_minute=0, rest_per_minute=0)
     config = uvicorn_config(sim.app, "127.0.0.1", port, log_level="error")
@@ -46,7 +46,7 @@ def serve(port: int) -> None:
 
 
 def event(i: int) -> dict[str, object]:
-    from pagerbridge.sandbox.pagerduty import DEFAULT_ROUTING_KEY
+    from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY
 
     return {
         "routing_key": DEFAULT_ROUTING_KEY,
@@ -111,7 +111,7 @@ def main() -> int:
         serve(args.serve)
         return 0
 
-    from pagerbridge.sandbox.server import free_port
+    from pagerbridge_devkit.sandbox.server import free_port
 
     port = free_port()
     command = [sys.executable, __file__, "--serve", str(port)]

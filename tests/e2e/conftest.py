@@ -2,7 +2,7 @@
 
 By default the session starts a local control plane (etcd + kube-apiserver + a
 kube-controller-manager limited to garbage collection and namespace deletion, see
-``pagerbridge.localcluster``). When ``PAGERBRIDGE_E2E_KUBECONFIG`` names a kubeconfig
+``pagerbridge_devkit.localcluster``). When ``PAGERBRIDGE_E2E_KUBECONFIG`` names a kubeconfig
 (kind, or any test cluster), that cluster is used instead and nothing is started.
 Either way the CRDs in ``crds/`` are applied once per session.
 """
@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pagerbridge.localcluster import ControlPlane, find_binaries, service_account_kubeconfig
-from pagerbridge.localcluster.binaries import tools_dir
+from pagerbridge_devkit.localcluster import ControlPlane, find_binaries, service_account_kubeconfig
+from pagerbridge_devkit.localcluster.binaries import tools_dir
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS_DIR = REPO / "crds"

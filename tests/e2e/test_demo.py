@@ -27,17 +27,17 @@ import psutil
 import pytest
 import yaml
 
-from pagerbridge.demo.environment import OVERRIDE_ROUTING_KEY
-from pagerbridge.demo.manifests import (
+from pagerbridge_devkit.demo.environment import OVERRIDE_ROUTING_KEY
+from pagerbridge_devkit.demo.manifests import (
     INTEGRATION_EXAMPLE,
     ROUTING_EXAMPLE,
     Sandbox,
     demo_manifests,
 )
-from pagerbridge.demo.steps import StepFailed
-from pagerbridge.sandbox import bigpanda as bp
-from pagerbridge.sandbox import pagerduty as pd
-from pagerbridge.sandbox.server import free_port
+from pagerbridge_devkit.demo.steps import StepFailed
+from pagerbridge_devkit.sandbox import bigpanda as bp
+from pagerbridge_devkit.sandbox import pagerduty as pd
+from pagerbridge_devkit.sandbox.server import free_port
 
 from .conftest import EXTERNAL_KUBECONFIG_ENV, REPO, Cluster
 

@@ -16,7 +16,7 @@ import psutil
 import pytest
 import yaml
 
-from pagerbridge.localcluster import ControlPlane, ControlPlaneError, find_binaries
+from pagerbridge_devkit.localcluster import ControlPlane, ControlPlaneError, find_binaries
 
 from .conftest import REPO, Cluster
 
@@ -44,7 +44,7 @@ def _gone(pids: list[int], timeout: float = 15.0) -> bool:
 
 def _localcluster(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pagerbridge.localcluster", *args],
+        [sys.executable, "-m", "pagerbridge_devkit.localcluster", *args],
         capture_output=True,
         text=True,
         timeout=180,

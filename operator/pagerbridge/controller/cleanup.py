@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from pagerbridge.api import PagerDutyIntegrationSpec
 from pagerbridge.clients.kubernetes import KubernetesClient
-from pagerbridge.controller import bigpanda_webhook, subscription
+from pagerbridge.controller import bigpanda_integration, subscription
 from pagerbridge.controller import names as n
 from pagerbridge.controller.errors import ReconcileError, SecretNotFound
 from pagerbridge.controller.events import post_event
@@ -62,11 +62,11 @@ async def release(
             functools.partial(subscription.remove, kube, owner, spec, stored_subscription),
         )
     ]
-    if bigpanda_webhook.managed(spec):
+    if bigpanda_integration.managed(spec):
         steps.append(
             (
                 "BigPanda Webhook v2 integration",
-                functools.partial(bigpanda_webhook.remove, kube, owner, spec),
+                functools.partial(bigpanda_integration.remove, kube, owner, spec),
             )
         )
     for what, step in steps:

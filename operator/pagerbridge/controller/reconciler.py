@@ -39,7 +39,7 @@ from pagerbridge.clients.kubernetes import (
     NotFound,
     Resource,
 )
-from pagerbridge.controller import bigpanda_webhook, subscription, token_rotation
+from pagerbridge.controller import bigpanda_integration, subscription, token_rotation
 from pagerbridge.controller import conditions as c
 from pagerbridge.controller import names as n
 from pagerbridge.controller.compile import (
@@ -274,12 +274,12 @@ class Reconciler:
                 owner, children.applied(), force=resync, token_seen="bigPandaWebhook" in info.status
             )
             bp_token = await self._token_rotation(owner, spec, info)
-            if bigpanda_webhook.managed(spec) and bp_token is not None:
+            if bigpanda_integration.managed(spec) and bp_token is not None:
                 bp_ok, bp_status, bp_retry = await self._bigpanda_webhook(
                     owner, spec, compiled, info, bp_token, verify=resync
                 )
                 retry = bp_retry if retry is None else retry
-            elif not bigpanda_webhook.managed(spec):
+            elif not bigpanda_integration.managed(spec):
                 bp_status = await self._unmanage_bigpanda(owner, spec, info)
         except WaitingForInput as exc:
             secrets_ok = ConditionUpdate(c.SECRETS_RESOLVED, c.FALSE, exc.reason, exc.message)
@@ -342,7 +342,7 @@ class Reconciler:
             return {}
         self._bp_applied.pop((owner.namespace, owner.name), None)
         try:
-            await bigpanda_webhook.remove(self.kube, owner, spec)
+            await bigpanda_integration.remove(self.kube, owner, spec)
         except ReconcileError as exc:
             logger.warning(
                 "%s/%s: BigPanda integration %s left in place: %s",
@@ -370,7 +370,7 @@ class Reconciler:
             k: previous[k] for k in ("integrationId", "lastVerified") if k in previous
         }
         try:
-            outcome = await bigpanda_webhook.ensure(
+            outcome = await bigpanda_integration.ensure(
                 self.kube,
                 owner,
                 spec,
@@ -379,7 +379,7 @@ class Reconciler:
                 last_digest=self._bp_applied.get(key),
                 verify=verify,
             )
-        except bigpanda_webhook.BigPandaWebhookFailed as exc:
+        except bigpanda_integration.BigPandaWebhookFailed as exc:
             RECONCILE_ERRORS.labels(exc.reason).inc()
             self._bp_applied.pop(key, None)
             condition = ConditionUpdate(c.BIGPANDA_WEBHOOK, c.FALSE, exc.reason, exc.message)
@@ -419,7 +419,7 @@ class Reconciler:
         rotating = bool(request and request != marks.get(token_rotation.ANNOTATION_REQUEST)) or (
             marks.get(token_rotation.ANNOTATION_PHASE) == token_rotation.BOTH
         )
-        if not rotating and not bigpanda_webhook.managed(spec):
+        if not rotating and not bigpanda_integration.managed(spec):
             return None
         try:
             secret = await self.kube.get(

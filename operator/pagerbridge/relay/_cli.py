@@ -58,12 +58,12 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from pagerbridge.relay import logging as relay_logging
+    from pagerbridge.relay import jsonlog
     from pagerbridge.relay import settings as settings_mod
     from pagerbridge.relay.app import RelayOptions, create_app
     from pagerbridge.relay.ratelimit import Limit
 
-    relay_logging.configure(args.log_level)
+    jsonlog.configure(args.log_level)
     log = logging.getLogger("pagerbridge.relay")
     try:
         settings = settings_mod.load(args.config)

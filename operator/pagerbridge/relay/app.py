@@ -23,16 +23,16 @@ from starlette.routing import Route
 
 from pagerbridge.clients.errors import Unauthorized
 from pagerbridge.relay import openapi
-from pagerbridge.relay.bigpanda_webhook import BigPandaWebhook
 from pagerbridge.relay.config_watch import SettingsHolder
 from pagerbridge.relay.context import RelayContext
 from pagerbridge.relay.delivery import Dispatcher
 from pagerbridge.relay.health import UpstreamHealth
 from pagerbridge.relay.http_pool import ShardedTransport
-from pagerbridge.relay.logging import REDACTOR, Redactor
+from pagerbridge.relay.inbound_bigpanda import BigPandaWebhook
+from pagerbridge.relay.inbound_pagerduty import PagerDutyWebhook
+from pagerbridge.relay.jsonlog import REDACTOR, Redactor
 from pagerbridge.relay.metrics import RelayMetrics
 from pagerbridge.relay.outbox import Job, Outbox
-from pagerbridge.relay.pagerduty_webhook import PagerDutyWebhook
 from pagerbridge.relay.ratelimit import Limit, RateLimiter
 from pagerbridge.relay.settings import Settings
 from pagerbridge.relay.to_bigpanda import BigPandaDelivery

@@ -19,12 +19,16 @@ from typing import Any
 import pytest
 import yaml
 
-from pagerbridge.localcluster.kubelet import HarnessKubelet
-from pagerbridge.localcluster.processes import spawn
-from pagerbridge.localcluster.processes import stop as stop_process
-from pagerbridge.sandbox.bigpanda import BigPandaSimulator
-from pagerbridge.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY, PagerDutySimulator
-from pagerbridge.sandbox.server import BackgroundServer, free_port
+from pagerbridge_devkit.localcluster.kubelet import HarnessKubelet
+from pagerbridge_devkit.localcluster.processes import spawn
+from pagerbridge_devkit.localcluster.processes import stop as stop_process
+from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
+from pagerbridge_devkit.sandbox.pagerduty import (
+    DEFAULT_API_TOKEN,
+    DEFAULT_ROUTING_KEY,
+    PagerDutySimulator,
+)
+from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port
 
 from ..conftest import Cluster
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pagerbridge.localcluster import ControlPlane, find_binaries
-from pagerbridge.localcluster.kubelet import HarnessKubelet
-from pagerbridge.sandbox.pagerduty import PagerDutySimulator
-from pagerbridge.sandbox.server import free_port
+from pagerbridge_devkit.localcluster import ControlPlane, find_binaries
+from pagerbridge_devkit.localcluster.kubelet import HarnessKubelet
+from pagerbridge_devkit.sandbox.pagerduty import PagerDutySimulator
+from pagerbridge_devkit.sandbox.server import free_port
 
 from ..conftest import CRDS_DIR, EXTERNAL_KUBECONFIG_ENV, Cluster
 from .conftest import OperatorProcess, condition, get_json, integration, pd_secret, wait_for

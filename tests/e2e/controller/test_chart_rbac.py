@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 import yaml
 
-from pagerbridge.localcluster.kubelet import HarnessKubelet
-from pagerbridge.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
-from pagerbridge.sandbox.server import BackgroundServer, free_port
+from pagerbridge_devkit.localcluster.kubelet import HarnessKubelet
+from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
+from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port
 
 from ..conftest import REPO, Cluster
 from .conftest import condition, get_json, start_operator, stop_operator, wait_for

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from pagerbridge.localcluster.kubelet import HarnessKubelet
-from pagerbridge.sandbox import bigpanda as bp_sandbox
-from pagerbridge.sandbox.bigpanda import BigPandaSimulator
-from pagerbridge.sandbox.pagerduty import (
+from pagerbridge_devkit.localcluster.kubelet import HarnessKubelet
+from pagerbridge_devkit.sandbox import bigpanda as bp_sandbox
+from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
+from pagerbridge_devkit.sandbox.pagerduty import (
     DEFAULT_API_TOKEN,
     DEFAULT_ROUTING_KEY,
     DEFAULT_SERVICE_ID,

@@ -10,9 +10,9 @@ import httpx
 import pytest
 import yaml
 
-from pagerbridge.localcluster.kubelet import ANNOTATION_PID, ANNOTATION_URL, HarnessKubelet
-from pagerbridge.sandbox.bigpanda import BigPandaSimulator
-from pagerbridge.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
+from pagerbridge_devkit.localcluster.kubelet import ANNOTATION_PID, ANNOTATION_URL, HarnessKubelet
+from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
+from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
 
 from ..conftest import REPO, Cluster
 from .conftest import OperatorProcess, condition, get_json, merge_patch, wait_for

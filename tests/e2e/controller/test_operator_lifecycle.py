@@ -9,8 +9,8 @@ import httpx
 import pytest
 import yaml
 
-from pagerbridge.localcluster.kubelet import HarnessKubelet
-from pagerbridge.sandbox.pagerduty import (
+from pagerbridge_devkit.localcluster.kubelet import HarnessKubelet
+from pagerbridge_devkit.sandbox.pagerduty import (
     DEFAULT_API_TOKEN,
     DEFAULT_SERVICE_ID,
     PagerDutySimulator,

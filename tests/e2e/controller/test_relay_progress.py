@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pagerbridge.localcluster.kubelet import HarnessKubelet
-from pagerbridge.sandbox.pagerduty import PagerDutySimulator
+from pagerbridge_devkit.localcluster.kubelet import HarnessKubelet
+from pagerbridge_devkit.sandbox.pagerduty import PagerDutySimulator
 
 from ..conftest import Cluster
 from .conftest import (

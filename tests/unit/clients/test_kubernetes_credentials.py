@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pagerbridge.clients.kubernetes import connection_from_kubeconfig
-from pagerbridge.localcluster import certs
-from pagerbridge.localcluster.kubeconfig import write_admin_kubeconfig
+from pagerbridge_devkit.localcluster import certs
+from pagerbridge_devkit.localcluster.kubeconfig import write_admin_kubeconfig
 
 
 @pytest.fixture

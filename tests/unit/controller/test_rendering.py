@@ -221,7 +221,7 @@ def test_long_integration_names_give_valid_child_names() -> None:
 
 
 def test_managed_bigpanda_workflow_mirrors_the_crs() -> None:
-    from pagerbridge.controller.bigpanda_webhook import TRIGGER_FIELD, desired_workflow, digest
+    from pagerbridge.controller.bigpanda_integration import TRIGGER_FIELD, desired_workflow, digest
 
     compiled = compiled_for(
         spec(),

@@ -8,8 +8,12 @@ import pytest
 
 from pagerbridge.clients.errors import ServerError, Unauthorized
 from pagerbridge.clients.pagerduty_subscriptions import SUBSCRIBED_EVENTS, PagerDutySubscriptions
-from pagerbridge.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_SERVICE_ID, PagerDutySimulator
-from pagerbridge.sandbox.server import BackgroundServer
+from pagerbridge_devkit.sandbox.pagerduty import (
+    DEFAULT_API_TOKEN,
+    DEFAULT_SERVICE_ID,
+    PagerDutySimulator,
+)
+from pagerbridge_devkit.sandbox.server import BackgroundServer
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pagerbridge.localcluster import Binaries, BinariesNotFound, certs, find_binaries
-from pagerbridge.localcluster.binaries import NAMES
-from pagerbridge.localcluster.controlplane import free_port
-from pagerbridge.localcluster.kubeconfig import write_admin_kubeconfig
+from pagerbridge_devkit.localcluster import Binaries, BinariesNotFound, certs, find_binaries
+from pagerbridge_devkit.localcluster.binaries import NAMES
+from pagerbridge_devkit.localcluster.controlplane import free_port
+from pagerbridge_devkit.localcluster.kubeconfig import write_admin_kubeconfig
 
 
 def _text(cert: Path) -> str:

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSI
 PARENT = textwrap.dedent(
     """
     import sys, threading, time
-    from pagerbridge.localcluster.processes import spawn
+    from pagerbridge_devkit.localcluster.processes import spawn
 
     CHILD = [sys.executable, "-c", "import time; time.sleep(120)"]
     mode = sys.argv[1]

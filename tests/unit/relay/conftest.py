@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from pagerbridge.sandbox.bigpanda import BigPandaSimulator
-from pagerbridge.sandbox.pagerduty import PagerDutySimulator
-from pagerbridge.sandbox.server import BackgroundServer
+from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
+from pagerbridge_devkit.sandbox.pagerduty import PagerDutySimulator
+from pagerbridge_devkit.sandbox.server import BackgroundServer
 
 from .relayproc import RelayProcess
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pagerbridge.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
+from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
 
 from .conftest import start_relay
 from .relayproc import RelayProcess, wait_for, write_config

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pagerbridge.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
+from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
 
 from .relayproc import WEBHOOK_TOKEN, RelayProcess, wait_for, write_config
 from .test_bigpanda_to_pagerduty import enqueues, incident, relay_for

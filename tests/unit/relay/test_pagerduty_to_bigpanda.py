@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from pagerbridge.relay.signatures import sign
-from pagerbridge.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_TOKEN
-from pagerbridge.sandbox.bigpanda import DEFAULT_ENVIRONMENT_ID, BigPandaSimulator
-from pagerbridge.sandbox.pagerduty import DEFAULT_API_TOKEN as PD_TOKEN
-from pagerbridge.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
+from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_TOKEN
+from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_ENVIRONMENT_ID, BigPandaSimulator
+from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN as PD_TOKEN
+from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
 
 from .relayproc import WEBHOOK_TOKEN, RelayProcess, wait_for, write_config
 

@@ -15,7 +15,7 @@ from pagerbridge.api.tag_mapping import TagMapping
 from pagerbridge.relay import echo
 from pagerbridge.relay.delivery import backoff
 from pagerbridge.relay.errors import InvalidIncident
-from pagerbridge.relay.logging import JsonFormatter, Redactor
+from pagerbridge.relay.jsonlog import JsonFormatter, Redactor
 from pagerbridge.relay.outbox import NewJob, Outbox
 from pagerbridge.relay.overrides import (
     choose_routing,

@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pagerbridge.sandbox.bigpanda import BigPandaSimulator
-from pagerbridge.sandbox.faults import FaultInjector, FaultMiddleware
-from pagerbridge.sandbox.server import BackgroundServer
+from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
+from pagerbridge_devkit.sandbox.faults import FaultInjector, FaultMiddleware
+from pagerbridge_devkit.sandbox.server import BackgroundServer
 
 
 @dataclass(frozen=True)

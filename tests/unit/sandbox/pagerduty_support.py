@@ -15,8 +15,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pagerbridge.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY, PagerDutySimulator
-from pagerbridge.sandbox.server import BackgroundServer
+from pagerbridge_devkit.sandbox.pagerduty import (
+    DEFAULT_API_TOKEN,
+    DEFAULT_ROUTING_KEY,
+    PagerDutySimulator,
+)
+from pagerbridge_devkit.sandbox.server import BackgroundServer
 
 T = TypeVar("T")
 

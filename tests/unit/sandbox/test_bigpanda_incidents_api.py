@@ -10,7 +10,7 @@ import httpx
 import pytest
 from bigpanda_support import SAMPLE_ALERTS, receiving, running, wait_for
 
-from pagerbridge.sandbox.bigpanda import (
+from pagerbridge_devkit.sandbox.bigpanda import (
     DEFAULT_API_TOKEN,
     DEFAULT_API_USER,
     DEFAULT_ENVIRONMENT_ID,

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from bigpanda_support import SAMPLE_ALERTS, SAMPLE_TAGS, Receiver, receiving, running
 
-from pagerbridge.sandbox.bigpanda import DEFAULT_API_TOKEN, TRIGGER_FIELD, BigPandaSimulator
-from pagerbridge.sandbox.server import BackgroundServer
+from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN, TRIGGER_FIELD, BigPandaSimulator
+from pagerbridge_devkit.sandbox.server import BackgroundServer
 
 AUTH = {"Authorization": f"Bearer {DEFAULT_API_TOKEN}"}
 INTEGRATIONS = "/resources/v2.1/integrations"

@@ -13,13 +13,13 @@ from bigpanda_support import (
     SAMPLE_TAGS,
 )
 
-from pagerbridge.sandbox.bigpanda import (
+from pagerbridge_devkit.sandbox.bigpanda import (
     DEFAULT_ENVIRONMENT_ID,
     AlreadyResolved,
     BigPandaSimulator,
     IncidentNotFound,
 )
-from pagerbridge.sandbox.bigpanda.store import Change, IncidentStore
+from pagerbridge_devkit.sandbox.bigpanda.store import Change, IncidentStore
 
 
 @pytest.fixture

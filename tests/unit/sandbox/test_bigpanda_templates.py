@@ -7,15 +7,19 @@ from urllib.parse import quote
 import pytest
 from bigpanda_support import SAMPLE_ALERTS, SAMPLE_TAGS
 
-from pagerbridge.sandbox.bigpanda.store import IncidentStore
-from pagerbridge.sandbox.bigpanda.templates import (
+from pagerbridge_devkit.sandbox.bigpanda.store import IncidentStore
+from pagerbridge_devkit.sandbox.bigpanda.templates import (
     TemplateError,
     parse_headers,
     render_headers,
     render_string,
     render_value,
 )
-from pagerbridge.sandbox.bigpanda.variables import catalogue, primary_alert, resolve_variables
+from pagerbridge_devkit.sandbox.bigpanda.variables import (
+    catalogue,
+    primary_alert,
+    resolve_variables,
+)
 
 
 def test_render_string_interpolates_with_or_without_spaces() -> None:

@@ -18,8 +18,8 @@ from bigpanda_support import (
     wait_for,
 )
 
-from pagerbridge.sandbox.bigpanda import BigPandaSimulator
-from pagerbridge.sandbox.server import BackgroundServer, free_port
+from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
+from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from pagerduty_support import FROM, REST_HEADERS, Received, receiving, running
 
-from pagerbridge.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator, openapi
+from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator, openapi
 
 SHARED_SPECS = Path(__file__).resolve().parents[3].parent / "shared" / "specs" / "pagerduty"
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pagerduty_support import Running, running
 
-from pagerbridge.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
+from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
 
 OTHER_KEY = "0123456789abcdef0123456789abcdef"
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from pagerduty_support import FROM, Running, receiving, running, wait_for
 
-from pagerbridge.sandbox.pagerduty import (
+from pagerbridge_devkit.sandbox.pagerduty import (
     DEFAULT_API_TOKEN,
     DEFAULT_ROUTING_KEY,
     PagerDutySimulator,

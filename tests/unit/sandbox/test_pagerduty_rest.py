@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from pagerduty_support import FROM, REST_HEADERS, Running, running
 
-from pagerbridge.sandbox.pagerduty import PagerDutySimulator
+from pagerbridge_devkit.sandbox.pagerduty import PagerDutySimulator
 
 OTHER_KEY = "0123456789abcdef0123456789abcdef"
 

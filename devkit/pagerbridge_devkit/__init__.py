@@ -1,0 +1,1 @@
+"""PagerBridge's dev kit: simulators, local control plane and demo (never in the image)."""

@@ -1,0 +1,118 @@
+"""How PagerDuty shows its objects: REST v2 representations and Webhooks v3 event data.
+
+Shapes follow the official REST document (``Incident``, ``IncidentNote``) and the
+Webhooks v3 documentation (event ``data`` of type ``incident`` or ``incident_note``);
+the contract tests validate the REST ones against the document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pagerbridge_devkit.sandbox.pagerduty.state import AccountState, SimIncident, SimNote, stable_id
+
+_ESCALATION_POLICY = ("PSANDEP", "Default")
+
+
+def _service_ref(state: AccountState, incident: SimIncident) -> dict[str, Any]:
+    service = state.services.get(incident.service_id)
+    name = service.name if service else incident.service_id
+    return state.reference("service", incident.service_id, name)
+
+
+def incident(state: AccountState, inc: SimIncident) -> dict[str, Any]:
+    """The REST ``Incident`` object."""
+    triggered = 0 if inc.status == "resolved" else 1
+    body: dict[str, Any] = {
+        "id": inc.id,
+        "type": "incident",
+        "summary": f"[#{inc.number}] {inc.title}",
+        "self": f"{state.base_url}/incidents/{inc.id}",
+        "html_url": f"{state.html_url}/incidents/{inc.id}",
+        "incident_number": inc.number,
+        "title": inc.title,
+        "created_at": inc.created_at,
+        "updated_at": inc.updated_at,
+        "status": inc.status,
+        "incident_key": inc.incident_key,
+        "service": _service_ref(state, inc),
+        "assignments": [],
+        "assigned_via": "escalation_policy",
+        "last_status_change_at": inc.last_status_change_at,
+        "last_status_change_by": inc.last_status_change_by,
+        "first_trigger_log_entry": {
+            "id": stable_id("log_entry", inc.id),
+            "type": "trigger_log_entry_reference",
+            "summary": "Triggered through the API.",
+            "self": f"{state.base_url}/log_entries/{stable_id('log_entry', inc.id)}",
+            "html_url": f"{state.html_url}/incidents/{inc.id}/log_entries/"
+            f"{stable_id('log_entry', inc.id)}",
+        },
+        "alert_counts": {"all": 1, "triggered": triggered, "resolved": 1 - triggered},
+        "is_mergeable": True,
+        "escalation_policy": state.reference("escalation_policy", *_ESCALATION_POLICY),
+        "teams": [],
+        "pending_actions": [],
+        "acknowledgements": [],
+        "urgency": inc.urgency,
+    }
+    if inc.resolved_at is not None:
+        body["resolved_at"] = inc.resolved_at
+    if inc.acknowledged_at is not None and inc.acknowledged_by is not None:
+        # An acknowledger is a user or a service; an integration acts for its service.
+        acknowledger = inc.acknowledged_by
+        if acknowledger["type"] != "user_reference":
+            acknowledger = _service_ref(state, inc)
+        body["acknowledgements"] = [{"at": inc.acknowledged_at, "acknowledger": acknowledger}]
+    return body
+
+
+def note(state: AccountState, n: SimNote) -> dict[str, Any]:
+    """The REST ``IncidentNote`` object."""
+    return {
+        "id": n.id,
+        "user": state.user_agent(n.user_email),
+        "channel": {"summary": "The PagerDuty website or APIs"},
+        "content": n.content,
+        "created_at": n.created_at,
+    }
+
+
+def webhook_incident_data(state: AccountState, inc: SimIncident) -> dict[str, Any]:
+    """Webhooks v3 ``event.data`` of type ``incident``."""
+    return {
+        "id": inc.id,
+        "type": "incident",
+        "self": f"{state.base_url}/incidents/{inc.id}",
+        "html_url": f"{state.html_url}/incidents/{inc.id}",
+        "number": inc.number,
+        "status": inc.status,
+        "incident_key": inc.incident_key,
+        "created_at": inc.created_at,
+        "title": inc.title,
+        "service": _service_ref(state, inc),
+        "assignees": [],
+        "escalation_policy": state.reference("escalation_policy", *_ESCALATION_POLICY),
+        "teams": [],
+        "priority": None,
+        "urgency": inc.urgency,
+        "conference_bridge": None,
+        "resolve_reason": None,
+    }
+
+
+def webhook_note_data(state: AccountState, inc: SimIncident, n: SimNote) -> dict[str, Any]:
+    """Webhooks v3 ``event.data`` of type ``incident_note``: the note and a reference only."""
+    return {
+        "incident": {
+            "id": inc.id,
+            "type": "incident_reference",
+            "summary": inc.title,
+            "self": f"{state.base_url}/incidents/{inc.id}",
+            "html_url": f"{state.html_url}/incidents/{inc.id}",
+        },
+        "id": n.id,
+        "content": n.content,
+        "trimmed": False,
+        "type": "incident_note",
+    }

@@ -1,5 +1,0 @@
-import sys
-
-from pagerbridge.localcluster._cli import main
-
-sys.exit(main())

@@ -1,0 +1,168 @@
+"""``POST /v1/pagerduty/webhook``: PagerDuty Webhooks v3 in, BigPanda work out.
+
+Order matters: size cap, then the HMAC signature over the raw bytes (:mod:`.signatures`),
+and only then JSON parsing. A verified webhook is deduplicated by ``X-Webhook-Id`` (durably,
+in the same transaction that stores its job) and answered 200 as soon as the job is
+committed, well inside PagerDuty's 5 s deadline; BigPanda is called by the dispatcher.
+
+Handled event types: ``incident.resolved`` → BigPanda resolve (``sync.resolve``),
+``incident.annotated`` → BigPanda comment (``sync.notes``), ``incident.acknowledged`` →
+BigPanda comment (``sync.acknowledge``, off by default). Others are acknowledged and ignored.
+Echoes (see :mod:`.echo`) are dropped here when the marker or memory already tells.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from pagerbridge.relay import echo
+from pagerbridge.relay.context import RelayContext
+from pagerbridge.relay.delivery import Dispatcher
+from pagerbridge.relay.errors import InboundError, InvalidIncident, NotConfigured, Unauthorized
+from pagerbridge.relay.inbound import (
+    check_json_content_type,
+    decode_json,
+    error_response,
+    read_body,
+)
+from pagerbridge.relay.outbox import Job, NewJob, OutboxClosed
+from pagerbridge.relay.signatures import verify
+
+log = logging.getLogger("pagerbridge.relay.inbound_pagerduty")
+ENDPOINT = "pagerduty"
+SIGNATURE_HEADER = "x-pagerduty-signature"
+WEBHOOK_ID_HEADER = "x-webhook-id"
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _agent(event: dict[str, Any]) -> str | None:
+    agent = event.get("agent")
+    if isinstance(agent, dict):
+        return _str(agent.get("summary")) or _str(agent.get("email")) or _str(agent.get("id"))
+    return None
+
+
+class PagerDutyWebhook:
+    def __init__(self, ctx: RelayContext, dispatcher: Dispatcher) -> None:
+        self.ctx = ctx
+        self.dispatcher = dispatcher
+
+    async def endpoint(self, request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            response = await self._handle(request)
+        except InboundError as exc:
+            self.ctx.metrics.webhooks.labels(ENDPOINT, exc.code).inc()
+            return error_response(exc, ENDPOINT)
+        except OutboxClosed:
+            self.ctx.metrics.webhooks.labels(ENDPOINT, "outbox_unavailable").inc()
+            return JSONResponse(
+                {"error": "outbox_unavailable", "message": "not stored; retry later"},
+                status_code=503,
+            )
+        self.ctx.metrics.accept_latency.labels(ENDPOINT).observe(time.perf_counter() - started)
+        return response
+
+    async def _handle(self, request: Request) -> Response:
+        ctx = self.ctx
+        settings = ctx.holder.current
+        secrets = settings.secrets.pagerduty_webhook_secrets
+        if not secrets:
+            raise NotConfigured("PagerDuty webhooks are not configured (no webhookSecretFile)")
+        body = await read_body(request)
+        if not verify(request.headers.get(SIGNATURE_HEADER), body, secrets):
+            raise Unauthorized("missing or invalid X-PagerDuty-Signature")
+        check_json_content_type(request)
+        data = decode_json(body)
+        event = data.get("event") if isinstance(data, dict) else None
+        if not isinstance(event, dict) or not isinstance(event.get("event_type"), str):
+            raise InvalidIncident("not a PagerDuty v3 webhook (no event.event_type)")
+        webhook_id = _str(request.headers.get(WEBHOOK_ID_HEADER)) or _str(event.get("id"))
+        job = self._job(event, settings.config.sync)
+        if job is None:
+            ctx.metrics.webhooks.labels(ENDPOINT, "ignored").inc()
+            return JSONResponse({"status": "ignored", "event_type": event["event_type"][:100]})
+        if webhook_id:
+            job = NewJob(
+                job.kind,
+                job.ordering_key,
+                job.payload,
+                idempotency_key=f"pdwh:{webhook_id[:200]}",
+                unless_seen=job.unless_seen,
+            )
+        (stored,) = await ctx.outbox.enqueue([job])
+        if stored == "echo":
+            ctx.metrics.echo_suppressed.labels(
+                "resolve" if job.kind == "bp_resolve" else "note"
+            ).inc()
+            ctx.metrics.webhooks.labels(ENDPOINT, "echo").inc()
+            return JSONResponse({"status": "ignored", "reason": "echo"})
+        if not isinstance(stored, Job):
+            ctx.metrics.duplicates.labels(job.kind).inc()
+            ctx.metrics.webhooks.labels(ENDPOINT, "duplicate").inc()
+            return JSONResponse({"status": "duplicate"})
+        self.dispatcher.submit([stored])
+        ctx.metrics.jobs_enqueued.labels(job.kind).inc()
+        ctx.metrics.webhooks.labels(ENDPOINT, "accepted").inc()
+        return JSONResponse({"status": "accepted", "kind": job.kind})
+
+    def _job(self, event: dict[str, Any], sync: Any) -> NewJob | None:
+        metrics = self.ctx.metrics
+        event_type: str = event["event_type"]
+        data = event.get("data")
+        if not isinstance(data, dict):
+            return None
+        by = _agent(event)
+        if event_type in ("incident.resolved", "incident.acknowledged"):
+            pd_id = _str(data.get("id"))
+            if pd_id is None:
+                return None
+            key = _str(data.get("incident_key"))
+            payload = {"pd_incident_id": pd_id, "incident_key": key, "by": by}
+            if event_type == "incident.resolved":
+                if not sync.resolve:
+                    return None
+                return NewJob(
+                    "bp_resolve",
+                    f"pd:{pd_id}",
+                    payload,
+                    unless_seen=echo.resolved_pd_key(key) if key else None,
+                )
+            if not sync.acknowledge:
+                return None
+            return NewJob(
+                "bp_comment", f"pd:{pd_id}", payload | {"content": "Acknowledged in PagerDuty"}
+            )
+        if event_type == "incident.annotated":
+            if not sync.notes:
+                return None
+            incident = data.get("incident")
+            pd_id = _str(incident.get("id")) if isinstance(incident, dict) else None
+            content = _str(data.get("content"))
+            note_id = _str(data.get("id"))
+            if pd_id is None or content is None:
+                return None
+            if echo.is_relay_text(content):
+                metrics.echo_suppressed.labels("note").inc()
+                return None
+            return NewJob(
+                "bp_comment",
+                f"pd:{pd_id}",
+                {
+                    "pd_incident_id": pd_id,
+                    "incident_key": None,
+                    "content": content,
+                    "by": by,
+                    "note_id": note_id,
+                },
+                unless_seen=echo.wrote_note_key(note_id) if note_id else None,
+            )
+        return None

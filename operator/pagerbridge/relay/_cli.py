@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from pagerbridge.relay.ratelimit import Limit
 
     jsonlog.configure(args.log_level)
-    log = logging.getLogger("pagerbridge.relay")
+    log = logging.getLogger(__name__)
     try:
         settings = settings_mod.load(args.config)
     except settings_mod.SettingsError as exc:

@@ -38,7 +38,7 @@ from pagerbridge.relay.settings import Settings
 from pagerbridge.relay.to_bigpanda import BigPandaDelivery
 from pagerbridge.relay.to_pagerduty import PagerDutyDelivery
 
-log = logging.getLogger("pagerbridge.relay")
+log = logging.getLogger(__name__)
 
 
 @dataclass

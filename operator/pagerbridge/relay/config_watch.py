@@ -17,7 +17,7 @@ from pagerbridge.relay import settings as settings_mod
 from pagerbridge.relay.metrics import RelayMetrics
 from pagerbridge.relay.settings import Settings, SettingsError
 
-log = logging.getLogger("pagerbridge.relay.config")
+log = logging.getLogger(__name__)
 
 
 class SettingsHolder:

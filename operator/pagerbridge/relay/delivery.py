@@ -36,7 +36,7 @@ from pagerbridge.relay.outbox import IncidentUpdate, Job, Outbox
 # Our own generator for retry jitter: the process-wide one is left to whoever else uses it.
 _jitter = random.Random()  # noqa: S311 - jitter, not crypto
 
-log = logging.getLogger("pagerbridge.relay.delivery")
+log = logging.getLogger(__name__)
 
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 60.0

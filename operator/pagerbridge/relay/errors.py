@@ -3,7 +3,7 @@
 Inbound (answered to the caller, always a JSON body ``{"error": code, "message": text}``)::
 
     InboundError                   base; ``status`` + ``code``
-    ├── Unauthorized       401     missing/bad bearer token, missing/bad PagerDuty signature
+    ├── SenderUnauthorized 401     missing/bad bearer token, missing/bad PagerDuty signature
     ├── NotConfigured      404     the endpoint's feature is off (no webhookSecretFile)
     ├── PayloadTooLarge    413     body over 512 KB (PagerDuty's own event size limit)
     ├── UnsupportedMedia   415     Content-Type is not JSON
@@ -41,7 +41,9 @@ class InboundError(Exception):
         self.message = message
 
 
-class Unauthorized(InboundError):
+class SenderUnauthorized(InboundError):
+    """The sender (BigPanda, PagerDuty) did not prove who it is: bad token or signature."""
+
     status = 401
     code = "unauthorized"
 

@@ -16,11 +16,11 @@ from pagerbridge.relay.errors import (
     InboundError,
     MalformedJson,
     PayloadTooLarge,
-    Unauthorized,
+    SenderUnauthorized,
     UnsupportedMedia,
 )
 
-log = logging.getLogger("pagerbridge.relay.inbound")
+log = logging.getLogger(__name__)
 
 MAX_BODY = 512 * 1024  # PagerDuty's event size limit; nothing bigger could be delivered
 
@@ -42,13 +42,13 @@ def check_bearer(request: Request, tokens: Iterable[str]) -> None:
     header = request.headers.get("authorization", "")
     scheme, _, presented = header.partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
-        raise Unauthorized("missing bearer token")
+        raise SenderUnauthorized("missing bearer token")
     given = presented.strip().encode("utf-8", "replace")
     ok = False
     for token in tokens:
         ok |= hmac.compare_digest(given, token.encode())
     if not ok:
-        raise Unauthorized("invalid bearer token")
+        raise SenderUnauthorized("invalid bearer token")
 
 
 def check_json_content_type(request: Request) -> None:

@@ -36,7 +36,7 @@ from pagerbridge.relay.overrides import (
 from pagerbridge.relay.parsing import Incident, parse_incident
 from pagerbridge.relay.translate import translate
 
-log = logging.getLogger("pagerbridge.relay.inbound_bigpanda")
+log = logging.getLogger(__name__)
 ENDPOINT = "bigpanda"
 _ECHO_KIND = {"pd_event": "resolve", "pd_note": "comment"}
 

@@ -23,7 +23,12 @@ from starlette.responses import JSONResponse, Response
 from pagerbridge.relay import echo
 from pagerbridge.relay.context import RelayContext
 from pagerbridge.relay.delivery import Dispatcher
-from pagerbridge.relay.errors import InboundError, InvalidIncident, NotConfigured, Unauthorized
+from pagerbridge.relay.errors import (
+    InboundError,
+    InvalidIncident,
+    NotConfigured,
+    SenderUnauthorized,
+)
 from pagerbridge.relay.inbound import (
     check_json_content_type,
     decode_json,
@@ -33,7 +38,7 @@ from pagerbridge.relay.inbound import (
 from pagerbridge.relay.outbox import Job, NewJob, OutboxClosed
 from pagerbridge.relay.signatures import verify
 
-log = logging.getLogger("pagerbridge.relay.inbound_pagerduty")
+log = logging.getLogger(__name__)
 ENDPOINT = "pagerduty"
 SIGNATURE_HEADER = "x-pagerduty-signature"
 WEBHOOK_ID_HEADER = "x-webhook-id"
@@ -79,7 +84,7 @@ class PagerDutyWebhook:
             raise NotConfigured("PagerDuty webhooks are not configured (no webhookSecretFile)")
         body = await read_body(request)
         if not verify(request.headers.get(SIGNATURE_HEADER), body, secrets):
-            raise Unauthorized("missing or invalid X-PagerDuty-Signature")
+            raise SenderUnauthorized("missing or invalid X-PagerDuty-Signature")
         check_json_content_type(request)
         data = decode_json(body)
         event = data.get("event") if isinstance(data, dict) else None

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-log = logging.getLogger("pagerbridge.relay.outbox")
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_BATCH = 1024

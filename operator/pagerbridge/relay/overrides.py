@@ -23,7 +23,7 @@ from pagerbridge.api.severity import PagerDutySeverity
 from pagerbridge.api.tag_mapping import TagMapping
 from pagerbridge.relay.parsing import Incident
 
-log = logging.getLogger("pagerbridge.relay.overrides")
+log = logging.getLogger(__name__)
 
 OVERRIDE_HEADER = "x-bp-config-pdfield"
 MAPPING_HEADER_PREFIX = "x-bp-config-tag-"

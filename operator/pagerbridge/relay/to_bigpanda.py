@@ -26,7 +26,7 @@ from pagerbridge.relay.context import RelayContext
 from pagerbridge.relay.delivery import Done
 from pagerbridge.relay.outbox import Job
 
-log = logging.getLogger("pagerbridge.relay.bigpanda")
+log = logging.getLogger(__name__)
 
 
 class BigPandaDelivery:

@@ -25,7 +25,7 @@ from pagerbridge.relay.outbox import IncidentUpdate, Job
 from pagerbridge.relay.overrides import Routing
 from pagerbridge.relay.ratelimit import TokenBucket
 
-log = logging.getLogger("pagerbridge.relay.pagerduty")
+log = logging.getLogger(__name__)
 
 OUTAGE_PAUSE = 1.0  # seconds every worker of a failing service waits (see ratelimit)
 REJECTED_OVERRIDE_NOTE = (

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from pagerbridge.api.contract import PAGERDUTY_WEBHOOK_PATH
 from pagerbridge_devkit.demo import relay_metrics
 from pagerbridge_devkit.demo.environment import OVERRIDE_ROUTING_KEY, Environment
 from pagerbridge_devkit.demo.kube import Kubectl
@@ -155,7 +156,7 @@ class Story:
                 f"BigPanda webhook (from status.bigPandaWebhook) -> {webhook['url']}",
                 *shown,
                 f"PagerDuty webhook subscription {subscription} -> "
-                f"{self.sandbox.public_url}/v1/pagerduty/webhook (signed; secret in a Secret)",
+                f"{self.sandbox.public_url}{PAGERDUTY_WEBHOOK_PATH} (signed; secret in a Secret)",
             ]
         )
 

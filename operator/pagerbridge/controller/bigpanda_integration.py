@@ -20,7 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from pagerbridge.api import PagerDutyIntegrationSpec
-from pagerbridge.api.integration import BIGPANDA_API_URL, WebhookMode
+from pagerbridge.api.contract import (
+    BIGPANDA_WEBHOOK_PATH,
+    bigpanda_api_url,
+    bigpanda_config_headers,
+)
+from pagerbridge.api.integration import WebhookMode
 from pagerbridge.clients.bigpanda_integrations import (
     TRIGGER_FIELD,
     BigPandaIntegrations,
@@ -70,10 +75,10 @@ def header_string(pairs: Sequence[tuple[str, str]]) -> str:
 def desired_workflow(
     url: str, token: str, compiled: Compiled, triggers: Sequence[str]
 ) -> dict[str, Any]:
-    pairs: list[tuple[str, str]] = []
-    if compiled.config.key_override_tag:
-        pairs.append(("x-bp-config-pdfield", compiled.config.key_override_tag))
-    pairs.extend((f"x-bp-config-tag-{m.tag}", m.field) for m in compiled.config.tag_mappings)
+    pairs = bigpanda_config_headers(
+        compiled.config.key_override_tag,
+        ((m.tag, m.field) for m in compiled.config.tag_mappings),
+    )
     events = []
     for trigger in triggers:
         event: dict[str, Any] = {
@@ -112,7 +117,7 @@ async def ensure(
 ) -> WebhookOutcome:
     """``token``: the inbound token BigPanda must send now (see :mod:`.token_rotation`)."""
     name = integration_name(owner, spec)
-    url = relay_base_url(owner, spec) + "/v1/bigpanda/webhook"
+    url = relay_base_url(owner, spec) + BIGPANDA_WEBHOOK_PATH
     workflow = desired_workflow(
         url, token, compiled, [t.value for t in spec.big_panda.webhook.triggers]
     )
@@ -125,9 +130,7 @@ async def ensure(
         kube, owner.namespace, ref.name, ref.key, "spec.bigPanda.apiToken"
     )
     try:
-        async with BigPandaIntegrations(
-            spec.big_panda.api_url or BIGPANDA_API_URL, api_key
-        ) as client:
+        async with BigPandaIntegrations(bigpanda_api_url(spec.big_panda), api_key) as client:
             current = await client.get(name)
             if current is None:
                 await client.create(name, workflow)
@@ -148,9 +151,7 @@ async def remove(kube: KubernetesClient, owner: Owner, spec: PagerDutyIntegratio
         kube, owner.namespace, ref.name, ref.key, "spec.bigPanda.apiToken"
     )
     try:
-        async with BigPandaIntegrations(
-            spec.big_panda.api_url or BIGPANDA_API_URL, api_key
-        ) as client:
+        async with BigPandaIntegrations(bigpanda_api_url(spec.big_panda), api_key) as client:
             return await client.delete(integration_name(owner, spec))
     except ClientError as exc:
         raise failure(exc) from None

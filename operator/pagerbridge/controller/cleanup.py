@@ -19,6 +19,7 @@ import kopf
 from pydantic import ValidationError
 
 from pagerbridge.api import PagerDutyIntegrationSpec
+from pagerbridge.clients.backoff import backoff
 from pagerbridge.clients.kubernetes import KubernetesClient
 from pagerbridge.controller import bigpanda_integration, subscription
 from pagerbridge.controller import names as n
@@ -81,7 +82,8 @@ async def release(
                 warning=True,
             )
         except ReconcileError as exc:
-            delay = min((exc.retry_after or 15.0) * 2 ** min(retry, 5), 300.0)
+            # No jitter: the delay is quoted in the Event and handed to kopf as it is.
+            delay = backoff(min(retry, 5), base=exc.retry_after or 15.0, cap=300.0, jitter=(1, 1))
             await post_event(
                 kube,
                 involved,

@@ -12,7 +12,6 @@ The losers are reported back so their own status can say so.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -24,17 +23,19 @@ from pagerbridge.api import (
     SyncConfig,
     TagMapping,
 )
-from pagerbridge.api.integration import BIGPANDA_API_URL, PAGERDUTY_API_URLS, PAGERDUTY_EVENTS_URLS
+from pagerbridge.api.contract import (
+    bigpanda_api_url,
+    is_routing_key,
+    pagerduty_api_url,
+    pagerduty_events_url,
+)
 from pagerbridge.api.relay_config import BigPandaRelayConfig
 from pagerbridge.controller import names as n
 from pagerbridge.controller.errors import InvalidKey, SecretNotFound
 
-# Events API v2 integration keys are 32 characters of letters and digits.
-ROUTING_KEY_RE = re.compile(r"^[A-Za-z0-9]{32}$")
-
 
 def looks_like_routing_key(value: str) -> bool:
-    return ROUTING_KEY_RE.fullmatch(value.strip()) is not None
+    return is_routing_key(value.strip())
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,8 @@ def compile_relay_config(
 
     pd = spec.pager_duty
     pager_duty = PagerDutyRelayConfig(
-        events_url=pd.events_url or PAGERDUTY_EVENTS_URLS[pd.region],
-        api_url=pd.api_url or PAGERDUTY_API_URLS[pd.region],
+        events_url=pagerduty_events_url(pd),
+        api_url=pagerduty_api_url(pd),
         routing_key_file=n.secret_file(routing.name, routing.key),
         api_token_file=n.secret_file(pd.api_token.name, pd.api_token.key) if pd.api_token else None,
         from_email=pd.from_email,
@@ -124,7 +125,7 @@ def compile_relay_config(
     )
     bp = spec.big_panda
     big_panda = BigPandaRelayConfig(
-        api_url=bp.api_url or BIGPANDA_API_URL,
+        api_url=bigpanda_api_url(bp),
         api_token_file=n.secret_file(bp.api_token.name, bp.api_token.key) if bp.api_token else None,
         environment_id=bp.environment_id,
         webhook_token_file=n.secret_file(names.token_secret, n.TOKEN_KEY),

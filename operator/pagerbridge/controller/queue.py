@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
+from pagerbridge.clients.backoff import backoff
 from pagerbridge.controller.metrics import QUEUE_DEPTH
 
 logger = logging.getLogger(__name__)
@@ -98,8 +98,9 @@ class WorkQueue(Generic[K]):
             else:
                 failures = self._failures.get(key, 0) + 1
                 self._failures[key] = failures
-                delay = min(retry * 2 ** min(failures - 1, 8), MAX_BACKOFF)
-                self.add_after(key, delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
+                self.add_after(
+                    key, backoff(failures - 1, base=retry, cap=MAX_BACKOFF, jitter=(0.8, 1.2))
+                )
             if key in self._dirty:
                 self._dirty.discard(key)
                 self.add(key)

@@ -32,6 +32,7 @@ from pagerbridge.api import (
     PagerDutyKeyOverrideSpec,
     PagerDutyTagMappingSpec,
 )
+from pagerbridge.api.contract import PAGERDUTY_WEBHOOK_PATH
 from pagerbridge.clients.kubernetes import (
     AlreadyExists,
     KubernetesClient,
@@ -242,7 +243,7 @@ class Reconciler:
                         c.TRUE,
                         "Subscribed",
                         f"PagerDuty webhook subscription {subscription_id} delivers to "
-                        f"{relay_base_url(owner, spec)}/v1/pagerduty/webhook",
+                        f"{relay_base_url(owner, spec)}{PAGERDUTY_WEBHOOK_PATH}",
                     )
                     if outcome.changed:
                         await post_event(

@@ -19,13 +19,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from pagerbridge.api import API_VERSION, INTEGRATION, PagerDutyIntegrationSpec, RelayConfig
+from pagerbridge.api.contract import (
+    BIGPANDA_WEBHOOK_PATH,
+    HOT_RELOADED_FIELDS,
+    PAGERDUTY_WEBHOOK_PATH,
+    bigpanda_config_headers,
+)
 from pagerbridge.controller import names as n
 from pagerbridge.controller.compile import Compiled
 
 Manifest = dict[str, Any]
 
 # RelayConfig fields the relay re-reads on a file change without restarting.
-HOT_RELOADED_FIELDS = ("keyOverrideTag", "tagMappings", "severityMap", "sync")
 
 DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
     "requests": {"cpu": "50m", "memory": "64Mi"},
@@ -313,12 +318,13 @@ def bigpanda_webhook_status(
             "valueFrom": {"name": owner.names.token_secret, "key": n.TOKEN_KEY},
         }
     ]
-    if compiled.config.key_override_tag:
-        headers.append({"name": "x-bp-config-pdfield", "value": compiled.config.key_override_tag})
-    for pair in compiled.config.tag_mappings:
-        headers.append({"name": f"x-bp-config-tag-{pair.tag}", "value": pair.field})
-    return {"url": relay_base_url(owner, spec) + "/v1/bigpanda/webhook", "headers": headers}
+    pairs = bigpanda_config_headers(
+        compiled.config.key_override_tag,
+        ((m.tag, m.field) for m in compiled.config.tag_mappings),
+    )
+    headers.extend({"name": name, "value": value} for name, value in pairs)
+    return {"url": relay_base_url(owner, spec) + BIGPANDA_WEBHOOK_PATH, "headers": headers}
 
 
 def pagerduty_webhook_url(owner: Owner, spec: PagerDutyIntegrationSpec) -> str:
-    return relay_base_url(owner, spec) + "/v1/pagerduty/webhook"
+    return relay_base_url(owner, spec) + PAGERDUTY_WEBHOOK_PATH

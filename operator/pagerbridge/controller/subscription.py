@@ -18,7 +18,7 @@ import base64
 from dataclasses import dataclass
 
 from pagerbridge.api import PagerDutyIntegrationSpec
-from pagerbridge.api.integration import PAGERDUTY_API_URLS
+from pagerbridge.api.contract import pagerduty_api_url
 from pagerbridge.clients.errors import ClientError
 from pagerbridge.clients.kubernetes import KubernetesClient, KubernetesError, Resource
 from pagerbridge.clients.pagerduty_subscriptions import PagerDutySubscriptions
@@ -46,7 +46,7 @@ def wanted(spec: PagerDutyIntegrationSpec) -> bool:
 
 
 def api_url(spec: PagerDutyIntegrationSpec) -> str:
-    return spec.pager_duty.api_url or PAGERDUTY_API_URLS[spec.pager_duty.region]
+    return pagerduty_api_url(spec.pager_duty)
 
 
 async def read_api_token(

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pagerbridge.api.contract import BIGPANDA_WEBHOOK_PATH, PAGERDUTY_WEBHOOK_PATH
 from pagerbridge.clients.errors import Unauthorized
 from pagerbridge.relay import openapi
 from pagerbridge.relay.config_watch import SettingsHolder
@@ -169,10 +170,10 @@ def create_app(
     app = Starlette(
         routes=[
             Route(
-                "/v1/bigpanda/webhook", BigPandaWebhook(ctx, dispatcher).endpoint, methods=["POST"]
+                BIGPANDA_WEBHOOK_PATH, BigPandaWebhook(ctx, dispatcher).endpoint, methods=["POST"]
             ),
             Route(
-                "/v1/pagerduty/webhook",
+                PAGERDUTY_WEBHOOK_PATH,
                 PagerDutyWebhook(ctx, dispatcher).endpoint,
                 methods=["POST"],
             ),

@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from pagerbridge.clients.backoff import backoff as exponential_backoff
+from pagerbridge.clients.backoff import jitter
 from pagerbridge.clients.errors import (
     PermanentError,
     RateLimited,
@@ -32,9 +33,6 @@ from pagerbridge.clients.errors import (
 from pagerbridge.relay.errors import NotReady
 from pagerbridge.relay.metrics import RelayMetrics
 from pagerbridge.relay.outbox import IncidentUpdate, Job, Outbox
-
-# Our own generator for retry jitter: the process-wide one is left to whoever else uses it.
-_jitter = random.Random()  # noqa: S311 - jitter, not crypto
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +44,9 @@ UNAUTHORIZED_RETRY = 60.0
 MAX_NOT_READY_ATTEMPTS = 40
 
 
-def backoff(attempts: int, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
-    """Exponential backoff with jitter: between half and all of ``base * 2**attempts``."""
-    delay = min(cap, base * 2.0 ** min(attempts, 16))
-    jitter: float = _jitter.uniform(0.5, 1.0)
-    return delay * jitter
+def backoff(attempts: int) -> float:
+    """The relay's retry delay: between half and all of ``BACKOFF_BASE * 2**attempts``."""
+    return exponential_backoff(attempts, base=BACKOFF_BASE, cap=BACKOFF_CAP)
 
 
 @dataclass(frozen=True)
@@ -191,13 +187,13 @@ class Dispatcher:
             except RateLimited as exc:
                 job.attempts += 1
                 wait = exc.retry_after if exc.retry_after is not None else backoff(job.attempts)
-                wait += _jitter.uniform(0, 0.25)
+                wait += jitter(0, 0.25)
                 return await self._retry(job, "rate_limited", str(exc), wait)
             except Unauthorized as exc:
                 job.attempts += 1
                 if self.on_unauthorized is not None:
                     self.on_unauthorized(job, exc)
-                wait = self.unauthorized_retry * _jitter.uniform(0.8, 1.2)
+                wait = self.unauthorized_retry * jitter(0.8, 1.2)
                 return await self._retry(job, "unauthorized", str(exc), wait)
             except NotReady as exc:
                 job.attempts += 1

@@ -15,6 +15,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from pagerbridge.api.contract import KEY_OVERRIDE_HEADER
 from pagerbridge.relay import echo
 from pagerbridge.relay.context import RelayContext
 from pagerbridge.relay.delivery import Dispatcher
@@ -28,7 +29,6 @@ from pagerbridge.relay.inbound import (
 )
 from pagerbridge.relay.outbox import IncidentMark, Job, NewJob, OutboxClosed
 from pagerbridge.relay.overrides import (
-    OVERRIDE_HEADER,
     choose_routing,
     header_mappings,
     merge_mappings,
@@ -73,7 +73,7 @@ class BigPandaWebhook:
         settings = ctx.holder.current
         config = settings.config
         routing = choose_routing(
-            incident, config.key_override_tag, request.headers.get(OVERRIDE_HEADER)
+            incident, config.key_override_tag, request.headers.get(KEY_OVERRIDE_HEADER)
         )
         from_headers, ignored = header_mappings(request.headers.items())
         if ignored:

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from pagerbridge.api.contract import (
+    BIGPANDA_WEBHOOK_PATH,
+    KEY_OVERRIDE_HEADER,
+    PAGERDUTY_WEBHOOK_PATH,
+    TAG_MAPPING_HEADER_PREFIX,
+)
+
 _ERROR = {
     "description": "Refused; nothing stored.",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
@@ -20,13 +27,13 @@ def document() -> dict[str, Any]:
             "relays them through a durable outbox.",
         },
         "paths": {
-            "/v1/bigpanda/webhook": {
+            BIGPANDA_WEBHOOK_PATH: {
                 "post": {
                     "summary": 'BigPanda incident (bare or wrapped as {"incident": ...})',
                     "security": [{"bearer": []}],
                     "parameters": [
                         {
-                            "name": "x-bp-config-pdfield",
+                            "name": KEY_OVERRIDE_HEADER,
                             "in": "header",
                             "required": False,
                             "description": "Alert tag whose value is this incident's "
@@ -34,7 +41,8 @@ def document() -> dict[str, Any]:
                             "schema": {"type": "string"},
                         }
                     ],
-                    "description": "Headers x-bp-config-tag-<tag>: <field> map a tag onto "
+                    "description": f"Headers {TAG_MAPPING_HEADER_PREFIX}<tag>: <field> map a "
+                    "tag onto "
                     "summary, source, severity, component, group, class or "
                     "custom_details.<name>.",
                     "requestBody": {
@@ -63,7 +71,7 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
-            "/v1/pagerduty/webhook": {
+            PAGERDUTY_WEBHOOK_PATH: {
                 "post": {
                     "summary": "PagerDuty Webhooks v3 (X-PagerDuty-Signature verified)",
                     "parameters": [

@@ -13,25 +13,17 @@ ignored with a warning; the config's are validated by :mod:`pagerbridge.api.fiel
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pagerbridge.api.contract import TAG_MAPPING_HEADER_PREFIX, is_routing_key
 from pagerbridge.api.fields import CUSTOM_DETAILS_PREFIX, is_mapping_field, is_tag_name
 from pagerbridge.api.severity import PagerDutySeverity
 from pagerbridge.api.tag_mapping import TagMapping
 from pagerbridge.relay.parsing import Incident
 
 log = logging.getLogger(__name__)
-
-OVERRIDE_HEADER = "x-bp-config-pdfield"
-MAPPING_HEADER_PREFIX = "x-bp-config-tag-"
-_ROUTING_KEY_RE = re.compile(r"[A-Za-z0-9]{32}")
-
-
-def is_valid_routing_key(value: str) -> bool:
-    return _ROUTING_KEY_RE.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
@@ -78,7 +70,7 @@ def choose_routing(incident: Incident, config_tag: str | None, header_tag: str |
             fallback_reason="missing",
         )
     value = value.strip()
-    if not is_valid_routing_key(value):
+    if not is_routing_key(value):
         # The value itself is not echoed: a near-miss key is still sensitive.
         return Routing(
             tag=tag,
@@ -97,9 +89,9 @@ def header_mappings(
     ignored: list[str] = []
     for name, value in headers:
         lname = name.lower()
-        if not lname.startswith(MAPPING_HEADER_PREFIX):
+        if not lname.startswith(TAG_MAPPING_HEADER_PREFIX):
             continue
-        tag = name[len(MAPPING_HEADER_PREFIX) :]
+        tag = name[len(TAG_MAPPING_HEADER_PREFIX) :]
         field = value.strip()
         if not is_tag_name(tag) or not is_mapping_field(field):
             ignored.append(lname[:200])

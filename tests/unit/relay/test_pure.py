@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pagerbridge.api.contract import is_routing_key
 from pagerbridge.api.relay_config import RelayConfig
 from pagerbridge.api.tag_mapping import TagMapping
 from pagerbridge.relay import echo
@@ -20,7 +21,6 @@ from pagerbridge.relay.outbox import NewJob, Outbox
 from pagerbridge.relay.overrides import (
     choose_routing,
     header_mappings,
-    is_valid_routing_key,
     merge_mappings,
 )
 from pagerbridge.relay.parsing import parse_incident
@@ -123,8 +123,8 @@ def test_routing_choice():
     assert "short" not in (bad.note or "")
     assert choose_routing(inc, "absent", None).fallback_reason == "missing"
     assert choose_routing(inc, None, None).key is None
-    assert is_valid_routing_key(key)
-    assert not is_valid_routing_key(key + "x")
+    assert is_routing_key(key)
+    assert not is_routing_key(key + "x")
 
 
 def test_header_mappings_and_merge():

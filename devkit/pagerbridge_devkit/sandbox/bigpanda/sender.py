@@ -13,13 +13,14 @@ simulator's event loop, so a slow receiver never blocks the simulated API.
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 
 import httpx
+
+from pagerbridge.clients.backoff import backoff as exponential_backoff
 
 RETRYABLE_STATUSES = frozenset({408, 429})
 
@@ -87,8 +88,7 @@ class RetryPolicy:
     timeout: float = 5.0
 
     def delay(self, attempt: int) -> float:
-        base = min(self.max_backoff, self.backoff * 2.0 ** (attempt - 1))
-        return base * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+        return exponential_backoff(attempt - 1, base=self.backoff, cap=self.max_backoff)
 
 
 class WebhookSender:

@@ -1,0 +1,75 @@
+"""The operator <-> relay contract beyond the RelayConfig document: each fact defined once.
+
+The controller renders and advertises these (status, the Managed BigPanda integration, the
+PagerDuty subscription), the relay serves and parses them, and the simulators speak them;
+all three import them from here.
+
+- the two public webhook paths of a relay;
+- BigPanda's ``x-bp-config-*`` request headers (key override and tag mappings) and a
+  builder for them;
+- the shape of an Events API v2 routing key;
+- the RelayConfig fields the relay applies without a restart;
+- the effective base URLs of PagerDuty and BigPanda (region defaults).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Final
+
+from pagerbridge.api.integration import (
+    BIGPANDA_API_URL,
+    PAGERDUTY_API_URLS,
+    PAGERDUTY_EVENTS_URLS,
+    BigPandaSpec,
+    PagerDutySpec,
+)
+
+# Where BigPanda's webhook and PagerDuty's Webhooks v3 subscription deliver, on the relay.
+BIGPANDA_WEBHOOK_PATH: Final = "/v1/bigpanda/webhook"
+PAGERDUTY_WEBHOOK_PATH: Final = "/v1/pagerduty/webhook"
+
+# BigPanda webhook headers: the alert tag whose value overrides the routing key, and one
+# header per tag mapping (``x-bp-config-tag-<tag>: <PagerDuty field>``).
+KEY_OVERRIDE_HEADER: Final = "x-bp-config-pdfield"
+TAG_MAPPING_HEADER_PREFIX: Final = "x-bp-config-tag-"
+
+# Events API v2 integration (routing) keys: 32 letters and digits.
+ROUTING_KEY_PATTERN: Final = r"[A-Za-z0-9]{32}"
+_ROUTING_KEY_RE: Final = re.compile(ROUTING_KEY_PATTERN)
+
+# RelayConfig fields (JSON names) the relay applies on a config reload. Any other change
+# needs a restart, so the operator rolls the relay pods for it (its config-hash omits these).
+HOT_RELOADED_FIELDS: Final = ("keyOverrideTag", "tagMappings", "severityMap", "sync")
+
+
+def is_routing_key(value: str) -> bool:
+    """True for a string shaped like an Events API v2 routing key (no surrounding spaces)."""
+    return _ROUTING_KEY_RE.fullmatch(value) is not None
+
+
+def bigpanda_config_headers(
+    key_override_tag: str | None, tag_mappings: Iterable[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The ``x-bp-config-*`` header pairs equivalent to a key override and tag mappings."""
+    pairs: list[tuple[str, str]] = []
+    if key_override_tag:
+        pairs.append((KEY_OVERRIDE_HEADER, key_override_tag))
+    pairs.extend((TAG_MAPPING_HEADER_PREFIX + tag, field) for tag, field in tag_mappings)
+    return pairs
+
+
+def pagerduty_events_url(spec: PagerDutySpec) -> str:
+    """The Events API v2 base URL: the explicit one, else the region's."""
+    return spec.events_url or PAGERDUTY_EVENTS_URLS[spec.region]
+
+
+def pagerduty_api_url(spec: PagerDutySpec) -> str:
+    """The REST API v2 base URL: the explicit one, else the region's."""
+    return spec.api_url or PAGERDUTY_API_URLS[spec.region]
+
+
+def bigpanda_api_url(spec: BigPandaSpec) -> str:
+    """BigPanda's API base URL: the explicit one, else BigPanda's public one."""
+    return spec.api_url or BIGPANDA_API_URL

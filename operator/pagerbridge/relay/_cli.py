@@ -90,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         lifespan="on",
+        # Plain HTTP webhooks only: no websocket protocol (it would import ``websockets``,
+        # about 2 MB of an idle relay's memory, for nothing).
+        ws="none",
         timeout_graceful_shutdown=20,
     )
     server = uvicorn.Server(config)

@@ -43,13 +43,25 @@ pb_ensure_go() {
     arch="$(go env GOARCH)"
     local module="golang.org/toolchain@v0.0.1-go$needed.$(go env GOOS)-$arch"
     echo "[go] go $have predates toolchain switching: fetching $module" >&2
-    local dir
-    # Outside any module, so the wrapper go.mod files (too new for this go) are not read.
-    dir="$(cd / && GOFLAGS=-mod=mod GO111MODULE=on go mod download -json "$module" \
-        | awk -F'"' '$2 == "Dir" {print $4}')"
-    if [ -z "$dir" ] || [ ! -x "$dir/bin/go" ]; then
-        echo "Could not fetch Go $needed ($module) with go $have: install Go >= $needed and re-run." >&2
-        return 1
+    local dir="${PAGERBRIDGE_TOOLS_DIR:-$HOME/.cache/pagerbridge/tools}/go$needed"
+    if [ ! -x "$dir/bin/go" ]; then
+        local src
+        # Outside any module, so the wrapper go.mod files (too new for this go) are not read.
+        src="$(cd / && GOFLAGS=-mod=mod GO111MODULE=on go mod download -json "$module" \
+            | awk -F'"' '$2 == "Dir" {print $4}')"
+        if [ -z "$src" ] || [ ! -f "$src/bin/go" ]; then
+            echo "Could not fetch Go $needed ($module) with go $have: install Go >= $needed and re-run." >&2
+            return 1
+        fi
+        # Module zips keep no file modes (Go's own switcher restores them too): copy the
+        # read-only module tree and make the toolchain's programs executable.
+        rm -rf "$dir.tmp"
+        mkdir -p "$(dirname "$dir")"
+        cp -r "$src" "$dir.tmp"
+        chmod -R u+w "$dir.tmp"
+        find "$dir.tmp/bin" "$dir.tmp/pkg/tool" -type f -exec chmod 0755 {} +
+        rm -rf "$dir"
+        mv "$dir.tmp" "$dir"
     fi
     export PATH="$dir/bin:$PATH"
     export GOROOT="$dir"

@@ -3,16 +3,14 @@
 The test control plane has no kubelet, so Deployments never get pods. This harness plays
 the kubelet's part for relay Deployments (label ``app.kubernetes.io/name=pagerbridge-relay``):
 
-* materializes the pod's volumes as files in a work directory (ConfigMap and Secret
-  volumes kept in sync, rewritten atomically on change, like the kubelet's symlink swap;
-  emptyDir and PVC volumes as plain directories). File contents and the container's
-  arguments have every ``mountPath`` rewritten to its local directory;
-* starts the container command (``pagerbridge relay ...``) with ``--host 127.0.0.1`` and
-  a free port, restarts it when it exits or when the pod template changes (what a
-  rollout would do), and stops it when the Deployment is gone or scaled to zero;
-* writes readiness (``/readyz``) into the Deployment's status (``readyReplicas`` ..., and
-  the ``Available`` / ``Progressing`` conditions the Deployment controller would write,
-  ``progressDeadlineSeconds`` included) and
+* materializes the pod's volumes as files in a work directory (:mod:`.pod_volumes`).
+  Like the real kubelet, a ConfigMap or Secret deleted under a running pod leaves the
+  pod running on the files it has; only a pod that must (re)start waits for it;
+* starts the container command (:mod:`.pod_process`) on 127.0.0.1 and a free port,
+  restarts it when it exits or when the pod template changes (what a rollout would do),
+  and stops it when the Deployment is gone or scaled to zero;
+* writes readiness (``/readyz``) into the Deployment's status as the Deployment
+  controller would (:mod:`.deployment_status`), and
   the relay's local URL and pid into annotations (``pagerbridge.io/local-url``,
   ``pagerbridge.io/local-pid``) for the tests.
 
@@ -23,21 +21,13 @@ With ``run_processes=False`` it only reports every relay Deployment ready (bench
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
 import json
 import logging
-import os
-import re
 import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,66 +40,19 @@ from pagerbridge.clients.kubernetes import (
     Resource,
     connection_from_kubeconfig,
 )
-from pagerbridge_devkit.localcluster.processes import spawn
-from pagerbridge_devkit.localcluster.processes import stop as stop_process
+from pagerbridge.controller.names import LABEL_NAME, RELAY_APP
+from pagerbridge_devkit.localcluster import deployment_status, pod_volumes
+from pagerbridge_devkit.localcluster.deployment_status import Rollout
+from pagerbridge_devkit.localcluster.pod_process import Pod
+
+__all__ = ["ANNOTATION_PID", "ANNOTATION_URL", "RELAY_SELECTOR", "HarnessKubelet", "Pod"]
 
 logger = logging.getLogger(__name__)
 
-RELAY_SELECTOR = "app.kubernetes.io/name=pagerbridge-relay"
+RELAY_SELECTOR = f"{LABEL_NAME}={RELAY_APP}"
 ANNOTATION_URL = "pagerbridge.io/local-url"
 ANNOTATION_PID = "pagerbridge.io/local-pid"
 DEPLOYMENTS = Resource.builtin("Deployment")
-CONFIGMAPS = Resource.builtin("ConfigMap")
-SECRETS = Resource.builtin("Secret")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _write_if_changed(path: Path, content: bytes, mode: int = 0o600) -> bool:
-    if path.exists() and path.read_bytes() == content:
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(content)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-    return True
-
-
-@dataclass
-class Pod:
-    """One running relay: the local stand-in for a Deployment's single pod."""
-
-    namespace: str
-    name: str
-    directory: Path
-    template_hash: str = ""
-    process: subprocess.Popen[bytes] | None = None
-    port: int = 0
-    log_path: Path | None = None
-    restarts: int = 0
-    reported: dict[str, Any] = field(default_factory=dict)
-    rollout_hash: str = ""  # the pod template whose rollout is tracked
-    rollout_started: float = 0.0  # wall clock, for Progressing and its deadline
-    rolled_out: bool = False  # was ready once for this template (rollout complete)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        stop_process(self.process)
-        self.process = None
 
 
 class HarnessKubelet:
@@ -133,6 +76,7 @@ class HarnessKubelet:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="harness-kubelet", daemon=True)
         self._error: BaseException | None = None
+        self._unreachable_since: float | None = None
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -175,9 +119,23 @@ class HarnessKubelet:
                         await self._sync(kube, http)
                     else:
                         await self._watch_statuses(kube, http)
-                except KubernetesError as exc:
-                    logger.warning("harness kubelet: %s", exc)
+                except (KubernetesError, httpx.TransportError) as exc:
+                    self._api_unreachable(exc)
+                else:
+                    self._api_reachable()
                 await asyncio.sleep(self.interval)
+
+    def _api_unreachable(self, exc: Exception) -> None:
+        # One line per outage, not one per pass (an API server restart is seconds of them).
+        if self._unreachable_since is None:
+            self._unreachable_since = time.monotonic()
+            logger.warning("harness kubelet: API server unreachable (%s); pods keep running", exc)
+
+    def _api_reachable(self) -> None:
+        if self._unreachable_since is not None:
+            down = time.monotonic() - self._unreachable_since
+            self._unreachable_since = None
+            logger.warning("harness kubelet: API server reachable again after %.1fs", down)
 
     async def _watch_statuses(self, kube: KubernetesClient, http: httpx.AsyncClient) -> None:
         """Status-only mode: list once, then follow a watch (cheap at hundreds of relays)."""
@@ -242,124 +200,35 @@ class HarnessKubelet:
             pod.stop()
             await self._report(kube, deployment, pod, ready=False)
             return
-        volumes_ready = await self._materialize(kube, namespace, pod, template["spec"])
-        if not volumes_ready:
-            pod.stop()
-            await self._report(kube, deployment, pod, ready=False)
-            return
-        if pod.template_hash != template_hash or not pod.running():
-            if pod.process is not None and pod.running() is False:
+        volumes_complete = await pod_volumes.materialize(
+            kube, namespace, pod.directory, template["spec"]
+        )
+        must_start = pod.template_hash != template_hash or not pod.running()
+        if must_start and volumes_complete:
+            if pod.process is not None and not pod.running():
                 pod.restarts += 1
             pod.stop()
-            self._start(pod, template["spec"])
+            pod.start(template["spec"])
             pod.template_hash = template_hash
+        # Otherwise a running pod keeps running on the files it has, as with the real
+        # kubelet (a new pod would wait for its ConfigMap or Secret: ContainerCreating).
         ready = False
         if pod.running():
             with contextlib.suppress(httpx.HTTPError):
                 ready = (await http.get(pod.url + "/readyz")).status_code == 200
-        pod.rolled_out = pod.rolled_out or ready
+        if pod.template_hash == template_hash:
+            pod.rolled_out = pod.rolled_out or ready
         await self._report(kube, deployment, pod, ready=ready)
-
-    def _mounts(self, pod: Pod, pod_spec: dict[str, Any]) -> dict[str, Path]:
-        """mountPath -> local directory, for the relay container."""
-        container = pod_spec["containers"][0]
-        return {
-            mount["mountPath"]: pod.directory / "volumes" / mount["name"]
-            for mount in container.get("volumeMounts", [])
-        }
-
-    def _rewrite(self, text: str, mounts: dict[str, Path]) -> str:
-        """One pass, longest mount first, whole path segments only."""
-        if not mounts:
-            return text
-        alternatives = "|".join(re.escape(m) for m in sorted(mounts, key=len, reverse=True))
-        pattern = re.compile(rf"(?<![\w/.-])({alternatives})(?=/|$|[^\w.-])")
-        return pattern.sub(lambda match: str(mounts[match.group(1)]), text)
-
-    async def _materialize(
-        self, kube: KubernetesClient, namespace: str, pod: Pod, pod_spec: dict[str, Any]
-    ) -> bool:
-        """Write every volume's files; False while a required ConfigMap/Secret is missing."""
-        mounts = self._mounts(pod, pod_spec)
-        for volume in pod_spec.get("volumes", []):
-            target = pod.directory / "volumes" / volume["name"]
-            target.mkdir(parents=True, exist_ok=True)
-            files: dict[str, bytes] = {}
-            if "configMap" in volume:
-                source = volume["configMap"]
-                try:
-                    config_map = await kube.get(CONFIGMAPS, namespace, source["name"])
-                except NotFound:
-                    if source.get("optional"):
-                        continue
-                    return False
-                files = {
-                    key: self._rewrite(value, mounts).encode()
-                    for key, value in (config_map.get("data") or {}).items()
-                }
-            elif "secret" in volume:
-                source = volume["secret"]
-                try:
-                    secret = await kube.get(SECRETS, namespace, source["secretName"])
-                except NotFound:
-                    if source.get("optional"):
-                        continue
-                    return False
-                files = {
-                    key: base64.b64decode(value)
-                    for key, value in (secret.get("data") or {}).items()
-                }
-            else:
-                continue  # emptyDir / persistentVolumeClaim: the directory is the volume
-            for key, content in files.items():
-                _write_if_changed(target / key, content)
-            for stale in target.iterdir():
-                if stale.is_file() and not stale.name.startswith(".") and stale.name not in files:
-                    stale.unlink()
-        return True
-
-    def _start(self, pod: Pod, pod_spec: dict[str, Any]) -> None:
-        container = pod_spec["containers"][0]
-        mounts = self._mounts(pod, pod_spec)
-        argv = [
-            self._rewrite(arg, mounts) for arg in container["command"] + container.get("args", [])
-        ]
-        if argv[0] == "pagerbridge":
-            argv = [sys.executable, "-m", "pagerbridge", *argv[1:]]
-        pod.port = pod.port or _free_port()  # a restarted pod keeps its address, like a Service
-        for flag, value in (("--host", "127.0.0.1"), ("--port", str(pod.port))):
-            if flag in argv:
-                argv[argv.index(flag) + 1] = value
-            else:
-                argv += [flag, value]
-        pod.log_path = pod.directory / "relay.log"
-        log = pod.log_path.open("ab")
-        env = dict(os.environ)
-        for item in container.get("env", []):
-            if "value" in item:
-                env[item["name"]] = item["value"]
-        # Started from the kubelet's long-lived loop thread: the relay gets SIGTERM when
-        # that thread (or the whole test process) dies.
-        pod.process = spawn(argv, stdout=log, cwd=pod.directory, env=env)
-        log.close()
 
     async def _report(
         self, kube: KubernetesClient, deployment: dict[str, Any], pod: Pod | None, *, ready: bool
     ) -> None:
         meta = deployment["metadata"]
-        replicas = int(deployment["spec"].get("replicas", 1))
-        count = 1 if ready else 0
-        status = {
-            "observedGeneration": int(meta.get("generation", 1)),
-            "replicas": min(replicas, 1),
-            "updatedReplicas": min(replicas, 1),
-            "readyReplicas": count,
-            "availableReplicas": count,
-            "unavailableReplicas": max(replicas - count, 0),
-            "conditions": _conditions(deployment, pod, ready=ready),
-        }
-        current = deployment.get("status") or {}
-        if any(current.get(k, 0) != v for k, v in status.items()):
+        rollout = None if pod is None else Rollout(pod.rollout_started, pod.rolled_out)
+        status = deployment_status.deployment_status(
+            deployment, ready=ready, rollout=rollout, now=time.time()
+        )
+        if deployment_status.differs(deployment.get("status") or {}, status):
             await kube.merge_patch(
                 DEPLOYMENTS, meta["namespace"], meta["name"], {"status": status}, "status"
             )
@@ -377,49 +246,3 @@ class HarnessKubelet:
                 meta["name"],
                 {"metadata": {"annotations": annotations}},
             )
-
-
-def _rfc3339(at: float) -> str:
-    return datetime.fromtimestamp(int(at), UTC).isoformat().replace("+00:00", "Z")
-
-
-def _conditions(deployment: dict[str, Any], pod: Pod | None, *, ready: bool) -> list[Any]:
-    """``Available`` and ``Progressing`` as the Deployment controller writes them.
-
-    A rollout (new pod template) is ``Progressing=True`` (``ReplicaSetUpdated``) until its
-    pod is ready once (``NewReplicaSetAvailable``, kept when the pod fails later), or
-    ``False`` (``ProgressDeadlineExceeded``) after ``spec.progressDeadlineSeconds``.
-    """
-    deadline = int(deployment["spec"].get("progressDeadlineSeconds", 600))
-    created = str(deployment["metadata"].get("creationTimestamp", ""))
-    if pod is None:  # status-only mode: every relay is reported ready
-        since, rolled_out = created, ready
-        overdue = False
-    else:
-        since, rolled_out = _rfc3339(pod.rollout_started), pod.rolled_out
-        overdue = time.time() - pod.rollout_started > deadline
-    if rolled_out:
-        progressing = ("True", "NewReplicaSetAvailable", "the relay pod has become ready")
-    elif overdue:
-        progressing = ("False", "ProgressDeadlineExceeded", f"no ready relay after {deadline}s")
-    else:
-        progressing = ("True", "ReplicaSetUpdated", "the relay pod is starting")
-    available = (
-        ("True", "MinimumReplicasAvailable", "the relay is ready")
-        if ready
-        else ("False", "MinimumReplicasUnavailable", "the relay is not ready")
-    )
-    return [
-        {
-            "type": type_,
-            "status": status,
-            "reason": reason,
-            "message": message,
-            "lastUpdateTime": since,
-            "lastTransitionTime": since,
-        }
-        for type_, (status, reason, message) in (
-            ("Available", available),
-            ("Progressing", progressing),
-        )
-    ]

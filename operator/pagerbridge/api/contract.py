@@ -73,3 +73,26 @@ def pagerduty_api_url(spec: PagerDutySpec) -> str:
 def bigpanda_api_url(spec: BigPandaSpec) -> str:
     """BigPanda's API base URL: the explicit one, else BigPanda's public one."""
     return spec.api_url or BIGPANDA_API_URL
+
+
+# The relay's command line, as the operator renders it into the relay container and the
+# dev kit's harness kubelet runs it (``pagerbridge relay --config FILE --host H --port P``).
+RELAY_PROGRAM: Final = "pagerbridge"
+RELAY_SUBCOMMAND: Final = "relay"
+RELAY_CONFIG_FLAG: Final = "--config"
+RELAY_HOST_FLAG: Final = "--host"
+RELAY_PORT_FLAG: Final = "--port"
+
+
+def relay_command(config_file: str, host: str, port: int) -> list[str]:
+    """The relay container's command: serve ``config_file`` on ``host:port``."""
+    return [
+        RELAY_PROGRAM,
+        RELAY_SUBCOMMAND,
+        RELAY_CONFIG_FLAG,
+        config_file,
+        RELAY_HOST_FLAG,
+        host,
+        RELAY_PORT_FLAG,
+        str(port),
+    ]

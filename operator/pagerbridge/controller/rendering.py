@@ -24,6 +24,7 @@ from pagerbridge.api.contract import (
     HOT_RELOADED_FIELDS,
     PAGERDUTY_WEBHOOK_PATH,
     bigpanda_config_headers,
+    relay_command,
 )
 from pagerbridge.controller import names as n
 from pagerbridge.controller.compile import Compiled
@@ -158,16 +159,7 @@ def render_deployment(
         "name": "relay",
         "image": spec.relay.image or settings.image,
         "imagePullPolicy": settings.image_pull_policy,
-        "command": [
-            "pagerbridge",
-            "relay",
-            "--config",
-            n.config_file(),
-            "--host",
-            "0.0.0.0",  # noqa: S104 - inside the pod
-            "--port",
-            str(n.RELAY_PORT),
-        ],
+        "command": relay_command(n.config_file(), "0.0.0.0", n.RELAY_PORT),  # noqa: S104 - in the pod
         "ports": [{"name": "http", "containerPort": n.RELAY_PORT, "protocol": "TCP"}],
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, **probe_defaults},
         "livenessProbe": {

@@ -8,12 +8,17 @@ from __future__ import annotations
 import argparse
 import os
 
+from pagerbridge.api.contract import RELAY_CONFIG_FLAG, RELAY_HOST_FLAG, RELAY_PORT_FLAG
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="RelayConfig JSON file")
-    parser.add_argument("--host", default=os.environ.get("PAGERBRIDGE_RELAY_HOST", "0.0.0.0"))  # noqa: S104
+    parser.add_argument(RELAY_CONFIG_FLAG, required=True, help="RelayConfig JSON file")
     parser.add_argument(
-        "--port", type=int, default=int(os.environ.get("PAGERBRIDGE_RELAY_PORT", "8080"))
+        RELAY_HOST_FLAG,
+        default=os.environ.get("PAGERBRIDGE_RELAY_HOST", "0.0.0.0"),  # noqa: S104
+    )
+    parser.add_argument(
+        RELAY_PORT_FLAG, type=int, default=int(os.environ.get("PAGERBRIDGE_RELAY_PORT", "8080"))
     )
     parser.add_argument("--log-level", default=os.environ.get("PAGERBRIDGE_LOG_LEVEL", "info"))
     parser.add_argument(

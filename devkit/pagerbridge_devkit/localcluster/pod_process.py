@@ -1,0 +1,85 @@
+"""A harness pod: one relay Deployment's single pod, as a local process.
+
+The container's command (the operator renders ``pagerbridge relay --config ... --host ...
+--port ...``, see :func:`pagerbridge.api.contract.relay_command`) runs with this
+interpreter, its paths rewritten to the pod's local volume directories, on 127.0.0.1 and
+a port of its own that it keeps across restarts (as a Service address would).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pagerbridge.api.contract import RELAY_HOST_FLAG, RELAY_PORT_FLAG, RELAY_PROGRAM
+from pagerbridge_devkit.localcluster import pod_volumes
+from pagerbridge_devkit.localcluster.processes import spawn
+from pagerbridge_devkit.localcluster.processes import stop as stop_process
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Pod:
+    """One running relay: the local stand-in for a Deployment's single pod."""
+
+    namespace: str
+    name: str
+    directory: Path
+    template_hash: str = ""
+    process: subprocess.Popen[bytes] | None = None
+    port: int = 0
+    log_path: Path | None = None
+    restarts: int = 0
+    rollout_hash: str = ""  # the pod template whose rollout is tracked
+    rollout_started: float = 0.0  # wall clock, for Progressing and its deadline
+    rolled_out: bool = False  # was ready once for this template (rollout complete)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, pod_spec: dict[str, Any]) -> None:
+        """Start the container's command (the pod's volumes are already written)."""
+        container = pod_spec["containers"][0]
+        mount_map = pod_volumes.mounts(self.directory, pod_spec)
+        argv = [
+            pod_volumes.rewrite(arg, mount_map)
+            for arg in container["command"] + container.get("args", [])
+        ]
+        if argv[0] == RELAY_PROGRAM:
+            argv = [sys.executable, "-m", "pagerbridge", *argv[1:]]
+        self.port = self.port or free_port()
+        for flag, value in ((RELAY_HOST_FLAG, "127.0.0.1"), (RELAY_PORT_FLAG, str(self.port))):
+            if flag in argv:
+                argv[argv.index(flag) + 1] = value
+            else:
+                argv += [flag, value]
+        self.log_path = self.directory / "relay.log"
+        env = dict(os.environ)
+        for item in container.get("env", []):
+            if "value" in item:
+                env[item["name"]] = item["value"]
+        with self.log_path.open("ab") as log:
+            # Started from the kubelet's long-lived loop thread: the relay gets SIGTERM
+            # when that thread (or the whole test process) dies.
+            self.process = spawn(argv, stdout=log, cwd=self.directory, env=env)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        stop_process(self.process)
+        self.process = None

@@ -132,7 +132,7 @@ def relay_pod() -> dict[str, Any]:
         {
             "pagerDuty": {"routingKey": {"name": "pd", "key": "routing-key"}},
             "sync": {"notes": False},
-            "relay": {"persistence": {"enabled": True}},
+            "relay": {"storage": "Persistent"},
         }
     )
     secrets = {

@@ -203,11 +203,13 @@ class HarnessKubelet:
         volumes_complete = await pod_volumes.materialize(
             kube, namespace, pod.directory, template["spec"]
         )
-        must_start = pod.template_hash != template_hash or not pod.running()
-        if must_start and volumes_complete:
+        new_pod = pod.template_hash != template_hash
+        if (new_pod or not pod.running()) and volumes_complete:
             if pod.process is not None and not pod.running():
                 pod.restarts += 1
             pod.stop()
+            if new_pod:  # a rollout replaces the pod: its emptyDir volumes start empty
+                pod_volumes.clear_ephemeral(pod.directory, template["spec"])
             pod.start(template["spec"])
             pod.template_hash = template_hash
         # Otherwise a running pod keeps running on the files it has, as with the real

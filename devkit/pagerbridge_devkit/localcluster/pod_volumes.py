@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,16 @@ def rewrite(text: str, mount_map: dict[str, Path]) -> str:
     alternatives = "|".join(re.escape(m) for m in sorted(mount_map, key=len, reverse=True))
     pattern = re.compile(rf"(?<![\w/.-])({alternatives})(?=/|$|[^\w.-])")
     return pattern.sub(lambda match: str(mount_map[match.group(1)]), text)
+
+
+def clear_ephemeral(pod_directory: Path, pod_spec: dict[str, Any]) -> None:
+    """Empty every emptyDir volume: a new pod starts with fresh ones (a restarted container
+    keeps them; PVC volumes are kept either way)."""
+    for volume in pod_spec.get("volumes", []):
+        if "emptyDir" in volume:
+            target = pod_directory / "volumes" / volume["name"]
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(parents=True)
 
 
 def write_if_changed(path: Path, content: bytes, mode: int = 0o600) -> bool:

@@ -183,16 +183,32 @@ class RelayServiceSpec(CamelModel):
     port: int = Field(default=80, ge=1, le=65535)
 
 
-class PersistenceSpec(CamelModel):
-    """Where the relay's outbox lives."""
+class RelayStorage(StrEnum):
+    """Where the relay keeps its outbox."""
 
-    enabled: bool = Field(
-        default=False,
-        description="Keep the outbox on a PersistentVolumeClaim (otherwise an emptyDir, "
-        "which survives container restarts but not pod deletion).",
+    PERSISTENT = "Persistent"
+    EPHEMERAL = "Ephemeral"
+
+
+class PersistenceSpec(CamelModel):
+    """The PersistentVolumeClaim of a ``Persistent`` outbox."""
+
+    enabled: bool | None = Field(
+        default=None,
+        description="Deprecated: use relay.storage. When relay.storage is not set, false "
+        "means Ephemeral and true (or unset) Persistent.",
     )
-    size: str = Field(default="1Gi", max_length=32, pattern=r"^[0-9]+(Ki|Mi|Gi|Ti)$")
-    storage_class_name: str | None = Field(default=None, max_length=253)
+    size: str = Field(
+        default="1Gi",
+        max_length=32,
+        pattern=r"^[0-9]+(Ki|Mi|Gi|Ti)$",
+        description="Size of the outbox claim (default 1Gi).",
+    )
+    storage_class_name: str | None = Field(
+        default=None,
+        max_length=253,
+        description="StorageClass of the outbox claim (default: the cluster's default class).",
+    )
 
 
 class ResourceRequirements(CamelModel):
@@ -219,7 +235,23 @@ class RelaySpec(CamelModel):
         description="Base URL at which BigPanda and PagerDuty reach the relay (Ingress, "
         "load balancer). Defaults to the in-cluster Service address.",
     )
+    storage: RelayStorage | None = Field(
+        default=None,
+        description="Persistent (default): the outbox is on a PersistentVolumeClaim and the "
+        "Deployment is replaced with Recreate, so work accepted but not yet delivered survives "
+        "rollouts, evictions, drains and deleted pods, and one pod at a time writes it. "
+        "Ephemeral: an emptyDir, kept across container restarts but lost, with every event "
+        "not yet delivered, whenever the pod is replaced (condition OutboxDurable=False).",
+    )
     persistence: PersistenceSpec = Field(default_factory=PersistenceSpec)
+
+    @property
+    def effective_storage(self) -> RelayStorage:
+        if self.storage is not None:
+            return self.storage
+        if self.persistence.enabled is False:
+            return RelayStorage.EPHEMERAL
+        return RelayStorage.PERSISTENT
 
 
 # Cross-field rules, checked by the API server (CEL) and mirrored in the docs.

@@ -15,6 +15,7 @@ SECRETS_RESOLVED = "SecretsResolved"
 RELAY_AVAILABLE = "RelayAvailable"
 SUBSCRIPTION_READY = "SubscriptionReady"
 BIGPANDA_WEBHOOK = "BigPandaWebhookConfigured"
+OUTBOX_DURABLE = "OutboxDurable"  # informational: never decides Ready
 RECONCILING = "Reconciling"  # kstatus: True while the relay rolls out (in progress, not failed)
 
 TRUE = "True"

@@ -90,6 +90,7 @@ from pagerbridge.controller.status import (
     differs,
     integration_conditions,
     ref_ready,
+    storage_condition,
 )
 
 logger = logging.getLogger(__name__)
@@ -301,7 +302,14 @@ class Reconciler:
             # (not a retry: the queue would count it as a failure and back off)
             self.queue.add_after((INTEGRATION.kind, namespace, name), relay_now.recheck_after)
         outcome_url = relay_base_url(owner, spec) if spec else None
-        integration_outcome = IntegrationOutcome(secrets_ok, sub_ok, relay, outcome_url, bp_ok)
+        integration_outcome = IntegrationOutcome(
+            secrets_ok,
+            sub_ok,
+            relay,
+            outcome_url,
+            bp_ok,
+            storage=storage_condition(spec.relay.effective_storage) if spec else None,
+        )
         current = list(info.status.get("conditions") or [])
         new_conditions = integration_conditions(
             integration_outcome, current, info.generation, c.now_rfc3339()

@@ -26,6 +26,7 @@ from pagerbridge.api.contract import (
     bigpanda_config_headers,
     relay_command,
 )
+from pagerbridge.api.integration import RelayStorage
 from pagerbridge.controller import names as n
 from pagerbridge.controller.compile import Compiled
 
@@ -145,7 +146,7 @@ def render_deployment(
         mounts.append(
             {"name": volume, "mountPath": n.secret_mount_dir(secret_name), "readOnly": True}
         )
-    if spec.relay.persistence.enabled:
+    if spec.relay.effective_storage is RelayStorage.PERSISTENT:
         volumes.append(
             {"name": "outbox", "persistentVolumeClaim": {"claimName": names.outbox_claim}}
         )
@@ -184,10 +185,10 @@ def render_deployment(
         "spec": {
             "replicas": spec.relay.replicas,
             "selector": {"matchLabels": selector},
-            # One writer per outbox volume: never two pods on a ReadWriteOnce claim.
-            "strategy": {"type": "Recreate"}
-            if spec.relay.persistence.enabled
-            else {"type": "RollingUpdate"},
+            # One writer per outbox, whatever the storage: the old pod is gone before the
+            # new one starts, so two relays never serve the same incidents from two
+            # outboxes (per-incident order) nor open one claim twice.
+            "strategy": {"type": "Recreate"},
             "template": {
                 "metadata": {
                     "labels": n.child_labels(names),
@@ -233,7 +234,7 @@ def render_service(owner: Owner, spec: PagerDutyIntegrationSpec) -> Manifest:
 
 def render_outbox_claim(owner: Owner, spec: PagerDutyIntegrationSpec) -> Manifest | None:
     persistence = spec.relay.persistence
-    if not persistence.enabled:
+    if spec.relay.effective_storage is not RelayStorage.PERSISTENT:
         return None
     claim_spec: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],

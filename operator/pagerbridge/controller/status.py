@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pagerbridge.api.integration import RelayStorage
 from pagerbridge.controller import conditions as c
 from pagerbridge.controller.conditions import ConditionUpdate
 
@@ -27,6 +28,7 @@ class IntegrationOutcome:
     relay: ConditionUpdate
     relay_url: str | None = None
     bigpanda: ConditionUpdate | None = None  # Managed mode only
+    storage: ConditionUpdate | None = None  # what the outbox survives; not part of Ready
 
 
 def ready_condition(details: list[ConditionUpdate], relay_url: str | None) -> ConditionUpdate:
@@ -37,6 +39,26 @@ def ready_condition(details: list[ConditionUpdate], relay_url: str | None) -> Co
             return ConditionUpdate(c.READY, status, update.reason, update.message)
     where = f" at {relay_url}" if relay_url else ""
     return ConditionUpdate(c.READY, c.TRUE, "Ready", f"relay running and configured{where}")
+
+
+def storage_condition(storage: RelayStorage) -> ConditionUpdate:
+    """``OutboxDurable``: whether accepted work survives the relay pod being replaced."""
+    if storage is RelayStorage.PERSISTENT:
+        return ConditionUpdate(
+            c.OUTBOX_DURABLE,
+            c.TRUE,
+            "PersistentVolume",
+            "the outbox is on a PersistentVolumeClaim: events accepted and not yet delivered "
+            "survive rollouts, evictions, drains and deleted pods",
+        )
+    return ConditionUpdate(
+        c.OUTBOX_DURABLE,
+        c.FALSE,
+        "EphemeralStorage",
+        "relay.storage is Ephemeral: every event accepted and not yet delivered (for "
+        "instance everything waiting out a PagerDuty outage) is lost when the relay pod is "
+        "rolled, evicted, drained or deleted",
+    )
 
 
 def reconciling_condition(ready: ConditionUpdate) -> ConditionUpdate:
@@ -58,6 +80,8 @@ def integration_conditions(
         details.insert(2, outcome.bigpanda)
     ready = ready_condition(details, outcome.relay_url)
     updates = [ready, reconciling_condition(ready), *details]
+    if outcome.storage is not None:
+        updates.append(outcome.storage)
     return c.apply_conditions(current, updates, generation, now)
 
 

@@ -160,13 +160,40 @@ def test_deployment_is_hardened_and_mounts_secrets_as_files() -> None:
     )
 
 
-def test_persistence_renders_a_claim_and_recreate_strategy() -> None:
-    s = spec(relay={"persistence": {"enabled": True, "size": "2Gi"}})
-    children = render_children(OWNER, s, compiled_for(s), SETTINGS)
+def test_outbox_is_persistent_by_default_with_one_writer() -> None:
+    children = render_children(OWNER, spec(), compiled_for(spec()), SETTINGS)
     assert children.outbox_claim is not None
-    assert children.outbox_claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    assert children.outbox_claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert children.outbox_claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
     assert children.deployment["spec"]["strategy"] == {"type": "Recreate"}
-    assert render_children(OWNER, spec(), compiled_for(spec()), SETTINGS).outbox_claim is None
+    volumes = {v["name"]: v for v in children.deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["outbox"] == {
+        "name": "outbox",
+        "persistentVolumeClaim": {"claimName": children.outbox_claim["metadata"]["name"]},
+    }
+
+
+def test_persistence_settings_shape_the_claim() -> None:
+    s = spec(relay={"persistence": {"size": "2Gi", "storageClassName": "fast"}})
+    claim = render_children(OWNER, s, compiled_for(s), SETTINGS).outbox_claim
+    assert claim is not None
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    assert claim["spec"]["storageClassName"] == "fast"
+
+
+@pytest.mark.parametrize(
+    "relay",
+    [{"storage": "Ephemeral"}, {"persistence": {"enabled": False}}],
+    ids=["storage-ephemeral", "deprecated-persistence-disabled"],
+)
+def test_ephemeral_outbox_is_an_explicit_choice(relay: dict[str, object]) -> None:
+    s = spec(relay=relay)
+    children = render_children(OWNER, s, compiled_for(s), SETTINGS)
+    assert children.outbox_claim is None
+    volumes = {v["name"]: v for v in children.deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["outbox"] == {"name": "outbox", "emptyDir": {}}
+    # Still one writer: a surge would serve one incident from two outboxes.
+    assert children.deployment["spec"]["strategy"] == {"type": "Recreate"}
 
 
 def test_webhook_status_has_headers_and_only_a_token_reference() -> None:

@@ -275,3 +275,27 @@ def test_token_rotation_plan_keeps_both_tokens_until_bigpanda_switched() -> None
     idle = tr.plan("r1", ["new"], marks, now=500.0, grace=10.0, new_token=lambda: "x")
     assert (idle.tokens, idle.bigpanda_token, idle.requeue_after) == (None, "new", None)
     assert tr.plan(None, ["t"], {}, 0.0, 10.0, lambda: "x").tokens is None  # never by accident
+
+
+@pytest.mark.parametrize(("storage", "durable"), [("Persistent", "True"), ("Ephemeral", "False")])
+def test_outbox_durability_is_reported_but_never_decides_ready(storage: str, durable: str) -> None:
+    from pagerbridge.api.integration import RelayStorage
+    from pagerbridge.controller.status import storage_condition
+
+    relay_up = ConditionUpdate(c.RELAY_AVAILABLE, c.TRUE, "RelayReady", "1/1")
+    conditions = integration_conditions(
+        IntegrationOutcome(
+            OK_SECRETS,
+            OK_SUB,
+            relay_up,
+            "http://x",
+            storage=storage_condition(RelayStorage(storage)),
+        ),
+        [],
+        1,
+        "2026-01-01T00:00:00Z",
+    )
+    assert c.find(conditions, c.READY)["status"] == "True"  # type: ignore[index]
+    outbox = c.find(conditions, c.OUTBOX_DURABLE)
+    assert outbox is not None
+    assert outbox["status"] == durable

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
-from bigpanda_support import SAMPLE_ALERTS, receiving, running, wait_for
+from bigpanda_support import SAMPLE_ALERTS, receiving, running
 
 from pagerbridge_devkit.sandbox.bigpanda import (
     DEFAULT_API_TOKEN,
@@ -16,9 +16,20 @@ from pagerbridge_devkit.sandbox.bigpanda import (
     DEFAULT_ENVIRONMENT_ID,
     BigPandaSimulator,
 )
+from pagerbridge_devkit.sandbox.bigpanda.ratelimit import RateLimiter
 
 ENV = DEFAULT_ENVIRONMENT_ID
 AUTH = {"Authorization": f"Bearer {DEFAULT_API_TOKEN}"}
+
+
+class ManualClock:
+    """Time that moves only when the test says so (refills independent of machine load)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @pytest.fixture
@@ -188,43 +199,27 @@ def test_validation_errors_are_400(
 
 def test_rate_limit_per_endpoint_429(sim: BigPandaSimulator, client: httpx.Client) -> None:
     incidents = [sim.open_incident(alerts=SAMPLE_ALERTS) for _ in range(2)]
-    sim.set_rate_limit(2)
-    started = time.monotonic()
-    statuses = [
-        client.post(
-            incident_url(incidents[i % 2].id) + "/comments", headers=AUTH, json={"comment": "c"}
-        ).status_code
-        for i in range(8)
-    ]
-    elapsed = time.monotonic() - started
-    # a burst: the bucket holds 2 and refills 2/s; different ids are one endpoint
-    assert set(statuses) == {204, 429}
-    assert 2 <= statuses.count(204) <= 2 + int(elapsed * 2)
-    limited = next(
-        r
-        for r in (
-            client.post(
-                incident_url(incidents[0].id) + "/comments", headers=AUTH, json={"comment": "c"}
-            )
-            for _ in range(5)
+    clock = ManualClock()
+    sim.limiter = sim.guard.limiter = RateLimiter(2, clock=clock)
+
+    def comment(incident: Any) -> httpx.Response:
+        return client.post(
+            incident_url(incident.id) + "/comments", headers=AUTH, json={"comment": "c"}
         )
-        if r.status_code == 429
-    )
+
+    # a burst: the bucket holds 2 and refills 2/s; different ids are one endpoint
+    statuses = [comment(incidents[i % 2]).status_code for i in range(8)]
+    assert statuses == [204, 204] + [429] * 6
+    limited = comment(incidents[0])
+    assert limited.status_code == 429
     assert limited.json()["status"] == 429
     assert limited.json()["errors"]
     assert "retry-after" not in limited.headers
     # another endpoint has its own bucket
     assert client.get(incident_url(incidents[0].id), headers=AUTH).status_code == 200
     # and the bucket refills at the rate
-    assert wait_for(
-        lambda: (
-            client.post(
-                incident_url(incidents[0].id) + "/comments", headers=AUTH, json={"comment": "later"}
-            ).status_code
-            == 204
-        ),
-        timeout=3,
-    )
+    clock.now += 0.5
+    assert [comment(incidents[0]).status_code for _ in range(2)] == [204, 429]
     sim.set_rate_limit(None)
     assert all(
         client.get(incident_url(incidents[0].id), headers=AUTH).status_code == 200
@@ -232,19 +227,24 @@ def test_rate_limit_per_endpoint_429(sim: BigPandaSimulator, client: httpx.Clien
     )
 
 
-def test_rate_limit_default_is_about_5_per_second() -> None:
+def test_rate_limit_default_is_5_per_second_per_endpoint() -> None:
     sim = BigPandaSimulator()
+    clock = ManualClock()
+    sim.limiter = sim.guard.limiter = RateLimiter(sim.limiter.rate, clock=clock)
     with running(sim) as server:
-        incident = sim.open_incident(alerts=SAMPLE_ALERTS)
-        started = time.monotonic()
-        statuses = [
-            httpx.get(server.url + incident_url(incident.id), headers=AUTH).status_code
-            for _ in range(12)
-        ]
-        elapsed = time.monotonic() - started
-    assert statuses[:5] == [200] * 5
-    assert 429 in statuses
-    assert statuses.count(200) <= 5 + int(elapsed * 5) + 1
+        first, second = (sim.open_incident(alerts=SAMPLE_ALERTS) for _ in range(2))
+
+        def get(incident: Any) -> int:
+            return httpx.get(server.url + incident_url(incident.id), headers=AUTH).status_code
+
+        # A full bucket holds one second's worth: 5, then 429 while time stands still.
+        assert [get(first) for _ in range(7)] == [200] * 5 + [429] * 2
+        # The same endpoint whatever the id.
+        assert get(second) == 429
+        clock.now += 0.2  # one token back at 5/s
+        assert [get(second), get(first)] == [200, 429]
+        clock.now += 10  # never more than a second's worth
+        assert [get(first) for _ in range(6)] == [200] * 5 + [429]
 
 
 def test_injected_faults_apply_to_the_api(sim: BigPandaSimulator, client: httpx.Client) -> None:

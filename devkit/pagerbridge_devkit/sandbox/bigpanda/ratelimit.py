@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -20,9 +21,12 @@ class _Bucket:
 class RateLimiter:
     """Thread-safe; ``rate=None`` turns limiting off."""
 
-    def __init__(self, rate: float | None = 5.0) -> None:
+    def __init__(
+        self, rate: float | None = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._lock = threading.Lock()
         self._rate = rate
+        self._clock = clock  # tests pass their own, so refills never depend on machine speed
         self._buckets: dict[str, _Bucket] = {}
 
     @property
@@ -42,7 +46,7 @@ class RateLimiter:
             rate = self._rate
             if rate is None:
                 return True
-            now = time.monotonic()
+            now = self._clock()
             capacity = max(1.0, rate)
             bucket = self._buckets.setdefault(endpoint, _Bucket(capacity, now))
             bucket.tokens = min(capacity, bucket.tokens + (now - bucket.updated) * rate)

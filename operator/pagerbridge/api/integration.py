@@ -306,6 +306,11 @@ class BigPandaWebhookStatus(CamelModel):
     headers: list[WebhookHeader] = Field(default_factory=list)
     integration_id: str | None = None
     last_verified: datetime | None = None
+    authorization_digest: str | None = Field(
+        default=None,
+        description="Managed mode: SHA-256 of the authorization the operator last wrote to "
+        "BigPanda (which stores it encrypted and may not return it); never the value.",
+    )
 
 
 class RelayStatus(CamelModel):

@@ -4,9 +4,17 @@ The operator creates the integration in BigPanda with ``base_url`` = relay publi
 ``/v1/bigpanda/webhook``, ``authorization`` = ``Bearer <generated inbound token>``, the
 headers equivalent to the key override and tag mappings (``x-bp-config-pdfield``,
 ``x-bp-config-tag-<tag>``), one event per enabled trigger, and no body template (BigPanda
-sends its native incident payload, which the relay parses). It PATCHes only when the
-desired ``workflow_config`` differs from what BigPanda holds (no write loops), recreates
-it when it disappeared (periodic check), and deletes it through the finalizer.
+sends its native incident payload, which the relay parses). It recreates the integration
+when it disappeared (periodic check), and deletes it through the finalizer.
+
+Drift detection never depends on a field BigPanda may mask. BigPanda stores an event's
+``authorization`` encrypted, so a GET may return it masked, encrypted or not at all:
+those fields (:data:`SECRET_EVENT_FIELDS`) are never compared. The operator keeps a
+digest of what it last wrote there instead (``status.bigPandaWebhook.authorizationDigest``,
+a SHA-256, never the value) and PATCHes only when the desired fields BigPanda returns
+faithfully differ from the stored ones, when the desired secret fields' digest differs from
+the one last written, or after recreating the integration. No write loops, even against
+a server that masks.
 
 :func:`desired_workflow` is pure; unit tests call it without BigPanda.
 """
@@ -93,14 +101,68 @@ def desired_workflow(
     return {"config": {"base_url": url, "expects_callbacks": False}, "events": events}
 
 
+# Event fields BigPanda may not return as written (stored encrypted): never compared;
+# their digest is remembered instead. Our ``headers`` carry no credential (only the
+# x-bp-config-* routing hints), so they are compared like any other field.
+SECRET_EVENT_FIELDS = frozenset({"authorization"})
+
+
 def digest(workflow: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(workflow, sort_keys=True).encode()).hexdigest()
+
+
+def secret_digest(workflow: dict[str, Any]) -> str:
+    """SHA-256 over the secret-bearing fields of each event (for status: never the value)."""
+    secret = sorted(
+        (
+            str(event.get(TRIGGER_FIELD)),
+            {k: v for k, v in event.items() if k in SECRET_EVENT_FIELDS},
+        )
+        for event in workflow.get("events", [])
+    )
+    return "sha256:" + hashlib.sha256(json.dumps(secret, sort_keys=True).encode()).hexdigest()
+
+
+# Optional event fields the operator sets or leaves out: compared even when left out (a
+# stale one must go), with an empty value read as absent.
+OPTIONAL_EVENT_FIELDS = ("headers", "body", "path")
+
+
+def _field(event: dict[str, Any], key: str) -> Any:
+    value = event.get(key)
+    return (value or None) if key in OPTIONAL_EVENT_FIELDS else value
+
+
+def comparable(workflow: dict[str, Any], like: dict[str, Any]) -> dict[str, Any]:
+    """The fields of ``workflow`` the operator manages (those ``like``, the desired one,
+    sets, and the optional ones), minus the secret ones: what a server's answer is
+    compared on (fields it adds itself are ignored)."""
+    config = workflow.get("config") or {}
+    events = {str(e.get(TRIGGER_FIELD)): e for e in workflow.get("events") or []}
+    wanted_events = {str(e.get(TRIGGER_FIELD)): e for e in like.get("events") or []}
+    return {
+        "config": {k: config.get(k) for k in (like.get("config") or {})},
+        "triggers": sorted(events),
+        "events": {
+            trigger: {
+                k: _field(events.get(trigger) or {}, k)
+                for k in {*event, *OPTIONAL_EVENT_FIELDS}
+                if k not in SECRET_EVENT_FIELDS
+            }
+            for trigger, event in wanted_events.items()
+        },
+    }
+
+
+def in_sync(current: dict[str, Any], desired: dict[str, Any]) -> bool:
+    return comparable(current, desired) == comparable(desired, desired)
 
 
 @dataclass(frozen=True)
 class WebhookOutcome:
     integration_id: str
     digest: str
+    secret_digest: str  # of the secret fields BigPanda now holds (what we last wrote)
     talked: bool  # BigPanda was called (verified or written)
     changed: bool
 
@@ -113,17 +175,22 @@ async def ensure(
     *,
     token: str,
     last_digest: str | None,
+    written_secret: str | None,
     verify: bool,
 ) -> WebhookOutcome:
-    """``token``: the inbound token BigPanda must send now (see :mod:`.token_rotation`)."""
+    """``token``: the inbound token BigPanda must send now (see :mod:`.token_rotation`);
+    ``last_digest``: of the whole workflow last confirmed (this process's memory);
+    ``written_secret``: :func:`secret_digest` of what was last written to BigPanda."""
     name = integration_name(owner, spec)
     url = relay_base_url(owner, spec) + BIGPANDA_WEBHOOK_PATH
     workflow = desired_workflow(
         url, token, compiled, [t.value for t in spec.big_panda.webhook.triggers]
     )
     wanted = digest(workflow)
-    if wanted == last_digest and not verify:
-        return WebhookOutcome(integration_id(name), wanted, talked=False, changed=False)
+    wanted_secret = secret_digest(workflow)
+    ident = integration_id(name)
+    if wanted == last_digest and wanted_secret == written_secret and not verify:
+        return WebhookOutcome(ident, wanted, wanted_secret, talked=False, changed=False)
     ref = spec.big_panda.api_token
     assert ref is not None  # the CRD's CEL rule requires it in Managed mode
     api_key = await read_secret_key(
@@ -134,13 +201,15 @@ async def ensure(
             current = await client.get(name)
             if current is None:
                 await client.create(name, workflow)
-                return WebhookOutcome(integration_id(name), wanted, talked=True, changed=True)
-            if digest(current.get("workflow_config") or {}) != wanted:
+            elif wanted_secret != written_secret or not in_sync(
+                current.get("workflow_config") or {}, workflow
+            ):
                 await client.update(name, workflow)
-                return WebhookOutcome(integration_id(name), wanted, talked=True, changed=True)
+            else:
+                return WebhookOutcome(ident, wanted, wanted_secret, talked=True, changed=False)
     except ClientError as exc:
         raise failure(exc) from None
-    return WebhookOutcome(integration_id(name), wanted, talked=True, changed=False)
+    return WebhookOutcome(ident, wanted, wanted_secret, talked=True, changed=True)
 
 
 async def remove(kube: KubernetesClient, owner: Owner, spec: PagerDutyIntegrationSpec) -> bool:

@@ -5,6 +5,9 @@ Both deletions are idempotent (gone already = done), so a retried finalizer repe
 safely. A transient failure raises :class:`kopf.TemporaryError` with a doubling delay and
 posts a ``CleanupRetrying`` Event naming the escape hatch: the annotation
 ``pagerbridge.io/skip-cleanup: "true"`` releases the integration and leaves both in place.
+The annotation takes effect at once, not at the finalizer's next retry: setting it
+re-triggers the integration's reconcile, which (:func:`let_go`) removes the finalizer of an
+integration stuck in deletion and posts a ``CleanupSkipped`` Event.
 A credential Secret that is gone (e.g. the namespace is being deleted) cannot authenticate
 anything: the finalizer lets go with a Warning Event instead of blocking forever.
 """
@@ -20,7 +23,7 @@ from pydantic import ValidationError
 
 from pagerbridge.api import PagerDutyIntegrationSpec
 from pagerbridge.clients.backoff import backoff
-from pagerbridge.clients.kubernetes import KubernetesClient
+from pagerbridge.clients.kubernetes import KubernetesClient, KubernetesError, NotFound, Resource
 from pagerbridge.controller import bigpanda_integration, subscription
 from pagerbridge.controller import names as n
 from pagerbridge.controller.errors import ReconcileError, SecretNotFound
@@ -42,6 +45,42 @@ def needs_finalizer(spec: dict[str, object]) -> bool:
     return has_subscription or (isinstance(webhook, dict) and webhook.get("mode") == "Managed")
 
 
+def skip_requested(info: IntegrationInfo) -> bool:
+    return info.annotations.get(n.ANNOTATION_SKIP_CLEANUP, "").lower() in SKIP_CLEANUP_VALUES
+
+
+async def let_go(
+    kube: KubernetesClient, resource: Resource, info: IntegrationInfo, involved: dict[str, str]
+) -> bool:
+    """skip-cleanup on an integration stuck in deletion: remove our finalizer now.
+
+    The patch carries the observed ``resourceVersion``, so it never drops a finalizer
+    someone else added meanwhile (a conflict re-triggers the reconcile with fresh state).
+    """
+    if not (info.deleting and n.FINALIZER in info.finalizers and skip_requested(info)):
+        return False
+    remaining = [f for f in info.finalizers if f != n.FINALIZER]
+    patch = {"metadata": {"finalizers": remaining, "resourceVersion": info.resource_version}}
+    try:
+        await kube.merge_patch(resource, info.namespace, info.name, patch)
+    except NotFound:
+        return False
+    except KubernetesError as exc:
+        if exc.status == 409:  # changed meanwhile (e.g. kopf let go): the next event decides
+            return False
+        raise
+    logger.warning("%s/%s: skip-cleanup set, external objects left", info.namespace, info.name)
+    await post_event(
+        kube,
+        involved,
+        reason="CleanupSkipped",
+        message=f"{n.ANNOTATION_SKIP_CLEANUP} is set: finalizer removed; the PagerDuty "
+        f"subscription and BigPanda integration (if any) are left in place",
+        warning=True,
+    )
+    return True
+
+
 async def release(
     kube: KubernetesClient,
     info: IntegrationInfo,
@@ -49,7 +88,7 @@ async def release(
     stored_subscription: SecretState | None,
     retry: int,
 ) -> None:
-    if info.annotations.get(n.ANNOTATION_SKIP_CLEANUP, "").lower() in SKIP_CLEANUP_VALUES:
+    if skip_requested(info):
         logger.warning("%s/%s: skip-cleanup set, external objects left", info.namespace, info.name)
         return
     try:

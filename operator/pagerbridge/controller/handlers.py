@@ -114,7 +114,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         settings_: kopf.OperatorSettings = kwargs["settings"]
         memo = kwargs["memo"]
         persistence = settings_.persistence
-        persistence.finalizer = f"{GROUP}/finalizer"
+        persistence.finalizer = n.FINALIZER
         persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
         persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             prefix=GROUP, key="last-handled-configuration"

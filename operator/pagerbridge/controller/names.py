@@ -24,6 +24,7 @@ LABEL_INTEGRATION = f"{GROUP}/integration"
 ANNOTATION_CONFIG_HASH = f"{GROUP}/config-hash"
 ANNOTATION_SUBSCRIPTION_ID = f"{GROUP}/subscription-id"
 ANNOTATION_SKIP_CLEANUP = f"{GROUP}/skip-cleanup"
+FINALIZER = f"{GROUP}/finalizer"  # only on integrations with external objects
 ANNOTATION_RELAY_URL = f"{GROUP}/local-url"  # written by the e2e harness kubelet only
 
 CONFIG_DIR = "/etc/pagerbridge/config"

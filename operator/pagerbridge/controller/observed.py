@@ -31,6 +31,8 @@ class IntegrationInfo:
     status: Mapping[str, Any]
     annotations: Mapping[str, str]
     deleting: bool
+    finalizers: tuple[str, ...] = ()
+    resource_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ def integration_info(body: Body) -> IntegrationInfo:
         status=dict(body.get("status", {}) or {}),
         annotations=dict(meta.get("annotations", {}) or {}),
         deleting=meta.get("deletionTimestamp") is not None,
+        finalizers=tuple(str(f) for f in meta.get("finalizers", []) or []),
+        resource_version=str(meta.get("resourceVersion", "")),
     )
 
 

@@ -40,7 +40,7 @@ from pagerbridge.clients.kubernetes import (
     NotFound,
     Resource,
 )
-from pagerbridge.controller import bigpanda_integration, subscription, token_rotation
+from pagerbridge.controller import bigpanda_integration, cleanup, subscription, token_rotation
 from pagerbridge.controller import conditions as c
 from pagerbridge.controller import names as n
 from pagerbridge.controller.compile import (
@@ -102,6 +102,7 @@ RELAY_CONDITION_STATUS = {
     RELAY_STARTING: c.UNKNOWN,
     RELAY_UNAVAILABLE: c.FALSE,
 }
+BP_STATUS_KEYS = ("integrationId", "lastVerified", "authorizationDigest")
 RESOURCES = {
     kind.kind: Resource.custom(GROUP, VERSION, kind.plural)
     for kind in (INTEGRATION, KEY_OVERRIDE, TAG_MAPPING)
@@ -134,6 +135,7 @@ class Reconciler:
         self._resync_now: set[tuple[str, str]] = set()
         self._relay_created: dict[tuple[str, str], float] = {}
         self._bp_applied: dict[tuple[str, str], str] = {}
+        self._bp_secret: dict[tuple[str, str], str] = {}
         self._written: dict[tuple[str, str, str, str], tuple[str, list[dict[str, Any]]]] = {}
 
     # -- triggers ---------------------------------------------------------------------
@@ -173,6 +175,9 @@ class Reconciler:
         world = self.world
         assert world is not None, "reconciler started before the indices"
         info = world.integration(namespace, name)
+        if info is not None and info.deleting:
+            involved = self._involved(info.uid, namespace, name)
+            await cleanup.let_go(self.kube, RESOURCES[INTEGRATION.kind], info, involved)
         if info is None or info.deleting:
             self._forget(namespace, name)
             for kind in REF_KINDS:
@@ -360,7 +365,8 @@ class Reconciler:
                 previous["integrationId"],
                 exc.message,
             )
-        return {key: None for key in ("integrationId", "lastVerified") if key in previous}
+        self._bp_secret.pop((owner.namespace, owner.name), None)
+        return {key: None for key in BP_STATUS_KEYS if key in previous}
 
     async def _bigpanda_webhook(
         self,
@@ -375,9 +381,7 @@ class Reconciler:
         """Managed mode: keep BigPanda's Webhook v2 integration equal to the CRs."""
         key = (owner.namespace, owner.name)
         previous = dict(info.status.get("bigPandaWebhook") or {})
-        status: dict[str, Any] = {
-            k: previous[k] for k in ("integrationId", "lastVerified") if k in previous
-        }
+        status: dict[str, Any] = {k: previous[k] for k in BP_STATUS_KEYS if k in previous}
         try:
             outcome = await bigpanda_integration.ensure(
                 self.kube,
@@ -386,6 +390,8 @@ class Reconciler:
                 compiled,
                 token=token,
                 last_digest=self._bp_applied.get(key),
+                # our memory first: the indexed status may lag behind our own last write
+                written_secret=self._bp_secret.get(key, previous.get("authorizationDigest")),
                 verify=verify,
             )
         except bigpanda_integration.BigPandaWebhookFailed as exc:
@@ -394,7 +400,9 @@ class Reconciler:
             condition = ConditionUpdate(c.BIGPANDA_WEBHOOK, c.FALSE, exc.reason, exc.message)
             return condition, status, exc.retry_after
         self._bp_applied[key] = outcome.digest
+        self._bp_secret[key] = outcome.secret_digest
         status["integrationId"] = outcome.integration_id
+        status["authorizationDigest"] = outcome.secret_digest
         if outcome.talked:
             status["lastVerified"] = c.now_rfc3339()
         if outcome.changed:
@@ -598,6 +606,7 @@ class Reconciler:
         self._verified_at.pop((namespace, name), None)
         self._relay_created.pop((namespace, name), None)
         self._bp_applied.pop((namespace, name), None)
+        self._bp_secret.pop((namespace, name), None)
         for key in [k for k in self._written if k[1:3] == (namespace, name)]:
             self._written.pop(key, None)
         self.queue.forget((INTEGRATION.kind, namespace, name))

@@ -159,9 +159,10 @@ def test_managed_webhook_lifecycle(
         30,
         "the mapping in BigPanda's headers",
     )
-    import time
-
-    time.sleep(8)  # two resync periods: a write loop would show up as more PATCHes
+    # Three re-checks (each reads the integration once): a write loop would PATCH again.
+    item = f"/resources/v2.1/integrations/{INTEGRATION_ID}"
+    seen = len(bp.requests.matching("GET", item))
+    wait_for(lambda: len(bp.requests.matching("GET", item)) >= seen + 3, 30, "three re-checks")
     patches = bp.requests.matching("PATCH", "/resources/v2.1/integrations")
     assert len(patches) == 1, [p.path for p in patches]
 

@@ -214,6 +214,7 @@ def test_skip_cleanup_annotation_releases_a_stuck_integration(
     operator: OperatorProcess,
     pagerduty: tuple[PagerDutySimulator, str],
 ) -> None:
+    """The annotation itself releases the finalizer (not its next retry, 30 s+ away)."""
     pd, pd_url = pagerduty
     manifest = subscribed_integration("stuck", pd_url, bigpanda_secret="pd-keys")
     cluster.kubectl(
@@ -231,14 +232,33 @@ def test_skip_cleanup_annotation_releases_a_stuck_integration(
     )
     pd.faults.fail_next(None, 503, path_prefix="/webhook_subscriptions")  # type: ignore[arg-type]
     cluster.kubectl("delete", "-n", namespace, "pdi", "stuck", "--wait=false")
-    wait_for(
-        lambda: "CleanupRetrying" in cluster.kubectl("get", "events", "-n", namespace).stdout,
-        60,
-        "retrying",
-    )
+    wait_for(lambda: "CleanupRetrying" in reasons(cluster, namespace, "stuck"), 60, "retrying")
     cluster.kubectl("annotate", "-n", namespace, "pdi", "stuck", "pagerbridge.io/skip-cleanup=true")
     wait_for(
         lambda: get_json(cluster, namespace, "pdi", "stuck") is None,
-        60,
-        "released by the annotation",
+        10,
+        "released within seconds of the annotation",
     )
+    # Released by the annotation, not by a retry: one attempt, then the skip.
+    assert reasons(cluster, namespace, "stuck") == ["CleanupRetrying", "CleanupSkipped"]
+    pd.faults.clear()
+    left = httpx.get(
+        f"{pd_url}/webhook_subscriptions",
+        headers={
+            "Authorization": f"Token token={DEFAULT_API_TOKEN}",
+            "Accept": "application/vnd.pagerduty+json;version=2",
+        },
+    ).json()["webhook_subscriptions"]
+    assert len(left) == 1  # left in place, as the annotation asks
+
+
+def reasons(cluster: Cluster, namespace: str, name: str) -> list[str]:
+    """Reasons of the cleanup Events of one integration, oldest first."""
+    events = get_json(cluster, namespace, "events") or {"items": []}
+    mine = [
+        e
+        for e in events["items"]
+        if e["involvedObject"].get("name") == name and e["reason"].startswith("Cleanup")
+    ]
+    mine.sort(key=lambda e: int(e["metadata"]["resourceVersion"]))  # etcd's write order
+    return [str(e["reason"]) for e in mine]

@@ -274,3 +274,44 @@ def test_managed_bigpanda_workflow_mirrors_the_crs() -> None:
         "https://relay.example.com/v1/bigpanda/webhook", "tok2", compiled, ["new", "closed"]
     )
     assert digest(rotated) != digest(workflow)
+
+
+def test_bigpanda_drift_ignores_masked_secret_fields() -> None:
+    """What BigPanda may mask is never compared; its digest changes with the token only."""
+    import copy
+
+    from pagerbridge.controller.bigpanda_integration import desired_workflow, in_sync, secret_digest
+
+    compiled = compiled_for(spec(), [OverrideInput("o", "pd_routing_key")], [])
+    url = "https://relay.example.com/v1/bigpanda/webhook"
+    workflow = desired_workflow(url, "tok", compiled, ["new", "closed"])
+    masked = copy.deepcopy(workflow)
+    for event in masked["events"]:
+        event["authorization"] = "********"
+    assert in_sync(masked, workflow)
+    omitted = copy.deepcopy(masked)
+    for event in omitted["events"]:
+        del event["authorization"]
+        event["created_by_server"] = "x"  # fields BigPanda adds are not ours to compare
+    assert in_sync(omitted, workflow)
+
+    moved = copy.deepcopy(masked)
+    moved["config"]["base_url"] = "https://elsewhere.example.com/"
+    assert not in_sync(moved, workflow)
+    disabled = copy.deepcopy(masked)
+    disabled["events"][0]["enabled"] = False
+    assert not in_sync(disabled, workflow)
+    fewer = copy.deepcopy(masked)
+    fewer["events"].pop()
+    assert not in_sync(fewer, workflow)
+    extra = copy.deepcopy(masked)
+    extra["events"].append({**masked["events"][0], "trigger": "incident#reopen"})
+    assert not in_sync(extra, workflow)
+    no_headers = desired_workflow(url, "tok", compiled_for(spec(), [], []), ["new", "closed"])
+    assert not in_sync(masked, no_headers)
+
+    same_token = desired_workflow(url, "tok", compiled_for(spec(), [], []), ["new", "closed"])
+    assert secret_digest(same_token) == secret_digest(workflow)
+    rotated = desired_workflow(url, "tok2", compiled, ["new", "closed"])
+    assert secret_digest(rotated) != secret_digest(workflow)
+    assert "tok" not in secret_digest(workflow).removeprefix("sha256:")

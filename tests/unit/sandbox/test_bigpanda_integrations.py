@@ -11,6 +11,7 @@ import pytest
 from bigpanda_support import SAMPLE_ALERTS, SAMPLE_TAGS, Receiver, receiving, running
 
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN, TRIGGER_FIELD, BigPandaSimulator
+from pagerbridge_devkit.sandbox.bigpanda.workflow import MASKED
 from pagerbridge_devkit.sandbox.server import BackgroundServer
 
 AUTH = {"Authorization": f"Bearer {DEFAULT_API_TOKEN}"}
@@ -357,3 +358,39 @@ def test_authorization_value_not_in_inspection(
     ):
         assert secret not in output
         assert DEFAULT_API_TOKEN not in output
+
+
+def test_authorization_masked_in_answers_by_default(
+    api: httpx.Client, sim: BigPandaSimulator
+) -> None:
+    """As BigPanda stores it encrypted: no answer shows an event's authorization; the
+    stored value (what the simulator sends with its webhooks) is the written one."""
+    written = "Bearer inbound-token-abc"
+    workflow = config("https://relay.example.com/h", event("incident#new", authorization=written))
+    answers = [
+        api.post(INTEGRATIONS, headers=AUTH, json=create_body("masked", workflow)),
+        api.get(INTEGRATIONS, headers=AUTH),
+        api.get(f"{INTEGRATIONS}/webhook_v2.masked", headers=AUTH),
+        api.patch(
+            f"{INTEGRATIONS}/webhook_v2.masked", headers=AUTH, json={"workflow_config": workflow}
+        ),
+    ]
+    for answer in answers:
+        assert answer.status_code in (200, 201)
+        (item,) = answer.json()
+        (shown,) = item["workflow_config"]["events"]
+        assert shown["authorization"] == MASKED
+        assert written not in answer.text
+    stored = sim.integration("webhook_v2.masked")
+    assert stored is not None
+    assert stored.workflow_config.events[0].authorization == written
+
+
+def test_authorization_as_written_when_masking_is_off() -> None:
+    sim = BigPandaSimulator(requests_per_second=None, mask_authorization=False)
+    written = "Bearer inbound-token-abc"
+    workflow = config("https://relay.example.com/h", event("incident#new", authorization=written))
+    with running(sim) as server, httpx.Client(base_url=server.url, timeout=5) as http:
+        http.post(INTEGRATIONS, headers=AUTH, json=create_body("plain", workflow))
+        (item,) = http.get(f"{INTEGRATIONS}/webhook_v2.plain", headers=AUTH).json()
+    assert item["workflow_config"] == workflow

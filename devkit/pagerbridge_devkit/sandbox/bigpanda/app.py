@@ -67,8 +67,12 @@ class BigPandaSimulator:
         webhook_max_attempts: int = 8,
         webhook_backoff: float = 0.2,
         webhook_timeout: float = 5.0,
+        mask_authorization: bool = True,
     ) -> None:
-        """``api_tokens``: accepted User API keys, or a mapping key -> the user it acts as."""
+        """``api_tokens``: accepted User API keys, or a mapping key -> the user it acts as.
+
+        ``mask_authorization``: the integrations API answers with each event's
+        ``authorization`` masked, as BigPanda stores it encrypted (False: as written)."""
         tokens = (
             dict(api_tokens)
             if isinstance(api_tokens, Mapping)
@@ -90,7 +94,9 @@ class BigPandaSimulator:
         self.integrations = IntegrationRegistry()
         self.store = IncidentStore(environment_id, listener=self._share)
         self.incidents_api = IncidentsApi(self.store, self.guard)
-        self.integrations_api = IntegrationsApi(self.integrations, self.guard, self.store)
+        self.integrations_api = IntegrationsApi(
+            self.integrations, self.guard, self.store, mask_authorization=mask_authorization
+        )
         inner = Starlette(
             routes=[
                 *self.incidents_api.routes(),

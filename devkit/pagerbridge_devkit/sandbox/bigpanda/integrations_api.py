@@ -10,6 +10,7 @@ and so does this simulator. A name that is already taken is refused with 400.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -64,15 +65,28 @@ class IntegrationRegistry:
 
 
 class IntegrationsApi:
-    def __init__(self, registry: IntegrationRegistry, guard: Guard, store: IncidentStore) -> None:
+    def __init__(
+        self,
+        registry: IntegrationRegistry,
+        guard: Guard,
+        store: IncidentStore,
+        *,
+        mask_authorization: bool = True,
+    ) -> None:
+        """``mask_authorization``: answers never show an event's ``authorization`` (as
+        BigPanda stores it encrypted); False returns it as written."""
         self.registry = registry
         self.guard = guard
         self.store = store
+        self.mask_authorization = mask_authorization
+
+    def _api(self, integration: Integration) -> dict[str, Any]:
+        return integration.to_api(mask_secrets=self.mask_authorization)
 
     async def list_all(self, request: Request) -> Response:
         if isinstance(refused := self.guard.check(request, "GET /integrations"), Response):
             return refused
-        return JSONResponse([i.to_api() for i in self.registry.all()])
+        return JSONResponse([self._api(i) for i in self.registry.all()])
 
     async def create(self, request: Request) -> Response:
         if isinstance(refused := self.guard.check(request, "POST /integrations"), Response):
@@ -91,7 +105,7 @@ class IntegrationsApi:
         )
         if not self.registry.create(integration):
             return error(400, f"An integration with id {integration.id} already exists")
-        return JSONResponse([integration.to_api()], status_code=201)
+        return JSONResponse([self._api(integration)], status_code=201)
 
     async def get_one(self, request: Request) -> Response:
         if isinstance(refused := self.guard.check(request, "GET /integrations/{id}"), Response):
@@ -99,7 +113,7 @@ class IntegrationsApi:
         integration = self.registry.get(request.path_params["integration_id"])
         if integration is None:
             return error(404, "Integration not found")
-        return JSONResponse([integration.to_api()])
+        return JSONResponse([self._api(integration)])
 
     async def patch(self, request: Request) -> Response:
         if isinstance(refused := self.guard.check(request, "PATCH /integrations/{id}"), Response):
@@ -117,7 +131,7 @@ class IntegrationsApi:
         integration.workflow_config = parsed.workflow_config
         if not self.registry.replace(integration):  # deleted meanwhile
             return error(404, "Integration not found")
-        return JSONResponse([integration.to_api()])
+        return JSONResponse([self._api(integration)])
 
     async def delete(self, request: Request) -> Response:
         if isinstance(refused := self.guard.check(request, "DELETE /integrations/{id}"), Response):

@@ -17,6 +17,8 @@ from pagerbridge.clients.bigpanda_integrations import PARENT_SYSTEM_ID, TRIGGER_
 from pagerbridge_devkit.sandbox.bigpanda.templates import TemplateError, parse_headers
 
 DEFAULT_TRIGGER = "default"
+# What a masked ``authorization`` reads back as (BigPanda stores it encrypted).
+MASKED = "********"
 # Event types BigPanda emits (docs + bigpandaio/bigpanda-ansible), plus ``default``.
 KNOWN_TRIGGERS = frozenset(
     {
@@ -159,12 +161,19 @@ class Integration(BaseModel):
     def id(self) -> str:
         return f"{self.parent_system_id}.{self.name}"
 
-    def to_api(self) -> dict[str, Any]:
-        """As written: fields the client did not send are not added (round-trips compare equal)."""
+    def to_api(self, *, mask_secrets: bool = False) -> dict[str, Any]:
+        """As written: fields the client did not send are not added (round-trips compare equal).
+
+        ``mask_secrets``: each event's ``authorization`` comes back as :data:`MASKED`, the
+        way BigPanda's reference says it stores it (encrypted, not readable back).
+        """
+        workflow = self.workflow_config.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        if mask_secrets:
+            for event in workflow.get("events", []):
+                if event.get("authorization"):
+                    event["authorization"] = MASKED
         return {
             "name": self.name,
             "parent_system_id": self.parent_system_id,
-            "workflow_config": self.workflow_config.model_dump(
-                mode="json", by_alias=True, exclude_unset=True
-            ),
+            "workflow_config": workflow,
         }

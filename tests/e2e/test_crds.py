@@ -75,7 +75,7 @@ def test_examples_apply_and_get_defaulted(cluster: Cluster, namespace: str) -> N
     )
     spec = minimal["spec"]
     # Defaults come from the models, applied by the API server itself.
-    assert spec["sync"] == {"resolve": True, "notes": False, "acknowledge": False}
+    assert spec["sync"] == {"resolve": True, "acknowledge": False}  # notes: auto (off here)
     assert spec["bigPanda"]["webhook"]["mode"] == "Manual"
     assert spec["severityMap"]["unknown"] == "error"
     assert spec["relay"]["replicas"] == 1
@@ -151,10 +151,25 @@ def test_notes_without_from_email_is_rejected(cluster: Cluster, namespace: str) 
         "pagerDuty": {
             "routingKey": ROUTING_KEY,
             "apiToken": {"name": "pagerduty", "key": "api-token"},
-        }
-    }  # sync.notes defaults to true
+        },
+        "sync": {"notes": True},
+    }
     err = _apply_rejected(cluster, namespace, _integration(spec))
-    assert "sync.notes needs pagerDuty.apiToken and pagerDuty.fromEmail" in err
+    assert "sync.notes: true needs pagerDuty.apiToken and pagerDuty.fromEmail" in err
+
+
+def test_the_smallest_manifest_a_routing_key_alone_is_accepted(
+    cluster: Cluster, namespace: str
+) -> None:
+    """No sync settings at all: notes are off because their credentials are not given."""
+    for name, pager_duty in (
+        ("smallest", {"routingKey": ROUTING_KEY}),
+        ("token-only", {"routingKey": ROUTING_KEY, "apiToken": ROUTING_KEY}),
+    ):
+        manifest = _integration({"pagerDuty": pager_duty}, name=name)
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=manifest)
+        body = json.loads(cluster.kubectl("get", "pdi", name, "-n", namespace, "-o", "json").stdout)
+        assert "notes" not in body["spec"]["sync"]
 
 
 def test_service_id_without_bigpanda_credentials_is_rejected(

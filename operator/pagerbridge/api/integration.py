@@ -149,10 +149,11 @@ class SyncSpec(CamelModel):
         description="Resolving in PagerDuty resolves the BigPanda incident (needs "
         "pagerDuty.serviceId and bigPanda.apiToken). BigPanda resolves always reach PagerDuty.",
     )
-    notes: bool = Field(
-        default=True,
-        description="BigPanda comments become PagerDuty notes and back (needs "
-        "pagerDuty.apiToken and pagerDuty.fromEmail).",
+    notes: bool | None = Field(
+        default=None,
+        description="BigPanda comments become PagerDuty notes and back. Unset: on when "
+        "pagerDuty.apiToken and pagerDuty.fromEmail are both given, off otherwise; true "
+        "requires them; false turns it off.",
     )
     acknowledge: bool = Field(
         default=False,
@@ -257,10 +258,10 @@ class RelaySpec(CamelModel):
 # Cross-field rules, checked by the API server (CEL) and mirrored in the docs.
 INTEGRATION_RULES: list[JsonValue] = [
     {
-        "rule": "!self.sync.notes || "
+        "rule": "!has(self.sync.notes) || !self.sync.notes || "
         "(has(self.pagerDuty.apiToken) && has(self.pagerDuty.fromEmail))",
-        "message": "sync.notes needs pagerDuty.apiToken and pagerDuty.fromEmail "
-        "(set them, or set sync.notes to false)",
+        "message": "sync.notes: true needs pagerDuty.apiToken and pagerDuty.fromEmail "
+        "(set them, or leave sync.notes unset: notes then sync only when both are given)",
     },
     {
         "rule": "!has(self.pagerDuty.serviceId) || (has(self.pagerDuty.apiToken) "
@@ -287,6 +288,13 @@ class PagerDutyIntegrationSpec(CamelModel):
     sync: SyncSpec = Field(default_factory=SyncSpec)
     severity_map: SeverityMapSpec = Field(default_factory=SeverityMapSpec)
     relay: RelaySpec = Field(default_factory=RelaySpec)
+
+    @property
+    def notes_enabled(self) -> bool:
+        """``sync.notes``, or when unset: whether notes' credentials are given."""
+        if self.sync.notes is not None:
+            return self.sync.notes
+        return self.pager_duty.api_token is not None and self.pager_duty.from_email is not None
 
 
 class WebhookHeader(CamelModel):

@@ -155,7 +155,7 @@ def compile_relay_config(
         tag_mappings=tag_mappings,
         severity_map=spec.severity_map.as_dict(),
         sync=SyncConfig(
-            resolve=spec.sync.resolve, notes=spec.sync.notes, acknowledge=spec.sync.acknowledge
+            resolve=spec.sync.resolve, notes=spec.notes_enabled, acknowledge=spec.sync.acknowledge
         ),
         outbox_path=f"{n.OUTBOX_DIR}/outbox.db",
     )

@@ -109,10 +109,34 @@ def test_integration_defaults_match_the_crd_defaults() -> None:
     spec = PagerDutyIntegrationSpec.model_validate(
         {"pagerDuty": {"routingKey": {"name": "pd", "key": "routing-key"}}}
     )
-    assert spec.sync.notes is True
+    assert spec.sync.notes is None  # unset: on exactly when its credentials are given
+    assert spec.notes_enabled is False
     assert spec.big_panda.webhook.mode == "Manual"
     assert spec.relay.replicas == 1
     assert spec.severity_map.as_dict() == DEFAULT_SEVERITY_MAP
+
+
+@pytest.mark.parametrize(
+    ("pager_duty", "notes", "enabled"),
+    [
+        ({}, None, False),
+        ({"apiToken": {"name": "pd", "key": "api-token"}}, None, False),
+        ({"fromEmail": "ops@example.com"}, None, False),
+        ({"apiToken": {"name": "pd", "key": "t"}, "fromEmail": "ops@example.com"}, None, True),
+        ({"apiToken": {"name": "pd", "key": "t"}, "fromEmail": "ops@example.com"}, False, False),
+        ({"apiToken": {"name": "pd", "key": "t"}, "fromEmail": "ops@example.com"}, True, True),
+    ],
+)
+def test_notes_sync_turns_on_when_its_credentials_are_given(
+    pager_duty: dict[str, object], notes: bool | None, enabled: bool
+) -> None:
+    spec = PagerDutyIntegrationSpec.model_validate(
+        {
+            "pagerDuty": {"routingKey": {"name": "pd", "key": "routing-key"}, **pager_duty},
+            "sync": {} if notes is None else {"notes": notes},
+        }
+    )
+    assert spec.notes_enabled is enabled
 
 
 def test_severity_map_rejects_unknown_severity() -> None:

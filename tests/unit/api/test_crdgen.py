@@ -67,7 +67,7 @@ def test_nested_objects_default_to_empty_so_cel_rules_see_their_defaults() -> No
     for name in ("bigPanda", "sync", "severityMap", "relay"):
         assert props[name]["default"] == {}, name
     assert props["bigPanda"]["properties"]["webhook"]["default"] == {}
-    assert props["sync"]["properties"]["notes"]["default"] is True
+    assert "default" not in props["sync"]["properties"]["notes"]  # unset: auto (see model)
     assert props["bigPanda"]["properties"]["webhook"]["properties"]["mode"]["default"] == "Manual"
     assert props["severityMap"]["properties"]["unknown"]["default"] == "error"
     assert "pagerDuty" in spec["required"]
@@ -81,7 +81,9 @@ def test_nested_objects_default_to_empty_so_cel_rules_see_their_defaults() -> No
 def test_cel_rules_and_list_map_keys_survive() -> None:
     spec = _root(crdgen.crd(INTEGRATION))["properties"]["spec"]
     messages = [rule["message"] for rule in spec["x-kubernetes-validations"]]
-    assert any("sync.notes needs pagerDuty.apiToken and pagerDuty.fromEmail" in m for m in messages)
+    assert any(
+        "sync.notes: true needs pagerDuty.apiToken and pagerDuty.fromEmail" in m for m in messages
+    )
     mappings = _root(crdgen.crd(TAG_MAPPING))["properties"]["spec"]["properties"]["mappings"]
     assert mappings["x-kubernetes-list-type"] == "map"
     assert mappings["x-kubernetes-list-map-keys"] == ["field"]

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import kopf
 from pydantic import ValidationError
@@ -35,14 +36,31 @@ logger = logging.getLogger(__name__)
 SKIP_CLEANUP_VALUES = {"true", "yes", "1"}
 
 
-def needs_finalizer(spec: dict[str, object]) -> bool:
+def needs_finalizer(spec: Mapping[str, Any], status: Mapping[str, Any] | None = None) -> bool:
+    """Only an integration with something outside the cluster to clean up: a PagerDuty
+    subscription or a Managed BigPanda integration, wanted by the spec or still recorded
+    in status (removed by the reconciler first, e.g. after serviceId was dropped)."""
     pager_duty = spec.get("pagerDuty") or {}
     big_panda = spec.get("bigPanda") or {}
     webhook = (big_panda.get("webhook") if isinstance(big_panda, dict) else None) or {}
     has_subscription = isinstance(pager_duty, dict) and bool(
         pager_duty.get("serviceId") and pager_duty.get("apiToken")
     )
-    return has_subscription or (isinstance(webhook, dict) and webhook.get("mode") == "Managed")
+    if has_subscription or (isinstance(webhook, dict) and webhook.get("mode") == "Managed"):
+        return True
+    return bool(_recorded_subscription(status) or _recorded_bigpanda(status))
+
+
+def _recorded_subscription(status: Mapping[str, Any] | None) -> str | None:
+    recorded = (status or {}).get("pagerDutySubscription") or {}
+    return str(recorded["id"]) if isinstance(recorded, Mapping) and recorded.get("id") else None
+
+
+def _recorded_bigpanda(status: Mapping[str, Any] | None) -> str | None:
+    recorded = (status or {}).get("bigPandaWebhook") or {}
+    if isinstance(recorded, Mapping) and recorded.get("integrationId"):
+        return str(recorded["integrationId"])
+    return None
 
 
 def skip_requested(info: IntegrationInfo) -> bool:
@@ -102,7 +120,7 @@ async def release(
             functools.partial(subscription.remove, kube, owner, spec, stored_subscription),
         )
     ]
-    if bigpanda_integration.managed(spec):
+    if bigpanda_integration.managed(spec) or _recorded_bigpanda(info.status):
         steps.append(
             (
                 "BigPanda Webhook v2 integration",

@@ -130,7 +130,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         kube = KubernetesClient(connection_auto(), field_manager=n.FIELD_MANAGER)
         memo.kube = kube
         memo.reconciler = Reconciler(kube, settings)
-        memo.reconciler.queue.start()
+        memo.reconciler.start()
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -140,7 +140,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
 
     @kopf.on.cleanup(registry=registry)
     async def shutdown(memo: Any, **_: Any) -> None:
-        await memo.reconciler.queue.stop()
+        await memo.reconciler.stop()
         await memo.kube.aclose()
 
     # -- indices ----------------------------------------------------------------------
@@ -197,19 +197,6 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     def integration_event(**kwargs: Any) -> None:
         _reconciler(kwargs["memo"], kwargs).integration_changed(kwargs["namespace"], kwargs["name"])
 
-    @kopf.timer(
-        *integration,
-        id="resync",
-        interval=settings.resync_seconds,
-        initial_delay=settings.resync_seconds,  # the watch event already reconciles it once
-        registry=registry,
-    )
-    def resync(**kwargs: Any) -> None:
-        """Periodic: restore anything a watch missed, and check the subscription."""
-        _reconciler(kwargs["memo"], kwargs).integration_changed(
-            kwargs["namespace"], kwargs["name"], verify=True
-        )
-
     for kind in (KEY_OVERRIDE, TAG_MAPPING):
 
         def ref_event(_kind: str = kind.kind, **kwargs: Any) -> None:
@@ -259,9 +246,10 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
 
     # -- the finalizer ----------------------------------------------------------------
 
-    def has_external_objects(spec: kopf.Spec, **_: Any) -> bool:
-        """Only integrations with a subscription or a Managed webhook get a finalizer."""
-        return needs_finalizer(dict(spec))
+    def has_external_objects(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
+        """Only integrations with a subscription or a Managed webhook get a finalizer
+        (kopf adds and removes it as this changes)."""
+        return needs_finalizer(dict(spec), dict(status))
 
     @kopf.on.delete(*integration, id="release", when=has_external_objects, registry=registry)
     async def release(**kwargs: Any) -> None:

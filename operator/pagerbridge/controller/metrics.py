@@ -26,3 +26,7 @@ APPLIES = Counter(
     "Server-side applies of children, by kind.",
     ["kind"],
 )
+RESYNCS = Counter(
+    "pagerbridge_operator_resyncs_total",
+    "Periodic re-checks of integrations queued (children, subscription, BigPanda integration).",
+)

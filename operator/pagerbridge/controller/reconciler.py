@@ -1,10 +1,16 @@
 """The reconcile loop: observed state in, children/status/Events/subscription out.
 
 Every trigger (the integration, an override or mapping, a referenced Secret, a child, the
-periodic timer) only enqueues the integration's key; a worker then reads the whole
+periodic resync) only enqueues the integration's key; a worker then reads the whole
 observed state (``World``) and converges. Children are server-side applied, but only
 when the rendered manifest or the child's resourceVersion changed since our last apply,
 so a quiet operator writes nothing. See :mod:`.errors` for what each failure does.
+
+The periodic resync is one operator-wide task (:meth:`Reconciler.resync_forever`), not a
+kopf timer: kopf timers need a finalizer on every object, and only integrations with
+something outside the cluster to clean up may carry one. Each integration is re-checked
+``resync_seconds`` after its previous re-check, counted from its first reconcile (so
+re-checks spread out like their creation times, and none runs on a half-filled index).
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ from pagerbridge.controller.metrics import (
     RECONCILE_DURATION,
     RECONCILE_ERRORS,
     RECONCILES,
+    RESYNCS,
 )
 from pagerbridge.controller.observed import (
     REF_KINDS,
@@ -137,6 +144,35 @@ class Reconciler:
         self._bp_applied: dict[tuple[str, str], str] = {}
         self._bp_secret: dict[tuple[str, str], str] = {}
         self._written: dict[tuple[str, str, str, str], tuple[str, list[dict[str, Any]]]] = {}
+        self._next_resync: dict[tuple[str, str], float] = {}
+        self._resync_task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.queue.start()
+        self._resync_task = asyncio.create_task(self.resync_forever(), name="resync")
+
+    async def stop(self) -> None:
+        if self._resync_task is not None:
+            self._resync_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resync_task
+        await self.queue.stop()
+
+    async def resync_forever(self) -> None:
+        """Re-queue each known integration every ``resync_seconds`` (with ``verify``)."""
+        interval = self.settings.resync_seconds
+        tick = max(0.05, min(1.0, interval / 4))
+        while True:
+            await asyncio.sleep(tick)
+            self.resync_due(time.monotonic())
+
+    def resync_due(self, now: float) -> None:
+        interval = self.settings.resync_seconds
+        for (namespace, name), due in list(self._next_resync.items()):
+            if now >= due:
+                self._next_resync[(namespace, name)] = now + interval
+                RESYNCS.inc()
+                self.integration_changed(namespace, name, verify=True)
 
     # -- triggers ---------------------------------------------------------------------
 
@@ -186,6 +222,9 @@ class Reconciler:
             return None
         owner = Owner(namespace, name, info.uid)
         names = owner.names
+        self._next_resync.setdefault(
+            (namespace, name), time.monotonic() + self.settings.resync_seconds
+        )
         resync = (namespace, name) in self._resync_now
         self._resync_now.discard((namespace, name))
         if resync:  # trust the cluster again, not our memory of what we wrote
@@ -607,6 +646,7 @@ class Reconciler:
         self._relay_created.pop((namespace, name), None)
         self._bp_applied.pop((namespace, name), None)
         self._bp_secret.pop((namespace, name), None)
+        self._next_resync.pop((namespace, name), None)
         for key in [k for k in self._written if k[1:3] == (namespace, name)]:
             self._written.pop(key, None)
         self.queue.forget((INTEGRATION.kind, namespace, name))

@@ -12,7 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_SERVICE_ID, PagerDutySimulator
+from pagerbridge_devkit.sandbox.pagerduty import (
+    DEFAULT_API_TOKEN,
+    DEFAULT_SERVICE_ID,
+    PagerDutySimulator,
+)
 from pagerbridge_devkit.sandbox.server import free_port
 
 from ..conftest import Cluster

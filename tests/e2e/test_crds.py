@@ -193,7 +193,38 @@ def test_managed_webhook_without_public_url_is_rejected(cluster: Cluster, namesp
         },
     }
     err = _apply_rejected(cluster, namespace, _integration(spec))
-    assert "bigPanda.webhook.mode Managed needs bigPanda.apiToken and relay.publicUrl" in err
+    assert (
+        "bigPanda.webhook.mode Managed needs relay.publicUrl: BigPanda shares from the "
+        "internet and cannot reach the relay's cluster-internal Service address"
+    ) in err
+    assert "Managed needs bigPanda.apiToken" not in err
+    del spec["bigPanda"]["apiToken"]  # type: ignore[attr-defined]
+    spec["relay"] = {"publicUrl": "https://relay.example.com"}
+    err = _apply_rejected(cluster, namespace, _integration(spec))
+    assert "bigPanda.webhook.mode Managed needs bigPanda.apiToken" in err
+    assert "relay.publicUrl" not in err
+
+
+def test_service_id_without_public_url_is_rejected(cluster: Cluster, namespace: str) -> None:
+    """PagerDuty delivers webhooks from the internet: a Service address cannot receive them."""
+    spec: dict[str, object] = {
+        "pagerDuty": {
+            "routingKey": ROUTING_KEY,
+            "serviceId": "PABC123",
+            "apiToken": {"name": "pagerduty", "key": "api-token"},
+        },
+        "bigPanda": {
+            "apiToken": {"name": "bigpanda", "key": "api-token"},
+            "environmentId": "env1",
+        },
+    }
+    err = _apply_rejected(cluster, namespace, _integration(spec))
+    assert (
+        "pagerDuty.serviceId needs relay.publicUrl: PagerDuty delivers its webhooks from the "
+        "internet and cannot reach the relay's cluster-internal Service address"
+    ) in err
+    spec["relay"] = {"publicUrl": "https://relay.example.com"}
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=_integration(spec, name="public"))
 
 
 def test_bad_tag_mapping_field_is_rejected(cluster: Cluster, namespace: str) -> None:

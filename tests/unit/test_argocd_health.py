@@ -210,3 +210,34 @@ def test_the_three_kinds_share_the_script() -> None:
         "status": "Degraded",
         "message": "IntegrationNotFound",
     }
+
+
+def _ref(kind: str, ready: dict[str, Any], reconciling: str) -> dict[str, Any]:
+    obj = integration(ready=ready)
+    obj["kind"] = kind
+    obj["status"]["conditions"].append(
+        {"type": "Reconciling", "status": reconciling, "reason": "x", "message": ""}
+    )
+    return obj
+
+
+@pytest.mark.parametrize("kind", ["PagerDutyKeyOverride", "PagerDutyTagMapping"])
+def test_override_or_mapping_of_a_failing_integration_is_degraded_and_names_it(
+    kind: str,
+) -> None:
+    message = (
+        "PagerDutyIntegration team-a/payments is not Ready: SecretsResolved=False "
+        "(SecretNotFound: Secret team-a/pd not found)"
+    )
+    failing = _ref(
+        kind, {"status": "False", "reason": "IntegrationNotReady", "message": message}, "False"
+    )
+    assert health(failing, kind) == {
+        "status": "Degraded",
+        "message": f"IntegrationNotReady: {message}",
+    }
+    # The integration's relay rolling out: the override waits (Progressing), not failed.
+    starting = _ref(
+        kind, {"status": "Unknown", "reason": "IntegrationNotReady", "message": "m"}, "True"
+    )
+    assert health(starting, kind)["status"] == "Progressing"

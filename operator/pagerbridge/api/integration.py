@@ -233,8 +233,11 @@ class RelaySpec(CamelModel):
     service: RelayServiceSpec = Field(default_factory=RelayServiceSpec)
     public_url: HttpUrl | None = Field(
         default=None,
-        description="Base URL at which BigPanda and PagerDuty reach the relay (Ingress, "
-        "load balancer). Defaults to the in-cluster Service address.",
+        description="Base URL at which BigPanda and PagerDuty (SaaS, on the internet) reach "
+        "the relay: an Ingress, Gateway or load balancer routing to the relay Service. "
+        "Required with pagerDuty.serviceId and in Managed mode. Without it the relay has only "
+        "its cluster-internal Service address, which BigPanda cannot reach (status condition "
+        "RelayPubliclyReachable says so).",
     )
     storage: RelayStorage | None = Field(
         default=None,
@@ -270,10 +273,19 @@ INTEGRATION_RULES: list[JsonValue] = [
         "pagerDuty.apiToken, bigPanda.apiToken and bigPanda.environmentId",
     },
     {
-        "rule": "self.bigPanda.webhook.mode != 'Managed' || "
-        "(has(self.bigPanda.apiToken) && has(self.relay.publicUrl))",
-        "message": "bigPanda.webhook.mode Managed needs bigPanda.apiToken and "
-        "relay.publicUrl (the address BigPanda can reach)",
+        "rule": "!has(self.pagerDuty.serviceId) || has(self.relay.publicUrl)",
+        "message": "pagerDuty.serviceId needs relay.publicUrl: PagerDuty delivers its webhooks "
+        "from the internet and cannot reach the relay's cluster-internal Service address",
+    },
+    {
+        "rule": "self.bigPanda.webhook.mode != 'Managed' || has(self.bigPanda.apiToken)",
+        "message": "bigPanda.webhook.mode Managed needs bigPanda.apiToken (a BigPanda User API "
+        "key that may manage integrations)",
+    },
+    {
+        "rule": "self.bigPanda.webhook.mode != 'Managed' || has(self.relay.publicUrl)",
+        "message": "bigPanda.webhook.mode Managed needs relay.publicUrl: BigPanda shares from "
+        "the internet and cannot reach the relay's cluster-internal Service address",
     },
 ]
 

@@ -16,6 +16,10 @@ RELAY_AVAILABLE = "RelayAvailable"
 SUBSCRIPTION_READY = "SubscriptionReady"
 BIGPANDA_WEBHOOK = "BigPandaWebhookConfigured"
 OUTBOX_DURABLE = "OutboxDurable"  # informational: never decides Ready
+# Whether BigPanda and PagerDuty (SaaS) can reach the relay: False (ClusterInternalUrl) in
+# Manual mode without relay.publicUrl. A warning: Ready does not wait for it (the smallest
+# manifest is Ready), but Ready's message repeats it.
+RELAY_PUBLIC = "RelayPubliclyReachable"
 RECONCILING = "Reconciling"  # kstatus: True while the relay rolls out (in progress, not failed)
 
 TRUE = "True"

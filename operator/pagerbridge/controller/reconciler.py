@@ -96,7 +96,10 @@ from pagerbridge.controller.status import (
     IntegrationOutcome,
     differs,
     integration_conditions,
+    public_reachability,
+    reconciling_condition,
     ref_ready,
+    ref_waiting,
     storage_condition,
 )
 
@@ -346,6 +349,11 @@ class Reconciler:
             # (not a retry: the queue would count it as a failure and back off)
             self.queue.add_after((INTEGRATION.kind, namespace, name), relay_now.recheck_after)
         outcome_url = relay_base_url(owner, spec) if spec else None
+        reachable = (
+            public_reachability(spec.relay.public_url, f"{outcome_url}/v1/bigpanda/webhook")
+            if spec is not None
+            else None
+        )
         integration_outcome = IntegrationOutcome(
             secrets_ok,
             sub_ok,
@@ -353,6 +361,7 @@ class Reconciler:
             outcome_url,
             bp_ok,
             storage=storage_condition(spec.relay.effective_storage) if spec else None,
+            reachable=reachable,
         )
         current = list(info.status.get("conditions") or [])
         new_conditions = integration_conditions(
@@ -380,9 +389,9 @@ class Reconciler:
                 **bigpanda_webhook_status(owner, spec, compiled),
                 **bp_status,
             }
-            await self._ref_statuses(namespace, name, overrides, mappings, compiled)
         if self._starting(namespace, name, current, new_conditions):
             return retry
+        await self._ref_statuses(namespace, name, overrides, mappings, compiled, new_conditions)
         await self._write_status(INTEGRATION.kind, namespace, name, info.uid, info.status, desired)
         return retry
 
@@ -673,19 +682,24 @@ class Reconciler:
         name: str,
         overrides: list[RefInfo],
         mappings: list[RefInfo],
-        compiled: Compiled,
+        compiled: Compiled | None,
+        conditions: list[dict[str, Any]],
     ) -> None:
-        for ref in overrides:
+        """Every override and mapping gets a status: Applied (or Conflict) while the
+        integration is Ready, else IntegrationNotReady naming its failing condition."""
+        for ref in [*overrides, *mappings]:
+            waiting = ref_waiting(conditions, name, namespace, ref.kind)
+            if waiting is not None or compiled is None:
+                fallback = ref_ready(True, name, namespace, ref.kind)
+                await self._write_ref_status(ref, waiting or fallback)
+                continue
             conflict = None
-            if ref.name in compiled.ignored_overrides:
+            if ref.kind == KEY_OVERRIDE.kind and ref.name in compiled.ignored_overrides:
                 conflict = (
                     f"PagerDutyKeyOverride {compiled.active_override} already sets the key "
                     f"override tag of {name}; only one applies"
                 )
-            await self._write_ref_status(ref, ref_ready(True, name, namespace, ref.kind, conflict))
-        for ref in mappings:
-            conflict = None
-            if ref.name in compiled.ignored_mappings:
+            elif ref.kind == TAG_MAPPING.kind and ref.name in compiled.ignored_mappings:
                 fields = ", ".join(compiled.ignored_mappings[ref.name])
                 conflict = (
                     f"field(s) {fields} already mapped by another PagerDutyTagMapping "
@@ -710,7 +724,8 @@ class Reconciler:
 
     async def _write_ref_status(self, ref: RefInfo, ready: ConditionUpdate) -> None:
         current = list(ref.status.get("conditions") or [])
-        new_conditions = c.apply_conditions(current, [ready], ref.generation, c.now_rfc3339())
+        updates = [ready, reconciling_condition(ready)]
+        new_conditions = c.apply_conditions(current, updates, ref.generation, c.now_rfc3339())
         desired = {"observedGeneration": ref.generation, "conditions": new_conditions}
         await self._write_status(ref.kind, ref.namespace, ref.name, ref.uid, ref.status, desired)
 

@@ -5,6 +5,16 @@ Ready (kstatus-compatible, with ``observedGeneration``) is True only when every 
 condition is; otherwise it carries the first failing detail's reason and message, so
 ``kubectl get pdi`` shows what to fix. A relay still rolling out is not a failure: Ready
 is Unknown (``RelayStarting``) and ``Reconciling`` True meanwhile.
+
+``RelayPubliclyReachable`` says whether the SaaS senders can reach the relay at all: an
+integration without ``relay.publicUrl`` (Manual mode; the API server refuses it with
+``serviceId`` or in Managed mode) has only a cluster-internal URL. Ready keeps its verdict
+on the relay itself, but its message carries the same warning.
+
+Overrides and mappings always get a status: Applied when their integration is Ready,
+otherwise ``IntegrationNotReady`` naming the integration and its failing condition (Ready
+False, or Unknown with ``Reconciling`` True while the integration's relay rolls out, so
+GitOps tools read them as they read the integration).
 """
 
 from __future__ import annotations
@@ -29,16 +39,43 @@ class IntegrationOutcome:
     relay_url: str | None = None
     bigpanda: ConditionUpdate | None = None  # Managed mode only
     storage: ConditionUpdate | None = None  # what the outbox survives; not part of Ready
+    reachable: ConditionUpdate | None = None  # RelayPubliclyReachable
 
 
-def ready_condition(details: list[ConditionUpdate], relay_url: str | None) -> ConditionUpdate:
+def public_reachability(public_url: str | None, webhook_url: str) -> ConditionUpdate:
+    """``RelayPubliclyReachable``; the False message is also what ``webhook-config`` warns."""
+    if public_url:
+        return ConditionUpdate(
+            c.RELAY_PUBLIC,
+            c.TRUE,
+            "PublicUrl",
+            f"BigPanda and PagerDuty reach the relay at {public_url.rstrip('/')}",
+        )
+    return ConditionUpdate(
+        c.RELAY_PUBLIC,
+        c.FALSE,
+        "ClusterInternalUrl",
+        f"BigPanda cannot reach {webhook_url}: it is a cluster-internal URL and BigPanda is a "
+        "SaaS on the internet. Expose the relay Service (Ingress, Gateway, load balancer) and "
+        "set relay.publicUrl to that address",
+    )
+
+
+def ready_condition(
+    details: list[ConditionUpdate],
+    relay_url: str | None,
+    reachable: ConditionUpdate | None = None,
+) -> ConditionUpdate:
     """The first detail not True decides; an Unknown one (relay starting) stays Unknown."""
     for update in details:
         if update.status != c.TRUE:
             status = c.UNKNOWN if update.status == c.UNKNOWN else c.FALSE
             return ConditionUpdate(c.READY, status, update.reason, update.message)
     where = f" at {relay_url}" if relay_url else ""
-    return ConditionUpdate(c.READY, c.TRUE, "Ready", f"relay running and configured{where}")
+    message = f"relay running and configured{where}"
+    if reachable is not None and reachable.status != c.TRUE:
+        message += f"; warning: {reachable.message}"
+    return ConditionUpdate(c.READY, c.TRUE, "Ready", message)
 
 
 def storage_condition(storage: RelayStorage) -> ConditionUpdate:
@@ -78,11 +115,55 @@ def integration_conditions(
     details = [outcome.secrets, outcome.subscription, outcome.relay]
     if outcome.bigpanda is not None:
         details.insert(2, outcome.bigpanda)
-    ready = ready_condition(details, outcome.relay_url)
+    ready = ready_condition(details, outcome.relay_url, outcome.reachable)
     updates = [ready, reconciling_condition(ready), *details]
     if outcome.storage is not None:
         updates.append(outcome.storage)
+    if outcome.reachable is not None:
+        updates.append(outcome.reachable)
     return c.apply_conditions(current, updates, generation, now)
+
+
+def failing_detail(conditions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The detail condition Ready took its verdict from (None when Ready is True)."""
+    ready = c.find(conditions, c.READY)
+    if ready is None or ready.get("status") == c.TRUE:
+        return None
+    for condition in conditions:
+        if condition.get("type") in (c.READY, c.RECONCILING, c.RELAY_PUBLIC):
+            continue
+        if condition.get("status") != c.TRUE and condition.get("reason") == ready.get("reason"):
+            return condition
+    return ready
+
+
+def ref_waiting(
+    integration_conditions_: list[dict[str, Any]], integration_ref: str, namespace: str, kind: str
+) -> ConditionUpdate | None:
+    """Ready of an override or mapping whose integration is not Ready (None: it is).
+
+    The reason names the state, the message names the integration and its failing
+    condition; Unknown while the integration itself is Unknown (its relay rolling out)."""
+    ready = c.find(integration_conditions_, c.READY)
+    if ready is not None and ready.get("status") == c.TRUE:
+        return None
+    where = f"PagerDutyIntegration {namespace}/{integration_ref}"
+    if ready is None:
+        return ConditionUpdate(
+            c.READY,
+            c.UNKNOWN,
+            "IntegrationNotReady",
+            f"{where} has no status yet; this {kind} applies once it is Ready",
+        )
+    failing = failing_detail(integration_conditions_) or ready
+    status = c.UNKNOWN if ready.get("status") == c.UNKNOWN else c.FALSE
+    return ConditionUpdate(
+        c.READY,
+        status,
+        "IntegrationNotReady",
+        f"{where} is not Ready: {failing.get('type')}={failing.get('status')} "
+        f"({failing.get('reason')}: {failing.get('message')})",
+    )
 
 
 def ref_ready(

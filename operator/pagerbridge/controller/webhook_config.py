@@ -15,6 +15,21 @@ from pagerbridge.clients.kubernetes import (
     Resource,
     connection_auto,
 )
+from pagerbridge.controller import conditions as c
+from pagerbridge.controller.status import public_reachability
+
+
+def reachability_warning(body: dict[str, Any]) -> str | None:
+    """The ``RelayPubliclyReachable`` warning of the integration's status (the same
+    words), or computed from its spec when the status predates that condition."""
+    status = body.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == c.RELAY_PUBLIC:
+            return None if condition.get("status") == c.TRUE else str(condition.get("message"))
+    public_url = ((body.get("spec") or {}).get("relay") or {}).get("publicUrl")
+    url = str((status.get("bigPandaWebhook") or {}).get("url", ""))
+    update = public_reachability(public_url, url)
+    return None if update.status == c.TRUE else update.message
 
 
 def format_text(namespace: str, webhook: dict[str, Any], token: str | None) -> str:
@@ -65,6 +80,9 @@ async def show(name: str, namespace: str | None, output: str, reveal: bool) -> i
                     secret = await kube.get(Resource.builtin("Secret"), namespace, ref["name"])
                     # During a rotation the file holds old and new: BigPanda gets the newest.
                     token = base64.b64decode(secret["data"][ref["key"]]).decode().split()[-1]
+    warning = reachability_warning(body)
+    if warning is not None:
+        print(f"warning: {warning}", file=sys.stderr)
     if output == "json":
         print(json.dumps(webhook, indent=2))
     else:

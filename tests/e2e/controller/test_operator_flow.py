@@ -187,6 +187,10 @@ def test_examples_reach_pagerduty_and_mapping_hot_reloads(
     )
     assert shown.returncode == 0, shown.stderr
     assert "x-bp-config-tag-host: source" in shown.stdout
+    # No relay.publicUrl: the same warning as the status condition, on stderr.
+    internal = condition(get_json(cluster, namespace, "pdi", "routed"), "RelayPubliclyReachable")
+    assert internal["reason"] == "ClusterInternalUrl"
+    assert f"warning: {internal['message']}" in shown.stderr
     assert token not in shown.stdout
     revealed = run(
         [

@@ -37,6 +37,7 @@ def subscribed_integration(name: str, pd_url: str, bigpanda_secret: str) -> dict
         "apiToken": {"name": bigpanda_secret, "key": "api-token"},
         "environmentId": "env1",
     }
+    manifest["spec"]["relay"] = {"publicUrl": "https://relay.example.com"}
     return manifest
 
 
@@ -81,10 +82,48 @@ def test_missing_secret_then_created_and_children_heal(
     )
     assert orphan
 
+    # An override of the failing integration says so, naming it and its failing condition.
+    waiting_override = {
+        "apiVersion": "pagerbridge.io/v1alpha1",
+        "kind": "PagerDutyKeyOverride",
+        "metadata": {"name": "heal-override"},
+        "spec": {"integrationRef": {"name": "heal"}, "tag": "pd_key"},
+    }
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(waiting_override))
+    not_ready = wait_for(
+        lambda: (
+            (c := condition(get_json(cluster, namespace, "pdko", "heal-override"))).get("reason")
+            == "IntegrationNotReady"
+            and c
+        ),
+        30,
+        "IntegrationNotReady on the override",
+    )
+    assert not_ready["status"] == "False"
+    assert str(not_ready["message"]).startswith(
+        f"PagerDutyIntegration {namespace}/heal is not Ready: SecretsResolved=False "
+        "(SecretNotFound: "
+    )
+
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=pd_secret())
     cluster.kubectl(
         "wait", "-n", namespace, "--for=condition=Ready", "pdi/heal", "--timeout=60s", timeout=70
     )
+    wait_for(
+        lambda: (
+            condition(get_json(cluster, namespace, "pdko", "heal-override")).get("reason")
+            == "Applied"
+        ),
+        30,
+        "the override Applied once the integration is Ready",
+    )
+    # Manual mode without relay.publicUrl: Ready (the relay works), with a warning condition.
+    body = get_json(cluster, namespace, "pdi", "heal")
+    internal = condition(body, "RelayPubliclyReachable")
+    assert (internal["status"], internal["reason"]) == ("False", "ClusterInternalUrl")
+    url = body["status"]["bigPandaWebhook"]["url"]
+    assert f"BigPanda cannot reach {url}" in internal["message"]
+    assert internal["message"] in condition(body)["message"]
     token_before = get_json(cluster, namespace, "secret", "heal-relay-token")["data"]["token"]
 
     # A deleted child comes back; a hand-edited one is put back.
@@ -111,7 +150,10 @@ def test_missing_secret_then_created_and_children_heal(
     wait_for(lambda: get_json(cluster, namespace, "service", "heal-relay"), 60, "Service back")
     token_after = get_json(cluster, namespace, "secret", "heal-relay-token")["data"]["token"]
     assert token_after == token_before, "the inbound token must never be regenerated"
-    assert ready(cluster, namespace, "heal")["status"] == "True"
+    # (the restored image rolls the relay out again: Ready once that rollout is done)
+    cluster.kubectl(
+        "wait", "-n", namespace, "--for=condition=Ready", "pdi/heal", "--timeout=60s", timeout=70
+    )
 
     # A token Secret deleted by hand comes back with a new token, and says so.
     cluster.kubectl("delete", "-n", namespace, "secret", "heal-relay-token")

@@ -299,3 +299,72 @@ def test_outbox_durability_is_reported_but_never_decides_ready(storage: str, dur
     outbox = c.find(conditions, c.OUTBOX_DURABLE)
     assert outbox is not None
     assert outbox["status"] == durable
+
+
+def test_cluster_internal_url_is_a_warning_condition_and_in_readys_message() -> None:
+    from pagerbridge.controller.status import public_reachability
+
+    url = "http://x-relay.ns.svc/v1/bigpanda/webhook"
+    internal = public_reachability(None, url)
+    assert (internal.type, internal.status, internal.reason) == (
+        c.RELAY_PUBLIC,
+        c.FALSE,
+        "ClusterInternalUrl",
+    )
+    assert f"BigPanda cannot reach {url}" in internal.message
+    relay_up = ConditionUpdate(c.RELAY_AVAILABLE, c.TRUE, "RelayReady", "1/1")
+    conditions = integration_conditions(
+        IntegrationOutcome(OK_SECRETS, OK_SUB, relay_up, "http://x", reachable=internal),
+        [],
+        1,
+        "2026-01-01T00:00:00Z",
+    )
+    ready = c.find(conditions, c.READY)
+    assert ready is not None
+    assert ready["status"] == c.TRUE  # the relay itself works
+    assert internal.message in ready["message"]
+    assert c.find(conditions, c.RELAY_PUBLIC)["status"] == c.FALSE  # type: ignore[index]
+
+    public = public_reachability("https://relay.example.com/", url)
+    assert (public.status, public.reason) == (c.TRUE, "PublicUrl")
+    conditions = integration_conditions(
+        IntegrationOutcome(OK_SECRETS, OK_SUB, relay_up, "http://x", reachable=public),
+        [],
+        1,
+        "2026-01-01T00:00:00Z",
+    )
+    assert "warning" not in c.find(conditions, c.READY)["message"]  # type: ignore[index]
+
+
+def test_refs_of_a_not_ready_integration_name_it_and_its_failing_condition() -> None:
+    from pagerbridge.controller.status import ref_waiting
+
+    missing = ConditionUpdate(
+        c.SECRETS_RESOLVED, c.FALSE, "SecretNotFound", "Secret ns/pd not found"
+    )
+    relay_up = ConditionUpdate(c.RELAY_AVAILABLE, c.TRUE, "RelayReady", "1/1")
+    failing = integration_conditions(
+        IntegrationOutcome(missing, OK_SUB, relay_up), [], 1, "2026-01-01T00:00:00Z"
+    )
+    waiting = ref_waiting(failing, "pay", "ns", "PagerDutyKeyOverride")
+    assert waiting is not None
+    assert (waiting.status, waiting.reason) == (c.FALSE, "IntegrationNotReady")
+    assert waiting.message == (
+        "PagerDutyIntegration ns/pay is not Ready: SecretsResolved=False "
+        "(SecretNotFound: Secret ns/pd not found)"
+    )
+
+    starting = ConditionUpdate(c.RELAY_AVAILABLE, c.UNKNOWN, RELAY_STARTING, "0/1 ready")
+    rolling = integration_conditions(
+        IntegrationOutcome(OK_SECRETS, OK_SUB, starting), [], 1, "2026-01-01T00:00:00Z"
+    )
+    unknown = ref_waiting(rolling, "pay", "ns", "PagerDutyTagMapping")
+    assert unknown is not None
+    assert (unknown.status, unknown.reason) == (c.UNKNOWN, "IntegrationNotReady")
+    assert "RelayAvailable=Unknown" in unknown.message
+
+    assert ref_waiting([], "pay", "ns", "PagerDutyTagMapping").status == c.UNKNOWN  # type: ignore[union-attr]
+    ready = integration_conditions(
+        IntegrationOutcome(OK_SECRETS, OK_SUB, relay_up), [], 1, "2026-01-01T00:00:00Z"
+    )
+    assert ref_waiting(ready, "pay", "ns", "PagerDutyTagMapping") is None

@@ -40,9 +40,9 @@ from pagerbridge.clients.bigpanda_integrations import (
     integration_id,
 )
 from pagerbridge.clients.errors import ClientError, TransientError, Unauthorized
-from pagerbridge.clients.kubernetes import KubernetesClient
 from pagerbridge.controller.compile import Compiled
 from pagerbridge.controller.errors import RetryLater
+from pagerbridge.controller.kube_port import KubernetesPort
 from pagerbridge.controller.rendering import Owner, relay_base_url
 from pagerbridge.controller.secret_values import read_secret_key
 
@@ -168,7 +168,7 @@ class WebhookOutcome:
 
 
 async def ensure(
-    kube: KubernetesClient,
+    kube: KubernetesPort,
     owner: Owner,
     spec: PagerDutyIntegrationSpec,
     compiled: Compiled,
@@ -212,7 +212,7 @@ async def ensure(
     return WebhookOutcome(ident, wanted, wanted_secret, talked=True, changed=True)
 
 
-async def remove(kube: KubernetesClient, owner: Owner, spec: PagerDutyIntegrationSpec) -> bool:
+async def remove(kube: KubernetesPort, owner: Owner, spec: PagerDutyIntegrationSpec) -> bool:
     ref = spec.big_panda.api_token
     if ref is None:
         return False

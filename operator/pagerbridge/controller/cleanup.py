@@ -24,11 +24,12 @@ from pydantic import ValidationError
 
 from pagerbridge.api import PagerDutyIntegrationSpec
 from pagerbridge.clients.backoff import backoff
-from pagerbridge.clients.kubernetes import KubernetesClient, KubernetesError, NotFound, Resource
+from pagerbridge.clients.kubernetes import KubernetesError, NotFound, Resource
 from pagerbridge.controller import bigpanda_integration, subscription
 from pagerbridge.controller import names as n
 from pagerbridge.controller.errors import ReconcileError, SecretNotFound
 from pagerbridge.controller.events import post_event
+from pagerbridge.controller.kube_port import KubernetesPort
 from pagerbridge.controller.observed import IntegrationInfo, SecretState
 from pagerbridge.controller.rendering import Owner
 
@@ -68,7 +69,7 @@ def skip_requested(info: IntegrationInfo) -> bool:
 
 
 async def let_go(
-    kube: KubernetesClient, resource: Resource, info: IntegrationInfo, involved: dict[str, str]
+    kube: KubernetesPort, resource: Resource, info: IntegrationInfo, involved: dict[str, str]
 ) -> bool:
     """skip-cleanup on an integration stuck in deletion: remove our finalizer now.
 
@@ -100,7 +101,7 @@ async def let_go(
 
 
 async def release(
-    kube: KubernetesClient,
+    kube: KubernetesPort,
     info: IntegrationInfo,
     involved: dict[str, str],
     stored_subscription: SecretState | None,

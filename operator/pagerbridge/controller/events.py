@@ -9,8 +9,9 @@ import logging
 import socket
 from typing import Any
 
-from pagerbridge.clients.kubernetes import KubernetesClient, KubernetesError, Resource
+from pagerbridge.clients.kubernetes import KubernetesError, Resource
 from pagerbridge.controller.conditions import now_rfc3339
+from pagerbridge.controller.kube_port import KubernetesPort
 
 logger = logging.getLogger(__name__)
 EVENTS = Resource.builtin("Event")
@@ -18,7 +19,7 @@ INSTANCE = socket.gethostname()
 
 
 async def post_event(
-    kube: KubernetesClient,
+    kube: KubernetesPort,
     involved: dict[str, Any],
     *,
     reason: str,

@@ -45,6 +45,7 @@ from pagerbridge.controller.observed import (
 )
 from pagerbridge.controller.reconciler import Reconciler
 from pagerbridge.controller.settings import OperatorSettings
+from pagerbridge.controller.step_context import involved
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +98,8 @@ class KopfWorld:
         return info
 
 
-def _reconciler(memo: Any, kwargs: Mapping[str, Any]) -> Reconciler:
+def _reconciler(memo: Any) -> Reconciler:
     reconciler: Reconciler = memo.reconciler
-    if reconciler.world is None:
-        reconciler.world = KopfWorld({k: v for k, v in kwargs.items() if k.startswith("pb_")})
     return reconciler
 
 
@@ -129,7 +128,10 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         settings_.scanning.disabled = True
         kube = KubernetesClient(connection_auto(), field_manager=n.FIELD_MANAGER)
         memo.kube = kube
-        memo.reconciler = Reconciler(kube, settings)
+        # kopf hands the indices (empty now, filled before any resource handler runs) to
+        # startup handlers too: the World is complete at construction.
+        world = KopfWorld({k: v for k, v in kwargs.items() if k.startswith("pb_")})
+        memo.reconciler = Reconciler(kube, settings, world)
         memo.reconciler.start()
 
     @kopf.on.login(registry=registry)
@@ -195,13 +197,13 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
 
     @kopf.on.event(*integration, id="integration_event", registry=registry)
     def integration_event(**kwargs: Any) -> None:
-        _reconciler(kwargs["memo"], kwargs).integration_changed(kwargs["namespace"], kwargs["name"])
+        _reconciler(kwargs["memo"]).integration_changed(kwargs["namespace"], kwargs["name"])
 
     for kind in (KEY_OVERRIDE, TAG_MAPPING):
 
         def ref_event(_kind: str = kind.kind, **kwargs: Any) -> None:
             namespace, name, body, memo = (kwargs[k] for k in ("namespace", "name", "body", "memo"))
-            reconciler = _reconciler(memo, kwargs)
+            reconciler = _reconciler(memo)
             previous = reconciler_refs.pop((_kind, namespace, name), None)
             current = ref_info(_kind, body).integration
             if kwargs.get("type") != "DELETED":
@@ -220,7 +222,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     @kopf.on.event("", "v1", "secrets", id="secret_event", registry=registry)
     def secret_event(**kwargs: Any) -> None:
         namespace, name, body, memo = (kwargs[k] for k in ("namespace", "name", "body", "memo"))
-        reconciler = _reconciler(memo, kwargs)
+        reconciler = _reconciler(memo)
         owner = owner_integration(body)
         if owner is not None:
             reconciler.integration_changed(namespace, owner)
@@ -233,7 +235,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
             body, namespace, memo = kwargs["body"], kwargs["namespace"], kwargs["memo"]
             owner = owner_integration(body)
             if owner is not None:
-                _reconciler(memo, kwargs).integration_changed(namespace, owner)
+                _reconciler(memo).integration_changed(namespace, owner)
 
         kopf.on.event(
             group,
@@ -255,14 +257,10 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     async def release(**kwargs: Any) -> None:
         """Delete what the integration made outside the cluster (see :mod:`.cleanup`)."""
         namespace, name, body, memo = (kwargs[k] for k in ("namespace", "name", "body", "memo"))
-        reconciler = _reconciler(memo, kwargs)
+        reconciler = _reconciler(memo)
         info = integration_info(body)
-        stored = (
-            reconciler.world.secret(namespace, n.ChildNames(name).webhook_secret)
-            if reconciler.world
-            else None
-        )
-        involved = reconciler._involved(info.uid, namespace, name)
-        await cleanup.release(memo.kube, info, involved, stored, kwargs["retry"])
+        stored = reconciler.world.secret(namespace, n.ChildNames(name).webhook_secret)
+        involved_object = involved(info.uid, namespace, name)
+        await cleanup.release(memo.kube, info, involved_object, stored, kwargs["retry"])
 
     return registry

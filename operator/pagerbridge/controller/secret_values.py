@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import base64
 
-from pagerbridge.clients.kubernetes import KubernetesClient, KubernetesError, NotFound, Resource
+from pagerbridge.clients.kubernetes import KubernetesError, NotFound, Resource
 from pagerbridge.controller.errors import KubernetesUnavailable, SecretNotFound
+from pagerbridge.controller.kube_port import KubernetesPort
 
 SECRETS = Resource.builtin("Secret")
 
 
 async def read_secret_key(
-    kube: KubernetesClient, namespace: str, name: str, key: str, what: str
+    kube: KubernetesPort, namespace: str, name: str, key: str, what: str
 ) -> str:
     try:
         secret = await kube.get(SECRETS, namespace, name)

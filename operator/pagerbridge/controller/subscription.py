@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from pagerbridge.api import PagerDutyIntegrationSpec
 from pagerbridge.api.contract import pagerduty_api_url
 from pagerbridge.clients.errors import ClientError
-from pagerbridge.clients.kubernetes import KubernetesClient, KubernetesError, Resource
+from pagerbridge.clients.kubernetes import KubernetesError, Resource
 from pagerbridge.clients.pagerduty_subscriptions import PagerDutySubscriptions
 from pagerbridge.controller import names as n
 from pagerbridge.controller.errors import (
     KubernetesUnavailable,
     subscription_failure,
 )
+from pagerbridge.controller.kube_port import KubernetesPort
 from pagerbridge.controller.observed import SecretState
 from pagerbridge.controller.rendering import Owner, pagerduty_webhook_url, render_webhook_secret
 from pagerbridge.controller.secret_values import read_secret_key
@@ -50,7 +51,7 @@ def api_url(spec: PagerDutyIntegrationSpec) -> str:
 
 
 async def read_api_token(
-    kube: KubernetesClient, namespace: str, spec: PagerDutyIntegrationSpec
+    kube: KubernetesPort, namespace: str, spec: PagerDutyIntegrationSpec
 ) -> str:
     ref = spec.pager_duty.api_token
     assert ref is not None
@@ -58,7 +59,7 @@ async def read_api_token(
 
 
 async def ensure(
-    kube: KubernetesClient,
+    kube: KubernetesPort,
     owner: Owner,
     spec: PagerDutyIntegrationSpec,
     stored: SecretState | None,
@@ -109,7 +110,7 @@ async def ensure(
 
 
 async def remove(
-    kube: KubernetesClient,
+    kube: KubernetesPort,
     owner: Owner,
     spec: PagerDutyIntegrationSpec,
     stored: SecretState | None,

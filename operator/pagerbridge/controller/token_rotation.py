@@ -22,7 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from pagerbridge.api import GROUP
-from pagerbridge.clients.kubernetes import KubernetesClient, Resource
+from pagerbridge.clients.kubernetes import Resource
+from pagerbridge.controller.kube_port import KubernetesPort
 
 ANNOTATION_REQUEST = f"{GROUP}/rotate-token"  # on the integration (user) and the Secret (done)
 ANNOTATION_PHASE = f"{GROUP}/rotation-phase"
@@ -77,7 +78,7 @@ def decode_tokens(secret: Mapping[str, object], key: str) -> list[str]:
 
 
 async def write(
-    kube: KubernetesClient, namespace: str, name: str, key: str, step: RotationStep
+    kube: KubernetesPort, namespace: str, name: str, key: str, step: RotationStep
 ) -> None:
     patch: dict[str, object] = {}
     if step.tokens is not None:

@@ -1,0 +1,128 @@
+"""Reconcile step: the children in the cluster (ConfigMap, Service, PVC, relay Deployment,
+and the generated inbound token Secret).
+
+Children are server-side applied, but only when the rendered manifest or the child's
+``resourceVersion`` (a Deployment: its ``generation``) changed since our last apply, so a
+quiet operator writes nothing; the periodic resync applies regardless. :func:`relay`
+returns ``RelayAvailable`` and ``status.relay`` from the observed Deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import secrets as pysecrets
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pagerbridge.api import PagerDutyIntegrationSpec
+from pagerbridge.clients.kubernetes import AlreadyExists
+from pagerbridge.controller import conditions as c
+from pagerbridge.controller.conditions import ConditionUpdate
+from pagerbridge.controller.metrics import APPLIES
+from pagerbridge.controller.observed import (
+    RELAY_READY,
+    RELAY_STARTING,
+    RELAY_UNAVAILABLE,
+    World,
+    relay_state,
+)
+from pagerbridge.controller.rendering import Owner, render_token_secret, service_url
+from pagerbridge.controller.step_context import Context, StepResult
+
+RELAY_CONDITION_STATUS = {
+    RELAY_READY: c.TRUE,
+    RELAY_STARTING: c.UNKNOWN,
+    RELAY_UNAVAILABLE: c.FALSE,
+}
+
+
+def _digest(manifest: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
+async def apply(ctx: Context, manifests: list[dict[str, Any]], *, force: bool) -> None:
+    """Apply what changed: the Deployment last, once what it mounts exists."""
+    first = [m for m in manifests if m["kind"] != "Deployment"]
+    last = [m for m in manifests if m["kind"] == "Deployment"]
+    token_seen = "bigPandaWebhook" in ctx.info.status
+    await asyncio.gather(
+        _ensure_token_secret(ctx, token_seen), *(_apply_one(ctx, m, force) for m in first)
+    )
+    for manifest in last:
+        await _apply_one(ctx, manifest, force)
+
+
+async def _apply_one(ctx: Context, manifest: dict[str, Any], force: bool) -> None:
+    owner, memory = ctx.owner, ctx.memory
+    kind = str(manifest["kind"])
+    digest = _digest(manifest)
+    observed = ctx.world.child(kind, owner.namespace, owner.name)
+    if not force and observed is not None:
+        marker = str(observed.generation) if kind == "Deployment" else observed.resource_version
+        if memory.applied.get(kind) == (digest, marker):
+            return
+    result = await ctx.kube.apply(manifest)
+    APPLIES.labels(kind).inc()
+    if kind == "Deployment" and observed is None and memory.relay_created is None:
+        memory.relay_created = time.monotonic()
+    meta = result["metadata"]
+    marker = str(meta.get("generation")) if kind == "Deployment" else str(meta["resourceVersion"])
+    memory.applied[kind] = (digest, marker)
+
+
+async def _ensure_token_secret(ctx: Context, seen_before: bool) -> None:
+    """Create the inbound token once; an existing Secret is never rewritten.
+
+    A token Secret deleted by hand is recreated with a new token: BigPanda must then
+    send the new one (Managed mode: done by the BigPanda step; Manual: a Warning Event).
+    """
+    owner = ctx.owner
+    if ctx.world.secret(owner.namespace, owner.names.token_secret) is not None:
+        return
+    manifest = render_token_secret(owner, pysecrets.token_urlsafe(32))
+    manifest["data"] = {
+        k: base64.b64encode(v.encode()).decode() for k, v in manifest.pop("stringData").items()
+    }
+    try:
+        await ctx.kube.create(manifest)
+    except AlreadyExists:
+        return
+    if seen_before:
+        await ctx.event(
+            "TokenRegenerated",
+            f"Secret {owner.names.token_secret} was missing and holds a new token; "
+            "BigPanda must send it (pagerbridge webhook-config --reveal)",
+            warning=True,
+        )
+
+
+def relay(
+    world: World,
+    owner: Owner,
+    spec: PagerDutyIntegrationSpec | None,
+    requeue_after: Callable[[float], None],
+) -> StepResult:
+    """``RelayAvailable`` and ``status.relay``; asks for a re-check at the rollout's
+    deadline (no controller will tell us when it passes). Also without a valid spec."""
+    deployment = world.child("Deployment", owner.namespace, owner.name)
+    now = relay_state(deployment, datetime.now(UTC))
+    if now.recheck_after is not None:
+        requeue_after(now.recheck_after)
+    condition = ConditionUpdate(
+        c.RELAY_AVAILABLE, RELAY_CONDITION_STATUS[now.reason], now.reason, now.message
+    )
+    if spec is None:
+        return StepResult(condition)
+    status = {
+        "relay": {
+            "serviceUrl": service_url(owner, spec),
+            "readyReplicas": deployment.ready_replicas if deployment else 0,
+            **({"publicUrl": spec.relay.public_url} if spec.relay.public_url else {}),
+        }
+    }
+    return StepResult(condition, status)

@@ -1,0 +1,47 @@
+"""What the operator remembers about one integration between reconciles: one object per
+integration (created by its first trigger, dropped as a whole when it goes away).
+
+Nothing here is needed for correctness after a restart (the cluster and the external
+systems are the truth); it only saves writes and calls: what was last applied or written,
+when the subscription was last verified, what BigPanda was last confirmed to hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Written = tuple[str, list[dict[str, Any]]]  # (status essence, conditions) last written
+
+
+@dataclass
+class IntegrationMemory:
+    # children: kind -> (rendered digest, resourceVersion or Deployment generation)
+    applied: dict[str, tuple[str, str]] = field(default_factory=dict)
+    relay_created: float | None = None  # monotonic time we created the relay Deployment
+    verified_at: float | None = None  # PagerDuty subscription last checked (monotonic)
+    verify_now: bool = False  # the next reconcile checks the subscription in PagerDuty
+    resync_now: bool = False  # the next reconcile re-applies and re-checks everything
+    next_resync: float | None = None  # monotonic; None until first reconciled
+    bigpanda_applied: str | None = None  # digest of the workflow BigPanda holds
+    bigpanda_secret: str | None = None  # digest of the authorization last written
+    written: tuple[str, Written] | None = None  # (uid, what we last wrote to status)
+
+
+class Memories:
+    """The memory of every integration this process has seen, by (namespace, name)."""
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[str, str], IntegrationMemory] = {}
+
+    def of(self, namespace: str, name: str) -> IntegrationMemory:
+        return self._items.setdefault((namespace, name), IntegrationMemory())
+
+    def get(self, namespace: str, name: str) -> IntegrationMemory | None:
+        return self._items.get((namespace, name))
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._items.pop((namespace, name), None)
+
+    def items(self) -> list[tuple[tuple[str, str], IntegrationMemory]]:
+        return list(self._items.items())

@@ -1,0 +1,64 @@
+"""What every reconcile step of one integration gets, and what it gives back.
+
+A step (``*_step`` modules: subscription, BigPanda integration, token rotation, children,
+and :mod:`.status_writer`) talks to one external system and returns a
+:class:`StepResult`: its condition, its fragment of ``status`` and, when it failed, the
+delay after which to retry. The reconciler only composes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pagerbridge.api import GROUP, INTEGRATION, VERSION, PagerDutyIntegrationSpec
+from pagerbridge.controller.conditions import ConditionUpdate
+from pagerbridge.controller.events import post_event
+from pagerbridge.controller.kube_port import KubernetesPort
+from pagerbridge.controller.memory import IntegrationMemory
+from pagerbridge.controller.observed import IntegrationInfo, World
+from pagerbridge.controller.rendering import Owner
+from pagerbridge.controller.settings import OperatorSettings
+
+
+@dataclass(frozen=True)
+class StepResult:
+    condition: ConditionUpdate | None = None
+    status: dict[str, Any] = field(default_factory=dict)
+    retry: float | None = None
+
+
+def involved(uid: str, namespace: str, name: str, kind: str = INTEGRATION.kind) -> dict[str, Any]:
+    """The ``involvedObject`` of an Event about one of our objects."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": kind,
+        "name": name,
+        "namespace": namespace,
+        "uid": uid,
+    }
+
+
+@dataclass
+class Context:
+    """One reconcile of one integration."""
+
+    kube: KubernetesPort
+    world: World
+    settings: OperatorSettings
+    owner: Owner
+    spec: PagerDutyIntegrationSpec
+    info: IntegrationInfo
+    memory: IntegrationMemory
+    requeue_after: Callable[[float], None]  # reconcile this integration again later
+
+    async def event(self, reason: str, message: str, *, warning: bool = False) -> None:
+        owner = self.owner
+        await post_event(
+            self.kube,
+            involved(owner.uid, owner.namespace, owner.name),
+            reason=reason,
+            message=message,
+            warning=warning,
+        )

@@ -1,0 +1,205 @@
+"""An in-memory Kubernetes API server: the test double of the controller's Kubernetes
+port (:class:`pagerbridge.controller.kube_port.KubernetesPort`) and nothing else.
+
+Objects live in a dict; writes get a ``uid``, a ``resourceVersion`` that grows with every
+write, and a ``generation`` that grows when ``spec`` changes, like the real API server.
+Server-side apply is approximated by merging the applied manifest into the stored object
+(enough for a single field manager). :class:`FakeWorld` is the operator's ``World`` read
+from the same objects through the real record builders of :mod:`pagerbridge.controller
+.observed` (what the kopf indices hold in the operator).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pagerbridge.api import GROUP, INTEGRATION, KEY_OVERRIDE, TAG_MAPPING, VERSION
+from pagerbridge.clients.kubernetes import (
+    AlreadyExists,
+    KubernetesError,
+    NotFound,
+    Resource,
+    resource_of,
+)
+from pagerbridge.controller.observed import (
+    ChildState,
+    IntegrationInfo,
+    RefInfo,
+    SecretState,
+    child_state,
+    integration_info,
+    ref_info,
+    secret_state,
+)
+
+Obj = dict[str, Any]
+Key = tuple[str, str, str | None, str]  # (api prefix, plural, namespace, name)
+CUSTOM = {
+    kind.kind: Resource.custom(GROUP, VERSION, kind.plural)
+    for kind in (INTEGRATION, KEY_OVERRIDE, TAG_MAPPING)
+}
+
+
+def merge(target: Obj, patch: Obj) -> Obj:
+    """RFC 7386 JSON merge patch."""
+    result = copy.deepcopy(target)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+@dataclass(frozen=True)
+class Write:
+    verb: str  # create, apply, patch, delete
+    plural: str
+    name: str
+    subresource: str | None = None
+
+
+class FakeKube:
+    def __init__(self) -> None:
+        self.objects: dict[Key, Obj] = {}
+        self.writes: list[Write] = []
+        self._versions = itertools.count(1)
+
+    # -- the port ---------------------------------------------------------------------
+
+    async def get(self, resource: Resource, namespace: str | None, name: str) -> Obj:
+        return copy.deepcopy(self._existing(resource, namespace, name))
+
+    async def create(self, manifest: Obj, resource: Resource | None = None) -> Obj:
+        resource = resource or resource_of(manifest)
+        obj = copy.deepcopy(manifest)
+        meta = obj.setdefault("metadata", {})
+        if "name" not in meta and "generateName" in meta:
+            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+        key = self._key(resource, meta.get("namespace"), meta["name"])
+        if key in self.objects:
+            raise AlreadyExists(f"{resource.plural} {meta['name']} already exists", 409)
+        meta.update(uid=str(uuid.uuid4()), generation=1, creationTimestamp="2026-01-01T00:00:00Z")
+        self._store(key, obj)
+        self.writes.append(Write("create", resource.plural, meta["name"]))
+        return copy.deepcopy(obj)
+
+    async def apply(self, manifest: Obj, resource: Resource | None = None) -> Obj:
+        resource = resource or resource_of(manifest)
+        meta = manifest["metadata"]
+        key = self._key(resource, meta.get("namespace"), meta["name"])
+        current = self.objects.get(key)
+        self.writes.append(Write("apply", resource.plural, meta["name"]))
+        if current is None:
+            return await self.create(manifest, resource)
+        updated = merge(current, manifest)
+        if updated.get("spec") != current.get("spec"):
+            updated["metadata"]["generation"] = int(current["metadata"]["generation"]) + 1
+        if updated != current:
+            self._store(key, updated)
+        return copy.deepcopy(self.objects[key])
+
+    async def merge_patch(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        patch: Obj,
+        subresource: str | None = None,
+    ) -> Obj:
+        current = self._existing(resource, namespace, name)
+        expected = (patch.get("metadata") or {}).get("resourceVersion")
+        if expected is not None and expected != current["metadata"]["resourceVersion"]:
+            raise KubernetesError("the object has been modified", 409)
+        if subresource == "status":
+            updated = copy.deepcopy(current)
+            updated["status"] = merge(current.get("status") or {}, patch.get("status") or {})
+        else:
+            updated = merge(current, {k: v for k, v in patch.items() if k != "status"})
+            if updated.get("spec") != current.get("spec"):
+                updated["metadata"]["generation"] = int(current["metadata"]["generation"]) + 1
+        self._store(self._key(resource, namespace, name), updated)
+        self.writes.append(Write("patch", resource.plural, name, subresource))
+        return copy.deepcopy(updated)
+
+    async def delete(self, resource: Resource, namespace: str | None, name: str) -> None:
+        self._existing(resource, namespace, name)
+        del self.objects[self._key(resource, namespace, name)]
+        self.writes.append(Write("delete", resource.plural, name))
+
+    # -- for tests --------------------------------------------------------------------
+
+    def put(self, manifest: Obj, namespace: str) -> Obj:
+        """Store an object as a user's ``kubectl apply`` would (no recorded write)."""
+        obj = copy.deepcopy(manifest)
+        meta = obj.setdefault("metadata", {})
+        meta["namespace"] = namespace
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta.setdefault("generation", 1)
+        meta.setdefault("creationTimestamp", "2026-01-01T00:00:00Z")
+        self._store(self._key(self.resource(obj["kind"]), namespace, meta["name"]), obj)
+        return obj
+
+    def find(self, kind: str, namespace: str, name: str) -> Obj | None:
+        return self.objects.get(self._key(self.resource(kind), namespace, name))
+
+    def all(self, kind: str, namespace: str) -> list[Obj]:
+        resource = self.resource(kind)
+        return [
+            obj
+            for (prefix, plural, ns, _), obj in sorted(self.objects.items(), key=lambda i: i[0])
+            if (prefix, plural, ns) == (resource.prefix, resource.plural, namespace)
+        ]
+
+    @staticmethod
+    def resource(kind: str) -> Resource:
+        return CUSTOM.get(kind) or Resource.builtin(kind)
+
+    def _key(self, resource: Resource, namespace: str | None, name: str) -> Key:
+        return (resource.prefix, resource.plural, namespace, name)
+
+    def _existing(self, resource: Resource, namespace: str | None, name: str) -> Obj:
+        obj = self.objects.get(self._key(resource, namespace, name))
+        if obj is None:
+            raise NotFound(f"{resource.plural} {name} not found", 404)
+        return obj
+
+    def _store(self, key: Key, obj: Obj) -> None:
+        obj["metadata"]["resourceVersion"] = str(next(self._versions))
+        self.objects[key] = obj
+
+
+class FakeWorld:
+    """``World`` over the fake's objects (what the kopf indices would hold)."""
+
+    def __init__(self, kube: FakeKube) -> None:
+        self.kube = kube
+
+    def integration(self, namespace: str, name: str) -> IntegrationInfo | None:
+        obj = self.kube.find(INTEGRATION.kind, namespace, name)
+        return None if obj is None else integration_info(obj)
+
+    def refs_to(self, kind: str, namespace: str, integration: str) -> list[RefInfo]:
+        refs = [ref_info(kind, obj) for obj in self.kube.all(kind, namespace)]
+        return sorted((r for r in refs if r.integration == integration), key=lambda r: r.name)
+
+    def ref(self, kind: str, namespace: str, name: str) -> RefInfo | None:
+        obj = self.kube.find(kind, namespace, name)
+        return None if obj is None else ref_info(kind, obj)
+
+    def secret(self, namespace: str, name: str) -> SecretState | None:
+        obj = self.kube.find("Secret", namespace, name)
+        return None if obj is None else secret_state(obj)
+
+    def child(self, kind: str, namespace: str, owner: str) -> ChildState | None:
+        for obj in self.kube.all(kind, namespace):
+            state = child_state(kind, obj)
+            if state is not None and state.owner == owner:
+                return state
+        return None

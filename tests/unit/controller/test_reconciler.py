@@ -1,0 +1,238 @@
+"""The reconciler against an in-memory Kubernetes API (the only double: everything of
+ours is real, and BigPanda is the real simulator over HTTP)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pagerbridge.controller import conditions as c
+from pagerbridge.controller.names import FINALIZER
+from pagerbridge.controller.reconciler import Reconciler
+from pagerbridge.controller.settings import OperatorSettings
+from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_API_KEY
+from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
+from pagerbridge_devkit.sandbox.server import BackgroundServer
+
+from .fake_kube import FakeKube, FakeWorld, Write
+
+NS = "team-a"
+ROUTING_KEY = "0123456789abcdef0123456789abcdef"
+
+
+def secret(name: str, **values: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
+    }
+
+
+def integration(name: str = "pay", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "pagerbridge.io/v1alpha1",
+        "kind": "PagerDutyIntegration",
+        "metadata": {"name": name},
+        "spec": {"pagerDuty": {"routingKey": {"name": "pd", "key": "routing-key"}}, **spec},
+    }
+
+
+def override(name: str, target: str = "pay") -> dict[str, Any]:
+    return {
+        "apiVersion": "pagerbridge.io/v1alpha1",
+        "kind": "PagerDutyKeyOverride",
+        "metadata": {"name": name},
+        "spec": {"integrationRef": {"name": target}, "tag": "pd_key"},
+    }
+
+
+@pytest.fixture
+def kube() -> FakeKube:
+    return FakeKube()
+
+
+@pytest.fixture
+def reconciler(kube: FakeKube) -> Reconciler:
+    return Reconciler(kube, OperatorSettings(resync_seconds=300.0), FakeWorld(kube))
+
+
+def ready_relay(kube: FakeKube, name: str = "pay") -> None:
+    """What the Deployment controller and kubelet would do: the relay is available."""
+    deployment = kube.find("Deployment", NS, f"{name}-relay")
+    assert deployment is not None
+    deployment["status"] = {
+        "observedGeneration": deployment["metadata"]["generation"],
+        "replicas": 1,
+        "readyReplicas": 1,
+        "availableReplicas": 1,
+        "updatedReplicas": 1,
+        "conditions": [
+            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
+        ],
+    }
+
+
+def condition(obj: dict[str, Any] | None, type_: str = c.READY) -> dict[str, Any]:
+    found = c.find(list(((obj or {}).get("status") or {}).get("conditions") or []), type_)
+    return dict(found or {})
+
+
+async def test_plain_integration_converges_then_writes_nothing(
+    kube: FakeKube, reconciler: Reconciler
+) -> None:
+    kube.put(secret("pd", **{"routing-key": ROUTING_KEY}), NS)
+    kube.put(integration(), NS)
+    assert await reconciler.reconcile_integration(NS, "pay") is None
+    made = {(w.verb, w.plural) for w in kube.writes}
+    assert {("apply", "configmaps"), ("apply", "services"), ("apply", "deployments")} <= made
+    assert ("create", "secrets") in made  # the inbound token, created once
+    # A relay created moments ago: the first "starting" status is held back.
+    assert kube.find("PagerDutyIntegration", NS, "pay").get("status") is None  # type: ignore[union-attr]
+
+    ready_relay(kube)
+    await reconciler.reconcile_integration(NS, "pay")
+    body = kube.find("PagerDutyIntegration", NS, "pay")
+    assert (condition(body)["status"], condition(body)["reason"]) == (c.TRUE, "Ready")
+    internal = condition(body, c.RELAY_PUBLIC)
+    assert (internal["status"], internal["reason"]) == (c.FALSE, "ClusterInternalUrl")
+    assert body["status"]["relay"]["readyReplicas"] == 1  # type: ignore[index]
+    assert [e for e in kube.all("Event", NS) if e["reason"] == "Ready"]
+
+    # At rest: reconciling again writes nothing at all (not even an Event).
+    before = list(kube.writes)
+    for _ in range(3):
+        await reconciler.reconcile_integration(NS, "pay")
+    assert kube.writes == before
+
+
+async def test_a_periodic_resync_reapplies_and_adds_no_finalizer(
+    kube: FakeKube, reconciler: Reconciler
+) -> None:
+    kube.put(secret("pd", **{"routing-key": ROUTING_KEY}), NS)
+    kube.put(integration(), NS)
+    reconciler.resync_due(now=1e12)  # nothing reconciled yet: nothing to re-check
+    assert reconciler.queue.idle
+    await reconciler.reconcile_integration(NS, "pay")
+    memory = reconciler.memories.get(NS, "pay")
+    assert memory is not None
+    assert memory.next_resync is not None
+    reconciler.resync_due(now=memory.next_resync)
+    assert memory.resync_now
+    assert not reconciler.queue.idle
+    kube.writes.clear()
+    await reconciler.reconcile_integration(NS, "pay")
+    assert {w.plural for w in kube.writes if w.verb == "apply"} >= {"configmaps", "deployments"}
+    body = kube.find("PagerDutyIntegration", NS, "pay")
+    assert body is not None
+    assert "finalizers" not in body["metadata"]
+
+
+async def test_missing_secret_then_override_names_the_failing_integration(
+    kube: FakeKube, reconciler: Reconciler
+) -> None:
+    kube.put(integration(), NS)
+    kube.put(override("by-tag"), NS)
+    await reconciler.reconcile_integration(NS, "pay")
+    body = kube.find("PagerDutyIntegration", NS, "pay")
+    assert (condition(body)["status"], condition(body)["reason"]) == (c.FALSE, "SecretNotFound")
+    ref = condition(kube.find("PagerDutyKeyOverride", NS, "by-tag"))
+    assert (ref["status"], ref["reason"]) == (c.FALSE, "IntegrationNotReady")
+    assert ref["message"].startswith(
+        f"PagerDutyIntegration {NS}/pay is not Ready: SecretsResolved=False (SecretNotFound: "
+    )
+    assert not kube.find("Deployment", NS, "pay-relay")  # nothing rendered without the key
+
+    kube.put(secret("pd", **{"routing-key": ROUTING_KEY}), NS)
+    await reconciler.reconcile_integration(NS, "pay")
+    ready_relay(kube)
+    await reconciler.reconcile_integration(NS, "pay")
+    ref = condition(kube.find("PagerDutyKeyOverride", NS, "by-tag"))
+    assert (ref["status"], ref["reason"]) == (c.TRUE, "Applied")
+
+
+async def test_override_of_a_missing_integration_says_so(
+    kube: FakeKube, reconciler: Reconciler
+) -> None:
+    kube.put(override("ghost", target="nobody"), NS)
+    await reconciler.reconcile_ref("PagerDutyKeyOverride", NS, "ghost")
+    ref = condition(kube.find("PagerDutyKeyOverride", NS, "ghost"))
+    assert (ref["status"], ref["reason"]) == (c.FALSE, "IntegrationNotFound")
+
+
+async def test_deleted_integration_is_forgotten_and_skip_cleanup_lets_go(
+    kube: FakeKube, reconciler: Reconciler
+) -> None:
+    kube.put(secret("pd", **{"routing-key": ROUTING_KEY}), NS)
+    kube.put(integration(), NS)
+    await reconciler.reconcile_integration(NS, "pay")
+    assert reconciler.memories.get(NS, "pay") is not None
+
+    body = kube.find("PagerDutyIntegration", NS, "pay")
+    assert body is not None
+    body["metadata"].update(
+        deletionTimestamp="2026-01-01T00:00:00Z",
+        finalizers=[FINALIZER, "example.com/other"],
+        annotations={"pagerbridge.io/skip-cleanup": "true"},
+    )
+    await reconciler.reconcile_integration(NS, "pay")
+    assert reconciler.memories.get(NS, "pay") is None
+    assert body is not kube.find("PagerDutyIntegration", NS, "pay")
+    after = kube.find("PagerDutyIntegration", NS, "pay")
+    assert after is not None
+    assert after["metadata"]["finalizers"] == ["example.com/other"]  # only ours removed
+    assert [e["reason"] for e in kube.all("Event", NS)] == ["CleanupSkipped"]
+
+
+@pytest.fixture
+def bigpanda() -> Iterator[tuple[BigPandaSimulator, str]]:
+    sim = BigPandaSimulator(requests_per_second=None)
+    with BackgroundServer(sim.app) as server:
+        yield sim, server.url
+    sim.close()
+
+
+async def test_managed_bigpanda_is_written_once_and_rests_against_masked_reads(
+    kube: FakeKube, reconciler: Reconciler, bigpanda: tuple[BigPandaSimulator, str]
+) -> None:
+    bp, bp_url = bigpanda
+    kube.put(secret("pd", **{"routing-key": ROUTING_KEY, "bp": BP_API_KEY}), NS)
+    kube.put(
+        integration(
+            bigPanda={
+                "apiUrl": bp_url,
+                "apiToken": {"name": "pd", "key": "bp"},
+                "webhook": {"mode": "Managed", "integrationName": "pb-pay"},
+            },
+            relay={"publicUrl": "https://relay.example.com"},
+        ),
+        NS,
+    )
+    await reconciler.reconcile_integration(NS, "pay")  # children + token Secret
+    await reconciler.reconcile_integration(NS, "pay")  # BigPanda, with the token
+    ready_relay(kube)
+    await reconciler.reconcile_integration(NS, "pay")
+    body = kube.find("PagerDutyIntegration", NS, "pay")
+    assert condition(body, c.BIGPANDA_WEBHOOK)["status"] == c.TRUE
+    assert body["status"]["bigPandaWebhook"]["authorizationDigest"].startswith("sha256:")  # type: ignore[index]
+    assert condition(body, c.RELAY_PUBLIC)["status"] == c.TRUE
+
+    def writes() -> list[str]:
+        return [r.method for r in bp.requests.entries if r.method in ("POST", "PATCH")]
+
+    assert writes() == ["POST"]
+    for _ in range(5):  # periodic re-checks: each reads BigPanda (masked), none writes
+        reconciler.integration_changed(NS, "pay", verify=True)
+        await reconciler.reconcile_integration(NS, "pay")
+    assert len(bp.requests.matching("GET", "/resources/v2.1/integrations/")) >= 5
+    assert writes() == ["POST"]
+
+    # A new reconciler (an operator restart): the digest in status, still no write.
+    fresh = Reconciler(kube, OperatorSettings(), FakeWorld(kube))
+    fresh.integration_changed(NS, "pay", verify=True)
+    await fresh.reconcile_integration(NS, "pay")
+    assert writes() == ["POST"]
+    assert Write("apply", "deployments", "pay-relay") in kube.writes

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from pagerbridge_devkit.sandbox.pagerduty import (
     DEFAULT_API_TOKEN,
@@ -65,7 +66,11 @@ def test_plain_integration_has_no_finalizer_and_its_namespace_deletes_with_the_o
     pagerduty: tuple[PagerDutySimulator, str],
 ) -> None:
     _, pd_url = pagerduty
-    docs = pd_secret() + "---\n" + integration("plain", pd_url)
+    plain = yaml.safe_load(integration("plain", pd_url))
+    # Ephemeral: the local control plane runs no pvc-protection controller, so a PVC (the
+    # Persistent default) would hold the namespace for reasons of its own.
+    plain["spec"]["relay"] = {"storage": "Ephemeral"}
+    docs = pd_secret() + "---\n" + yaml.safe_dump(plain)
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=docs)
     wait_for(
         lambda: (get_json(cluster, namespace, "pdi", "plain") or {}).get("status"),
@@ -78,6 +83,11 @@ def test_plain_integration_has_no_finalizer_and_its_namespace_deletes_with_the_o
 
     fast_operator.stop()
     cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+    wait_for(
+        lambda: get_json(cluster, namespace, "pdi", "plain") is None,
+        60,
+        "the integration deleted while the operator is down",
+    )
     wait_for(
         lambda: get_json(cluster, namespace, "namespace", namespace) is None,
         60,

@@ -7,6 +7,8 @@ PYTHON ?= python3
 VENV ?= .venv
 CLUSTER_DIR ?= .cluster
 PYTEST_ARGS ?=
+# The chart's CRDs are templates (helm upgrade updates them), generated with crds/.
+CHART_CRDS := charts/pagerbridge/templates/crds
 
 VENV_BIN := $(abspath $(VENV))/bin
 PY := $(VENV_BIN)/python
@@ -45,19 +47,17 @@ lint: install ## ruff, ruff format --check, mypy --strict, import layers, CRDs u
 	$(VENV_BIN)/ruff format --check operator devkit tests
 	$(VENV_BIN)/mypy
 	$(VENV_BIN)/lint-imports
-	$(PY) -m pagerbridge crds --check
+	$(PY) -m pagerbridge crds --output-dir crds --chart-templates-dir $(CHART_CRDS) --check
 
 format: install ## apply ruff's formatting and fixes
 	$(VENV_BIN)/ruff format operator devkit tests
 	$(VENV_BIN)/ruff check --fix operator devkit tests
 
-crds: install ## regenerate crds/*.yaml (and the chart's copy) from the models
-	$(PY) -m pagerbridge crds --output-dir crds
-	$(PY) -m pagerbridge crds --output-dir charts/pagerbridge/crds
+crds: install ## regenerate crds/*.yaml and the chart's CRD templates from the models
+	$(PY) -m pagerbridge crds --output-dir crds --chart-templates-dir $(CHART_CRDS)
 
-crds-check: install ## exit 1 when crds/ is stale
-	$(PY) -m pagerbridge crds --output-dir crds --check
-	$(PY) -m pagerbridge crds --output-dir charts/pagerbridge/crds --check
+crds-check: install ## exit 1 when crds/ or the chart's CRD templates are stale
+	$(PY) -m pagerbridge crds --output-dir crds --chart-templates-dir $(CHART_CRDS) --check
 
 cluster-up: install ## start etcd + kube-apiserver + controller-manager in the background; kubeconfig in .cluster/
 	$(PY) -m pagerbridge_devkit.localcluster up --dir $(CLUSTER_DIR)

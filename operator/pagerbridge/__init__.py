@@ -10,3 +10,9 @@ the SaaS clients in :mod:`pagerbridge.clients`:
 """
 
 __version__ = "0.1.0"
+
+# The one image name: the Helm chart's image.repository and the operator's built-in relay
+# image (used when neither the chart nor spec.relay.image names one) both come from here
+# (tests/unit/chart check the chart against it).
+IMAGE_REPOSITORY = "ghcr.io/pagerbridge/pagerbridge"
+DEFAULT_IMAGE = f"{IMAGE_REPOSITORY}:{__version__}"

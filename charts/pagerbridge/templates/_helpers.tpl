@@ -35,12 +35,49 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: operator
 {{- end }}
 
+{{/*
+commonLabels under global.commonLabels (an umbrella chart's), as a JSON object; the
+chart's own labels are merged over them, so they can add labels but never change the
+chart's.
+*/}}
+{{- define "pagerbridge.commonLabels" -}}
+{{- $global := default (dict) .Values.global }}
+{{- merge (dict) (default (dict) .Values.commonLabels) (default (dict) $global.commonLabels) | toJson }}
+{{- end }}
+
+{{/* The labels of one component (a dict: "context" the root, "component" its name). */}}
+{{- define "pagerbridge.componentLabels" -}}
+{{- $ := .context }}
+{{- $own := dict
+  "helm.sh/chart" (include "pagerbridge.chart" $)
+  "app.kubernetes.io/name" (include "pagerbridge.name" $)
+  "app.kubernetes.io/instance" $.Release.Name
+  "app.kubernetes.io/component" .component
+  "app.kubernetes.io/version" $.Chart.AppVersion
+  "app.kubernetes.io/managed-by" $.Release.Service
+  "app.kubernetes.io/part-of" "pagerbridge" }}
+{{- merge $own (include "pagerbridge.commonLabels" $ | fromJson) | toYaml }}
+{{- end }}
+
+{{/* Labels of the operator's objects: the chart's, then commonLabels. */}}
 {{- define "pagerbridge.labels" -}}
-helm.sh/chart: {{ include "pagerbridge.chart" . }}
-{{ include "pagerbridge.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: pagerbridge
+{{- include "pagerbridge.componentLabels" (dict "context" . "component" "operator") }}
+{{- end }}
+
+{{/* Labels of the CRDs: app.kubernetes.io/version is the version that installed them. */}}
+{{- define "pagerbridge.crdLabels" -}}
+{{- include "pagerbridge.componentLabels" (dict "context" . "component" "crds") }}
+{{- end }}
+
+{{/* Labels of the operator pod: its objects' labels, then podLabels (which cannot change them). */}}
+{{- define "pagerbridge.podLabels" -}}
+{{- merge (include "pagerbridge.labels" . | fromYaml) (default (dict) .Values.podLabels) | toYaml }}
+{{- end }}
+
+{{/* imagePullSecrets: global.imagePullSecrets (an umbrella chart's), then the chart's. */}}
+{{- define "pagerbridge.imagePullSecrets" -}}
+{{- $global := default (dict) .Values.global }}
+{{- concat (default (list) $global.imagePullSecrets) (default (list) .Values.imagePullSecrets) | uniq | toJson }}
 {{- end }}
 
 {{/* The operator's ServiceAccount name. */}}

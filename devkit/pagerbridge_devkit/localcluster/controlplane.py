@@ -2,8 +2,9 @@
 
 The envtest pattern (Kubebuilder/controller-runtime) with two additions: RBAC
 authorization, so permission tests mean something, and a controller-manager running only
-the garbage-collector and namespace controllers, so ownerReference cascades and namespace
-deletion behave as in a real cluster. There is no kubelet and no scheduler: Deployments
+the garbage-collector, namespace and ClusterRole-aggregation controllers, so ownerReference
+cascades, namespace deletion and aggregated roles (the chart's view/edit roles) behave as
+in a real cluster. There is no kubelet and no scheduler: Deployments
 never get pods.
 
 CRDs given to the constructor are installed *before* the controller-manager starts: its
@@ -266,7 +267,7 @@ class ControlPlane:
                 f"--kubeconfig={self.kubeconfig}",
                 f"--authentication-kubeconfig={self.kubeconfig}",
                 f"--authorization-kubeconfig={self.kubeconfig}",
-                "--controllers=garbagecollector,namespace",
+                "--controllers=garbagecollector,namespace,clusterrole-aggregation",
                 "--use-service-account-credentials=false",
                 "--leader-elect=false",
                 "--bind-address=127.0.0.1",

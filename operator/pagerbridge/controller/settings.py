@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-DEFAULT_IMAGE = "ghcr.io/pagerbridge/pagerbridge:0.1.0"
+from pagerbridge import DEFAULT_IMAGE
 
 
 @dataclass(frozen=True)

@@ -49,17 +49,29 @@ class Release:
     role_namespace: str | None
 
 
+AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
+
+
+def _aggregated(doc: dict[str, Any]) -> bool:
+    labels = doc["metadata"].get("labels", {})
+    return any(label.startswith(AGGREGATE) for label in labels)
+
+
 def _install(cluster: Cluster, tmp_path: Path, *values: str) -> Iterator[Release]:
     name = f"pb-{uuid.uuid4().hex[:6]}"
     namespace = f"{name}-system"
     cluster.kubectl("create", "namespace", namespace)
     try:
-        cluster.helm("install", name, str(CHART), "--namespace", namespace, *values)
+        # The session applied crds/ already (not owned by a release): the chart leaves them.
+        cluster.helm(
+            "install", name, str(CHART), "--namespace", namespace, "--set", "crds.enabled=false",
+            *values,
+        )  # fmt: skip
         manifest = cluster.helm("get", "manifest", name, "--namespace", namespace).stdout
         docs = [doc for doc in yaml.safe_load_all(manifest) if doc]
         (account,) = [d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"]
         (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
-        roles = [d for d in docs if d["kind"] in {"Role", "ClusterRole"}]
+        roles = [d for d in docs if d["kind"] in {"Role", "ClusterRole"} and not _aggregated(d)]
         assert len(roles) == 1, "one watched namespace or one ClusterRole"
         kubeconfig = cluster.service_account_kubeconfig(
             namespace, account, tmp_path / f"{name}.kubeconfig"

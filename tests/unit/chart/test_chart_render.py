@@ -19,11 +19,29 @@ def _container(objects: list[dict[str, Any]]) -> dict[str, Any]:
     return dict(container)
 
 
+AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+
+
+def operator_cluster_roles(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The operator's own ClusterRole(s), not the view/edit roles aggregated for users."""
+    return [
+        role
+        for role in of_kind(objects, "ClusterRole")
+        if not any(label.startswith(AGGREGATE) for label in role["metadata"]["labels"])
+    ]
+
+
 def test_default_render_kinds_and_names(helm: Helm) -> None:
     objects = helm.render()
     assert sorted(obj["kind"] for obj in objects) == [
-        "ClusterRole",
+        "ClusterRole",  # the operator's
+        "ClusterRole",  # aggregated into edit
+        "ClusterRole",  # aggregated into view
         "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "CustomResourceDefinition",
+        "CustomResourceDefinition",
         "Deployment",
         "Service",
         "ServiceAccount",
@@ -33,7 +51,7 @@ def test_default_render_kinds_and_names(helm: Helm) -> None:
         assert labels["app.kubernetes.io/name"] == "pagerbridge"
         assert labels["app.kubernetes.io/instance"] == "pb"
         assert labels["app.kubernetes.io/version"] == APP_VERSION
-        if obj["kind"] not in {"ClusterRole", "ClusterRoleBinding"}:
+        if obj["kind"] not in CLUSTER_SCOPED:
             assert obj["metadata"]["namespace"] == NAMESPACE
 
 
@@ -50,7 +68,7 @@ def test_operator_deployment(helm: Helm) -> None:
     # Only the operator pod opts in to the token.
     assert account["automountServiceAccountToken"] is False
     assert pod["automountServiceAccountToken"] is True
-    assert container["image"] == f"pagerbridge/pagerbridge:{APP_VERSION}"
+    assert container["image"] == f"ghcr.io/pagerbridge/pagerbridge:{APP_VERSION}"
     assert "command" not in container, "the image's ENTRYPOINT (pagerbridge) must run"
     assert container["args"][0] == "operator"
     assert "--all-namespaces" in container["args"]
@@ -106,7 +124,7 @@ def test_image_tag_and_digest(helm: Helm) -> None:
     assert tagged["image"] == "r.example/pb:v9"
     digest = "sha256:" + "a" * 64
     pinned = _container(helm.render("--set", f"image.digest={digest}"))
-    assert pinned["image"] == f"pagerbridge/pagerbridge@{digest}"
+    assert pinned["image"] == f"ghcr.io/pagerbridge/pagerbridge@{digest}"
 
 
 def _rules(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
@@ -147,7 +165,7 @@ def _assert_least_privilege(role: dict[str, Any]) -> None:
 
 def test_cluster_scope_rbac(helm: Helm) -> None:
     objects = helm.render()
-    role = one(objects, "ClusterRole")
+    (role,) = operator_cluster_roles(objects)
     _assert_least_privilege(role)
     assert _rules(role) == NAMESPACED_RULES
     binding = one(objects, "ClusterRoleBinding")
@@ -173,7 +191,7 @@ def test_namespace_scope_renders_roles_not_cluster_roles(
     helm: Helm, extra: list[str], watched: list[str]
 ) -> None:
     objects = helm.render("--set", "rbac.scope=namespace", *extra)
-    assert not of_kind(objects, "ClusterRole")
+    assert not operator_cluster_roles(objects)
     assert not of_kind(objects, "ClusterRoleBinding")
     roles = of_kind(objects, "Role")
     bindings = of_kind(objects, "RoleBinding")

@@ -18,6 +18,10 @@ VALUES: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
 # Kubernetes Affinity terms are passed through to the API server, which validates them;
 # their two top levels are closed, the term bodies below are not.
 OPEN_OBJECTS = {
+    # Helm passes an umbrella chart's globals to every subchart: keys of other charts.
+    "global",
+    # Kubernetes Volumes and TopologySpreadConstraints, passed through likewise.
+    "#kubernetesObjectList[]",
     "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution",
     "affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[]",
     "#affinityTerms.requiredDuringSchedulingIgnoredDuringExecution[]",
@@ -144,6 +148,12 @@ def test_negative_replica_count_fails_with_the_schema_message(helm: Helm) -> Non
         (["--set", "operator.logLevel=debug"], "additional properties 'logLevel' not allowed"),
         (["--set", "resources.limits.memory=lots"], "/resources/limits/memory"),
         (["--set-string", "replicaCount=1"], "/replicaCount"),
+        # extraEnv is a top-level value (with extraVolumes and extraVolumeMounts).
+        (["--set", "operator.extraEnv[0].name=A"], "additional properties 'extraEnv' not allowed"),
+        (["--set", "crds.upgrade=true"], "additional properties 'upgrade' not allowed"),
+        (["--set", "commonLabels.team=1"], "/commonLabels/team"),
+        (["--set", "podDisruptionBudget.minAvailable=half"], "/podDisruptionBudget/minAvailable"),
+        (["--set", "extraVolumeMounts[0].name=x"], "missing property 'mountPath'"),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
 )
@@ -164,3 +174,11 @@ def test_servicemonitor_needs_the_service(helm: Helm) -> None:
     result = helm.template("--set", "serviceMonitor.enabled=true", "--set", "service.enabled=false")
     assert result.returncode != 0
     assert "serviceMonitor.enabled needs service.enabled" in result.stderr
+
+
+def test_global_values_are_accepted(helm: Helm) -> None:
+    """Helm hands every subchart the umbrella's `global`: any key of it must pass."""
+    objects = helm.render(
+        "--set", "global.someOtherChart.replicas=3", "--set", "global.storageClass=fast"
+    )
+    assert objects

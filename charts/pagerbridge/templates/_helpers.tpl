@@ -112,3 +112,14 @@ release namespace). With rbac.scope=cluster, watchNamespaces must be empty.
 {{- default (list .Release.Namespace) .Values.watchNamespaces | toJson }}
 {{- end }}
 {{- end }}
+
+{{/* The relay values that are set (non-empty), as JSON: PAGERBRIDGE_RELAY_DEFAULTS. */}}
+{{- define "pagerbridge.relayDefaults" -}}
+{{- $set := dict }}
+{{- range $key, $value := .Values.relay }}
+{{- if $value }}
+{{- $_ := set $set $key $value }}
+{{- end }}
+{{- end }}
+{{- toJson $set }}
+{{- end }}

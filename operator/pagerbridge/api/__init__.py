@@ -23,6 +23,7 @@ from pagerbridge.api.relay_config import (
     RelayConfig,
     SyncConfig,
 )
+from pagerbridge.api.relay_pod import RelayPodSettings
 from pagerbridge.api.resources import (
     ALL_KINDS,
     API_VERSION,
@@ -64,6 +65,7 @@ __all__ = [
     "ReferenceStatus",
     "Region",
     "RelayConfig",
+    "RelayPodSettings",
     "RelaySpec",
     "ResourceKind",
     "SecretKeyRef",

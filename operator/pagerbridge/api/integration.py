@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field, JsonValue
 
 from pagerbridge.api._base import CamelModel
 from pagerbridge.api.common import Condition, SecretKeyRef
+from pagerbridge.api.relay_pod import RelayPodSettings
 from pagerbridge.api.severity import DEFAULT_SEVERITY_MAP, BigPandaStatus, PagerDutySeverity
 
 HttpUrl = Annotated[
@@ -212,13 +213,8 @@ class PersistenceSpec(CamelModel):
     )
 
 
-class ResourceRequirements(CamelModel):
-    requests: dict[str, str] = Field(default_factory=dict, max_length=8)
-    limits: dict[str, str] = Field(default_factory=dict, max_length=8)
-
-
-class RelaySpec(CamelModel):
-    """The relay Deployment the operator runs for this integration."""
+class RelaySpec(RelayPodSettings):
+    """The relay Deployment the operator runs for this integration; its pod settings (pull Secrets, scheduling, labels, resources) override the operator-wide defaults (the Helm chart's relay values)."""  # noqa: E501
 
     replicas: int = Field(
         default=1,
@@ -229,7 +225,6 @@ class RelaySpec(CamelModel):
     image: str | None = Field(
         default=None, max_length=512, description="Relay image; defaults to the operator's own."
     )
-    resources: ResourceRequirements | None = None
     service: RelayServiceSpec = Field(default_factory=RelayServiceSpec)
     public_url: HttpUrl | None = Field(
         default=None,

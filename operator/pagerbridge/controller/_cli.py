@@ -40,14 +40,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
     import logging
+    import sys
 
     import kopf
     from prometheus_client import start_http_server
 
     from pagerbridge.controller.handlers import build_registry
-    from pagerbridge.controller.settings import OperatorSettings
+    from pagerbridge.controller.settings import OperatorSettings, SettingsError
 
-    settings = OperatorSettings.from_env()
+    try:
+        settings = OperatorSettings.from_env()
+    except SettingsError as exc:
+        print(f"pagerbridge operator: {exc}", file=sys.stderr)
+        return 2
     # kopf logs every handler call at INFO: thousands of lines at scale, so WARNING unless -v.
     kopf.configure(verbose=args.verbose, quiet=not args.verbose, log_format=kopf.LogFormat.JSON)
     logging.getLogger("pagerbridge").setLevel(logging.DEBUG if args.verbose else logging.INFO)

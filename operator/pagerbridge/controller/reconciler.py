@@ -111,7 +111,9 @@ class Reconciler:
         self.kube = kube
         self.settings = settings
         self.world = world
-        self.render_settings = RenderSettings(settings.relay_image, settings.image_pull_policy)
+        self.render_settings = RenderSettings(
+            settings.relay_image, settings.image_pull_policy, settings.relay_pod_defaults
+        )
         self.queue: WorkQueue[Key] = WorkQueue(self._handle, settings.workers)
         self.memories = Memories()
         self.status = StatusWriter(kube)

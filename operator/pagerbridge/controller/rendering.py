@@ -9,16 +9,28 @@ server-side apply. Two rules shape the output:
   file paths, outbox), under ``pagerbridge.io/config-hash``.
 * Secret values never appear: Secrets are mounted as files (one volume per referenced
   Secret), and the BigPanda webhook status refers to the token Secret by name and key.
+
+Pod settings (pull Secrets, scheduling, extra labels and annotations, resources) are the
+operator-wide defaults with ``spec.relay`` over them (:func:`pagerbridge.api.relay_pod.effective`);
+the operator's own labels and annotations always win, so a pod label can never take a pod
+out of its Deployment's selector. Unset settings render nothing, so a Deployment rendered
+before they existed is unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from pagerbridge.api import API_VERSION, INTEGRATION, PagerDutyIntegrationSpec, RelayConfig
+from pagerbridge.api import (
+    API_VERSION,
+    INTEGRATION,
+    PagerDutyIntegrationSpec,
+    RelayConfig,
+    RelayPodSettings,
+)
 from pagerbridge.api.contract import (
     BIGPANDA_WEBHOOK_PATH,
     HOT_RELOADED_FIELDS,
@@ -27,17 +39,12 @@ from pagerbridge.api.contract import (
     relay_command,
 )
 from pagerbridge.api.integration import RelayStorage
+from pagerbridge.api.relay_pod import DEFAULT_RESOURCES, effective
 from pagerbridge.controller import names as n
 from pagerbridge.controller.compile import Compiled
 
 Manifest = dict[str, Any]
 
-# RelayConfig fields the relay re-reads on a file change without restarting.
-
-DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
-    "requests": {"cpu": "50m", "memory": "64Mi"},
-    "limits": {"memory": "256Mi"},
-}
 RUN_AS = 65532  # the distroless "nonroot" user
 
 
@@ -68,6 +75,8 @@ class Owner:
 class RenderSettings:
     image: str
     image_pull_policy: str = "IfNotPresent"
+    # Operator-wide relay pod settings; spec.relay overrides them.
+    pod_defaults: RelayPodSettings = field(default_factory=RelayPodSettings)
 
 
 @dataclass(frozen=True)
@@ -154,7 +163,8 @@ def render_deployment(
         volumes.append({"name": "outbox", "emptyDir": {}})
     mounts.append({"name": "outbox", "mountPath": n.OUTBOX_DIR})
 
-    resources = spec.relay.resources.to_json_dict() if spec.relay.resources else DEFAULT_RESOURCES
+    pod = effective(settings.pod_defaults, spec.relay)
+    resources = pod.resources.to_json_dict() if pod.resources else DEFAULT_RESOURCES
     probe_defaults = {"periodSeconds": 10, "timeoutSeconds": 2, "failureThreshold": 3}
     container: dict[str, Any] = {
         "name": "relay",
@@ -191,8 +201,11 @@ def render_deployment(
             "strategy": {"type": "Recreate"},
             "template": {
                 "metadata": {
-                    "labels": n.child_labels(names),
-                    "annotations": {n.ANNOTATION_CONFIG_HASH: config_hash(compiled.config)},
+                    "labels": {**(pod.pod_labels or {}), **n.child_labels(names)},
+                    "annotations": {
+                        **(pod.pod_annotations or {}),
+                        n.ANNOTATION_CONFIG_HASH: config_hash(compiled.config),
+                    },
                 },
                 "spec": {
                     "automountServiceAccountToken": False,
@@ -204,12 +217,37 @@ def render_deployment(
                         "fsGroup": RUN_AS,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
+                    **_placement(pod, selector),
                     "containers": [container],
                     "volumes": volumes,
                 },
             },
         },
     }
+
+
+def _placement(pod: RelayPodSettings, selector: dict[str, str]) -> dict[str, Any]:
+    """Pod spec fields for pull Secrets and scheduling; only those set (and non-empty)."""
+    fields: dict[str, Any] = {}
+    if pod.image_pull_secrets:
+        fields["imagePullSecrets"] = [ref.to_json_dict() for ref in pod.image_pull_secrets]
+    if pod.priority_class_name:
+        fields["priorityClassName"] = pod.priority_class_name
+    if pod.node_selector:
+        fields["nodeSelector"] = dict(pod.node_selector)
+    if pod.tolerations:
+        fields["tolerations"] = [toleration.to_json_dict() for toleration in pod.tolerations]
+    if pod.affinity is not None and (affinity := pod.affinity.to_json_dict()):
+        fields["affinity"] = affinity
+    if pod.topology_spread_constraints:
+        constraints = []
+        for constraint in pod.topology_spread_constraints:
+            rendered = constraint.to_json_dict()
+            # Without a selector a constraint would count no pods at all: count this relay's.
+            rendered.setdefault("labelSelector", {"matchLabels": dict(selector)})
+            constraints.append(rendered)
+        fields["topologySpreadConstraints"] = constraints
+    return fields
 
 
 def render_service(owner: Owner, spec: PagerDutyIntegrationSpec) -> Manifest:

@@ -22,8 +22,8 @@ OPEN_OBJECTS = {
     "global",
     # Kubernetes Volumes and TopologySpreadConstraints, passed through likewise.
     "#kubernetesObjectList[]",
-    "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution",
-    "affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[]",
+    "#affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution",
+    "#affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[]",
     "#affinityTerms.requiredDuringSchedulingIgnoredDuringExecution[]",
     "#affinityTerms.preferredDuringSchedulingIgnoredDuringExecution[]",
 }

@@ -30,8 +30,9 @@ $(VENV)/.installed: pyproject.toml devkit/pyproject.toml hack/venv.sh
 	PYTHON="$(PYTHON)" VENV="$(VENV)" bash hack/venv.sh
 	@touch $@
 
-tools: ## build/cache etcd, kube-apiserver, kube-controller-manager, kubectl, helm (once)
+tools: ## build/cache etcd, kube-apiserver, kube-controller-manager, kubectl, helm, promtool (once)
 	bash hack/controlplane/build.sh
+	bash hack/promtool/build.sh
 
 test: install ## all tests: unit + e2e against a local control plane (or $PAGERBRIDGE_E2E_KUBECONFIG)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

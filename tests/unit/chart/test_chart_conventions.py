@@ -32,7 +32,7 @@ def test_common_labels_on_every_object_without_overriding_the_chart_s(helm: Helm
         "--set", "commonLabels.app\\.kubernetes\\.io/name=hijacked",
         "--set-string", "global.commonLabels.cost-center=42",
         "--set", "podDisruptionBudget.enabled=true",
-        "--set", "serviceMonitor.enabled=true",
+        "--set", "serviceMonitor.enabled=true", "--set", "serviceMonitor.force=true",
     )  # fmt: skip
     kinds = {obj["kind"] for obj in objects}
     assert {"CustomResourceDefinition", "PodDisruptionBudget", "ServiceMonitor"} <= kinds

@@ -12,7 +12,7 @@ from chart.helm_tools import CHART, Helm
     [
         [],
         ["--set", "rbac.scope=namespace", "--set", "watchNamespaces={team-a,team-b}"],
-        ["--set", "serviceMonitor.enabled=true"],
+        ["--set", "serviceMonitor.enabled=true", "--set", "serviceMonitor.force=true"],
         [
             "--set",
             "podDisruptionBudget.enabled=true",
@@ -36,8 +36,21 @@ from chart.helm_tools import CHART, Helm
             "extraVolumeMounts[0].mountPath=/ca",
         ],
         ["--set", "crds.enabled=false", "--set", "rbac.aggregateClusterRoles=false"],
+        [
+            arg
+            for key in ("serviceMonitor", "relayPodMonitor", "prometheusRule")
+            for arg in ("--set", f"{key}.enabled=true", "--set", f"{key}.force=true")
+        ]
+        + ["--set", "grafanaDashboard.enabled=true"],
     ],
-    ids=["defaults", "namespace-scope", "servicemonitor", "platform-values", "no-crds-no-roles"],
+    ids=[
+        "defaults",
+        "namespace-scope",
+        "servicemonitor",
+        "platform-values",
+        "no-crds-no-roles",
+        "monitoring-bundle",
+    ],
 )
 def test_helm_lint_strict_is_clean(helm: Helm, values: list[str]) -> None:
     result = helm.run("lint", "--strict", str(CHART), *values)

@@ -72,3 +72,14 @@ def test_notes_webhook_config_command_parses(helm: Helm, notes_chart: Path) -> N
 def test_notes_example_exists() -> None:
     example = CHART.parents[1] / "examples" / "01-minimal.yaml"
     assert "name: minimal" in example.read_text()
+
+
+def test_notes_say_when_a_monitoring_object_was_skipped(helm: Helm, notes_chart: Path) -> None:
+    skipped = _notes(helm, notes_chart, "--set", "relayPodMonitor.enabled=true")
+    assert "relayPodMonitor.enabled is set, but this cluster does not serve" in skipped
+    assert "relayPodMonitor.force=true" in skipped
+    served = _notes(
+        helm, notes_chart, "--set", "relayPodMonitor.enabled=true",
+        "--api-versions", "monitoring.coreos.com/v1/PodMonitor",
+    )  # fmt: skip
+    assert "does not serve" not in served

@@ -243,7 +243,12 @@ def test_metrics_service_and_optional_servicemonitor(helm: Helm) -> None:
         {"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}
     ]
     monitored = helm.render(
-        "--set", "serviceMonitor.enabled=true", "--set", "serviceMonitor.labels.release=prom"
+        "--set",
+        "serviceMonitor.enabled=true",
+        "--set",
+        "serviceMonitor.labels.release=prom",
+        "--api-versions",
+        "monitoring.coreos.com/v1/ServiceMonitor",
     )
     monitor = one(monitored, "ServiceMonitor")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"

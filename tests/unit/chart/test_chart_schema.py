@@ -154,6 +154,8 @@ def test_negative_replica_count_fails_with_the_schema_message(helm: Helm) -> Non
         (["--set", "commonLabels.team=1"], "/commonLabels/team"),
         (["--set", "podDisruptionBudget.minAvailable=half"], "/podDisruptionBudget/minAvailable"),
         (["--set", "extraVolumeMounts[0].name=x"], "missing property 'mountPath'"),
+        (["--set", "relayPodMonitor.interval=often"], "/relayPodMonitor/interval"),
+        (["--set", "prometheusRule.severity=page"], "additional properties 'severity' not allowed"),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
 )
@@ -171,7 +173,10 @@ def test_cluster_scope_refuses_a_namespace_list(helm: Helm) -> None:
 
 
 def test_servicemonitor_needs_the_service(helm: Helm) -> None:
-    result = helm.template("--set", "serviceMonitor.enabled=true", "--set", "service.enabled=false")
+    result = helm.template(
+        "--set", "serviceMonitor.enabled=true", "--set", "serviceMonitor.force=true",
+        "--set", "service.enabled=false",
+    )  # fmt: skip
     assert result.returncode != 0
     assert "serviceMonitor.enabled needs service.enabled" in result.stderr
 

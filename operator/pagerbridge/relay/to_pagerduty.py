@@ -17,7 +17,7 @@ from pagerbridge.clients.errors import (
 )
 from pagerbridge.clients.pagerduty_events import PagerDutyEventsClient
 from pagerbridge.clients.pagerduty_incidents import PagerDutyIncidentsClient
-from pagerbridge.relay import echo
+from pagerbridge.relay import crashpoints, echo
 from pagerbridge.relay.context import RelayContext, key_id
 from pagerbridge.relay.delivery import Done
 from pagerbridge.relay.errors import NotReady
@@ -167,14 +167,20 @@ class PagerDutyDelivery:
         )
         try:
             pd_id = await self._pd_incident_id(client, incident_id)
-            if job.attempts > 0 or time.time() - job.created_at > ctx.late_trigger_after:
-                # A crash after PagerDuty stored the note but before we recorded it:
-                # look before writing again, so the note exists exactly once.
+            if job.attempts > 0 or job.restored:
+                # An earlier attempt (this process's, or one killed by a crash) may have
+                # written the note and not lived to record it: PagerDuty's answer lost, or
+                # the process killed after the POST and before the commit. Look before
+                # writing again, so that the note exists exactly once. A job this process
+                # submitted and never attempted cannot have been written: no look needed.
                 await ctx.limiter.bucket("rest").acquire()
                 for note in await client.list_notes(pd_id):
                     if note.get("content") == content:
+                        ctx.metrics.duplicates.labels("pd_note_found").inc()
                         return Done(remember=[echo.wrote_note_key(str(note.get("id")))])
+            crashpoints.reached("pd_note:before_post")
             note = await client.create_note(pd_id, content)  # token taken by note_gate
+            crashpoints.reached("pd_note:after_post")
         except RateLimited as exc:
             ctx.limiter.bucket("rest").pause(exc.retry_after or 1.0)
             raise

@@ -78,7 +78,9 @@ class RelayProcess:
         log_path: Path,
         args: list[str] | None = None,
         cpu: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
+        self.env = env
         self.config = config
         self.log_path = log_path
         self.args = args or []
@@ -107,7 +109,8 @@ class RelayProcess:
         if self.cpu is not None:
             cmd = ["taskset", "-c", str(self.cpu), *cmd]
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        env = {**os.environ, **self.env} if self.env else None
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

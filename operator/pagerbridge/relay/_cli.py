@@ -56,6 +56,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="retry interval after a 401/403 from PagerDuty or BigPanda",
     )
+    parser.add_argument(
+        "--max-error-attempts",
+        type=int,
+        default=5,
+        metavar="N",
+        help="a job whose delivery fails unexpectedly this many times is dead-lettered",
+    )
+    parser.add_argument(
+        "--give-up-after",
+        type=float,
+        default=24 * 3600.0,
+        metavar="SECONDS",
+        help="a job still failing this long after it was accepted is dead-lettered",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from pagerbridge.relay import jsonlog
     from pagerbridge.relay import settings as settings_mod
     from pagerbridge.relay.app import RelayOptions, create_app
+    from pagerbridge.relay.delivery import RetryPolicy
     from pagerbridge.relay.ratelimit import Limit
 
     jsonlog.configure(args.log_level)
@@ -86,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
         late_trigger_after=args.late_trigger_after,
         unauthorized_retry=args.unauthorized_retry,
         outbox_sync=args.outbox_sync.upper(),
+        retry=RetryPolicy(
+            max_error_attempts=max(1, args.max_error_attempts), max_age=args.give_up_after
+        ),
     )
     app = create_app(args.config, settings, options)
     config = uvicorn.Config(

@@ -26,7 +26,7 @@ from pagerbridge.clients.errors import Unauthorized
 from pagerbridge.relay import openapi
 from pagerbridge.relay.config_watch import SettingsHolder
 from pagerbridge.relay.context import RelayContext
-from pagerbridge.relay.delivery import Dispatcher
+from pagerbridge.relay.delivery import Dispatcher, RetryPolicy
 from pagerbridge.relay.health import UpstreamHealth
 from pagerbridge.relay.http_pool import ShardedTransport
 from pagerbridge.relay.inbound_bigpanda import BigPandaWebhook
@@ -51,6 +51,7 @@ class RelayOptions:
     unauthorized_retry: float = 60.0
     outbox_sync: str = "FULL"
     retention: float = 30 * 24 * 3600  # idempotency/echo memory kept this long (seconds)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 async def _prune_forever(outbox: Outbox, retention: float) -> None:
@@ -118,6 +119,7 @@ def create_app(
         concurrency=options.concurrency,
         on_unauthorized=on_unauthorized,
         unauthorized_retry=options.unauthorized_retry,
+        policy=options.retry,
         gates={
             "pd_event": to_pd.event_gate,
             "pd_note": to_pd.note_gate,

@@ -9,7 +9,15 @@ in parallel, at most ``concurrency`` at once.
 The outcome of an attempt decides what follows (vocabulary: :mod:`pagerbridge.relay.errors`):
 success → job deleted; transient → retried after ``backoff`` (or the service's Retry-After);
 401/403 → retried every minute or so; permanent → dead-letter table. Unexpected exceptions
-(bugs) are retried with backoff too: a job is never silently lost.
+(bugs, inputs nobody foresaw) are retried with backoff a bounded number of times
+(:class:`RetryPolicy`); every job also has a maximum age. Past either bound it goes to the
+dead letters with the reason and a metric, and its lane moves on: a poison job never blocks
+the incident's later work.
+
+The store failing (full disk, I/O error) is not the job's fault: it is never counted as an
+attempt and never repeats an upstream call. A delivery that succeeded upstream but could
+not be recorded keeps its result in memory and only the *recording* is retried, with
+backoff, until the store commits again.
 """
 
 from __future__ import annotations
@@ -30,9 +38,10 @@ from pagerbridge.clients.errors import (
     TransientError,
     Unauthorized,
 )
-from pagerbridge.relay.errors import NotReady
+from pagerbridge.relay import crashpoints
+from pagerbridge.relay.errors import NotReady, WaitForToken
 from pagerbridge.relay.metrics import RelayMetrics
-from pagerbridge.relay.outbox import IncidentUpdate, Job, Outbox
+from pagerbridge.relay.outbox import IncidentUpdate, Job, Outbox, OutboxClosed
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,17 @@ UNAUTHORIZED_RETRY = 60.0
 # A job waiting for something that never appears (a note whose PagerDuty incident was
 # never created because its trigger was rejected) is given up after this many attempts.
 MAX_NOT_READY_ATTEMPTS = 40
+STORE_RETRY_CAP = 30.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounds on retrying one job. ``max_error_attempts`` counts unexpected exceptions (a
+    job that makes the relay's own code fail is poison: retrying it forever only blocks the
+    incident's lane); ``max_age`` bounds every kind of retry, measured from acceptance."""
+
+    max_error_attempts: int = 5
+    max_age: float = 24 * 3600.0
 
 
 def backoff(attempts: int) -> float:
@@ -71,6 +91,10 @@ class _Lane:
     jobs: deque[Job] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
     busy: bool = False  # an attempt is in flight (shutdown lets it finish)
+    # The head job's outcome is decided (delivered / dead-lettered) but the store could not
+    # record it yet: only this recording is retried, the upstream call never again.
+    unrecorded: Callable[[], Awaitable[None]] | None = None
+    store_failures: int = 0
 
 
 class Dispatcher:
@@ -83,8 +107,10 @@ class Dispatcher:
         on_unauthorized: Callable[[Job, Unauthorized], None] | None = None,
         unauthorized_retry: float = UNAUTHORIZED_RETRY,
         gates: dict[str, Gate] | None = None,
+        policy: RetryPolicy | None = None,
     ) -> None:
         self.outbox = outbox
+        self.policy = policy or RetryPolicy()
         self.handlers = handlers
         self.gates = gates or {}
         self.metrics = metrics
@@ -153,11 +179,15 @@ class Dispatcher:
                 job = lane.jobs[0]
                 lane.busy = True
                 try:
-                    delay = await self._attempt(job)
+                    delay = await self._step(job, lane)
+                except Exception:  # never a hot loop: a bug here waits like a failed attempt
+                    log.exception("delivery lane failed unexpectedly", extra={"job_id": job.id})
+                    delay = backoff(job.attempts + 2)
                 finally:
                     lane.busy = False
                 if delay is None:
                     lane.jobs.popleft()
+                    lane.store_failures = 0
                     self._pending -= 1
                     self.metrics.outbox_pending.set(self._pending)
                 else:
@@ -171,19 +201,52 @@ class Dispatcher:
             if self._pending <= 0:
                 self._idle.set()
 
-    async def _attempt(self, job: Job) -> float | None:
-        """One delivery attempt; None when the job is finished, else seconds to wait."""
+    async def _step(self, job: Job, lane: _Lane) -> float | None:
+        """Record a decided outcome if one is waiting, else make an attempt."""
+        if lane.unrecorded is None:
+            outcome = await self._attempt(job)
+            if not callable(outcome):
+                return outcome
+            lane.unrecorded = outcome
+        try:
+            await lane.unrecorded()
+        except OutboxClosed as exc:
+            lane.store_failures += 1
+            wait = backoff(lane.store_failures, cap=STORE_RETRY_CAP)
+            self.metrics.store_unavailable.labels(job.kind).inc()
+            log.warning(
+                "outcome decided but the outbox cannot record it; retrying the recording only",
+                extra={"job_id": job.id, "kind": job.kind, "error": str(exc), "retry_in": wait},
+            )
+            return wait
+        lane.unrecorded = None
+        return None
+
+    async def _attempt(self, job: Job) -> float | Callable[[], Awaitable[None]]:
+        """One delivery attempt: seconds to wait before the next, or the recording of the
+        outcome (delivered or dead-lettered) still to be committed."""
         handler = self.handlers.get(job.kind)
         if handler is None:
-            await self.outbox.dead_letter(job, None, f"unknown job kind {job.kind!r}")
-            self.metrics.dead_letters.labels(job.kind).inc()
-            return None
+            return self._dead(job, None, f"unknown job kind {job.kind!r}", "unknown_kind")
         gate = self.gates.get(job.kind)
         if gate is not None:
             await gate(job)
         async with self._slots:
             try:
                 done = await handler(job)
+            except WaitForToken as exc:
+                # Not a failure: the job needs a rate-limit token it did not reserve. It waits
+                # outside the slot (see Gate), so other incidents are not held up.
+                self.metrics.token_waits.labels(job.kind).inc()
+                return exc.wait
+            except OutboxClosed as exc:
+                # The store, not the job: not an attempt; backs off like the recording does.
+                self.metrics.store_unavailable.labels(job.kind).inc()
+                log.warning(
+                    "outbox unavailable during delivery; will retry",
+                    extra={"job_id": job.id, "kind": job.kind, "error": str(exc)},
+                )
+                return backoff(3, cap=STORE_RETRY_CAP)
             except RateLimited as exc:
                 job.attempts += 1
                 wait = exc.retry_after if exc.retry_after is not None else backoff(job.attempts)
@@ -198,48 +261,82 @@ class Dispatcher:
             except NotReady as exc:
                 job.attempts += 1
                 if job.attempts >= MAX_NOT_READY_ATTEMPTS:
-                    await self._give_up(job, None, f"gave up: {exc}")
-                    return None
+                    return self._dead(job, None, f"gave up: {exc}", "not_ready")
                 return await self._retry(job, "not_ready", str(exc), backoff(job.attempts - 1))
             except TransientError as exc:
                 job.attempts += 1
                 return await self._retry(job, "transient", str(exc), backoff(job.attempts - 1))
             except PermanentError as exc:
-                await self._give_up(
-                    job, exc.status, f"{exc} {exc.body[:500]}", response=exc.body[:300]
+                return self._dead(
+                    job,
+                    exc.status,
+                    f"{exc} {exc.body[:500]}",
+                    "rejected",
+                    response=exc.body[:300],
                 )
-                return None
-            except Exception as exc:  # a bug must not lose the job
+            except Exception as exc:  # a bug or an unforeseen input: bounded, then dead
                 job.attempts += 1
+                error = f"{type(exc).__name__}: {str(exc)[:300]}"
                 log.exception("delivery failed unexpectedly", extra={"job_id": job.id})
-                return await self._retry(
-                    job, "error", type(exc).__name__, backoff(job.attempts + 2)
-                )
-        await self.outbox.complete(
-            job.id, remember=done.remember, forget=done.forget, incident=done.incident
-        )
-        self.metrics.deliveries.labels(job.kind, done.outcome).inc()
-        self.metrics.delivery_seconds.labels(job.kind).observe(
-            max(0.0, time.time() - job.created_at)
-        )
-        return None
+                if job.attempts >= self.policy.max_error_attempts:
+                    return self._dead(
+                        job, None, f"poison: {error} ({job.attempts} attempts)", "poison"
+                    )
+                return await self._retry(job, "error", error, backoff(job.attempts + 2))
+        crashpoints.reached(f"{job.kind}:before_commit")
 
-    async def _give_up(self, job: Job, status: int | None, error: str, response: str = "") -> None:
+        async def record() -> None:
+            await self.outbox.complete(
+                job.id, remember=done.remember, forget=done.forget, incident=done.incident
+            )
+            crashpoints.reached(f"{job.kind}:after_commit")
+            self.metrics.deliveries.labels(job.kind, done.outcome).inc()
+            self.metrics.delivery_seconds.labels(job.kind).observe(
+                max(0.0, time.time() - job.created_at)
+            )
+
+        return record
+
+    def _dead(
+        self, job: Job, status: int | None, error: str, reason: str, response: str = ""
+    ) -> Callable[[], Awaitable[None]]:
+        """The recording of a give-up: dead letter + metric + log once it is committed."""
+
+        async def record() -> None:
+            await self.outbox.dead_letter(job, status, error)
+            self._gave_up(job, status, error, reason, response)
+
+        return record
+
+    def _gave_up(
+        self, job: Job, status: int | None, error: str, reason: str, response: str
+    ) -> None:
         self.metrics.deliveries.labels(job.kind, "rejected").inc()
-        self.metrics.dead_letters.labels(job.kind).inc()
+        self.metrics.dead_letters.labels(job.kind, reason).inc()
         log.error(
-            "delivery rejected permanently; dead-lettered",
+            "delivery given up; dead-lettered",
             extra={
                 "job_id": job.id,
                 "kind": job.kind,
+                "reason": reason,
                 "status": status,
                 "error": error[:500],
                 "response": response,
             },
         )
-        await self.outbox.dead_letter(job, status, error)
 
-    async def _retry(self, job: Job, outcome: str, error: str, wait: float) -> float:
+    async def _retry(
+        self, job: Job, outcome: str, error: str, wait: float
+    ) -> float | Callable[[], Awaitable[None]]:
+        age = time.time() - job.created_at
+        if age + wait > self.policy.max_age:
+            return self._dead(
+                job,
+                None,
+                f"expired: still failing after {age / 3600:.1f} h and {job.attempts} attempts "
+                f"(last: {error[:300]})",
+                "expired",
+            )
         self.metrics.deliveries.labels(job.kind, outcome).inc()
         log.warning(
             "delivery failed; will retry",

@@ -23,6 +23,13 @@ Outbound (a delivery attempt from the outbox; classes of :mod:`pagerbridge.clien
                                                            key is re-sent with the default key
     NotReady (relay's own)                               → the PagerDuty incident for a note is
                                                            not there yet: retry like transient
+    WaitForToken (relay's own)                           → a rate-limit token is needed that was
+                                                           not reserved: leave the slot, wait,
+                                                           try again (not an attempt)
+    unexpected exception (a bug, unforeseen input)       → retried a few times, then dead-lettered
+                                                           as poison; every job has a max age
+    OutboxClosed (store cannot commit)                   → not the job's fault: never an attempt,
+                                                           never re-sends; retried with backoff
 """
 
 from __future__ import annotations
@@ -76,3 +83,12 @@ class InvalidIncident(InboundError):
 class NotReady(TransientError):
     """The delivery depends on something that does not exist yet (e.g. the PagerDuty
     incident a note belongs to); retried like a transient failure."""
+
+
+class WaitForToken(Exception):
+    """Raised inside a delivery slot instead of sleeping for a rate-limit token: the
+    dispatcher releases the slot and tries again after ``wait`` seconds (not an attempt)."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"rate-limit token available in {wait:.2f}s")
+        self.wait = wait

@@ -53,7 +53,20 @@ class RelayMetrics:
         )
         self.dead_letters = Counter(
             "pagerbridge_relay_dead_letters",
-            "Jobs given up (permanent errors).",
+            "Jobs given up, by reason: rejected (permanent 4xx), poison (unexpected errors past "
+            "the attempt bound), expired (past the age bound), not_ready, unknown_kind.",
+            ["kind", "reason"],
+            registry=r,
+        )
+        self.store_unavailable = Counter(
+            "pagerbridge_relay_store_unavailable",
+            "Delivery steps deferred because the outbox could not commit (never re-sent).",
+            ["kind"],
+            registry=r,
+        )
+        self.token_waits = Counter(
+            "pagerbridge_relay_token_waits",
+            "Attempts that left their delivery slot to wait for a rate-limit token.",
             ["kind"],
             registry=r,
         )

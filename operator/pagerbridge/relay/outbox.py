@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS incident_state (
     open INTEGER NOT NULL,
     last_updated_on REAL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at REAL NOT NULL, filler BLOB);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id INTEGER NOT NULL,
@@ -121,6 +122,10 @@ class Job:
     payload: dict[str, Any]
     created_at: float
     attempts: int = 0
+    # Loaded from the store rather than submitted by this process: an earlier process (or,
+    # with a shared store, another replica) may have been killed in the middle of it, after
+    # its upstream call and before recording that. Non-idempotent deliveries look first.
+    restored: bool = False
 
 
 #: Why an enqueued job was not stored: already seen (idempotency) or recognised as an echo.
@@ -145,6 +150,7 @@ class Outbox:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.healthy = False
         self.last_error: str | None = None
+        self.last_failure_at: float | None = None  # time.monotonic() of the last failed commit
         self.commits = 0
         self.operations = 0
 
@@ -218,11 +224,11 @@ class Outbox:
             conn.execute("COMMIT")
             self.commits += 1
             self.operations += len(batch)
-            self.healthy = True
-            self.last_error = None
+            self.healthy = True  # last_error stays: /readyz shows it while recovering
         except sqlite3.Error as exc:
             self.healthy = False
             self.last_error = f"{type(exc).__name__}: {exc}"
+            self.last_failure_at = time.monotonic()
             log.error("outbox commit failed", extra={"error": self.last_error})
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
@@ -351,7 +357,9 @@ class Outbox:
             rows = conn.execute(
                 "SELECT id, kind, ordering_key, payload, created_at, attempts FROM jobs ORDER BY id"
             ).fetchall()
-            return [Job(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows]
+            return [
+                Job(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], restored=True) for r in rows
+            ]
 
         return await self.run(op)
 
@@ -428,12 +436,28 @@ class Outbox:
 
         return await self.run(op)
 
-    async def check_writable(self) -> bool:
+    async def check_writable(self, quiet_after_failure: float = 5.0) -> bool:
+        """A real write: commit a page-sized row through the writer (a read would succeed on
+        a full disk). Writable when that commits and no commit failed in the last
+        ``quiet_after_failure`` seconds (so readiness does not flap while deliveries still
+        fail to record)."""
+        now = time.time()
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO probe(id, at, filler) VALUES (1, ?, randomblob(4096)) "
+                "ON CONFLICT(id) DO UPDATE SET at = excluded.at, filler = excluded.filler",
+                (now,),
+            )
+
         try:
-            await asyncio.wait_for(self.run(lambda conn: conn.execute("SELECT 1").fetchone()), 2)
-        except (OutboxClosed, TimeoutError, sqlite3.Error):
+            await asyncio.wait_for(self.run(op), 2)
+        except (OutboxClosed, TimeoutError, sqlite3.Error) as exc:
+            if isinstance(exc, TimeoutError):
+                self.last_error = "write probe timed out (store stalled)"
             return False
-        return self.healthy
+        failed = self.last_failure_at
+        return failed is None or time.monotonic() - failed > quiet_after_failure
 
 
 def _save_incident(conn: sqlite3.Connection, update: IncidentUpdate, now: float) -> None:

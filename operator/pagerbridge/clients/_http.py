@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from urllib.parse import quote
 
 import httpx
 
@@ -17,6 +18,12 @@ from pagerbridge.clients.errors import (
 )
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+def path_segment(value: str) -> str:
+    """An id as exactly one URL path segment: a ``/``, ``?`` or ``#`` in it cannot change
+    which resource the request addresses."""
+    return quote(value, safe="")
 
 
 def parse_retry_after(response: httpx.Response) -> float | None:
@@ -65,4 +72,11 @@ async def send(what: str, request: Callable[[], Awaitable[httpx.Response]]) -> h
     return response
 
 
-__all__ = ["DEFAULT_TIMEOUT", "ClientError", "parse_retry_after", "raise_for_status", "send"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "ClientError",
+    "parse_retry_after",
+    "path_segment",
+    "raise_for_status",
+    "send",
+]

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from pagerbridge.clients._http import path_segment as _seg
 from pagerbridge.clients._http import send
 from pagerbridge.clients.errors import Conflict
 
@@ -26,7 +27,7 @@ class BigPandaIncidentsClient:
             await send(
                 "POST /incidents/{id}/resolve",
                 lambda: self._http.post(
-                    f"{self._base}/{incident_id}/resolve",
+                    f"{self._base}/{_seg(incident_id)}/resolve",
                     json={"comments": comments},
                     headers=self._headers,
                 ),
@@ -39,7 +40,7 @@ class BigPandaIncidentsClient:
         await send(
             "POST /incidents/{id}/comments",
             lambda: self._http.post(
-                f"{self._base}/{incident_id}/comments",
+                f"{self._base}/{_seg(incident_id)}/comments",
                 json={"comment": comment},
                 headers=self._headers,
             ),
@@ -48,7 +49,7 @@ class BigPandaIncidentsClient:
     async def get_incident(self, incident_id: str) -> dict[str, Any]:
         response = await send(
             "GET /incidents/{id}",
-            lambda: self._http.get(f"{self._base}/{incident_id}", headers=self._headers),
+            lambda: self._http.get(f"{self._base}/{_seg(incident_id)}", headers=self._headers),
         )
         try:
             body = response.json()

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from pagerbridge.clients._http import path_segment as _seg
 from pagerbridge.clients._http import send
 
 ACCEPT = "application/vnd.pagerduty+json;version=2"
@@ -51,7 +52,9 @@ class PagerDutyIncidentsClient:
     async def get_incident(self, incident_id: str) -> dict[str, Any]:
         response = await send(
             "GET /incidents/{id}",
-            lambda: self._http.get(f"{self._base}/incidents/{incident_id}", headers=self._headers),
+            lambda: self._http.get(
+                f"{self._base}/incidents/{_seg(incident_id)}", headers=self._headers
+            ),
         )
         incident = _obj(response).get("incident")
         return incident if isinstance(incident, dict) else {}
@@ -60,7 +63,7 @@ class PagerDutyIncidentsClient:
         response = await send(
             "GET /incidents/{id}/notes",
             lambda: self._http.get(
-                f"{self._base}/incidents/{incident_id}/notes", headers=self._headers
+                f"{self._base}/incidents/{_seg(incident_id)}/notes", headers=self._headers
             ),
         )
         notes = _obj(response).get("notes")
@@ -70,7 +73,7 @@ class PagerDutyIncidentsClient:
         response = await send(
             "POST /incidents/{id}/notes",
             lambda: self._http.post(
-                f"{self._base}/incidents/{incident_id}/notes",
+                f"{self._base}/incidents/{_seg(incident_id)}/notes",
                 json={"note": {"content": content}},
                 headers=self._write_headers(),
             ),
@@ -82,7 +85,7 @@ class PagerDutyIncidentsClient:
         response = await send(
             "PUT /incidents/{id}",
             lambda: self._http.put(
-                f"{self._base}/incidents/{incident_id}",
+                f"{self._base}/incidents/{_seg(incident_id)}",
                 json={"incident": {"type": "incident_reference", "status": "resolved"}},
                 headers=self._write_headers(),
             ),

@@ -1,11 +1,23 @@
 """Shared handling of inbound webhook requests: size-capped body reading, content type,
-bearer tokens, and the JSON error answer every refusal gets."""
+bearer tokens, JSON decoding made safe for everything downstream, and the JSON error answer
+every refusal gets.
+
+Decoded JSON is made safe once, here, rather than defended against in every consumer:
+
+- JSON may carry lone surrogates (``"\\ud800"``), which no UTF-8 encoder accepts (SQLite,
+  hashing, the outbound request would all fail): each becomes U+FFFD. Ids containing one are
+  then refused by :mod:`pagerbridge.relay.identifiers`; in free text it is harmless.
+- Nesting deeper than :data:`MAX_DEPTH` is replaced by a marker string, so no later
+  ``json.dumps`` or walk can hit the recursion limit (a 990-deep alert field was a 500).
+  Nothing real is that deep; the incident itself is kept.
+"""
 
 from __future__ import annotations
 
 import hmac
 import json
 import logging
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -79,8 +91,38 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+MAX_DEPTH = 32
+DEPTH_MARKER = f"[cut by PagerBridge: nested deeper than {MAX_DEPTH} levels]"
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def decode_json(body: bytes) -> Any:
     try:
-        return json.loads(body, parse_constant=_no_constants)
+        data = json.loads(body, parse_constant=_no_constants)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise MalformedJson("body is not valid JSON") from None
+    # Cheap tests on the bytes decide whether the walk is needed at all: strict UTF-8 cannot
+    # carry a surrogate, so only a \\uD800-\\uDFFF escape can; fewer brackets than the
+    # depth limit cannot nest that deep. (A valid escaped pair is decoded to one character.)
+    scrub = _SURROGATE_ESCAPE.search(body) is not None
+    if scrub or body.count(b"[") + body.count(b"{") > MAX_DEPTH:
+        data = _sanitize(data, scrub, 0)
+    return data
+
+
+def _sanitize(value: Any, scrub: bool, depth: int) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value) if scrub else value
+    if isinstance(value, dict):
+        if depth >= MAX_DEPTH:
+            return DEPTH_MARKER
+        return {
+            (_SURROGATE.sub("\ufffd", k) if scrub else k): _sanitize(v, scrub, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        if depth >= MAX_DEPTH:
+            return DEPTH_MARKER
+        return [_sanitize(v, scrub, depth + 1) for v in value]
+    return value

@@ -29,6 +29,7 @@ from pagerbridge.relay.errors import (
     NotConfigured,
     SenderUnauthorized,
 )
+from pagerbridge.relay.identifiers import is_pagerduty_id, is_safe_text_id
 from pagerbridge.relay.inbound import (
     check_json_content_type,
     decode_json,
@@ -46,6 +47,21 @@ WEBHOOK_ID_HEADER = "x-webhook-id"
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _pd_id(value: Any, what: str) -> str | None:
+    """A PagerDuty object id from the webhook, or None when absent; refused if implausible."""
+    text = _str(value)
+    if text is not None and not is_pagerduty_id(text):
+        raise InvalidIncident(f"{what} is not a PagerDuty id")
+    return text
+
+
+def _incident_key(value: Any) -> str | None:
+    text = _str(value)
+    if text is not None and not is_safe_text_id(text):
+        raise InvalidIncident("incident_key is not a plausible BigPanda incident id")
+    return text
 
 
 def _agent(event: dict[str, Any]) -> str | None:
@@ -91,6 +107,8 @@ class PagerDutyWebhook:
         if not isinstance(event, dict) or not isinstance(event.get("event_type"), str):
             raise InvalidIncident("not a PagerDuty v3 webhook (no event.event_type)")
         webhook_id = _str(request.headers.get(WEBHOOK_ID_HEADER)) or _str(event.get("id"))
+        if webhook_id is not None and not is_safe_text_id(webhook_id, 200):
+            raise InvalidIncident("webhook id is not a plausible identifier")
         job = self._job(event, settings.config.sync)
         if job is None:
             ctx.metrics.webhooks.labels(ENDPOINT, "ignored").inc()
@@ -100,7 +118,7 @@ class PagerDutyWebhook:
                 job.kind,
                 job.ordering_key,
                 job.payload,
-                idempotency_key=f"pdwh:{webhook_id[:200]}",
+                idempotency_key=f"pdwh:{webhook_id}",
                 unless_seen=job.unless_seen,
             )
         (stored,) = await ctx.outbox.enqueue([job])
@@ -127,10 +145,10 @@ class PagerDutyWebhook:
             return None
         by = _agent(event)
         if event_type in ("incident.resolved", "incident.acknowledged"):
-            pd_id = _str(data.get("id"))
+            pd_id = _pd_id(data.get("id"), "data.id")
             if pd_id is None:
                 return None
-            key = _str(data.get("incident_key"))
+            key = _incident_key(data.get("incident_key"))
             payload = {"pd_incident_id": pd_id, "incident_key": key, "by": by}
             if event_type == "incident.resolved":
                 if not sync.resolve:
@@ -150,9 +168,13 @@ class PagerDutyWebhook:
             if not sync.notes:
                 return None
             incident = data.get("incident")
-            pd_id = _str(incident.get("id")) if isinstance(incident, dict) else None
+            pd_id = (
+                _pd_id(incident.get("id"), "data.incident.id")
+                if isinstance(incident, dict)
+                else None
+            )
             content = _str(data.get("content"))
-            note_id = _str(data.get("id"))
+            note_id = _pd_id(data.get("id"), "data.id")
             if pd_id is None or content is None:
                 return None
             if echo.is_relay_text(content):

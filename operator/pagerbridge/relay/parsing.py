@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pagerbridge.relay.errors import InvalidIncident
+from pagerbridge.relay.identifiers import MAX_DEDUP_KEY, is_safe_text_id
 
 # Alert keys that describe the alert itself; every other scalar key is a tag.
 _ALERT_META = frozenset(
@@ -198,8 +199,11 @@ def parse_incident(body: Any) -> Incident:
         incident_id = _str(raw.get("incident_id"))
     if not incident_id or not incident_id.strip():
         raise InvalidIncident("incident has no 'id'")
-    if len(incident_id) > MAX_ID_LENGTH or any(ord(c) < 32 for c in incident_id):
-        raise InvalidIncident("incident 'id' is not a plausible identifier")
+    if not is_safe_text_id(incident_id.strip(), MAX_DEDUP_KEY):
+        raise InvalidIncident(
+            "incident 'id' is not a plausible identifier "
+            f"(at most {MAX_DEDUP_KEY} printable characters)"
+        )
     status = _str(raw.get("status"))
     active = raw.get("active")
     environments = raw.get("environments")

@@ -1,8 +1,17 @@
-"""Property tests: whatever bytes or JSON arrive, the relay answers < 500 and keeps working."""
+"""Property tests: whatever bytes or JSON arrive, the relay answers < 500 and keeps working.
+
+Invariant (both endpoints, authenticated senders included): no 5xx for any input; 503 only
+when the store cannot commit (never here). Text includes lone surrogates and control
+characters, ids included; nesting goes past Python's recursion limit.
+
+``PAGERBRIDGE_PROPERTY_EXAMPLES`` sets the examples per test (CI default below, a few
+thousand in all); ``tests/bench/relay_fuzz.py`` runs the same tests much longer.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import string
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +30,31 @@ from pagerbridge_devkit.sandbox.server import BackgroundServer
 from .relayproc import PD_WEBHOOK_SECRET, WEBHOOK_TOKEN, write_config
 
 ACCEPTABLE = {202, 400, 413, 415, 422}
+EXAMPLES = int(os.environ.get("PAGERBRIDGE_PROPERTY_EXAMPLES", "300"))
+
+# Any code point: lone surrogates (JSON can escape them, UTF-8 cannot carry them), NUL,
+# control characters, U+FFFD.
+hostile_text = st.text(st.characters(exclude_categories=()), max_size=40)
+hostile_id = st.one_of(
+    hostile_text,
+    st.sampled_from(["\x00", "a\x00b", "\ud800", "x\udfffy", "\x7f", "\u0085", "a/b?c#d", " "]),
+    st.text(min_size=250, max_size=300),
+)
+
+
+def nested(depth: int, leaf: Any, kind: str) -> Any:
+    value = leaf
+    for _ in range(depth):
+        value = [value] if kind == "list" else {"k": value}
+    return value
+
+
+deep_values = st.builds(
+    nested,
+    st.integers(min_value=0, max_value=1200),
+    st.none() | hostile_text,
+    st.sampled_from(["list", "dict"]),
+)
 
 json_values = st.recursive(
     st.none()
@@ -69,7 +103,11 @@ def relay_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         tmp,
         pd_url="http://127.0.0.1:9",
         routing_key="a" * 32,
-        extra={"keyOverrideTag": "pd_key"},
+        pd_api_token="pd-api-token-for-properties",
+        bp_url="http://127.0.0.1:9",
+        bp_api_token="bp-api-token-for-properties",
+        bp_environment="env1",
+        extra={"keyOverrideTag": "pd_key", "sync": {"acknowledge": True}},
         webhook_secrets=[PD_WEBHOOK_SECRET],
     )
     app = create_app(str(config), settings_mod.load(str(config)))
@@ -95,16 +133,17 @@ def _check(r: httpx.Response) -> None:
         assert set(body) == {"error", "message"}
 
 
-PROPS = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+PROPS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+FEWER = settings(PROPS, max_examples=max(20, EXAMPLES // 3))
 
 
-@PROPS
+@FEWER
 @given(body=st.binary(max_size=2048))
 def test_arbitrary_bytes(client: httpx.Client, body: bytes) -> None:
     _check(client.post("/v1/bigpanda/webhook", content=body))
 
 
-@PROPS
+@FEWER
 @given(body=json_values)
 def test_arbitrary_json(client: httpx.Client, body: Any) -> None:
     _check(client.post("/v1/bigpanda/webhook", content=json.dumps(body)))
@@ -138,7 +177,7 @@ def test_incident_shaped_json(
     _check(r)
 
 
-@PROPS
+@FEWER
 @given(
     body=st.binary(max_size=512),
     sig=st.text(alphabet=string.ascii_letters + string.digits + "=,", max_size=80),
@@ -189,6 +228,84 @@ def test_signed_pagerduty_bodies_never_5xx(client: httpx.Client, body: bytes, we
         headers["X-Webhook-Id"] = webhook_id
     r = client.post("/v1/pagerduty/webhook", content=body, headers=headers)
     assert r.status_code in {200, 400, 422}, (r.status_code, r.text)
+
+
+@PROPS
+@given(
+    inc_id=hostile_id,
+    status=st.sampled_from(["critical", "warning", "ok", None]),
+    comment_text=hostile_text,
+    comment_id=st.none() | hostile_text,
+    tag=hostile_text,
+    deep=deep_values,
+    wrapped=st.booleans(),
+)
+def test_hostile_text_ids_and_nesting_never_5xx(
+    client: httpx.Client,
+    inc_id: str,
+    status: str | None,
+    comment_text: str,
+    comment_id: str | None,
+    tag: str,
+    deep: Any,
+    wrapped: bool,
+) -> None:
+    """Lone surrogates, NUL and control characters in the incident id, comments and tags,
+    and an alert field nested up to 1200 deep: a 202 or a clear 4xx, never a 5xx. An id
+    that cannot be a PagerDuty dedup_key is refused with 422; any other text is accepted."""
+    comment: dict[str, Any] = {"comment": comment_text, "created_by": tag}
+    if comment_id is not None:
+        comment["id"] = comment_id
+    body: dict[str, Any] = {
+        "id": inc_id,
+        "status": status,
+        "alerts": [{"status": status, "host": tag, "primary_property": "host", "deep": deep}],
+        "comments": [comment],
+        "incident_tags": [{"tag_id": tag, "tag_value": tag}],
+    }
+    raw = json.dumps({"incident": body} if wrapped else body)  # ensure_ascii: \\udXXX escapes
+    r = client.post("/v1/bigpanda/webhook", content=raw)
+    _check(r)
+    if r.status_code == 202:
+        assert r.json()["incident_id"] == inc_id.strip()
+
+
+pd_hostile_events = st.fixed_dictionaries(
+    {
+        "event": st.fixed_dictionaries(
+            {
+                "id": st.none() | hostile_text,
+                "event_type": st.sampled_from(
+                    ["incident.resolved", "incident.annotated", "incident.acknowledged"]
+                ),
+                "agent": st.fixed_dictionaries({"summary": hostile_text}),
+                "data": st.fixed_dictionaries(
+                    {
+                        "id": hostile_id | st.just("Q1A2B3C4D5"),
+                        "incident_key": st.none() | hostile_id | st.just("inc-1"),
+                        "content": hostile_text,
+                        "incident": st.fixed_dictionaries({"id": hostile_id | st.just("Q9Z8Y7X6")}),
+                        "deep": deep_values,
+                    }
+                ),
+            }
+        )
+    }
+)
+
+
+@PROPS
+@given(event=pd_hostile_events)
+def test_signed_hostile_pagerduty_webhooks_never_5xx(
+    client: httpx.Client, event: dict[str, Any]
+) -> None:
+    """A correctly signed PagerDuty webhook whose ids and text carry NUL, control
+    characters, lone surrogates or deep nesting: 200 or a clear 4xx, never a 5xx."""
+    body = json.dumps(event).encode()
+    headers = {"X-PagerDuty-Signature": sign(PD_WEBHOOK_SECRET, body)}
+    r = client.post("/v1/pagerduty/webhook", content=body, headers=headers)
+    assert r.status_code in {200, 400, 422}, (r.status_code, r.text)
+    assert isinstance(r.json(), dict)
 
 
 def test_still_healthy_after_all_that(client: httpx.Client) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pagerbridge.relay.crashpoints import ENV as CRASH_ENV
-from pagerbridge.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
+from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
 
 from .relayproc import RelayProcess, wait_for, write_config
 from .test_bigpanda_to_pagerduty import incident

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import httpx
 
-from pagerbridge.relay.bigpanda_webhook import ordering_key
+from pagerbridge.relay.inbound_bigpanda import ordering_key
 from pagerbridge.relay.outbox import NewJob, Outbox
 from pagerbridge.relay.signatures import sign
-from pagerbridge.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
+from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
 
 from .conftest import start_relay
 from .relayproc import PD_WEBHOOK_SECRET, wait_for, write_config

@@ -122,13 +122,16 @@ def apply_mappings(
             continue
         if mapping.field.startswith(CUSTOM_DETAILS_PREFIX):
             details[mapping.field[len(CUSTOM_DETAILS_PREFIX) :]] = value
+        elif not value.strip():
+            # PagerDuty refuses a blank summary or source (400): keep the relay's own value.
+            warnings.append(f"tag {mapping.tag!r} is blank; not mapped to {mapping.field}")
         elif mapping.field == "severity":
             if value.lower() in _SEVERITIES:
                 payload["severity"] = value.lower()
             else:
                 warnings.append(f"tag {mapping.tag!r} is not a PagerDuty severity; ignored")
         elif mapping.field == "summary":
-            payload["summary"] = value[:1024] or payload.get("summary", "")
+            payload["summary"] = value
         else:
-            payload[mapping.field] = value[:1024]
+            payload[mapping.field] = value  # sized by pd_limits.fit_event
     return warnings

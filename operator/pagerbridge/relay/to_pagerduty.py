@@ -23,6 +23,7 @@ from pagerbridge.relay.delivery import Done
 from pagerbridge.relay.errors import NotReady
 from pagerbridge.relay.outbox import IncidentUpdate, Job
 from pagerbridge.relay.overrides import Routing
+from pagerbridge.relay.pd_limits import fit_event
 from pagerbridge.relay.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class PagerDutyDelivery:
                 details["pagerbridge_key_override"] = REJECTED_OVERRIDE_NOTE.format(tag=routing.tag)
                 inner["custom_details"] = details
                 event["payload"] = inner
+                event = fit_event(event)
             job.payload = {**payload, "event": event, "routing": routing.to_json()}
             await ctx.outbox.update_payload(job.id, job.payload)
             await self._send(routing, event, acquire=True)

@@ -19,10 +19,9 @@ from pagerbridge.api.severity import BigPandaStatus
 from pagerbridge.api.tag_mapping import TagMapping
 from pagerbridge.relay.overrides import Routing, apply_mappings
 from pagerbridge.relay.parsing import Alert, Incident
+from pagerbridge.relay.pd_limits import MAX_TEXT, cut_text, fit_event
 
-MAX_SUMMARY = 1024
-# Leave room under PagerDuty's 512 KB event limit for the envelope.
-MAX_DETAILS_BYTES = 400_000
+MAX_SUMMARY = MAX_TEXT
 _STATUS_RANK = {"critical": 0, "warning": 1, "unknown": 2, "ok": 3}
 CLIENT_NAME = "BigPanda (via PagerBridge)"
 
@@ -68,9 +67,7 @@ def summary(incident: Incident) -> str:
         rest = "; ".join(line for line in (_alert_line(a) for a in others[:5]) if line)
         text += f" (+{len(others)} more alert{'s' if len(others) > 1 else ''}"
         text += f": {rest})" if rest else ")"
-    if len(text) > MAX_SUMMARY:
-        text = text[: MAX_SUMMARY - 1] + "…"
-    return text
+    return cut_text(text, MAX_SUMMARY)
 
 
 def _timestamp(incident: Incident) -> str | None:
@@ -97,13 +94,7 @@ def _details(incident: Incident, url: str) -> dict[str, Any]:
             details[key] = raw[key]
     details["tags"] = incident.all_tags()
     details["alerts"] = [a.raw for a in incident.alerts]
-    if len(json.dumps(details, default=str)) > MAX_DETAILS_BYTES:
-        details["alerts"] = [
-            {"description": a.description, "status": a.status, "tags": a.tags}
-            for a in incident.alerts[:50]
-        ]
-        details["alerts_truncated"] = True
-    return details
+    return details  # sized to PagerDuty's limits by pd_limits.fit_event, after the mappings
 
 
 def translate(
@@ -118,7 +109,7 @@ def translate(
     source = (primary.primary_value or primary.source_system) if primary else None
     payload: dict[str, Any] = {
         "summary": summary(incident),
-        "source": (source or "BigPanda")[:1024],
+        "source": source or "BigPanda",
         "severity": config.severity_map[BigPandaStatus(status)].value,
         "custom_details": _details(incident, url),
     }
@@ -126,18 +117,20 @@ def translate(
     if ts:
         payload["timestamp"] = ts
     if primary and primary.condition_name:
-        payload["class"] = primary.condition_name[:1024]
+        payload["class"] = primary.condition_name
     if routing.note:
         payload["custom_details"]["pagerbridge_key_override"] = routing.note
     warnings = apply_mappings(payload, incident, mappings)
-    event = {
-        "event_action": "trigger",
-        "dedup_key": incident.id,
-        "payload": payload,
-        "client": CLIENT_NAME,
-        "client_url": url,
-        "links": [{"href": url, "text": "BigPanda incident"}],
-    }
+    event = fit_event(
+        {
+            "event_action": "trigger",
+            "dedup_key": incident.id,
+            "payload": payload,
+            "client": CLIENT_NAME,
+            "client_url": url,
+            "links": [{"href": url, "text": "BigPanda incident"}],
+        }
+    )  # last: PagerDuty's size limits hold for exactly what is sent
     return Translation("trigger", event, _hash(event), tuple(warnings))
 
 

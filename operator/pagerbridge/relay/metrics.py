@@ -64,6 +64,13 @@ class RelayMetrics:
             ["kind"],
             registry=r,
         )
+        self.skipped_dependents = Counter(
+            "pagerbridge_relay_skipped_dependents",
+            "Jobs finished as skipped because their incident will never exist in PagerDuty "
+            "(its late trigger was skipped: resolved in BigPanda meanwhile).",
+            ["kind"],
+            registry=r,
+        )
         self.token_waits = Counter(
             "pagerbridge_relay_token_waits",
             "Attempts that left their delivery slot to wait for a rate-limit token.",

@@ -55,7 +55,9 @@ CREATE TABLE IF NOT EXISTS incidents (
     incident_id TEXT PRIMARY KEY,
     routing TEXT,
     pd_incident_id TEXT,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    live INTEGER NOT NULL DEFAULT 0,
+    absent INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS incident_state (
     incident_id TEXT PRIMARY KEY,
@@ -95,12 +97,27 @@ class IncidentMark:
 
 @dataclass(frozen=True)
 class IncidentUpdate:
-    """What a delivery learned about a BigPanda incident (table ``incidents``)."""
+    """What a delivery learned about a BigPanda incident (table ``incidents``).
+
+    ``routing`` is recorded when a trigger was delivered (the incident is then *live* in
+    PagerDuty), ``clear_pd_incident`` when a resolve was (no longer live), ``never_created``
+    when a trigger was skipped (late, and resolved in BigPanda meanwhile): if no earlier
+    trigger made the incident live, it will not exist in PagerDuty (*absent*), and the jobs
+    that depend on it (notes) finish at once instead of waiting for it.
+    """
 
     incident_id: str
     routing: dict[str, Any] | None = None
     pd_incident_id: str | None = None
     clear_pd_incident: bool = False
+    never_created: bool = False
+
+
+@dataclass(frozen=True)
+class IncidentRecord:
+    routing: dict[str, Any] | None
+    pd_incident_id: str | None
+    absent: bool  # its trigger was skipped and no trigger of it is live in PagerDuty
 
 
 @dataclass(frozen=True)
@@ -162,6 +179,7 @@ class Outbox:
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA busy_timeout=5000")
         conn.executescript(_SCHEMA)
+        _migrate(conn)
         self._loop = loop
         self.healthy = True
         self._thread = threading.Thread(
@@ -378,17 +396,17 @@ class Outbox:
 
         await self.run(op)
 
-    async def incident(self, incident_id: str) -> tuple[dict[str, Any] | None, str | None] | None:
-        """``(routing, pd_incident_id)`` stored for a BigPanda incident, or None."""
+    async def incident(self, incident_id: str) -> IncidentRecord | None:
+        """What is stored about a BigPanda incident, or None."""
 
-        def op(conn: sqlite3.Connection) -> tuple[dict[str, Any] | None, str | None] | None:
+        def op(conn: sqlite3.Connection) -> IncidentRecord | None:
             row = conn.execute(
-                "SELECT routing, pd_incident_id FROM incidents WHERE incident_id = ?",
+                "SELECT routing, pd_incident_id, absent FROM incidents WHERE incident_id = ?",
                 (incident_id,),
             ).fetchone()
             if row is None:
                 return None
-            return (json.loads(row[0]) if row[0] else None, row[1])
+            return IncidentRecord(json.loads(row[0]) if row[0] else None, row[1], bool(row[2]))
 
         return await self.run(op)
 
@@ -463,23 +481,42 @@ class Outbox:
 def _save_incident(conn: sqlite3.Connection, update: IncidentUpdate, now: float) -> None:
     if update.clear_pd_incident:
         conn.execute(
-            "UPDATE incidents SET pd_incident_id = NULL WHERE incident_id = ?",
+            "UPDATE incidents SET pd_incident_id = NULL, live = 0 WHERE incident_id = ?",
             (update.incident_id,),
         )
         return
+    if update.never_created:
+        conn.execute(
+            "INSERT INTO incidents(incident_id, updated, live, absent) VALUES (?, ?, 0, 1) "
+            "ON CONFLICT(incident_id) DO UPDATE SET absent = 1 - live, updated = excluded.updated",
+            (update.incident_id, now),
+        )
+        return
+    delivered = 1 if update.routing else 0  # a trigger reached PagerDuty
     conn.execute(
-        "INSERT INTO incidents(incident_id, routing, pd_incident_id, updated) "
-        "VALUES (?,?,?,?) ON CONFLICT(incident_id) DO UPDATE SET "
+        "INSERT INTO incidents(incident_id, routing, pd_incident_id, updated, live, absent) "
+        "VALUES (?,?,?,?,?,0) ON CONFLICT(incident_id) DO UPDATE SET "
         "routing = COALESCE(excluded.routing, routing), "
         "pd_incident_id = COALESCE(excluded.pd_incident_id, pd_incident_id), "
-        "updated = excluded.updated",
+        "updated = excluded.updated, "
+        "live = MAX(live, excluded.live), "
+        "absent = CASE WHEN excluded.live = 1 THEN 0 ELSE absent END",
         (
             update.incident_id,
             json.dumps(update.routing) if update.routing else None,
             update.pd_incident_id,
             now,
+            delivered,
         ),
     )
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Columns added after the first release (outbox files from older relays)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(incidents)")}
+    for name in ("live", "absent"):
+        if name not in columns:
+            conn.execute(f"ALTER TABLE incidents ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0")
 
 
 def _advance_incident(conn: sqlite3.Connection, mark: IncidentMark) -> int | None:

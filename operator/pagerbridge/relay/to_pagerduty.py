@@ -52,12 +52,16 @@ class PagerDutyDelivery:
                     "late trigger skipped: incident resolved in BigPanda meanwhile",
                     extra={"incident_id": incident_id},
                 )
-                return Done(outcome="skipped_late")
+                # Its notes must not wait for a PagerDuty incident that will not come.
+                return Done(
+                    outcome="skipped_late",
+                    incident=IncidentUpdate(incident_id, never_created=True),
+                )
         else:
             # Resolve with the key the trigger used, whatever this request said.
             stored = await ctx.outbox.incident(incident_id)
-            if stored is not None and stored[0] is not None:
-                routing = Routing.from_json(stored[0])
+            if stored is not None and stored.routing is not None:
+                routing = Routing.from_json(stored.routing)
             elif stored is not None:
                 routing = Routing()
             # Remember before sending: PagerDuty's webhook about this resolve may arrive
@@ -168,7 +172,15 @@ class PagerDutyDelivery:
             settings.config.pager_duty.from_email,
         )
         try:
-            pd_id = await self._pd_incident_id(client, incident_id)
+            try:
+                pd_id = await self._pd_incident_id(client, incident_id)
+            except IncidentAbsent:
+                ctx.metrics.skipped_dependents.labels(job.kind).inc()
+                log.info(
+                    "note skipped: its incident was never created in PagerDuty",
+                    extra={"incident_id": incident_id},
+                )
+                return Done(outcome="skipped_no_incident")
             if job.attempts > 0 or job.restored:
                 # An earlier attempt (this process's, or one killed by a crash) may have
                 # written the note and not lived to record it: PagerDuty's answer lost, or
@@ -194,12 +206,20 @@ class PagerDutyDelivery:
 
     async def _pd_incident_id(self, client: PagerDutyIncidentsClient, incident_id: str) -> str:
         stored = await self.ctx.outbox.incident(incident_id)
-        if stored is not None and stored[1]:
-            return stored[1]
+        if stored is not None and stored.pd_incident_id:
+            return stored.pd_incident_id
         await self.ctx.limiter.bucket("rest").acquire()
         found = await client.find_by_incident_key(incident_id)
         if found is None or not isinstance(found.get("id"), str):
+            if stored is not None and stored.absent:
+                # Its trigger was skipped (resolved in BigPanda before it could be sent) and
+                # PagerDuty confirms it has no such incident: it never will.
+                raise IncidentAbsent(incident_id)
             raise NotReady(f"PagerDuty incident for {incident_id} not found yet")
         pd_id: str = found["id"]
         await self.ctx.outbox.save_incident(incident_id, pd_incident_id=pd_id)
         return pd_id
+
+
+class IncidentAbsent(Exception):
+    """The note's PagerDuty incident will never exist (its trigger was skipped)."""

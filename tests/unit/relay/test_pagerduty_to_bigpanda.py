@@ -354,7 +354,7 @@ def test_late_trigger_is_confirmed_against_bigpanda(tmp_path, relays, pd_sim, bp
         for r in pd.requests.matching("POST", "/v2/enqueue")
         if r.status == 202
     ]
-    assert sent == ["resolve"]
+    assert sent == ["resolve"]  # harmless, and a resolve is never withheld
     assert pd.incident_by_key(incident.id) is None
     assert w.relay.metric("pagerbridge_relay_ignored_total", reason="late_trigger_resolved") == 1
 
@@ -376,3 +376,37 @@ def test_events_backlog_does_not_starve_bigpanda_writes(tmp_path, relays, pd_sim
     assert w.relay.metric("pagerbridge_relay_outbox_pending") > 64
     w.pd.resolve(pd_id)
     wait_for(lambda: not w.bp.incident(bp_id).active, timeout=10, what="BigPanda resolved")
+
+
+def test_dependents_of_a_skipped_trigger_finish_at_once(tmp_path, relays, pd_sim, bp_sim):
+    """Invariant: when the relay knows an incident will never exist in PagerDuty (its late
+    trigger was skipped: resolved in BigPanda meanwhile), the jobs that depend on it (its
+    notes) finish at once as skipped and are counted; none waits for the incident."""
+    pd, pd_url = pd_sim
+    bp, bp_url = bp_sim
+    bp.set_rate_limit(None)
+    incident = bp.open_incident(alerts=[dict(ALERT)])  # no webhook target: not shared yet
+    bp.resolve_incident(incident.id)
+    config = write_config(
+        tmp_path,
+        pd_url=pd_url,
+        bp_url=bp_url,
+        routing_key=DEFAULT_ROUTING_KEY,
+        pd_api_token=PD_TOKEN,
+        bp_api_token=BP_TOKEN,
+        bp_environment=DEFAULT_ENVIRONMENT_ID,
+    )
+    # Every trigger counts as late here: it is confirmed with BigPanda before it is sent.
+    relay = RelayProcess(config, tmp_path / "relay.log", ["--late-trigger-after", "0"])
+    relays.append(relay)
+    relay.start()
+    comments = [{"id": f"c{i}", "comment": f"note {i}"} for i in range(3)]
+    body = {"id": incident.id, "status": "critical", "alerts": [ALERT], "comments": comments}
+    assert relay.post_bigpanda(body).status_code == 202
+    # Well before the first NotReady retry could even have come due a second time.
+    wait_for(lambda: relay.metric("pagerbridge_relay_outbox_pending") == 0, timeout=20)
+    assert relay.metric("pagerbridge_relay_skipped_dependents_total", kind="pd_note") == 3
+    assert relay.metric("pagerbridge_relay_deliveries_total", outcome="not_ready") == 0
+    assert pd.incident_by_key(incident.id) is None
+    assert not pd.requests.matching("POST", "/incidents/")  # no note written anywhere
+    assert not [r for r in pd.requests.matching("POST", "/v2/enqueue") if r.status == 202]

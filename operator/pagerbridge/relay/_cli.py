@@ -29,6 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Events API v2 events per minute per routing key (PagerDuty's limit: 120)",
     )
     parser.add_argument(
+        "--rest-rate-limit",
+        type=float,
+        default=960.0,
+        metavar="PER_MINUTE",
+        help="PagerDuty REST API requests per minute (PagerDuty's limit per API key: 960)",
+    )
+    parser.add_argument(
         "--bigpanda-rate-limit",
         type=float,
         default=5.0,
@@ -55,6 +62,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=60.0,
         metavar="SECONDS",
         help="retry interval after a 401/403 from PagerDuty or BigPanda",
+    )
+    parser.add_argument(
+        "--delivery-concurrency",
+        type=int,
+        default=64,
+        metavar="N",
+        help="deliveries in flight at once (different incidents; one incident is sequential)",
     )
     parser.add_argument(
         "--max-error-attempts",
@@ -94,6 +108,10 @@ def run(args: argparse.Namespace) -> int:
     options = RelayOptions(
         rate_limits={
             "events": Limit(rate=per_minute / 60, burst=per_minute),
+            "rest": Limit(
+                rate=max(args.rest_rate_limit, 1.0) / 60,
+                burst=min(32.0, max(1.0, args.rest_rate_limit / 30)),
+            ),
             "bigpanda": Limit(
                 rate=max(args.bigpanda_rate_limit, 0.1), burst=max(args.bigpanda_rate_limit, 1.0)
             ),
@@ -101,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         late_trigger_after=args.late_trigger_after,
         unauthorized_retry=args.unauthorized_retry,
         outbox_sync=args.outbox_sync.upper(),
+        concurrency=max(1, args.delivery_concurrency),
         retry=RetryPolicy(
             max_error_attempts=max(1, args.max_error_attempts), max_age=args.give_up_after
         ),

@@ -42,6 +42,7 @@ from pagerbridge.relay import crashpoints
 from pagerbridge.relay.errors import NotReady, WaitForToken
 from pagerbridge.relay.metrics import RelayMetrics
 from pagerbridge.relay.outbox import IncidentUpdate, Job, Outbox, OutboxClosed
+from pagerbridge.relay.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,28 @@ Handler = Callable[[Job], Awaitable[Done]]
 # Waits for the job's rate-limit token *before* it takes one of the ``concurrency`` slots,
 # so incidents queued behind one busy routing key never starve other kinds of work.
 Gate = Callable[[Job], Awaitable[None]]
+
+
+async def reserve(job: Job, bucket: TokenBucket) -> None:
+    """In a gate (outside any slot): take the bucket's token for this job, unless it still
+    holds one from an attempt that did not use it."""
+    if job.tokens.get(bucket.name, 0) > 0:
+        return
+    await bucket.acquire()
+    job.tokens[bucket.name] = job.tokens.get(bucket.name, 0) + 1
+
+
+def spend(job: Job, bucket: TokenBucket) -> None:
+    """In a handler (inside a slot): use the job's reserved token, or one that is free
+    right now. Never waits: raises :class:`WaitForToken`, and the dispatcher waits for the
+    token outside the slot. So no rate-limit wait ever holds a slot (head-of-line
+    blocking: 300 notes waiting for REST tokens held every slot while a new incident's
+    trigger waited 17 s)."""
+    held = job.tokens.get(bucket.name, 0)
+    if held > 0:
+        job.tokens[bucket.name] = held - 1
+    elif not bucket.try_take():
+        raise WaitForToken(bucket)
 
 
 @dataclass
@@ -231,14 +254,12 @@ class Dispatcher:
         gate = self.gates.get(job.kind)
         if gate is not None:
             await gate(job)
+        needs: TokenBucket | None = None
         async with self._slots:
             try:
                 done = await handler(job)
             except WaitForToken as exc:
-                # Not a failure: the job needs a rate-limit token it did not reserve. It waits
-                # outside the slot (see Gate), so other incidents are not held up.
-                self.metrics.token_waits.labels(job.kind).inc()
-                return exc.wait
+                needs = exc.bucket
             except OutboxClosed as exc:
                 # The store, not the job: not an attempt; backs off like the recording does.
                 self.metrics.store_unavailable.labels(job.kind).inc()
@@ -283,6 +304,12 @@ class Dispatcher:
                         job, None, f"poison: {error} ({job.attempts} attempts)", "poison"
                     )
                 return await self._retry(job, "error", error, backoff(job.attempts + 2))
+        if needs is not None:
+            # Not a failure: the job needs a rate-limit token it had not reserved. It waits
+            # for it here, outside the slot, so other incidents are not held up.
+            self.metrics.token_waits.labels(job.kind).inc()
+            await reserve(job, needs)
+            return 0.0
         crashpoints.reached(f"{job.kind}:before_commit")
 
         async def record() -> None:

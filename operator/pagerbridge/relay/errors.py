@@ -35,6 +35,7 @@ Outbound (a delivery attempt from the outbox; classes of :mod:`pagerbridge.clien
 from __future__ import annotations
 
 from pagerbridge.clients.errors import TransientError
+from pagerbridge.relay.ratelimit import TokenBucket
 
 
 class InboundError(Exception):
@@ -86,9 +87,10 @@ class NotReady(TransientError):
 
 
 class WaitForToken(Exception):
-    """Raised inside a delivery slot instead of sleeping for a rate-limit token: the
-    dispatcher releases the slot and tries again after ``wait`` seconds (not an attempt)."""
+    """Raised inside a delivery slot instead of waiting for a rate-limit token: the
+    dispatcher releases the slot, waits for the bucket's token outside it, credits it to
+    the job and tries again (not an attempt)."""
 
-    def __init__(self, wait: float) -> None:
-        super().__init__(f"rate-limit token available in {wait:.2f}s")
-        self.wait = wait
+    def __init__(self, bucket: TokenBucket) -> None:
+        super().__init__(f"needs a token of {bucket.name}")
+        self.bucket = bucket

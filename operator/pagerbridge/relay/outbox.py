@@ -31,7 +31,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -143,6 +143,9 @@ class Job:
     # with a shared store, another replica) may have been killed in the middle of it, after
     # its upstream call and before recording that. Non-idempotent deliveries look first.
     restored: bool = False
+    # Rate-limit tokens (by bucket name) taken for this job outside a delivery slot and not
+    # spent yet (see relay.delivery.reserve / spend). In memory only.
+    tokens: dict[str, int] = field(default_factory=dict)
 
 
 #: Why an enqueued job was not stored: already seen (idempotency) or recognised as an echo.

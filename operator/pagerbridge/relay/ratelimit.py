@@ -30,8 +30,9 @@ BIGPANDA = Limit(rate=5.0, burst=5)
 
 
 class TokenBucket:
-    def __init__(self, limit: Limit) -> None:
+    def __init__(self, limit: Limit, name: str = "") -> None:
         self.limit = limit
+        self.name = name
         self._tokens = limit.burst
         self._stamp = time.monotonic()
         self._paused_until = 0.0
@@ -47,6 +48,15 @@ class TokenBucket:
         self._tokens -= 1
         wait = 0.0 if self._tokens >= 0 else -self._tokens / self.limit.rate
         return max(wait, self._paused_until - now)
+
+    def try_take(self) -> bool:
+        """Take a token only if one is free right now (nobody queued, not paused)."""
+        now = time.monotonic()
+        self._refill(now)
+        if now < self._paused_until or self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
     async def acquire(self) -> None:
         wait = self.reserve()
@@ -77,5 +87,5 @@ class RateLimiter:
         key = f"{family}:{name}"
         bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[key] = TokenBucket(self.limits[family])
+            bucket = self._buckets[key] = TokenBucket(self.limits[family], key)
         return bucket

@@ -23,7 +23,7 @@ from pagerbridge.clients.errors import (
 from pagerbridge.clients.pagerduty_incidents import PagerDutyIncidentsClient
 from pagerbridge.relay import echo
 from pagerbridge.relay.context import RelayContext
-from pagerbridge.relay.delivery import Done
+from pagerbridge.relay.delivery import Done, reserve, spend
 from pagerbridge.relay.outbox import Job
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class BigPandaDelivery:
             client = PagerDutyIncidentsClient(
                 ctx.http, settings.config.pager_duty.api_url, settings.secrets.pagerduty_api_token
             )
-            await ctx.limiter.bucket("rest").acquire()
+            spend(job, ctx.limiter.bucket("rest"))
             try:
                 incident = await client.get_incident(pd_id)
             except Unauthorized:
@@ -68,7 +68,7 @@ class BigPandaDelivery:
         bp = self._client()
         if bp is None:
             return None
-        await ctx.limiter.bucket("bigpanda", "get").acquire()
+        spend(job, ctx.limiter.bucket("bigpanda", "get"))
         try:
             await bp.get_incident(key)
         except Rejected:
@@ -104,7 +104,7 @@ class BigPandaDelivery:
         await ctx.outbox.remember([echo.resolved_bp_key(incident_id)])
         by = job.payload.get("by")
         text = echo.comment_text("Resolved in PagerDuty", by if isinstance(by, str) else None)
-        await self._call("resolve", lambda: bp.resolve(incident_id, text))
+        await self._call(job, "resolve", lambda: bp.resolve(incident_id, text))
         return Done()
 
     async def comment(self, job: Job) -> Done:
@@ -116,20 +116,21 @@ class BigPandaDelivery:
         by = job.payload.get("by")
         text = echo.comment_text(str(job.payload["content"]), by if isinstance(by, str) else None)
         await ctx.outbox.remember([echo.wrote_comment_key(incident_id, text)])
-        await self._call("comments", lambda: bp.comment(incident_id, text))
+        await self._call(job, "comments", lambda: bp.comment(incident_id, text))
         return Done()
 
     async def resolve_gate(self, job: Job) -> None:
         """The endpoint's token, taken before a delivery slot (see Dispatcher)."""
-        await self.ctx.limiter.bucket("bigpanda", "resolve").acquire()
+        await reserve(job, self.ctx.limiter.bucket("bigpanda", "resolve"))
 
     async def comment_gate(self, job: Job) -> None:
-        await self.ctx.limiter.bucket("bigpanda", "comments").acquire()
+        await reserve(job, self.ctx.limiter.bucket("bigpanda", "comments"))
 
-    async def _call(self, endpoint: str, call: Callable[[], Awaitable[object]]) -> None:
+    async def _call(self, job: Job, endpoint: str, call: Callable[[], Awaitable[object]]) -> None:
         """One write to BigPanda (its rate-limit token was taken by the gate)."""
         ctx = self.ctx
         bucket = ctx.limiter.bucket("bigpanda", endpoint)
+        spend(job, bucket)
         try:
             await call()
         except RateLimited as exc:

@@ -19,7 +19,7 @@ from pagerbridge.clients.pagerduty_events import PagerDutyEventsClient
 from pagerbridge.clients.pagerduty_incidents import PagerDutyIncidentsClient
 from pagerbridge.relay import crashpoints, echo
 from pagerbridge.relay.context import RelayContext, key_id
-from pagerbridge.relay.delivery import Done
+from pagerbridge.relay.delivery import Done, reserve, spend
 from pagerbridge.relay.errors import NotReady
 from pagerbridge.relay.outbox import IncidentUpdate, Job
 from pagerbridge.relay.overrides import Routing
@@ -68,7 +68,7 @@ class PagerDutyDelivery:
             # before its answer to us does (echo prevention, see relay.echo).
             await ctx.outbox.remember([echo.resolved_pd_key(incident_id)])
         try:
-            await self._send(routing, payload["event"])
+            await self._send(job, routing, payload["event"])
         except Rejected as exc:
             if exc.status != 400 or routing.key is None:
                 raise
@@ -89,7 +89,7 @@ class PagerDutyDelivery:
                 event = fit_event(event)
             job.payload = {**payload, "event": event, "routing": routing.to_json()}
             await ctx.outbox.update_payload(job.id, job.payload)
-            await self._send(routing, event, acquire=True)
+            await self._send(job, routing, event)
         if action == "trigger":
             return Done(
                 forget=[echo.resolved_pd_key(incident_id), echo.resolved_bp_key(incident_id)],
@@ -103,19 +103,21 @@ class PagerDutyDelivery:
         return self.ctx.limiter.bucket("events", key_id(key))
 
     async def event_gate(self, job: Job) -> None:
-        """The routing key's Events v2 token, taken before a delivery slot."""
-        await self._events_bucket(Routing.from_json(job.payload.get("routing"))).acquire()
+        """The tokens an event needs, taken before a delivery slot: its routing key's
+        Events v2 token, and BigPanda's when a trigger will have to be confirmed."""
+        await reserve(job, self._events_bucket(Routing.from_json(job.payload.get("routing"))))
+        if job.payload.get("action") == "trigger" and self._needs_confirmation(job):
+            await reserve(job, self.ctx.limiter.bucket("bigpanda", "get"))
 
     async def note_gate(self, job: Job) -> None:
-        await self.ctx.limiter.bucket("rest").acquire()
+        await reserve(job, self.ctx.limiter.bucket("rest"))
 
-    async def _send(self, routing: Routing, event: dict[str, Any], acquire: bool = False) -> None:
+    async def _send(self, job: Job, routing: Routing, event: dict[str, Any]) -> None:
         ctx = self.ctx
         settings = ctx.holder.current
         key = routing.key or settings.secrets.routing_key
         bucket = self._events_bucket(routing)
-        if acquire:
-            await bucket.acquire()
+        spend(job, bucket)
         client = PagerDutyEventsClient(ctx.http, settings.config.pager_duty.events_url)
         try:
             await client.enqueue({**event, "routing_key": key})
@@ -130,12 +132,16 @@ class PagerDutyDelivery:
             raise
         ctx.health.ok("pagerduty_events")
 
+    def _needs_confirmation(self, job: Job) -> bool:
+        ctx = self.ctx
+        late = job.attempts > 0 or time.time() - job.created_at > ctx.late_trigger_after
+        return late and ctx.holder.current.bigpanda_writes_enabled
+
     async def _resolved_meanwhile(self, job: Job, incident_id: str) -> bool:
         """DESIGN "Scaling out": a delayed trigger is confirmed against BigPanda first."""
         ctx = self.ctx
         settings = ctx.holder.current
-        late = job.attempts > 0 or time.time() - job.created_at > ctx.late_trigger_after
-        if not late or not settings.bigpanda_writes_enabled:
+        if not self._needs_confirmation(job):
             return False
         assert settings.secrets.bigpanda_api_token
         assert settings.config.big_panda.environment_id
@@ -145,7 +151,7 @@ class PagerDutyDelivery:
             settings.secrets.bigpanda_api_token,
             settings.config.big_panda.environment_id,
         )
-        await ctx.limiter.bucket("bigpanda", "get").acquire()
+        spend(job, ctx.limiter.bucket("bigpanda", "get"))
         try:
             current = await client.get_incident(incident_id)
         except Rejected:
@@ -173,7 +179,7 @@ class PagerDutyDelivery:
         )
         try:
             try:
-                pd_id = await self._pd_incident_id(client, incident_id)
+                pd_id = await self._pd_incident_id(job, client, incident_id)
             except IncidentAbsent:
                 ctx.metrics.skipped_dependents.labels(job.kind).inc()
                 log.info(
@@ -187,13 +193,14 @@ class PagerDutyDelivery:
                 # the process killed after the POST and before the commit. Look before
                 # writing again, so that the note exists exactly once. A job this process
                 # submitted and never attempted cannot have been written: no look needed.
-                await ctx.limiter.bucket("rest").acquire()
+                spend(job, ctx.limiter.bucket("rest"))
                 for note in await client.list_notes(pd_id):
                     if note.get("content") == content:
                         ctx.metrics.duplicates.labels("pd_note_found").inc()
                         return Done(remember=[echo.wrote_note_key(str(note.get("id")))])
             crashpoints.reached("pd_note:before_post")
-            note = await client.create_note(pd_id, content)  # token taken by note_gate
+            spend(job, ctx.limiter.bucket("rest"))  # reserved by note_gate unless used above
+            note = await client.create_note(pd_id, content)
             crashpoints.reached("pd_note:after_post")
         except RateLimited as exc:
             ctx.limiter.bucket("rest").pause(exc.retry_after or 1.0)
@@ -204,11 +211,13 @@ class PagerDutyDelivery:
         ctx.health.ok("pagerduty_rest")
         return Done(remember=[echo.wrote_note_key(str(note.get("id")))])
 
-    async def _pd_incident_id(self, client: PagerDutyIncidentsClient, incident_id: str) -> str:
+    async def _pd_incident_id(
+        self, job: Job, client: PagerDutyIncidentsClient, incident_id: str
+    ) -> str:
         stored = await self.ctx.outbox.incident(incident_id)
         if stored is not None and stored.pd_incident_id:
             return stored.pd_incident_id
-        await self.ctx.limiter.bucket("rest").acquire()
+        spend(job, self.ctx.limiter.bucket("rest"))
         found = await client.find_by_incident_key(incident_id)
         if found is None or not isinstance(found.get("id"), str):
             if stored is not None and stored.absent:

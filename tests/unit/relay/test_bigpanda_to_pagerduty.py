@@ -374,3 +374,35 @@ def test_events_rate_limit_per_routing_key_is_honoured(pd_sim, relays, tmp_path)
     assert len(sim.incidents()) == 6
     assert all(r.status == 202 for r in sim.requests.matching("POST", "/v2/enqueue"))
     assert relay.metric("pagerbridge_relay_outbox_pending") == 3
+
+
+def test_no_rate_limit_wait_inside_a_delivery_slot(pd_sim, relays, tmp_path):
+    """Invariant: no upstream rate-limit wait holds a delivery slot, so a new incident's
+    trigger goes out at once while many notes wait for PagerDuty REST tokens.
+
+    Stated by causality rather than a latency threshold: the notes queued before the trigger
+    need at least ``backlog`` REST tokens, which the relay issues at ``rate`` per second; the
+    trigger must reach PagerDuty before a quarter of them could have been issued. (Before
+    the fix every slot was held by a note waiting for its second token, queued behind all
+    the others' first tokens, and the trigger waited for a slot that long.) Few slots and a
+    slow REST rate make the backlog independent of how fast this machine posts."""
+    sim, url = pd_sim
+    per_minute = 60
+    rate = per_minute / 60
+    args = ["--rest-rate-limit", str(per_minute), "--delivery-concurrency", "4"]
+    relay = relay_for(tmp_path, relays, url, args=args)
+    backlog = 100  # notes, well over the 4 delivery slots
+    for n in range(backlog):
+        # Resolved incidents whose comments become notes: the notes come first in each
+        # incident's lane and each needs REST tokens (find the incident, write the note).
+        body = incident(1000 + n, status="ok")
+        body["comments"] = [{"id": "c", "comment": f"note for {n}"}]
+        assert relay.post_bigpanda(body).status_code == 202
+    new = incident(1999)
+    assert relay.post_bigpanda(new).status_code == 202
+    wait_for(
+        lambda: sim.incident_by_key(new["id"]),
+        timeout=backlog / rate / 4,
+        what="the new trigger before a quarter of the notes' tokens could have been issued",
+    )
+    assert relay.metric("pagerbridge_relay_outbox_pending") > backlog / 2  # still queued

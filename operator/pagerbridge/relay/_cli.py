@@ -71,6 +71,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="deliveries in flight at once (different incidents; one incident is sequential)",
     )
     parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="close a connection whose request headers have not all arrived by then",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="close a connection whose request body has not all arrived by then",
+    )
+    parser.add_argument(
         "--max-error-attempts",
         type=int,
         default=5,
@@ -96,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from pagerbridge.relay.app import RelayOptions, create_app
     from pagerbridge.relay.delivery import RetryPolicy
     from pagerbridge.relay.ratelimit import Limit
+    from pagerbridge.relay.server import guarded_protocol
 
     jsonlog.configure(args.log_level)
     log = logging.getLogger(__name__)
@@ -125,8 +140,14 @@ def run(args: argparse.Namespace) -> int:
         ),
     )
     app = create_app(args.config, settings, options)
+    metrics = app.state.ctx.metrics
     config = uvicorn.Config(
         app,
+        http=guarded_protocol(
+            header_timeout=args.header_timeout,
+            body_timeout=args.body_timeout,
+            on_stall=lambda phase: metrics.stalled_connections.labels(phase).inc(),
+        ),
         host=args.host,
         port=args.port,
         log_config=None,

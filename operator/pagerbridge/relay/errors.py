@@ -8,7 +8,10 @@ Inbound (answered to the caller, always a JSON body ``{"error": code, "message":
     ├── PayloadTooLarge    413     body over 512 KB (PagerDuty's own event size limit)
     ├── UnsupportedMedia   415     Content-Type is not JSON
     ├── MalformedJson      400     body is not JSON / not UTF-8
-    └── InvalidIncident    422     JSON, but not an incident (not an object, no ``id``)
+    ├── InvalidIncident    422     JSON, but not an incident (not an object, no ``id``), or an
+    │                              id/key that cannot be one (control characters, surrogates)
+    └── ClientDisconnected 400     the client left mid-body (nobody reads the answer; logged
+                                   at info, counted)
     (outbox unwritable     503     nothing was stored; the sender must retry)
 
 Outbound (a delivery attempt from the outbox; classes of :mod:`pagerbridge.clients.errors`)::
@@ -79,6 +82,11 @@ class MalformedJson(InboundError):
 class InvalidIncident(InboundError):
     status = 422
     code = "invalid_incident"
+
+
+class ClientDisconnected(InboundError):
+    status = 400
+    code = "client_disconnected"
 
 
 class NotReady(TransientError):

@@ -21,10 +21,11 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from pagerbridge.relay.errors import (
+    ClientDisconnected,
     InboundError,
     MalformedJson,
     PayloadTooLarge,
@@ -38,6 +39,10 @@ MAX_BODY = 512 * 1024  # PagerDuty's event size limit; nothing bigger could be d
 
 
 def error_response(exc: InboundError, endpoint: str) -> JSONResponse:
+    if isinstance(exc, ClientDisconnected):
+        # Nobody is left to answer; an everyday event on the internet, not an error.
+        log.info("client disconnected before sending its whole body", extra={"endpoint": endpoint})
+        return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status)
     log.warning(
         "request refused",
         extra={
@@ -79,11 +84,16 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
             raise MalformedJson("invalid Content-Length") from None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body over {limit // 1024} KB")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body over {limit // 1024} KB")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client went away (or was cut off by the server's body deadline, see
+        # relay.server) in the middle of its body: counted, one info line, no traceback.
+        raise ClientDisconnected("client disconnected mid-body") from None
     return b"".join(chunks)
 
 

@@ -71,6 +71,12 @@ class RelayMetrics:
             ["kind"],
             registry=r,
         )
+        self.stalled_connections = Counter(
+            "pagerbridge_relay_stalled_connections",
+            "Connections closed because a request's headers or body did not arrive in time.",
+            ["phase"],
+            registry=r,
+        )
         self.token_waits = Counter(
             "pagerbridge_relay_token_waits",
             "Attempts that left their delivery slot to wait for a rate-limit token.",

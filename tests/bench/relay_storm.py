@@ -9,9 +9,9 @@ with BigPanda before sending them.
 
 Measured (issue 13, defect 8):
 
-- drain time vs the physical bound: a key's events cannot reach PagerDuty faster than its
-  rate limit allows, ``max(0, events_per_key - burst) / rate`` seconds after the start
-  (the relay's bucket starts full: ``burst`` = one minute's worth); goal ≤ 1.2 × bound;
+- drain time vs the physical bound as the issue defines it, ``events_per_key / rate``
+  (PagerDuty's 2 events/s per key); goal at most 1.2 times the bound. (The simulator, a
+  one-minute fixed window, lets 120 through at once per window: drains can beat it.);
 - PagerDuty requests per delivered event (retries after 429 count); goal ≤ 1.2;
 - 429s after the first 10 s as a share of delivered events; goal ≤ 5 %;
 - BigPanda confirmations (GET incident) made, and how many were needed.
@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from concurrent.futures import ThreadPoolExecutor
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -56,27 +56,31 @@ def main() -> int:
     keys = [f"{k:02d}".ljust(32, "k") for k in range(args.keys)]
     pd = PagerDutySimulator(events_per_minute=PER_MINUTE, rest_per_minute=960, validate=False)
     bp = BigPandaSimulator()
-    with tempfile.TemporaryDirectory() as tmp, pd, BackgroundServer(pd.app) as pd_srv:
-        with BackgroundServer(bp.app) as bp_srv:
-            config = write_config(
-                Path(tmp),
-                pd_url=pd_srv.url,
-                bp_url=bp_srv.url,
-                routing_key="d" * 32,
-                pd_api_token=PD_TOKEN,
-                bp_api_token=BP_TOKEN,
-                bp_environment=DEFAULT_ENVIRONMENT_ID,
-                extra={"keyOverrideTag": "pd_key"},
-            )
-            relay = RelayProcess(
-                config,
-                Path(tmp) / "relay.log",
-                ["--late-trigger-after", str(args.late_trigger_after), "--log-level", "warning"],
-            ).start(timeout=60)
-            try:
-                return run(args, keys, pd, bp, relay)
-            finally:
-                relay.kill()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        pd,
+        BackgroundServer(pd.app) as pd_srv,
+        BackgroundServer(bp.app) as bp_srv,
+    ):
+        config = write_config(
+            Path(tmp),
+            pd_url=pd_srv.url,
+            bp_url=bp_srv.url,
+            routing_key="d" * 32,
+            pd_api_token=PD_TOKEN,
+            bp_api_token=BP_TOKEN,
+            bp_environment=DEFAULT_ENVIRONMENT_ID,
+            extra={"keyOverrideTag": "pd_key"},
+        )
+        relay = RelayProcess(
+            config,
+            Path(tmp) / "relay.log",
+            ["--late-trigger-after", str(args.late_trigger_after), "--log-level", "warning"],
+        ).start(timeout=60)
+        try:
+            return run(args, keys, pd, bp, relay)
+        finally:
+            relay.kill()
 
 
 def run(
@@ -129,7 +133,7 @@ def run(
     too_many = [r for r in requests if r.status == 429]
     late_429 = [r for r in too_many if r.at - t0 > 10]
     rate = PER_MINUTE / 60
-    bound = max(0.0, args.per_key - PER_MINUTE) / rate
+    bound = args.per_key / rate
     confirmations = len(bp.requests.matching("GET", "/resources/v2.0/"))
     got = delivered()
     print(f"storm: {args.keys} keys x {args.per_key} incidents = {total} triggers")
@@ -138,10 +142,7 @@ def run(
         f"drain {drain:.1f} s vs physical bound {bound:.1f} s "
         f"(ratio {drain / bound if bound else float('nan'):.2f}; goal <= 1.2)"
     )
-    print(
-        f"PagerDuty requests per delivered event {len(requests) / max(got, 1):.3f} "
-        "(goal <= 1.2)"
-    )
+    print(f"PagerDuty requests per delivered event {len(requests) / max(got, 1):.3f} (goal <= 1.2)")
     print(
         f"429s: {len(too_many)} in all, {len(late_429)} after the first 10 s = "
         f"{100 * len(late_429) / max(got, 1):.1f} % of delivered (goal <= 5 %)"

@@ -57,6 +57,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="confirm triggers older than this against BigPanda before sending",
     )
     parser.add_argument(
+        "--confirm-after",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="a late trigger is confirmed with BigPanda when it waited longer than this, or "
+        "whenever the relay may have missed BigPanda's webhooks meanwhile (restart, store "
+        "failure); otherwise the relay's own record of BigPanda's webhooks answers",
+    )
+    parser.add_argument(
         "--unauthorized-retry",
         type=float,
         default=60.0,
@@ -132,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
             ),
         },
         late_trigger_after=args.late_trigger_after,
+        confirm_after=args.confirm_after,
         unauthorized_retry=args.unauthorized_retry,
         outbox_sync=args.outbox_sync.upper(),
         concurrency=max(1, args.delivery_concurrency),

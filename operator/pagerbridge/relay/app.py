@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 class RelayOptions:
     rate_limits: dict[str, Limit] = field(default_factory=dict)
     late_trigger_after: float = 5.0
+    confirm_after: float = 120.0
     concurrency: int = 64
     reload_interval: float = 1.0
     unauthorized_retry: float = 60.0
@@ -97,6 +98,7 @@ def create_app(
         health=health,
         http=http,
         late_trigger_after=options.late_trigger_after,
+        confirm_after=options.confirm_after,
     )
     to_pd = PagerDutyDelivery(ctx)
     to_bp = BigPandaDelivery(ctx)

@@ -24,6 +24,9 @@ class RelayContext:
     http: httpx.AsyncClient
     # A trigger older than this (or retried) is checked against BigPanda before sending.
     late_trigger_after: float = 5.0
+    # ...and confirmed with BigPanda when it waited longer than this, or when the relay may
+    # have missed BigPanda's webhooks since accepting it (see to_pagerduty._vouched).
+    confirm_after: float = 120.0
 
 
 def key_id(secret: str) -> str:

@@ -91,6 +91,7 @@ async def reserve(job: Job, bucket: TokenBucket) -> None:
     """In a gate (outside any slot): take the bucket's token for this job, unless it still
     holds one from an attempt that did not use it."""
     if job.tokens.get(bucket.name, 0) > 0:
+        await bucket.wait_unpaused()
         return
     await bucket.acquire()
     job.tokens[bucket.name] = job.tokens.get(bucket.name, 0) + 1
@@ -103,6 +104,8 @@ def spend(job: Job, bucket: TokenBucket) -> None:
     blocking: 300 notes waiting for REST tokens held every slot while a new incident's
     trigger waited 17 s)."""
     held = job.tokens.get(bucket.name, 0)
+    if held > 0 and bucket.paused_for() > 0:
+        raise WaitForToken(bucket)  # the service said 429 since the token was reserved
     if held > 0:
         job.tokens[bucket.name] = held - 1
     elif not bucket.try_take():

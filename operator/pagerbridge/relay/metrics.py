@@ -77,6 +77,14 @@ class RelayMetrics:
             ["phase"],
             registry=r,
         )
+        self.late_trigger_checks = Counter(
+            "pagerbridge_relay_late_trigger_checks",
+            "How late triggers were checked for a resolve meanwhile: store (BigPanda's resolve "
+            "webhook already recorded), vouched (the relay was listening all along), bigpanda "
+            "(asked BigPanda's API).",
+            ["source"],
+            registry=r,
+        )
         self.token_waits = Counter(
             "pagerbridge_relay_token_waits",
             "Attempts that left their delivery slot to wait for a rate-limit token.",

@@ -171,6 +171,7 @@ class Outbox:
         self.healthy = False
         self.last_error: str | None = None
         self.last_failure_at: float | None = None  # time.monotonic() of the last failed commit
+        self.last_failure_wall: float | None = None  # time.time() of it (compared with jobs)
         self.commits = 0
         self.operations = 0
 
@@ -250,6 +251,7 @@ class Outbox:
             self.healthy = False
             self.last_error = f"{type(exc).__name__}: {exc}"
             self.last_failure_at = time.monotonic()
+            self.last_failure_wall = time.time()
             log.error("outbox commit failed", extra={"error": self.last_error})
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
@@ -410,6 +412,17 @@ class Outbox:
             if row is None:
                 return None
             return IncidentRecord(json.loads(row[0]) if row[0] else None, row[1], bool(row[2]))
+
+        return await self.run(op)
+
+    async def incident_open(self, incident_id: str) -> bool | None:
+        """Whether the newest webhook accepted for the incident left it open (None: none)."""
+
+        def op(conn: sqlite3.Connection) -> bool | None:
+            row = conn.execute(
+                "SELECT open FROM incident_state WHERE incident_id = ?", (incident_id,)
+            ).fetchone()
+            return None if row is None else bool(row[0])
 
         return await self.run(op)
 

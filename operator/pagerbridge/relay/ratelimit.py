@@ -36,6 +36,7 @@ class TokenBucket:
         self._tokens = limit.burst
         self._stamp = time.monotonic()
         self._paused_until = 0.0
+        self._strikes = 0  # 429s without a hint in a row
 
     def _refill(self, now: float) -> None:
         self._tokens = min(self.limit.burst, self._tokens + (now - self._stamp) * self.limit.rate)
@@ -58,13 +59,41 @@ class TokenBucket:
         self._tokens -= 1
         return True
 
+    def paused_for(self) -> float:
+        return max(0.0, self._paused_until - time.monotonic())
+
     async def acquire(self) -> None:
         wait = self.reserve()
         if wait > 0:
             await asyncio.sleep(wait)
+        await self.wait_unpaused()
+
+    async def wait_unpaused(self) -> None:
+        """A pause (429) that began while a caller waited for its token applies to it too:
+        otherwise every token reserved before the 429 is spent on another 429."""
+        pause = self.paused_for()
+        while pause > 0:  # a pause may be extended while this one is slept
+            await asyncio.sleep(pause)
+            pause = self.paused_for()
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def throttled(self, retry_after: float | None) -> None:
+        """The service answered 429. With a hint (Retry-After, ratelimit-reset) pause that
+        long; without one (PagerDuty's Events API gives none) pause 1, 2, 4 … 60 s for 429s
+        in a row. Either way the burst is emptied, so afterwards requests trickle at
+        ``rate``, which is what the service's limit allows: a storm costs a handful of 429s
+        per minute window instead of one per token."""
+        if retry_after is None:
+            self._strikes += 1
+            retry_after = min(60.0, 2.0 ** (self._strikes - 1))
+        self.pause(retry_after)
+        self._refill(time.monotonic())
+        self._tokens = min(self._tokens, 0.0)
+
+    def succeeded(self) -> None:
+        self._strikes = 0
 
     def penalize(self, seconds: float) -> None:
         """The service is failing (5xx, timeouts): pause, and empty the burst so that

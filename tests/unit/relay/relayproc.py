@@ -92,7 +92,7 @@ class RelayProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> RelayProcess:
+    def start(self, timeout: float = 60.0) -> RelayProcess:
         cmd = [
             sys.executable,
             "-m",

@@ -291,6 +291,8 @@ def test_override_key_rejected_by_pagerduty_is_resent_with_default(pd_sim, relay
     relay.post_bigpanda(body)
     found = wait_for(lambda: sim.incident_by_key(body["id"]))
     assert found.routing_key == DEFAULT_ROUTING_KEY
+    # The simulator records a request once its answer is sent, after the state changed.
+    wait_for(lambda: len(sim.requests.matching("POST", "/v2/enqueue")) == 2)
     statuses = [r.status for r in sim.requests.matching("POST", "/v2/enqueue")]
     assert statuses == [400, 202]
     assert (

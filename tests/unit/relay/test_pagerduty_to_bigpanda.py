@@ -357,6 +357,8 @@ def test_late_trigger_is_confirmed_against_bigpanda(tmp_path, relays, pd_sim, bp
     assert sent == ["resolve"]  # harmless, and a resolve is never withheld
     assert pd.incident_by_key(incident.id) is None
     assert w.relay.metric("pagerbridge_relay_ignored_total", reason="late_trigger_resolved") == 1
+    # Known from BigPanda's resolve webhook, recorded by the relay: no need to ask its API.
+    assert w.relay.metric("pagerbridge_relay_late_trigger_checks_total", source="store") >= 1
 
 
 def test_events_backlog_does_not_starve_bigpanda_writes(tmp_path, relays, pd_sim, bp_sim):
@@ -396,8 +398,10 @@ def test_dependents_of_a_skipped_trigger_finish_at_once(tmp_path, relays, pd_sim
         bp_api_token=BP_TOKEN,
         bp_environment=DEFAULT_ENVIRONMENT_ID,
     )
-    # Every trigger counts as late here: it is confirmed with BigPanda before it is sent.
-    relay = RelayProcess(config, tmp_path / "relay.log", ["--late-trigger-after", "0"])
+    # Every trigger counts as late here and is confirmed with BigPanda (BigPanda's resolve
+    # webhook never reached this relay: only its API can tell).
+    args = ["--late-trigger-after", "0", "--confirm-after", "0"]
+    relay = RelayProcess(config, tmp_path / "relay.log", args)
     relays.append(relay)
     relay.start()
     comments = [{"id": f"c{i}", "comment": f"note {i}"} for i in range(3)]
@@ -409,4 +413,39 @@ def test_dependents_of_a_skipped_trigger_finish_at_once(tmp_path, relays, pd_sim
     assert relay.metric("pagerbridge_relay_deliveries_total", outcome="not_ready") == 0
     assert pd.incident_by_key(incident.id) is None
     assert not pd.requests.matching("POST", "/incidents/")  # no note written anywhere
+    assert not [r for r in pd.requests.matching("POST", "/v2/enqueue") if r.status == 202]
+
+
+def test_restored_late_trigger_is_confirmed_with_bigpanda(tmp_path, relays, pd_sim, bp_sim):
+    """Invariant: a late trigger never reopens an incident resolved in BigPanda. The relay's
+    record of BigPanda's webhooks answers only while it was listening; a trigger restored
+    after a restart (BigPanda's resolve may have come while the relay was down) is
+    confirmed with BigPanda's API, and not sent."""
+    pd, pd_url = pd_sim
+    bp, bp_url = bp_sim
+    bp.set_rate_limit(None)
+    incident = bp.open_incident(alerts=[dict(ALERT)])  # no webhook target: manual shares
+    config = write_config(
+        tmp_path,
+        pd_url=pd_url,
+        bp_url=bp_url,
+        routing_key=DEFAULT_ROUTING_KEY,
+        pd_api_token=PD_TOKEN,
+        bp_api_token=BP_TOKEN,
+        bp_environment=DEFAULT_ENVIRONMENT_ID,
+    )
+    pd.faults.fail_next(None, 503, path_prefix="/v2/enqueue")
+    relay = RelayProcess(config, tmp_path / "relay.log", ["--late-trigger-after", "0"])
+    relays.append(relay)
+    relay.start()
+    body = {"id": incident.id, "status": "critical", "alerts": [ALERT]}
+    assert relay.post_bigpanda(body).status_code == 202
+    wait_for(lambda: pd.requests.matching("POST", "/v2/enqueue"), what="a failed attempt")
+    relay.kill()
+    bp.resolve_incident(incident.id)  # while the relay is down: its webhook is missed
+    pd.faults.clear()
+    relay.start()
+    wait_for(lambda: relay.metric("pagerbridge_relay_outbox_pending") == 0, timeout=30)
+    assert relay.metric("pagerbridge_relay_late_trigger_checks_total", source="bigpanda") >= 1
+    assert relay.metric("pagerbridge_relay_ignored_total", reason="late_trigger_resolved") == 1
     assert not [r for r in pd.requests.matching("POST", "/v2/enqueue") if r.status == 202]

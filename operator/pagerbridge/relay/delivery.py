@@ -39,7 +39,7 @@ from pagerbridge.clients.errors import (
     Unauthorized,
 )
 from pagerbridge.relay import crashpoints
-from pagerbridge.relay.errors import NotReady, WaitForToken
+from pagerbridge.relay.errors import NotReady
 from pagerbridge.relay.metrics import RelayMetrics
 from pagerbridge.relay.outbox import IncidentUpdate, Job, Outbox, OutboxClosed
 from pagerbridge.relay.ratelimit import TokenBucket
@@ -85,6 +85,16 @@ Handler = Callable[[Job], Awaitable[Done]]
 # Waits for the job's rate-limit token *before* it takes one of the ``concurrency`` slots,
 # so incidents queued behind one busy routing key never starve other kinds of work.
 Gate = Callable[[Job], Awaitable[None]]
+
+
+class WaitForToken(Exception):
+    """Raised inside a delivery slot instead of waiting for a rate-limit token: the
+    dispatcher releases the slot, waits for the bucket's token outside it, credits it to
+    the job and tries again (not an attempt)."""
+
+    def __init__(self, bucket: TokenBucket) -> None:
+        super().__init__(f"needs a token of {bucket.name}")
+        self.bucket = bucket
 
 
 async def reserve(job: Job, bucket: TokenBucket) -> None:
@@ -238,7 +248,7 @@ class Dispatcher:
             await lane.unrecorded()
         except OutboxClosed as exc:
             lane.store_failures += 1
-            wait = backoff(lane.store_failures, cap=STORE_RETRY_CAP)
+            wait = exponential_backoff(lane.store_failures, base=BACKOFF_BASE, cap=STORE_RETRY_CAP)
             self.metrics.store_unavailable.labels(job.kind).inc()
             log.warning(
                 "outcome decided but the outbox cannot record it; retrying the recording only",
@@ -270,7 +280,7 @@ class Dispatcher:
                     "outbox unavailable during delivery; will retry",
                     extra={"job_id": job.id, "kind": job.kind, "error": str(exc)},
                 )
-                return backoff(3, cap=STORE_RETRY_CAP)
+                return exponential_backoff(3, base=BACKOFF_BASE, cap=STORE_RETRY_CAP)
             except RateLimited as exc:
                 job.attempts += 1
                 wait = exc.retry_after if exc.retry_after is not None else backoff(job.attempts)

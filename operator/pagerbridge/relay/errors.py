@@ -26,7 +26,7 @@ Outbound (a delivery attempt from the outbox; classes of :mod:`pagerbridge.clien
                                                            key is re-sent with the default key
     NotReady (relay's own)                               → the PagerDuty incident for a note is
                                                            not there yet: retry like transient
-    WaitForToken (relay's own)                           → a rate-limit token is needed that was
+    delivery.WaitForToken                                → a rate-limit token is needed that was
                                                            not reserved: leave the slot, wait,
                                                            try again (not an attempt)
     unexpected exception (a bug, unforeseen input)       → retried a few times, then dead-lettered
@@ -38,7 +38,6 @@ Outbound (a delivery attempt from the outbox; classes of :mod:`pagerbridge.clien
 from __future__ import annotations
 
 from pagerbridge.clients.errors import TransientError
-from pagerbridge.relay.ratelimit import TokenBucket
 
 
 class InboundError(Exception):
@@ -92,13 +91,3 @@ class ClientDisconnected(InboundError):
 class NotReady(TransientError):
     """The delivery depends on something that does not exist yet (e.g. the PagerDuty
     incident a note belongs to); retried like a transient failure."""
-
-
-class WaitForToken(Exception):
-    """Raised inside a delivery slot instead of waiting for a rate-limit token: the
-    dispatcher releases the slot, waits for the bucket's token outside it, credits it to
-    the job and tries again (not an attempt)."""
-
-    def __init__(self, bucket: TokenBucket) -> None:
-        super().__init__(f"needs a token of {bucket.name}")
-        self.bucket = bucket

@@ -39,7 +39,7 @@ CONFIG = RelayConfig.model_validate(
     }
 )
 FIELDS = ["summary", "source", "component", "group", "class"]
-EXAMPLES = max(10, int(os.environ.get("PAGERBRIDGE_PROPERTY_EXAMPLES", "300")) // 6)
+EXAMPLES = max(10, int(os.environ.get("PAGERBRIDGE_PROPERTY_EXAMPLES", "300")) // 10)
 
 chars = st.characters(exclude_categories=("Cs",))  # the edge already replaced surrogates
 big_text = st.one_of(

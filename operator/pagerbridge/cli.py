@@ -1,7 +1,8 @@
-"""``pagerbridge``: the one command line of both programs.
+"""pagerbridge: the one command line of the operator and the relay.
 
 Each subcommand lives with its program (``<package>/_cli.py``: ``add_arguments`` and
 ``run``); this module only wires them together, importing a program only when it runs.
+Commands that talk to a cluster share ``--kubeconfig`` and ``--context`` (added here).
 ``sandbox`` and ``demo`` live in the dev kit (``pagerbridge-devkit``, installed by ``make
 install``), which the image does not ship: there they say so instead of running.
 """
@@ -12,43 +13,98 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 
-# subcommand -> (module with add_arguments/run, one-line help)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "operator": ("pagerbridge.controller._cli", "run the Kubernetes operator (kopf)"),
-    "relay": ("pagerbridge.relay._cli", "run the webhook relay"),
-    "crds": (
-        "pagerbridge.api._cli",
-        "write the CustomResourceDefinitions generated from the models",
+DESCRIPTION = "PagerBridge: BigPanda to PagerDuty, as a Kubernetes operator and a webhook relay."
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    module: str  # has add_arguments(parser) and run(args) -> int
+    help: str
+    cluster: bool = False  # talks to a Kubernetes cluster: gets --kubeconfig and --context
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "operator": Subcommand(
+        "pagerbridge.controller._cli", "run the Kubernetes operator (kopf)", cluster=True
     ),
-    "sandbox": ("pagerbridge_devkit.sandbox._cli", "run the PagerDuty and BigPanda simulators"),
-    "webhook-config": (
+    "relay": Subcommand("pagerbridge.relay._cli", "run the webhook relay"),
+    "crds": Subcommand(
+        "pagerbridge.api._cli", "write the CustomResourceDefinitions generated from the models"
+    ),
+    "sandbox": Subcommand("pagerbridge_devkit.sandbox._cli", "run the PagerDuty and BigPanda simulators"),
+    "webhook-config": Subcommand(
         "pagerbridge.controller._webhook_config_cli",
         "print the BigPanda webhook configuration of an integration",
+        cluster=True,
     ),
-    "demo": (
-        "pagerbridge_devkit.demo",
-        "play an incident's life end to end on a local control plane",
+    "demo": Subcommand(
+        "pagerbridge_devkit.demo", "play an incident's life end to end on a local control plane"
     ),
 }
 
 
+def package_version() -> str:
+    try:
+        return version("pagerbridge")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every flag's default (argparse's formatter), and keeps descriptions' lines."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help_text = action.help or ""
+        if action.default in (None, False, [], argparse.SUPPRESS) or "%(default)" in help_text:
+            return help_text
+        if "(default" in help_text:
+            return help_text
+        return super()._get_help_string(action)
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("cluster connection")
+    group.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        default=None,
+        help="kubeconfig file (default: in a pod its ServiceAccount, else $KUBECONFIG, "
+        "which may list several files, else ~/.kube/config)",
+    )
+    group.add_argument(
+        "--context",
+        metavar="NAME",
+        default=None,
+        help="kubeconfig context (default: the kubeconfig's current-context)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pagerbridge", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="pagerbridge", description=DESCRIPTION, formatter_class=HelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
-        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+    for name, command in SUBCOMMANDS.items():
+        sub_parser = sub.add_parser(
+            name, help=command.help, description=command.help, formatter_class=HelpFormatter
+        )
         try:
-            module = importlib.import_module(module_name)
+            module = importlib.import_module(command.module)
         except ModuleNotFoundError as exc:
             # Only a missing program (the dev kit not installed) is expected; a missing
             # dependency inside one is a real error.
-            if exc.name is None or not module_name.startswith(exc.name):
+            if exc.name is None or not command.module.startswith(exc.name):
                 raise
             sub_parser.set_defaults(_module=None)
             continue
         module.add_arguments(sub_parser)
-        sub_parser.set_defaults(_module=module_name)
+        if command.cluster:
+            add_cluster_arguments(sub_parser)
+        sub_parser.set_defaults(_module=command.module)
     return parser
 
 
@@ -63,5 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    result: int = importlib.import_module(module_name).run(args)
+    try:
+        result: int = importlib.import_module(module_name).run(args)
+    except KeyboardInterrupt:
+        return 130
     return result

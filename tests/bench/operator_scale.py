@@ -32,7 +32,7 @@ from pagerbridge.api import PagerDutyIntegrationSpec
 from pagerbridge.clients.kubernetes import (
     KubernetesClient,
     Resource,
-    connection_from_kubeconfig,
+    load_credentials,
 )
 from pagerbridge.controller.compile import SecretInfo, compile_relay_config
 from pagerbridge.controller.rendering import Owner, RenderSettings, render_children
@@ -235,7 +235,7 @@ def main() -> int:
         BenchControlPlane(binaries=binaries, crds=[REPO / "crds"]) as plane,
         BackgroundServer(pd.app) as pd_server,
     ):
-        connection = connection_from_kubeconfig(plane.kubeconfig)
+        connection = load_credentials(plane.kubeconfig)
 
         async def prepare() -> float:
             async with KubernetesClient(connection, max_connections=100) as kube:

@@ -38,7 +38,7 @@ from pagerbridge.clients.kubernetes import (
     KubernetesError,
     NotFound,
     Resource,
-    connection_from_kubeconfig,
+    load_credentials,
 )
 from pagerbridge.controller.names import LABEL_NAME, RELAY_APP
 from pagerbridge_devkit.localcluster import deployment_status, pod_volumes
@@ -108,7 +108,7 @@ class HarnessKubelet:
             logger.exception("harness kubelet crashed")
 
     async def _loop(self) -> None:
-        connection = connection_from_kubeconfig(self.kubeconfig)
+        connection = load_credentials(self.kubeconfig)
         async with (
             KubernetesClient(connection, field_manager="harness-kubelet") as kube,
             httpx.AsyncClient(timeout=1.0) as http,

@@ -1,46 +1,73 @@
-"""A small async Kubernetes API client: server-side apply, status patches, Events, watches.
+"""The Kubernetes verbs PagerBridge uses, on lightkube: get, list, create, apply, patch,
+replace, delete, watch.
+
+Why lightkube: it is built on httpx (the stack of our PagerDuty and BigPanda clients and of
+the relay: one HTTP library, one set of timeouts and errors), typed, maintained, and its
+generic resources keep objects as plain dicts (no model conversion per call at scale).
+kubernetes_asyncio would bring aiohttp and a generated client of the whole API; kr8s a
+second object model and its own kubeconfig reader. What lightkube does not read from a
+kubeconfig (several ``KUBECONFIG`` files, ``proxy-url``, ``tls-server-name``, exec plugin
+expiry, relative ``tokenFile``) :mod:`.kubeconfig` reads, and it is handed to lightkube as
+an httpx transport (TLS context, proxy, :class:`~.kube_auth.AuthTransport`).
+
+This module is the port: callers see dicts, :class:`Resource` and the errors below, never a
+lightkube type, so the library could be swapped here alone.
 
 The operator applies its children with server-side apply (``fieldManager=pagerbridge``,
-``force=true``): the API server merges, a no-op apply writes nothing, and a hand-edited
-field owned by pagerbridge is taken back. Credentials come from a kubeconfig (the
-``KUBECONFIG`` file or ``~/.kube/config``) or the pod's service account; they live in the
-``httpx.AsyncClient`` only and never in messages.
+``force=true``): the API server merges, a no-op apply writes nothing, and a hand-edited field
+owned by pagerbridge is taken back.
 
-Failures raise :class:`KubernetesError` with the HTTP status (404 → ``NotFound``, 409 →
-``AlreadyExists``/conflict); transport failures raise ``KubernetesError`` with status None.
+Failures raise :class:`KubernetesError` with the HTTP status (404 → :class:`NotFound`,
+409 → :class:`AlreadyExists`/conflict); transport failures raise ``KubernetesError`` with
+status None. Messages hold the verb, the resource and the server's message, never a
+credential.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
-import json
-import os
-import ssl
-import tempfile
+import functools
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
 
 import httpx
-import yaml
+from lightkube import ApiError, AsyncClient
+from lightkube.config.kubeconfig import KubeConfig
+from lightkube.config.models import Cluster, User
+from lightkube.core.exceptions import NotReadyError
+from lightkube.generic_resource import create_global_resource, create_namespaced_resource
+from lightkube.types import PatchType
 
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+from pagerbridge.clients.kube_auth import AuthTransport, KubeconfigError
+from pagerbridge.clients.kubeconfig import Credentials, load_credentials
 
-# kind -> (api prefix, plural) for the built-in kinds PagerBridge touches.
-BUILTIN: dict[str, tuple[str, str]] = {
-    "ConfigMap": ("/api/v1", "configmaps"),
-    "Secret": ("/api/v1", "secrets"),
-    "Service": ("/api/v1", "services"),
-    "PersistentVolumeClaim": ("/api/v1", "persistentvolumeclaims"),
-    "Event": ("/api/v1", "events"),
-    "Namespace": ("/api/v1", "namespaces"),
-    "Deployment": ("/apis/apps/v1", "deployments"),
+__all__ = [
+    "AlreadyExists",
+    "Credentials",
+    "KubeconfigError",
+    "KubernetesClient",
+    "KubernetesError",
+    "NotFound",
+    "Obj",
+    "Resource",
+    "load_credentials",
+    "resource_of",
+]
+
+# kind -> (group, version, plural) for the built-in kinds PagerBridge touches.
+BUILTIN: dict[str, tuple[str, str, str]] = {
+    "ConfigMap": ("", "v1", "configmaps"),
+    "Secret": ("", "v1", "secrets"),
+    "Service": ("", "v1", "services"),
+    "PersistentVolumeClaim": ("", "v1", "persistentvolumeclaims"),
+    "Event": ("", "v1", "events"),
+    "Namespace": ("", "v1", "namespaces"),
+    "Deployment": ("apps", "v1", "deployments"),
+    "Lease": ("coordination.k8s.io", "v1", "leases"),
 }
+CLUSTER_SCOPED = {"Namespace"}
 
 Obj = dict[str, Any]
 
@@ -59,132 +86,54 @@ class AlreadyExists(KubernetesError):
     pass
 
 
+@functools.cache
+def _generic(group: str, version: str, plural: str, namespaced: bool) -> Any:
+    # lightkube registers generic kinds by (group/version, kind); the plural names them
+    # uniquely and is all the URL needs.
+    kind = f"PagerBridge_{plural}"
+    if namespaced:
+        return create_namespaced_resource(group, version, kind, plural)
+    return create_global_resource(group, version, kind, plural)
+
+
 @dataclass(frozen=True)
 class Resource:
-    """Where a kind lives in the API: ``prefix`` (/api/v1 or /apis/G/V) and ``plural``."""
+    """Where a kind lives in the API: its group, version and plural."""
 
-    prefix: str
+    group: str
+    version: str
     plural: str
+    namespaced: bool = True
 
-    def path(self, namespace: str | None = None, name: str | None = None) -> str:
-        path = self.prefix
-        if namespace is not None:
-            path += f"/namespaces/{quote(namespace)}"
-        path += f"/{self.plural}"
-        if name is not None:
-            path += f"/{quote(name)}"
-        return path
+    @property
+    def lightkube(self) -> Any:
+        return _generic(self.group, self.version, self.plural, self.namespaced)
 
     @classmethod
     def builtin(cls, kind: str) -> Resource:
-        prefix, plural = BUILTIN[kind]
-        return cls(prefix, plural)
+        group, version, plural = BUILTIN[kind]
+        return cls(group, version, plural, kind not in CLUSTER_SCOPED)
 
     @classmethod
     def custom(cls, group: str, version: str, plural: str) -> Resource:
-        return cls(f"/apis/{group}/{version}", plural)
+        return cls(group, version, plural)
 
 
 def resource_of(manifest: Mapping[str, Any]) -> Resource:
     return Resource.builtin(str(manifest["kind"]))
 
 
-@dataclass(frozen=True)
-class Connection:
-    server: str
-    verify: ssl.SSLContext | bool
-    token: str | None = None
-    default_namespace: str = "default"
-
-
-def _credential_bytes(data_b64: str | None, path: str | None, base: Path) -> bytes | None:
-    """A kubeconfig credential given inline (``*-data``) or as a file path."""
-    if data_b64:
-        return base64.b64decode(data_b64)
-    if path:
-        return (base / path).read_bytes()
-    return None
-
-
-def _load_client_certificate(context: ssl.SSLContext, cert: bytes, key: bytes) -> None:
-    """Load a client certificate and key given as bytes.
-
-    ``ssl`` only reads them from files, so they go to a private temporary directory
-    (mode 0700) that is removed as soon as the context has read them: no key material
-    is left on disk.
-    """
-    with tempfile.TemporaryDirectory(prefix="pagerbridge-kube-") as tmp:
-        cert_path, key_path = Path(tmp) / "client.crt", Path(tmp) / "client.key"
-        for target, content in ((cert_path, cert), (key_path, key)):
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
-        context.load_cert_chain(str(cert_path), str(key_path))
-
-
-def connection_from_kubeconfig(
-    path: str | Path | None = None, context: str | None = None
-) -> Connection:
-    """Read the current (or named) context of a kubeconfig file."""
-    if path is None:
-        path = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or Path.home() / ".kube/config"
-    kubeconfig_path = Path(path)
-    config: dict[str, Any] = yaml.safe_load(kubeconfig_path.read_text())
-    base = kubeconfig_path.parent
-    context_name = context or config.get("current-context")
-    ctx = next(c["context"] for c in config["contexts"] if c["name"] == context_name)
-    cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == ctx["cluster"])
-    user: dict[str, Any] = next(
-        (u["user"] for u in config.get("users", []) if u["name"] == ctx.get("user")), {}
-    )
-    user = user or {}
-
-    verify: ssl.SSLContext | bool
-    if cluster.get("insecure-skip-tls-verify"):
-        verify = False
-    else:
-        ca = _credential_bytes(
-            cluster.get("certificate-authority-data"), cluster.get("certificate-authority"), base
-        )
-        verify = ssl.create_default_context(cadata=ca.decode("ascii") if ca else None)
-    cert = _credential_bytes(
-        user.get("client-certificate-data"), user.get("client-certificate"), base
-    )
-    key = _credential_bytes(user.get("client-key-data"), user.get("client-key"), base)
-    if cert and key:
-        if not isinstance(verify, ssl.SSLContext):
-            verify = ssl.create_default_context()
-            verify.check_hostname = False
-            verify.verify_mode = ssl.CERT_NONE
-        _load_client_certificate(verify, cert, key)
-    token = user.get("token")
-    if not token and user.get("tokenFile"):
-        token = Path(user["tokenFile"]).read_text().strip()
-    return Connection(
-        server=str(cluster["server"]).rstrip("/"),
-        verify=verify,
-        token=token,
-        default_namespace=ctx.get("namespace", "default"),
-    )
-
-
-def connection_in_cluster() -> Connection:
-    host = os.environ["KUBERNETES_SERVICE_HOST"]
-    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-    context = ssl.create_default_context(cafile=str(SERVICE_ACCOUNT_DIR / "ca.crt"))
-    return Connection(
-        server=f"https://{host}:{port}",
-        verify=context,
-        token=(SERVICE_ACCOUNT_DIR / "token").read_text().strip(),
-        default_namespace=(SERVICE_ACCOUNT_DIR / "namespace").read_text().strip(),
-    )
-
-
-def connection_auto() -> Connection:
-    """In a pod: the service account; elsewhere: the kubeconfig."""
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and (SERVICE_ACCOUNT_DIR / "token").exists():
-        return connection_in_cluster()
-    return connection_from_kubeconfig()
+def _selector(label_selector: str | Mapping[str, str] | None) -> dict[str, Any] | None:
+    """``a=b,c=d`` (equality only, all PagerBridge needs) as lightkube's mapping."""
+    if label_selector is None or isinstance(label_selector, Mapping):
+        return dict(label_selector) if label_selector else None
+    pairs: dict[str, Any] = {}
+    for term in filter(None, (t.strip() for t in label_selector.split(","))):
+        key, sep, value = term.partition("=")
+        if not sep or key.endswith("!"):
+            raise ValueError(f"only equality label selectors are supported: {term!r}")
+        pairs[key.strip()] = value.lstrip("=").strip()
+    return pairs
 
 
 class KubernetesClient:
@@ -192,29 +141,44 @@ class KubernetesClient:
 
     def __init__(
         self,
-        connection: Connection,
+        credentials: Credentials | None = None,
         field_manager: str = "pagerbridge",
         max_connections: int = 16,
         timeout: float = 30.0,
     ) -> None:
-        self.connection = connection
+        self.credentials = credentials or load_credentials()
         self.field_manager = field_manager
-        headers = {"Accept": "application/json"}
-        if connection.token:
-            headers["Authorization"] = f"Bearer {connection.token}"
-        self._http = httpx.AsyncClient(
-            base_url=connection.server,
-            verify=connection.verify,
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=5.0),
-            # Keep every connection alive (TLS handshakes are the expensive part) ...
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        # Keep every connection alive (TLS handshakes are the expensive part) ...
+        transport = AuthTransport(
+            httpx.AsyncHTTPTransport(
+                verify=self.credentials.ssl_context,
+                proxy=self.credentials.proxy_url,
+                limits=limits,
             ),
+            self.credentials.auth,
+        )
+        config = KubeConfig.from_one(
+            cluster=Cluster(server=self.credentials.server),
+            user=User(),  # authentication is the transport's
+            namespace=self.credentials.default_namespace,
+        )
+        self._lk = AsyncClient(
+            config=config,
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            field_manager=field_manager,
+            trust_env=False,
+            transport=transport,
         )
         # ... and queue requests here rather than in httpcore's pool, whose assignment of
         # queued requests to connections costs O(queued x connections) per request.
         self._in_flight = asyncio.Semaphore(max_connections)
+
+    @property
+    def default_namespace(self) -> str:
+        return self.credentials.default_namespace
 
     async def __aenter__(self) -> KubernetesClient:
         return self
@@ -228,70 +192,93 @@ class KubernetesClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._lk.close()
 
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        body: Any = None,
-        content_type: str = "application/json",
-    ) -> Obj:
-        content = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": content_type} if content is not None else {}
+    @staticmethod
+    def _error(what: str, exc: Exception) -> KubernetesError:
+        if isinstance(exc, ApiError):
+            code = exc.status.code
+            message = f"{what}: HTTP {code}: {exc.status.message or ''}".rstrip(": ")
+            if code == 404:
+                return NotFound(message, 404)
+            if code == 409:
+                return AlreadyExists(message, 409)
+            return KubernetesError(message, code)
+        if isinstance(exc, httpx.HTTPStatusError):
+            code = exc.response.status_code
+            cls = NotFound if code == 404 else AlreadyExists if code == 409 else KubernetesError
+            return cls(f"{what}: HTTP {code}", code)
+        if isinstance(exc, KubeconfigError):
+            return KubernetesError(f"{what}: {exc}", 401)
+        return KubernetesError(f"{what}: {type(exc).__name__}")
+
+    async def _call(self, what: str, call: Any) -> Obj:
         try:
             async with self._in_flight:
-                response = await self._http.request(
-                    method, path, params=params, content=content, headers=headers
-                )
-        except httpx.TransportError as exc:
-            raise KubernetesError(f"{method} {path}: {type(exc).__name__}") from None
-        if response.status_code >= 300:
-            message = f"{method} {path}: HTTP {response.status_code}"
-            with contextlib.suppress(ValueError):
-                message += f": {response.json().get('message', '')}"
-            if response.status_code == 404:
-                raise NotFound(message, 404)
-            if response.status_code == 409:
-                raise AlreadyExists(message, 409)
-            raise KubernetesError(message, response.status_code)
-        result: Obj = response.json() if response.content else {}
-        return result
+                result = await call
+        except (httpx.HTTPError, KubeconfigError) as exc:
+            raise self._error(what, exc) from None
+        return {} if result is None else _plain(result)
+
+    @staticmethod
+    def _ns(resource: Resource, namespace: str | None) -> dict[str, Any]:
+        return {"namespace": namespace} if resource.namespaced else {}
 
     async def get(self, resource: Resource, namespace: str | None, name: str) -> Obj:
-        return await self._request("GET", resource.path(namespace, name))
+        return await self._call(
+            f"GET {resource.plural}/{name}",
+            self._lk.get(resource.lightkube, name, **self._ns(resource, namespace)),
+        )
 
     async def list(
         self,
         resource: Resource,
         namespace: str | None = None,
-        label_selector: str | None = None,
+        label_selector: str | Mapping[str, str] | None = None,
     ) -> Obj:
-        params = {"labelSelector": label_selector} if label_selector else None
-        return await self._request("GET", resource.path(namespace), params=params)
+        """``{"items": [...], "metadata": {"resourceVersion": ...}}`` like the API's list."""
+        listing = self._lk.list(
+            resource.lightkube,
+            namespace=namespace if resource.namespaced else None,
+            labels=_selector(label_selector),
+        )
+
+        async def collect() -> Obj:
+            items = [_plain(item) async for item in listing]
+            try:
+                version: str | None = listing.resourceVersion
+            except NotReadyError:
+                version = None
+            return {"items": items, "metadata": {"resourceVersion": version}}
+
+        return await self._call(f"LIST {resource.plural}", collect())
 
     async def create(self, manifest: Obj, resource: Resource | None = None) -> Obj:
         resource = resource or resource_of(manifest)
-        namespace = manifest["metadata"].get("namespace")
-        return await self._request(
-            "POST",
-            resource.path(namespace),
-            params={"fieldManager": self.field_manager},
-            body=manifest,
+        meta = manifest["metadata"]
+        return await self._call(
+            f"POST {resource.plural}",
+            self._lk.create(
+                resource.lightkube(manifest),
+                **self._ns(resource, meta.get("namespace")),
+            ),
         )
 
     async def apply(self, manifest: Obj, resource: Resource | None = None) -> Obj:
         """Server-side apply; pagerbridge takes back any field it owns."""
         resource = resource or resource_of(manifest)
         meta = manifest["metadata"]
-        return await self._request(
-            "PATCH",
-            resource.path(meta.get("namespace"), meta["name"]),
-            params={"fieldManager": self.field_manager, "force": "true"},
-            body=manifest,
-            content_type="application/apply-patch+yaml",
+        return await self._call(
+            f"APPLY {resource.plural}/{meta['name']}",
+            self._lk.patch(
+                resource.lightkube,
+                meta["name"],
+                manifest,
+                patch_type=PatchType.APPLY,
+                field_manager=self.field_manager,
+                force=True,
+                **self._ns(resource, meta.get("namespace")),
+            ),
         )
 
     async def merge_patch(
@@ -302,29 +289,37 @@ class KubernetesClient:
         patch: Obj,
         subresource: str | None = None,
     ) -> Obj:
-        path = resource.path(namespace, name)
-        if subresource:
-            path += f"/{subresource}"
-        return await self._request(
-            "PATCH",
-            path,
-            params={"fieldManager": self.field_manager},
-            body=patch,
-            content_type="application/merge-patch+json",
+        target = resource.lightkube
+        if subresource == "status":
+            target = target.Status
+        elif subresource:
+            raise ValueError(f"unsupported subresource {subresource!r}")
+        return await self._call(
+            f"PATCH {resource.plural}/{name}" + (f"/{subresource}" if subresource else ""),
+            self._lk.patch(
+                target,
+                name,
+                patch,
+                patch_type=PatchType.MERGE,
+                **self._ns(resource, namespace),
+            ),
         )
 
     async def replace(self, manifest: Obj, resource: Resource | None = None) -> Obj:
         resource = resource or resource_of(manifest)
         meta = manifest["metadata"]
-        return await self._request(
-            "PUT",
-            resource.path(meta.get("namespace"), meta["name"]),
-            params={"fieldManager": self.field_manager},
-            body=manifest,
+        return await self._call(
+            f"PUT {resource.plural}/{meta['name']}",
+            self._lk.replace(
+                resource.lightkube(manifest), **self._ns(resource, meta.get("namespace"))
+            ),
         )
 
     async def delete(self, resource: Resource, namespace: str | None, name: str) -> None:
-        await self._request("DELETE", resource.path(namespace, name))
+        await self._call(
+            f"DELETE {resource.plural}/{name}",
+            self._lk.delete(resource.lightkube, name, **self._ns(resource, namespace)),
+        )
 
     async def watch(
         self,
@@ -334,26 +329,34 @@ class KubernetesClient:
         resource_version: str | None = None,
         timeout_seconds: int = 60,
     ) -> AsyncIterator[Obj]:
-        """Watch events (dicts with ``type`` and ``object``) until the server closes."""
-        params = {"watch": "true", "timeoutSeconds": str(timeout_seconds)}
-        if label_selector:
-            params["labelSelector"] = label_selector
-        if resource_version:
-            params["resourceVersion"] = resource_version
+        """Watch events (dicts with ``type`` and ``object``) for ``timeout_seconds``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_seconds
+        events: Any = self._lk.watch(
+            resource.lightkube,
+            namespace=namespace,
+            labels=_selector(label_selector),
+            resource_version=resource_version,
+            server_timeout=timeout_seconds,
+        ).__aiter__()
         try:
-            async with self._http.stream(
-                "GET",
-                resource.path(namespace),
-                params=params,
-                timeout=httpx.Timeout(timeout_seconds + 10.0, connect=5.0),
-            ) as response:
-                if response.status_code >= 300:
-                    raise KubernetesError(
-                        f"watch {resource.plural}: HTTP {response.status_code}",
-                        response.status_code,
-                    )
-                async for line in response.aiter_lines():
-                    if line.strip():
-                        yield json.loads(line)
-        except httpx.TransportError as exc:
-            raise KubernetesError(f"watch {resource.plural}: {type(exc).__name__}") from None
+            while (remaining := deadline - loop.time()) > 0:
+                try:
+                    async with asyncio.timeout(remaining):
+                        kind, obj = await anext(events)
+                except TimeoutError:
+                    return
+                except StopAsyncIteration:
+                    return
+                except (httpx.HTTPError, KubeconfigError) as exc:
+                    raise self._error(f"WATCH {resource.plural}", exc) from None
+                yield {"type": kind, "object": _plain(obj)}
+        finally:
+            await events.aclose()
+
+
+def _plain(obj: Any) -> Obj:
+    if hasattr(obj, "to_dict"):
+        result: Obj = obj.to_dict()
+        return result
+    return dict(obj)

@@ -45,12 +45,14 @@ def run(args: argparse.Namespace) -> int:
     import kopf
     from prometheus_client import start_http_server
 
+    from pagerbridge.clients.kubeconfig import KubeconfigError, load_credentials
     from pagerbridge.controller.handlers import build_registry
     from pagerbridge.controller.settings import OperatorSettings, SettingsError
 
     try:
+        credentials = load_credentials(args.kubeconfig, args.context)
         settings = OperatorSettings.from_env()
-    except SettingsError as exc:
+    except (KubeconfigError, SettingsError) as exc:
         print(f"pagerbridge operator: {exc}", file=sys.stderr)
         return 2
     # kopf logs every handler call at INFO: thousands of lines at scale, so WARNING unless -v.
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     namespaces: list[str] = list(args.namespace)
     asyncio.run(
         kopf.operator(
-            registry=build_registry(settings),
+            registry=build_registry(settings, credentials),
             standalone=True,
             clusterwide=not namespaces,
             namespaces=namespaces,

@@ -27,11 +27,13 @@ from pagerbridge.api import (
     VERSION,
     PagerDutyIntegrationSpec,
 )
-from pagerbridge.clients.kubernetes import KubernetesClient, connection_auto
+from pagerbridge.clients.kubeconfig import Credentials
+from pagerbridge.clients.kubernetes import KubernetesClient
 from pagerbridge.controller import cleanup
 from pagerbridge.controller import names as n
 from pagerbridge.controller.cleanup import needs_finalizer
 from pagerbridge.controller.compile import secret_refs
+from pagerbridge.controller.login import kopf_session
 from pagerbridge.controller.observed import (
     ChildState,
     IntegrationInfo,
@@ -103,8 +105,10 @@ def _reconciler(memo: Any) -> Reconciler:
     return reconciler
 
 
-def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
-    """All handlers of the operator, in a registry of their own (tests run several)."""
+def build_registry(settings: OperatorSettings, credentials: Credentials) -> kopf.OperatorRegistry:
+    """All handlers of the operator, in a registry of their own (tests run several).
+
+    ``credentials`` serve both kopf (its login) and the operator's own client."""
     registry = kopf.OperatorRegistry()
     integration = (GROUP, VERSION, INTEGRATION.plural)
 
@@ -126,7 +130,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         # The resources are known: no CRD or namespace discovery, so a namespaced
         # install needs no cluster-wide RBAC.
         settings_.scanning.disabled = True
-        kube = KubernetesClient(connection_auto(), field_manager=n.FIELD_MANAGER)
+        kube = KubernetesClient(credentials, field_manager=n.FIELD_MANAGER)
         memo.kube = kube
         # kopf hands the indices (empty now, filled before any resource handler runs) to
         # startup handlers too: the World is complete at construction.
@@ -135,10 +139,9 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         memo.reconciler.start()
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        """In a pod: the service account; elsewhere: the kubeconfig (``KUBECONFIG``)."""
-        info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs)
-        return info or kopf.login_with_kubeconfig(**kwargs)
+    async def login(**_: Any) -> kopf.AiohttpSession:
+        """The same credentials as the operator's own client (see :mod:`.login`)."""
+        return kopf_session(credentials)
 
     @kopf.on.cleanup(registry=registry)
     async def shutdown(memo: Any, **_: Any) -> None:

@@ -9,11 +9,11 @@ from typing import Any
 
 from pagerbridge.api import GROUP, INTEGRATION, VERSION
 from pagerbridge.clients.kubernetes import (
+    Credentials,
     KubernetesClient,
     KubernetesError,
     NotFound,
     Resource,
-    connection_auto,
 )
 from pagerbridge.controller import conditions as c
 from pagerbridge.controller.status import public_reachability
@@ -51,10 +51,11 @@ def format_text(namespace: str, webhook: dict[str, Any], token: str | None) -> s
     return "\n".join(lines) + "\n"
 
 
-async def show(name: str, namespace: str | None, output: str, reveal: bool) -> int:
-    connection = connection_auto()
-    namespace = namespace or connection.default_namespace
-    async with KubernetesClient(connection) as kube:
+async def show(
+    credentials: Credentials, name: str, namespace: str | None, output: str, reveal: bool
+) -> int:
+    namespace = namespace or credentials.default_namespace
+    async with KubernetesClient(credentials) as kube:
         try:
             body = await kube.get(
                 Resource.custom(GROUP, VERSION, INTEGRATION.plural), namespace, name
@@ -77,7 +78,11 @@ async def show(name: str, namespace: str | None, output: str, reveal: bool) -> i
             for header in webhook.get("headers", []):
                 ref = header.get("valueFrom")
                 if ref is not None:
-                    secret = await kube.get(Resource.builtin("Secret"), namespace, ref["name"])
+                    try:
+                        secret = await kube.get(Resource.builtin("Secret"), namespace, ref["name"])
+                    except KubernetesError as exc:
+                        print(f"cannot read the token's Secret: {exc}", file=sys.stderr)
+                        return 1
                     # During a rotation the file holds old and new: BigPanda gets the newest.
                     token = base64.b64decode(secret["data"][ref["key"]]).decode().split()[-1]
     warning = reachability_warning(body)

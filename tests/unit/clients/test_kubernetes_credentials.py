@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pagerbridge.clients.kubernetes import connection_from_kubeconfig
+from pagerbridge.clients.kubeconfig import from_kubeconfig
 from pagerbridge_devkit.localcluster import certs
 from pagerbridge_devkit.localcluster.kubeconfig import write_admin_kubeconfig
 
@@ -36,12 +36,12 @@ def test_inline_client_certificate_leaves_no_file_behind(
         pki.admin_key,
     )
 
-    connection = connection_from_kubeconfig(kubeconfig)
+    connection = from_kubeconfig(kubeconfig)
 
-    assert isinstance(connection.verify, ssl.SSLContext)
-    assert connection.verify.verify_mode == ssl.CERT_REQUIRED
+    assert isinstance(connection.ssl_context, ssl.SSLContext)
+    assert connection.ssl_context.verify_mode == ssl.CERT_REQUIRED
     # The CA was loaded from memory and the client key went through a directory that is gone.
-    assert connection.verify.cert_store_stats()["x509_ca"] >= 1
+    assert connection.ssl_context.cert_store_stats()["x509_ca"] >= 1
     assert list(private_tmpdir.iterdir()) == []
 
 
@@ -57,9 +57,9 @@ def test_client_certificate_files_are_read_in_place(tmp_path: Path, private_tmpd
         "contexts: [{name: c, context: {cluster: k, user: u, namespace: team-a}}]\n"
     )
 
-    connection = connection_from_kubeconfig(kubeconfig)
+    connection = from_kubeconfig(kubeconfig)
 
     assert connection.server == "https://127.0.0.1:6443"
     assert connection.default_namespace == "team-a"
-    assert isinstance(connection.verify, ssl.SSLContext)
+    assert isinstance(connection.ssl_context, ssl.SSLContext)
     assert list(private_tmpdir.iterdir()) == []

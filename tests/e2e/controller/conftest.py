@@ -120,6 +120,7 @@ class OperatorProcess:
     metrics_port: int
     process: subprocess.Popen[bytes] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)
 
     def start(self) -> None:
         env = {
@@ -140,6 +141,10 @@ class OperatorProcess:
                 f"http://127.0.0.1:{self.liveness_port}/healthz",
                 "--metrics-port",
                 str(self.metrics_port),
+                # One Lease per test: operators of different tests never wait for each other.
+                "--leader-election-namespace",
+                self.namespace,
+                *self.extra_args,
             ],
             env,
             self.log_path,

@@ -71,7 +71,13 @@ def _install(cluster: Cluster, tmp_path: Path, *values: str) -> Iterator[Release
         docs = [doc for doc in yaml.safe_load_all(manifest) if doc]
         (account,) = [d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"]
         (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
-        roles = [d for d in docs if d["kind"] in {"Role", "ClusterRole"} and not _aggregated(d)]
+        roles = [
+            d
+            for d in docs
+            if d["kind"] in {"Role", "ClusterRole"}
+            and not _aggregated(d)
+            and not d["metadata"]["name"].endswith("-leader-election")
+        ]
         assert len(roles) == 1, "one watched namespace or one ClusterRole"
         kubeconfig = cluster.service_account_kubeconfig(
             namespace, account, tmp_path / f"{name}.kubeconfig"
@@ -347,3 +353,44 @@ def test_every_namespaced_rule_is_needed(
     operator = run_operator(chart_operator, namespaced_release, tmp_path / "operator.log")
     line = wait_for(lambda: _permission_error(operator), 45, f"a permission error without {rule}")
     assert line
+
+
+# The leader election's Role (in the release namespace): index of the rule -> its check.
+LEASE_RULES: dict[int, tuple[str, ...]] = {
+    0: ("get", "leases.coordination.k8s.io"),  # get + update, on the release's Lease only
+    1: ("create", "leases.coordination.k8s.io"),
+}
+
+
+@pytest.mark.parametrize("index", sorted(LEASE_RULES), ids=["get-update", "create"])
+def test_every_leader_election_rule_is_needed(
+    cluster: Cluster,
+    namespace: str,
+    namespaced_release: Release,
+    pd_url: str,
+    chart_operator: list[ChartOperator],
+    tmp_path: Path,
+    index: int,
+) -> None:
+    """Without the rule the operator cannot lead: it says so and reconciles nothing."""
+    release = namespaced_release
+    role = f"{release.name}-pagerbridge-leader-election"
+    check = LEASE_RULES[index]
+    lease_name = f"{release.name}-pagerbridge"
+    name_check = (f"{check[0]}", f"{check[1]}/{lease_name}") if index == 0 else check
+    assert can_i(cluster, release, *name_check, "-n", release.namespace)
+    patch = [{"op": "remove", "path": f"/rules/{index}"}]
+    cluster.kubectl(
+        "patch", "role", role, "-n", release.namespace, "--type=json", "-p", json.dumps(patch)
+    )
+    wait_for(
+        lambda: not can_i(cluster, release, *name_check, "-n", release.namespace),
+        10,
+        f"RBAC to stop granting {check}",
+    )
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=minimal_example(pd_url))
+    operator = run_operator(chart_operator, release, tmp_path / "operator.log")
+    line = wait_for(lambda: _permission_error(operator), 45, "a permission error on the Lease")
+    assert "leases" in line
+    assert "became the leader" not in operator.log()
+    assert condition(get_json(cluster, namespace, "pdi", "minimal")) == {}

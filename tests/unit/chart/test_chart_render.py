@@ -43,6 +43,8 @@ def test_default_render_kinds_and_names(helm: Helm) -> None:
         "CustomResourceDefinition",
         "CustomResourceDefinition",
         "Deployment",
+        "Role",
+        "RoleBinding",
         "Service",
         "ServiceAccount",
     ]
@@ -61,8 +63,10 @@ def test_operator_deployment(helm: Helm) -> None:
     pod = deployment["spec"]["template"]["spec"]
     container = _container(objects)
     assert deployment["spec"]["replicas"] == 1
-    # kopf without peering: never two operators during a rollout.
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    # The Lease keeps the new pod standing by during a rollout.
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate"}
+    assert f"--leader-election-namespace={NAMESPACE}" in container["args"]
+    assert "--leader-election-id=pb-pagerbridge" in container["args"]
     account = one(objects, "ServiceAccount")
     assert pod["serviceAccountName"] == account["metadata"]["name"]
     # Only the operator pod opts in to the token.
@@ -178,8 +182,20 @@ def test_cluster_scope_rbac(helm: Helm) -> None:
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": account["name"], "namespace": NAMESPACE}
     ]
-    assert not of_kind(objects, "Role")
-    assert not of_kind(objects, "RoleBinding")
+    # The only Role: the leader election's, in the release namespace.
+    assert [r["metadata"]["name"] for r in of_kind(objects, "Role")] == [
+        "pb-pagerbridge-leader-election"
+    ]
+    assert len(of_kind(objects, "RoleBinding")) == 1
+
+
+def _watch_rbac(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    """The Roles (RoleBindings) of watched namespaces: all but the leader election's."""
+    return [
+        obj
+        for obj in of_kind(objects, kind)
+        if not obj["metadata"]["name"].endswith("-leader-election")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -193,8 +209,8 @@ def test_namespace_scope_renders_roles_not_cluster_roles(
     objects = helm.render("--set", "rbac.scope=namespace", *extra)
     assert not operator_cluster_roles(objects)
     assert not of_kind(objects, "ClusterRoleBinding")
-    roles = of_kind(objects, "Role")
-    bindings = of_kind(objects, "RoleBinding")
+    roles = _watch_rbac(objects, "Role")
+    bindings = _watch_rbac(objects, "RoleBinding")
     assert sorted(r["metadata"]["namespace"] for r in roles) == sorted(watched)
     assert sorted(b["metadata"]["namespace"] for b in bindings) == sorted(watched)
     account = one(objects, "ServiceAccount")["metadata"]["name"]
@@ -274,3 +290,32 @@ def test_scheduling_values_reach_the_pod(helm: Helm) -> None:
     assert pod["spec"]["tolerations"] == [{"key": "dedicated", "operator": "Exists"}]
     assert pod["spec"]["priorityClassName"] == "system-cluster-critical"
     assert pod["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+
+
+def test_leader_election_role_reaches_only_its_lease(helm: Helm) -> None:
+    objects = helm.render("--set", "replicaCount=2")
+    assert one(objects, "Deployment")["spec"]["replicas"] == 2
+    role = one(objects, "Role")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["pb-pagerbridge"],
+            "verbs": ["get", "update"],
+        },
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    ]
+    binding = one(objects, "RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"][0]["name"] == one(objects, "ServiceAccount")["metadata"]["name"]
+
+
+def test_without_leader_election_one_replica_at_most(helm: Helm) -> None:
+    objects = helm.render("--set", "operator.leaderElection=false")
+    assert of_kind(objects, "Role") == []
+    assert one(objects, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    assert "--no-leader-election" in _container(objects)["args"]
+    result = helm.template("--set", "operator.leaderElection=false", "--set", "replicaCount=2")
+    assert result.returncode != 0
+    assert "replicaCount > 1 needs operator.leaderElection" in result.stderr

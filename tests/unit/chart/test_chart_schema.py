@@ -134,7 +134,7 @@ def test_negative_replica_count_fails_with_the_schema_message(helm: Helm) -> Non
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        (["--set", "replicaCount=2"], "maximum: got 2, want 1"),
+        (["--set", "operator.leaderElection=yes"], "/operator/leaderElection"),
         (["--set", "replicaCont=1"], "additional properties 'replicaCont' not allowed"),
         (["--set", "image.tg=1.0"], "additional properties 'tg' not allowed"),
         (

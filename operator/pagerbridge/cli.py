@@ -34,7 +34,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "crds": Subcommand(
         "pagerbridge.api._cli", "write the CustomResourceDefinitions generated from the models"
     ),
-    "sandbox": Subcommand("pagerbridge_devkit.sandbox._cli", "run the PagerDuty and BigPanda simulators"),
+    "sandbox": Subcommand(
+        "pagerbridge_devkit.sandbox._cli", "run the PagerDuty and BigPanda simulators"
+    ),
     "webhook-config": Subcommand(
         "pagerbridge.controller._webhook_config_cli",
         "print the BigPanda webhook configuration of an integration",

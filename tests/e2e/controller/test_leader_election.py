@@ -14,16 +14,16 @@ import httpx
 import pytest
 import yaml
 
-from pagerbridge.localcluster.kubelet import HarnessKubelet
-from pagerbridge.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_API_KEY
-from pagerbridge.sandbox.bigpanda import BigPandaSimulator
-from pagerbridge.sandbox.pagerduty import (
+from pagerbridge_devkit.localcluster.kubelet import HarnessKubelet
+from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_API_KEY
+from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
+from pagerbridge_devkit.sandbox.pagerduty import (
     DEFAULT_API_TOKEN,
     DEFAULT_ROUTING_KEY,
     DEFAULT_SERVICE_ID,
     PagerDutySimulator,
 )
-from pagerbridge.sandbox.server import free_port
+from pagerbridge_devkit.sandbox.server import free_port
 
 from ..conftest import Cluster
 from .conftest import OperatorProcess, condition, get_json, wait_for

@@ -18,7 +18,7 @@ from pagerbridge.clients.kubeconfig import (
     load_credentials,
     server_url,
 )
-from pagerbridge.localcluster import certs
+from pagerbridge_devkit.localcluster import certs
 
 
 def write(path: Path, config: dict[str, object]) -> Path:

@@ -14,7 +14,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
+
+from pagerbridge import __version__
 
 DESCRIPTION = "PagerBridge: BigPanda to PagerDuty, as a Kubernetes operator and a webhook relay."
 
@@ -46,13 +47,6 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "pagerbridge_devkit.demo", "play an incident's life end to end on a local control plane"
     ),
 }
-
-
-def package_version() -> str:
-    try:
-        return version("pagerbridge")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "unknown"
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -88,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pagerbridge", description=DESCRIPTION, formatter_class=HelpFormatter
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in SUBCOMMANDS.items():
         sub_parser = sub.add_parser(

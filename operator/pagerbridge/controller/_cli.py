@@ -123,17 +123,34 @@ async def _main(args: argparse.Namespace, credentials: Any, settings: Any, lease
     import kopf
     from prometheus_client import start_http_server
 
+    from pagerbridge import __version__, jsonlog
     from pagerbridge.clients.kubernetes import KubernetesClient
     from pagerbridge.controller.handlers import build_registry
     from pagerbridge.controller.leadership import LeaderElector
     from pagerbridge.controller.probes import standby_liveness
-    # kopf logs every handler call at INFO: thousands of lines at scale, so WARNING unless -v.
-    kopf.configure(verbose=args.verbose, quiet=not args.verbose, log_format=kopf.LogFormat.JSON)
-    logging.getLogger("pagerbridge").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # One JSON schema with the relay. kopf logs every handler call at INFO (thousands of
+    # lines at scale): WARNING unless -v. Our own INFO lines tell each integration's story.
+    quiet = logging.DEBUG if args.verbose else logging.WARNING
+    jsonlog.configure(
+        "DEBUG" if args.verbose else "INFO",
+        levels={"kopf": quiet, "aiohttp": quiet, "asyncio": quiet},
+    )
+    namespaces: list[str] = list(args.namespace)
+    logging.getLogger(__name__).info(
+        "operator starting",
+        extra={
+            "version": __version__,
+            "scope": "namespaces" if namespaces else "cluster",
+            "namespaces": namespaces or ["*"],
+            "server": credentials.server,
+            "kubeconfig": credentials.source,
+            "context": credentials.context_name,
+            "leaderElection": f"{lease.namespace}/{lease.name}" if lease else "off",
+            "relayImage": settings.relay_image,
+        },
+    )
     if args.metrics_port:
         start_http_server(args.metrics_port)
-    namespaces: list[str] = list(args.namespace)
 
     async with KubernetesClient(credentials, max_connections=2) as lease_client:
         elector = LeaderElector(lease_client, lease) if lease is not None else None

@@ -26,7 +26,19 @@ async def post_event(
     message: str,
     warning: bool,
 ) -> None:
-    """Best effort: an Event that cannot be posted is logged, never fails a reconcile."""
+    """Best effort: an Event that cannot be posted is logged, never fails a reconcile.
+
+    Every Event is a log line too (INFO, WARNING for a warning): the operator's default
+    log tells the same story as ``kubectl describe`` (side effects with their ids,
+    Ready transitions), even where Events are not kept or not allowed."""
+    logger.log(
+        logging.WARNING if warning else logging.INFO,
+        message[:1024],
+        extra={
+            "event": reason,
+            "object": f"{involved.get('kind', '')} {involved['namespace']}/{involved['name']}",
+        },
+    )
     now = now_rfc3339()
     event = {
         "apiVersion": "v1",

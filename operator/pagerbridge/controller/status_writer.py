@@ -101,6 +101,13 @@ class StatusWriter:
             return None
         before = last[1] if last is not None else list(current.get("conditions") or [])
         for condition in c.transitions(before, desired["conditions"]):
+            logger.info(
+                "condition %s=%s (%s)",
+                condition["type"],
+                condition["status"],
+                condition["reason"],
+                extra={"object": f"{kind} {namespace}/{name}", "detail": condition["message"]},
+            )
             if condition["type"] != c.READY:
                 continue
             if c.find(before, c.READY) is None and condition["reason"] == RELAY_STARTING:

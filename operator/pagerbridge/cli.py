@@ -54,9 +54,11 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         help_text = action.help or ""
-        if action.default in (None, False, [], argparse.SUPPRESS) or "%(default)" in help_text:
-            return help_text
-        if "(default" in help_text:
+        flag = action.nargs == 0  # store_true/false, version, help: nothing to show
+        nothing = (
+            action.default is None or action.default == [] or action.default is argparse.SUPPRESS
+        )
+        if flag or nothing or "%(default)" in help_text or "(default" in help_text:
             return help_text
         return super()._get_help_string(action)
 

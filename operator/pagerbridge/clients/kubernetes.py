@@ -160,6 +160,12 @@ class KubernetesClient:
             ),
             self.credentials.auth,
         )
+        # For the few calls outside lightkube's resource model (/version), same pool.
+        self._http = httpx.AsyncClient(
+            base_url=self.credentials.server,
+            transport=transport,
+            timeout=httpx.Timeout(timeout, connect=5.0),
+        )
         config = KubeConfig.from_one(
             cluster=Cluster(server=self.credentials.server),
             user=User(),  # authentication is the transport's
@@ -193,6 +199,20 @@ class KubernetesClient:
 
     async def aclose(self) -> None:
         await self._lk.close()
+        await self._http.aclose()
+
+    async def server_version(self) -> str:
+        """The API server's ``gitVersion``: proves it is reachable and takes our credentials."""
+        try:
+            response = await self._http.get("/version")
+        except (httpx.HTTPError, KubeconfigError) as exc:
+            raise self._error(f"GET {self.credentials.server}/version", exc) from None
+        if response.status_code >= 300:
+            raise KubernetesError(
+                f"GET {self.credentials.server}/version: HTTP {response.status_code}",
+                response.status_code,
+            )
+        return str(response.json().get("gitVersion", "unknown"))
 
     @staticmethod
     def _error(what: str, exc: Exception) -> KubernetesError:
@@ -210,7 +230,8 @@ class KubernetesClient:
             return cls(f"{what}: HTTP {code}", code)
         if isinstance(exc, KubeconfigError):
             return KubernetesError(f"{what}: {exc}", 401)
-        return KubernetesError(f"{what}: {type(exc).__name__}")
+        detail = str(exc)[:200]  # transport errors name hosts, never credentials
+        return KubernetesError(f"{what}: {type(exc).__name__}" + (f": {detail}" if detail else ""))
 
     async def _call(self, what: str, call: Any) -> Obj:
         try:

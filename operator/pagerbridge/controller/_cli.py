@@ -119,12 +119,13 @@ async def _main(args: argparse.Namespace, credentials: Any, settings: Any, lease
     import asyncio
     import logging
     import os
+    import sys
 
     import kopf
     from prometheus_client import start_http_server
 
     from pagerbridge import __version__, jsonlog
-    from pagerbridge.clients.kubernetes import KubernetesClient
+    from pagerbridge.clients.kubernetes import KubernetesClient, KubernetesError
     from pagerbridge.controller.handlers import build_registry
     from pagerbridge.controller.leadership import LeaderElector
     from pagerbridge.controller.probes import standby_liveness
@@ -153,6 +154,18 @@ async def _main(args: argparse.Namespace, credentials: Any, settings: Any, lease
         start_http_server(args.metrics_port)
 
     async with KubernetesClient(credentials, max_connections=2) as lease_client:
+        try:
+            server_version = await lease_client.server_version()
+        except KubernetesError as exc:
+            print(
+                f"pagerbridge operator: cannot use the API server {credentials.server} "
+                f"({credentials.source or 'in-cluster'}): {exc}",
+                file=sys.stderr,
+            )
+            return 1
+        logging.getLogger(__name__).info(
+            "API server reachable", extra={"server": credentials.server, "version": server_version}
+        )
         elector = LeaderElector(lease_client, lease) if lease is not None else None
         if elector is not None:
             async with standby_liveness(args.liveness):

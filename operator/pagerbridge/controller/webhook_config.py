@@ -64,7 +64,11 @@ async def show(
             print(f"PagerDutyIntegration {namespace}/{name} not found", file=sys.stderr)
             return 1
         except KubernetesError as exc:
-            print(f"cannot read {namespace}/{name}: {exc}", file=sys.stderr)
+            print(
+                f"cannot read PagerDutyIntegration {namespace}/{name} "
+                f"from {credentials.server}: {exc}",
+                file=sys.stderr,
+            )
             return 1
         webhook = (body.get("status") or {}).get("bigPandaWebhook")
         if not webhook:

@@ -12,15 +12,31 @@ from pagerbridge.api.contract import RELAY_CONFIG_FLAG, RELAY_HOST_FLAG, RELAY_P
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(RELAY_CONFIG_FLAG, required=True, help="RelayConfig JSON file")
+    parser.add_argument(
+        RELAY_CONFIG_FLAG,
+        required=True,
+        metavar="FILE",
+        help="RelayConfig JSON file (reloaded on change)",
+    )
     parser.add_argument(
         RELAY_HOST_FLAG,
         default=os.environ.get("PAGERBRIDGE_RELAY_HOST", "0.0.0.0"),  # noqa: S104
+        metavar="ADDRESS",
+        help="address to listen on ($PAGERBRIDGE_RELAY_HOST)",
     )
     parser.add_argument(
-        RELAY_PORT_FLAG, type=int, default=int(os.environ.get("PAGERBRIDGE_RELAY_PORT", "8080"))
+        RELAY_PORT_FLAG,
+        type=int,
+        default=int(os.environ.get("PAGERBRIDGE_RELAY_PORT", "8080")),
+        help="port to listen on ($PAGERBRIDGE_RELAY_PORT)",
     )
-    parser.add_argument("--log-level", default=os.environ.get("PAGERBRIDGE_LOG_LEVEL", "info"))
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        type=str.lower,
+        default=os.environ.get("PAGERBRIDGE_LOG_LEVEL", "info").lower(),
+        help="least severe log level written ($PAGERBRIDGE_LOG_LEVEL)",
+    )
     parser.add_argument(
         "--events-rate-limit",
         type=float,

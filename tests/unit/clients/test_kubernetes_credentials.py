@@ -63,3 +63,27 @@ def test_client_certificate_files_are_read_in_place(tmp_path: Path, private_tmpd
     assert connection.default_namespace == "team-a"
     assert isinstance(connection.ssl_context, ssl.SSLContext)
     assert list(private_tmpdir.iterdir()) == []
+
+
+async def test_client_and_kopf_login_leave_no_key_material(
+    tmp_path: Path, private_tmpdir: Path
+) -> None:
+    """Both HTTP stacks of the operator (ours and kopf's) get the same in-memory TLS context:
+    neither lightkube nor kopf writes the client key to a temporary file."""
+    from pagerbridge.clients.kubernetes import KubernetesClient
+    from pagerbridge.controller.login import kopf_session
+
+    pki = certs.generate(tmp_path / "pki")
+    kubeconfig = write_admin_kubeconfig(
+        tmp_path / "kubeconfig",
+        "https://127.0.0.1:6443",
+        pki.ca_cert,
+        pki.admin_cert,
+        pki.admin_key,
+    )
+    credentials = from_kubeconfig(kubeconfig)
+    async with KubernetesClient(credentials):
+        session = kopf_session(credentials)
+        assert session.server == "https://127.0.0.1:6443"
+        await session.aiohttp_session.close()
+    assert list(private_tmpdir.iterdir()) == []

@@ -75,6 +75,10 @@ def test_operator_converges_after_an_apiserver_restart(
         free_port(),
         free_port(),
         extra_env={"PAGERBRIDGE_RESYNC_SECONDS": "600"},
+        # A leader that cannot renew its Lease for the renew deadline exits (in a pod, to be
+        # restarted as a follower); this test is about watches surviving the outage, in a
+        # process nothing would restart, so the deadline outlasts the outage.
+        extra_args=["--lease-duration=120", "--lease-renew-deadline=90"],
     )
     with HarnessKubelet(plane.kubeconfig, tmp_path / "kubelet", NAMESPACE) as kubelet:
         operator.start()

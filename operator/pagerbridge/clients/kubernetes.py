@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from lightkube import ApiError, AsyncClient
@@ -104,6 +105,20 @@ class Resource:
     version: str
     plural: str
     namespaced: bool = True
+
+    @property
+    def prefix(self) -> str:
+        """``/api/v1`` or ``/apis/GROUP/VERSION``."""
+        return f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        path = self.prefix
+        if namespace is not None and self.namespaced:
+            path += f"/namespaces/{quote(namespace)}"
+        path += f"/{self.plural}"
+        if name is not None:
+            path += f"/{quote(name)}"
+        return path
 
     @property
     def lightkube(self) -> Any:

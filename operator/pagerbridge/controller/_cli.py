@@ -129,6 +129,7 @@ async def _main(args: argparse.Namespace, credentials: Any, settings: Any, lease
     from pagerbridge.controller.handlers import build_registry
     from pagerbridge.controller.leadership import LeaderElector
     from pagerbridge.controller.probes import standby_liveness
+
     # One JSON schema with the relay. kopf logs every handler call at INFO (thousands of
     # lines at scale): WARNING unless -v. Our own INFO lines tell each integration's story.
     quiet = logging.DEBUG if args.verbose else logging.WARNING

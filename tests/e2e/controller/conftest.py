@@ -28,7 +28,7 @@ from pagerbridge_devkit.sandbox.pagerduty import (
     DEFAULT_ROUTING_KEY,
     PagerDutySimulator,
 )
-from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port
+from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port, loopback_egress_env
 
 from ..conftest import Cluster
 
@@ -129,6 +129,7 @@ class OperatorProcess:
             "PAGERBRIDGE_WATCH_SERVER_TIMEOUT": "30",
             "PAGERBRIDGE_TOKEN_ROTATION_GRACE_SECONDS": "2",
             "PAGERBRIDGE_WATCH_CLIENT_TIMEOUT": "45",
+            **loopback_egress_env(),
             **self.extra_env,
         }
         self.process = start_operator(

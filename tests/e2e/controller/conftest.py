@@ -120,6 +120,7 @@ class OperatorProcess:
     metrics_port: int
     process: subprocess.Popen[bytes] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    extra_namespaces: list[str] = field(default_factory=list)
 
     def start(self) -> None:
         env = {
@@ -137,6 +138,7 @@ class OperatorProcess:
                 "operator",
                 "-n",
                 self.namespace,
+                *(arg for ns in self.extra_namespaces for arg in ("-n", ns)),
                 "--liveness",
                 f"http://127.0.0.1:{self.liveness_port}/healthz",
                 "--metrics-port",

@@ -222,6 +222,7 @@ class Reconciler:
         try:
             spec = _parse(info)
             egress.check_spec(spec, self.settings.egress)  # before anything is called
+            self.settings.relay_policy.check_spec(spec, self.settings.relay_image)
             ctx = Context(self.kube, world, self.settings, owner, spec, info, memory, requeue_after)
             compiled, results = await self._converge(ctx, overrides, mappings, resync)
         except WaitingForInput as exc:

@@ -5,8 +5,9 @@ chart writes its ``relay`` values there); ``spec.relay`` of each integration ove
 them (:mod:`pagerbridge.api.relay_pod`). A malformed value stops the operator at start.
 
 The egress and cost bounds (``PAGERBRIDGE_EGRESS_*``, ``PAGERBRIDGE_CALL_*``,
-``PAGERBRIDGE_RECONCILE_DEADLINE_SECONDS``, ``PAGERBRIDGE_NAMESPACE_CONCURRENCY``) are the
-cluster admin's, set from the Helm values: no CR can widen them.
+``PAGERBRIDGE_RECONCILE_DEADLINE_SECONDS``, ``PAGERBRIDGE_NAMESPACE_CONCURRENCY``) and the
+relay policy (``PAGERBRIDGE_RELAY_IMAGE_PREFIXES``, ``PAGERBRIDGE_RELAY_SERVICE_TYPES``)
+are the cluster admin's, set from the Helm values: no CR can widen them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pagerbridge import DEFAULT_IMAGE
 from pagerbridge.api import RelayPodSettings
 from pagerbridge.clients._http import CallLimits
 from pagerbridge.clients.egress import DEFAULT_ALLOWED_HOSTS, EgressPolicy
+from pagerbridge.controller.relay_policy import RelayPolicy
 
 RELAY_DEFAULTS_ENV = "PAGERBRIDGE_RELAY_DEFAULTS"
 
@@ -73,6 +75,7 @@ class OperatorSettings:
     call_limits: CallLimits = field(default_factory=CallLimits)
     reconcile_deadline_seconds: float = 120.0  # one reconcile, all its calls together
     namespace_concurrency: int = 4  # reconciles of one namespace running at once
+    relay_policy: RelayPolicy = field(default_factory=RelayPolicy)
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -106,4 +109,8 @@ class OperatorSettings:
                 env.get("PAGERBRIDGE_RECONCILE_DEADLINE_SECONDS", "120")
             ),
             namespace_concurrency=int(env.get("PAGERBRIDGE_NAMESPACE_CONCURRENCY", "4")),
+            relay_policy=RelayPolicy.parse(
+                _list(env.get("PAGERBRIDGE_RELAY_IMAGE_PREFIXES")),
+                _list(env.get("PAGERBRIDGE_RELAY_SERVICE_TYPES"), ("ClusterIP",)),
+            ),
         )

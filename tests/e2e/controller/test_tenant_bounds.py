@@ -205,3 +205,32 @@ def test_hostile_upstream_cannot_starve_other_tenants(
             kubelet.stop()
             for ns in (good, other):
                 cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_relay_image_and_service_type_follow_the_admin_policy(
+    cluster: Cluster,
+    namespace: str,
+    operator: OperatorProcess,
+    pagerduty: tuple[PagerDutySimulator, str],
+) -> None:
+    """Default policy: only the operator's own relay image, only ClusterIP."""
+    _, pd_url = pagerduty
+    apply(cluster, namespace, pd_secret())
+    for name, relay, reason in (
+        ("foreign-image", {"image": "docker.io/attacker/relay:1"}, "ImageNotAllowed"),
+        ("exposed", {"service": {"type": "LoadBalancer"}}, "ServiceTypeNotAllowed"),
+    ):
+        manifest = yaml.safe_load(integration(name, pd_url))
+        manifest["spec"]["relay"] = relay
+        apply(cluster, namespace, yaml.safe_dump(manifest))
+        found = wait_for(
+            lambda n=name, r=reason: (
+                (c := ready(cluster, namespace, n)).get("reason") == r  # type: ignore[misc]
+                and c
+            ),
+            60,
+            f"{reason} on {name}",
+        )
+        assert found["status"] == "False"
+        assert get_json(cluster, namespace, "deployment", f"{name}-relay") is None
+        assert get_json(cluster, namespace, "service", f"{name}-relay") is None

@@ -10,6 +10,7 @@ import pytest
 from chart.helm_tools import Helm, of_kind, one
 from pagerbridge.clients._http import CallLimits
 from pagerbridge.clients.egress import EgressPolicy
+from pagerbridge.controller.relay_policy import RelayPolicy
 from pagerbridge.controller.settings import OperatorSettings
 
 
@@ -27,6 +28,7 @@ def test_defaults_match_the_code(helm: Helm, monkeypatch: pytest.MonkeyPatch) ->
     assert settings.call_limits == CallLimits()
     assert settings.reconcile_deadline_seconds == OperatorSettings().reconcile_deadline_seconds
     assert settings.namespace_concurrency == OperatorSettings().namespace_concurrency
+    assert settings.relay_policy == OperatorSettings().relay_policy
     assert of_kind(helm.render(), "NetworkPolicy") == []
 
 
@@ -37,6 +39,8 @@ def test_admin_values_reach_the_operator(helm: Helm, monkeypatch: pytest.MonkeyP
         "--set", "egress.allowHttp=true",
         "--set", "limits.maxPages=3",
         "--set", "limits.namespaceConcurrency=2",
+        "--set", "relayPolicy.allowedImagePrefixes={registry.example.com/team/}",
+        "--set", "relayPolicy.allowedServiceTypes={ClusterIP,NodePort}",
     )  # fmt: skip
     settings = _settings(objects, monkeypatch)
     assert settings.egress == EgressPolicy.parse(
@@ -44,11 +48,18 @@ def test_admin_values_reach_the_operator(helm: Helm, monkeypatch: pytest.MonkeyP
     )
     assert settings.call_limits.max_pages == 3
     assert settings.namespace_concurrency == 2
+    assert settings.relay_policy == RelayPolicy.parse(
+        ["registry.example.com/team/"], ["ClusterIP", "NodePort"]
+    )
 
 
 @pytest.mark.parametrize(
     "value",
-    ["egress.allowedHosts={https://x.example}", "egress.allowedNetworks={10.0.0.1}"],
+    [
+        "egress.allowedHosts={https://x.example}",
+        "egress.allowedNetworks={10.0.0.1}",
+        "relayPolicy.allowedServiceTypes={Ingress}",
+    ],
 )
 def test_schema_refuses_malformed_entries(helm: Helm, value: str) -> None:
     result = helm.template("--set", value)

@@ -56,6 +56,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             )
         except (OSError, TimeoutError) as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}") from exc
+        if not infos:
+            raise httpcore.ConnectError(f"cannot resolve {host}")
         candidates = []
         for info in infos:
             address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])

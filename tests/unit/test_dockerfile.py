@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import posixpath
+import re
 import shlex
 import shutil
 import subprocess
@@ -150,10 +151,15 @@ def relay_pod() -> dict[str, Any]:
     return pod
 
 
+def _commands(run: str) -> list[str]:
+    """The shell commands of one RUN (split on ``&&``)."""
+    return [part.strip() for part in run.split("&&")]
+
+
 def test_multi_stage_on_slim_python_311() -> None:
     assert len(STAGES) >= 2, "build and runtime stages"
     for stage in STAGES:
-        assert stage.base.startswith("python:3.11-slim"), stage.base
+        assert re.match(r"python:3\.11(\.\d+)?-slim", stage.base), stage.base
     build, runtime = STAGES[0], STAGES[-1]
     assert build.name == "build"
     # Stage 1 builds wheels; stage 2 installs those wheels only, offline, no extras.
@@ -161,12 +167,65 @@ def test_multi_stage_on_slim_python_311() -> None:
     installs = [run for run in runtime.all("RUN") if "pip install" in run]
     assert len(installs) == 1
     (install,) = installs
-    assert "--no-index" in install
     assert "from=build" in install
-    assert "[" not in install.split("pip install", 1)[1], "no extras (test/lint) in the image"
-    assert "-e " not in install
+    pip_installs = [c for c in _commands(install) if "pip install" in c]
+    assert pip_installs
+    for command in pip_installs:
+        assert "--no-index" in command
+        assert "[" not in command.split("pip install", 1)[1], "no extras (test/lint) in the image"
+        assert "-e " not in command
     # Nothing but the runtime stage's own layers: the build tree is not copied over.
     assert not any("--from=build" in copy for copy in runtime.all("COPY"))
+
+
+def test_base_image_pinned_by_digest_and_overridable() -> None:
+    """One ARG names the base, pinned by digest; every stage uses it, so a local build
+    (the real node: ``--build-arg PYTHON_IMAGE=<local base>``) replaces it everywhere."""
+    text = DOCKERFILE.read_text()
+    (default,) = re.findall(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.MULTILINE)
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}", default)
+    froms = re.findall(r"^FROM (\S+)", text, re.MULTILINE)
+    assert froms
+    assert set(froms) == {"${PYTHON_IMAGE}"}
+
+
+def test_third_party_code_only_from_the_hash_pinned_locks() -> None:
+    build, runtime = STAGES[0], STAGES[-1]
+    fetches = [
+        c
+        for run in build.all("RUN")
+        for c in _commands(run)
+        if re.search(r"pip (wheel|install)", c)
+    ]
+    third_party = [c for c in fetches if "-r requirements/" in c]
+    assert {re.search(r"-r requirements/(\S+)", c).group(1) for c in third_party} == {  # type: ignore[union-attr]
+        "runtime.lock",
+        "build.lock",
+    }
+    for command in third_party:
+        assert "--require-hashes" in command
+        assert "--only-binary=:all:" in command, "no sdist builds with unpinned backends"
+        assert "--no-deps" in command
+    (own,) = [c for c in fetches if c not in third_party]
+    assert "--no-index" in own
+    assert "--no-build-isolation" in own  # the pinned backend, nothing fetched
+    runtime_pip = [c for run in runtime.all("RUN") for c in _commands(run) if "pip install" in c]
+    locked = [c for c in runtime_pip if "runtime.lock" in c]
+    assert len(locked) == 1
+    assert "--require-hashes" in locked[0]
+    for command in runtime_pip:
+        assert "--no-deps" in command
+
+
+def test_no_pip_in_the_final_image() -> None:
+    (install,) = [run for run in RUNTIME.all("RUN") if "pip install" in run]
+    commands = _commands(install)
+    removal = next(i for i, c in enumerate(commands) if "shutil.rmtree" in c)
+    assert '"pip", "ensurepip"' in commands[removal]
+    assert all("pip install" not in c for c in commands[removal:])
+    assert commands[-1].startswith("! python -m pip"), "the build proves pip is gone"
+    later = RUNTIME.instructions[RUNTIME.instructions.index(("RUN", install)) + 1 :]
+    assert not any("pip" in arguments for keyword, arguments in later if keyword == "RUN")
 
 
 def test_runtime_user_is_numeric_non_root_and_matches_chart_and_relay(

@@ -44,7 +44,7 @@ from pagerbridge_devkit.sandbox import bigpanda as bp
 from pagerbridge_devkit.sandbox import pagerduty as pd
 from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
 from pagerbridge_devkit.sandbox.pagerduty import PagerDutySimulator
-from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port
+from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port, loopback_egress_env
 
 LOCAL_NAMESPACE = "pagerbridge-demo"
 # A second Events API v2 integration key on the sandbox service: alerts tagged with it
@@ -211,7 +211,7 @@ class Environment:
                     "--metrics-port", str(metrics),
                 ],
                 stdout=log,
-                env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+                env={**os.environ, "KUBECONFIG": str(kubeconfig), **loopback_egress_env()},
             )  # fmt: skip
         self.on_close("operator", lambda: stop_process(process, timeout=15))
         self.operator = process

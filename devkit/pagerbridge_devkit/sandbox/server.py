@@ -16,9 +16,30 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
+from pagerbridge.clients.egress import DEFAULT_ALLOWED_HOSTS, EgressPolicy
+from pagerbridge.controller.settings import ENV_EGRESS_ALLOW_HTTP, ENV_EGRESS_ALLOWED_HOSTS
+
 #: ASGI scope extension under which :func:`drop_capable_protocol` exposes the connection's
 #: transport, so fault injection can close it without sending a response.
 TRANSPORT_EXTENSION = "pagerbridge.transport"
+
+
+def loopback_egress_policy() -> EgressPolicy:
+    """The policy of :func:`loopback_egress_env`, for tests that build settings directly."""
+    return EgressPolicy.parse((*DEFAULT_ALLOWED_HOSTS, "127.0.0.1"), allow_http=True)
+
+
+def loopback_egress_env() -> dict[str, str]:
+    """Operator environment that lets it reach simulators on 127.0.0.1 over http.
+
+    The public defaults stay allowed (an integration without explicit URLs still validates);
+    only the dev kit and the tests use this: a real install's egress comes from the Helm
+    values (``egress.*``).
+    """
+    return {
+        ENV_EGRESS_ALLOWED_HOSTS: ",".join((*DEFAULT_ALLOWED_HOSTS, "127.0.0.1")),
+        ENV_EGRESS_ALLOW_HTTP: "true",
+    }
 
 
 def free_port(host: str = "127.0.0.1") -> int:

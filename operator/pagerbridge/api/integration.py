@@ -6,24 +6,48 @@ rejects an inconsistent manifest with the message written here.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, ConfigDict, Field, JsonValue
 
 from pagerbridge.api._base import CamelModel
 from pagerbridge.api.common import Condition, SecretKeyRef
 from pagerbridge.api.relay_pod import RelayPodSettings
 from pagerbridge.api.severity import DEFAULT_SEVERITY_MAP, BigPandaStatus, PagerDutySeverity
 
+# A *base* URL: the operator and the relay append fixed paths to it. User info, a query or
+# a fragment would change what that means (a trailing "?" turns our path into a query
+# string), so the API server refuses them (CEL rule below) and so do the models.
+BASE_URL_PATTERN = r"^https?://[^/?#@\s]+(/[^?#\s]*)?$"
+BASE_URL_MESSAGE = (
+    "must be a base URL http(s)://host[:port][/path], without user info (@), "
+    "query (?) or fragment (#)"
+)
+_BASE_URL_RE = re.compile(BASE_URL_PATTERN)
+
+
+def _check_base_url(value: str) -> str:
+    if _BASE_URL_RE.fullmatch(value) is None:
+        raise ValueError(BASE_URL_MESSAGE)
+    return value
+
+
 HttpUrl = Annotated[
     str,
     Field(
         max_length=2048,
         pattern=r"^https?://[^\s/$.?#][^\s]*$",
-        description="An absolute http(s) URL.",
+        description="An absolute http(s) base URL, without user info, query or fragment.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": f"self.matches(r'{BASE_URL_PATTERN}')", "message": BASE_URL_MESSAGE}
+            ]
+        },
     ),
+    AfterValidator(_check_base_url),
 ]
 Email = Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 

@@ -47,6 +47,13 @@ class PagerDutyRelayConfig(CamelModel):
         description="File holding the Webhooks v3 signing secret(s), one per line "
         "(several during rotation).",
     )
+    webhook_max_age_seconds: int = Field(
+        default=24 * 3600,
+        ge=60,
+        le=48 * 3600,
+        description="Webhooks v3 events whose signed occurred_at is older than this are "
+        "ignored (replay window; PagerDuty retries for up to 48 h).",
+    )
 
     @property
     def events_enqueue_url(self) -> str:

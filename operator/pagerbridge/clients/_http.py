@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
+from pagerbridge.clients.egress import URLNotAllowed
 from pagerbridge.clients.errors import (
     ClientError,
     Conflict,
     ConnectionFailed,
+    EgressRefused,
+    MalformedResponse,
     RateLimited,
     Rejected,
     ServerError,
@@ -18,6 +26,22 @@ from pagerbridge.clients.errors import (
 )
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class CallLimits:
+    """What one external call may cost the operator (its settings, from the Helm values).
+
+    ``deadline`` bounds the whole call (connect, send, every read), unlike httpx's
+    per-read timeouts; bodies are read streamed and cut at ``max_response_bytes``; a
+    listing stops with an error past ``max_pages`` pages or ``max_items`` items.
+    """
+
+    deadline: float = 30.0
+    max_response_bytes: int = 1 << 20
+    max_pages: int = 20
+    max_items: int = 1000
 
 
 def path_segment(value: str) -> str:
@@ -64,6 +88,8 @@ async def send(what: str, request: Callable[[], Awaitable[httpx.Response]]) -> h
     """
     try:
         response = await request()
+    except URLNotAllowed as exc:
+        raise EgressRefused(f"{what}: {exc}") from None
     except httpx.TimeoutException as exc:
         raise ConnectionFailed(f"{what}: timed out ({type(exc).__name__})") from None
     except httpx.TransportError as exc:
@@ -72,9 +98,79 @@ async def send(what: str, request: Callable[[], Awaitable[httpx.Response]]) -> h
     return response
 
 
+async def call(
+    client: httpx.AsyncClient,
+    what: str,
+    method: str,
+    url: str,
+    limits: CallLimits,
+    *,
+    params: dict[str, str] | None = None,
+    json_body: Any = None,
+) -> httpx.Response:
+    """One bounded request: overall deadline, streamed size cap, policy refusals mapped.
+
+    Returns the response with its (capped) body read; error statuses raise like
+    :func:`send`.
+    """
+    # Uncompressed only: the size cap then bounds the memory the body takes.
+    request = client.build_request(
+        method, url, params=params, json=json_body, headers={"Accept-Encoding": "identity"}
+    )
+    try:
+        async with asyncio.timeout(limits.deadline):
+            response = await client.send(request, stream=True)
+            try:
+                if response.headers.get("content-encoding", "identity") != "identity":
+                    raise MalformedResponse(
+                        f"{what}: compressed answer although none was accepted",
+                        status=response.status_code,
+                    )
+                body = bytearray()
+                async for chunk in response.aiter_raw():
+                    body.extend(chunk)
+                    if len(body) > limits.max_response_bytes:
+                        raise MalformedResponse(
+                            f"{what}: answer larger than {limits.max_response_bytes} bytes",
+                            status=response.status_code,
+                        )
+            finally:
+                await response.aclose()
+    except URLNotAllowed as exc:
+        raise EgressRefused(f"{what}: {exc}") from None
+    except (TimeoutError, httpx.TimeoutException):
+        raise ConnectionFailed(f"{what}: no complete answer within {limits.deadline:g}s") from None
+    except httpx.TransportError as exc:
+        raise ConnectionFailed(f"{what}: {type(exc).__name__}") from None
+    bounded = httpx.Response(
+        response.status_code, headers=response.headers, content=bytes(body), request=request
+    )
+    raise_for_status(bounded, what)
+    return bounded
+
+
+def parse(model: type[M], response: httpx.Response, what: str) -> M:
+    """The body as ``model``, or :class:`MalformedResponse` (never a KeyError or crash)."""
+    try:
+        return model.model_validate(json.loads(response.content))
+    except (ValueError, ValidationError) as exc:
+        detail = (
+            f"{exc.error_count()} field error(s), first at "
+            + ".".join(map(str, exc.errors()[0]["loc"]))
+            if isinstance(exc, ValidationError)
+            else "not JSON"
+        )
+        raise MalformedResponse(
+            f"{what}: unexpected answer ({detail})", status=response.status_code
+        ) from None
+
+
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "CallLimits",
     "ClientError",
+    "call",
+    "parse",
     "parse_retry_after",
     "path_segment",
     "raise_for_status",

@@ -4,7 +4,11 @@ update and delete the outbound webhook BigPanda shares incidents through.
 Auth is a BigPanda *User API key* (``Authorization: Bearer ...``). BigPanda answers
 create/get/patch with an array of ``{name, parent_system_id, workflow_config}``; ids are
 ``webhook_v2.<name>``. Failures are :mod:`pagerbridge.clients.errors` classes (via
-``_http.send``); messages carry no credential.
+``_http.call``); messages carry no credential.
+
+The base URL comes from a tenant's CR: calls go through the egress policy's guarded
+transport and the :class:`~pagerbridge.clients._http.CallLimits`, and answers are parsed
+into :class:`Integration` (an unexpected shape is a ``MalformedResponse``).
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from pydantic import BaseModel, ConfigDict, RootModel
 
-from pagerbridge.clients._http import DEFAULT_TIMEOUT, send
-from pagerbridge.clients.errors import Rejected
+from pagerbridge.clients._http import DEFAULT_TIMEOUT, CallLimits, call, parse
+from pagerbridge.clients.egress import EgressPolicy, URLNotAllowed
+from pagerbridge.clients.errors import EgressRefused, MalformedResponse, Rejected
+from pagerbridge.clients.guard import GuardedTransport
 
 PARENT_SYSTEM_ID = "webhook_v2"
 # NOT PUBLIC in BigPanda's docs: the name of the workflow event field that says which
@@ -30,18 +37,42 @@ def integration_id(name: str) -> str:
     return f"{PARENT_SYSTEM_ID}.{name}"
 
 
-def _first(payload: Any) -> dict[str, Any]:
-    item = payload[0] if isinstance(payload, list) else payload
-    return dict(item)
+class Integration(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str
+    workflow_config: dict[str, Any] | None = None
+
+
+class _Answer(RootModel[list[Integration] | Integration]):
+    def first(self, what: str) -> dict[str, Any]:
+        items = self.root if isinstance(self.root, list) else [self.root]
+        if not items:
+            raise MalformedResponse(f"{what}: empty answer")
+        return items[0].model_dump()
 
 
 class BigPandaIntegrations:
-    """``async with BigPandaIntegrations(api_url, user_api_key) as client: ...``."""
+    """``async with BigPandaIntegrations(api_url, user_api_key, policy=...) as client:``."""
 
-    def __init__(self, api_url: str, api_key: str) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        api_key: str,
+        *,
+        policy: EgressPolicy,
+        limits: CallLimits | None = None,
+    ) -> None:
+        try:
+            policy.check_url(api_url)
+        except URLNotAllowed as exc:
+            raise EgressRefused(f"BigPanda API: {exc}") from None
+        self._limits = limits or CallLimits()
         self._http = httpx.AsyncClient(
             base_url=api_url.rstrip("/"),
             timeout=DEFAULT_TIMEOUT,
+            transport=GuardedTransport(policy),
+            trust_env=False,
             headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
         )
 
@@ -51,18 +82,20 @@ class BigPandaIntegrations:
     async def __aexit__(self, *exc_info: object) -> None:
         await self._http.aclose()
 
+    async def _one(self, what: str, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        response = await call(self._http, what, method, path, self._limits, json_body=body)
+        return parse(_Answer, response, what).first(what)
+
     async def get(self, name: str) -> dict[str, Any] | None:
         """The integration, or None when BigPanda has none by that name."""
         try:
-            response = await send(
-                "GET /integrations/{id}",
-                lambda: self._http.get(f"{PREFIX}/{integration_id(name)}"),
+            return await self._one(
+                "GET /integrations/{id}", "GET", f"{PREFIX}/{integration_id(name)}"
             )
         except Rejected as exc:
             if exc.status == 404:
                 return None
             raise
-        return _first(response.json())
 
     async def create(self, name: str, workflow_config: WorkflowConfig) -> dict[str, Any]:
         body = {
@@ -70,24 +103,25 @@ class BigPandaIntegrations:
             "parent_system_id": PARENT_SYSTEM_ID,
             "workflow_config": workflow_config,
         }
-        response = await send("POST /integrations", lambda: self._http.post(PREFIX, json=body))
-        return _first(response.json())
+        return await self._one("POST /integrations", "POST", PREFIX, body)
 
     async def update(self, name: str, workflow_config: WorkflowConfig) -> dict[str, Any]:
-        response = await send(
+        return await self._one(
             "PATCH /integrations/{id}",
-            lambda: self._http.patch(
-                f"{PREFIX}/{integration_id(name)}", json={"workflow_config": workflow_config}
-            ),
+            "PATCH",
+            f"{PREFIX}/{integration_id(name)}",
+            {"workflow_config": workflow_config},
         )
-        return _first(response.json())
 
     async def delete(self, name: str) -> bool:
         """Delete; False when it was already gone."""
         try:
-            await send(
+            await call(
+                self._http,
                 "DELETE /integrations/{id}",
-                lambda: self._http.delete(f"{PREFIX}/{integration_id(name)}"),
+                "DELETE",
+                f"{PREFIX}/{integration_id(name)}",
+                self._limits,
             )
         except Rejected as exc:
             if exc.status == 404:

@@ -12,11 +12,21 @@
         │                            surface it in metrics and logs, move on
         ├── Conflict                 409: the target is already in that state (BigPanda:
         │                            already resolved); callers usually treat it as success
-        └── Unauthorized             401/403: credentials are wrong; surfaced (metric, log,
-                                     readiness, condition ``InvalidKey`` /
-                                     ``BigPandaUnauthorized``) and retried slowly, since a
-                                     rotated Secret fixes it without anyone touching the
-                                     event
+        ├── Unauthorized             401/403: credentials are wrong; surfaced (metric, log,
+        │                            readiness, condition ``InvalidKey`` /
+        │                            ``BigPandaUnauthorized``) and retried slowly, since a
+        │                            rotated Secret fixes it without anyone touching the
+        │                            event
+        ├── EgressRefused            the URL or the address it resolves to is outside the
+        │                            admin's egress policy (:mod:`.egress`): nothing was
+        │                            sent; condition ``URLNotAllowed``
+        └── MalformedResponse        a 2xx answer we cannot use: not the JSON shape the API
+                                     documents, larger than the size cap, or a listing
+                                     longer than the page/item caps; condition, slow retry
+
+A call that has no complete answer within its overall deadline (``CallLimits.deadline``:
+connect, send and every read together, so a server dribbling one byte at a time cannot
+hold a worker) is a ``ConnectionFailed``.
 
 Messages never contain a credential: only method, URL path, status and the service's own
 error text.
@@ -73,3 +83,11 @@ class Conflict(PermanentError):
 
 class Unauthorized(PermanentError):
     """401/403: bad or revoked credentials."""
+
+
+class EgressRefused(PermanentError):
+    """The egress policy refused the URL or its address; no request was sent."""
+
+
+class MalformedResponse(PermanentError):
+    """A success answer that is unusable: wrong shape, too large, or an endless listing."""

@@ -2,20 +2,29 @@
 incident changes of one service back to the relay.
 
 PagerDuty returns the signing secret once, in the create response; the caller stores it.
-Failures are :mod:`pagerbridge.clients.errors` classes (via ``_http.send``); the API key is
+Failures are :mod:`pagerbridge.clients.errors` classes (via ``_http.call``); the API key is
 sent as ``Authorization: Token token=...`` and never appears in a message.
+
+The base URL comes from a tenant's CR, so every call goes through the egress policy's
+guarded transport and the :class:`~pagerbridge.clients._http.CallLimits`: each answer is
+parsed into the models below (a missing key is a ``MalformedResponse``, not a crash), and
+the listing stops with an error past the page and item caps however long ``more: true``
+goes on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from pagerbridge.clients._http import DEFAULT_TIMEOUT, send
-from pagerbridge.clients.errors import Rejected
+from pagerbridge.clients._http import DEFAULT_TIMEOUT, CallLimits, call, parse
+from pagerbridge.clients.egress import EgressPolicy, URLNotAllowed
+from pagerbridge.clients.errors import EgressRefused, MalformedResponse, Rejected
+from pagerbridge.clients.guard import GuardedTransport
+
+PAGE_SIZE = 100
 
 SUBSCRIBED_EVENTS: tuple[str, ...] = (
     "incident.resolved",
@@ -48,16 +57,36 @@ class WebhookSubscription(_Loose):
     description: str | None = None
 
 
+class _One(_Loose):
+    webhook_subscription: WebhookSubscription
+
+
+class _Page(_Loose):
+    webhook_subscriptions: list[WebhookSubscription]
+    more: bool = False
+
+
 class PagerDutySubscriptions:
-    """``async with PagerDutySubscriptions(api_url, token) as client: ...``."""
+    """``async with PagerDutySubscriptions(api_url, token, policy=...) as client: ...``."""
 
     def __init__(
-        self, api_url: str, api_token: str, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        api_url: str,
+        api_token: str,
+        *,
+        policy: EgressPolicy,
+        limits: CallLimits | None = None,
     ) -> None:
+        try:
+            policy.check_url(api_url)
+        except URLNotAllowed as exc:
+            raise EgressRefused(f"PagerDuty REST API: {exc}") from None
+        self._limits = limits or CallLimits()
         self._http = httpx.AsyncClient(
             base_url=api_url.rstrip("/"),
             timeout=DEFAULT_TIMEOUT,
-            transport=transport,
+            transport=GuardedTransport(policy),
+            trust_env=False,
             headers={
                 "Authorization": f"Token token={api_token}",
                 "Accept": "application/vnd.pagerduty+json;version=2",
@@ -82,47 +111,51 @@ class PagerDutySubscriptions:
                 "active": True,
             }
         }
-        response = await send(
-            "POST /webhook_subscriptions",
-            lambda: self._http.post("/webhook_subscriptions", json=body),
+        what = "POST /webhook_subscriptions"
+        response = await call(
+            self._http, what, "POST", "/webhook_subscriptions", self._limits, json_body=body
         )
-        return WebhookSubscription.model_validate(response.json()["webhook_subscription"])
+        return parse(_One, response, what).webhook_subscription
 
     async def get(self, subscription_id: str) -> WebhookSubscription | None:
         """The subscription, or None when PagerDuty no longer has it."""
+        what = "GET /webhook_subscriptions/{id}"
         try:
-            response = await send(
-                "GET /webhook_subscriptions/{id}",
-                lambda: self._http.get(f"/webhook_subscriptions/{subscription_id}"),
+            response = await call(
+                self._http, what, "GET", f"/webhook_subscriptions/{subscription_id}", self._limits
             )
         except Rejected as exc:
             if exc.status == 404:
                 return None
             raise
-        return WebhookSubscription.model_validate(response.json()["webhook_subscription"])
+        return parse(_One, response, what).webhook_subscription
 
     async def list(self) -> list[WebhookSubscription]:
+        """Every subscription, page by page, within ``max_pages`` and ``max_items``."""
+        what = "GET /webhook_subscriptions"
         found: list[WebhookSubscription] = []
-        offset = 0
-        while True:
-            response = await send("GET /webhook_subscriptions", self._page_request(offset))
-            page = response.json()
-            items = page.get("webhook_subscriptions", [])
-            found.extend(WebhookSubscription.model_validate(item) for item in items)
-            if not page.get("more") or not items:
+        for _ in range(self._limits.max_pages):
+            params = {"limit": str(PAGE_SIZE), "offset": str(len(found))}
+            response = await call(
+                self._http, what, "GET", "/webhook_subscriptions", self._limits, params=params
+            )
+            page = parse(_Page, response, what)
+            found.extend(page.webhook_subscriptions)
+            if len(found) > self._limits.max_items:
+                raise MalformedResponse(f"{what}: more than {self._limits.max_items} subscriptions")
+            if not page.more or not page.webhook_subscriptions:
                 return found
-            offset += len(items)
-
-    def _page_request(self, offset: int) -> Callable[[], Awaitable[httpx.Response]]:
-        params = {"limit": "100", "offset": str(offset)}
-        return lambda: self._http.get("/webhook_subscriptions", params=params)
+        raise MalformedResponse(f"{what}: still more after {self._limits.max_pages} pages")
 
     async def delete(self, subscription_id: str) -> bool:
         """Delete; False when it was already gone."""
         try:
-            await send(
+            await call(
+                self._http,
                 "DELETE /webhook_subscriptions/{id}",
-                lambda: self._http.delete(f"/webhook_subscriptions/{subscription_id}"),
+                "DELETE",
+                f"/webhook_subscriptions/{subscription_id}",
+                self._limits,
             )
         except Rejected as exc:
             if exc.status == 404:

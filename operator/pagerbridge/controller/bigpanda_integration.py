@@ -34,14 +34,22 @@ from pagerbridge.api.contract import (
     bigpanda_config_headers,
 )
 from pagerbridge.api.integration import WebhookMode
+from pagerbridge.clients._http import CallLimits
 from pagerbridge.clients.bigpanda_integrations import (
     TRIGGER_FIELD,
     BigPandaIntegrations,
     integration_id,
 )
-from pagerbridge.clients.errors import ClientError, TransientError, Unauthorized
+from pagerbridge.clients.egress import EgressPolicy
+from pagerbridge.clients.errors import (
+    ClientError,
+    EgressRefused,
+    MalformedResponse,
+    TransientError,
+    Unauthorized,
+)
 from pagerbridge.controller.compile import Compiled
-from pagerbridge.controller.errors import RetryLater
+from pagerbridge.controller.errors import UPSTREAM_MALFORMED, URL_NOT_ALLOWED, RetryLater
 from pagerbridge.controller.kube_port import KubernetesPort
 from pagerbridge.controller.rendering import Owner, relay_base_url
 from pagerbridge.controller.secret_values import read_secret_key
@@ -53,7 +61,13 @@ class BigPandaWebhookFailed(RetryLater):
 
 def failure(exc: ClientError) -> BigPandaWebhookFailed:
     error = BigPandaWebhookFailed(f"BigPanda Webhook v2 integration: {exc}")
-    if isinstance(exc, Unauthorized):
+    if isinstance(exc, EgressRefused):
+        error.reason = URL_NOT_ALLOWED
+        error.retry_after = 300.0
+    elif isinstance(exc, MalformedResponse):
+        error.reason = UPSTREAM_MALFORMED
+        error.retry_after = 60.0
+    elif isinstance(exc, Unauthorized):
         error.reason = "BigPandaUnauthorized"
         error.message = (
             f"BigPanda refused the User API key (HTTP {exc.status}); check bigPanda.apiToken"
@@ -177,6 +191,8 @@ async def ensure(
     last_digest: str | None,
     written_secret: str | None,
     verify: bool,
+    policy: EgressPolicy,
+    limits: CallLimits | None = None,
 ) -> WebhookOutcome:
     """``token``: the inbound token BigPanda must send now (see :mod:`.token_rotation`);
     ``last_digest``: of the whole workflow last confirmed (this process's memory);
@@ -197,7 +213,9 @@ async def ensure(
         kube, owner.namespace, ref.name, ref.key, "spec.bigPanda.apiToken"
     )
     try:
-        async with BigPandaIntegrations(bigpanda_api_url(spec.big_panda), api_key) as client:
+        async with BigPandaIntegrations(
+            bigpanda_api_url(spec.big_panda), api_key, policy=policy, limits=limits
+        ) as client:
             current = await client.get(name)
             if current is None:
                 await client.create(name, workflow)
@@ -212,7 +230,14 @@ async def ensure(
     return WebhookOutcome(ident, wanted, wanted_secret, talked=True, changed=True)
 
 
-async def remove(kube: KubernetesPort, owner: Owner, spec: PagerDutyIntegrationSpec) -> bool:
+async def remove(
+    kube: KubernetesPort,
+    owner: Owner,
+    spec: PagerDutyIntegrationSpec,
+    *,
+    policy: EgressPolicy,
+    limits: CallLimits | None = None,
+) -> bool:
     ref = spec.big_panda.api_token
     if ref is None:
         return False
@@ -220,7 +245,9 @@ async def remove(kube: KubernetesPort, owner: Owner, spec: PagerDutyIntegrationS
         kube, owner.namespace, ref.name, ref.key, "spec.bigPanda.apiToken"
     )
     try:
-        async with BigPandaIntegrations(bigpanda_api_url(spec.big_panda), api_key) as client:
+        async with BigPandaIntegrations(
+            bigpanda_api_url(spec.big_panda), api_key, policy=policy, limits=limits
+        ) as client:
             return await client.delete(integration_name(owner, spec))
     except ClientError as exc:
         raise failure(exc) from None

@@ -43,6 +43,8 @@ async def run(ctx: Context, compiled: Compiled, token: str, *, verify: bool) -> 
             # our memory first: the indexed status may lag behind our own last write
             written_secret=memory.bigpanda_secret or previous.get("authorizationDigest"),
             verify=verify,
+            policy=ctx.settings.egress,
+            limits=ctx.settings.call_limits,
         )
     except bigpanda_integration.BigPandaWebhookFailed as exc:
         RECONCILE_ERRORS.labels(exc.reason).inc()
@@ -77,7 +79,13 @@ async def unmanage(ctx: Context) -> StepResult:
     ctx.memory.bigpanda_applied = None
     ctx.memory.bigpanda_secret = None
     try:
-        await bigpanda_integration.remove(ctx.kube, ctx.owner, ctx.spec)
+        await bigpanda_integration.remove(
+            ctx.kube,
+            ctx.owner,
+            ctx.spec,
+            policy=ctx.settings.egress,
+            limits=ctx.settings.call_limits,
+        )
     except ReconcileError as exc:
         logger.warning(
             "%s/%s: BigPanda integration %s left in place: %s",

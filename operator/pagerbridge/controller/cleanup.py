@@ -9,7 +9,8 @@ The annotation takes effect at once, not at the finalizer's next retry: setting 
 re-triggers the integration's reconcile, which (:func:`let_go`) removes the finalizer of an
 integration stuck in deletion and posts a ``CleanupSkipped`` Event.
 A credential Secret that is gone (e.g. the namespace is being deleted) cannot authenticate
-anything: the finalizer lets go with a Warning Event instead of blocking forever.
+anything: the finalizer lets go with a Warning Event instead of blocking forever; so does
+a URL outside the admin's egress policy (``URLNotAllowed``), which no retry can fix.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ import kopf
 from pydantic import ValidationError
 
 from pagerbridge.api import PagerDutyIntegrationSpec
+from pagerbridge.clients._http import CallLimits
 from pagerbridge.clients.backoff import backoff
+from pagerbridge.clients.egress import EgressPolicy
 from pagerbridge.clients.kubernetes import KubernetesError, NotFound, Resource
 from pagerbridge.controller import bigpanda_integration, subscription
 from pagerbridge.controller import names as n
-from pagerbridge.controller.errors import ReconcileError, SecretNotFound
+from pagerbridge.controller.errors import URL_NOT_ALLOWED, ReconcileError, SecretNotFound
 from pagerbridge.controller.events import post_event
 from pagerbridge.controller.kube_port import KubernetesPort
 from pagerbridge.controller.observed import IntegrationInfo, SecretState
@@ -106,6 +109,9 @@ async def release(
     involved: dict[str, str],
     stored_subscription: SecretState | None,
     retry: int,
+    *,
+    policy: EgressPolicy,
+    limits: CallLimits | None = None,
 ) -> None:
     if skip_requested(info):
         logger.warning("%s/%s: skip-cleanup set, external objects left", info.namespace, info.name)
@@ -118,14 +124,24 @@ async def release(
     steps: list[tuple[str, Callable[[], Awaitable[bool]]]] = [
         (
             "PagerDuty subscription",
-            functools.partial(subscription.remove, kube, owner, spec, stored_subscription),
+            functools.partial(
+                subscription.remove,
+                kube,
+                owner,
+                spec,
+                stored_subscription,
+                policy=policy,
+                limits=limits,
+            ),
         )
     ]
     if bigpanda_integration.managed(spec) or _recorded_bigpanda(info.status):
         steps.append(
             (
                 "BigPanda Webhook v2 integration",
-                functools.partial(bigpanda_integration.remove, kube, owner, spec),
+                functools.partial(
+                    bigpanda_integration.remove, kube, owner, spec, policy=policy, limits=limits
+                ),
             )
         )
     for what, step in steps:
@@ -140,6 +156,15 @@ async def release(
                 warning=True,
             )
         except ReconcileError as exc:
+            if exc.reason == URL_NOT_ALLOWED:  # no retry can fix it
+                await post_event(
+                    kube,
+                    involved,
+                    reason="CleanupSkipped",
+                    message=f"{what} not deleted: {exc.message}",
+                    warning=True,
+                )
+                continue
             # No jitter: the delay is quoted in the Event and handed to kopf as it is.
             delay = backoff(min(retry, 5), base=exc.retry_after or 15.0, cap=300.0, jitter=(1, 1))
             await post_event(

@@ -7,7 +7,9 @@
     │   │                           the missing object re-triggers the reconcile)
     │   ├── SecretNotFound          a referenced Secret or key is missing       -> Ready False
     │   ├── InvalidKey              a routing key that cannot be a PagerDuty key -> Ready False
-    │   └── InvalidSpec             the spec does not parse (CRD bypassed)       -> Ready False
+    │   ├── InvalidSpec             the spec does not parse (CRD bypassed)       -> Ready False
+    │   └── URLNotAllowed           a URL outside the admin's egress policy      -> Ready False
+    │                               (nothing is called, no RelayConfig compiled)
     └── RetryLater                  transient; retried with backoff (kopf TemporaryError
         │                           in kopf handlers, the reconcile queue's backoff elsewhere)
         ├── SubscriptionFailed      PagerDuty REST refused or unreachable        -> Ready False
@@ -16,14 +18,25 @@
 Client failures (:mod:`pagerbridge.clients.errors`) map as follows: ``TransientError``
 (429, 5xx, timeouts) -> retry with backoff; ``Unauthorized`` -> ``InvalidKey`` on the
 condition but still retried slowly (a rotated Secret fixes it); other ``PermanentError``
--> condition with the service's status code, retried slowly (the user may fix PagerDuty).
+-> condition with the service's status code, retried slowly (the user may fix PagerDuty);
+``EgressRefused`` -> reason ``URLNotAllowed`` whose message never tells whether the host
+answers; ``MalformedResponse`` -> reason ``UpstreamMalformed``, retried slowly.
 
 Messages name Secrets and keys, never their values.
 """
 
 from __future__ import annotations
 
-from pagerbridge.clients.errors import ClientError, TransientError, Unauthorized
+from pagerbridge.clients.errors import (
+    ClientError,
+    EgressRefused,
+    MalformedResponse,
+    TransientError,
+    Unauthorized,
+)
+
+URL_NOT_ALLOWED = "URLNotAllowed"
+UPSTREAM_MALFORMED = "UpstreamMalformed"
 
 
 class ReconcileError(Exception):
@@ -51,6 +64,10 @@ class InvalidSpec(WaitingForInput):
     reason = "InvalidSpec"
 
 
+class URLNotAllowed(WaitingForInput):
+    reason = URL_NOT_ALLOWED
+
+
 class RetryLater(ReconcileError):
     retry_after = 10.0
 
@@ -66,6 +83,11 @@ class KubernetesUnavailable(RetryLater):
 
 def subscription_failure(exc: ClientError) -> SubscriptionFailed:
     """Map a PagerDuty REST failure while managing the webhook subscription."""
+    if isinstance(exc, EgressRefused | MalformedResponse):
+        error = SubscriptionFailed(f"PagerDuty webhook subscription: {exc}")
+        error.reason = URL_NOT_ALLOWED if isinstance(exc, EgressRefused) else UPSTREAM_MALFORMED
+        error.retry_after = 300.0 if isinstance(exc, EgressRefused) else 60.0
+        return error
     if isinstance(exc, Unauthorized):
         error = SubscriptionFailed(
             f"PagerDuty refused the REST API key (HTTP {exc.status}); check pagerDuty.apiToken"

@@ -264,6 +264,14 @@ def build_registry(settings: OperatorSettings, credentials: Credentials) -> kopf
         info = integration_info(body)
         stored = reconciler.world.secret(namespace, n.ChildNames(name).webhook_secret)
         involved_object = involved(info.uid, namespace, name)
-        await cleanup.release(memo.kube, info, involved_object, stored, kwargs["retry"])
+        await cleanup.release(
+            memo.kube,
+            info,
+            involved_object,
+            stored,
+            kwargs["retry"],
+            policy=settings.egress,
+            limits=settings.call_limits,
+        )
 
     return registry

@@ -4,11 +4,19 @@ any number of triggers that arrive meanwhile collapse into one more run.
 Reconciles are level-based (they read the whole observed state), so it does not matter
 which event triggered them, only that one runs after the last change. Failures ask for a
 retry after a delay that doubles per consecutive failure (capped), with jitter.
+
+Fairness between tenants: keys belong to a *group* (the namespace) and at most
+``group_limit`` keys of one group run at once; a worker that picks a key of a full group
+parks it and takes the next key, and the group's next finished reconcile releases one
+parked key. One namespace full of slow upstreams therefore holds ``group_limit`` workers,
+not all of them. Each run has an overall ``deadline``: a run that exceeds it is cancelled
+and retried with backoff like a failure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
@@ -19,16 +27,34 @@ from pagerbridge.controller.metrics import QUEUE_DEPTH
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF = 300.0
+DEADLINE_RETRY = 30.0  # base delay after a run cut off by the deadline
 
 
 K = TypeVar("K", bound=Hashable)
 
 
 class WorkQueue(Generic[K]):
-    def __init__(self, handler: Callable[[K], Awaitable[float | None]], workers: int) -> None:
-        """``handler(key)`` returns None when done, or a delay after which to retry."""
+    def __init__(
+        self,
+        handler: Callable[[K], Awaitable[float | None]],
+        workers: int,
+        *,
+        group: Callable[[K], Hashable] | None = None,
+        group_limit: int = 0,
+        deadline: float | None = None,
+    ) -> None:
+        """``handler(key)`` returns None when done, or a delay after which to retry.
+
+        ``group(key)`` with ``group_limit`` > 0 bounds the concurrent runs per group;
+        ``deadline`` (seconds) bounds one run.
+        """
         self._handler = handler
         self._workers = workers
+        self._group = group
+        self._group_limit = group_limit
+        self._deadline = deadline
+        self._group_running: collections.Counter[Hashable] = collections.Counter()
+        self._parked: dict[Hashable, collections.deque[K]] = {}
         self._queue: asyncio.Queue[K] = asyncio.Queue()
         self._pending: set[K] = set()
         self._running: set[K] = set()
@@ -79,20 +105,53 @@ class WorkQueue(Generic[K]):
         for timer in self._timers.values():
             timer.cancel()
 
+    def _group_of(self, key: K) -> Hashable | None:
+        return self._group(key) if self._group is not None and self._group_limit > 0 else None
+
+    def _release(self, group: Hashable | None) -> None:
+        """A run of ``group`` ended: free its slot and requeue one parked key of it."""
+        if group is None:
+            return
+        self._group_running[group] -= 1
+        if self._group_running[group] <= 0:
+            del self._group_running[group]
+        parked = self._parked.get(group)
+        if parked:
+            self._queue.put_nowait(parked.popleft())
+            if not parked:
+                del self._parked[group]
+
+    async def _run(self, key: K) -> float | None:
+        if self._deadline is None:
+            return await self._handler(key)
+        try:
+            async with asyncio.timeout(self._deadline):
+                return await self._handler(key)
+        except TimeoutError:
+            logger.warning("reconcile of %s cut off after %.0fs", key, self._deadline)
+            return DEADLINE_RETRY
+
     async def _work(self) -> None:
         while True:
             key = await self._queue.get()
+            group = self._group_of(key)
+            if group is not None and self._group_running[group] >= self._group_limit:
+                self._parked.setdefault(group, collections.deque()).append(key)
+                continue  # stays pending: a later add() does not queue it twice
             self._pending.discard(key)
             QUEUE_DEPTH.set(len(self._pending))
             self._running.add(key)
+            if group is not None:
+                self._group_running[group] += 1
             retry: float | None
             try:
-                retry = await self._handler(key)
+                retry = await self._run(key)
             except Exception:
                 logger.exception("reconcile of %s crashed", key)
                 retry = 5.0
             finally:
                 self._running.discard(key)
+                self._release(group)
             if retry is None:
                 self._failures.pop(key, None)
             else:

@@ -43,6 +43,7 @@ from pagerbridge.controller import (
     bigpanda_step,
     children_step,
     cleanup,
+    egress,
     subscription_step,
     token_step,
 )
@@ -114,7 +115,13 @@ class Reconciler:
         self.render_settings = RenderSettings(
             settings.relay_image, settings.image_pull_policy, settings.relay_pod_defaults
         )
-        self.queue: WorkQueue[Key] = WorkQueue(self._handle, settings.workers)
+        self.queue: WorkQueue[Key] = WorkQueue(
+            self._handle,
+            settings.workers,
+            group=lambda key: key[1],  # namespace: one tenant cannot take every worker
+            group_limit=settings.namespace_concurrency,
+            deadline=settings.reconcile_deadline_seconds,
+        )
         self.memories = Memories()
         self.status = StatusWriter(kube)
         self._resync_task: asyncio.Task[None] | None = None
@@ -214,6 +221,8 @@ class Reconciler:
         results: dict[str, StepResult] = {}
         try:
             spec = _parse(info)
+            egress.check_spec(spec, self.settings.egress)  # before anything is called
+            self.settings.relay_policy.check_spec(spec, self.settings.relay_image)
             ctx = Context(self.kube, world, self.settings, owner, spec, info, memory, requeue_after)
             compiled, results = await self._converge(ctx, overrides, mappings, resync)
         except WaitingForInput as exc:

@@ -3,6 +3,11 @@
 ``PAGERBRIDGE_RELAY_DEFAULTS`` holds the operator-wide relay pod settings as JSON (the Helm
 chart writes its ``relay`` values there); ``spec.relay`` of each integration overrides
 them (:mod:`pagerbridge.api.relay_pod`). A malformed value stops the operator at start.
+
+The egress and cost bounds (``PAGERBRIDGE_EGRESS_*``, ``PAGERBRIDGE_CALL_*``,
+``PAGERBRIDGE_RECONCILE_DEADLINE_SECONDS``, ``PAGERBRIDGE_NAMESPACE_CONCURRENCY``) and the
+relay policy (``PAGERBRIDGE_RELAY_IMAGE_PREFIXES``, ``PAGERBRIDGE_RELAY_SERVICE_TYPES``)
+are the cluster admin's, set from the Helm values: no CR can widen them.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from pydantic import ValidationError
 
 from pagerbridge import DEFAULT_IMAGE
 from pagerbridge.api import RelayPodSettings
+from pagerbridge.clients._http import CallLimits
+from pagerbridge.clients.egress import DEFAULT_ALLOWED_HOSTS, EgressPolicy
+from pagerbridge.controller.relay_policy import RelayPolicy
 
 RELAY_DEFAULTS_ENV = "PAGERBRIDGE_RELAY_DEFAULTS"
 
@@ -35,6 +43,23 @@ def relay_pod_defaults(text: str | None) -> RelayPodSettings:
         raise SettingsError(f"{RELAY_DEFAULTS_ENV}: {problems}") from None
 
 
+# Environment variables of the egress policy (the chart renders them from egress.*; the
+# dev kit and tests set them to reach simulators on 127.0.0.1 over http).
+ENV_EGRESS_ALLOWED_HOSTS = "PAGERBRIDGE_EGRESS_ALLOWED_HOSTS"  # comma-separated host[:port]
+ENV_EGRESS_ALLOWED_NETWORKS = "PAGERBRIDGE_EGRESS_ALLOWED_NETWORKS"  # comma-separated CIDRs
+ENV_EGRESS_ALLOW_HTTP = "PAGERBRIDGE_EGRESS_ALLOW_HTTP"  # "true": http:// URLs allowed
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _list(value: str | None, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    if value is None:
+        return default
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
 @dataclass(frozen=True)
 class OperatorSettings:
     relay_image: str = DEFAULT_IMAGE
@@ -46,6 +71,11 @@ class OperatorSettings:
     token_rotation_grace_seconds: float = 120.0
     watch_server_timeout: int = 300
     watch_client_timeout: int = 330
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
+    call_limits: CallLimits = field(default_factory=CallLimits)
+    reconcile_deadline_seconds: float = 120.0  # one reconcile, all its calls together
+    namespace_concurrency: int = 4  # reconciles of one namespace running at once
+    relay_policy: RelayPolicy = field(default_factory=RelayPolicy)
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -64,4 +94,23 @@ class OperatorSettings:
             ),
             watch_server_timeout=int(env.get("PAGERBRIDGE_WATCH_SERVER_TIMEOUT", "300")),
             watch_client_timeout=int(env.get("PAGERBRIDGE_WATCH_CLIENT_TIMEOUT", "330")),
+            egress=EgressPolicy.parse(
+                _list(env.get(ENV_EGRESS_ALLOWED_HOSTS), DEFAULT_ALLOWED_HOSTS),
+                _list(env.get(ENV_EGRESS_ALLOWED_NETWORKS)),
+                allow_http=_flag(env.get(ENV_EGRESS_ALLOW_HTTP)),
+            ),
+            call_limits=CallLimits(
+                deadline=float(env.get("PAGERBRIDGE_CALL_DEADLINE_SECONDS", "30")),
+                max_response_bytes=int(env.get("PAGERBRIDGE_CALL_MAX_RESPONSE_BYTES", "1048576")),
+                max_pages=int(env.get("PAGERBRIDGE_CALL_MAX_PAGES", "20")),
+                max_items=int(env.get("PAGERBRIDGE_CALL_MAX_ITEMS", "1000")),
+            ),
+            reconcile_deadline_seconds=float(
+                env.get("PAGERBRIDGE_RECONCILE_DEADLINE_SECONDS", "120")
+            ),
+            namespace_concurrency=int(env.get("PAGERBRIDGE_NAMESPACE_CONCURRENCY", "4")),
+            relay_policy=RelayPolicy.parse(
+                _list(env.get("PAGERBRIDGE_RELAY_IMAGE_PREFIXES")),
+                _list(env.get("PAGERBRIDGE_RELAY_SERVICE_TYPES"), ("ClusterIP",)),
+            ),
         )

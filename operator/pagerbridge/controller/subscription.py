@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from pagerbridge.api import PagerDutyIntegrationSpec
 from pagerbridge.api.contract import pagerduty_api_url
+from pagerbridge.clients._http import CallLimits
+from pagerbridge.clients.egress import EgressPolicy
 from pagerbridge.clients.errors import ClientError
 from pagerbridge.clients.kubernetes import KubernetesError, Resource
 from pagerbridge.clients.pagerduty_subscriptions import PagerDutySubscriptions
@@ -65,6 +67,8 @@ async def ensure(
     stored: SecretState | None,
     *,
     verify: bool,
+    policy: EgressPolicy,
+    limits: CallLimits | None = None,
 ) -> SubscriptionOutcome:
     """Make sure PagerDuty has our subscription and we hold its secret."""
     url = pagerduty_webhook_url(owner, spec)
@@ -77,7 +81,9 @@ async def ensure(
     service_id = spec.pager_duty.service_id
     assert service_id is not None
     try:
-        async with PagerDutySubscriptions(api_url(spec), token) as client:
+        async with PagerDutySubscriptions(
+            api_url(spec), token, policy=policy, limits=limits
+        ) as client:
             if stored_id and stored_url == url:
                 current = await client.get(stored_id)
                 if current is not None:
@@ -114,6 +120,9 @@ async def remove(
     owner: Owner,
     spec: PagerDutyIntegrationSpec,
     stored: SecretState | None,
+    *,
+    policy: EgressPolicy,
+    limits: CallLimits | None = None,
 ) -> bool:
     """Delete the subscription in PagerDuty; False when there was nothing to delete."""
     subscription_id = stored.annotations.get(n.ANNOTATION_SUBSCRIPTION_ID) if stored else None
@@ -121,7 +130,9 @@ async def remove(
         return False
     token = await read_api_token(kube, owner.namespace, spec)
     try:
-        async with PagerDutySubscriptions(api_url(spec), token) as client:
+        async with PagerDutySubscriptions(
+            api_url(spec), token, policy=policy, limits=limits
+        ) as client:
             return await client.delete(subscription_id)
     except ClientError as exc:
         raise subscription_failure(exc) from None

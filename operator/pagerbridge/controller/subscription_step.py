@@ -54,7 +54,15 @@ async def run(ctx: Context) -> SubscriptionResult:
             await _drop(ctx, stored)
         return SubscriptionResult(NOT_CONFIGURED, {"pagerDutySubscription": None})
     try:
-        outcome = await subscription.ensure(ctx.kube, owner, spec, stored, verify=_verify_due(ctx))
+        outcome = await subscription.ensure(
+            ctx.kube,
+            owner,
+            spec,
+            stored,
+            verify=_verify_due(ctx),
+            policy=ctx.settings.egress,
+            limits=ctx.settings.call_limits,
+        )
     except SubscriptionFailed as exc:
         RECONCILE_ERRORS.labels(exc.reason).inc()
         return SubscriptionResult(
@@ -93,7 +101,14 @@ async def _drop(ctx: Context, stored: SecretState) -> None:
     owner, spec = ctx.owner, ctx.spec
     try:
         if spec.pager_duty.api_token is not None:
-            await subscription.remove(ctx.kube, owner, spec, stored)
+            await subscription.remove(
+                ctx.kube,
+                owner,
+                spec,
+                stored,
+                policy=ctx.settings.egress,
+                limits=ctx.settings.call_limits,
+            )
     except ReconcileError as exc:
         logger.warning(
             "could not delete the PagerDuty subscription of %s/%s: %s",

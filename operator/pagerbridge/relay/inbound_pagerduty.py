@@ -1,9 +1,14 @@
 """``POST /v1/pagerduty/webhook``: PagerDuty Webhooks v3 in, BigPanda work out.
 
 Order matters: size cap, then the HMAC signature over the raw bytes (:mod:`.signatures`),
-and only then JSON parsing. A verified webhook is deduplicated by ``X-Webhook-Id`` (durably,
-in the same transaction that stores its job) and answered 200 as soon as the job is
-committed, well inside PagerDuty's 5 s deadline; BigPanda is called by the dispatcher.
+and only then JSON parsing. A verified webhook is deduplicated by its signed ``event.id``
+(the unsigned ``X-Webhook-Id`` only when the body has none: a captured body replayed under
+a new header id is still a duplicate), durably, in the same transaction that stores its
+job, and answered 200 as soon as the job is committed, well inside PagerDuty's 5 s
+deadline; BigPanda is called by the dispatcher. An event whose signed ``occurred_at`` is
+older than ``pagerDuty.webhookMaxAgeSeconds`` (default 24 h, inside PagerDuty's 48 h retry
+horizon and the 30-day idempotency memory) is ignored, so an old capture cannot be
+replayed once its key has been pruned.
 
 Handled event types: ``incident.resolved`` → BigPanda resolve (``sync.resolve``),
 ``incident.annotated`` → BigPanda comment (``sync.notes``), ``incident.acknowledged`` →
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -71,6 +77,23 @@ def _agent(event: dict[str, Any]) -> str | None:
     return None
 
 
+def is_stale(occurred_at: Any, now: float, max_age: float) -> bool:
+    """True when a signed ``occurred_at`` (ISO 8601) is older than ``max_age`` seconds.
+
+    An absent or unreadable timestamp is not stale: PagerDuty always sends one, and the
+    body is signed, so only PagerDuty could have left it out.
+    """
+    if not isinstance(occurred_at, str):
+        return False
+    try:
+        moment = datetime.fromisoformat(occurred_at.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if moment.tzinfo is None:
+        return False
+    return now - moment.timestamp() > max_age
+
+
 class PagerDutyWebhook:
     def __init__(self, ctx: RelayContext, dispatcher: Dispatcher) -> None:
         self.ctx = ctx
@@ -106,7 +129,15 @@ class PagerDutyWebhook:
         event = data.get("event") if isinstance(data, dict) else None
         if not isinstance(event, dict) or not isinstance(event.get("event_type"), str):
             raise InvalidIncident("not a PagerDuty v3 webhook (no event.event_type)")
-        webhook_id = _str(request.headers.get(WEBHOOK_ID_HEADER)) or _str(event.get("id"))
+        if is_stale(
+            event.get("occurred_at"),
+            time.time(),
+            settings.config.pager_duty.webhook_max_age_seconds,
+        ):
+            ctx.metrics.webhooks.labels(ENDPOINT, "stale").inc()
+            return JSONResponse({"status": "ignored", "reason": "stale"})
+        # The signed event id first: the header is not covered by the signature.
+        webhook_id = _str(event.get("id")) or _str(request.headers.get(WEBHOOK_ID_HEADER))
         if webhook_id is not None and not is_safe_text_id(webhook_id, 200):
             raise InvalidIncident("webhook id is not a plausible identifier")
         job = self._job(event, settings.config.sync)

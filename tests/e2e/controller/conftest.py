@@ -28,7 +28,7 @@ from pagerbridge_devkit.sandbox.pagerduty import (
     DEFAULT_ROUTING_KEY,
     PagerDutySimulator,
 )
-from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port
+from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port, loopback_egress_env
 
 from ..conftest import Cluster
 
@@ -121,6 +121,7 @@ class OperatorProcess:
     process: subprocess.Popen[bytes] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     extra_args: list[str] = field(default_factory=list)
+    extra_namespaces: list[str] = field(default_factory=list)
 
     def start(self) -> None:
         env = {
@@ -130,6 +131,7 @@ class OperatorProcess:
             "PAGERBRIDGE_WATCH_SERVER_TIMEOUT": "30",
             "PAGERBRIDGE_TOKEN_ROTATION_GRACE_SECONDS": "2",
             "PAGERBRIDGE_WATCH_CLIENT_TIMEOUT": "45",
+            **loopback_egress_env(),
             **self.extra_env,
         }
         self.process = start_operator(
@@ -137,6 +139,7 @@ class OperatorProcess:
                 "operator",
                 "-n",
                 self.namespace,
+                *(arg for ns in self.extra_namespaces for arg in ("-n", ns)),
                 "--liveness",
                 f"http://127.0.0.1:{self.liveness_port}/healthz",
                 "--metrics-port",

@@ -25,7 +25,7 @@ import yaml
 
 from pagerbridge_devkit.localcluster.kubelet import HarnessKubelet
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
-from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port
+from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port, loopback_egress_env
 
 from ..conftest import REPO, Cluster
 from .conftest import condition, get_json, start_operator, stop_operator, wait_for
@@ -119,6 +119,7 @@ class ChartOperator:
             "PAGERBRIDGE_RESYNC_SECONDS": "3",
             "PAGERBRIDGE_WATCH_SERVER_TIMEOUT": "30",
             "PAGERBRIDGE_WATCH_CLIENT_TIMEOUT": "45",
+            **loopback_egress_env(),
         }
         self.process = start_operator(args, env, self.log_path)
 

@@ -15,7 +15,7 @@ from pagerbridge.controller.reconciler import Reconciler
 from pagerbridge.controller.settings import OperatorSettings
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_API_KEY
 from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
-from pagerbridge_devkit.sandbox.server import BackgroundServer
+from pagerbridge_devkit.sandbox.server import BackgroundServer, loopback_egress_policy
 
 from .fake_kube import FakeKube, FakeWorld, Write
 
@@ -57,7 +57,8 @@ def kube() -> FakeKube:
 
 @pytest.fixture
 def reconciler(kube: FakeKube) -> Reconciler:
-    return Reconciler(kube, OperatorSettings(resync_seconds=300.0), FakeWorld(kube))
+    settings = OperatorSettings(resync_seconds=300.0, egress=loopback_egress_policy())
+    return Reconciler(kube, settings, FakeWorld(kube))
 
 
 def ready_relay(kube: FakeKube, name: str = "pay") -> None:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from pagerbridge.clients.egress import EgressPolicy
 from pagerbridge.clients.errors import ServerError, Unauthorized
 from pagerbridge.clients.pagerduty_subscriptions import SUBSCRIBED_EVENTS, PagerDutySubscriptions
 from pagerbridge_devkit.sandbox.pagerduty import (
@@ -14,6 +15,8 @@ from pagerbridge_devkit.sandbox.pagerduty import (
     PagerDutySimulator,
 )
 from pagerbridge_devkit.sandbox.server import BackgroundServer
+
+LOOPBACK = EgressPolicy.parse(["127.0.0.1"], allow_http=True)
 
 
 @pytest.fixture
@@ -26,7 +29,7 @@ def pd() -> Iterator[tuple[PagerDutySimulator, str]]:
 
 async def test_create_get_list_delete(pd: tuple[PagerDutySimulator, str]) -> None:
     _, url = pd
-    async with PagerDutySubscriptions(url, DEFAULT_API_TOKEN) as client:
+    async with PagerDutySubscriptions(url, DEFAULT_API_TOKEN, policy=LOOPBACK) as client:
         created = await client.create(
             "https://relay.example.com/v1/pagerduty/webhook", DEFAULT_SERVICE_ID, "test"
         )
@@ -45,11 +48,11 @@ async def test_create_get_list_delete(pd: tuple[PagerDutySimulator, str]) -> Non
 
 async def test_errors_are_classified_and_carry_no_token(pd: tuple[PagerDutySimulator, str]) -> None:
     sim, url = pd
-    async with PagerDutySubscriptions(url, "wrong-token-value") as client:
+    async with PagerDutySubscriptions(url, "wrong-token-value", policy=LOOPBACK) as client:
         with pytest.raises(Unauthorized) as refused:
             await client.list()
         assert "wrong-token-value" not in str(refused.value)
     sim.faults.fail_next(1, 503, path_prefix="/webhook_subscriptions")
-    async with PagerDutySubscriptions(url, DEFAULT_API_TOKEN) as client:
+    async with PagerDutySubscriptions(url, DEFAULT_API_TOKEN, policy=LOOPBACK) as client:
         with pytest.raises(ServerError):
             await client.list()

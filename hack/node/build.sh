@@ -43,10 +43,9 @@ for cmd in kubelet kube-scheduler kube-proxy; do
 done
 build_go "$here/cri-tools" sigs.k8s.io/cri-tools/cmd/crictl "$tools/cri-tools-$cri_version/crictl" \
     "-X sigs.k8s.io/cri-tools/pkg/version.Version=$cri_version"
-build_go "$here/pause" . "$tools/pause-1/pause"
+
 
 mkdir -p "$tools/current"
 for cmd in kubelet kube-scheduler kube-proxy; do ln -sf "$kdir/$cmd" "$tools/current/$cmd"; done
 ln -sf "$tools/cri-tools-$cri_version/crictl" "$tools/current/crictl"
-ln -sf "$tools/pause-1/pause" "$tools/current/pause"
 echo "$tools/current"

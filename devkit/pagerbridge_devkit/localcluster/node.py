@@ -70,10 +70,14 @@ SYSCTLS = (
     "vm.overcommit_memory",
     "vm.panic_on_oom",
 )
-NODE_CONTROLLERS = (
-    "deployment,replicaset,serviceaccount,serviceaccount-token,endpoint,endpointslice,"
-    "endpointslicemirroring,persistentvolume-binder,root-ca-certificate-publisher"
-)
+NODE_CONTROLLERS = ",".join(
+    f"{name}-controller"
+    for name in (
+        "deployment", "replicaset", "serviceaccount", "serviceaccount-token", "endpoints",
+        "endpointslice", "endpointslice-mirroring", "persistentvolume-binder",
+        "root-ca-certificate-publisher",
+    )
+)  # fmt: skip
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 NODE_BINARIES = ("kubelet", "kube-scheduler", "kube-proxy", "crictl")
 SYSTEM_COMMANDS = ("containerd", "ctr", "runc", "ip", "iptables-save", "iptables", "nsenter")
@@ -175,7 +179,7 @@ def netns_names() -> list[str]:
 
 def cgroup_dirs() -> list[str]:
     """Top-level cgroup directories of every v1 controller (``cpu/kubepods``...)."""
-    found = []
+    found: list[str] = []
     for controller in sorted(CGROUP_ROOT.iterdir()) if CGROUP_ROOT.is_dir() else []:
         if controller.is_dir() and not controller.is_symlink():
             found.extend(f"{controller.name}/{d.name}" for d in controller.iterdir() if d.is_dir())
@@ -198,7 +202,9 @@ class HostSnapshot:
 
     @classmethod
     def take(cls) -> HostSnapshot:
-        return cls(read_sysctls(), iptables_rules(), netns_names(), cgroup_dirs(), link_exists(BRIDGE))
+        return cls(
+            read_sysctls(), iptables_rules(), netns_names(), cgroup_dirs(), link_exists(BRIDGE)
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -211,7 +217,9 @@ class HostSnapshot:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> HostSnapshot:
-        return cls(data["sysctls"], data["iptables"], data["netns"], data["cgroups"], data["bridge"])
+        return cls(
+            data["sysctls"], data["iptables"], data["netns"], data["cgroups"], data["bridge"]
+        )
 
 
 # --- the node --------------------------------------------------------------------------
@@ -315,7 +323,9 @@ class Node:
         self._run(["ip", "addr", "add", f"{GATEWAY}/24", "dev", BRIDGE])
         self._run(["ip", "link", "set", BRIDGE, "up"])
         self._write_configs()
-        self._spawn("containerd", ["containerd", "--config", str(self.state_dir / "containerd.toml")])
+        self._spawn(
+            "containerd", ["containerd", "--config", str(self.state_dir / "containerd.toml")]
+        )
         self._poll(lambda: self._ctr("version").returncode == 0, "containerd")
         self.import_images()
         self._spawn(
@@ -328,7 +338,9 @@ class Node:
         self._start_kubelet()
         self._poll(self._node_ready, f"node {self.name} Ready")
         # Without a node-lifecycle controller nothing lifts the registration taint.
-        self.kubectl("taint", "nodes", self.name, "node.kubernetes.io/not-ready:NoSchedule-", check=False)
+        self.kubectl(
+            "taint", "nodes", self.name, "node.kubernetes.io/not-ready:NoSchedule-", check=False
+        )
         self._start_control_loops()
         self._poll(self._kubernetes_service_routed, "kube-proxy rules for the kubernetes Service")
 
@@ -415,7 +427,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             "makeIPTablesUtilChains": False,
             "imageGCHighThresholdPercent": 100,
             "imageGCLowThresholdPercent": 99,
-            "evictionHard": {"memory.available": "1Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
+            "evictionHard": {
+                "memory.available": "1Mi",
+                "nodefs.available": "1%",
+                "imagefs.available": "1%",
+            },
             "containerRuntimeEndpoint": f"unix://{self.containerd_socket}",
             "podLogsDir": str(d / "pod-logs"),
             "syncFrequency": "5s",  # ConfigMap/Secret volume updates within seconds
@@ -498,10 +514,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         """Imports the pause image (built when missing) and, when built, the project's."""
         pause = images_dir() / "pause.tar"
         if not pause.is_file():
-            result = subprocess.run(
+            built = subprocess.run(
                 ["bash", str(IMAGE_SCRIPT), "--pause-only"], stdout=subprocess.PIPE, check=False
             )
-            if result.returncode != 0:
+            if built.returncode != 0:
                 raise NodeError(f"{IMAGE_SCRIPT} --pause-only failed")
         for archive in (pause, images_dir() / "pagerbridge.tar"):
             if archive.is_file():
@@ -553,9 +569,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             if probe():
                 return
             if time.monotonic() > deadline:
-                logs = "\n".join(
-                    f"--- {p}:\n{_tail(p)}" for p in sorted(self.logs.glob("*.log"))
-                )
+                logs = "\n".join(f"--- {p}:\n{_tail(p)}" for p in sorted(self.logs.glob("*.log")))
                 raise NodeError(f"{what}: not ready after {self.start_timeout:g}s\n{logs}")
             time.sleep(0.5)
 
@@ -577,11 +591,18 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                 argv,
                 stdout=out,
                 cwd=self.state_dir,
-                env={**os.environ, "PATH": f"/usr/sbin:/usr/bin:/sbin:/bin:{os.environ.get('PATH', '')}"},
+                env={
+                    **os.environ,
+                    "PATH": f"/usr/sbin:/usr/bin:/sbin:/bin:{os.environ.get('PATH', '')}",
+                },
                 die_with_parent=not self.detach,
             )
         self._state["processes"].append(
-            {"name": name, "pid": process.pid, "createTime": psutil.Process(process.pid).create_time()}
+            {
+                "name": name,
+                "pid": process.pid,
+                "createTime": psutil.Process(process.pid).create_time(),
+            }
         )
         self._save()
 
@@ -618,7 +639,10 @@ def recorded(state_dir: Path) -> dict[str, Any] | None:
 def _alive(entry: dict[str, Any]) -> psutil.Process | None:
     with contextlib.suppress(psutil.Error):
         proc = psutil.Process(entry["pid"])
-        if abs(proc.create_time() - entry["createTime"]) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE:
+        if (
+            abs(proc.create_time() - entry["createTime"]) < 0.01
+            and proc.status() != psutil.STATUS_ZOMBIE
+        ):
             return proc
     return None
 
@@ -655,9 +679,22 @@ def teardown(state_dir: Path) -> list[str]:
         )
     # 3. Pod sandboxes through the CRI: removes their containers, netns and mounts.
     crictl = node_binary("crictl")
-    if socket_path.exists() and crictl.exists() and "containerd" in procs and _alive(procs["containerd"]):
+    if (
+        socket_path.exists()
+        and crictl.exists()
+        and "containerd" in procs
+        and _alive(procs["containerd"])
+    ):
         endpoint = f"unix://{socket_path}"
-        base = [str(crictl), "--runtime-endpoint", endpoint, "--image-endpoint", endpoint, "--timeout", "30s"]
+        base = [
+            str(crictl),
+            "--runtime-endpoint",
+            endpoint,
+            "--image-endpoint",
+            endpoint,
+            "--timeout",
+            "30s",
+        ]
         pods = subprocess.run([*base, "pods", "-q"], capture_output=True, text=True, check=False)
         for pod in pods.stdout.split():
             subprocess.run([*base, "stopp", pod], capture_output=True, check=False)
@@ -679,7 +716,9 @@ def teardown(state_dir: Path) -> list[str]:
     # 5. Mounts, network namespaces, the bridge, cgroups.
     for point in mounts_under([state_dir, Path("/run/containerd"), Path("/var/run/netns")]):
         if point.startswith(str(state_dir)) or "/k8s.io/" in point or _new_netns(point, state):
-            result = subprocess.run(["umount", "-l", point], capture_output=True, text=True, check=False)
+            result = subprocess.run(
+                ["umount", "-l", point], capture_output=True, text=True, check=False
+            )
             if result.returncode != 0:
                 problems.append(f"umount {point}: {result.stderr.strip()}")
     before = HostSnapshot.from_json(state["host"])
@@ -720,7 +759,9 @@ def _new_netns(point: str, state: dict[str, Any]) -> bool:
 def _remove_cgroup(path: Path, problems: list[str]) -> None:
     if not path.is_dir():
         return
-    for child in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+    for child in sorted(
+        (p for p in path.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True
+    ):
         _rmdir_cgroup(child, problems)
     _rmdir_cgroup(path, problems)
 

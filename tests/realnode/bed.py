@@ -16,8 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pagerbridge.localcluster import ControlPlane, find_binaries
-from pagerbridge.localcluster.node import IMAGE_SCRIPT, Node, ensure_binaries, unavailable_reason
+from pagerbridge_devkit.localcluster import ControlPlane, find_binaries
+from pagerbridge_devkit.localcluster.node import (
+    IMAGE_SCRIPT,
+    Node,
+    ensure_binaries,
+    unavailable_reason,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS_DIR = REPO / "crds"

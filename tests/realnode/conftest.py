@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from pagerbridge.demo.environment import Environment
-from pagerbridge.localcluster.node import GATEWAY, HostSnapshot, unavailable_reason
+from pagerbridge_devkit.demo.environment import Environment
+from pagerbridge_devkit.localcluster.node import GATEWAY, HostSnapshot, unavailable_reason
 
 from .bed import Bed, BedUnavailable, prepare, running_bed
 

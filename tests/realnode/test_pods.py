@@ -14,11 +14,11 @@ from typing import Any
 
 import yaml
 
-from pagerbridge.demo.manifests import Sandbox, demo_manifests
-from pagerbridge.demo.story import Story
-from pagerbridge.localcluster.node import GATEWAY
-from pagerbridge.sandbox import bigpanda as bp
-from pagerbridge.sandbox import pagerduty as pd
+from pagerbridge_devkit.demo.manifests import Sandbox, demo_manifests
+from pagerbridge_devkit.demo.story import Story
+from pagerbridge_devkit.localcluster.node import GATEWAY
+from pagerbridge_devkit.sandbox import bigpanda as bp
+from pagerbridge_devkit.sandbox import pagerduty as pd
 
 from .bed import OPERATOR_NAMESPACE, REPO, Bed
 from .conftest import PodEnvironment

@@ -51,7 +51,10 @@ def _address(text: str) -> tuple[str, int]:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python -m pagerbridge_devkit.localcluster.forward LISTEN TARGET", file=sys.stderr)
+        print(
+            "usage: python -m pagerbridge_devkit.localcluster.forward LISTEN TARGET",
+            file=sys.stderr,
+        )
         return 2
     asyncio.run(serve(_address(argv[0]), _address(argv[1])))
     return 0

@@ -525,6 +525,15 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                 if result.returncode != 0:
                     raise NodeError(f"ctr images import {archive}: {result.stderr}")
 
+    def image_size(self, reference: str) -> str:
+        """The image's size as containerd reports it (compressed layers), e.g. ``251.3 MiB``."""
+        listing = self._ctr("-n", "k8s.io", "images", "ls")
+        for line in listing.stdout.splitlines():
+            fields = line.split()
+            if fields and fields[0] == reference:
+                return " ".join(fields[3:5])
+        return "unknown"
+
     # --- probes ---------------------------------------------------------------------
 
     def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,6 @@
 #   kubelet, kube-scheduler, kube-proxy   the same wrapper module and version as
 #                                         kube-apiserver (hack/controlplane/kubernetes)
 #   crictl                                sigs.k8s.io/cri-tools (hack/node/cri-tools)
-#   pause                                 hack/node/pause (a static sleep-until-SIGTERM)
 # into $PAGERBRIDGE_TOOLS_DIR (default ~/.cache/pagerbridge/tools), linked as
 # <tools>/current/<name>. Prints the tools directory.
 set -euo pipefail

@@ -10,7 +10,9 @@ machine as it found it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +25,8 @@ from pagerbridge_devkit.localcluster.node import GATEWAY, HostSnapshot, unavaila
 from .bed import Bed, prepare, running_bed
 
 TIER_DIR = Path(__file__).resolve().parent
+LOCK_PATH = Path("/run/lock/pagerbridge-realnode.lock")
+_LOCK_FDS: list[int] = []
 
 
 def _in_ci() -> bool:
@@ -46,9 +50,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Node binaries and the image (minutes the first time, cached after) before any test
     runs, outside the per-test timeout. When the node cannot run here, the tests are
-    already marked skipped, or (CI=true) fail in the ``bed`` fixture with the reason."""
+    already marked skipped, or (CI=true) fail in the ``bed`` fixture with the reason.
+
+    One node at a time per machine: a second test session waits here (no test timeout
+    runs yet) until the first one's node is gone; the lock dies with the process."""
     if any(_ours(item) for item in session.items) and unavailable_reason() is None:
+        _hold_node_lock()
         prepare()
+
+
+def _hold_node_lock() -> None:
+    LOCK_PATH.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"realnode: another test session's node runs; waiting ({LOCK_PATH})", file=sys.stderr)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    _LOCK_FDS.append(fd)  # held until the session ends
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    while _LOCK_FDS:
+        os.close(_LOCK_FDS.pop())
 
 
 @pytest.fixture(scope="session")

@@ -52,6 +52,8 @@ GATEWAY = "10.244.0.1"
 SERVICE_CIDR = "10.96.0.0/24"
 PAUSE_IMAGE = "localhost/pagerbridge-pause:1"
 STATE_FILE = "node.json"
+# hostPath PersistentVolumes made at start (a bound claim's volume is not reused).
+VOLUMES = 40
 BUILD_SCRIPT = REPO_ROOT / "hack" / "node" / "build.sh"
 IMAGE_SCRIPT = REPO_ROOT / "hack" / "node" / "image.sh"
 RUNTIME_SCRIPT = REPO_ROOT / "hack" / "node" / "install-runtime.sh"
@@ -343,6 +345,31 @@ class Node:
         )
         self._start_control_loops()
         self._poll(self._kubernetes_service_routed, "kube-proxy rules for the kubernetes Service")
+        self._create_volumes()
+
+    def _create_volumes(self) -> None:
+        """Static hostPath PersistentVolumes (no class) for the persistentvolume-binder to
+        bind claims to, e.g. the relays' outboxes; their directories live in the node's
+        own directory, owned by the image's user, and go with it at teardown."""
+        docs = []
+        for index in range(VOLUMES):
+            path = self.state_dir / "volumes" / f"pv-{index}"
+            path.mkdir(parents=True, exist_ok=True)
+            os.chown(path, 65532, 65532)
+            docs.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolume",
+                    "metadata": {"name": f"{self.name}-pv-{index}"},
+                    "spec": {
+                        "capacity": {"storage": "2Gi"},
+                        "accessModes": ["ReadWriteOnce"],
+                        "persistentVolumeReclaimPolicy": "Retain",
+                        "hostPath": {"path": str(path), "type": "Directory"},
+                    },
+                }
+            )
+        self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
 
     def _write_configs(self) -> None:
         d = self.state_dir
@@ -536,9 +563,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
     # --- probes ---------------------------------------------------------------------
 
-    def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [str(tools_dir() / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
             capture_output=True,
             text=True,
             timeout=60,

@@ -25,7 +25,6 @@ from pagerbridge_devkit.localcluster.node import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-CRDS_DIR = REPO / "crds"
 CHART = REPO / "charts" / "pagerbridge"
 IMAGE_REPOSITORY, IMAGE_TAG = "localhost/pagerbridge", "dev"
 OPERATOR_NAMESPACE = "pagerbridge-system"
@@ -154,8 +153,9 @@ class Bed:
 
 @contextmanager
 def running_bed(workdir: Path) -> Iterator[Bed]:
-    """A control plane with the CRDs, a real node and the chart's operator; torn down after."""
-    plane = ControlPlane(workdir / "plane", find_binaries(), crds=[CRDS_DIR])
+    """A control plane, a real node and the chart (CRDs + operator); torn down after."""
+    # No CRDs up front: the chart installs them, as in a user's `helm install`.
+    plane = ControlPlane(workdir / "plane", find_binaries())
     node = Node(workdir / "node", workdir / "plane")
     try:
         plane.start()

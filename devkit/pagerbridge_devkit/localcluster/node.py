@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -806,6 +807,13 @@ def _remove_cgroup(path: Path, problems: list[str]) -> None:
 
 
 def _rmdir_cgroup(path: Path, problems: list[str]) -> None:
+    # Container processes the node started and no runtime is left to stop (containerd and
+    # its shims ended first, e.g. after a killed test run): ended by the pids in the
+    # node's own cgroup.
+    with contextlib.suppress(OSError, ValueError):
+        for pid in (path / "cgroup.procs").read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
     for _ in range(50):
         try:
             path.rmdir()

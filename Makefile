@@ -6,6 +6,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 CLUSTER_DIR ?= .cluster
+NODE_DIR ?= .node
 PYTEST_ARGS ?=
 # The chart's CRDs are templates (helm upgrade updates them), generated with crds/.
 CHART_CRDS := charts/pagerbridge/templates/crds
@@ -18,7 +19,7 @@ export PATH := $(VENV_BIN):$(PATH)
 export VIRTUAL_ENV := $(abspath $(VENV))
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools test test-unit test-e2e lint format crds crds-check lock cluster-up cluster-down cluster-status demo
+.PHONY: help install tools image node-up node-down node-status test-realnode test test-unit test-e2e lint format crds crds-check lock cluster-up cluster-down cluster-status demo
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -68,6 +69,24 @@ cluster-up: install ## start etcd + kube-apiserver + controller-manager in the b
 
 cluster-down: install ## stop the local control plane and remove .cluster/
 	$(PY) -m pagerbridge_devkit.localcluster down --dir $(CLUSTER_DIR)
+
+node-up: install ## one real node for the running cluster-up plane: containerd, kubelet, scheduler, kube-proxy (Linux, root)
+	bash hack/node/install-runtime.sh
+	bash hack/node/build.sh >/dev/null
+	$(PY) -m pagerbridge_devkit.localcluster node-up --dir $(CLUSTER_DIR) --node-dir $(NODE_DIR)
+
+node-down: install ## stop the real node and undo every change it made to the machine
+	$(PY) -m pagerbridge_devkit.localcluster node-down --node-dir $(NODE_DIR)
+
+node-status: install ## show the real node's processes
+	$(PY) -m pagerbridge_devkit.localcluster node-status --node-dir $(NODE_DIR)
+
+image: install ## build the Dockerfile with buildah (base from debootstrap; no registry); import into the node
+	bash hack/node/install-runtime.sh
+	bash hack/node/image.sh
+
+test-realnode: install ## the realnode tier only (Linux, root; builds node binaries and the image)
+	$(PY) -m pytest -q -m realnode tests/realnode $(PYTEST_ARGS)
 
 cluster-status: install ## show the local control plane's processes
 	$(PY) -m pagerbridge_devkit.localcluster status --dir $(CLUSTER_DIR)

@@ -58,6 +58,9 @@ class Environment:
     step_timeout: float
     kubeconfig: Path | None = None  # a cluster to use instead of a local control plane
     notify: Callable[[str], None] = print  # progress within a step
+    # Where the simulators and the ingress listen: loopback for the harness kubelet's
+    # local relay; a real node's bridge address when the relay runs in a pod.
+    listen_host: str = "127.0.0.1"
     stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     logs: dict[str, Path] = field(default_factory=dict)
     cleanup_errors: list[str] = field(default_factory=list)
@@ -183,7 +186,7 @@ class Environment:
         )
 
     def _serve(self, what: str, app: ASGIApp) -> str:
-        server = BackgroundServer(app)
+        server = BackgroundServer(app, host=self.listen_host)
         server.__enter__()
         self.on_close(what, lambda: server.__exit__(None, None, None))
         return server.url

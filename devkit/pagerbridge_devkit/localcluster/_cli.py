@@ -15,7 +15,9 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("up", "down", "status"))
+    parser.add_argument(
+        "action", choices=("up", "down", "status", "node-up", "node-down", "node-status")
+    )
     parser.add_argument(
         "--dir", type=Path, default=Path(".cluster"), help="state directory (default .cluster)"
     )
@@ -28,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(repeatable; default: ./crds when it exists)",
     )
     parser.add_argument(
+        "--node-dir",
+        type=Path,
+        default=Path(".node"),
+        help="state directory of the real node (node-up/node-down; default .node)",
+    )
+    parser.add_argument(
         "--no-controller-manager",
         action="store_true",
         help="run only etcd and kube-apiserver",
@@ -35,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action.startswith("node-"):
+        return _run_node(args)
     from pagerbridge_devkit.localcluster.controlplane import (
         ControlPlane,
         ControlPlaneError,
@@ -73,6 +83,38 @@ def run(args: argparse.Namespace) -> int:
     for name, pid in plane.pids.items():
         print(f"{name} pid {pid}")
     print(f"API server {plane.url}; kubeconfig: {plane.kubeconfig}")
+    return 0
+
+
+def _run_node(args: argparse.Namespace) -> int:
+    from pagerbridge_devkit.localcluster.node import Node, NodeError, running, teardown
+
+    node_dir: Path = args.node_dir.resolve()
+    alive = running(node_dir)
+    if args.action == "node-status":
+        for name, pid in alive:
+            print(f"{name} pid {pid}")
+        print("running" if alive else "not running")
+        return 0 if alive else 1
+    if args.action == "node-down":
+        problems = teardown(node_dir)
+        for problem in problems:
+            print(f"left behind: {problem}", file=sys.stderr)
+        print(f"node stopped ({len(alive)} process(es)); removed {node_dir}")
+        return 1 if problems else 0
+    if alive:
+        print(f"node already running ({node_dir})")
+        return 0
+    teardown(node_dir)  # leftovers of a crashed run
+    node = Node(node_dir, args.dir.resolve(), detach=True)
+    try:
+        node.start()
+    except NodeError as exc:
+        print(f"node failed to start: {exc}", file=sys.stderr)
+        return 1
+    for name, pid in running(node_dir):
+        print(f"{name} pid {pid}")
+    print(f"node {node.name} Ready; pods in {node.state_dir}")
     return 0
 
 

@@ -47,6 +47,8 @@ from pagerbridge_devkit.localcluster.processes import end_group, spawn
 
 STATE_FILE = "state.json"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+# Where pods of a real node reach the API server (localcluster.node.GATEWAY).
+ADVERTISE_ADDRESS = "10.244.0.1"
 
 
 class ControlPlaneError(RuntimeError):
@@ -252,7 +254,9 @@ class ControlPlane:
                 f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
                 f"--service-account-key-file={pki.sa_pub}",
                 f"--service-account-signing-key-file={pki.sa_key}",
-                "--disable-admission-plugins=ServiceAccount",
+                # The `kubernetes` Service's endpoint: the real node's bridge address,
+                # forwarded to this loopback port (localcluster.node); unused without one.
+                f"--advertise-address={ADVERTISE_ADDRESS}",
                 "--allow-privileged=true",
                 "--v=1",
             ],

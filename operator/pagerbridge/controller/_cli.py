@@ -83,6 +83,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def operator_identity() -> str:
+    """kopf's identity of this operator process: ``<pod or host>/<pid>``.
+
+    kopf's own default asks ``getpass.getuser()``, which raises in the image: it runs as the
+    numeric user 65532, which has no passwd entry (and no USER/LOGNAME variable).
+    """
+    import os
+    import socket
+
+    return f"{os.environ.get('POD_NAME') or socket.gethostname()}/{os.getpid()}"
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
     import os
@@ -122,6 +134,7 @@ async def _main(args: argparse.Namespace, credentials: Any, settings: Any, lease
     import sys
 
     import kopf
+    from kopf._core.engines.peering import Identity  # a NewType of str, not re-exported
     from prometheus_client import start_http_server
 
     from pagerbridge import __version__, jsonlog
@@ -178,6 +191,7 @@ async def _main(args: argparse.Namespace, credentials: Any, settings: Any, lease
                 clusterwide=not namespaces,
                 namespaces=namespaces,
                 liveness_endpoint=args.liveness,
+                identity=Identity(operator_identity()),
                 memo=kopf.Memo(),
             )
         )

@@ -95,7 +95,7 @@ fi
 source_hash="$(cd "$repo" && {
     sha256sum Dockerfile .dockerignore
     buildah_ inspect --type image --format '{{.FromImageID}}' "$base"
-    find pyproject.toml README.md operator -type f ! -name '*.pyc' ! -path '*/__pycache__/*' \
+    find pyproject.toml README.md requirements operator -type f ! -name '*.pyc' ! -path '*/__pycache__/*' \
         ! -name '*.db' ! -name '*.db-wal' ! -name '*.db-shm' -print0 | sort -z | xargs -0 sha256sum
 } | sha256sum | cut -c1-16)"
 read -r built_hash built_id <"$images/pagerbridge.source" 2>/dev/null || true

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pagerbridge.clients.egress import DEFAULT_ALLOWED_HOSTS
 from pagerbridge_devkit.localcluster import ControlPlane, find_binaries
 from pagerbridge_devkit.localcluster.node import (
+    GATEWAY,
     IMAGE_SCRIPT,
     Node,
     ensure_binaries,
@@ -116,6 +118,10 @@ class Bed:
             "--set", f"image.repository={IMAGE_REPOSITORY}",
             "--set", f"image.tag={IMAGE_TAG}",
             "--set", "image.pullPolicy=Never",  # only the imported image, never a registry
+            # The admin's egress bounds for this bed: the simulators speak plain http on
+            # the bridge's gateway, a private address (the public defaults stay allowed).
+            "--set", "egress.allowHttp=true",
+            "--set", f"egress.allowedHosts={{{','.join((*DEFAULT_ALLOWED_HOSTS, GATEWAY))}}}",
             "--wait", "--timeout", "180s",
         )  # fmt: skip
 

@@ -68,10 +68,18 @@ def apply(bed: Bed, namespace: str, docs: list[dict[str, Any]]) -> None:
 
 def wait_ready(bed: Bed, namespace: str, integration: str) -> dict[str, Any]:
     """The integration Ready (reconciled by the operator pod) and its relay pod Ready."""
-    bed.kubectl(
+    waited = bed.kubectl(
         "wait", "-n", namespace, "--for=condition=Ready", f"pdi/{integration}",
-        "--timeout=180s", timeout=190,
+        "--timeout=180s", timeout=190, check=False,
     )  # fmt: skip
+    if waited.returncode != 0:
+        pdi = bed.get(namespace, "pdi", integration) or {}
+        conditions = (pdi.get("status") or {}).get("conditions")
+        pods = bed.relay_pods(namespace, integration)
+        phases = [(p["metadata"]["name"], p["status"].get("phase")) for p in pods]
+        raise AssertionError(
+            f"{integration} not Ready: conditions {conditions}; relay pods {phases}"
+        )
     pod: dict[str, Any] = wait_for(
         lambda: bed.ready_relay_pod(namespace, integration), 180, f"{integration}'s relay pod"
     )

@@ -110,5 +110,5 @@ def test_full_disk_no_resend_loop_readiness_false_then_recovers(
     # Recorded for good: a restart has nothing left to send.
     relay.restart()
     assert relay.post_bigpanda(incident(800)).status_code == 202
-    wait_for(lambda: sim.incident_by_key(incident(800)["id"]), timeout=30)
+    wait_for(lambda: incident(800)["id"] in accepted(), timeout=30, what="the new event sent")
     assert sorted(accepted()) == sorted([*(b["id"] for b in bodies), incident(800)["id"]])

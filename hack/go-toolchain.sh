@@ -68,3 +68,20 @@ pb_ensure_go() {
     export GOTOOLCHAIN=local
     echo "[go] using $("$dir/bin/go" version)" >&2
 }
+
+# pb_build_go MODULE_DIR PACKAGE OUTPUT [LDFLAGS]: builds PACKAGE once into OUTPUT (an
+# existing OUTPUT is the cache). Go is checked, on the first build only, against every
+# go.mod listed in the caller's PB_GO_MODS array, and logged through the caller's `log`.
+_pb_go_ready=""
+pb_build_go() {
+    local dir="$1" pkg="$2" out="$3" ldflags="${4:-}"
+    if [ -x "$out" ]; then return 0; fi
+    if [ -z "$_pb_go_ready" ]; then
+        pb_ensure_go "${PB_GO_MODS[@]}"
+        _pb_go_ready=1
+    fi
+    log "building $pkg -> $out (first time only; minutes)"
+    mkdir -p "$(dirname "$out")"
+    (cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg")
+    mv "$out.tmp" "$out"
+}

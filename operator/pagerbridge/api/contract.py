@@ -15,6 +15,7 @@ all three import them from here.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from typing import Final
@@ -88,6 +89,17 @@ RELAY_PORT_FLAG: Final = "--port"
 # database it names (a libpq connection URI, from a Secret the operator references) and
 # several replicas may share it; otherwise the outbox is the embedded SQLite file.
 OUTBOX_DSN_ENV: Final = "PAGERBRIDGE_OUTBOX_DSN"
+# The PostgreSQL schema holding one integration's outbox (created by the relay), so that
+# integrations may share a database without sharing tables.
+OUTBOX_SCHEMA_ENV: Final = "PAGERBRIDGE_OUTBOX_SCHEMA"
+
+
+def outbox_schema(namespace: str, integration: str) -> str:
+    """The outbox schema of an integration: stable across re-creation of the resource (a
+    GitOps prune and re-apply finds its pending work), unambiguous (``/`` never appears in
+    a namespace or name), and a valid unquoted PostgreSQL identifier."""
+    digest = hashlib.sha256(f"{namespace}/{integration}".encode()).hexdigest()[:20]
+    return f"pagerbridge_{digest}"
 
 
 def relay_command(config_file: str, host: str, port: int) -> list[str]:

@@ -214,6 +214,24 @@ class RelayStorage(StrEnum):
 
     PERSISTENT = "Persistent"
     EPHEMERAL = "Ephemeral"
+    POSTGRESQL = "PostgreSQL"
+
+
+# Relay replicas an integration may ask for: several only with a shared (PostgreSQL) outbox.
+MAX_RELAY_REPLICAS = 10
+
+
+class DatabaseSpec(CamelModel):
+    """The PostgreSQL database of a ``PostgreSQL`` outbox."""
+
+    uri_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key (in the integration's namespace) holding a libpq connection "
+        "URI, e.g. postgresql://user:password@host:5432/db?sslmode=verify-full (a "
+        "CloudNativePG <cluster>-app Secret has one under key uri). Unset: the operator's "
+        "default Secret name and key (Helm values relay.database), looked up in the "
+        "integration's namespace. PostgreSQL 13 or later.",
+    )
 
 
 class PersistenceSpec(CamelModel):
@@ -243,8 +261,10 @@ class RelaySpec(RelayPodSettings):
     replicas: int = Field(
         default=1,
         ge=0,
-        le=1,
-        description="Relay replicas. One until cross-replica ordering exists (see docs).",
+        le=MAX_RELAY_REPLICAS,
+        description="Relay replicas (default 1). More than one needs storage PostgreSQL: "
+        "every replica then accepts and delivers, sharing one outbox, and the relay gets a "
+        "PodDisruptionBudget and zero-downtime rolling updates.",
     )
     image: str | None = Field(
         default=None, max_length=512, description="Relay image; defaults to the operator's own."
@@ -264,9 +284,14 @@ class RelaySpec(RelayPodSettings):
         "Deployment is replaced with Recreate, so work accepted but not yet delivered survives "
         "rollouts, evictions, drains and deleted pods, and one pod at a time writes it. "
         "Ephemeral: an emptyDir, kept across container restarts but lost, with every event "
-        "not yet delivered, whenever the pod is replaced (condition OutboxDurable=False).",
+        "not yet delivered, whenever the pod is replaced (condition OutboxDurable=False). "
+        "PostgreSQL: the outbox is in a PostgreSQL database (relay.database) shared by all "
+        "replicas, which may then be more than one.",
     )
     persistence: PersistenceSpec = Field(default_factory=PersistenceSpec)
+    database: DatabaseSpec = Field(
+        default_factory=DatabaseSpec, description="The database of storage PostgreSQL."
+    )
 
     @property
     def effective_storage(self) -> RelayStorage:
@@ -295,6 +320,12 @@ INTEGRATION_RULES: list[JsonValue] = [
         "rule": "!has(self.pagerDuty.serviceId) || has(self.relay.publicUrl)",
         "message": "pagerDuty.serviceId needs relay.publicUrl: PagerDuty delivers its webhooks "
         "from the internet and cannot reach the relay's cluster-internal Service address",
+    },
+    {
+        "rule": "self.relay.replicas <= 1 || "
+        "(has(self.relay.storage) && self.relay.storage == 'PostgreSQL')",
+        "message": "relay.replicas above 1 needs relay.storage PostgreSQL: replicas share "
+        "their outbox there (a Persistent or Ephemeral outbox has one writer)",
     },
     {
         "rule": "self.bigPanda.webhook.mode != 'Managed' || has(self.bigPanda.apiToken)",

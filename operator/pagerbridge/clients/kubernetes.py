@@ -66,6 +66,7 @@ BUILTIN: dict[str, tuple[str, str, str]] = {
     "Event": ("", "v1", "events"),
     "Namespace": ("", "v1", "namespaces"),
     "Deployment": ("apps", "v1", "deployments"),
+    "PodDisruptionBudget": ("policy", "v1", "poddisruptionbudgets"),
     "Lease": ("coordination.k8s.io", "v1", "leases"),
 }
 CLUSTER_SCOPED = {"Namespace"}

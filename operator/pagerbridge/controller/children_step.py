@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import secrets as pysecrets
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pagerbridge.api import PagerDutyIntegrationSpec
-from pagerbridge.clients.kubernetes import AlreadyExists
+from pagerbridge.clients.kubernetes import AlreadyExists, NotFound, Resource
 from pagerbridge.controller import conditions as c
 from pagerbridge.controller.conditions import ConditionUpdate
 from pagerbridge.controller.metrics import APPLIES
@@ -73,6 +74,19 @@ async def _apply_one(ctx: Context, manifest: dict[str, Any], force: bool) -> Non
     meta = result["metadata"]
     marker = str(meta.get("generation")) if kind == "Deployment" else str(meta["resourceVersion"])
     memory.applied[kind] = (digest, marker)
+
+
+async def remove(ctx: Context, kinds: list[str]) -> None:
+    """Delete children of ``kinds`` that an older spec made and this one does not have
+    (only ours: the world indexes children owned by an integration)."""
+    owner = ctx.owner
+    for kind in kinds:
+        observed = ctx.world.child(kind, owner.namespace, owner.name)
+        if observed is None:
+            continue
+        with contextlib.suppress(NotFound):
+            await ctx.kube.delete(Resource.builtin(kind), owner.namespace, observed.name)
+        ctx.memory.applied.pop(kind, None)
 
 
 async def _ensure_token_secret(ctx: Context, seen_before: bool) -> None:

@@ -29,9 +29,12 @@ from pagerbridge.api.contract import (
     pagerduty_api_url,
     pagerduty_events_url,
 )
+from pagerbridge.api.integration import RelayStorage
 from pagerbridge.api.relay_config import BigPandaRelayConfig
 from pagerbridge.controller import names as n
-from pagerbridge.controller.errors import InvalidKey, SecretNotFound
+from pagerbridge.controller.errors import DatabaseNotConfigured, InvalidKey, SecretNotFound
+
+DATABASE_FIELD = "spec.relay.database.uriSecretRef"
 
 
 def looks_like_routing_key(value: str) -> bool:
@@ -62,6 +65,8 @@ class MappingInput:
 class Compiled:
     config: RelayConfig
     mounted_secrets: tuple[str, ...]  # user Secret names to mount, sorted
+    # storage PostgreSQL: the Secret key holding the connection URI (an env var, not a file)
+    database: SecretKeyRef | None = None
     active_override: str | None = None
     ignored_overrides: tuple[str, ...] = ()
     ignored_mappings: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -81,13 +86,27 @@ def _check_refs(
         raise SecretNotFound("; ".join(missing))
 
 
-def secret_refs(spec: PagerDutyIntegrationSpec) -> list[tuple[str, SecretKeyRef]]:
+def database_ref(
+    spec: PagerDutyIntegrationSpec, default: SecretKeyRef | None = None
+) -> SecretKeyRef | None:
+    """Storage PostgreSQL: the integration's database Secret key, else the operator's
+    default (a Secret of the same name in the integration's namespace); otherwise None."""
+    if spec.relay.effective_storage is not RelayStorage.POSTGRESQL:
+        return None
+    return spec.relay.database.uri_secret_ref or default
+
+
+def secret_refs(
+    spec: PagerDutyIntegrationSpec, default_database: SecretKeyRef | None = None
+) -> list[tuple[str, SecretKeyRef]]:
     """Every Secret key the integration references, with the field path naming it."""
     refs = [("spec.pagerDuty.routingKey", spec.pager_duty.routing_key)]
     if spec.pager_duty.api_token is not None:
         refs.append(("spec.pagerDuty.apiToken", spec.pager_duty.api_token))
     if spec.big_panda.api_token is not None:
         refs.append(("spec.bigPanda.apiToken", spec.big_panda.api_token))
+    if (database := database_ref(spec, default_database)) is not None:
+        refs.append((DATABASE_FIELD, database))
     return refs
 
 
@@ -100,10 +119,19 @@ def compile_relay_config(
     secrets: Mapping[str, SecretInfo],
     *,
     webhook_secret: bool,
+    default_database: SecretKeyRef | None = None,
 ) -> Compiled:
-    """The RelayConfig for one integration; raises ``SecretNotFound`` / ``InvalidKey``."""
+    """The RelayConfig for one integration; raises ``SecretNotFound`` / ``InvalidKey`` /
+    ``DatabaseNotConfigured``."""
     names = n.ChildNames(integration)
-    refs = secret_refs(spec)
+    database = database_ref(spec, default_database)
+    if spec.relay.effective_storage is RelayStorage.POSTGRESQL and database is None:
+        raise DatabaseNotConfigured(
+            "relay.storage PostgreSQL needs relay.database.uriSecretRef (a Secret key holding "
+            "the connection URI), and the operator has no default database Secret "
+            "(Helm value relay.database.secretName)"
+        )
+    refs = secret_refs(spec, default_database)
     _check_refs(namespace, refs, secrets)
     routing = spec.pager_duty.routing_key
     if routing.key not in secrets[routing.name].routing_key_shaped:
@@ -161,7 +189,8 @@ def compile_relay_config(
     )
     return Compiled(
         config=config,
-        mounted_secrets=tuple(sorted({ref.name for _, ref in refs})),
+        mounted_secrets=tuple(sorted({ref.name for what, ref in refs if what != DATABASE_FIELD})),
+        database=database,
         active_override=active.name if active else None,
         ignored_overrides=tuple(o.name for o in ordered_overrides[1:]),
         ignored_mappings=ignored,

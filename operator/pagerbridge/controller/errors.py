@@ -8,6 +8,7 @@
     │   ├── SecretNotFound          a referenced Secret or key is missing       -> Ready False
     │   ├── InvalidKey              a routing key that cannot be a PagerDuty key -> Ready False
     │   ├── InvalidSpec             the spec does not parse (CRD bypassed)       -> Ready False
+    │   ├── DatabaseNotConfigured   storage PostgreSQL without a database Secret -> Ready False
     │   └── URLNotAllowed           a URL outside the admin's egress policy      -> Ready False
     │                               (nothing is called, no RelayConfig compiled)
     └── RetryLater                  transient; retried with backoff (kopf TemporaryError
@@ -62,6 +63,10 @@ class InvalidKey(WaitingForInput):
 
 class InvalidSpec(WaitingForInput):
     reason = "InvalidSpec"
+
+
+class DatabaseNotConfigured(WaitingForInput):
+    reason = "DatabaseNotConfigured"
 
 
 class URLNotAllowed(WaitingForInput):

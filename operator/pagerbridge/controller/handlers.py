@@ -57,6 +57,7 @@ CHILD_RESOURCES = {
     "Service": ("", "v1", "services"),
     "PersistentVolumeClaim": ("", "v1", "persistentvolumeclaims"),
     "Deployment": ("apps", "v1", "deployments"),
+    "PodDisruptionBudget": ("policy", "v1", "poddisruptionbudgets"),
 }
 
 
@@ -162,7 +163,8 @@ def build_registry(settings: OperatorSettings, credentials: Credentials) -> kopf
             spec = PagerDutyIntegrationSpec.model_validate(info.spec)
         except ValidationError:
             return {}
-        return {(info.namespace, ref.name): info.name for _, ref in secret_refs(spec)}
+        refs = secret_refs(spec, settings.relay_database)
+        return {(info.namespace, ref.name): info.name for _, ref in refs}
 
     for kind in (KEY_OVERRIDE, TAG_MAPPING):
 

@@ -181,7 +181,7 @@ def child_state(kind: str, body: Body) -> ChildState | None:
 
 
 REF_KINDS = (KEY_OVERRIDE.kind, TAG_MAPPING.kind)
-CHILD_KINDS = ("ConfigMap", "Service", "PersistentVolumeClaim", "Deployment")
+CHILD_KINDS = ("ConfigMap", "Service", "PersistentVolumeClaim", "PodDisruptionBudget", "Deployment")
 
 
 class World(Protocol):

@@ -284,7 +284,7 @@ class Reconciler:
         namespace, name, spec = ctx.owner.namespace, ctx.owner.name, ctx.spec
         user_secrets = {
             ref.name: state.info
-            for _, ref in secret_refs(spec)
+            for _, ref in secret_refs(spec, self.settings.relay_database)
             if (state := ctx.world.secret(namespace, ref.name)) is not None
         }
         override_inputs = [o for o in map(_override, overrides) if o]
@@ -299,6 +299,7 @@ class Reconciler:
                 mapping_inputs,
                 user_secrets,
                 webhook_secret=webhook_secret,
+                default_database=self.settings.relay_database,
             )
 
         compile_(False)  # validate the references before anything talks to PagerDuty
@@ -308,6 +309,7 @@ class Reconciler:
         compiled = compile_(sub.webhook_secret)
         children = render_children(ctx.owner, spec, compiled, self.render_settings)
         await children_step.apply(ctx, children.applied(), force=resync)
+        await children_step.remove(ctx, children.absent())
         token = await token_step.run(ctx)
         if bigpanda_integration.managed(spec):
             if token is not None:

@@ -34,8 +34,11 @@ from pagerbridge.api import (
 from pagerbridge.api.contract import (
     BIGPANDA_WEBHOOK_PATH,
     HOT_RELOADED_FIELDS,
+    OUTBOX_DSN_ENV,
+    OUTBOX_SCHEMA_ENV,
     PAGERDUTY_WEBHOOK_PATH,
     bigpanda_config_headers,
+    outbox_schema,
     relay_command,
 )
 from pagerbridge.api.integration import RelayStorage
@@ -46,6 +49,10 @@ from pagerbridge.controller.compile import Compiled
 Manifest = dict[str, Any]
 
 RUN_AS = 65532  # the distroless "nonroot" user
+# Shared outbox, rolling updates: a terminating replica keeps serving this long after it
+# is marked for deletion, while Services, kube-proxy and ingress controllers stop sending
+# it new webhooks; only then does it get SIGTERM and drain (no webhook is refused).
+DRAIN_DELAY_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -85,14 +92,22 @@ class Children:
     deployment: Manifest
     service: Manifest
     outbox_claim: Manifest | None
+    disruption_budget: Manifest | None = None
 
     def applied(self) -> list[Manifest]:
         """Children kept in shape by server-side apply, in apply order."""
         items = [self.config_map, self.service]
         if self.outbox_claim is not None:
             items.append(self.outbox_claim)
+        if self.disruption_budget is not None:
+            items.append(self.disruption_budget)
         items.append(self.deployment)
         return items
+
+    def absent(self) -> list[str]:
+        """Kinds of children this spec does not have, removed if an older spec made them.
+        (An outbox claim is kept: it may hold work not yet delivered.)"""
+        return [] if self.disruption_budget is not None else ["PodDisruptionBudget"]
 
 
 def _metadata(owner: Owner, name: str, **extra: Any) -> dict[str, Any]:
@@ -155,13 +170,25 @@ def render_deployment(
         mounts.append(
             {"name": volume, "mountPath": n.secret_mount_dir(secret_name), "readOnly": True}
         )
-    if spec.relay.effective_storage is RelayStorage.PERSISTENT:
+    storage = spec.relay.effective_storage
+    if storage is RelayStorage.PERSISTENT:
         volumes.append(
             {"name": "outbox", "persistentVolumeClaim": {"claimName": names.outbox_claim}}
         )
     else:
         volumes.append({"name": "outbox", "emptyDir": {}})
     mounts.append({"name": "outbox", "mountPath": n.OUTBOX_DIR})
+    env: list[dict[str, Any]] = []
+    if storage is RelayStorage.POSTGRESQL and compiled.database is not None:
+        # The URI stays in its Secret: the kubelet resolves it into the environment.
+        ref = compiled.database
+        env = [
+            {
+                "name": OUTBOX_DSN_ENV,
+                "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
+            },
+            {"name": OUTBOX_SCHEMA_ENV, "value": outbox_schema(owner.namespace, owner.name)},
+        ]
 
     pod = effective(settings.pod_defaults, spec.relay)
     resources = pod.resources.to_json_dict() if pod.resources else DEFAULT_RESOURCES
@@ -187,6 +214,11 @@ def render_deployment(
         },
         "volumeMounts": mounts,
     }
+    if env:
+        container["env"] = env
+    shared_outbox = storage is RelayStorage.POSTGRESQL
+    if shared_outbox:
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": DRAIN_DELAY_SECONDS}}}
     selector = n.selector_labels(names)
     return {
         "apiVersion": "apps/v1",
@@ -195,10 +227,7 @@ def render_deployment(
         "spec": {
             "replicas": spec.relay.replicas,
             "selector": {"matchLabels": selector},
-            # One writer per outbox, whatever the storage: the old pod is gone before the
-            # new one starts, so two relays never serve the same incidents from two
-            # outboxes (per-incident order) nor open one claim twice.
-            "strategy": {"type": "Recreate"},
+            "strategy": _strategy(shared_outbox),
             "template": {
                 "metadata": {
                     "labels": {**(pod.pod_labels or {}), **n.child_labels(names)},
@@ -222,6 +251,36 @@ def render_deployment(
                     "volumes": volumes,
                 },
             },
+        },
+    }
+
+
+def _strategy(shared_outbox: bool) -> dict[str, Any]:
+    if shared_outbox:
+        # Replicas share one outbox that orders and leases work across them: a new pod is
+        # Ready before an old one goes, so some replica always accepts webhooks.
+        return {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    # One writer per file outbox: the old pod is gone before the new one starts, so two
+    # relays never serve the same incidents from two outboxes (per-incident order) nor
+    # open one claim twice.
+    return {"type": "Recreate"}
+
+
+def render_disruption_budget(owner: Owner, spec: PagerDutyIntegrationSpec) -> Manifest | None:
+    """Shared outbox, two or more replicas: voluntary disruptions (drains) take one relay
+    pod at a time, so one always accepts webhooks. A single relay gets none: a budget
+    could only block drains, never keep it serving."""
+    if spec.relay.effective_storage is not RelayStorage.POSTGRESQL or spec.relay.replicas < 2:
+        return None
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(owner, owner.names.relay),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": n.selector_labels(owner.names)},
+            # A crash-looping relay must not block a node drain.
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
         },
     }
 
@@ -299,6 +358,7 @@ def render_children(
         deployment=render_deployment(owner, spec, compiled, settings),
         service=render_service(owner, spec),
         outbox_claim=render_outbox_claim(owner, spec),
+        disruption_budget=render_disruption_budget(owner, spec),
     )
 
 

@@ -18,12 +18,17 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from pagerbridge import DEFAULT_IMAGE
-from pagerbridge.api import RelayPodSettings
+from pagerbridge.api import RelayPodSettings, SecretKeyRef
 from pagerbridge.clients._http import CallLimits
 from pagerbridge.clients.egress import DEFAULT_ALLOWED_HOSTS, EgressPolicy
 from pagerbridge.controller.relay_policy import RelayPolicy
 
 RELAY_DEFAULTS_ENV = "PAGERBRIDGE_RELAY_DEFAULTS"
+# The default database of storage PostgreSQL: a Secret name (and key, default "uri") that
+# each integration finds in its own namespace; never a Secret of the operator's namespace,
+# so no tenant is handed credentials the platform team did not give its namespace.
+RELAY_DATABASE_SECRET_ENV = "PAGERBRIDGE_RELAY_DATABASE_SECRET"
+RELAY_DATABASE_KEY_ENV = "PAGERBRIDGE_RELAY_DATABASE_SECRET_KEY"
 
 
 class SettingsError(ValueError):
@@ -41,6 +46,18 @@ def relay_pod_defaults(text: str | None) -> RelayPodSettings:
             for error in exc.errors()
         )
         raise SettingsError(f"{RELAY_DEFAULTS_ENV}: {problems}") from None
+
+
+def relay_database_default(name: str | None, key: str | None) -> SecretKeyRef | None:
+    if not name:
+        return None
+    try:
+        return SecretKeyRef(name=name, key=key or "uri")
+    except ValidationError as exc:
+        problems = "; ".join(error["msg"] for error in exc.errors())
+        raise SettingsError(
+            f"{RELAY_DATABASE_SECRET_ENV}/{RELAY_DATABASE_KEY_ENV}: {problems}"
+        ) from None
 
 
 # Environment variables of the egress policy (the chart renders them from egress.*; the
@@ -76,6 +93,7 @@ class OperatorSettings:
     reconcile_deadline_seconds: float = 120.0  # one reconcile, all its calls together
     namespace_concurrency: int = 4  # reconciles of one namespace running at once
     relay_policy: RelayPolicy = field(default_factory=RelayPolicy)
+    relay_database: SecretKeyRef | None = None  # default database Secret of storage PostgreSQL
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -112,5 +130,8 @@ class OperatorSettings:
             relay_policy=RelayPolicy.parse(
                 _list(env.get("PAGERBRIDGE_RELAY_IMAGE_PREFIXES")),
                 _list(env.get("PAGERBRIDGE_RELAY_SERVICE_TYPES"), ("ClusterIP",)),
+            ),
+            relay_database=relay_database_default(
+                env.get(RELAY_DATABASE_SECRET_ENV), env.get(RELAY_DATABASE_KEY_ENV)
             ),
         )

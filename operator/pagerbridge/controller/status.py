@@ -80,6 +80,15 @@ def ready_condition(
 
 def storage_condition(storage: RelayStorage) -> ConditionUpdate:
     """``OutboxDurable``: whether accepted work survives the relay pod being replaced."""
+    if storage is RelayStorage.POSTGRESQL:
+        return ConditionUpdate(
+            c.OUTBOX_DURABLE,
+            c.TRUE,
+            "PostgreSQL",
+            "the outbox is in PostgreSQL, shared by the relay replicas: events accepted and "
+            "not yet delivered survive rollouts, evictions, drains, deleted pods and lost "
+            "nodes, as long as the database keeps its commits",
+        )
     if storage is RelayStorage.PERSISTENT:
         return ConditionUpdate(
             c.OUTBOX_DURABLE,

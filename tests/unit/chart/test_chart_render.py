@@ -155,6 +155,7 @@ NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
     ("", "services"): CRUD,
     ("", "persistentvolumeclaims"): CRUD,
     ("apps", "deployments"): CRUD,
+    ("policy", "poddisruptionbudgets"): CRUD,
     ("", "events"): {"create", "patch"},
 }
 

@@ -132,7 +132,8 @@ def test_schemas_are_distinct_per_integration_and_valid_identifiers() -> None:
     assert len(schemas) == len(pairs)
     for schema in schemas:
         assert len(schema) <= 63
-        assert schema.isidentifier() and schema == schema.lower()
+        assert schema.isidentifier()
+        assert schema == schema.lower()
 
 
 def test_outbox_durable_says_postgresql() -> None:

@@ -22,19 +22,27 @@ class Rollout:
 
 
 def deployment_status(
-    deployment: dict[str, Any], *, ready: bool, rollout: Rollout | None, now: float
+    deployment: dict[str, Any],
+    *,
+    ready: bool,
+    rollout: Rollout | None,
+    now: float,
+    ready_replicas: int | None = None,
 ) -> dict[str, Any]:
-    """The status for a Deployment of at most one replica, ready or not.
+    """The status of a relay Deployment: ``ready`` whether any replica is ready,
+    ``ready_replicas`` how many are (default: one when ready; status-only mode and
+    single-replica Deployments).
 
     ``rollout`` None means status-only mode: no process runs and every relay counts as
     rolled out when ready.
     """
     replicas = int(deployment["spec"].get("replicas", 1))
-    count = 1 if ready else 0
+    count = (1 if ready else 0) if ready_replicas is None else ready_replicas
+    shown = replicas if ready_replicas is not None else min(replicas, 1)
     return {
         "observedGeneration": int(deployment["metadata"].get("generation", 1)),
-        "replicas": min(replicas, 1),
-        "updatedReplicas": min(replicas, 1),
+        "replicas": shown,
+        "updatedReplicas": shown,
         "readyReplicas": count,
         "availableReplicas": count,
         "unavailableReplicas": max(replicas - count, 0),

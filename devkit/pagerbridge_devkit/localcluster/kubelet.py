@@ -6,13 +6,16 @@ the kubelet's part for relay Deployments (label ``app.kubernetes.io/name=pagerbr
 * materializes the pod's volumes as files in a work directory (:mod:`.pod_volumes`).
   Like the real kubelet, a ConfigMap or Secret deleted under a running pod leaves the
   pod running on the files it has; only a pod that must (re)start waits for it;
-* starts the container command (:mod:`.pod_process`) on 127.0.0.1 and a free port,
-  restarts it when it exits or when the pod template changes (what a rollout would do),
-  and stops it when the Deployment is gone or scaled to zero;
+* starts the container command (:mod:`.pod_process`) on 127.0.0.1 and a free port, one
+  process per replica, with the container's env (literal values and Secret keys);
+  restarts it when it exits or when the pod template changes (what a rollout would do:
+  with several replicas one at a time, and only while every other replica is ready, so
+  one always serves), and stops it when the Deployment is gone or scaled to zero;
 * writes readiness (``/readyz``) into the Deployment's status as the Deployment
   controller would (:mod:`.deployment_status`), and
   the relay's local URL and pid into annotations (``pagerbridge.io/local-url``,
-  ``pagerbridge.io/local-pid``) for the tests.
+  ``pagerbridge.io/local-pid``: the first replica; ``pagerbridge.io/local-urls``,
+  ``pagerbridge.io/local-pids``: every running replica, comma-separated) for the tests.
 
 With ``run_processes=False`` it only reports every relay Deployment ready (benchmarks:
 300 relay processes would not fit on the machine).
@@ -45,13 +48,23 @@ from pagerbridge_devkit.localcluster import deployment_status, pod_volumes
 from pagerbridge_devkit.localcluster.deployment_status import Rollout
 from pagerbridge_devkit.localcluster.pod_process import Pod
 
-__all__ = ["ANNOTATION_PID", "ANNOTATION_URL", "RELAY_SELECTOR", "HarnessKubelet", "Pod"]
+__all__ = [
+    "ANNOTATION_PID",
+    "ANNOTATION_PIDS",
+    "ANNOTATION_URL",
+    "ANNOTATION_URLS",
+    "RELAY_SELECTOR",
+    "HarnessKubelet",
+    "Pod",
+]
 
 logger = logging.getLogger(__name__)
 
 RELAY_SELECTOR = f"{LABEL_NAME}={RELAY_APP}"
 ANNOTATION_URL = "pagerbridge.io/local-url"
 ANNOTATION_PID = "pagerbridge.io/local-pid"
+ANNOTATION_URLS = "pagerbridge.io/local-urls"
+ANNOTATION_PIDS = "pagerbridge.io/local-pids"
 DEPLOYMENTS = Resource.builtin("Deployment")
 
 
@@ -72,7 +85,8 @@ class HarnessKubelet:
         self.namespace = namespace
         self.run_processes = run_processes
         self.interval = interval
-        self.pods: dict[tuple[str, str], Pod] = {}
+        self.pods: dict[tuple[str, str], Pod] = {}  # each Deployment's first replica
+        self.extra_pods: dict[tuple[str, str], list[Pod]] = {}  # and its other replicas
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="harness-kubelet", daemon=True)
         self._error: BaseException | None = None
@@ -90,6 +104,9 @@ class HarnessKubelet:
         self._thread.join(timeout=30)
         for pod in list(self.pods.values()):
             pod.stop()
+        for pods in list(self.extra_pods.values()):
+            for pod in pods:
+                pod.stop()
 
     def __enter__(self) -> HarnessKubelet:
         return self.start()
@@ -99,6 +116,11 @@ class HarnessKubelet:
 
     def pod(self, namespace: str, deployment: str) -> Pod | None:
         return self.pods.get((namespace, deployment))
+
+    def replicas(self, namespace: str, deployment: str) -> list[Pod]:
+        """Every replica of a Deployment, the first one first."""
+        first = self.pods.get((namespace, deployment))
+        return [] if first is None else [first, *self.extra_pods.get((namespace, deployment), [])]
 
     def _run(self) -> None:
         try:
@@ -174,9 +196,9 @@ class HarnessKubelet:
             batch.append(sync_one(deployment))
         await asyncio.gather(*batch)
         for key in set(self.pods) - seen:
-            pod = self.pods.pop(key)
-            pod.stop()
-            shutil.rmtree(pod.directory, ignore_errors=True)
+            for pod in [self.pods.pop(key), *self.extra_pods.pop(key, [])]:
+                pod.stop()
+                shutil.rmtree(pod.directory, ignore_errors=True)
 
     async def _sync_one(
         self, kube: KubernetesClient, http: httpx.AsyncClient, deployment: dict[str, Any]
@@ -196,39 +218,75 @@ class HarnessKubelet:
         if pod.rollout_hash != template_hash:
             pod.rollout_hash, pod.rolled_out = template_hash, False
             pod.rollout_started = time.time()
+        pods = [pod, *self._extra_replicas(namespace, name, replicas)]
         if replicas == 0:
             pod.stop()
             await self._report(kube, deployment, pod, ready=False)
             return
-        volumes_complete = await pod_volumes.materialize(
-            kube, namespace, pod.directory, template["spec"]
-        )
-        new_pod = pod.template_hash != template_hash
-        if (new_pod or not pod.running()) and volumes_complete:
-            if pod.process is not None and not pod.running():
-                pod.restarts += 1
-            pod.stop()
+        environment = await pod_volumes.environment(kube, namespace, template["spec"])
+        ready = {id(p): await self._probe(http, p) for p in pods}
+        for replica in pods:
+            volumes_complete = await pod_volumes.materialize(
+                kube, namespace, replica.directory, template["spec"]
+            )
+            # A new pod waits for its ConfigMap, Secrets and env (ContainerCreating); a
+            # running one keeps the files it has, as with the real kubelet.
+            startable = volumes_complete and environment is not None
+            new_pod = replica.template_hash != template_hash
+            if not startable or not (new_pod or not replica.running()):
+                continue
+            if replica.running() and not all(ready[id(p)] for p in pods if p is not replica):
+                continue  # a rollout waits until every other replica is ready again
+            if replica.process is not None and not replica.running():
+                replica.restarts += 1
+            replica.stop()
             if new_pod:  # a rollout replaces the pod: its emptyDir volumes start empty
-                pod_volumes.clear_ephemeral(pod.directory, template["spec"])
-            pod.start(template["spec"])
-            pod.template_hash = template_hash
-        # Otherwise a running pod keeps running on the files it has, as with the real
-        # kubelet (a new pod would wait for its ConfigMap or Secret: ContainerCreating).
-        ready = False
-        if pod.running():
-            with contextlib.suppress(httpx.HTTPError):
-                ready = (await http.get(pod.url + "/readyz")).status_code == 200
-        if pod.template_hash == template_hash:
-            pod.rolled_out = pod.rolled_out or ready
-        await self._report(kube, deployment, pod, ready=ready)
+                pod_volumes.clear_ephemeral(replica.directory, template["spec"])
+            replica.start(template["spec"], environment)
+            replica.template_hash = template_hash
+            ready[id(replica)] = False
+            if new_pod and len(pods) > 1:
+                break  # one replica at a time
+        updated = all(p.template_hash == template_hash for p in pods)
+        count = sum(1 for p in pods if ready[id(p)])
+        pod.rolled_out = pod.rolled_out or (updated and count > 0)
+        await self._report(
+            kube, deployment, pod, ready=count > 0, ready_replicas=count if len(pods) > 1 else None
+        )
+
+    def _extra_replicas(self, namespace: str, name: str, replicas: int) -> list[Pod]:
+        """Replicas beyond the first, created and removed to match ``replicas``."""
+        extra = self.extra_pods.setdefault((namespace, name), [])
+        while len(extra) > max(replicas - 1, 0):
+            gone = extra.pop()
+            gone.stop()
+            shutil.rmtree(gone.directory, ignore_errors=True)
+        while len(extra) < replicas - 1:
+            index = len(extra) + 1
+            extra.append(Pod(namespace, name, self.workdir / namespace / f"{name}.{index}"))
+        return list(extra)
+
+    @staticmethod
+    async def _probe(http: httpx.AsyncClient, pod: Pod) -> bool:
+        if not pod.running():
+            return False
+        with contextlib.suppress(httpx.HTTPError):
+            return (await http.get(pod.url + "/readyz")).status_code == 200
+        return False
 
     async def _report(
-        self, kube: KubernetesClient, deployment: dict[str, Any], pod: Pod | None, *, ready: bool
+        self,
+        kube: KubernetesClient,
+        deployment: dict[str, Any],
+        pod: Pod | None,
+        *,
+        ready: bool,
+        ready_replicas: int | None = None,
     ) -> None:
         meta = deployment["metadata"]
         rollout = None if pod is None else Rollout(pod.rollout_started, pod.rolled_out)
         status = deployment_status.deployment_status(
-            deployment, ready=ready, rollout=rollout, now=time.time()
+            deployment, ready=ready, rollout=rollout, now=time.time(), ready_replicas=ready_replicas
         )
         if deployment_status.differs(deployment.get("status") or {}, status):
             await kube.merge_patch(
@@ -236,9 +294,14 @@ class HarnessKubelet:
             )
         if pod is None:
             return
+        running = [
+            p for p in self.replicas(meta["namespace"], meta["name"]) if p.running() and p.process
+        ]
         annotations = {
             ANNOTATION_URL: pod.url if pod.running() else None,
             ANNOTATION_PID: str(pod.process.pid) if pod.process and pod.running() else None,
+            ANNOTATION_URLS: ",".join(p.url for p in running) or None,
+            ANNOTATION_PIDS: ",".join(str(p.process.pid) for p in running if p.process) or None,
         }
         existing = meta.get("annotations") or {}
         if any(existing.get(k) != v for k, v in annotations.items()):

@@ -1,4 +1,4 @@
-"""A harness pod: one relay Deployment's single pod, as a local process.
+"""A harness pod: one replica of a relay Deployment, as a local process.
 
 The container's command (the operator renders ``pagerbridge relay --config ... --host ...
 --port ...``, see :func:`pagerbridge.api.contract.relay_command`) runs with this
@@ -31,7 +31,7 @@ def free_port() -> int:
 
 @dataclass
 class Pod:
-    """One running relay: the local stand-in for a Deployment's single pod."""
+    """One running relay: the local stand-in for one pod of a Deployment."""
 
     namespace: str
     name: str
@@ -52,8 +52,9 @@ class Pod:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self, pod_spec: dict[str, Any]) -> None:
-        """Start the container's command (the pod's volumes are already written)."""
+    def start(self, pod_spec: dict[str, Any], environment: dict[str, str] | None = None) -> None:
+        """Start the container's command (the pod's volumes are already written) with
+        ``environment``, the container's resolved env (default: its literal values)."""
         container = pod_spec["containers"][0]
         mount_map = pod_volumes.mounts(self.directory, pod_spec)
         argv = [
@@ -70,9 +71,9 @@ class Pod:
                 argv += [flag, value]
         self.log_path = self.directory / "relay.log"
         env = dict(os.environ)
-        for item in container.get("env", []):
-            if "value" in item:
-                env[item["name"]] = item["value"]
+        if environment is None:
+            environment = {i["name"]: i["value"] for i in container.get("env", []) if "value" in i}
+        env.update(environment)
         with self.log_path.open("ab") as log:
             # Started from the kubelet's long-lived loop thread: the relay gets SIGTERM
             # when that thread (or the whole test process) dies.

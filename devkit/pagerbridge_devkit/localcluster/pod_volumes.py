@@ -63,6 +63,34 @@ def write_if_changed(path: Path, content: bytes, mode: int = 0o600) -> bool:
     return True
 
 
+async def environment(
+    kube: KubernetesClient, namespace: str, pod_spec: dict[str, Any]
+) -> dict[str, str] | None:
+    """The container's environment (``value`` and ``valueFrom.secretKeyRef``); None while a
+    referenced Secret or key is missing (the kubelet's CreateContainerConfigError)."""
+    env: dict[str, str] = {}
+    for item in pod_spec["containers"][0].get("env", []):
+        if "value" in item:
+            env[item["name"]] = str(item["value"])
+            continue
+        ref = (item.get("valueFrom") or {}).get("secretKeyRef")
+        if ref is None:
+            continue  # fieldRef and friends: nothing the relay reads
+        try:
+            secret = await kube.get(SECRETS, namespace, ref["name"])
+        except NotFound:
+            if ref.get("optional"):
+                continue
+            return None
+        data = secret.get("data") or {}
+        if ref["key"] not in data:
+            if ref.get("optional"):
+                continue
+            return None
+        env[item["name"]] = base64.b64decode(data[ref["key"]]).decode()
+    return env
+
+
 async def materialize(
     kube: KubernetesClient, namespace: str, pod_directory: Path, pod_spec: dict[str, Any]
 ) -> bool:

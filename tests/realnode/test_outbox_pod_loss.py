@@ -1,0 +1,118 @@
+"""Nothing accepted is lost when a real relay pod is lost in the middle of a burst.
+
+PagerDuty answers 503 throughout the burst, so every accepted event waits in the outbox
+(the default ``Persistent`` storage: a PersistentVolumeClaim). Half-way through, the relay
+pod is deleted with ``--force --grace-period=0``: its API object goes at once, the kubelet
+kills the container, and the Deployment controller starts a new pod on the same claim.
+The burst goes on against whichever relay pod is Ready (as a Service would route it);
+an event counts as sent once a relay answered 202. After PagerDuty recovers, every
+incident was triggered and resolved exactly once, in that order.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+import httpx
+
+from pagerbridge.api.contract import BIGPANDA_WEBHOOK_PATH
+
+from .bed import REPO, Bed
+from .conftest import PodEnvironment
+from .test_pods import apply, sandboxed, wait_for, wait_ready
+
+INCIDENTS = 12
+
+
+def _incident(n: int, status: str) -> dict[str, Any]:
+    return {
+        "id": f"podloss{n:017d}",
+        "status": status,
+        "active": status != "ok",
+        "updatedOn": 1764140000 + n * 10 + (1 if status == "ok" else 0),
+        "alerts": [
+            {
+                "status": status,
+                "description": "disk full",
+                "primary_property": "host",
+                "host": f"db-{n}",
+            }
+        ],
+    }
+
+
+def _inbound_token(bed: Bed, namespace: str, integration: str) -> str:
+    pdi = bed.get(namespace, "pdi", integration)
+    headers = {h["name"]: h for h in pdi["status"]["bigPandaWebhook"]["headers"]}
+    ref = headers["Authorization"]["valueFrom"]
+    secret = bed.get(namespace, "secret", ref["name"])
+    return base64.b64decode(secret["data"][ref["key"]]).decode()
+
+
+def _send_until_accepted(
+    bed: Bed, namespace: str, integration: str, token: str, body: dict[str, Any]
+) -> None:
+    """Post to the Ready relay pod until one answers 202 (a refused or failed post is
+    not accepted work: the sender still holds it)."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        pod = bed.ready_relay_pod(namespace, integration)
+        ip = pod and pod["status"].get("podIP")
+        if ip:
+            try:
+                answer = httpx.post(
+                    f"http://{ip}:8080{BIGPANDA_WEBHOOK_PATH}",
+                    json=body,
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=10,
+                )
+            except httpx.TransportError:
+                answer = None
+            if answer is not None and answer.status_code == 202:
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"no relay pod accepted incident {body['id']} within 180 s")
+
+
+def test_a_forced_pod_delete_mid_burst_loses_and_duplicates_nothing(
+    bed: Bed, pod_env: PodEnvironment
+) -> None:
+    assert pod_env.sandbox is not None
+    assert pod_env.pagerduty is not None
+    pagerduty = pod_env.pagerduty
+    ns = pod_env.namespace
+    docs = sandboxed(REPO / "examples" / "01-minimal.yaml", pod_env.sandbox)
+    (integration,) = [d["metadata"]["name"] for d in docs if d["kind"] == "PagerDutyIntegration"]
+    pod_env.integration = integration
+    apply(bed, ns, docs)
+    first = wait_ready(bed, ns, integration)
+    token = _inbound_token(bed, ns, integration)
+    pagerduty.faults.fail_next(None, 503, path_prefix="/v2/enqueue")
+
+    for n in range(INCIDENTS):
+        if n == INCIDENTS // 2:
+            bed.kubectl(
+                "delete", "pod", "-n", ns, first["metadata"]["name"], "--force", "--grace-period=0"
+            )
+        _send_until_accepted(bed, ns, integration, token, _incident(n, "critical"))
+        _send_until_accepted(bed, ns, integration, token, _incident(n, "ok"))
+
+    second = wait_ready(bed, ns, integration)
+    assert second["metadata"]["uid"] != first["metadata"]["uid"], "a new relay pod serves"
+    pagerduty.faults.clear()
+    for n in range(INCIDENTS):
+        wait_for(
+            lambda n=n: (
+                (i := pagerduty.incident_by_key(_incident(n, "ok")["id"]))
+                and i.status == "resolved"
+            ),
+            120,
+            f"incident {n} resolved in PagerDuty",
+        )
+    for n in range(INCIDENTS):
+        found = pagerduty.incident_by_key(_incident(n, "ok")["id"])
+        assert found is not None
+        actions = [event["event_action"] for event in found.events]
+        assert actions == ["trigger", "resolve"], (n, actions)

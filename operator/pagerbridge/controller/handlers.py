@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
-from pydantic import ValidationError
 
 from pagerbridge.api import (
     GROUP,
@@ -25,14 +24,12 @@ from pagerbridge.api import (
     KEY_OVERRIDE,
     TAG_MAPPING,
     VERSION,
-    PagerDutyIntegrationSpec,
 )
 from pagerbridge.clients.kubeconfig import Credentials
 from pagerbridge.clients.kubernetes import KubernetesClient
 from pagerbridge.controller import cleanup
 from pagerbridge.controller import names as n
 from pagerbridge.controller.cleanup import needs_finalizer
-from pagerbridge.controller.compile import secret_refs
 from pagerbridge.controller.login import kopf_session
 from pagerbridge.controller.observed import (
     ChildState,
@@ -52,6 +49,7 @@ from pagerbridge.controller.step_context import involved
 logger = logging.getLogger(__name__)
 
 MANAGED = {n.LABEL_MANAGED_BY: n.MANAGED_BY}
+MANAGED_SELECTOR = f"{n.LABEL_MANAGED_BY}={n.MANAGED_BY}"
 CHILD_RESOURCES = {
     "ConfigMap": ("", "v1", "configmaps"),
     "Service": ("", "v1", "services"),
@@ -131,6 +129,12 @@ def build_registry(settings: OperatorSettings, credentials: Credentials) -> kopf
         # The resources are known: no CRD or namespace discovery, so a namespaced
         # install needs no cluster-wide RBAC.
         settings_.scanning.disabled = True
+        # Server-side label selectors: the API server sends only the objects the operator
+        # made (kopf's ``labels=`` filters on handlers are applied client-side, after the
+        # whole list reached the operator). Secrets above all: the operator never lists,
+        # watches or decodes a Secret it does not own.
+        for resource in (("", "v1", "secrets"), *CHILD_RESOURCES.values()):
+            settings_.watching.label_selectors[resource] = MANAGED_SELECTOR
         kube = KubernetesClient(credentials, field_manager=n.FIELD_MANAGER)
         memo.kube = kube
         # kopf hands the indices (empty now, filled before any resource handler runs) to
@@ -156,16 +160,6 @@ def build_registry(settings: OperatorSettings, credentials: Credentials) -> kopf
         info = integration_info(body)
         return {(info.namespace, info.name): info}
 
-    @kopf.index(*integration, id="pb_integration_secrets", registry=registry)
-    def pb_integration_secrets(body: kopf.Body, **_: Any) -> dict[Any, str]:
-        info = integration_info(body)
-        try:
-            spec = PagerDutyIntegrationSpec.model_validate(info.spec)
-        except ValidationError:
-            return {}
-        refs = secret_refs(spec, settings.relay_database)
-        return {(info.namespace, ref.name): info.name for _, ref in refs}
-
     for kind in (KEY_OVERRIDE, TAG_MAPPING):
 
         def index_refs(body: kopf.Body, _kind: str = kind.kind, **_: Any) -> dict[Any, RefInfo]:
@@ -180,7 +174,8 @@ def build_registry(settings: OperatorSettings, credentials: Credentials) -> kopf
             index_refs
         )
 
-    @kopf.index("", "v1", "secrets", id="pb_secrets", registry=registry)
+    # Only the operator's own Secrets (the API server filters: see ``configure``).
+    @kopf.index("", "v1", "secrets", labels=MANAGED, id="pb_secrets", registry=registry)
     def pb_secrets(body: kopf.Body, **_: Any) -> dict[Any, SecretState]:
         state = secret_state(body)
         return {(state.namespace, state.name): state}
@@ -224,15 +219,13 @@ def build_registry(settings: OperatorSettings, credentials: Credentials) -> kopf
 
     reconciler_refs: dict[tuple[str, str, str], str] = {}
 
-    @kopf.on.event("", "v1", "secrets", id="secret_event", registry=registry)
+    @kopf.on.event("", "v1", "secrets", labels=MANAGED, id="secret_event", registry=registry)
     def secret_event(**kwargs: Any) -> None:
-        namespace, name, body, memo = (kwargs[k] for k in ("namespace", "name", "body", "memo"))
-        reconciler = _reconciler(memo)
-        owner = owner_integration(body)
+        """One of our own Secrets changed (the Secrets an integration references are
+        checked by name instead: :mod:`.user_secrets`)."""
+        owner = owner_integration(kwargs["body"])
         if owner is not None:
-            reconciler.integration_changed(namespace, owner)
-        for integration_name in kwargs["pb_integration_secrets"].get((namespace, name), []):
-            reconciler.integration_changed(namespace, integration_name)
+            _reconciler(kwargs["memo"]).integration_changed(kwargs["namespace"], owner)
 
     for child_kind, (group, version, plural) in CHILD_RESOURCES.items():
 

@@ -23,6 +23,9 @@ class IntegrationMemory:
     verify_now: bool = False  # the next reconcile checks the subscription in PagerDuty
     resync_now: bool = False  # the next reconcile re-applies and re-checks everything
     next_resync: float | None = None  # monotonic; None until first reconciled
+    # referenced user Secrets: name -> resourceVersion ("" when absent) at the last reconcile
+    secret_versions: dict[str, str] = field(default_factory=dict)
+    next_secret_check: float | None = None  # monotonic; None until first reconciled
     bigpanda_applied: str | None = None  # digest of the workflow BigPanda holds
     bigpanda_secret: str | None = None  # digest of the authorization last written
     written: tuple[str, Written] | None = None  # (uid, what we last wrote to status)

@@ -1,22 +1,22 @@
 """What the operator has observed of the cluster: small frozen records built from watch
 events, and the ``World`` the reconciler reads them from.
 
-kopf indices hold these records (one per watched object) so a reconcile makes no reads of
-its own; each record keeps only what reconciling needs. A Secret's record holds its key
-names and which values have the shape of a routing key, never the values themselves.
+kopf indices hold these records (one per watched object) so a reconcile makes few reads of
+its own; each record keeps only what reconciling needs. Only the operator's own Secrets
+are watched (a server-side label selector); their records hold key names and our
+annotations, never values. The Secrets an integration references are read by name when
+needed instead (:mod:`.user_secrets`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from pagerbridge.api import INTEGRATION, KEY_OVERRIDE, TAG_MAPPING
-from pagerbridge.controller.compile import SecretInfo, looks_like_routing_key
+from pagerbridge.controller.compile import SecretInfo
 
 Body = Mapping[str, Any]
 
@@ -121,16 +121,10 @@ def ref_info(kind: str, body: Body) -> RefInfo:
 
 
 def secret_state(body: Body) -> SecretState:
-    """Key names and shape checks only: the decoded values are dropped right here."""
+    """One of the operator's own Secrets: key names, owner and our annotations. Nothing
+    is decoded (the values never leave the watch event)."""
     meta = _meta(body)
     data: Mapping[str, str] = body.get("data", {}) or {}
-    shaped = set()
-    for key, encoded in data.items():
-        try:
-            if looks_like_routing_key(base64.b64decode(encoded).decode()):
-                shaped.add(key)
-        except (binascii.Error, UnicodeDecodeError):
-            continue
     annotations = {
         key: value
         for key, value in (meta.get("annotations", {}) or {}).items()
@@ -139,7 +133,7 @@ def secret_state(body: Body) -> SecretState:
     return SecretState(
         namespace=str(meta["namespace"]),
         name=str(meta["name"]),
-        info=SecretInfo(keys=frozenset(data), routing_key_shaped=frozenset(shaped)),
+        info=SecretInfo(keys=frozenset(data)),
         owner=owner_integration(body),
         annotations=annotations,
     )

@@ -1,10 +1,10 @@
 """The reconcile loop: observed state in, children/status/Events/external objects out.
 
-Every trigger (the integration, an override or mapping, a referenced Secret, a child, the
-periodic resync) only enqueues the integration's key; a worker then reads the whole
-observed state (``World``, given at construction) and converges, step by step: the
-PagerDuty subscription (:mod:`.subscription_step`), the children
-(:mod:`.children_step`), the token rotation (:mod:`.token_step`), BigPanda's integration
+Every trigger (the integration, an override or mapping, one of its own Secrets, a child,
+the periodic resync, a changed referenced Secret) only enqueues the integration's key; a
+worker then reads the whole observed state (``World``, given at construction) and
+converges, step by step: the PagerDuty subscription (:mod:`.subscription_step`), the
+children (:mod:`.children_step`), the token rotation (:mod:`.token_step`), BigPanda's integration
 (:mod:`.bigpanda_step`), and the status (:mod:`.status_writer`). Each step returns its
 condition and status fragment; this module composes them. What the operator remembers
 of an integration is one :class:`.memory.IntegrationMemory`. See :mod:`.errors` for what
@@ -15,6 +15,9 @@ kopf timer: kopf timers need a finalizer on every object, and only integrations 
 something outside the cluster to clean up may carry one. Each integration is re-checked
 ``resync_seconds`` after its previous re-check, counted from its first reconcile (so
 re-checks spread out like their creation times, and none runs on a half-filled index).
+The same task runs the cheaper check of the referenced user Secrets, every
+``secret_check_seconds`` (:mod:`.user_secrets`: a ``get`` by name, no watch), which queues
+a reconcile only when one of them changed.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from pagerbridge.controller import (
     egress,
     subscription_step,
     token_step,
+    user_secrets,
 )
 from pagerbridge.controller import conditions as c
 from pagerbridge.controller.compile import (
@@ -101,6 +105,7 @@ from pagerbridge.controller.subscription_step import NOT_CONFIGURED
 logger = logging.getLogger(__name__)
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
+SECRET_CHECK = "SecretCheck"  # queue key kind: compare an integration's Secrets, maybe reconcile
 STARTUP_GRACE = 5.0  # seconds a new relay may take before the status says it is starting
 SECRETS_FOUND = ConditionUpdate(
     c.SECRETS_RESOLVED, c.TRUE, "SecretsFound", "all referenced Secret keys found"
@@ -145,11 +150,19 @@ class Reconciler:
             self.resync_due(time.monotonic())
 
     def resync_due(self, now: float) -> None:
+        check_every = self.settings.secret_check_seconds
         for (namespace, name), memory in self.memories.items():
             if memory.next_resync is not None and now >= memory.next_resync:
                 memory.next_resync = now + self.settings.resync_seconds
                 RESYNCS.inc()
                 self.integration_changed(namespace, name, verify=True)
+            elif (
+                check_every > 0
+                and memory.next_secret_check is not None
+                and now >= memory.next_secret_check
+            ):
+                memory.next_secret_check = now + check_every
+                self.queue.add((SECRET_CHECK, namespace, name))
 
     # -- triggers ---------------------------------------------------------------------
 
@@ -167,6 +180,8 @@ class Reconciler:
 
     async def _handle(self, key: Key) -> float | None:
         kind, namespace, name = key
+        if kind == SECRET_CHECK:  # not a reconcile: no reconcile metrics
+            return await self.check_secrets(namespace, name)
         started = time.monotonic()
         try:
             if kind == INTEGRATION.kind:
@@ -182,6 +197,20 @@ class Reconciler:
             RECONCILE_DURATION.labels(kind).observe(time.monotonic() - started)
         RECONCILES.labels(kind, "ok" if retry is None else "retry").inc()
         return retry
+
+    async def check_secrets(self, namespace: str, name: str) -> float | None:
+        """Reconcile the integration if a Secret it references changed since its last
+        reconcile (see :mod:`.user_secrets`)."""
+        memory = self.memories.get(namespace, name)
+        if memory is None or not memory.secret_versions:
+            return None
+        try:
+            if await user_secrets.changed(self.kube, namespace, memory.secret_versions):
+                self.integration_changed(namespace, name)
+        except KubernetesUnavailable as exc:
+            logger.warning("secret check %s/%s: %s", namespace, name, exc.message)
+            return exc.retry_after
+        return None
 
     # -- integration ------------------------------------------------------------------
 
@@ -204,6 +233,7 @@ class Reconciler:
         memory = self.memories.of(namespace, name)
         if memory.next_resync is None:
             memory.next_resync = time.monotonic() + self.settings.resync_seconds
+            memory.next_secret_check = time.monotonic() + self.settings.secret_check_seconds
         resync, memory.resync_now = memory.resync_now, False
         if resync:  # trust the cluster again, not our memory of what we wrote
             memory.written = None
@@ -282,11 +312,12 @@ class Reconciler:
     ) -> tuple[Compiled, dict[str, StepResult]]:
         """The external steps, in order; raises what makes the integration wait."""
         namespace, name, spec = ctx.owner.namespace, ctx.owner.name, ctx.spec
-        user_secrets = {
-            ref.name: state.info
-            for _, ref in secret_refs(spec, self.settings.relay_database)
-            if (state := ctx.world.secret(namespace, ref.name)) is not None
+        refs: dict[str, set[str]] = {
+            ref.name: set() for _, ref in secret_refs(spec, self.settings.relay_database)
         }
+        refs[spec.pager_duty.routing_key.name].add(spec.pager_duty.routing_key.key)
+        read = await user_secrets.read(ctx.kube, namespace, refs)
+        ctx.memory.secret_versions = read.versions
         override_inputs = [o for o in map(_override, overrides) if o]
         mapping_inputs = [m for m in map(_mapping, mappings) if m]
 
@@ -297,7 +328,7 @@ class Reconciler:
                 spec,
                 override_inputs,
                 mapping_inputs,
-                user_secrets,
+                read.infos,
                 webhook_secret=webhook_secret,
                 default_database=self.settings.relay_database,
             )

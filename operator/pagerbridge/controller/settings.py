@@ -84,6 +84,7 @@ class OperatorSettings:
     relay_pod_defaults: RelayPodSettings = field(default_factory=RelayPodSettings)
     workers: int = 64  # concurrent reconciles
     resync_seconds: float = 300.0  # periodic re-check of children and subscription
+    secret_check_seconds: float = 30.0  # referenced Secrets re-read by name (0: never)
     subscription_verify_seconds: float = 300.0
     token_rotation_grace_seconds: float = 120.0
     watch_server_timeout: int = 300
@@ -104,6 +105,7 @@ class OperatorSettings:
             relay_pod_defaults=relay_pod_defaults(env.get(RELAY_DEFAULTS_ENV)),
             workers=int(env.get("PAGERBRIDGE_WORKERS", "64")),
             resync_seconds=float(env.get("PAGERBRIDGE_RESYNC_SECONDS", "300")),
+            secret_check_seconds=float(env.get("PAGERBRIDGE_SECRET_CHECK_SECONDS", "30")),
             subscription_verify_seconds=float(
                 env.get("PAGERBRIDGE_SUBSCRIPTION_VERIFY_SECONDS", "300")
             ),

@@ -96,7 +96,8 @@ def test_rendered_only_when_the_crd_is_served_or_forced(helm: Helm, kind: str) -
 
 
 def test_relay_pod_monitor_selects_relay_pods_and_labels_the_integration(helm: Helm) -> None:
-    monitor = one(_render_monitoring(helm), "PodMonitor")
+    cluster_scope = helm.render(*ALL_ON, *ALL_APIS, "--set", "rbac.scope=cluster")
+    monitor = one(cluster_scope, "PodMonitor")
     relay_labels = n.child_labels(n.ChildNames("payments"))
     assert monitor["spec"]["selector"]["matchLabels"].items() <= relay_labels.items()
     assert monitor["spec"]["namespaceSelector"] == {"any": True}

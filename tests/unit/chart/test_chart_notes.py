@@ -46,7 +46,8 @@ def test_notes_name_the_next_commands(helm: Helm, notes_chart: Path) -> None:
     assert "kubectl apply -n pagerbridge-system -f examples/01-minimal.yaml" in notes
     assert "kubectl wait -n pagerbridge-system --for=condition=Ready pdi/minimal" in notes
     assert "pagerbridge webhook-config" in notes
-    assert "every namespace" in notes
+    assert "only: pagerbridge-system" in notes  # the default: the release namespace
+    assert "every namespace" in _notes(helm, notes_chart, "--set", "rbac.scope=cluster")
     assert "http://pb-pagerbridge.pagerbridge-system.svc:8080/metrics" in notes
 
 

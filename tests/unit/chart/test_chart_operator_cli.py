@@ -20,7 +20,7 @@ def _parsed(helm: Helm, *values: str) -> argparse.Namespace:
 
 
 def test_cluster_scope_arguments(helm: Helm) -> None:
-    parsed = _parsed(helm)
+    parsed = _parsed(helm, "--set", "rbac.scope=cluster")
     assert parsed.all_namespaces is True
     assert parsed.namespace == []
     assert parsed.liveness == "http://0.0.0.0:8081/healthz"

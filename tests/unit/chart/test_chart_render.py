@@ -35,15 +35,15 @@ def operator_cluster_roles(objects: list[dict[str, Any]]) -> list[dict[str, Any]
 def test_default_render_kinds_and_names(helm: Helm) -> None:
     objects = helm.render()
     assert sorted(obj["kind"] for obj in objects) == [
-        "ClusterRole",  # the operator's
-        "ClusterRole",  # aggregated into edit
-        "ClusterRole",  # aggregated into view
-        "ClusterRoleBinding",
+        "ClusterRole",  # aggregated into edit (for users, not bound to the operator)
+        "ClusterRole",  # aggregated into view (likewise)
         "CustomResourceDefinition",
         "CustomResourceDefinition",
         "CustomResourceDefinition",
         "Deployment",
-        "Role",
+        "Role",  # the operator's, in the watched (release) namespace
+        "Role",  # the leader election's
+        "RoleBinding",
         "RoleBinding",
         "Service",
         "ServiceAccount",
@@ -75,7 +75,8 @@ def test_operator_deployment(helm: Helm) -> None:
     assert container["image"] == f"ghcr.io/pagerbridge/pagerbridge:{APP_VERSION}"
     assert "command" not in container, "the image's ENTRYPOINT (pagerbridge) must run"
     assert container["args"][0] == "operator"
-    assert "--all-namespaces" in container["args"]
+    assert f"--namespace={NAMESPACE}" in container["args"]  # the default scope
+    assert "--all-namespaces" not in container["args"]
     env = {item["name"]: item for item in container["env"]}
     assert env["PAGERBRIDGE_RELAY_IMAGE"]["value"] == container["image"]
     assert env["PAGERBRIDGE_IMAGE_PULL_POLICY"]["value"] == container["imagePullPolicy"]
@@ -141,7 +142,8 @@ def _rules(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
     return granted
 
 
-CRUD = {"get", "list", "watch", "create", "update", "patch", "delete"}
+WRITE = {"create", "update", "patch", "delete", "deletecollection"}
+CHILDREN = {"get", "list", "watch", "create", "patch"}  # created once, then applied
 NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
     ("pagerbridge.io", "pagerdutyintegrations"): {"get", "list", "watch", "patch", "update"},
     ("pagerbridge.io", "pagerdutykeyoverrides"): {"get", "list", "watch", "patch", "update"},
@@ -150,12 +152,12 @@ NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
     ("pagerbridge.io", "pagerdutykeyoverrides/status"): {"get", "patch", "update"},
     ("pagerbridge.io", "pagerdutytagmappings/status"): {"get", "patch", "update"},
     ("pagerbridge.io", "pagerdutyintegrations/finalizers"): {"update"},
-    ("", "configmaps"): CRUD,
-    ("", "secrets"): CRUD,
-    ("", "services"): CRUD,
-    ("", "persistentvolumeclaims"): CRUD,
-    ("apps", "deployments"): CRUD,
-    ("policy", "poddisruptionbudgets"): CRUD,
+    ("", "configmaps"): CHILDREN,
+    ("", "secrets"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("", "services"): CHILDREN,
+    ("", "persistentvolumeclaims"): CHILDREN,
+    ("apps", "deployments"): CHILDREN,
+    ("policy", "poddisruptionbudgets"): CHILDREN | {"delete"},  # removed when not needed
     ("", "events"): {"create", "patch"},
 }
 
@@ -169,7 +171,7 @@ def _assert_least_privilege(role: dict[str, Any]) -> None:
 
 
 def test_cluster_scope_rbac(helm: Helm) -> None:
-    objects = helm.render()
+    objects = helm.render("--set", "rbac.scope=cluster")
     (role,) = operator_cluster_roles(objects)
     _assert_least_privilege(role)
     assert _rules(role) == NAMESPACED_RULES
@@ -190,6 +192,64 @@ def test_cluster_scope_rbac(helm: Helm) -> None:
     assert len(of_kind(objects, "RoleBinding")) == 1
 
 
+def _bound_to_operator(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every Role and ClusterRole a binding grants the operator's ServiceAccount."""
+    account = one(objects, "ServiceAccount")["metadata"]["name"]
+    granted = []
+    for binding in of_kind(objects, "RoleBinding") + of_kind(objects, "ClusterRoleBinding"):
+        if {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE} in binding[
+            "subjects"
+        ]:
+            ref = binding["roleRef"]
+            where = binding["metadata"].get("namespace")
+            (role,) = [
+                r
+                for r in of_kind(objects, ref["kind"])
+                if r["metadata"]["name"] == ref["name"] and r["metadata"].get("namespace") == where
+            ]
+            granted.append(role)
+    return granted
+
+
+def test_default_install_grants_nothing_cluster_wide_and_reads_secrets_by_name(
+    helm: Helm,
+) -> None:
+    """The security review's finding: the default install was close to cluster-admin."""
+    objects = helm.render()
+    granted = _bound_to_operator(objects)
+    assert granted, "the operator is bound to its Roles"
+    assert not of_kind(objects, "ClusterRoleBinding")
+    assert {role["kind"] for role in granted} == {"Role"}
+    assert {role["metadata"]["namespace"] for role in granted} == {NAMESPACE}
+    (watch_role,) = _watch_rbac(objects, "Role")
+    secret_rules = [r for r in watch_role["rules"] if "secrets" in r["resources"]]
+    # Each Secret grant is a rule of its own, so each is proven needed on its own (e2e).
+    assert [(r["resources"], r["verbs"]) for r in secret_rules] == [
+        (["secrets"], ["get"]),
+        (["secrets"], ["list", "watch"]),  # our labelled Secrets only (selector, not RBAC)
+        (["secrets"], ["create", "patch", "delete"]),
+    ]
+    for rule in watch_role["rules"]:
+        assert "update" not in rule["verbs"] or rule["apiGroups"] == ["pagerbridge.io"]
+    # rbac.create=false: nothing is granted by the chart at all.
+    assert not _bound_to_operator(helm.render("--set", "rbac.create=false"))
+
+
+def test_cluster_scope_is_an_explicit_choice_with_the_same_rules(helm: Helm) -> None:
+    namespaced = _watch_rbac(helm.render(), "Role")[0]["rules"]
+    (cluster_role,) = operator_cluster_roles(helm.render("--set", "rbac.scope=cluster"))
+    assert cluster_role["rules"] == namespaced
+    writes = {
+        resource
+        for rule in cluster_role["rules"]
+        if set(rule["verbs"]) & WRITE
+        for resource in rule["resources"]
+    }
+    assert {"secrets", "configmaps", "services", "persistentvolumeclaims", "deployments"} <= (
+        writes
+    )
+
+
 def _watch_rbac(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     """The Roles (RoleBindings) of watched namespaces: all but the leader election's."""
     return [
@@ -201,13 +261,17 @@ def _watch_rbac(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]
 
 @pytest.mark.parametrize(
     ("extra", "watched"),
-    [([], [NAMESPACE]), (["--set", "watchNamespaces={team-a,team-b}"], ["team-a", "team-b"])],
-    ids=["release-namespace", "listed-namespaces"],
+    [
+        ([], [NAMESPACE]),
+        (["--set", "rbac.scope=namespace"], [NAMESPACE]),
+        (["--set", "watchNamespaces={team-a,team-b}"], ["team-a", "team-b"]),
+    ],
+    ids=["default", "release-namespace", "listed-namespaces"],
 )
 def test_namespace_scope_renders_roles_not_cluster_roles(
     helm: Helm, extra: list[str], watched: list[str]
 ) -> None:
-    objects = helm.render("--set", "rbac.scope=namespace", *extra)
+    objects = helm.render(*extra)
     assert not operator_cluster_roles(objects)
     assert not of_kind(objects, "ClusterRoleBinding")
     roles = _watch_rbac(objects, "Role")
@@ -238,7 +302,8 @@ def test_existing_service_account(helm: Helm) -> None:
     assert one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == (
         "ops-robot"
     )
-    assert one(objects, "ClusterRoleBinding")["subjects"][0]["name"] == "ops-robot"
+    for binding in of_kind(objects, "RoleBinding"):
+        assert binding["subjects"][0]["name"] == "ops-robot"
     missing = helm.template("--set", "serviceAccount.create=false")
     assert missing.returncode != 0
     assert "serviceAccount.name is required" in missing.stderr
@@ -296,7 +361,7 @@ def test_scheduling_values_reach_the_pod(helm: Helm) -> None:
 def test_leader_election_role_reaches_only_its_lease(helm: Helm) -> None:
     objects = helm.render("--set", "replicaCount=2")
     assert one(objects, "Deployment")["spec"]["replicas"] == 2
-    role = one(objects, "Role")
+    (role,) = [r for r in of_kind(objects, "Role") if r not in _watch_rbac(objects, "Role")]
     assert role["metadata"]["namespace"] == NAMESPACE
     assert role["rules"] == [
         {
@@ -307,14 +372,16 @@ def test_leader_election_role_reaches_only_its_lease(helm: Helm) -> None:
         },
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
     ]
-    binding = one(objects, "RoleBinding")
+    (binding,) = [
+        b for b in of_kind(objects, "RoleBinding") if b not in _watch_rbac(objects, "RoleBinding")
+    ]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"][0]["name"] == one(objects, "ServiceAccount")["metadata"]["name"]
 
 
 def test_without_leader_election_one_replica_at_most(helm: Helm) -> None:
     objects = helm.render("--set", "operator.leaderElection=false")
-    assert of_kind(objects, "Role") == []
+    assert of_kind(objects, "Role") == _watch_rbac(objects, "Role")
     assert one(objects, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
     assert "--no-leader-election" in _container(objects)["args"]
     result = helm.template("--set", "operator.leaderElection=false", "--set", "replicaCount=2")

@@ -167,7 +167,7 @@ def test_bad_values_are_rejected_by_the_schema(helm: Helm, values: list[str], me
 
 
 def test_cluster_scope_refuses_a_namespace_list(helm: Helm) -> None:
-    result = helm.template("--set", "watchNamespaces={team-a}")
+    result = helm.template("--set", "rbac.scope=cluster", "--set", "watchNamespaces={team-a}")
     assert result.returncode != 0
     assert "watchNamespaces is only used with rbac.scope=namespace" in result.stderr
 

@@ -25,6 +25,7 @@ from pagerbridge.clients.kubernetes import (
     Resource,
     resource_of,
 )
+from pagerbridge.controller.names import LABEL_MANAGED_BY, MANAGED_BY
 from pagerbridge.controller.observed import (
     ChildState,
     IntegrationInfo,
@@ -194,8 +195,13 @@ class FakeWorld:
         return None if obj is None else ref_info(kind, obj)
 
     def secret(self, namespace: str, name: str) -> SecretState | None:
+        """Only the operator's own (labelled) Secrets: the operator's watch has a
+        server-side label selector, so user Secrets never reach its index."""
         obj = self.kube.find("Secret", namespace, name)
-        return None if obj is None else secret_state(obj)
+        labels = (obj or {}).get("metadata", {}).get("labels") or {}
+        if obj is None or labels.get(LABEL_MANAGED_BY) != MANAGED_BY:
+            return None
+        return secret_state(obj)
 
     def child(self, kind: str, namespace: str, owner: str) -> ChildState | None:
         for obj in self.kube.all(kind, namespace):

@@ -237,3 +237,73 @@ async def test_managed_bigpanda_is_written_once_and_rests_against_masked_reads(
     await fresh.reconcile_integration(NS, "pay")
     assert writes() == ["POST"]
     assert Write("apply", "deployments", "pay-relay") in kube.writes
+
+
+async def check_queues_a_reconcile(kube: FakeKube, reconciler: Reconciler) -> bool:
+    """Run the secret check of pay with a fresh queue (sharing the memories): queued?"""
+    checker = Reconciler(kube, reconciler.settings, reconciler.world)
+    checker.memories = reconciler.memories
+    assert await checker.check_secrets(NS, "pay") is None
+    return not checker.queue.idle
+
+
+async def test_referenced_secrets_are_read_by_name_and_a_rotation_is_seen_by_the_check(
+    kube: FakeKube, reconciler: Reconciler
+) -> None:
+    """User Secrets never reach the operator's index (its watch selects our own Secrets):
+    the reconcile reads them by name, and the periodic check notices a rotated value."""
+    kube.put(secret("pd", **{"routing-key": ROUTING_KEY}), NS)
+    kube.put(integration(), NS)
+    assert reconciler.world.secret(NS, "pd") is None  # not in the (label-selected) index
+    await reconciler.reconcile_integration(NS, "pay")
+    ready_relay(kube)
+    await reconciler.reconcile_integration(NS, "pay")
+    assert condition(kube.find("PagerDutyIntegration", NS, "pay"))["status"] == c.TRUE
+
+    # Nothing changed: the check queues nothing and writes nothing.
+    before = list(kube.writes)
+    assert not await check_queues_a_reconcile(kube, reconciler)
+    assert kube.writes == before
+
+    # The routing key is rotated to a value that is not a key: the check queues a
+    # reconcile, which says InvalidKey (and never shows the value).
+    bad = {"data": {"routing-key": base64.b64encode(b"not-a-routing-key").decode()}}
+    await kube.merge_patch(FakeKube.resource("Secret"), NS, "pd", bad)
+    assert await check_queues_a_reconcile(kube, reconciler)
+    await reconciler.reconcile_integration(NS, "pay")
+    body = kube.find("PagerDutyIntegration", NS, "pay")
+    resolved = condition(body, c.SECRETS_RESOLVED)
+    assert (resolved["status"], resolved["reason"]) == (c.FALSE, "InvalidKey")
+    assert "not-a-routing-key" not in str(body)
+    assert not await check_queues_a_reconcile(kube, reconciler)
+
+    # Deleted, then created again with a good key: each is a change; Ready once more.
+    await kube.delete(FakeKube.resource("Secret"), NS, "pd")
+    assert await check_queues_a_reconcile(kube, reconciler)
+    await reconciler.reconcile_integration(NS, "pay")
+    resolved = condition(kube.find("PagerDutyIntegration", NS, "pay"), c.SECRETS_RESOLVED)
+    assert resolved["reason"] == "SecretNotFound"
+    kube.put(secret("pd", **{"routing-key": ROUTING_KEY}), NS)
+    assert await check_queues_a_reconcile(kube, reconciler)
+    await reconciler.reconcile_integration(NS, "pay")
+    assert condition(kube.find("PagerDutyIntegration", NS, "pay"))["status"] == c.TRUE
+
+
+async def test_the_secret_check_is_scheduled_per_integration(
+    kube: FakeKube, reconciler: Reconciler
+) -> None:
+    kube.put(secret("pd", **{"routing-key": ROUTING_KEY}), NS)
+    kube.put(integration(), NS)
+    await reconciler.reconcile_integration(NS, "pay")
+    memory = reconciler.memories.get(NS, "pay")
+    assert memory is not None
+    assert memory.next_secret_check is not None
+    stored = kube.find("Secret", NS, "pd")
+    assert stored is not None
+    assert memory.secret_versions == {"pd": stored["metadata"]["resourceVersion"]}
+    due = memory.next_secret_check
+    reconciler.resync_due(now=due - 0.001)
+    assert reconciler.queue.idle
+    reconciler.resync_due(now=due)
+    assert not reconciler.queue.idle
+    assert memory.next_secret_check == due + reconciler.settings.secret_check_seconds

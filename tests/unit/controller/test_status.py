@@ -207,18 +207,19 @@ def test_a_real_failure_is_ready_false_and_not_reconciling() -> None:
     assert c.find(failed, c.RECONCILING)["status"] == "False"  # type: ignore[index]
 
 
-def test_secret_state_keeps_no_values() -> None:
+def test_secret_state_keeps_no_values_and_decodes_nothing() -> None:
     value = "R0UT1NGK3Y0123456789ABCDEFGHIJKL"
     body = {
         "metadata": {"name": "pd", "namespace": "ns"},
         "data": {
             "routing-key": base64.b64encode(value.encode()).decode(),
             "other": base64.b64encode(b"short").decode(),
+            "not-base64": "%%%",  # never decoded, so never an error either
         },
     }
     state = secret_state(body)
-    assert state.info.keys == {"routing-key", "other"}
-    assert state.info.routing_key_shaped == {"routing-key"}
+    assert state.info.keys == {"routing-key", "other", "not-base64"}
+    assert state.info.routing_key_shaped == frozenset()
     assert value not in repr(state)
 
 

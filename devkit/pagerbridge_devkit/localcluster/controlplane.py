@@ -7,6 +7,10 @@ cascades, namespace deletion and aggregated roles (the chart's view/edit roles) 
 in a real cluster. There is no kubelet and no scheduler: Deployments
 never get pods.
 
+The API server keeps an audit log (``audit_log``) of one kind of request only: every
+``list`` and ``watch`` of Secrets, with its URL, so a test can check that a client asks
+for Secrets with a label selector (RBAC cannot tell; see the chart's RBAC tests).
+
 CRDs given to the constructor are installed *before* the controller-manager starts: its
 garbage collector discovers new resource kinds only every 30 seconds, so a CRD installed
 later would see its ownerReference cascades delayed by up to that long.
@@ -46,6 +50,18 @@ from pagerbridge_devkit.localcluster.kubeconfig import write_admin_kubeconfig
 from pagerbridge_devkit.localcluster.processes import end_group, spawn
 
 STATE_FILE = "state.json"
+AUDIT_LOG = "audit.log"
+# Metadata (user, verb, requestURI) of Secret lists and watches, nothing else.
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Metadata
+    verbs: ["list", "watch"]
+    resources: [{group: "", resources: ["secrets"]}]
+  - level: None
+"""
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 # Where pods of a real node reach the API server (localcluster.node.GATEWAY).
 ADVERTISE_ADDRESS = "10.244.0.1"
@@ -115,6 +131,11 @@ class ControlPlane:
     @property
     def kubeconfig(self) -> Path:
         return self.state_dir / "kubeconfig"
+
+    @property
+    def audit_log(self) -> Path:
+        """JSON lines: the API server's audit events (Secret lists and watches only)."""
+        return self.state_dir / AUDIT_LOG
 
     @property
     def url(self) -> str:
@@ -238,6 +259,8 @@ class ControlPlane:
         return client_url
 
     def _start_apiserver(self, binaries: Binaries, pki: certs.Pki, etcd_url: str) -> None:
+        policy = self.state_dir / "audit-policy.yaml"
+        policy.write_text(AUDIT_POLICY)
         self._spawn(
             "kube-apiserver",
             [
@@ -258,6 +281,10 @@ class ControlPlane:
                 # forwarded to this loopback port (localcluster.node); unused without one.
                 f"--advertise-address={ADVERTISE_ADDRESS}",
                 "--allow-privileged=true",
+                f"--audit-policy-file={policy}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-maxsize=20",  # megabytes, then rotated
+                "--audit-log-maxbackup=1",
                 "--v=1",
             ],
         )

@@ -6,6 +6,12 @@ instead of admin credentials, so a reconcile only works if the chart's Role/Clus
 grants enough. Each namespaced rule is then removed in turn and the same reconcile must
 visibly fail, so no rule is dead weight. (The operator's own Deployment never gets a pod:
 the control plane has no kubelet, and the harness kubelet only runs relay Deployments.)
+
+The default install is namespace-scoped: it serves its own namespace, grants nothing
+cluster-wide, and leaves an integration in any other namespace alone. Its Secret grants
+are ``get`` (by name) plus ``list``/``watch`` that the operator only ever uses with a label
+selector for its own Secrets: RBAC cannot enforce a selector, so the local API server's
+audit log is read to prove it. A rotated referenced Secret is still noticed, by name.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -27,8 +34,15 @@ from pagerbridge_devkit.localcluster.kubelet import HarnessKubelet
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
 from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port, loopback_egress_env
 
-from ..conftest import REPO, Cluster
-from .conftest import condition, get_json, start_operator, stop_operator, wait_for
+from ..conftest import EXTERNAL_KUBECONFIG_ENV, REPO, Cluster
+from .conftest import (
+    condition,
+    get_json,
+    merge_patch,
+    start_operator,
+    stop_operator,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -57,10 +71,14 @@ def _aggregated(doc: dict[str, Any]) -> bool:
     return any(label.startswith(AGGREGATE) for label in labels)
 
 
-def _install(cluster: Cluster, tmp_path: Path, *values: str) -> Iterator[Release]:
+def _install(
+    cluster: Cluster, tmp_path: Path, *values: str, into: str | None = None
+) -> Iterator[Release]:
+    """``helm install`` into a namespace of its own, or ``into`` an existing one."""
     name = f"pb-{uuid.uuid4().hex[:6]}"
-    namespace = f"{name}-system"
-    cluster.kubectl("create", "namespace", namespace)
+    namespace = into or f"{name}-system"
+    if into is None:
+        cluster.kubectl("create", "namespace", namespace)
     try:
         # The session applied crds/ already (not owned by a release): the chart leaves them.
         cluster.helm(
@@ -94,7 +112,8 @@ def _install(cluster: Cluster, tmp_path: Path, *values: str) -> Iterator[Release
         )
     finally:
         cluster.helm("uninstall", name, "--namespace", namespace, check=False)
-        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        if into is None:
+            cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
 @dataclasses.dataclass
@@ -104,6 +123,7 @@ class ChartOperator:
     release: Release
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def start(self) -> None:
         args = []
@@ -120,6 +140,7 @@ class ChartOperator:
             "PAGERBRIDGE_WATCH_SERVER_TIMEOUT": "30",
             "PAGERBRIDGE_WATCH_CLIENT_TIMEOUT": "45",
             **loopback_egress_env(),
+            **self.extra_env,
         }
         self.process = start_operator(args, env, self.log_path)
 
@@ -146,7 +167,21 @@ def namespaced_release(cluster: Cluster, namespace: str, tmp_path: Path) -> Iter
 
 @pytest.fixture
 def cluster_release(cluster: Cluster, tmp_path: Path) -> Iterator[Release]:
-    yield from _install(cluster, tmp_path)
+    yield from _install(cluster, tmp_path, "--set", "rbac.scope=cluster")
+
+
+@pytest.fixture
+def default_release(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[Release]:
+    """``helm install`` with no values, into the test's namespace (as a team would)."""
+    yield from _install(cluster, tmp_path, into=namespace)
+
+
+@pytest.fixture
+def unwatched(cluster: Cluster) -> Iterator[str]:
+    name = f"pb-unwatched-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", name)
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 @pytest.fixture
@@ -165,8 +200,10 @@ def chart_operator(tmp_path: Path) -> Iterator[list[ChartOperator]]:
         proc.stop()
 
 
-def run_operator(started: list[ChartOperator], release: Release, log: Path) -> ChartOperator:
-    proc = ChartOperator(release, log)
+def run_operator(
+    started: list[ChartOperator], release: Release, log: Path, **env: str
+) -> ChartOperator:
+    proc = ChartOperator(release, log, extra_env=env)
     started.append(proc)
     proc.start()
     return proc
@@ -285,6 +322,157 @@ def test_cluster_chart_operator_reconciles_without_permission_errors(
     assert not unexpected, "\n".join(unexpected[:5])
 
 
+# What a namespaced Role of the operator must never grant: write on workloads or Secrets.
+WRITES = ("create", "update", "patch", "delete")
+WORKLOADS = (
+    "deployments.apps",
+    "services",
+    "configmaps",
+    "secrets",
+    "persistentvolumeclaims",
+    "poddisruptionbudgets.policy",
+)
+SECRET_NAME = "pagerduty-minimal"  # the Secret examples/01-minimal.yaml references
+
+
+def _grants_elsewhere(cluster: Cluster, release: Release, namespace: str) -> list[str]:
+    """Every workload write or Secret read the ServiceAccount has in ``namespace``."""
+    checks = [(verb, resource) for resource in WORKLOADS for verb in WRITES]
+    checks += [("get", "secrets"), ("list", "secrets"), ("watch", "secrets")]
+    return [
+        f"{verb} {resource}"
+        for verb, resource in checks
+        if can_i(cluster, release, verb, resource, "-n", namespace)
+    ]
+
+
+def test_default_install_serves_its_namespace_only_and_notices_rotated_secrets(
+    cluster: Cluster,
+    namespace: str,
+    default_release: Release,
+    unwatched: str,
+    kubelet: HarnessKubelet,
+    pd_url: str,
+    chart_operator: list[ChartOperator],
+    tmp_path: Path,
+) -> None:
+    """`helm install` with no values: one Role in the release namespace, nothing
+    cluster-wide; an integration elsewhere is left alone; a rotated Secret is noticed by
+    name (no Secret watch, no resync: only the periodic secret check)."""
+    release = default_release
+    assert (release.role_kind, release.role_namespace) == ("Role", namespace)
+    assert f"--namespace={namespace}" in release.operator_args
+    assert "--all-namespaces" not in release.operator_args
+    manifest = cluster.helm("get", "manifest", release.name, "-n", namespace).stdout
+    kinds = {doc["kind"] for doc in yaml.safe_load_all(manifest) if doc}
+    assert "ClusterRoleBinding" not in kinds
+    # No write on workloads and no Secret read anywhere but the watched namespace.
+    assert _grants_elsewhere(cluster, release, unwatched) == []
+    assert _grants_elsewhere(cluster, release, "kube-system") == []
+    for verb, resource in (("create", "deployments.apps"), ("list", "secrets")):
+        assert not can_i(cluster, release, verb, resource, "--all-namespaces")
+    for resource in ("customresourcedefinitions.apiextensions.k8s.io", "namespaces", "nodes"):
+        assert not can_i(cluster, release, "list", resource)
+    # In the watched namespace: Secrets by name; never `update` (nothing PUTs a Secret).
+    assert can_i(cluster, release, "get", "secrets", "-n", namespace)
+    assert not can_i(cluster, release, "update", "secrets", "-n", namespace)
+
+    # An integration in an unwatched namespace first, then one in the watched one.
+    cluster.kubectl("apply", "-n", unwatched, "-f", "-", input=minimal_example(pd_url))
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=minimal_example(pd_url))
+    operator = run_operator(
+        chart_operator,
+        release,
+        tmp_path / "operator.log",
+        PAGERBRIDGE_RESYNC_SECONDS="3600",  # a rotation must be noticed without a resync
+        PAGERBRIDGE_SECRET_CHECK_SECONDS="1",
+    )
+    wait_ready(cluster, namespace, operator)
+    # By now the operator has listed its namespace: the other integration stays untouched.
+    other = get_json(cluster, unwatched, "pdi", "minimal")
+    assert "status" not in other
+    assert not other["metadata"].get("finalizers")
+    assert not [a for a in other["metadata"].get("annotations", {}) if "pagerbridge.io" in a]
+    assert get_json(cluster, unwatched, "deployment", "minimal-relay") is None
+    assert get_json(cluster, unwatched, "secret", "minimal-relay-token") is None
+
+    # The routing key rotated to a bad value, then to a good one: both are noticed.
+    merge_patch(
+        cluster, namespace, "secret", SECRET_NAME, {"stringData": {"routing-key": "not-a-key"}}
+    )
+    wait_for(
+        lambda: (
+            condition(get_json(cluster, namespace, "pdi", "minimal"), "SecretsResolved").get(
+                "reason"
+            )
+            == "InvalidKey"
+        ),
+        30,
+        "InvalidKey after the routing key was rotated to a bad value",
+    )
+    rotated = "0123456789abcdef0123456789abcdef"
+    merge_patch(
+        cluster, namespace, "secret", SECRET_NAME, {"stringData": {"routing-key": rotated}}
+    )
+    wait_ready(cluster, namespace, operator)
+    log = operator.log()
+    assert "not-a-key" not in log
+    assert rotated not in log
+    unexpected = permission_errors(log)
+    assert not unexpected, "\n".join(unexpected[:5])
+
+
+MANAGED_SELECTOR = "app.kubernetes.io/managed-by=pagerbridge"
+
+
+def _secret_reads(audit_log: Path, user: str) -> list[dict[str, Any]]:
+    """The audit events of ``user`` listing or watching Secrets (the local API server
+    logs only those: localcluster.controlplane.AUDIT_POLICY)."""
+    events = []
+    for line in audit_log.read_text().splitlines():
+        event = json.loads(line)
+        if event.get("user", {}).get("username") == user and event.get("stage") in (
+            "ResponseStarted",
+            "ResponseComplete",
+        ):
+            events.append(event)
+    return events
+
+
+@pytest.mark.skipif(
+    bool(os.environ.get(EXTERNAL_KUBECONFIG_ENV)),
+    reason="reads the audit log of the local kube-apiserver",
+)
+def test_the_operator_lists_and_watches_only_its_own_secrets(
+    cluster: Cluster,
+    namespace: str,
+    default_release: Release,
+    kubelet: HarnessKubelet,
+    pd_url: str,
+    chart_operator: list[ChartOperator],
+    tmp_path: Path,
+) -> None:
+    """RBAC grants list/watch on Secrets but cannot enforce a label selector: the API
+    server's audit log shows every list and watch of the operator carries ours."""
+    assert cluster.local is not None
+    release = default_release
+    user = f"system:serviceaccount:{release.namespace}:{release.service_account}"
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=minimal_example(pd_url))
+    operator = run_operator(chart_operator, release, tmp_path / "operator.log")
+    wait_ready(cluster, namespace, operator)
+    reads = wait_for(
+        lambda: _secret_reads(cluster.local.audit_log, user) if cluster.local else None,
+        30,
+        "the operator's Secret watch in the audit log",
+    )
+    verbs = {event["verb"] for event in reads}
+    assert "watch" in verbs or "list" in verbs
+    for event in reads:
+        query = parse_qs(urlsplit(event["requestURI"]).query)
+        assert query.get("labelSelector") == [MANAGED_SELECTOR], event["requestURI"]
+        assert event["objectRef"]["namespace"] == namespace, event["requestURI"]
+
+
 def _rules_of(cluster: Cluster, release: Release) -> list[dict[str, Any]]:
     where = ["-n", release.role_namespace] if release.role_namespace else []
     body = json.loads(
@@ -294,7 +482,17 @@ def _rules_of(cluster: Cluster, release: Release) -> list[dict[str, Any]]:
     return rules
 
 
-# rule (first apiGroup/first resource) -> a `kubectl auth can-i` check it alone grants
+def _rule_keys(rules: list[dict[str, Any]]) -> list[str]:
+    """``group/resource`` of each rule's first group and resource, plus ``:verbs`` when
+    several rules share it (the three Secret rules)."""
+    bases = [f"{r['apiGroups'][0]}/{r['resources'][0]}" for r in rules]
+    return [
+        f"{base}:{','.join(rule['verbs'])}" if bases.count(base) > 1 else base
+        for base, rule in zip(bases, rules, strict=True)
+    ]
+
+
+# rule (see _rule_keys) -> a `kubectl auth can-i` check it alone grants
 NAMESPACED_RULES: dict[str, tuple[str, ...]] = {
     "pagerbridge.io/pagerdutyintegrations": ("list", "pagerdutyintegrations.pagerbridge.io"),
     "pagerbridge.io/pagerdutyintegrations/status": (
@@ -302,6 +500,12 @@ NAMESPACED_RULES: dict[str, tuple[str, ...]] = {
         "pagerdutyintegrations.pagerbridge.io",
         "--subresource=status",
     ),
+    # The referenced Secrets are read by name at each reconcile.
+    "/secrets:get": ("get", "secrets"),
+    # The watch of the operator's own (labelled) Secrets.
+    "/secrets:list,watch": ("watch", "secrets"),
+    # The generated webhook token is created on the first reconcile.
+    "/secrets:create,patch,delete": ("create", "secrets"),
     "/configmaps": ("create", "configmaps"),
     "apps/deployments": ("create", "deployments.apps"),
     "/events": ("create", "events"),
@@ -310,11 +514,19 @@ NAMESPACED_RULES: dict[str, tuple[str, ...]] = {
 # lets the operator set blockOwnerDeletion on its children's ownerReferences when the
 # OwnerReferencesPermissionEnforcement admission plugin is on (OpenShift, hardened
 # clusters); the local control plane runs without that plugin.
+NOT_PROVABLE_HERE = {"pagerbridge.io/pagerdutyintegrations/finalizers"}
+
+
+def test_every_rule_of_the_chart_is_proven_or_explained(
+    cluster: Cluster, namespaced_release: Release
+) -> None:
+    """A rule added to the chart needs an entry in NAMESPACED_RULES (and so a proof)."""
+    keys = _rule_keys(_rules_of(cluster, namespaced_release))
+    assert sorted(keys) == sorted(set(NAMESPACED_RULES) | NOT_PROVABLE_HERE)
 
 
 def _remove_rule(cluster: Cluster, release: Release, rule: str, check: tuple[str, ...]) -> None:
-    rules = _rules_of(cluster, release)
-    keys = [f"{r['apiGroups'][0]}/{r['resources'][0]}" for r in rules]
+    keys = _rule_keys(_rules_of(cluster, release))
     assert rule in keys, f"{rule} not in the chart's rules {keys}"
     where = ["-n", release.role_namespace] if release.role_namespace else []
     patch = [{"op": "remove", "path": f"/rules/{keys.index(rule)}"}]

@@ -118,6 +118,9 @@ class Bed:
             "--set", f"image.repository={IMAGE_REPOSITORY}",
             "--set", f"image.tag={IMAGE_TAG}",
             "--set", "image.pullPolicy=Never",  # only the imported image, never a registry
+            # Each test makes a namespace of its own: serve them all (the chart's default
+            # serves the release namespace only).
+            "--set", "rbac.scope=cluster",
             # The admin's egress bounds for this bed: the simulators speak plain http on
             # the bridge's gateway, a private address (the public defaults stay allowed).
             "--set", "egress.allowHttp=true",

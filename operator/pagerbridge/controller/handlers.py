@@ -1,8 +1,10 @@
 """kopf handlers: translate watch events into reconciler triggers; nothing else.
 
 Indices keep the observed state in memory (kopf fills them before any handler runs, so a
-restarted operator does not report a Secret missing before it has listed Secrets). The
-handlers enqueue the affected integration; :mod:`.reconciler` does the work. The only
+restarted operator does not recreate a child before it has listed them). Secrets and
+children are watched with a server-side label selector: only the operator's own reach it;
+the Secrets an integration references are read by name instead (:mod:`.user_secrets`).
+The handlers enqueue the affected integration; :mod:`.reconciler` does the work. The only
 handler that acts itself is the finalizer, which must block deletion until the PagerDuty
 subscription is gone (escape hatch: annotation ``pagerbridge.io/skip-cleanup: "true"``).
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -387,3 +389,34 @@ def test_without_leader_election_one_replica_at_most(helm: Helm) -> None:
     result = helm.template("--set", "operator.leaderElection=false", "--set", "replicaCount=2")
     assert result.returncode != 0
     assert "replicaCount > 1 needs operator.leaderElection" in result.stderr
+
+
+def test_a_cluster_read_rule_gets_a_cluster_role_of_its_own(helm: Helm, tmp_path: Path) -> None:
+    """The place for an unavoidable cluster-scoped read (e.g. the kube-system Namespace
+    as cluster identity): empty by default (no ClusterRole, see above); filled, it is
+    bound in both scopes, apart from the namespaced rules."""
+    copy = tmp_path / "pagerbridge"
+    shutil.copytree(CHART, copy)
+    rbac = copy / "templates" / "rbac.yaml"
+    rule = (
+        '- apiGroups: [""]\n  resources: ["namespaces"]\n'
+        '  resourceNames: ["kube-system"]\n  verbs: ["get"]\n'
+    )
+    text = rbac.read_text()
+    empty = '{{- define "pagerbridge.clusterReadRules" -}}\n{{- end }}'
+    assert empty in text
+    rbac.write_text(text.replace(empty, empty.replace("-}}\n", "-}}\n" + rule)))
+    for scope in ("namespace", "cluster"):
+        objects = helm.render("--set", f"rbac.scope={scope}", chart=copy)
+        (role,) = [
+            r for r in of_kind(objects, "ClusterRole") if r["metadata"]["name"].endswith("-read")
+        ]
+        assert role["rules"] == [
+            {
+                "apiGroups": [""],
+                "resources": ["namespaces"],
+                "resourceNames": ["kube-system"],
+                "verbs": ["get"],
+            }
+        ]
+        assert role in _bound_to_operator(objects)

@@ -411,9 +411,7 @@ def test_default_install_serves_its_namespace_only_and_notices_rotated_secrets(
         "InvalidKey after the routing key was rotated to a bad value",
     )
     rotated = "0123456789abcdef0123456789abcdef"
-    merge_patch(
-        cluster, namespace, "secret", SECRET_NAME, {"stringData": {"routing-key": rotated}}
-    )
+    merge_patch(cluster, namespace, "secret", SECRET_NAME, {"stringData": {"routing-key": rotated}})
     wait_ready(cluster, namespace, operator)
     log = operator.log()
     assert "not-a-key" not in log

@@ -338,7 +338,12 @@ class Reconciler:
         sub = await subscription_step.run(ctx)
         results["subscription"] = sub
         compiled = compile_(sub.webhook_secret)
-        children = render_children(ctx.owner, spec, compiled, self.render_settings)
+        # A rotated database URI (an environment variable of the relay) rolls the pods.
+        database = compiled.database.name if compiled.database is not None else None
+        env_version = read.versions.get(database, "") if database is not None else ""
+        children = render_children(
+            ctx.owner, spec, compiled, self.render_settings, env_secret_version=env_version
+        )
         await children_step.apply(ctx, children.applied(), force=resync)
         await children_step.remove(ctx, children.absent())
         token = await token_step.run(ctx)

@@ -26,6 +26,7 @@ from typing import Any
 
 from pagerbridge.api import (
     API_VERSION,
+    GROUP,
     INTEGRATION,
     PagerDutyIntegrationSpec,
     RelayConfig,
@@ -121,6 +122,10 @@ def _metadata(owner: Owner, name: str, **extra: Any) -> dict[str, Any]:
     return meta
 
 
+# On the relay pod template: the resourceVersion of the Secret read into its environment.
+ANNOTATION_ENV_SECRET_VERSION = f"{GROUP}/env-secret-version"
+
+
 def config_hash(config: RelayConfig) -> str:
     """Hash of what the relay reads only at start: a change rolls the pods."""
     document = config.to_json_dict()
@@ -151,7 +156,11 @@ def render_deployment(
     spec: PagerDutyIntegrationSpec,
     compiled: Compiled,
     settings: RenderSettings,
+    env_secret_version: str = "",
 ) -> Manifest:
+    """``env_secret_version``: the resourceVersion of the Secret whose key becomes an
+    environment variable (the database URI). Unlike a mounted file, an environment
+    variable never changes in a running container: a new version rolls the pods."""
     names = owner.names
     volumes: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": names.relay}},
@@ -234,6 +243,11 @@ def render_deployment(
                     "annotations": {
                         **(pod.pod_annotations or {}),
                         n.ANNOTATION_CONFIG_HASH: config_hash(compiled.config),
+                        **(
+                            {ANNOTATION_ENV_SECRET_VERSION: env_secret_version}
+                            if env and env_secret_version
+                            else {}
+                        ),
                     },
                 },
                 "spec": {
@@ -352,10 +366,11 @@ def render_children(
     spec: PagerDutyIntegrationSpec,
     compiled: Compiled,
     settings: RenderSettings,
+    env_secret_version: str = "",
 ) -> Children:
     return Children(
         config_map=render_config_map(owner, compiled.config),
-        deployment=render_deployment(owner, spec, compiled, settings),
+        deployment=render_deployment(owner, spec, compiled, settings, env_secret_version),
         service=render_service(owner, spec),
         outbox_claim=render_outbox_claim(owner, spec),
         disruption_budget=render_disruption_budget(owner, spec),

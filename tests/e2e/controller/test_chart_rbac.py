@@ -506,6 +506,8 @@ NAMESPACED_RULES: dict[str, tuple[str, ...]] = {
     "/secrets:create,patch,delete": ("create", "secrets"),
     "/configmaps": ("create", "configmaps"),
     "apps/deployments": ("create", "deployments.apps"),
+    # Watched (an index of our children) even when no integration needs one.
+    "policy/poddisruptionbudgets": ("list", "poddisruptionbudgets.policy"),
     "/events": ("create", "events"),
 }
 # Not provable on this control plane: `pagerdutyintegrations/finalizers` (update) is what

@@ -12,6 +12,7 @@ import pytest
 from pagerbridge.controller import conditions as c
 from pagerbridge.controller.names import FINALIZER
 from pagerbridge.controller.reconciler import Reconciler
+from pagerbridge.controller.rendering import ANNOTATION_ENV_SECRET_VERSION
 from pagerbridge.controller.settings import OperatorSettings
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_API_KEY
 from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
@@ -307,3 +308,45 @@ async def test_the_secret_check_is_scheduled_per_integration(
     reconciler.resync_due(now=due)
     assert not reconciler.queue.idle
     assert memory.next_secret_check == due + reconciler.settings.secret_check_seconds
+
+
+def _pod_annotations(kube: FakeKube, name: str = "pay") -> dict[str, str]:
+    deployment = kube.find("Deployment", NS, f"{name}-relay")
+    assert deployment is not None
+    annotations: dict[str, str] = deployment["spec"]["template"]["metadata"]["annotations"]
+    return annotations
+
+
+async def test_a_rotated_secret_rolls_the_relay_only_when_it_is_in_its_environment(
+    kube: FakeKube, reconciler: Reconciler
+) -> None:
+    """Mounted Secrets (routing key) reach running relays as file updates: no roll. The
+    database URI is an environment variable: its rotation rolls the pods."""
+    kube.put(secret("pd", **{"routing-key": ROUTING_KEY}), NS)
+    kube.put(secret("db", uri="postgresql://relay:one@db.example:5432/pb"), NS)
+    postgres = {"storage": "PostgreSQL", "database": {"uriSecretRef": {"name": "db", "key": "uri"}}}
+    kube.put(integration(relay=postgres, sync={"notes": False}), NS)
+    await reconciler.reconcile_integration(NS, "pay")
+    first = _pod_annotations(kube)
+    db = kube.find("Secret", NS, "db")
+    assert db is not None
+    assert first[ANNOTATION_ENV_SECRET_VERSION] == db["metadata"]["resourceVersion"]
+
+    other_key = "fedcba9876543210fedcba9876543210"
+    await kube.merge_patch(
+        FakeKube.resource("Secret"),
+        NS,
+        "pd",
+        {"data": {"routing-key": base64.b64encode(other_key.encode()).decode()}},
+    )
+    assert await check_queues_a_reconcile(kube, reconciler)
+    await reconciler.reconcile_integration(NS, "pay")
+    assert _pod_annotations(kube) == first  # a mounted file: the kubelet updates it
+
+    new_uri = base64.b64encode(b"postgresql://relay:two@db.example:5432/pb").decode()
+    await kube.merge_patch(FakeKube.resource("Secret"), NS, "db", {"data": {"uri": new_uri}})
+    assert await check_queues_a_reconcile(kube, reconciler)
+    await reconciler.reconcile_integration(NS, "pay")
+    rolled = _pod_annotations(kube)
+    assert rolled[ANNOTATION_ENV_SECRET_VERSION] != first[ANNOTATION_ENV_SECRET_VERSION]
+    assert "two@" not in str(kube.find("Deployment", NS, "pay-relay"))

@@ -117,6 +117,20 @@ class PagerDutySubscriptions:
         )
         return parse(_One, response, what).webhook_subscription
 
+    async def update_description(self, subscription_id: str, description: str) -> None:
+        """``PUT /webhook_subscriptions/{id}`` with only a new ``description``."""
+        what = "PUT /webhook_subscriptions/{id}"
+        body = {"webhook_subscription": {"description": description}}
+        response = await call(
+            self._http,
+            what,
+            "PUT",
+            f"/webhook_subscriptions/{subscription_id}",
+            self._limits,
+            json_body=body,
+        )
+        parse(_One, response, what)
+
     async def get(self, subscription_id: str) -> WebhookSubscription | None:
         """The subscription, or None when PagerDuty no longer has it."""
         what = "GET /webhook_subscriptions/{id}"

@@ -7,6 +7,17 @@ headers equivalent to the key override and tag mappings (``x-bp-config-pdfield``
 sends its native incident payload, which the relay parses). It recreates the integration
 when it disappeared (periodic check), and deletes it through the finalizer.
 
+Never adopt (see :mod:`.ownership`): every event of the integration carries the header
+``x-pagerbridge-owner: <cluster>/<integration UID>`` (:data:`OWNER_HEADER`; a documented,
+returned field; the relay ignores the header). An integration by our name is PATCHed or
+DELETEd only when it carries our stamp; otherwise the condition says ``NameConflict`` and
+it is left untouched. The default name is hashed (:func:`.names.external_name`).
+Integrations made before stamps existed (upgrade) are recognised once, as *legacy*, when
+all hold: the name is the old one (``pagerbridge-<namespace>-<name>`` or
+``integrationName``), the integration's ``status.bigPandaWebhook.integrationId`` (written
+by the operator) records it, and its ``base_url`` is this integration's relay URL. It keeps
+its name (AutoShare rules refer to it) and the next write stamps it.
+
 Drift detection never depends on a field BigPanda may mask. BigPanda stores an event's
 ``authorization`` encrypted, so a GET may return it masked, encrypted or not at all:
 those fields (:data:`SECRET_EVENT_FIELDS`) are never compared. The operator keeps a
@@ -23,6 +34,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,16 +56,27 @@ from pagerbridge.clients.bigpanda_integrations import (
 from pagerbridge.clients.egress import EgressPolicy
 from pagerbridge.clients.errors import (
     ClientError,
+    Conflict,
     EgressRefused,
     MalformedResponse,
+    Rejected,
     TransientError,
     Unauthorized,
 )
+from pagerbridge.controller import names as n
 from pagerbridge.controller.compile import Compiled
-from pagerbridge.controller.errors import UPSTREAM_MALFORMED, URL_NOT_ALLOWED, RetryLater
+from pagerbridge.controller.errors import (
+    NAME_CONFLICT,
+    UPSTREAM_MALFORMED,
+    URL_NOT_ALLOWED,
+    RetryLater,
+)
 from pagerbridge.controller.kube_port import KubernetesPort
+from pagerbridge.controller.ownership import OwnerStamp
 from pagerbridge.controller.rendering import Owner, relay_base_url
 from pagerbridge.controller.secret_values import read_secret_key
+
+logger = logging.getLogger(__name__)
 
 
 class BigPandaWebhookFailed(RetryLater):
@@ -85,8 +109,60 @@ def managed(spec: PagerDutyIntegrationSpec) -> bool:
     return spec.big_panda.webhook.mode == WebhookMode.MANAGED
 
 
+class BigPandaNameConflict(BigPandaWebhookFailed):
+    reason = NAME_CONFLICT
+    retry_after = 60.0
+
+
+OWNER_HEADER = "x-pagerbridge-owner"
+OURS, LEGACY, FOREIGN = "ours", "legacy", "foreign"  # verdicts of :func:`ownership`
+_OWNER_HEADER_VALUE = re.compile(rf'"{OWNER_HEADER}"\s*:\s*"([^"]*)"')
+
+
 def integration_name(owner: Owner, spec: PagerDutyIntegrationSpec) -> str:
-    return spec.big_panda.webhook.integration_name or f"pagerbridge-{owner.namespace}-{owner.name}"
+    """``integrationName``, else the unambiguous derived name."""
+    return spec.big_panda.webhook.integration_name or n.external_name(
+        owner.namespace, owner.name, owner.uid
+    )
+
+
+def legacy_name(owner: Owner, spec: PagerDutyIntegrationSpec) -> str:
+    return spec.big_panda.webhook.integration_name or n.legacy_external_name(
+        owner.namespace, owner.name
+    )
+
+
+def target_name(owner: Owner, spec: PagerDutyIntegrationSpec, recorded_id: str | None) -> str:
+    """The name to manage: the legacy one while status records it, else the new one."""
+    legacy = legacy_name(owner, spec)
+    if recorded_id is not None and recorded_id == integration_id(legacy):
+        return legacy
+    return integration_name(owner, spec)
+
+
+def stamps(workflow: dict[str, Any]) -> set[str]:
+    """The owner stamps the events of a workflow carry."""
+    found = set()
+    for event in workflow.get("events") or []:
+        headers = event.get("headers") if isinstance(event, dict) else None
+        if isinstance(headers, str):
+            found.update(_OWNER_HEADER_VALUE.findall(headers))
+    return found
+
+
+def ownership(current: dict[str, Any], stamp: OwnerStamp, *, legacy_url: str | None) -> str:
+    """``ours``, ``legacy`` (pre-stamp, recognised: see the module doc) or ``foreign``.
+
+    ``legacy_url``: our relay URL when the name and the recorded id qualify as legacy."""
+    workflow = current.get("workflow_config") or {}
+    found = stamps(workflow)
+    if found == {stamp.value}:
+        return OURS
+    if not found and legacy_url is not None:
+        config = workflow.get("config") or {}
+        if config.get("base_url") == legacy_url:
+            return LEGACY
+    return FOREIGN
 
 
 def header_string(pairs: Sequence[tuple[str, str]]) -> str:
@@ -95,12 +171,13 @@ def header_string(pairs: Sequence[tuple[str, str]]) -> str:
 
 
 def desired_workflow(
-    url: str, token: str, compiled: Compiled, triggers: Sequence[str]
+    url: str, token: str, compiled: Compiled, triggers: Sequence[str], stamp: OwnerStamp
 ) -> dict[str, Any]:
     pairs = bigpanda_config_headers(
         compiled.config.key_override_tag,
         ((m.tag, m.field) for m in compiled.config.tag_mappings),
     )
+    pairs.append((OWNER_HEADER, stamp.value))
     events = []
     for trigger in triggers:
         event: dict[str, Any] = {
@@ -179,6 +256,7 @@ class WebhookOutcome:
     secret_digest: str  # of the secret fields BigPanda now holds (what we last wrote)
     talked: bool  # BigPanda was called (verified or written)
     changed: bool
+    claimed: bool = False  # a legacy (pre-stamp) integration of ours was stamped
 
 
 async def ensure(
@@ -192,15 +270,18 @@ async def ensure(
     written_secret: str | None,
     verify: bool,
     policy: EgressPolicy,
+    stamp: OwnerStamp,
+    recorded_id: str | None = None,
     limits: CallLimits | None = None,
 ) -> WebhookOutcome:
     """``token``: the inbound token BigPanda must send now (see :mod:`.token_rotation`);
     ``last_digest``: of the whole workflow last confirmed (this process's memory);
-    ``written_secret``: :func:`secret_digest` of what was last written to BigPanda."""
-    name = integration_name(owner, spec)
+    ``written_secret``: :func:`secret_digest` of what was last written to BigPanda;
+    ``recorded_id``: ``status.bigPandaWebhook.integrationId``."""
+    name = target_name(owner, spec, recorded_id)
     url = relay_base_url(owner, spec) + BIGPANDA_WEBHOOK_PATH
     workflow = desired_workflow(
-        url, token, compiled, [t.value for t in spec.big_panda.webhook.triggers]
+        url, token, compiled, [t.value for t in spec.big_panda.webhook.triggers], stamp
     )
     wanted = digest(workflow)
     wanted_secret = secret_digest(workflow)
@@ -218,16 +299,38 @@ async def ensure(
         ) as client:
             current = await client.get(name)
             if current is None:
-                await client.create(name, workflow)
-            elif wanted_secret != written_secret or not in_sync(
-                current.get("workflow_config") or {}, workflow
+                try:
+                    await client.create(name, workflow)
+                except (Rejected, Conflict) as exc:  # taken meanwhile (another operator, a person)
+                    current = await client.get(name)
+                    if current is None:
+                        raise exc from None
+                else:
+                    return WebhookOutcome(ident, wanted, wanted_secret, talked=True, changed=True)
+            legacy = url if recorded_id == ident else None
+            verdict = ownership(current, stamp, legacy_url=legacy)
+            if verdict == FOREIGN:
+                raise name_conflict(ident)
+            if (
+                verdict == OURS
+                and wanted_secret == written_secret
+                and in_sync(current.get("workflow_config") or {}, workflow)
             ):
-                await client.update(name, workflow)
-            else:
                 return WebhookOutcome(ident, wanted, wanted_secret, talked=True, changed=False)
+            await client.update(name, workflow)
     except ClientError as exc:
         raise failure(exc) from None
-    return WebhookOutcome(ident, wanted, wanted_secret, talked=True, changed=True)
+    return WebhookOutcome(
+        ident, wanted, wanted_secret, talked=True, changed=True, claimed=verdict == LEGACY
+    )
+
+
+def name_conflict(ident: str) -> BigPandaNameConflict:
+    return BigPandaNameConflict(
+        f"BigPanda Webhook v2 integration {ident} already exists and was not created by this "
+        "PagerDutyIntegration (no matching x-pagerbridge-owner stamp): it is left untouched. "
+        "Set bigPanda.webhook.integrationName to another name, or delete it in BigPanda"
+    )
 
 
 async def remove(
@@ -236,18 +339,35 @@ async def remove(
     spec: PagerDutyIntegrationSpec,
     *,
     policy: EgressPolicy,
+    stamp: OwnerStamp,
+    recorded_id: str | None = None,
     limits: CallLimits | None = None,
 ) -> bool:
+    """Delete our integration; False when it is gone or not ours (then left in place)."""
     ref = spec.big_panda.api_token
     if ref is None:
         return False
     api_key = await read_secret_key(
         kube, owner.namespace, ref.name, ref.key, "spec.bigPanda.apiToken"
     )
+    name = target_name(owner, spec, recorded_id)
+    ident = integration_id(name)
+    legacy = relay_base_url(owner, spec) + BIGPANDA_WEBHOOK_PATH if recorded_id == ident else None
     try:
         async with BigPandaIntegrations(
             bigpanda_api_url(spec.big_panda), api_key, policy=policy, limits=limits
         ) as client:
-            return await client.delete(integration_name(owner, spec))
+            current = await client.get(name)
+            if current is None:
+                return False
+            if ownership(current, stamp, legacy_url=legacy) == FOREIGN:
+                logger.warning(
+                    "%s/%s: BigPanda integration %s is not ours: not deleted",
+                    owner.namespace,
+                    owner.name,
+                    ident,
+                )
+                return False
+            return await client.delete(name)
     except ClientError as exc:
         raise failure(exc) from None

@@ -44,6 +44,8 @@ async def run(ctx: Context, compiled: Compiled, token: str, *, verify: bool) -> 
             written_secret=memory.bigpanda_secret or previous.get("authorizationDigest"),
             verify=verify,
             policy=ctx.settings.egress,
+            stamp=ctx.stamp,
+            recorded_id=previous.get("integrationId"),
             limits=ctx.settings.call_limits,
         )
     except bigpanda_integration.BigPandaWebhookFailed as exc:
@@ -57,7 +59,13 @@ async def run(ctx: Context, compiled: Compiled, token: str, *, verify: bool) -> 
     status["authorizationDigest"] = outcome.secret_digest
     if outcome.talked:
         status["lastVerified"] = c.now_rfc3339()
-    if outcome.changed:
+    if outcome.claimed:
+        await ctx.event(
+            "BigPandaIntegrationStamped",
+            f"BigPanda Webhook v2 integration {outcome.integration_id}, created before "
+            "ownership stamps, now carries this integration's stamp",
+        )
+    elif outcome.changed:
         await ctx.event(
             "BigPandaWebhookConfigured",
             f"BigPanda Webhook v2 integration {outcome.integration_id} written",
@@ -84,6 +92,8 @@ async def unmanage(ctx: Context) -> StepResult:
             ctx.owner,
             ctx.spec,
             policy=ctx.settings.egress,
+            stamp=ctx.stamp,
+            recorded_id=previous.get("integrationId"),
             limits=ctx.settings.call_limits,
         )
     except ReconcileError as exc:

@@ -34,6 +34,7 @@ from pagerbridge.controller.errors import URL_NOT_ALLOWED, ReconcileError, Secre
 from pagerbridge.controller.events import post_event
 from pagerbridge.controller.kube_port import KubernetesPort
 from pagerbridge.controller.observed import IntegrationInfo, SecretState
+from pagerbridge.controller.ownership import OwnerStamp
 from pagerbridge.controller.rendering import Owner
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ async def release(
     retry: int,
     *,
     policy: EgressPolicy,
+    cluster_id: str,
     limits: CallLimits | None = None,
 ) -> None:
     if skip_requested(info):
@@ -121,6 +123,9 @@ async def release(
     except ValidationError:
         return
     owner = Owner(info.namespace, info.name, info.uid)
+    stamp = OwnerStamp(cluster_id, info.uid)
+    if stored_subscription is not None and stored_subscription.owner_uid != info.uid:
+        stored_subscription = None  # a namesake Secret: its subscription id proves nothing
     steps: list[tuple[str, Callable[[], Awaitable[bool]]]] = [
         (
             "PagerDuty subscription",
@@ -131,6 +136,7 @@ async def release(
                 spec,
                 stored_subscription,
                 policy=policy,
+                stamp=stamp,
                 limits=limits,
             ),
         )
@@ -140,7 +146,14 @@ async def release(
             (
                 "BigPanda Webhook v2 integration",
                 functools.partial(
-                    bigpanda_integration.remove, kube, owner, spec, policy=policy, limits=limits
+                    bigpanda_integration.remove,
+                    kube,
+                    owner,
+                    spec,
+                    policy=policy,
+                    stamp=stamp,
+                    recorded_id=_recorded_bigpanda(info.status),
+                    limits=limits,
                 ),
             )
         )

@@ -9,8 +9,11 @@
     │   ├── InvalidKey              a routing key that cannot be a PagerDuty key -> Ready False
     │   ├── InvalidSpec             the spec does not parse (CRD bypassed)       -> Ready False
     │   ├── DatabaseNotConfigured   storage PostgreSQL without a database Secret -> Ready False
-    │   └── URLNotAllowed           a URL outside the admin's egress policy      -> Ready False
-    │                               (nothing is called, no RelayConfig compiled)
+    │   ├── URLNotAllowed           a URL outside the admin's egress policy      -> Ready False
+    │   │                           (nothing is called, no RelayConfig compiled)
+    │   └── NameConflict            a child or external object of our name is not ours
+    │                               (left untouched; see :mod:`.ownership`)  -> Ready False;
+    │                               re-checked every minute (no watch event tells us)
     └── RetryLater                  transient; retried with backoff (kopf TemporaryError
         │                           in kopf handlers, the reconcile queue's backoff elsewhere)
         ├── SubscriptionFailed      PagerDuty REST refused or unreachable        -> Ready False
@@ -38,6 +41,7 @@ from pagerbridge.clients.errors import (
 
 URL_NOT_ALLOWED = "URLNotAllowed"
 UPSTREAM_MALFORMED = "UpstreamMalformed"
+NAME_CONFLICT = "NameConflict"
 
 
 class ReconcileError(Exception):
@@ -71,6 +75,13 @@ class DatabaseNotConfigured(WaitingForInput):
 
 class URLNotAllowed(WaitingForInput):
     reason = URL_NOT_ALLOWED
+
+
+class NameConflict(WaitingForInput):
+    """An object by the name we need exists and is not ours: never taken over."""
+
+    reason = NAME_CONFLICT
+    retry_after = 60.0
 
 
 class RetryLater(ReconcileError):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import kopf
@@ -44,6 +45,7 @@ from pagerbridge.controller.observed import (
     ref_info,
     secret_state,
 )
+from pagerbridge.controller.ownership import cluster_identity
 from pagerbridge.controller.reconciler import Reconciler
 from pagerbridge.controller.settings import OperatorSettings
 from pagerbridge.controller.step_context import involved
@@ -139,10 +141,11 @@ def build_registry(settings: OperatorSettings, credentials: Credentials) -> kopf
             settings_.watching.label_selectors[resource] = MANAGED_SELECTOR
         kube = KubernetesClient(credentials, field_manager=n.FIELD_MANAGER)
         memo.kube = kube
+        identity = await cluster_identity(kube, settings.cluster_id)
         # kopf hands the indices (empty now, filled before any resource handler runs) to
         # startup handlers too: the World is complete at construction.
         world = KopfWorld({k: v for k, v in kwargs.items() if k.startswith("pb_")})
-        memo.reconciler = Reconciler(kube, settings, world)
+        memo.reconciler = Reconciler(kube, replace(settings, cluster_id=identity), world)
         memo.reconciler.start()
 
     @kopf.on.login(registry=registry)
@@ -268,6 +271,7 @@ def build_registry(settings: OperatorSettings, credentials: Credentials) -> kopf
             stored,
             kwargs["retry"],
             policy=settings.egress,
+            cluster_id=reconciler.settings.cluster_id,
             limits=settings.call_limits,
         )
 

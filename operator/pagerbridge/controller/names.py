@@ -2,6 +2,12 @@
 
 Children names must fit a DNS-1035 label (a Service name: 63 characters), so a long
 integration name is shortened with a stable hash suffix instead of failing.
+
+Names outside the cluster (BigPanda integrations) are shared by every namespace and
+cluster using one BigPanda account, so they are derived unambiguously: readable
+``pagerbridge-<namespace>-<name>`` followed by a hash of namespace, name and the
+integration's UID (``team``/``a-x`` and ``team-a``/``x`` differ; a recreated integration
+gets a new name, never its predecessor's object).
 """
 
 from __future__ import annotations
@@ -73,6 +79,23 @@ class ChildNames:
     def instance_label(self) -> str:
         """Label values are limited to 63 characters too."""
         return self.relay.removesuffix("-relay") if len(self.integration) > 57 else self.integration
+
+
+EXTERNAL_NAME_LIMIT = 100  # BigPanda integration names: 1-100 of [A-Za-z0-9_.-]
+EXTERNAL_HASH_LENGTH = 10
+
+
+def legacy_external_name(namespace: str, name: str) -> str:
+    """The BigPanda integration name used before names were hashed (ambiguous)."""
+    return f"pagerbridge-{namespace}-{name}"
+
+
+def external_name(namespace: str, name: str, uid: str) -> str:
+    """``pagerbridge-<namespace>-<name>-<hash>``, the hash over namespace, name and UID."""
+    digest = hashlib.sha256(f"{namespace}\0{name}\0{uid}".encode()).hexdigest()
+    base = legacy_external_name(namespace, name)
+    keep = EXTERNAL_NAME_LIMIT - EXTERNAL_HASH_LENGTH - 1
+    return f"{base[:keep].rstrip('-.')}-{digest[:EXTERNAL_HASH_LENGTH]}"
 
 
 def secret_mount_dir(secret_name: str) -> str:

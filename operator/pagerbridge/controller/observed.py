@@ -56,6 +56,8 @@ class SecretState:
     info: SecretInfo
     owner: str | None  # owning PagerDutyIntegration, when a child
     annotations: Mapping[str, str] = field(default_factory=dict)
+    owner_uid: str = ""  # that integration's UID (names alone prove no ownership)
+    uid: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class ChildState:
     created: str = ""  # metadata.creationTimestamp (RFC 3339)
     progress_deadline_seconds: int = 600  # Deployment spec.progressDeadlineSeconds
     progressing: tuple[str, str] | None = None  # Deployment condition Progressing: status, reason
+    uid: str = ""
+    owner_uid: str = ""  # of the owning integration (names alone prove no ownership)
 
 
 def _meta(body: Body) -> Mapping[str, Any]:
@@ -87,6 +91,15 @@ def owner_integration(body: Body) -> str | None:
         ):
             return str(ref["name"])
     return None
+
+
+def owner_integration_uid(body: Body) -> str:
+    for ref in _meta(body).get("ownerReferences", []) or []:
+        if ref.get("kind") == INTEGRATION.kind and str(ref.get("apiVersion", "")).startswith(
+            "pagerbridge.io/"
+        ):
+            return str(ref.get("uid", ""))
+    return ""
 
 
 def integration_info(body: Body) -> IntegrationInfo:
@@ -136,6 +149,8 @@ def secret_state(body: Body) -> SecretState:
         info=SecretInfo(keys=frozenset(data)),
         owner=owner_integration(body),
         annotations=annotations,
+        owner_uid=owner_integration_uid(body),
+        uid=str(meta.get("uid", "")),
     )
 
 
@@ -171,6 +186,8 @@ def child_state(kind: str, body: Body) -> ChildState | None:
             ),
             None,
         ),
+        uid=str(meta.get("uid", "")),
+        owner_uid=owner_integration_uid(body),
     )
 
 

@@ -272,6 +272,9 @@ class Reconciler:
         )
         sub = results.get("subscription")
         bigpanda = results.get("bigpanda")
+        taken = results.get("children")  # a NameConflict: the relay cannot be ours
+        if taken is not None and taken.condition is not None:
+            relay = StepResult(taken.condition, relay.status)
         outcome = IntegrationOutcome(
             secrets_ok,
             sub.condition if sub and sub.condition else NOT_CONFIGURED,
@@ -344,7 +347,7 @@ class Reconciler:
         children = render_children(
             ctx.owner, spec, compiled, self.render_settings, env_secret_version=env_version
         )
-        await children_step.apply(ctx, children.applied(), force=resync)
+        results["children"] = await children_step.apply(ctx, children.applied(), force=resync)
         await children_step.remove(ctx, children.absent())
         token = await token_step.run(ctx)
         if bigpanda_integration.managed(spec):
@@ -440,8 +443,9 @@ def _parse(info: IntegrationInfo) -> PagerDutyIntegrationSpec:
 
 
 def _first_retry(results: dict[str, StepResult]) -> float | None:
-    """The subscription's retry first, else BigPanda's (as the steps ran)."""
-    for key in ("subscription", "bigpanda"):
+    """The subscription's retry first, else the children's, else BigPanda's (as the
+    steps ran)."""
+    for key in ("subscription", "children", "bigpanda"):
         result = results.get(key)
         if result is not None and result.retry is not None:
             return result.retry

@@ -65,6 +65,7 @@ def relay_database_default(name: str | None, key: str | None) -> SecretKeyRef | 
 ENV_EGRESS_ALLOWED_HOSTS = "PAGERBRIDGE_EGRESS_ALLOWED_HOSTS"  # comma-separated host[:port]
 ENV_EGRESS_ALLOWED_NETWORKS = "PAGERBRIDGE_EGRESS_ALLOWED_NETWORKS"  # comma-separated CIDRs
 ENV_EGRESS_ALLOW_HTTP = "PAGERBRIDGE_EGRESS_ALLOW_HTTP"  # "true": http:// URLs allowed
+ENV_CLUSTER_ID = "PAGERBRIDGE_CLUSTER_ID"  # pins the cluster identity of ownership stamps
 
 
 def _flag(value: str | None) -> bool:
@@ -95,6 +96,9 @@ class OperatorSettings:
     namespace_concurrency: int = 4  # reconciles of one namespace running at once
     relay_policy: RelayPolicy = field(default_factory=RelayPolicy)
     relay_database: SecretKeyRef | None = None  # default database Secret of storage PostgreSQL
+    # This cluster's identity in the ownership stamps of external objects (see
+    # :mod:`.ownership`); empty: the kube-system Namespace UID, read once at start.
+    cluster_id: str = ""
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -136,4 +140,5 @@ class OperatorSettings:
             relay_database=relay_database_default(
                 env.get(RELAY_DATABASE_SECRET_ENV), env.get(RELAY_DATABASE_KEY_ENV)
             ),
+            cluster_id=env.get(ENV_CLUSTER_ID, "").strip(),
         )

@@ -18,6 +18,7 @@ from pagerbridge.controller.events import post_event
 from pagerbridge.controller.kube_port import KubernetesPort
 from pagerbridge.controller.memory import IntegrationMemory
 from pagerbridge.controller.observed import IntegrationInfo, World
+from pagerbridge.controller.ownership import OwnerStamp
 from pagerbridge.controller.rendering import Owner
 from pagerbridge.controller.settings import OperatorSettings
 
@@ -52,6 +53,11 @@ class Context:
     info: IntegrationInfo
     memory: IntegrationMemory
     requeue_after: Callable[[float], None]  # reconcile this integration again later
+
+    @property
+    def stamp(self) -> OwnerStamp:
+        """What marks external objects as this integration's, in this cluster."""
+        return OwnerStamp(self.settings.cluster_id, self.owner.uid)
 
     async def event(self, reason: str, message: str, *, warning: bool = False) -> None:
         owner = self.owner

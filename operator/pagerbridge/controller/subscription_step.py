@@ -16,7 +16,7 @@ from pagerbridge.clients.kubernetes import NotFound, Resource
 from pagerbridge.controller import conditions as c
 from pagerbridge.controller import subscription
 from pagerbridge.controller.conditions import ConditionUpdate
-from pagerbridge.controller.errors import ReconcileError, SubscriptionFailed
+from pagerbridge.controller.errors import NameConflict, ReconcileError, SubscriptionFailed
 from pagerbridge.controller.metrics import RECONCILE_ERRORS
 from pagerbridge.controller.observed import SecretState
 from pagerbridge.controller.rendering import relay_base_url
@@ -49,8 +49,10 @@ def _verify_due(ctx: Context) -> bool:
 async def run(ctx: Context) -> SubscriptionResult:
     owner, spec = ctx.owner, ctx.spec
     stored = ctx.world.secret(owner.namespace, owner.names.webhook_secret)
+    if stored is not None and stored.owner_uid != owner.uid:
+        stored = None  # a namesake Secret, not ours: never read, written or deleted
     if not subscription.wanted(spec):
-        if stored is not None and stored.owner == owner.name:
+        if stored is not None:
             await _drop(ctx, stored)
         return SubscriptionResult(NOT_CONFIGURED, {"pagerDutySubscription": None})
     try:
@@ -61,9 +63,10 @@ async def run(ctx: Context) -> SubscriptionResult:
             stored,
             verify=_verify_due(ctx),
             policy=ctx.settings.egress,
+            stamp=ctx.stamp,
             limits=ctx.settings.call_limits,
         )
-    except SubscriptionFailed as exc:
+    except (SubscriptionFailed, NameConflict) as exc:
         RECONCILE_ERRORS.labels(exc.reason).inc()
         return SubscriptionResult(
             ConditionUpdate(c.SUBSCRIPTION_READY, c.FALSE, exc.reason, exc.message),
@@ -73,6 +76,19 @@ async def run(ctx: Context) -> SubscriptionResult:
         )
     ctx.memory.verified_at = time.monotonic()
     subscription_id = outcome.subscription_id
+    if outcome.stamped:
+        await ctx.event(
+            "SubscriptionStamped",
+            f"PagerDuty webhook subscription {subscription_id}, created before ownership "
+            "stamps, now carries this integration's stamp in its description",
+        )
+    if outcome.foreign:
+        await ctx.event(
+            "ForeignSubscription",
+            f"PagerDuty webhook subscription(s) {', '.join(outcome.foreign)} deliver to the "
+            "same URL and service but were not created by this integration: left untouched",
+            warning=True,
+        )
     if outcome.changed:
         logger.info(
             "%s/%s: PagerDuty webhook subscription %s created",
@@ -107,6 +123,7 @@ async def _drop(ctx: Context, stored: SecretState) -> None:
                 spec,
                 stored,
                 policy=ctx.settings.egress,
+                stamp=ctx.stamp,
                 limits=ctx.settings.call_limits,
             )
     except ReconcileError as exc:
@@ -116,7 +133,7 @@ async def _drop(ctx: Context, stored: SecretState) -> None:
             owner.name,
             exc.message,
         )
-    with contextlib.suppress(NotFound):
+    with contextlib.suppress(NotFound):  # ours (owner UID checked by the caller)
         await ctx.kube.delete(
             Resource.builtin("Secret"), owner.namespace, owner.names.webhook_secret
         )

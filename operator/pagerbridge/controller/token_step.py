@@ -13,6 +13,7 @@ import time
 from pagerbridge.clients.kubernetes import NotFound, Resource
 from pagerbridge.controller import bigpanda_integration, token_rotation
 from pagerbridge.controller import names as n
+from pagerbridge.controller.ownership import owned_by
 from pagerbridge.controller.step_context import Context
 
 
@@ -30,6 +31,8 @@ async def run(ctx: Context) -> str | None:
     try:
         secret = await ctx.kube.get(Resource.builtin("Secret"), owner.namespace, names.token_secret)
     except NotFound:
+        return None
+    if not owned_by(secret, owner.uid):  # a namesake that is not ours: never read or written
         return None
     tokens = token_rotation.decode_tokens(secret, n.TOKEN_KEY)
     if not tokens:

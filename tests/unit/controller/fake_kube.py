@@ -4,9 +4,11 @@ port (:class:`pagerbridge.controller.kube_port.KubernetesPort`) and nothing else
 Objects live in a dict; writes get a ``uid``, a ``resourceVersion`` that grows with every
 write, and a ``generation`` that grows when ``spec`` changes, like the real API server.
 Server-side apply is approximated by merging the applied manifest into the stored object
-(enough for a single field manager). :class:`FakeWorld` is the operator's ``World`` read
-from the same objects through the real record builders of :mod:`pagerbridge.controller
-.observed` (what the kopf indices hold in the operator).
+(enough for a single field manager); a ``metadata.uid`` in it is a precondition (409 when
+the object is gone, 422 when it is another object), as on the real API server.
+:class:`FakeWorld` is the operator's ``World`` read from the same objects through the
+real record builders of :mod:`pagerbridge.controller.observed` (what the kopf indices
+hold in the operator).
 """
 
 from __future__ import annotations
@@ -96,6 +98,11 @@ class FakeKube:
         meta = manifest["metadata"]
         key = self._key(resource, meta.get("namespace"), meta["name"])
         current = self.objects.get(key)
+        uid = meta.get("uid")  # a precondition, as the API server enforces it
+        if uid is not None and current is None:
+            raise KubernetesError(f"uid mismatch: {uid}, and no existing object was found", 409)
+        if uid is not None and current is not None and current["metadata"]["uid"] != uid:
+            raise KubernetesError("metadata.uid: field is immutable", 422)
         self.writes.append(Write("apply", resource.plural, meta["name"]))
         if current is None:
             return await self.create(manifest, resource)

@@ -16,6 +16,7 @@ from pagerbridge.controller.compile import (
     compile_relay_config,
 )
 from pagerbridge.controller.errors import InvalidKey, SecretNotFound
+from pagerbridge.controller.ownership import OwnerStamp
 from pagerbridge.controller.rendering import (
     Owner,
     RenderSettings,
@@ -247,6 +248,9 @@ def test_long_integration_names_give_valid_child_names() -> None:
     assert names.relay != n.ChildNames("x" * 121).relay
 
 
+STAMP = OwnerStamp("cluster-uid", "integration-uid")
+
+
 def test_managed_bigpanda_workflow_mirrors_the_crs() -> None:
     from pagerbridge.controller.bigpanda_integration import TRIGGER_FIELD, desired_workflow, digest
 
@@ -256,7 +260,7 @@ def test_managed_bigpanda_workflow_mirrors_the_crs() -> None:
         [MappingInput("m", (TagMapping(tag="host", field="source"),))],
     )
     workflow = desired_workflow(
-        "https://relay.example.com/v1/bigpanda/webhook", "tok", compiled, ["new", "closed"]
+        "https://relay.example.com/v1/bigpanda/webhook", "tok", compiled, ["new", "closed"], STAMP
     )
     assert workflow["config"]["base_url"] == "https://relay.example.com/v1/bigpanda/webhook"
     assert [e[TRIGGER_FIELD] for e in workflow["events"]] == ["incident#new", "incident#closed"]
@@ -264,14 +268,15 @@ def test_managed_bigpanda_workflow_mirrors_the_crs() -> None:
     assert event["authorization"] == "Bearer tok"
     assert (
         event["headers"]
-        == '"x-bp-config-pdfield" : "pd_routing_key", "x-bp-config-tag-host" : "source"'
+        == '"x-bp-config-pdfield" : "pd_routing_key", "x-bp-config-tag-host" : "source", '
+        '"x-pagerbridge-owner" : "cluster-uid/integration-uid"'
     )
     same = desired_workflow(
-        "https://relay.example.com/v1/bigpanda/webhook", "tok", compiled, ["new", "closed"]
+        "https://relay.example.com/v1/bigpanda/webhook", "tok", compiled, ["new", "closed"], STAMP
     )
     assert digest(same) == digest(workflow)
     rotated = desired_workflow(
-        "https://relay.example.com/v1/bigpanda/webhook", "tok2", compiled, ["new", "closed"]
+        "https://relay.example.com/v1/bigpanda/webhook", "tok2", compiled, ["new", "closed"], STAMP
     )
     assert digest(rotated) != digest(workflow)
 
@@ -284,7 +289,7 @@ def test_bigpanda_drift_ignores_masked_secret_fields() -> None:
 
     compiled = compiled_for(spec(), [OverrideInput("o", "pd_routing_key")], [])
     url = "https://relay.example.com/v1/bigpanda/webhook"
-    workflow = desired_workflow(url, "tok", compiled, ["new", "closed"])
+    workflow = desired_workflow(url, "tok", compiled, ["new", "closed"], STAMP)
     masked = copy.deepcopy(workflow)
     for event in masked["events"]:
         event["authorization"] = "********"
@@ -307,11 +312,15 @@ def test_bigpanda_drift_ignores_masked_secret_fields() -> None:
     extra = copy.deepcopy(masked)
     extra["events"].append({**masked["events"][0], "trigger": "incident#reopen"})
     assert not in_sync(extra, workflow)
-    no_headers = desired_workflow(url, "tok", compiled_for(spec(), [], []), ["new", "closed"])
+    no_headers = desired_workflow(
+        url, "tok", compiled_for(spec(), [], []), ["new", "closed"], STAMP
+    )
     assert not in_sync(masked, no_headers)
 
-    same_token = desired_workflow(url, "tok", compiled_for(spec(), [], []), ["new", "closed"])
+    same_token = desired_workflow(
+        url, "tok", compiled_for(spec(), [], []), ["new", "closed"], STAMP
+    )
     assert secret_digest(same_token) == secret_digest(workflow)
-    rotated = desired_workflow(url, "tok2", compiled, ["new", "closed"])
+    rotated = desired_workflow(url, "tok2", compiled, ["new", "closed"], STAMP)
     assert secret_digest(rotated) != secret_digest(workflow)
     assert "tok" not in secret_digest(workflow).removeprefix("sha256:")

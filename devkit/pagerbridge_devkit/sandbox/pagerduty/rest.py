@@ -31,6 +31,10 @@ from pagerbridge_devkit.sandbox.pagerduty.webhooks import WebhookDispatcher
 _TOKEN = re.compile(r"^Token token=(?P<token>\S+)$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _STATUSES = ("triggered", "acknowledged", "resolved")
+# WebhookSubscriptionUpdate (REST v2 OpenAPI): what a PUT may change; never the URL.
+_SUBSCRIPTION_UPDATE_FIELDS = frozenset(
+    {"description", "events", "filter", "active", "oauth_client_id"}
+)
 #: Outbound event types PagerDuty's v3 webhooks know (developer docs, "v3 Overview").
 KNOWN_WEBHOOK_EVENTS = frozenset(
     {
@@ -98,6 +102,7 @@ class RestApi:
             Route("/webhook_subscriptions", g(self.list_subscriptions), methods=["GET"]),
             Route("/webhook_subscriptions", g(self.create_subscription), methods=["POST"]),
             Route("/webhook_subscriptions/{id}", g(self.get_subscription), methods=["GET"]),
+            Route("/webhook_subscriptions/{id}", g(self.update_subscription), methods=["PUT"]),
             Route("/webhook_subscriptions/{id}", g(self.delete_subscription), methods=["DELETE"]),
         ]
 
@@ -277,6 +282,27 @@ class RestApi:
     async def get_subscription(self, request: Request) -> Response:
         subscription = self._subscription_or_404(request)
         return JSONResponse({"webhook_subscription": subscription.to_json(with_secret=False)})
+
+    async def update_subscription(self, request: Request) -> Response:
+        """``PUT``: the documented ``WebhookSubscriptionUpdate`` fields (no URL change)."""
+        subscription = self._subscription_or_404(request)
+        body = await self._json(request, "/webhook_subscriptions/{id}", "put")
+        spec = body.get("webhook_subscription") or {}
+        unknown = sorted(set(spec) - _SUBSCRIPTION_UPDATE_FIELDS)
+        if unknown:
+            raise _invalid(f"Unknown webhook subscription field(s): {', '.join(unknown)}")
+        unknown_events = sorted(set(spec.get("events") or ()) - KNOWN_WEBHOOK_EVENTS)
+        if unknown_events:
+            raise _invalid(f"Unknown event types: {', '.join(unknown_events)}")
+        updated = self.webhooks.update(
+            subscription.id,
+            description=spec.get("description"),
+            events=spec.get("events"),
+            active=spec.get("active"),
+            filter_type=(spec.get("filter") or {}).get("type"),
+            filter_id=(spec.get("filter") or {}).get("id"),
+        )
+        return JSONResponse({"webhook_subscription": updated.to_json(with_secret=False)})
 
     async def delete_subscription(self, request: Request) -> Response:
         subscription = self._subscription_or_404(request)

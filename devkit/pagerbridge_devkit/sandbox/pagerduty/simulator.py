@@ -213,6 +213,7 @@ class PagerDutySimulator:
         url: str,
         service_id: str | None = None,
         events: Sequence[str] = EVENT_TYPES,
+        description: str = "",
     ) -> tuple[str, str]:
         """Like ``POST /webhook_subscriptions``; returns (subscription id, signing secret)."""
         subscription = self._webhooks.create(
@@ -220,8 +221,13 @@ class PagerDutySimulator:
             events,
             filter_type="service_reference" if service_id else "account_reference",
             filter_id=service_id,
+            description=description,
         )
         return subscription.id, subscription.secret
+
+    def webhook_subscription_ids(self) -> list[str]:
+        """Ids of the webhook subscriptions that exist now."""
+        return [s.id for s in self._webhooks.list()]
 
     # -- a person acting in PagerDuty --------------------------------------------------
 

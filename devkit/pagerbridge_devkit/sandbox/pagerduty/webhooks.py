@@ -186,6 +186,30 @@ class WebhookDispatcher:
             self._subscriptions[subscription.id] = subscription
         return subscription
 
+    def update(
+        self,
+        subscription_id: str,
+        *,
+        description: str | None = None,
+        events: Sequence[str] | None = None,
+        active: bool | None = None,
+        filter_type: str | None = None,
+        filter_id: str | None = None,
+    ) -> Subscription:
+        """Like ``PUT /webhook_subscriptions/{id}``: fields given replace, others stay."""
+        with self._lock:
+            subscription = self._subscriptions[subscription_id]
+            if description is not None:
+                subscription.description = description
+            if events is not None:
+                subscription.events = list(dict.fromkeys(events))
+            if active is not None:
+                subscription.active = active
+            if filter_type is not None:
+                subscription.filter_type = filter_type
+                subscription.filter_id = filter_id
+            return subscription
+
     def get(self, subscription_id: str) -> Subscription | None:
         with self._lock:
             return self._subscriptions.get(subscription_id)

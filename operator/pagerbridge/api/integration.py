@@ -137,7 +137,8 @@ class BigPandaWebhookSpec(CamelModel):
         max_length=100,
         pattern=r"^[a-z0-9][a-z0-9_\-]*$",
         description="Name of the Webhook v2 integration in BigPanda (Managed mode); "
-        "defaults to pagerbridge-<namespace>-<name>.",
+        "defaults to pagerbridge-<namespace>-<name>-<hash of namespace, name and UID>. "
+        "An existing integration of that name not created by this one is never changed.",
     )
     triggers: list[BigPandaTrigger] = Field(
         default_factory=lambda: list(DEFAULT_TRIGGERS),

@@ -183,11 +183,11 @@ async def cluster_identity(kube: KubernetesPort, configured: str) -> str:
         return configured
     try:
         namespace = await kube.get(Resource.builtin("Namespace"), None, "kube-system")
-    except KubernetesError as exc:
+    except KubernetesError as exc:  # e.g. 403: RBAC without get on namespaces/kube-system
         logger.warning(
-            "cluster identity: cannot read Namespace kube-system (%s); ownership stamps carry "
-            "no cluster part. Set PAGERBRIDGE_CLUSTER_ID to pin one",
-            exc,
+            "cluster identity: Namespace kube-system not readable (HTTP %s); ownership "
+            "stamps carry no cluster part. Set PAGERBRIDGE_CLUSTER_ID to pin one",
+            exc.status,
         )
         return ""
     return str((namespace.get("metadata") or {}).get("uid", ""))

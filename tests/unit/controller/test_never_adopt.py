@@ -19,7 +19,7 @@ from pagerbridge.controller.bigpanda_integration import OWNER_HEADER
 from pagerbridge.controller.cleanup import release
 from pagerbridge.controller.errors import NameConflict
 from pagerbridge.controller.observed import integration_info
-from pagerbridge.controller.ownership import OwnerStamp, write_child
+from pagerbridge.controller.ownership import OwnerStamp, cluster_identity, write_child
 from pagerbridge.controller.reconciler import Reconciler
 from pagerbridge.controller.settings import OperatorSettings
 from pagerbridge.controller.subscription import ANNOTATION_URL
@@ -471,3 +471,14 @@ async def test_upgrade_a_legacy_subscription_of_ours_is_kept_and_stamped(
     ).json()["webhook_subscription"]
     assert OwnerStamp.find(listed["description"]) == OwnerStamp(CLUSTER, obj["metadata"]["uid"])
     assert "SubscriptionStamped" in [e["reason"] for e in kube.all("Event", NS)]
+
+
+async def test_cluster_identity_is_the_configured_one_else_kube_system_uid(
+    kube: FakeKube,
+) -> None:
+    assert await cluster_identity(kube, "") == ""  # not readable: no cluster part
+    namespace = await kube.create(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}}
+    )
+    assert await cluster_identity(kube, "") == namespace["metadata"]["uid"]
+    assert await cluster_identity(kube, "pinned") == "pinned"

@@ -163,6 +163,14 @@ def test_every_answer_conforms_to_the_official_documents(
     rest("POST", "/webhook_subscriptions", json={"webhook_subscription": {"events": []}})
     rest("GET", "/webhook_subscriptions", params={"filter_type": "service", "filter_id": "PSANDBX"})
     rest("GET", f"/webhook_subscriptions/{created['id']}")
+    # Update (PUT): only WebhookSubscriptionUpdate fields; the delivery URL is not one
+    update = {"webhook_subscription": {"description": "stamped"}}
+    updated = rest("PUT", f"/webhook_subscriptions/{created['id']}", json=update)
+    assert updated.json()["webhook_subscription"]["description"] == "stamped"
+    assert updated.json()["webhook_subscription"]["delivery_method"]["url"] == receiver.url
+    moved = {"webhook_subscription": {"delivery_method": {"url": "https://elsewhere.example"}}}
+    assert rest("PUT", f"/webhook_subscriptions/{created['id']}", json=moved).status_code == 400
+    rest("PUT", "/webhook_subscriptions/QNOPE", json=update)
     rest("DELETE", f"/webhook_subscriptions/{created['id']}")
     rest("GET", f"/webhook_subscriptions/{created['id']}")
     pd.client.get("/webhook_subscriptions", headers={"Accept": REST_HEADERS["Accept"]})
@@ -198,6 +206,9 @@ def test_every_answer_conforms_to_the_official_documents(
         ("GET", "/webhook_subscriptions", 200),
         ("GET", "/webhook_subscriptions", 401),
         ("GET", "/webhook_subscriptions/{id}", 200),
+        ("PUT", "/webhook_subscriptions/{id}", 200),
+        ("PUT", "/webhook_subscriptions/{id}", 400),
+        ("PUT", "/webhook_subscriptions/{id}", 404),
         ("GET", "/webhook_subscriptions/{id}", 404),
         ("DELETE", "/webhook_subscriptions/{id}", 204),
     ]:

@@ -38,6 +38,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from pagerbridge.api import PagerDutyIntegrationSpec
@@ -115,7 +116,16 @@ class BigPandaNameConflict(BigPandaWebhookFailed):
 
 
 OWNER_HEADER = "x-pagerbridge-owner"
-OURS, LEGACY, FOREIGN = "ours", "legacy", "foreign"  # verdicts of :func:`ownership`
+
+
+class Ownership(Enum):
+    """Whose an integration found by our name is (:func:`ownership`)."""
+
+    OURS = "ours"  # carries our stamp
+    LEGACY = "legacy"  # ours, made before stamps (see the module doc)
+    FOREIGN = "foreign"  # anyone else's: never PATCHed nor DELETEd
+
+
 _OWNER_HEADER_VALUE = re.compile(rf'"{OWNER_HEADER}"\s*:\s*"([^"]*)"')
 
 
@@ -150,19 +160,17 @@ def stamps(workflow: dict[str, Any]) -> set[str]:
     return found
 
 
-def ownership(current: dict[str, Any], stamp: OwnerStamp, *, legacy_url: str | None) -> str:
-    """``ours``, ``legacy`` (pre-stamp, recognised: see the module doc) or ``foreign``.
-
-    ``legacy_url``: our relay URL when the name and the recorded id qualify as legacy."""
+def ownership(current: dict[str, Any], stamp: OwnerStamp, *, legacy_url: str | None) -> Ownership:
+    """``legacy_url``: our relay URL when the name and the recorded id qualify as legacy."""
     workflow = current.get("workflow_config") or {}
     found = stamps(workflow)
     if found == {stamp.value}:
-        return OURS
+        return Ownership.OURS
     if not found and legacy_url is not None:
         config = workflow.get("config") or {}
         if config.get("base_url") == legacy_url:
-            return LEGACY
-    return FOREIGN
+            return Ownership.LEGACY
+    return Ownership.FOREIGN
 
 
 def header_string(pairs: Sequence[tuple[str, str]]) -> str:
@@ -309,10 +317,10 @@ async def ensure(
                     return WebhookOutcome(ident, wanted, wanted_secret, talked=True, changed=True)
             legacy = url if recorded_id == ident else None
             verdict = ownership(current, stamp, legacy_url=legacy)
-            if verdict == FOREIGN:
+            if verdict is Ownership.FOREIGN:
                 raise name_conflict(ident)
             if (
-                verdict == OURS
+                verdict is Ownership.OURS
                 and wanted_secret == written_secret
                 and in_sync(current.get("workflow_config") or {}, workflow)
             ):
@@ -321,7 +329,7 @@ async def ensure(
     except ClientError as exc:
         raise failure(exc) from None
     return WebhookOutcome(
-        ident, wanted, wanted_secret, talked=True, changed=True, claimed=verdict == LEGACY
+        ident, wanted, wanted_secret, talked=True, changed=True, claimed=verdict is Ownership.LEGACY
     )
 
 
@@ -360,7 +368,7 @@ async def remove(
             current = await client.get(name)
             if current is None:
                 return False
-            if ownership(current, stamp, legacy_url=legacy) == FOREIGN:
+            if ownership(current, stamp, legacy_url=legacy) is Ownership.FOREIGN:
                 logger.warning(
                     "%s/%s: BigPanda integration %s is not ours: not deleted",
                     owner.namespace,

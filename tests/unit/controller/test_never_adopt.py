@@ -482,3 +482,35 @@ async def test_cluster_identity_is_the_configured_one_else_kube_system_uid(
     )
     assert await cluster_identity(kube, "") == namespace["metadata"]["uid"]
     assert await cluster_identity(kube, "pinned") == "pinned"
+
+
+class BlindWorld(FakeWorld):
+    """An index that has not seen any child yet (another replica created them meanwhile)."""
+
+    def child(self, kind: str, namespace: str, owner: str) -> Any:
+        return None
+
+    def secret(self, namespace: str, name: str) -> Any:
+        return None if name.startswith("pay-") else super().secret(namespace, name)
+
+
+async def test_two_operators_racing_to_create_the_children_both_converge(
+    kube: FakeKube,
+) -> None:
+    """Another replica created the children after our index was read: our POSTs get 409,
+    the objects are read back, found ours by owner UID, and applied with their UID; no
+    NameConflict, nothing created twice."""
+    kube.put(secret("pd", **{"routing-key": ROUTING_KEY}), NS)
+    kube.put(integration(), NS)
+    first = Reconciler(kube, settings(), FakeWorld(kube))
+    second = Reconciler(kube, settings(), BlindWorld(kube))
+    await first.reconcile_integration(NS, "pay")
+    before = len(kube.writes)
+    await second.reconcile_integration(NS, "pay")
+    applied = {(w.verb, w.plural) for w in kube.writes[before:] if w.name == "pay-relay"}
+    assert applied == {("apply", "configmaps"), ("apply", "services"), ("apply", "deployments")}
+    ready_relay(kube)
+    await first.reconcile_integration(NS, "pay")
+    assert condition(kube.find("PagerDutyIntegration", NS, "pay"))["reason"] == "Ready"
+    creates = [w for w in kube.writes if w.verb == "create" and w.name == "pay-relay"]
+    assert sorted(w.plural for w in creates) == ["configmaps", "deployments", "services"]

@@ -109,10 +109,19 @@ def users_objects(name: str) -> list[dict[str, Any]]:
     ]
 
 
+def with_managers(cluster: Cluster, namespace: str, kind: str, name: str) -> dict[str, Any]:
+    """The object with its managedFields (``kubectl get`` hides them by default)."""
+    result = cluster.kubectl(
+        "get", "-n", namespace, kind, name, "--show-managed-fields", "-o", "json", check=False
+    )
+    assert result.returncode == 0, f"{kind} {name} is gone: {result.stderr}"
+    body: dict[str, Any] = json.loads(result.stdout)
+    return body
+
+
 def snapshot(cluster: Cluster, namespace: str, kind: str, name: str) -> dict[str, Any]:
     """Everything a takeover would change: version, content, labels, owners, managers."""
-    body = get_json(cluster, namespace, kind, name)
-    assert body is not None, f"{kind} {name} is gone"
+    body = with_managers(cluster, namespace, kind, name)
     meta = body["metadata"]
     return {
         "uid": meta["uid"],
@@ -154,8 +163,12 @@ def test_pre_existing_children_are_never_modified_nor_collected(
         assert DEFAULT_ROUTING_KEY not in message
     # solo's own children exist (created), owned by solo; theirs are exactly as before.
     solo_uid = get_json(cluster, namespace, "pdi", "solo")["metadata"]["uid"]
-    owned = get_json(cluster, namespace, "configmap", "solo-relay")["metadata"]["ownerReferences"]
-    assert [ref["uid"] for ref in owned] == [solo_uid]
+    created = with_managers(cluster, namespace, "configmap", "solo-relay")["metadata"]
+    assert [ref["uid"] for ref in created["ownerReferences"]] == [solo_uid]
+    # created by POST, then its fields handed to our server-side apply field manager (so a
+    # field later dropped from the rendered manifest is pruned by the next apply)
+    entries = [(e["manager"], e["operation"]) for e in created["managedFields"]]
+    assert entries == [("pagerbridge", "Apply")]
     # Several resyncs (every 3 s here) later, still untouched.
     wait_for(lambda: _resynced(operator), 60, "periodic resyncs")
     assert {what: snapshot(cluster, namespace, *what) for what in theirs} == before

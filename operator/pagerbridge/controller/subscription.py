@@ -43,7 +43,7 @@ from pagerbridge.controller.errors import (
     subscription_failure,
 )
 from pagerbridge.controller.kube_port import KubernetesPort
-from pagerbridge.controller.observed import SecretState
+from pagerbridge.controller.observed import SecretState, secret_state
 from pagerbridge.controller.ownership import OwnerStamp, conflict, owned_by, write_child
 from pagerbridge.controller.rendering import Owner, pagerduty_webhook_url, render_webhook_secret
 from pagerbridge.controller.secret_values import read_secret_key
@@ -126,12 +126,12 @@ async def ensure(
     delivering to the same URL and service is reported in ``foreign`` and left alone.
     """
     url = pagerduty_webhook_url(owner, spec)
+    if stored is None:  # not in our index: a namesake (conflict), or ours unlabelled
+        stored = await _unindexed_secret(kube, owner)  # before PagerDuty is called
     stored_id = stored.annotations.get(n.ANNOTATION_SUBSCRIPTION_ID) if stored else None
     stored_url = stored.annotations.get(ANNOTATION_URL) if stored else None
     if stored_id and stored_url == url and not verify:
         return SubscriptionOutcome(stored_id, changed=False)
-    if stored is None:
-        await _secret_name_free(kube, owner)  # before PagerDuty: nowhere to keep a secret
 
     token = await read_api_token(kube, owner.namespace, spec)
     service_id = spec.pager_duty.service_id
@@ -177,17 +177,19 @@ async def ensure(
     return SubscriptionOutcome(created.id, changed=True, foreign=tuple(foreign))
 
 
-async def _secret_name_free(kube: KubernetesPort, owner: Owner) -> None:
-    """Raise NameConflict when a Secret by our webhook Secret's name is not ours."""
+async def _unindexed_secret(kube: KubernetesPort, owner: Owner) -> SecretState | None:
+    """Our webhook Secret read by name (None: absent); NameConflict when it is not ours,
+    so no subscription is made whose signing secret would have nowhere to go."""
     name = owner.names.webhook_secret
     try:
         current = await kube.get(SECRETS, owner.namespace, name)
     except NotFound:
-        return
+        return None
     except KubernetesError as exc:
         raise KubernetesUnavailable(str(exc)) from None
     if not owned_by(current, owner.uid):
         raise conflict("Secret", owner.namespace, name, owner.name)
+    return secret_state(current)
 
 
 async def _store_secret(

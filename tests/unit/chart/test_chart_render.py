@@ -420,3 +420,18 @@ def test_a_cluster_read_rule_gets_a_cluster_role_of_its_own(helm: Helm, tmp_path
             }
         ]
         assert role in _bound_to_operator(objects)
+
+
+def test_cluster_id_and_default_database_reach_the_operator_only_when_set(helm: Helm) -> None:
+    env = {item["name"] for item in _container(helm.render())["env"]}
+    assert not {"PAGERBRIDGE_CLUSTER_ID", "PAGERBRIDGE_RELAY_DATABASE_SECRET"} & env
+    objects = helm.render(
+        "--set", "clusterId=prod-eu-1", "--set", "relay.database.secretName=pagerbridge-db"
+    )  # fmt: skip
+    container = _container(objects)
+    values = {item["name"]: item.get("value") for item in container["env"]}
+    assert values["PAGERBRIDGE_CLUSTER_ID"] == "prod-eu-1"
+    assert values["PAGERBRIDGE_RELAY_DATABASE_SECRET"] == "pagerbridge-db"
+    assert values["PAGERBRIDGE_RELAY_DATABASE_SECRET_KEY"] == "uri"
+    # The database default is the operator's, not a relay pod setting.
+    assert "database" not in values["PAGERBRIDGE_RELAY_DEFAULTS"]

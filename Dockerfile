@@ -65,7 +65,8 @@ RUN mkdir -p /var/lib/pagerbridge /etc/pagerbridge/config /etc/pagerbridge/secre
     && chmod 0750 /var/lib/pagerbridge
 WORKDIR /var/lib/pagerbridge
 USER 65532:65532
-# Operator: 8080 /metrics, 8081 /healthz (liveness). Relay: 8080 webhooks, /healthz, /readyz, /metrics.
-EXPOSE 8080 8081
+# Operator: 8080 /metrics, 8081 /healthz (liveness). Relay: 8080 the two webhooks (public),
+# 9090 /healthz, /readyz, /metrics, /openapi.json and the admin API (internal).
+EXPOSE 8080 8081 9090
 ENTRYPOINT ["pagerbridge"]
 CMD ["operator"]

@@ -59,18 +59,18 @@ def measure(python: Path, seconds: float) -> tuple[float, float]:
             bp_environment="env",
             webhook_secrets=["webhook-secret-for-the-benchmark"],
         )
-        port = free_port()
+        port, internal = free_port(), free_port()
         log = (tmp / "relay.log").open("wb")
         proc = subprocess.Popen(
             [str(python), "-m", "pagerbridge", "relay", "--config", str(config),
-             "--host", "127.0.0.1", "--port", str(port)],
+             "--host", "127.0.0.1", "--port", str(port), "--internal-port", str(internal)],
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
             deadline = time.monotonic() + 60
             while True:
                 try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success:
+                    if httpx.get(f"http://127.0.0.1:{internal}/healthz", timeout=1).is_success:
                         break
                 except httpx.TransportError:
                     pass

@@ -430,20 +430,20 @@ def run_bench(senders: int, per_sender: int, rate: float, tmp: Path) -> None:
         proc.wait()
         relay = start_relay(b, "a", pd_url=sink, routing_key=DEFAULT_ROUTING_KEY)
         drive(relay.port, bigpanda_batches(20, 10, "warm-r"))
-        wait_drained(relay.url, 60)
+        wait_drained(relay.internal_url, 60)
         assert relay.proc is not None
         pid = relay.proc.pid
         closed = measured(
             pid,
             lambda: drive(relay.port, bigpanda_batches(senders, per_sender, "relay")),
-            drain_url=relay.url,
+            drain_url=relay.internal_url,
         )
         opened = measured(
             pid,
             lambda: drive(
                 relay.port, bigpanda_batches(senders, max(1, per_sender // 2), "relay-o"), rate
             ),
-            drain_url=relay.url,
+            drain_url=relay.internal_url,
         )
         relay.kill()
         print("  (relay CPU includes delivering every accepted event to the sink)")
@@ -474,11 +474,11 @@ def run_bench(senders: int, per_sender: int, rate: float, tmp: Path) -> None:
         cpu_before = cpu_seconds(relay.proc.pid)
         started = time.perf_counter()
         result = drive(relay.port, bigpanda_batches(senders, per_sender, "e2e"))
-        drained = wait_drained(relay.url, 900)
+        drained = wait_drained(relay.internal_url, 900)
         e2e = time.perf_counter() - started
         result["cpu_ms"] = (cpu_seconds(relay.proc.pid) - cpu_before) / total * 1000
-        e2e_sum = metric(relay.url, "pagerbridge_relay_end_to_end_seconds_sum")
-        e2e_count = metric(relay.url, "pagerbridge_relay_end_to_end_seconds_count")
+        e2e_sum = metric(relay.internal_url, "pagerbridge_relay_end_to_end_seconds_sum")
+        e2e_count = metric(relay.internal_url, "pagerbridge_relay_end_to_end_seconds_count")
         incidents = len(httpx.get(pd_url + "/_sandbox/incidents", timeout=60).json())
         print(fmt("relay, closed loop", result))
         print(
@@ -503,7 +503,7 @@ def run_bench(senders: int, per_sender: int, rate: float, tmp: Path) -> None:
             ids.append(r.json()["id"])
         started = time.perf_counter()
         verified = drive(relay.port, pagerduty_batches(senders, per_sender, secret, ids))
-        drained = wait_drained(relay.url, 900)
+        drained = wait_drained(relay.internal_url, 900)
         e2e = time.perf_counter() - started
         relay.kill()
         proc, port = start_baseline(b, sink + "/comments")

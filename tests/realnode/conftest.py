@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from pagerbridge.api.contract import RELAY_INTERNAL_PORT, RELAY_PUBLIC_PORT
 from pagerbridge_devkit.demo.environment import Environment
 from pagerbridge_devkit.localcluster.node import GATEWAY, HostSnapshot, unavailable_reason
 
@@ -96,11 +97,17 @@ class PodEnvironment(Environment):
     integration: str = ""
 
     def relay_url(self) -> str | None:
+        return self._pod_url(RELAY_PUBLIC_PORT)
+
+    def relay_internal_url(self) -> str | None:
+        return self._pod_url(RELAY_INTERNAL_PORT)
+
+    def _pod_url(self, port: int) -> str | None:
         assert self.bed is not None
         pod = self.bed.ready_relay_pod(self.namespace, self.integration)
         if pod is None or not pod["status"].get("podIP"):
             return None
-        return f"http://{pod['status']['podIP']}:8080"
+        return f"http://{pod['status']['podIP']}:{port}"
 
 
 @pytest.fixture

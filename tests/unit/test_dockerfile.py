@@ -265,6 +265,7 @@ def test_relay_command_runs_the_image_entrypoint(relay_pod: dict[str, Any]) -> N
     assert parsed._module == "pagerbridge.relay._cli", "relay subcommand not built"
     assert parsed.config == n.config_file()
     assert parsed.port == n.RELAY_PORT
+    assert parsed.internal_port == n.RELAY_INTERNAL_PORT
 
 
 def test_image_paths_match_the_relay_mounts(relay_pod: dict[str, Any]) -> None:
@@ -299,7 +300,7 @@ def test_exposed_ports_match_the_chart_and_relay(
     relay_ports = {port["containerPort"] for port in relay_pod["containers"][0]["ports"]}
     assert chart_ports <= exposed
     assert relay_ports <= exposed
-    assert relay_ports == {n.RELAY_PORT}
+    assert relay_ports == {n.RELAY_PORT, n.RELAY_INTERNAL_PORT}
 
 
 def test_build_context_keeps_what_the_dockerfile_copies() -> None:

@@ -252,8 +252,14 @@ class Environment:
         return None
 
     def relay_url(self) -> str | None:
+        """The relay's public port (the two webhooks; what the demo's ingress forwards to)."""
         pod = self.relay_pod()
         return pod.url if pod is not None else None
+
+    def relay_internal_url(self) -> str | None:
+        """The relay's internal port (metrics, probes, admin API)."""
+        pod = self.relay_pod()
+        return pod.internal_url if pod is not None else None
 
 
 def _http_ok(url: str) -> bool:

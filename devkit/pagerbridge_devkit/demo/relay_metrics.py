@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from pagerbridge.api.contract import RELAY_METRICS_PATH
+
 WEBHOOKS = "pagerbridge_relay_webhooks"
 DELIVERIES = "pagerbridge_relay_deliveries"
 PENDING = "pagerbridge_relay_outbox_pending"
@@ -31,10 +33,10 @@ class RelayCounters:
         return int(dict(self.echo_suppressed).get(kind, 0))
 
 
-def read(relay_url: str) -> RelayCounters | None:
-    """The relay's counters, or None when it cannot be reached right now."""
+def read(internal_url: str) -> RelayCounters | None:
+    """The relay's counters (from its internal port), or None when it cannot be reached."""
     try:
-        response = httpx.get(relay_url.rstrip("/") + "/metrics", timeout=2.0)
+        response = httpx.get(internal_url.rstrip("/") + RELAY_METRICS_PATH, timeout=2.0)
     except httpx.HTTPError:
         return None
     if response.status_code != 200:

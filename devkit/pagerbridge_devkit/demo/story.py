@@ -309,7 +309,7 @@ class Story:
         previous: RelayCounters | None = None
         while time.monotonic() < deadline:
             idle = self.pagerduty.wait_webhooks_idle(5.0) and self.bigpanda.wait_webhooks_idle(5.0)
-            url = self.env.relay_url()
+            url = self.env.relay_internal_url()
             counters = relay_metrics.read(url) if url else None
             if idle and counters is not None and counters.pending == 0 and counters == previous:
                 return counters

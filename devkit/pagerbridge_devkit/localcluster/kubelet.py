@@ -11,9 +11,10 @@ the kubelet's part for relay Deployments (label ``app.kubernetes.io/name=pagerbr
   restarts it when it exits or when the pod template changes (what a rollout would do:
   with several replicas one at a time, and only while every other replica is ready, so
   one always serves), and stops it when the Deployment is gone or scaled to zero;
-* writes readiness (``/readyz``) into the Deployment's status as the Deployment
-  controller would (:mod:`.deployment_status`), and
-  the relay's local URL and pid into annotations (``pagerbridge.io/local-url``,
+* writes readiness (``/readyz`` on the internal port) into the Deployment's status as the
+  Deployment controller would (:mod:`.deployment_status`), and
+  the relay's local URLs and pid into annotations (``pagerbridge.io/local-url``: the
+  public port, ``pagerbridge.io/local-internal-url``: the internal port,
   ``pagerbridge.io/local-pid``: the first replica; ``pagerbridge.io/local-urls``,
   ``pagerbridge.io/local-pids``: every running replica, comma-separated) for the tests.
 
@@ -36,6 +37,7 @@ from typing import Any
 
 import httpx
 
+from pagerbridge.api.contract import RELAY_READINESS_PATH
 from pagerbridge.clients.kubernetes import (
     KubernetesClient,
     KubernetesError,
@@ -49,6 +51,7 @@ from pagerbridge_devkit.localcluster.deployment_status import Rollout
 from pagerbridge_devkit.localcluster.pod_process import Pod
 
 __all__ = [
+    "ANNOTATION_INTERNAL_URL",
     "ANNOTATION_PID",
     "ANNOTATION_PIDS",
     "ANNOTATION_URL",
@@ -62,6 +65,7 @@ logger = logging.getLogger(__name__)
 
 RELAY_SELECTOR = f"{LABEL_NAME}={RELAY_APP}"
 ANNOTATION_URL = "pagerbridge.io/local-url"
+ANNOTATION_INTERNAL_URL = "pagerbridge.io/local-internal-url"
 ANNOTATION_PID = "pagerbridge.io/local-pid"
 ANNOTATION_URLS = "pagerbridge.io/local-urls"
 ANNOTATION_PIDS = "pagerbridge.io/local-pids"
@@ -271,7 +275,7 @@ class HarnessKubelet:
         if not pod.running():
             return False
         with contextlib.suppress(httpx.HTTPError):
-            return (await http.get(pod.url + "/readyz")).status_code == 200
+            return (await http.get(pod.internal_url + RELAY_READINESS_PATH)).status_code == 200
         return False
 
     async def _report(
@@ -299,6 +303,7 @@ class HarnessKubelet:
         ]
         annotations = {
             ANNOTATION_URL: pod.url if pod.running() else None,
+            ANNOTATION_INTERNAL_URL: pod.internal_url if pod.running() else None,
             ANNOTATION_PID: str(pod.process.pid) if pod.process and pod.running() else None,
             ANNOTATION_URLS: ",".join(p.url for p in running) or None,
             ANNOTATION_PIDS: ",".join(str(p.process.pid) for p in running if p.process) or None,

@@ -1,9 +1,10 @@
 """A harness pod: one replica of a relay Deployment, as a local process.
 
 The container's command (the operator renders ``pagerbridge relay --config ... --host ...
---port ...``, see :func:`pagerbridge.api.contract.relay_command`) runs with this
-interpreter, its paths rewritten to the pod's local volume directories, on 127.0.0.1 and
-a port of its own that it keeps across restarts (as a Service address would).
+--port ... --internal-port ...``, see :func:`pagerbridge.api.contract.relay_command`) runs
+with this interpreter, its paths rewritten to the pod's local volume directories, on
+127.0.0.1 and two ports of its own (public and internal) that it keeps across restarts (as
+a Service address would).
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pagerbridge.api.contract import RELAY_HOST_FLAG, RELAY_PORT_FLAG, RELAY_PROGRAM
+from pagerbridge.api.contract import (
+    RELAY_HOST_FLAG,
+    RELAY_INTERNAL_PORT_FLAG,
+    RELAY_PORT_FLAG,
+    RELAY_PROGRAM,
+)
 from pagerbridge_devkit.localcluster import pod_volumes
 from pagerbridge_devkit.localcluster.processes import spawn
 from pagerbridge_devkit.localcluster.processes import stop as stop_process
@@ -39,6 +45,7 @@ class Pod:
     template_hash: str = ""
     process: subprocess.Popen[bytes] | None = None
     port: int = 0
+    internal_port: int = 0
     log_path: Path | None = None
     restarts: int = 0
     rollout_hash: str = ""  # the pod template whose rollout is tracked
@@ -47,7 +54,13 @@ class Pod:
 
     @property
     def url(self) -> str:
+        """The public port: the two webhook paths."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def internal_url(self) -> str:
+        """The internal port: probes, metrics, OpenAPI, admin API."""
+        return f"http://127.0.0.1:{self.internal_port}"
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -64,7 +77,12 @@ class Pod:
         if argv[0] == RELAY_PROGRAM:
             argv = [sys.executable, "-m", "pagerbridge", *argv[1:]]
         self.port = self.port or free_port()
-        for flag, value in ((RELAY_HOST_FLAG, "127.0.0.1"), (RELAY_PORT_FLAG, str(self.port))):
+        self.internal_port = self.internal_port or free_port()
+        for flag, value in (
+            (RELAY_HOST_FLAG, "127.0.0.1"),
+            (RELAY_PORT_FLAG, str(self.port)),
+            (RELAY_INTERNAL_PORT_FLAG, str(self.internal_port)),
+        ):
             if flag in argv:
                 argv[argv.index(flag) + 1] = value
             else:

@@ -94,9 +94,13 @@ def uvicorn_config(
 class BackgroundServer:
     """``with BackgroundServer(app) as server: httpx.get(server.url + "/...")``."""
 
-    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0, also_port: int | None = None
+    ) -> None:
+        """``also_port``: a second port the same app serves (the relay's internal port)."""
         self.host = host
         self.port = port or free_port(host)
+        self.also_port = also_port
         self._server = uvicorn.Server(uvicorn_config(app, self.host, self.port))
         self._thread = threading.Thread(target=self._run, name=f"sandbox-{self.port}", daemon=True)
 
@@ -105,7 +109,16 @@ class BackgroundServer:
         return f"http://{self.host}:{self.port}"
 
     def _run(self) -> None:
-        asyncio.run(self._server.serve())
+        if self.also_port is None:
+            asyncio.run(self._server.serve())
+            return
+        sockets = []
+        for port in (self.port, self.also_port):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, port))
+            sockets.append(sock)
+        asyncio.run(self._server.serve(sockets=sockets))
 
     def start(self, timeout: float = 10.0) -> BackgroundServer:
         self._thread.start()

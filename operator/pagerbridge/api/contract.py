@@ -10,7 +10,9 @@ all three import them from here.
 - the shape of an Events API v2 routing key;
 - the RelayConfig fields the relay applies without a restart;
 - the effective base URLs of PagerDuty and BigPanda (region defaults);
-- the relay's command line and the environment variable selecting a PostgreSQL outbox.
+- the relay's command line and the environment variable selecting a PostgreSQL outbox;
+- the relay's two ports (public webhooks, internal endpoints) and the internal paths,
+  the admin API among them.
 """
 
 from __future__ import annotations
@@ -78,12 +80,31 @@ def bigpanda_api_url(spec: BigPandaSpec) -> str:
 
 
 # The relay's command line, as the operator renders it into the relay container and the
-# dev kit's harness kubelet runs it (``pagerbridge relay --config FILE --host H --port P``).
+# dev kit's harness kubelet runs it
+# (``pagerbridge relay --config FILE --host H --port P --internal-port I``).
 RELAY_PROGRAM: Final = "pagerbridge"
 RELAY_SUBCOMMAND: Final = "relay"
 RELAY_CONFIG_FLAG: Final = "--config"
 RELAY_HOST_FLAG: Final = "--host"
 RELAY_PORT_FLAG: Final = "--port"
+RELAY_INTERNAL_PORT_FLAG: Final = "--internal-port"
+
+# The relay listens on two ports. The public one serves only the two webhook paths above
+# (what a Service, Ingress or HTTPRoute exposes to BigPanda and PagerDuty); everything else
+# answers 404 there. The internal one serves probes, metrics, the OpenAPI document and the
+# authenticated admin API: for the kubelet, Prometheus and ``pagerbridge outbox`` only.
+RELAY_PUBLIC_PORT: Final = 8080
+RELAY_INTERNAL_PORT: Final = 9090
+RELAY_PUBLIC_PORT_NAME: Final = "http"
+RELAY_INTERNAL_PORT_NAME: Final = "internal"
+RELAY_LIVENESS_PATH: Final = "/healthz"
+RELAY_READINESS_PATH: Final = "/readyz"
+RELAY_METRICS_PATH: Final = "/metrics"
+RELAY_OPENAPI_PATH: Final = "/openapi.json"
+# Admin API (internal port, ``Authorization: Bearer <token of the admin Secret>``).
+RELAY_ADMIN_PENDING_PATH: Final = "/admin/v1/pending"
+RELAY_ADMIN_DEAD_LETTERS_PATH: Final = "/admin/v1/dead-letters"
+RELAY_ADMIN_REPLAY_PATH: Final = "/admin/v1/dead-letters/{job_id}/replay"  # POST
 
 # When this variable is set in the relay's environment, its outbox lives in the PostgreSQL
 # database it names (a libpq connection URI, from a Secret the operator references) and
@@ -102,8 +123,14 @@ def outbox_schema(namespace: str, integration: str) -> str:
     return f"pagerbridge_{digest}"
 
 
-def relay_command(config_file: str, host: str, port: int) -> list[str]:
-    """The relay container's command: serve ``config_file`` on ``host:port``."""
+def relay_command(
+    config_file: str,
+    host: str,
+    port: int = RELAY_PUBLIC_PORT,
+    internal_port: int = RELAY_INTERNAL_PORT,
+) -> list[str]:
+    """The relay container's command: serve ``config_file``'s webhooks on ``host:port`` and
+    its internal endpoints on ``host:internal_port``."""
     return [
         RELAY_PROGRAM,
         RELAY_SUBCOMMAND,
@@ -113,4 +140,6 @@ def relay_command(config_file: str, host: str, port: int) -> list[str]:
         host,
         RELAY_PORT_FLAG,
         str(port),
+        RELAY_INTERNAL_PORT_FLAG,
+        str(internal_port),
     ]

@@ -8,7 +8,8 @@ runs the relay outside Kubernetes.
 Secrets never enter a RelayConfig: it holds the *paths* of files where secret values are
 mounted, so a rotated Kubernetes Secret reaches the relay without a restart. An omitted
 optional part switches its feature off (no ``apiTokenFile``: no notes and no look-ups; no
-``webhookSecretFile``: the PagerDuty webhook endpoint answers 404).
+``webhookSecretFile``: the PagerDuty webhook endpoint answers 404; no ``adminTokenFile``: the
+admin API on the internal port answers 404).
 """
 
 from __future__ import annotations
@@ -81,6 +82,13 @@ class SyncConfig(CamelModel):
     acknowledge: bool = False
 
 
+class IntegrationIdentity(CamelModel):
+    """The PagerDutyIntegration a relay serves (its metrics carry it as labels)."""
+
+    namespace: str = Field(max_length=63)
+    name: str = Field(max_length=253)
+
+
 class RelayConfig(CamelModel):
     """Everything one relay needs; see the module docstring."""
 
@@ -93,6 +101,15 @@ class RelayConfig(CamelModel):
     )
     sync: SyncConfig = Field(default_factory=SyncConfig)
     outbox_path: FilePath = "/var/lib/pagerbridge/outbox.db"
+    admin_token_file: FilePath | None = Field(
+        default=None,
+        description="File holding the bearer token(s) of the admin API on the internal port, "
+        "one per line; unset: the admin API answers 404.",
+    )
+    integration: IntegrationIdentity | None = Field(
+        default=None,
+        description="The integration this relay serves (label values of pagerbridge_relay_info).",
+    )
 
     @field_validator("severity_map")
     @classmethod

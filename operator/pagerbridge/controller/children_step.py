@@ -26,6 +26,7 @@ from typing import Any
 from pagerbridge.api import PagerDutyIntegrationSpec
 from pagerbridge.clients.kubernetes import AlreadyExists, NotFound, Resource
 from pagerbridge.controller import conditions as c
+from pagerbridge.controller.admin_secret_step import ensure_admin_secret
 from pagerbridge.controller.conditions import ConditionUpdate
 from pagerbridge.controller.errors import NAME_CONFLICT, NameConflict
 from pagerbridge.controller.metrics import APPLIES, RECONCILE_ERRORS
@@ -64,6 +65,7 @@ async def apply(ctx: Context, manifests: list[dict[str, Any]], *, force: bool) -
     token_seen = "bigPandaWebhook" in ctx.info.status
     outcomes = await asyncio.gather(
         _ensure_token_secret(ctx, token_seen),
+        ensure_admin_secret(ctx),
         *(_apply_one(ctx, m, force) for m in first),
         return_exceptions=True,
     )

@@ -30,7 +30,7 @@ from pagerbridge.api.contract import (
     pagerduty_events_url,
 )
 from pagerbridge.api.integration import RelayStorage
-from pagerbridge.api.relay_config import BigPandaRelayConfig
+from pagerbridge.api.relay_config import BigPandaRelayConfig, IntegrationIdentity
 from pagerbridge.controller import names as n
 from pagerbridge.controller.errors import DatabaseNotConfigured, InvalidKey, SecretNotFound
 
@@ -186,6 +186,8 @@ def compile_relay_config(
             resolve=spec.sync.resolve, notes=spec.notes_enabled, acknowledge=spec.sync.acknowledge
         ),
         outbox_path=f"{n.OUTBOX_DIR}/outbox.db",
+        admin_token_file=n.secret_file(names.admin_secret, n.ADMIN_TOKEN_KEY),
+        integration=IntegrationIdentity(namespace=namespace, name=integration),
     )
     return Compiled(
         config=config,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from pagerbridge.api import GROUP
+from pagerbridge.api import GROUP, contract
 
 MANAGED_BY = "pagerbridge"
 FIELD_MANAGER = "pagerbridge"
@@ -40,7 +40,10 @@ OUTBOX_DIR = "/var/lib/pagerbridge"
 TMP_DIR = "/tmp"  # noqa: S108 - an emptyDir inside a read-only container
 TOKEN_KEY = "token"
 WEBHOOK_SECRET_KEY = "secret"
-RELAY_PORT = 8080
+RELAY_PORT = contract.RELAY_PUBLIC_PORT  # webhooks (the Service's target)
+# probes, metrics and the admin API (never in the Service)
+RELAY_INTERNAL_PORT = contract.RELAY_INTERNAL_PORT
+ADMIN_TOKEN_KEY = "token"
 
 
 def _dns_label(base: str, suffix: str, limit: int = 63) -> str:
@@ -66,6 +69,11 @@ class ChildNames:
     @property
     def token_secret(self) -> str:
         return _dns_label(self.integration, "relay-token")
+
+    @property
+    def admin_secret(self) -> str:
+        """The generated bearer token of the relay's admin API."""
+        return _dns_label(self.integration, "relay-admin")
 
     @property
     def webhook_secret(self) -> str:

@@ -38,6 +38,10 @@ from pagerbridge.api.contract import (
     OUTBOX_DSN_ENV,
     OUTBOX_SCHEMA_ENV,
     PAGERDUTY_WEBHOOK_PATH,
+    RELAY_INTERNAL_PORT_NAME,
+    RELAY_LIVENESS_PATH,
+    RELAY_PUBLIC_PORT_NAME,
+    RELAY_READINESS_PATH,
     bigpanda_config_headers,
     outbox_schema,
     relay_command,
@@ -170,7 +174,7 @@ def render_deployment(
         {"name": "config", "mountPath": n.CONFIG_DIR, "readOnly": True},
         {"name": "tmp", "mountPath": n.TMP_DIR},
     ]
-    secret_names = [*compiled.mounted_secrets, names.token_secret]
+    secret_names = [*compiled.mounted_secrets, names.token_secret, names.admin_secret]
     if compiled.config.pager_duty.webhook_secret_file is not None:
         secret_names.append(names.webhook_secret)
     for index, secret_name in enumerate(secret_names):
@@ -206,11 +210,26 @@ def render_deployment(
         "name": "relay",
         "image": spec.relay.image or settings.image,
         "imagePullPolicy": settings.image_pull_policy,
-        "command": relay_command(n.config_file(), "0.0.0.0", n.RELAY_PORT),  # noqa: S104 - in the pod
-        "ports": [{"name": "http", "containerPort": n.RELAY_PORT, "protocol": "TCP"}],
-        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, **probe_defaults},
+        "command": relay_command(
+            n.config_file(),
+            "0.0.0.0",  # noqa: S104 - in the pod
+            n.RELAY_PORT,
+            n.RELAY_INTERNAL_PORT,
+        ),
+        "ports": [
+            {"name": RELAY_PUBLIC_PORT_NAME, "containerPort": n.RELAY_PORT, "protocol": "TCP"},
+            {
+                "name": RELAY_INTERNAL_PORT_NAME,
+                "containerPort": n.RELAY_INTERNAL_PORT,
+                "protocol": "TCP",
+            },
+        ],
+        "readinessProbe": {
+            "httpGet": {"path": RELAY_READINESS_PATH, "port": RELAY_INTERNAL_PORT_NAME},
+            **probe_defaults,
+        },
         "livenessProbe": {
-            "httpGet": {"path": "/healthz", "port": "http"},
+            "httpGet": {"path": RELAY_LIVENESS_PATH, "port": RELAY_INTERNAL_PORT_NAME},
             "initialDelaySeconds": 5,
             **probe_defaults,
         },
@@ -324,6 +343,10 @@ def _placement(pod: RelayPodSettings, selector: dict[str, str]) -> dict[str, Any
 
 
 def render_service(owner: Owner, spec: PagerDutyIntegrationSpec) -> Manifest:
+    """The relay's Service: the public (webhook) port only. The internal port is reached by
+    the kubelet (probes), the PodMonitor (pod endpoints) and ``pagerbridge outbox`` (the API
+    server's pod proxy), none of which needs a Service; so a Service of type LoadBalancer,
+    or an Ingress/HTTPRoute in front of it, can never expose metrics or the admin API."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -333,9 +356,9 @@ def render_service(owner: Owner, spec: PagerDutyIntegrationSpec) -> Manifest:
             "selector": n.selector_labels(owner.names),
             "ports": [
                 {
-                    "name": "http",
+                    "name": RELAY_PUBLIC_PORT_NAME,
                     "port": spec.relay.service.port,
-                    "targetPort": "http",
+                    "targetPort": RELAY_PUBLIC_PORT_NAME,
                     "protocol": "TCP",
                 }
             ],
@@ -385,6 +408,18 @@ def render_token_secret(owner: Owner, token: str) -> Manifest:
         "type": "Opaque",
         "metadata": _metadata(owner, owner.names.token_secret),
         "stringData": {n.TOKEN_KEY: token},
+    }
+
+
+def render_admin_secret(owner: Owner, token: str) -> Manifest:
+    """The generated bearer token of the relay's admin API; created once, never re-rendered
+    over (see :mod:`pagerbridge.controller.admin_secret_step`)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _metadata(owner, owner.names.admin_secret),
+        "stringData": {n.ADMIN_TOKEN_KEY: token},
     }
 
 

@@ -1,4 +1,6 @@
-"""``pagerbridge relay --config FILE [--host H] [--port P]``: run the webhook relay.
+"""``pagerbridge relay --config FILE [--host H] [--port P] [--internal-port I]``: run the
+webhook relay (webhooks on the public port; probes, metrics and the admin API on the
+internal one).
 
 Kept light to import; the application is imported only when the command runs.
 """
@@ -7,8 +9,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 
-from pagerbridge.api.contract import RELAY_CONFIG_FLAG, RELAY_HOST_FLAG, RELAY_PORT_FLAG
+from pagerbridge.api.contract import (
+    RELAY_CONFIG_FLAG,
+    RELAY_HOST_FLAG,
+    RELAY_INTERNAL_PORT,
+    RELAY_INTERNAL_PORT_FLAG,
+    RELAY_PORT_FLAG,
+    RELAY_PUBLIC_PORT,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,8 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         RELAY_PORT_FLAG,
         type=int,
-        default=int(os.environ.get("PAGERBRIDGE_RELAY_PORT", "8080")),
-        help="port to listen on ($PAGERBRIDGE_RELAY_PORT)",
+        default=int(os.environ.get("PAGERBRIDGE_RELAY_PORT", str(RELAY_PUBLIC_PORT))),
+        help="public port: the BigPanda and PagerDuty webhooks only ($PAGERBRIDGE_RELAY_PORT)",
+    )
+    parser.add_argument(
+        RELAY_INTERNAL_PORT_FLAG,
+        type=int,
+        default=int(os.environ.get("PAGERBRIDGE_RELAY_INTERNAL_PORT", str(RELAY_INTERNAL_PORT))),
+        help="internal port: /healthz, /readyz, /metrics, /openapi.json and the admin API; "
+        "keep it off Ingresses and public Services ($PAGERBRIDGE_RELAY_INTERNAL_PORT)",
     )
     parser.add_argument(
         "--log-level",
@@ -139,6 +156,9 @@ def run(args: argparse.Namespace) -> int:
 
     jsonlog.configure(args.log_level)
     log = logging.getLogger(__name__)
+    if args.internal_port == args.port:
+        log.error("cannot start: --internal-port must differ from --port")
+        return 2
     try:
         settings = settings_mod.load(args.config)
     except settings_mod.SettingsError as exc:
@@ -165,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
             max_error_attempts=max(1, args.max_error_attempts), max_age=args.give_up_after
         ),
     )
-    app = create_app(args.config, settings, options)
+    app = create_app(args.config, settings, options, internal_port=args.internal_port)
     metrics = app.state.ctx.metrics
     config = uvicorn.Config(
         app,
@@ -184,6 +204,29 @@ def run(args: argparse.Namespace) -> int:
         ws="none",
         timeout_graceful_shutdown=20,
     )
+    try:
+        sockets = [_listen(args.host, port) for port in (args.port, args.internal_port)]
+    except OSError as exc:
+        log.error("cannot start: cannot listen", extra={"error": str(exc)})
+        return 2
     server = uvicorn.Server(config)
-    server.run()
+    log.info(
+        "relay listening",
+        extra={"host": args.host, "port": args.port, "internal_port": args.internal_port},
+    )
+    server.run(sockets=sockets)
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A bound TCP socket (uvicorn listens on it): the relay serves two ports."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock

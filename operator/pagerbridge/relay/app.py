@@ -1,5 +1,11 @@
 """The relay's ASGI application: routes, startup and graceful shutdown.
 
+Two ports, one process: the public port serves only the two webhook paths (anything else is
+a JSON 404 there), the internal port serves probes, metrics, the OpenAPI document and the
+admin API (:mod:`pagerbridge.relay.admin`). :class:`PortRouter` sends each request to the
+app of the port it arrived on (the connection's local port, ``scope["server"]``), so one
+uvicorn server, one lifespan and one signal handler serve both.
+
 Startup opens the outbox, reloads undelivered jobs into the dispatcher and starts the
 config watcher. Shutdown (uvicorn on SIGTERM has already stopped accepting and let
 in-flight requests finish, each of which waited for its commit) stops the workers and the
@@ -13,6 +19,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -20,10 +27,24 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pagerbridge.api.contract import BIGPANDA_WEBHOOK_PATH, PAGERDUTY_WEBHOOK_PATH
+from pagerbridge import __version__
+from pagerbridge.api.contract import (
+    BIGPANDA_WEBHOOK_PATH,
+    PAGERDUTY_WEBHOOK_PATH,
+    RELAY_ADMIN_DEAD_LETTERS_PATH,
+    RELAY_ADMIN_PENDING_PATH,
+    RELAY_ADMIN_REPLAY_PATH,
+    RELAY_INTERNAL_PORT,
+    RELAY_LIVENESS_PATH,
+    RELAY_METRICS_PATH,
+    RELAY_OPENAPI_PATH,
+    RELAY_READINESS_PATH,
+)
 from pagerbridge.clients.errors import Unauthorized
 from pagerbridge.relay import openapi
+from pagerbridge.relay.admin import AdminApi
 from pagerbridge.relay.config_watch import SettingsHolder
 from pagerbridge.relay.context import RelayContext
 from pagerbridge.relay.delivery import Dispatcher, RetryPolicy
@@ -33,7 +54,7 @@ from pagerbridge.relay.inbound_bigpanda import BigPandaWebhook
 from pagerbridge.relay.inbound_pagerduty import PagerDutyWebhook
 from pagerbridge.relay.jsonlog import REDACTOR, Redactor
 from pagerbridge.relay.metrics import RelayMetrics
-from pagerbridge.relay.outbox import Job, Outbox
+from pagerbridge.relay.outbox import Job, Outbox, OutboxClosed
 from pagerbridge.relay.ratelimit import Limit, RateLimiter
 from pagerbridge.relay.settings import Settings
 from pagerbridge.relay.to_bigpanda import BigPandaDelivery
@@ -66,14 +87,45 @@ async def _prune_forever(outbox: Outbox, retention: float) -> None:
         await asyncio.sleep(3600)
 
 
+class PortRouter:
+    """The relay's ASGI app: HTTP requests to the internal app when they arrived on
+    ``internal_port``, else to the public one; the lifespan is the public app's."""
+
+    def __init__(self, public: Starlette, internal: Starlette, internal_port: int) -> None:
+        self.public = public
+        self.internal = internal
+        self.internal_port = internal_port
+        self.state = public.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app: ASGIApp = self.public
+        server = scope.get("server")
+        if scope["type"] == "http" and server is not None and server[1] == self.internal_port:
+            app = self.internal
+        await app(scope, receive, send)
+
+
+async def _not_found(request: Request, exc: Any) -> Response:
+    status = getattr(exc, "status_code", 404)
+    return JSONResponse(
+        {"error": "not_found", "message": f"no {request.method} {request.url.path} on this port"},
+        status_code=status if status in (404, 405) else 404,
+    )
+
+
 def create_app(
     config_path: str,
     settings: Settings,
     options: RelayOptions | None = None,
     redactor: Redactor = REDACTOR,
-) -> Starlette:
+    internal_port: int = RELAY_INTERNAL_PORT,
+) -> PortRouter:
     options = options or RelayOptions()
     metrics = RelayMetrics()
+    identity = settings.config.integration
+    metrics.info.labels(
+        identity.namespace if identity else "", identity.name if identity else "", __version__
+    ).set(1)
     redactor.set_secrets(settings.secrets.values())
     holder = SettingsHolder(
         config_path,
@@ -166,12 +218,19 @@ def create_app(
         return JSONResponse(detail, status_code=200 if writable else 503)
 
     async def metrics_endpoint(request: Request) -> Response:
+        try:
+            age = await asyncio.wait_for(outbox.oldest_pending_age(), 2)
+        except (OutboxClosed, TimeoutError) as exc:  # the page still answers, stale gauge
+            log.warning("oldest pending job age unknown", extra={"error": str(exc)})
+        else:
+            metrics.oldest_pending.set(age or 0.0)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi_endpoint(request: Request) -> Response:
         return JSONResponse(openapi.document())
 
-    app = Starlette(
+    not_found = {404: _not_found, 405: _not_found}
+    public = Starlette(
         routes=[
             Route(
                 BIGPANDA_WEBHOOK_PATH, BigPandaWebhook(ctx, dispatcher).endpoint, methods=["POST"]
@@ -181,13 +240,23 @@ def create_app(
                 PagerDutyWebhook(ctx, dispatcher).endpoint,
                 methods=["POST"],
             ),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
-            Route("/openapi.json", openapi_endpoint, methods=["GET"]),
         ],
+        exception_handlers=not_found,
         lifespan=lifespan,
     )
-    app.state.ctx = ctx
-    app.state.dispatcher = dispatcher
-    return app
+    admin = AdminApi(holder, outbox, dispatcher)
+    internal = Starlette(
+        routes=[
+            Route(RELAY_LIVENESS_PATH, healthz, methods=["GET"]),
+            Route(RELAY_READINESS_PATH, readyz, methods=["GET"]),
+            Route(RELAY_METRICS_PATH, metrics_endpoint, methods=["GET"]),
+            Route(RELAY_OPENAPI_PATH, openapi_endpoint, methods=["GET"]),
+            Route(RELAY_ADMIN_PENDING_PATH, admin.pending, methods=["GET"]),
+            Route(RELAY_ADMIN_DEAD_LETTERS_PATH, admin.dead_letters, methods=["GET"]),
+            Route(RELAY_ADMIN_REPLAY_PATH, admin.replay, methods=["POST"]),
+        ],
+        exception_handlers=not_found,
+    )
+    public.state.ctx = ctx
+    public.state.dispatcher = dispatcher
+    return PortRouter(public, internal, internal_port)

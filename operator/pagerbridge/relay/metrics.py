@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+# Bounded label values of ``pagerbridge_relay_dead_letters_total``: each series exists from
+# the start at 0, so ``increase()`` sees a relay's first dead letter too.
+JOB_KINDS = ("pd_event", "pd_note", "bp_resolve", "bp_comment")
+DEAD_LETTER_REASONS = ("rejected", "poison", "expired", "not_ready", "unknown_kind")
+
 
 def _registry() -> CollectorRegistry:
     return CollectorRegistry(auto_describe=True)
@@ -58,6 +63,9 @@ class RelayMetrics:
             ["kind", "reason"],
             registry=r,
         )
+        for kind in JOB_KINDS:
+            for reason in DEAD_LETTER_REASONS:
+                self.dead_letters.labels(kind, reason)
         self.store_unavailable = Counter(
             "pagerbridge_relay_store_unavailable",
             "Delivery steps deferred because the outbox could not commit (never re-sent).",
@@ -93,6 +101,19 @@ class RelayMetrics:
         )
         self.outbox_pending = Gauge(
             "pagerbridge_relay_outbox_pending", "Jobs waiting in the outbox.", registry=r
+        )
+        self.oldest_pending = Gauge(
+            "pagerbridge_relay_outbox_oldest_pending_seconds",
+            "Age of the oldest job waiting in the outbox (0 when none), read from the outbox "
+            "at each scrape.",
+            registry=r,
+        )
+        self.info = Gauge(
+            "pagerbridge_relay_info",
+            "Always 1: the integration this relay serves (empty when run without one) and the "
+            "relay's version.",
+            ["integration_namespace", "integration_name", "version"],
+            registry=r,
         )
         self.key_override_invalid = Counter(
             "pagerbridge_relay_key_override_fallbacks",

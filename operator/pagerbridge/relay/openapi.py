@@ -1,4 +1,6 @@
-"""The OpenAPI 3.1 document of the relay's own HTTP endpoints (served at /openapi.json)."""
+"""The OpenAPI 3.1 document of the relay's own HTTP endpoints (served at /openapi.json on
+the internal port). The two webhook paths are the public port's; every other path is the
+internal port's."""
 
 from __future__ import annotations
 
@@ -8,6 +10,13 @@ from pagerbridge.api.contract import (
     BIGPANDA_WEBHOOK_PATH,
     KEY_OVERRIDE_HEADER,
     PAGERDUTY_WEBHOOK_PATH,
+    RELAY_ADMIN_DEAD_LETTERS_PATH,
+    RELAY_ADMIN_PENDING_PATH,
+    RELAY_ADMIN_REPLAY_PATH,
+    RELAY_LIVENESS_PATH,
+    RELAY_METRICS_PATH,
+    RELAY_OPENAPI_PATH,
+    RELAY_READINESS_PATH,
     TAG_MAPPING_HEADER_PREFIX,
 )
 
@@ -103,10 +112,10 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
-            "/healthz": {
+            RELAY_LIVENESS_PATH: {
                 "get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}
             },
-            "/readyz": {
+            RELAY_READINESS_PATH: {
                 "get": {
                     "summary": "Readiness: config loaded, outbox writable; upstream auth detail",
                     "responses": {
@@ -115,16 +124,50 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
-            "/metrics": {
+            RELAY_METRICS_PATH: {
                 "get": {
                     "summary": "Prometheus metrics",
                     "responses": {"200": {"description": "text"}},
                 }
             },
-            "/openapi.json": {
+            RELAY_OPENAPI_PATH: {
                 "get": {
                     "summary": "This document",
                     "responses": {"200": {"description": "OpenAPI"}},
+                }
+            },
+            RELAY_ADMIN_PENDING_PATH: {
+                "get": {
+                    "summary": "Admin: jobs waiting in the outbox, oldest first",
+                    "security": [{"bearer": []}],
+                    "responses": {"200": {"description": "jobs"}, "401": _ERROR, "404": _ERROR},
+                }
+            },
+            RELAY_ADMIN_DEAD_LETTERS_PATH: {
+                "get": {
+                    "summary": "Admin: jobs given up (dead letters)",
+                    "security": [{"bearer": []}],
+                    "responses": {"200": {"description": "jobs"}, "401": _ERROR, "404": _ERROR},
+                }
+            },
+            RELAY_ADMIN_REPLAY_PATH: {
+                "post": {
+                    "summary": "Admin: put a dead letter back into the outbox",
+                    "security": [{"bearer": []}],
+                    "parameters": [
+                        {
+                            "name": "job_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer"},
+                        }
+                    ],
+                    "responses": {
+                        "202": {"description": "queued again"},
+                        "401": _ERROR,
+                        "404": _ERROR,
+                        "409": _ERROR,
+                    },
                 }
             },
         },

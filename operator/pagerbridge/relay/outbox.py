@@ -156,6 +156,10 @@ class OutboxClosed(Exception):
     """The writer thread is gone; nothing more can be stored."""
 
 
+class ReplayConflict(Exception):
+    """A dead letter cannot go back while other jobs of its incident are pending."""
+
+
 _STOP = object()
 
 
@@ -492,6 +496,52 @@ class Outbox:
             return False
         failed = self.last_failure_at
         return failed is None or time.monotonic() - failed > quiet_after_failure
+
+    # -- day 2: the admin API ---------------------------------------------------------
+    async def oldest_pending_age(self) -> float | None:
+        """Seconds since the oldest pending job was accepted; None when nothing is pending."""
+        now = time.time()
+
+        def op(conn: sqlite3.Connection) -> float | None:
+            oldest = conn.execute("SELECT MIN(created_at) FROM jobs").fetchone()[0]
+            return None if oldest is None else max(0.0, now - float(oldest))
+
+        return await self.run(op)
+
+    async def replay_dead_letter(self, job_id: int) -> bool:
+        """Move dead letter ``job_id`` back into ``jobs`` under the same id, as a new
+        acceptance (fresh age and attempts); False when there is no such dead letter.
+
+        Raises :class:`ReplayConflict` while any job of the same incident (ordering key) is
+        pending: queued behind them it would reach PagerDuty after newer events of its
+        incident, and after a restart (jobs load by id) before them. Once they are done it
+        is the incident's only job; a trigger among them is then confirmed against
+        BigPanda's state before it is sent (it is loaded as restored), so a replay never
+        reopens an incident resolved meanwhile.
+        """
+        now = time.time()
+
+        def op(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT id, kind, ordering_key, payload FROM dead_letters WHERE job_id = ? "
+                "ORDER BY id DESC LIMIT 1",
+                (job_id,),
+            ).fetchone()
+            if row is None:
+                return False
+            busy = conn.execute(
+                "SELECT 1 FROM jobs WHERE ordering_key = ? OR id = ?", (row[2], job_id)
+            ).fetchone()
+            if busy is not None:
+                raise ReplayConflict(f"jobs of ordering key {row[2]!r} are pending")
+            conn.execute(
+                "INSERT INTO jobs(id, kind, ordering_key, payload, created_at) VALUES (?,?,?,?,?)",
+                (job_id, row[1], row[2], row[3], now),
+            )
+            conn.execute("DELETE FROM dead_letters WHERE id = ?", (row[0],))
+            return True
+
+        return await self.run(op)
 
 
 def _save_incident(conn: sqlite3.Connection, update: IncidentUpdate, now: float) -> None:

@@ -25,9 +25,11 @@ class Secrets:
     bigpanda_api_token: str | None
     bigpanda_webhook_tokens: tuple[str, ...]
     pagerduty_webhook_secrets: tuple[str, ...]
+    admin_tokens: tuple[str, ...] = ()
 
     def values(self) -> list[str]:
         out = [self.routing_key, *self.bigpanda_webhook_tokens, *self.pagerduty_webhook_secrets]
+        out += self.admin_tokens
         out += [v for v in (self.pagerduty_api_token, self.bigpanda_api_token) if v]
         return out
 
@@ -77,6 +79,7 @@ def watched_files(config_path: str, config: RelayConfig | None) -> list[str]:
                 pd.webhook_secret_file,
                 bp.api_token_file,
                 bp.webhook_token_file,
+                config.admin_token_file,
             )
             if f
         ]
@@ -122,6 +125,11 @@ def load(config_path: str) -> Settings:
         pagerduty_webhook_secrets=(
             _lines(_read_secret(pd.webhook_secret_file, "webhook secret"))
             if pd.webhook_secret_file
+            else ()
+        ),
+        admin_tokens=(
+            _lines(_read_secret(config.admin_token_file, "admin token"))
+            if config.admin_token_file
             else ()
         ),
     )

@@ -73,7 +73,7 @@ def test_alerts_and_dashboard_name_metrics_of_the_running_operator_and_relay(
 
     def relay_url() -> str | None:
         pod = kubelet.pod(namespace, relay)
-        return pod.url if pod is not None and pod.running() else None
+        return pod.internal_url if pod is not None and pod.running() else None
 
     url = wait_for(relay_url, 90, f"the relay of {namespace}/watched running")
 

@@ -20,8 +20,17 @@ import httpx
 import pytest
 import yaml
 
-from pagerbridge.api.contract import BIGPANDA_WEBHOOK_PATH
-from pagerbridge_devkit.localcluster.kubelet import ANNOTATION_PID, ANNOTATION_URL, HarnessKubelet
+from pagerbridge.api.contract import (
+    BIGPANDA_WEBHOOK_PATH,
+    RELAY_METRICS_PATH,
+    RELAY_READINESS_PATH,
+)
+from pagerbridge_devkit.localcluster.kubelet import (
+    ANNOTATION_INTERNAL_URL,
+    ANNOTATION_PID,
+    ANNOTATION_URL,
+    HarnessKubelet,
+)
 from pagerbridge_devkit.sandbox.pagerduty import PagerDutySimulator
 
 from ..conftest import Cluster
@@ -70,16 +79,18 @@ def incident(n: int, status: str) -> dict[str, Any]:
     }
 
 
-def relay_endpoint(cluster: Cluster, namespace: str, name: str) -> tuple[str, str]:
-    """The running relay's local URL and pid (from the harness kubelet's annotations)."""
+def relay_endpoint(cluster: Cluster, namespace: str, name: str) -> tuple[str, str, str]:
+    """The running relay's local public URL, pid and internal URL (from the harness
+    kubelet's annotations)."""
 
-    def running() -> tuple[str, str] | None:
+    def running() -> tuple[str, str, str] | None:
         dep = get_json(cluster, namespace, "deployment", f"{name}-relay") or {}
         annotations = (dep.get("metadata") or {}).get("annotations") or {}
         url, pid = annotations.get(ANNOTATION_URL), annotations.get(ANNOTATION_PID)
-        return (url, pid) if url and pid else None
+        internal = annotations.get(ANNOTATION_INTERNAL_URL)
+        return (url, pid, internal) if url and pid and internal else None
 
-    found: tuple[str, str] = wait_for(running, 60, "the relay running")
+    found: tuple[str, str, str] = wait_for(running, 60, "the relay running")
     return found
 
 
@@ -91,8 +102,8 @@ def inbound_token(cluster: Cluster, namespace: str, name: str) -> str:
     return base64.b64decode(secret["data"][ref["key"]]).decode()
 
 
-def pending(relay_url: str) -> float:
-    text = httpx.get(relay_url + "/metrics", timeout=5).text
+def pending(internal_url: str) -> float:
+    text = httpx.get(internal_url + RELAY_METRICS_PATH, timeout=5).text
     match = re.search(r"^pagerbridge_relay_outbox_pending (\S+)$", text, re.MULTILINE)
     assert match, "the relay exports pagerbridge_relay_outbox_pending"
     return float(match.group(1))
@@ -109,7 +120,7 @@ def burst_then_rollout(
 ) -> tuple[str, str]:
     """Accept 2*INCIDENTS webhooks while PagerDuty fails, then roll the relay pod.
 
-    Returns the new relay's URL and its pending-job count right after it came up.
+    Returns the new relay's internal URL and its pid.
     """
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=pd_secret())
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=integration(name, pd_url, storage))
@@ -118,7 +129,7 @@ def burst_then_rollout(
         90,
         "integration Ready",
     )
-    url, pid = relay_endpoint(cluster, namespace, name)
+    url, pid, internal = relay_endpoint(cluster, namespace, name)
     token = inbound_token(cluster, namespace, name)
     pd.faults.fail_next(None, 503, path_prefix="/v2/enqueue")
     with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=10) as client:
@@ -130,7 +141,7 @@ def burst_then_rollout(
             assert (
                 client.post(url + BIGPANDA_WEBHOOK_PATH, json=incident(n, "ok")).status_code == 202
             )
-    wait_for(lambda: pending(url) >= INCIDENTS, 30, "the burst waiting in the outbox")
+    wait_for(lambda: pending(internal) >= INCIDENTS, 30, "the burst waiting in the outbox")
 
     # A rollout: a new pod template (here its resources), so a new pod replaces the old.
     merge_patch(
@@ -140,18 +151,18 @@ def burst_then_rollout(
         name,
         {"spec": {"relay": {"resources": {"requests": {"cpu": "11m"}}}}},
     )
-    new_url, new_pid = wait_for(
+    _, new_pid, new_internal = wait_for(
         lambda: (found := relay_endpoint(cluster, namespace, name))[1] != pid and found,
         90,
         "a new relay pod",
     )
-    wait_for(lambda: _healthy(new_url), 60, "the new relay serving")
-    return new_url, new_pid
+    wait_for(lambda: _healthy(new_internal), 60, "the new relay serving")
+    return new_internal, new_pid
 
 
-def _healthy(url: str) -> bool:
+def _healthy(internal_url: str) -> bool:
     try:
-        return httpx.get(url + "/readyz", timeout=2).status_code == 200
+        return httpx.get(internal_url + RELAY_READINESS_PATH, timeout=2).status_code == 200
     except httpx.TransportError:
         return False
 

@@ -19,6 +19,7 @@ import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
 from chart.helm_tools import Helm, of_kind, one, tools_dir
+from pagerbridge.api.contract import RELAY_INTERNAL_PORT_NAME, RELAY_METRICS_PATH
 from pagerbridge.controller import metrics as operator_metrics
 from pagerbridge.controller import names as n
 from pagerbridge.relay.metrics import RelayMetrics
@@ -102,7 +103,9 @@ def test_relay_pod_monitor_selects_relay_pods_and_labels_the_integration(helm: H
     assert monitor["spec"]["selector"]["matchLabels"].items() <= relay_labels.items()
     assert monitor["spec"]["namespaceSelector"] == {"any": True}
     (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
-    assert endpoint["port"] == "http"  # the relay container's port (controller/rendering.py)
+    # The relay container's internal port (controller/rendering.py), never the public one.
+    assert endpoint["port"] == RELAY_INTERNAL_PORT_NAME
+    assert endpoint["path"] == RELAY_METRICS_PATH
     integration_label = "__meta_kubernetes_pod_label_" + re.sub(
         r"[^a-zA-Z0-9_]", "_", n.LABEL_INTEGRATION
     )
@@ -128,7 +131,7 @@ def test_alerts_cover_the_failure_modes(helm: Helm) -> None:
         "PagerBridgeOperatorDown",
         "PagerBridgeReconcileErrors",
         "PagerBridgeRelayDown",
-        "PagerBridgeRelayOutboxNotDraining",
+        "PagerBridgeRelayOldestPendingJob",
         "PagerBridgeRelayDeadLetters",
         "PagerBridgeUpstreamUnauthorized",
     } <= alerts.keys()

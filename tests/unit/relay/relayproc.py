@@ -32,6 +32,7 @@ def write_config(
     webhook_secrets: list[str] | None = None,
     extra: dict[str, Any] | None = None,
     outbox: Path | None = None,
+    admin_token: str | None = None,
 ) -> Path:
     """Write a RelayConfig plus its secret files under ``tmp``; returns the config path."""
     secrets = tmp / "secrets"
@@ -63,6 +64,9 @@ def write_config(
         "bigPanda": bp,
         "outboxPath": str(outbox or tmp / "outbox.db"),
     }
+    if admin_token:
+        (secrets / "admin-token").write_text(admin_token + "\n")
+        config["adminTokenFile"] = str(secrets / "admin-token")
     config.update(extra or {})
     path = tmp / "relay-config.json"
     tmp_path = tmp / "relay-config.json.tmp"
@@ -86,11 +90,18 @@ class RelayProcess:
         self.args = args or []
         self.cpu = cpu
         self.port = free_port()
+        self.internal_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
+        """The public port: the two webhook paths only."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def internal_url(self) -> str:
+        """The internal port: probes, metrics, OpenAPI, admin API."""
+        return f"http://127.0.0.1:{self.internal_port}"
 
     def start(self, timeout: float = 60.0) -> RelayProcess:
         cmd = [
@@ -104,6 +115,8 @@ class RelayProcess:
             "127.0.0.1",
             "--port",
             str(self.port),
+            "--internal-port",
+            str(self.internal_port),
             *self.args,
         ]
         if self.cpu is not None:
@@ -119,7 +132,7 @@ class RelayProcess:
                     f"relay exited with {self.proc.returncode}: {self.logs()[-2000:]}"
                 )
             try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if httpx.get(self.internal_url + "/healthz", timeout=1).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
@@ -169,7 +182,7 @@ class RelayProcess:
         return httpx.post(self.url + "/v1/bigpanda/webhook", content=data, headers=h, timeout=10)
 
     def metrics(self) -> str:
-        return httpx.get(self.url + "/metrics", timeout=5).text
+        return httpx.get(self.internal_url + "/metrics", timeout=5).text
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of the samples of ``name`` whose labels include ``labels``."""

@@ -59,16 +59,16 @@ def test_bad_input_gets_clear_4xx(pd_sim, relays, tmp_path):
 def test_health_ready_metrics_openapi(pd_sim, relays, tmp_path):
     _, url = pd_sim
     relay = relay_for(tmp_path, relays, url)
-    assert httpx.get(relay.url + "/healthz").json() == {"status": "ok"}
-    ready = httpx.get(relay.url + "/readyz")
+    assert httpx.get(relay.internal_url + "/healthz").json() == {"status": "ok"}
+    ready = httpx.get(relay.internal_url + "/readyz")
     assert ready.status_code == 200
     detail = ready.json()
     assert detail["ready"] is True
     assert detail["outbox"] == "writable"
     assert detail["upstream"]["pagerduty_events"] == "ok"
-    text = httpx.get(relay.url + "/metrics").text
+    text = httpx.get(relay.internal_url + "/metrics").text
     assert "pagerbridge_relay_outbox_pending" in text
-    doc = httpx.get(relay.url + "/openapi.json").json()
+    doc = httpx.get(relay.internal_url + "/openapi.json").json()
     assert doc["openapi"].startswith("3.")
     assert {"/v1/bigpanda/webhook", "/v1/pagerduty/webhook", "/readyz"} <= set(doc["paths"])
     from openapi_schema_validator import OAS31Validator
@@ -83,7 +83,7 @@ def test_readyz_reports_upstream_auth_failure(pd_sim, relays, tmp_path):
     relay.post_bigpanda(incident(3))
     wait_for(
         lambda: (
-            httpx.get(relay.url + "/readyz").json()["upstream"]["pagerduty_events"]
+            httpx.get(relay.internal_url + "/readyz").json()["upstream"]["pagerduty_events"]
             == "unauthorized"
         )
     )
@@ -91,7 +91,9 @@ def test_readyz_reports_upstream_auth_failure(pd_sim, relays, tmp_path):
     sim.faults.clear()
     wait_for(lambda: sim.incident_by_key(incident(3)["id"]), timeout=10)
     wait_for(
-        lambda: httpx.get(relay.url + "/readyz").json()["upstream"]["pagerduty_events"] == "ok"
+        lambda: (
+            httpx.get(relay.internal_url + "/readyz").json()["upstream"]["pagerduty_events"] == "ok"
+        )
     )
 
 
@@ -110,7 +112,7 @@ def test_config_and_secret_reload_and_broken_config_refused(pd_sim, relays, tmp_
     # 2. A broken config is refused; the old one stays in use.
     _replace(config_path, '{"pagerDuty": {"routingKeyFile": 5}}')
     wait_for(lambda: relay.metric("pagerbridge_relay_config_last_reload_ok") == 0)
-    assert httpx.get(relay.url + "/readyz").json()["configReload"] == "refused"
+    assert httpx.get(relay.internal_url + "/readyz").json()["configReload"] == "refused"
     assert relay.post_bigpanda(incident(6)).status_code == 202
     wait_for(lambda: sim.incident_by_key(incident(6)["id"]))
     assert "new config refused" in relay.logs()

@@ -317,7 +317,10 @@ def test_bigpanda_401_surfaces_and_is_retried_slowly(tmp_path, relays, pd_sim, b
     bp_id, pd_id = w.open()
     w.pd.resolve(pd_id)
     wait_for(
-        lambda: httpx.get(w.relay.url + "/readyz").json()["upstream"]["bigpanda"] == "unauthorized",
+        lambda: (
+            httpx.get(w.relay.internal_url + "/readyz").json()["upstream"]["bigpanda"]
+            == "unauthorized"
+        ),
         what="readyz detail",
     )
     assert w.relay.metric("pagerbridge_relay_upstream_unauthorized", service="bigpanda") == 1

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from pagerbridge.relay import settings as settings_mod
 from pagerbridge.relay.app import create_app
 from pagerbridge.relay.signatures import sign
-from pagerbridge_devkit.sandbox.server import BackgroundServer
+from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port
 
 from .relayproc import PD_WEBHOOK_SECRET, WEBHOOK_TOKEN, write_config
 
@@ -96,7 +96,8 @@ incident_like = st.recursive(
 
 
 @pytest.fixture(scope="module")
-def relay_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def relay_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """The public and the internal URL of one relay."""
     tmp: Path = tmp_path_factory.mktemp("props")
     # PagerDuty unreachable: accepted events just wait in the outbox.
     config = write_config(
@@ -110,9 +111,15 @@ def relay_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         extra={"keyOverrideTag": "pd_key", "sync": {"acknowledge": True}},
         webhook_secrets=[PD_WEBHOOK_SECRET],
     )
-    app = create_app(str(config), settings_mod.load(str(config)))
-    with BackgroundServer(app) as server:
-        yield server.url
+    internal = free_port()
+    app = create_app(str(config), settings_mod.load(str(config)), internal_port=internal)
+    with BackgroundServer(app, also_port=internal) as server:
+        yield server.url, f"http://127.0.0.1:{internal}"
+
+
+@pytest.fixture(scope="module")
+def relay_url(relay_urls: tuple[str, str]) -> str:
+    return relay_urls[0]
 
 
 @pytest.fixture(scope="module")
@@ -308,6 +315,7 @@ def test_signed_hostile_pagerduty_webhooks_never_5xx(
     assert isinstance(r.json(), dict)
 
 
-def test_still_healthy_after_all_that(client: httpx.Client) -> None:
-    assert client.get("/healthz").status_code == 200
-    assert client.get("/readyz").json()["ready"] is True
+def test_still_healthy_after_all_that(relay_urls: tuple[str, str]) -> None:
+    internal = relay_urls[1]
+    assert httpx.get(internal + "/healthz").status_code == 200
+    assert httpx.get(internal + "/readyz").json()["ready"] is True

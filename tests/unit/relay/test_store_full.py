@@ -85,7 +85,7 @@ def test_full_disk_no_resend_loop_readiness_false_then_recovers(
         return [r.json()["dedup_key"] for r in requests() if r.status == 202]
 
     wait_for(lambda: len(set(accepted())) == EVENTS, timeout=60, what="every event sent once")
-    ready = httpx.get(relay.url + "/readyz", timeout=10)
+    ready = httpx.get(relay.internal_url + "/readyz", timeout=10)
     assert ready.status_code == 503
     assert ready.json()["ready"] is False
     assert "full" in ready.json()["outbox"], ready.json()
@@ -100,7 +100,7 @@ def test_full_disk_no_resend_loop_readiness_false_then_recovers(
 
     filler.unlink()  # space is back
     wait_for(
-        lambda: httpx.get(relay.url + "/readyz", timeout=10).status_code == 200,
+        lambda: httpx.get(relay.internal_url + "/readyz", timeout=10).status_code == 200,
         timeout=60,
         what="ready again",
     )

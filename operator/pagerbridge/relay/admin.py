@@ -1,0 +1,140 @@
+"""The relay's admin API, on the internal port only: see and replay the outbox.
+
+- ``GET  /admin/v1/pending``: jobs waiting in the outbox, oldest first;
+- ``GET  /admin/v1/dead-letters``: jobs given up, with status and error;
+- ``POST /admin/v1/dead-letters/{job_id}/replay``: put one back (202), see
+  :meth:`pagerbridge.relay.outbox.Outbox.replay_dead_letter` for the per-incident order rule.
+
+Authentication: ``Authorization: Bearer <token>``, the token being a line of the file
+``adminTokenFile`` of the RelayConfig names (the operator mounts its generated per-integration
+Secret ``<name>-relay-admin`` there; several lines during a rotation). Compared in constant
+time, never logged. Without ``adminTokenFile`` the API answers 404: it is off.
+
+Every refusal is a JSON ``{"error", "message"}``: 401 (no or bad token), 404 (off, no such
+dead letter), 409 (the dead letter's incident still has pending jobs), 503 (outbox closed).
+Payloads are not listed: they carry incident content, and an operator needs only kind,
+incident (ordering key), age, attempts and error to decide on a replay.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from pagerbridge.relay.config_watch import SettingsHolder
+from pagerbridge.relay.delivery import Dispatcher
+from pagerbridge.relay.errors import InboundError, NotConfigured, SenderUnauthorized
+from pagerbridge.relay.inbound import check_bearer
+from pagerbridge.relay.outbox import Outbox, OutboxClosed, ReplayConflict
+
+log = logging.getLogger(__name__)
+
+
+class NoSuchDeadLetter(InboundError):
+    status = 404
+    code = "not_found"
+
+
+class ReplayRefused(InboundError):
+    status = 409
+    code = "conflict"
+
+
+class OutboxUnavailable(InboundError):
+    status = 503
+    code = "outbox_unavailable"
+
+
+def _error(exc: InboundError) -> JSONResponse:
+    return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status)
+
+
+class AdminApi:
+    def __init__(self, holder: SettingsHolder, outbox: Outbox, dispatcher: Dispatcher) -> None:
+        self.holder = holder
+        self.outbox = outbox
+        self.dispatcher = dispatcher
+
+    def _authorize(self, request: Request) -> None:
+        tokens = self.holder.current.secrets.admin_tokens
+        if not tokens:
+            raise NotConfigured("the admin API is off (no adminTokenFile in the relay config)")
+        try:
+            check_bearer(request, tokens)
+        except SenderUnauthorized:
+            log.warning(
+                "admin request refused: bad or missing token", extra={"path": request.url.path}
+            )
+            raise
+
+    async def pending(self, request: Request) -> Response:
+        try:
+            self._authorize(request)
+            jobs = await self.outbox.pending()
+        except InboundError as exc:
+            return _error(exc)
+        except OutboxClosed as exc:
+            return _error(OutboxUnavailable(str(exc)))
+        now = time.time()
+        items: list[dict[str, Any]] = [
+            {
+                "id": job.id,
+                "kind": job.kind,
+                "orderingKey": job.ordering_key,
+                "ageSeconds": round(max(0.0, now - job.created_at), 3),
+                "attempts": job.attempts,
+            }
+            for job in jobs
+        ]
+        return JSONResponse({"pending": items})
+
+    async def dead_letters(self, request: Request) -> Response:
+        try:
+            self._authorize(request)
+            letters = await self.outbox.dead_letters()
+        except InboundError as exc:
+            return _error(exc)
+        except OutboxClosed as exc:
+            return _error(OutboxUnavailable(str(exc)))
+        items = [
+            {
+                "id": letter["job_id"],
+                "kind": letter["kind"],
+                "orderingKey": letter["ordering_key"],
+                "status": letter["status"],
+                "error": letter["error"],
+            }
+            for letter in letters
+        ]
+        return JSONResponse({"deadLetters": items})
+
+    async def replay(self, request: Request) -> Response:
+        try:
+            self._authorize(request)
+            raw = request.path_params["job_id"]
+            try:
+                job_id = int(raw)
+            except ValueError:
+                raise NoSuchDeadLetter(f"no dead letter {raw!r}") from None
+            try:
+                replayed = await self.outbox.replay_dead_letter(job_id)
+            except ReplayConflict:
+                raise ReplayRefused(
+                    f"job {job_id}'s incident still has pending jobs; replay it once they "
+                    "are delivered or dead-lettered (per-incident order)"
+                ) from None
+            if not replayed:
+                raise NoSuchDeadLetter(f"no dead letter with id {job_id}")
+            job = next((j for j in await self.outbox.pending() if j.id == job_id), None)
+        except InboundError as exc:
+            return _error(exc)
+        except OutboxClosed as exc:
+            return _error(OutboxUnavailable(str(exc)))
+        if job is not None:  # else already delivered by another replica (shared store)
+            self.dispatcher.submit([job])
+        log.info("dead letter replayed", extra={"job_id": job_id})
+        return JSONResponse({"replayed": job_id}, status_code=202)

@@ -43,6 +43,17 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "print the BigPanda webhook configuration of an integration",
         cluster=True,
     ),
+    # Day-2 commands on a running relay (issue 15).
+    "outbox": Subcommand(
+        "pagerbridge.controller._outbox_cli",
+        "list a relay's pending jobs and dead letters, replay a dead letter",
+        cluster=True,
+    ),
+    "test-incident": Subcommand(
+        "pagerbridge.controller._test_incident_cli",
+        "send a labelled synthetic incident through an integration and follow each hop",
+        cluster=True,
+    ),
     "demo": Subcommand(
         "pagerbridge_devkit.demo", "play an incident's life end to end on a local control plane"
     ),

@@ -101,7 +101,10 @@ RELAY_LIVENESS_PATH: Final = "/healthz"
 RELAY_READINESS_PATH: Final = "/readyz"
 RELAY_METRICS_PATH: Final = "/metrics"
 RELAY_OPENAPI_PATH: Final = "/openapi.json"
-# Admin API (internal port, ``Authorization: Bearer <token of the admin Secret>``).
+# Admin API (internal port). The token of the integration's admin Secret goes in
+# ``Authorization: Bearer <token>`` or, through the API server's pod proxy (where the
+# Authorization header authenticates to the API server itself), in this header.
+RELAY_ADMIN_TOKEN_HEADER: Final = "x-pagerbridge-admin-token"
 RELAY_ADMIN_PENDING_PATH: Final = "/admin/v1/pending"
 RELAY_ADMIN_DEAD_LETTERS_PATH: Final = "/admin/v1/dead-letters"
 RELAY_ADMIN_REPLAY_PATH: Final = "/admin/v1/dead-letters/{job_id}/replay"  # POST

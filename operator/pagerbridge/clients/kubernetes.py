@@ -230,6 +230,23 @@ class KubernetesClient:
             )
         return str(response.json().get("gitVersion", "unknown"))
 
+    async def request(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Response:
+        """A raw call to the API server, e.g. through a pod's ``proxy`` subresource. Transport
+        failures raise :class:`KubernetesError`; the HTTP status is the caller's to read."""
+        try:
+            async with self._in_flight:
+                return await self._http.request(
+                    method, path, headers=dict(headers or {}), content=content
+                )
+        except (httpx.HTTPError, KubeconfigError) as exc:
+            raise self._error(f"{method} {self.credentials.server}{path}", exc) from None
+
     @staticmethod
     def _error(what: str, exc: Exception) -> KubernetesError:
         if isinstance(exc, ApiError):

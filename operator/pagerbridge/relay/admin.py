@@ -5,10 +5,12 @@
 - ``POST /admin/v1/dead-letters/{job_id}/replay``: put one back (202), see
   :meth:`pagerbridge.relay.outbox.Outbox.replay_dead_letter` for the per-incident order rule.
 
-Authentication: ``Authorization: Bearer <token>``, the token being a line of the file
-``adminTokenFile`` of the RelayConfig names (the operator mounts its generated per-integration
-Secret ``<name>-relay-admin`` there; several lines during a rotation). Compared in constant
-time, never logged. Without ``adminTokenFile`` the API answers 404: it is off.
+Authentication: ``Authorization: Bearer <token>`` or ``X-PagerBridge-Admin-Token: <token>``
+(the API server's pod proxy, which ``pagerbridge outbox`` uses, keeps ``Authorization`` for
+itself), the token being a line of the file ``adminTokenFile`` of the RelayConfig names (the
+operator mounts its generated per-integration Secret ``<name>-relay-admin`` there; several
+lines during a rotation). Compared in constant time, never logged. Without
+``adminTokenFile`` the API answers 404: it is off.
 
 Every refusal is a JSON ``{"error", "message"}``: 401 (no or bad token), 404 (off, no such
 dead letter), 409 (the dead letter's incident still has pending jobs), 503 (outbox closed).
@@ -18,6 +20,7 @@ incident (ordering key), age, attempts and error to decide on a replay.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from typing import Any
@@ -25,6 +28,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from pagerbridge.api.contract import RELAY_ADMIN_TOKEN_HEADER
 from pagerbridge.relay.config_watch import SettingsHolder
 from pagerbridge.relay.delivery import Dispatcher
 from pagerbridge.relay.errors import InboundError, NotConfigured, SenderUnauthorized
@@ -64,7 +68,16 @@ class AdminApi:
         if not tokens:
             raise NotConfigured("the admin API is off (no adminTokenFile in the relay config)")
         try:
-            check_bearer(request, tokens)
+            presented = request.headers.get(RELAY_ADMIN_TOKEN_HEADER)
+            if presented is None:
+                check_bearer(request, tokens)
+                return
+            given = presented.strip().encode("utf-8", "replace")
+            ok = False
+            for token in tokens:
+                ok |= hmac.compare_digest(given, token.encode())
+            if not ok:
+                raise SenderUnauthorized("invalid admin token")
         except SenderUnauthorized:
             log.warning(
                 "admin request refused: bad or missing token", extra={"path": request.url.path}

@@ -15,6 +15,7 @@ from pagerbridge.api.contract import (
     RELAY_ADMIN_DEAD_LETTERS_PATH,
     RELAY_ADMIN_PENDING_PATH,
     RELAY_ADMIN_REPLAY_PATH,
+    RELAY_ADMIN_TOKEN_HEADER,
 )
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
 
@@ -103,8 +104,16 @@ def test_admin_api_needs_its_token_and_is_off_without_one(pd_sim, relays, tmp_pa
         _json_error(_admin(relay, "GET", path, token="wrong"), 401, "unauthorized")
     replay = RELAY_ADMIN_REPLAY_PATH.format(job_id=1)
     _json_error(_admin(relay, "POST", replay, token="wrong"), 401, "unauthorized")
+    wrong = {RELAY_ADMIN_TOKEN_HEADER: "wrong"}
+    _json_error(
+        httpx.get(relay.internal_url + RELAY_ADMIN_PENDING_PATH, headers=wrong), 401, "unauthorized"
+    )
     assert ADMIN_TOKEN not in relay.logs()
     assert _admin(relay, "GET", RELAY_ADMIN_PENDING_PATH).json() == {"pending": []}
+    # Through the API server's pod proxy the token travels in its own header.
+    right = {RELAY_ADMIN_TOKEN_HEADER: ADMIN_TOKEN}
+    response = httpx.get(relay.internal_url + RELAY_ADMIN_PENDING_PATH, headers=right)
+    assert response.json() == {"pending": []}
 
 
 def test_pending_dead_letters_and_replay(pd_sim, relays, tmp_path):

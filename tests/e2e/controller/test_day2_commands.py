@@ -239,3 +239,29 @@ def test_outbox_lists_and_replays_a_dead_letter(
     assert "answered 404" in again.stderr
     for result in (pending, replay, empty, again):
         assert admin_token not in result.stdout + result.stderr
+
+    # Rotation: the deleted admin Secret comes back with a new token, which the running
+    # relay takes without a restart; the old token no longer opens the admin API.
+    cluster.kubectl("delete", "secret", "-n", namespace, names.admin_secret)
+    rotated = wait_for(
+        lambda: (get_json(cluster, namespace, "secret", names.admin_secret) or {}).get("data"),
+        60,
+        "the admin Secret recreated",
+    )
+    new_token = base64.b64decode(rotated["token"]).decode().strip()
+    assert new_token != admin_token
+    wait_for(
+        lambda: (
+            pagerbridge(
+                cluster, "outbox", "queue", "-n", namespace, *internal, "pending"
+            ).returncode
+            == 0
+        ),
+        60,
+        "the relay taking the new token",
+    )
+    old = httpx.get(
+        found[ANNOTATION_INTERNAL_URL] + "/admin/v1/pending",
+        headers={"Authorization": f"Bearer {admin_token}"},
+    )
+    assert old.status_code == 401

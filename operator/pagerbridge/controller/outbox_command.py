@@ -11,6 +11,7 @@ from pagerbridge.api.contract import (
     RELAY_ADMIN_PENDING_PATH,
     RELAY_ADMIN_REPLAY_PATH,
     RELAY_ADMIN_TOKEN_HEADER,
+    RELAY_INTERNAL_PORT_NAME,
 )
 from pagerbridge.clients.kubernetes import Credentials, KubernetesClient
 from pagerbridge.controller import names as n
@@ -79,7 +80,7 @@ async def outbox(
             token = await secret_value(
                 kube, namespace, n.ChildNames(name).admin_secret, n.ADMIN_TOKEN_KEY
             )
-            port = await relay_port(kube, namespace, name, n.RELAY_INTERNAL_PORT, url)
+            port = await relay_port(kube, namespace, name, RELAY_INTERNAL_PORT_NAME, url)
             headers = {RELAY_ADMIN_TOKEN_HEADER: token}
             if action == "pending":
                 reply = await port.call("GET", RELAY_ADMIN_PENDING_PATH, headers)

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import httpx
 
+from pagerbridge.api.contract import RELAY_INTERNAL_PORT_NAME
 from pagerbridge.clients.kubernetes import KubernetesClient, KubernetesError, NotFound, Resource
 from pagerbridge.controller import names as n
 
@@ -73,7 +74,10 @@ def _ready(pod: dict[str, Any]) -> bool:
     )
 
 
-async def ready_relay_pod(kube: KubernetesClient, namespace: str, integration: str) -> str:
+async def ready_relay_pod(
+    kube: KubernetesClient, namespace: str, integration: str
+) -> dict[str, Any]:
+    """A Ready relay pod of the integration (the first by name)."""
     names = n.ChildNames(integration)
     try:
         listing = await kube.list(PODS, namespace, label_selector=n.selector_labels(names))
@@ -87,7 +91,17 @@ async def ready_relay_pod(kube: KubernetesClient, namespace: str, integration: s
             f"no Ready relay pod of {namespace}/{integration} (Deployment {names.relay}); "
             "check `kubectl get pdi` and the relay's pods, or pass --url"
         )
-    return str(sorted(p["metadata"]["name"] for p in pods)[0])
+    pod: dict[str, Any] = min(pods, key=lambda p: str(p["metadata"]["name"]))
+    return pod
+
+
+def container_port(pod: dict[str, Any], name: str, default: int) -> int:
+    """The number of the relay container's port ``name`` (the rendered one), else ``default``."""
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for port in container.get("ports") or []:
+            if port.get("name") == name and isinstance(port.get("containerPort"), int):
+                return int(port["containerPort"])
+    return default
 
 
 @dataclass
@@ -135,9 +149,17 @@ class RelayPort:
 
 
 async def relay_port(
-    kube: KubernetesClient, namespace: str, integration: str, port: int, url: str | None
+    kube: KubernetesClient,
+    namespace: str,
+    integration: str,
+    port_name: str,
+    url: str | None,
 ) -> RelayPort:
+    """Port ``port_name`` (``http`` or ``internal``) of the integration's relay: ``url`` when
+    given, else a Ready pod through the API server."""
+    default = n.RELAY_INTERNAL_PORT if port_name == RELAY_INTERNAL_PORT_NAME else n.RELAY_PORT
     if url:
-        return RelayPort(kube, namespace, port, base_url=url)
+        return RelayPort(kube, namespace, default, base_url=url)
     pod = await ready_relay_pod(kube, namespace, integration)
-    return RelayPort(kube, namespace, port, pod=pod)
+    number = container_port(pod, port_name, default)
+    return RelayPort(kube, namespace, number, pod=str(pod["metadata"]["name"]))

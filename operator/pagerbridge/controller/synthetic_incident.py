@@ -34,11 +34,14 @@ from typing import Any, TypeVar
 import httpx
 
 from pagerbridge.api import GROUP, INTEGRATION, VERSION, PagerDutyIntegrationSpec
-from pagerbridge.api.contract import BIGPANDA_WEBHOOK_PATH, pagerduty_api_url
+from pagerbridge.api.contract import (
+    BIGPANDA_WEBHOOK_PATH,
+    RELAY_PUBLIC_PORT_NAME,
+    pagerduty_api_url,
+)
 from pagerbridge.clients.errors import ClientError
 from pagerbridge.clients.kubernetes import Credentials, KubernetesClient, KubernetesError, Resource
 from pagerbridge.clients.pagerduty_incidents import PagerDutyIncidentsClient
-from pagerbridge.controller import names as n
 from pagerbridge.controller.relay_access import (
     RelayAccessError,
     RelayPort,
@@ -163,7 +166,7 @@ async def _webhook(
         return Webhook(headers, url=base + BIGPANDA_WEBHOOK_PATH)
     if spec.relay.public_url:
         return Webhook(headers, url=str(config["url"]))
-    target = await relay_port(kube, namespace, name, n.RELAY_PORT, None)
+    target = await relay_port(kube, namespace, name, RELAY_PUBLIC_PORT_NAME, None)
     return Webhook(headers, target=target)
 
 

@@ -11,8 +11,12 @@ directly. ``test-incident`` also takes the way BigPanda takes: the integration's
 from __future__ import annotations
 
 import base64
+import json
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,17 +24,20 @@ import pytest
 import yaml
 
 from pagerbridge.api.contract import BIGPANDA_WEBHOOK_PATH
-from pagerbridge.controller.names import ChildNames
+from pagerbridge.controller.names import ChildNames, selector_labels
 from pagerbridge_devkit.localcluster.kubelet import (
     ANNOTATION_INTERNAL_URL,
     ANNOTATION_URL,
     HarnessKubelet,
 )
+from pagerbridge_devkit.localcluster.processes import spawn
+from pagerbridge_devkit.localcluster.processes import stop as stop_process
 from pagerbridge_devkit.sandbox.pagerduty import (
     DEFAULT_API_TOKEN,
     DEFAULT_ROUTING_KEY,
     PagerDutySimulator,
 )
+from pagerbridge_devkit.sandbox.server import free_port
 
 from ..conftest import Cluster
 from .conftest import OperatorProcess, condition, get_json, merge_patch, pd_secret, wait_for
@@ -265,3 +272,122 @@ def test_outbox_lists_and_replays_a_dead_letter(
         headers={"Authorization": f"Bearer {admin_token}"},
     )
     assert old.status_code == 401
+
+
+def _routable_address() -> str | None:
+    """This machine's address on its default route (the API server may proxy to it; it
+    refuses loopback), or None without one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))  # no packet is sent
+        except OSError:
+            return None
+        address: str = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def test_outbox_goes_through_the_api_server_pod_proxy_by_default(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """The default way in: a Ready relay pod's ``internal`` port through the API server.
+
+    The harness kubelet makes no Pod objects, so this test makes the pod's API side itself
+    (a Pod with the relay's labels and ports, its status Running and Ready at this
+    machine's address) and runs the relay there as a process, as a kubelet would.
+    """
+    address = _routable_address()
+    if address is None:
+        pytest.skip("no non-loopback address: the API server does not proxy to loopback")
+    names = ChildNames("proxied")
+    admin_token = "admin-token-for-the-pod-proxy-test-3xQ9"
+    cluster.kubectl(
+        "create", "secret", "generic", names.admin_secret, "-n", namespace,
+        f"--from-literal=token={admin_token}",
+    )  # fmt: skip
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "routing-key").write_text(DEFAULT_ROUTING_KEY)
+    (secrets / "webhook-token").write_text("inbound-token-for-the-pod-proxy-test")
+    (secrets / "admin-token").write_text(admin_token)
+    config = tmp_path / "relay.json"
+    config.write_text(
+        json.dumps(
+            {
+                "pagerDuty": {
+                    "eventsUrl": "http://127.0.0.1:9",
+                    "routingKeyFile": str(secrets / "routing-key"),
+                },
+                "bigPanda": {"webhookTokenFile": str(secrets / "webhook-token")},
+                "outboxPath": str(tmp_path / "outbox.db"),
+                "adminTokenFile": str(secrets / "admin-token"),
+            }
+        )
+    )
+    public, internal = free_port(address), free_port(address)
+    with (tmp_path / "relay.log").open("ab") as log:
+        relay = spawn(
+            [sys.executable, "-m", "pagerbridge", "relay", "--config", str(config),
+             "--host", address, "--port", str(public), "--internal-port", str(internal)],
+            stdout=log,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: _answers(f"http://{address}:{internal}/readyz"), 60, "the relay up")
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"{names.relay}-0", "labels": selector_labels(names)},
+            "spec": {
+                "automountServiceAccountToken": False,
+                "containers": [
+                    {
+                        "name": "relay",
+                        "image": "pagerbridge",
+                        "ports": [
+                            {"name": "http", "containerPort": public},
+                            {"name": "internal", "containerPort": internal},
+                        ],
+                    }
+                ],
+            },
+        }
+        # Pod admission wants the namespace's default ServiceAccount, which this control
+        # plane's controller manager does not make: make it (a real cluster has it).
+        cluster.kubectl("create", "serviceaccount", "default", "-n", namespace, check=False)
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(pod))
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        status = {
+            "status": {
+                "phase": "Running",
+                "podIP": address,
+                "podIPs": [{"ip": address}],
+                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
+            }
+        }
+        merge_patch(cluster, namespace, "pod", f"{names.relay}-0", status, "--subresource=status")
+
+        result = pagerbridge(cluster, "outbox", "proxied", "-n", namespace, "pending")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout == "no pending jobs\n"
+        letters = pagerbridge(
+            cluster, "outbox", "proxied", "-n", namespace, "dead-letters", "-o", "json"
+        )
+        assert json.loads(letters.stdout) == {"deadLetters": []}
+        # A wrong token in the Secret: the relay refuses, and the command says so.
+        wrong = cluster.kubectl(
+            "create", "secret", "generic", names.admin_secret, "-n", namespace,
+            "--from-literal=token=not-the-token", "--dry-run=client", "-o", "json",
+        ).stdout  # fmt: skip
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=wrong)
+        refused = pagerbridge(cluster, "outbox", "proxied", "-n", namespace, "pending")
+        assert refused.returncode == 1
+        assert "answered 401" in refused.stderr
+        assert admin_token not in result.stdout + result.stderr + refused.stderr
+    finally:
+        stop_process(relay)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -391,3 +391,36 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_a_users_secret_named_like_the_admin_secret_is_never_adopted(
+    cluster: Cluster,
+    namespace: str,
+    operator: OperatorProcess,
+    pagerduty: tuple[PagerDutySimulator, str],
+) -> None:
+    """The admin token Secret follows the never-adopt rule: a namesake is a NameConflict,
+    left as it is, and its value never becomes the admin API's token."""
+    _, pd_url = pagerduty
+    name = ChildNames("taken").admin_secret
+    cluster.kubectl(
+        "create", "secret", "generic", name, "-n", namespace, "--from-literal=token=theirs"
+    )
+    before = get_json(cluster, namespace, "secret", name)
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=pd_secret())
+    cluster.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=_integration("taken", pd_url, notes=False)
+    )
+    wait_for(
+        lambda: (
+            condition(get_json(cluster, namespace, "pdi", "taken")).get("reason") == "NameConflict"
+        ),
+        60,
+        "NameConflict",
+    )
+    ready = condition(get_json(cluster, namespace, "pdi", "taken"))
+    assert f"Secret {namespace}/{name}" in ready["message"]
+    assert "theirs" not in ready["message"]
+    after = get_json(cluster, namespace, "secret", name)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert not after["metadata"].get("ownerReferences")

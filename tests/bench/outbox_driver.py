@@ -19,7 +19,6 @@ import time
 from collections.abc import Awaitable, Callable
 
 import asyncpg
-import psycopg
 import psycopg_pool
 
 from pagerbridge_devkit.postgres import running
@@ -79,9 +78,7 @@ async def bench_asyncpg(dsn: str, ops: int, concurrency: int, pool_size: int) ->
 
 
 async def bench_psycopg(dsn: str, ops: int, concurrency: int, pool_size: int) -> dict[str, float]:
-    pool = psycopg_pool.AsyncConnectionPool(
-        dsn, min_size=pool_size, max_size=pool_size, open=False
-    )
+    pool = psycopg_pool.AsyncConnectionPool(dsn, min_size=pool_size, max_size=pool_size, open=False)
     await pool.open()
     async with pool.connection() as conn:
         await conn.execute(SCHEMA)

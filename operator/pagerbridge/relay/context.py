@@ -10,14 +10,14 @@ import httpx
 from pagerbridge.relay.config_watch import SettingsHolder
 from pagerbridge.relay.health import UpstreamHealth
 from pagerbridge.relay.metrics import RelayMetrics
-from pagerbridge.relay.outbox import Outbox
+from pagerbridge.relay.outbox_port import OutboxPort
 from pagerbridge.relay.ratelimit import RateLimiter
 
 
 @dataclass
 class RelayContext:
     holder: SettingsHolder
-    outbox: Outbox
+    outbox: OutboxPort
     metrics: RelayMetrics
     limiter: RateLimiter
     health: UpstreamHealth

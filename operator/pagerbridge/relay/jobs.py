@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pagerbridge.relay.overrides import Routing
+from pagerbridge.relay.overrides import DEFAULT_ROUTING, Routing
 
 EventAction = Literal["trigger", "resolve"]
 
@@ -31,7 +31,7 @@ class PdEvent:
     incident_id: str
     action: EventAction
     event: dict[str, Any]
-    routing: Routing = Routing()
+    routing: Routing = DEFAULT_ROUTING
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class Undecodable:
     error: str
 
     @property
-    def KIND(self) -> str:  # noqa: N802 (reads like the classes' KIND)
+    def KIND(self) -> str:
         return self.kind
 
 

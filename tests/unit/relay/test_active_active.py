@@ -1,0 +1,178 @@
+"""Active-active relays on one real PostgreSQL outbox: real relay processes, the PagerDuty
+simulator.
+
+Invariants:
+- two replicas accept and deliver one burst; one is SIGKILLed while deliveries are in
+  flight: the survivor takes its lanes over and nothing is lost, nothing duplicated (one
+  PagerDuty incident per BigPanda incident, each comment exactly one note), and per incident
+  the trigger reaches PagerDuty before the resolve;
+- PostgreSQL restarted in the middle of a burst: webhooks get 503 while nothing can be
+  stored (readiness false), the relay recovers by itself, and everything it accepted (202)
+  is delivered.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pagerbridge.api.contract import OUTBOX_DSN_ENV
+from pagerbridge_devkit.postgres import PostgresServer
+from pagerbridge_devkit.sandbox.pagerduty import (
+    DEFAULT_API_TOKEN,
+    DEFAULT_ROUTING_KEY,
+    PagerDutySimulator,
+)
+
+from .relayproc import RelayProcess, wait_for, write_config
+from .test_bigpanda_to_pagerduty import incident
+
+COMMENTS = 2
+
+
+def _incident(tag: str, n: int, resolved: bool = False) -> dict[str, Any]:
+    body = incident(n, status="ok" if resolved else "critical")
+    body["id"] = f"{tag}-{n:03d}"
+    body["updatedOn"] = 1764140000 + (10 if resolved else 0)
+    body["comments"] = [
+        {"id": f"c{c}", "comment": f"step {c} of {body['id']}", "created_by": "a@example.com"}
+        for c in range(COMMENTS)
+    ]
+    return body
+
+
+def _replicas(
+    tmp_path: Path, relays: list[RelayProcess], pd_url: str, dsn: str, count: int
+) -> list[RelayProcess]:
+    config = write_config(
+        tmp_path, pd_url=pd_url, routing_key=DEFAULT_ROUTING_KEY, pd_api_token=DEFAULT_API_TOKEN
+    )
+    started = []
+    for n in range(count):
+        relay = RelayProcess(
+            config,
+            tmp_path / f"relay-{n}.log",
+            args=["--late-trigger-after", "3600"],
+            env={OUTBOX_DSN_ENV: dsn},
+        )
+        relays.append(relay)
+        started.append(relay.start())
+    return started
+
+
+def _notes(sim: PagerDutySimulator) -> Counter[tuple[str, str]]:
+    found: Counter[tuple[str, str]] = Counter()
+    for inc in sim.incidents():
+        for note in inc.notes:
+            found[(inc.incident_key, note.content.split("\n\n")[0])] += 1
+    return found
+
+
+def _actions(sim: PagerDutySimulator) -> dict[str, list[str]]:
+    """Per dedup key, the event actions PagerDuty accepted, in arrival order."""
+    out: dict[str, list[str]] = {}
+    for entry in list(sim.requests.entries):
+        if entry.path != "/v2/enqueue" or entry.status != 202:
+            continue
+        event = entry.json()
+        out.setdefault(event["dedup_key"], []).append(event["event_action"])
+    return out
+
+
+def _assert_delivered_once_in_order(sim: PagerDutySimulator, bodies: list[dict[str, Any]]) -> None:
+    keys = {str(b["id"]) for b in bodies}
+    expected = {(str(b["id"]), f"step {c} of {b['id']}") for b in bodies for c in range(COMMENTS)}
+    counted = _notes(sim)
+    assert set(counted) == expected, "lost or foreign notes"
+    duplicated = {k: v for k, v in counted.items() if v != 1}
+    assert not duplicated, f"notes written more than once: {duplicated}"
+    per_key = Counter(inc.incident_key for inc in sim.incidents())
+    assert set(per_key) == keys
+    assert all(v == 1 for v in per_key.values()), f"incidents opened twice: {per_key}"
+    for key, actions in _actions(sim).items():
+        assert actions[-1] == "resolve", f"{key}: {actions}"
+        assert "trigger" not in actions[actions.index("resolve") :], f"{key}: {actions}"
+    assert all(not inc.is_open for inc in sim.incidents())
+
+
+def test_replica_killed_mid_burst_survivor_delivers_everything_once_in_order(
+    pd_sim, relays, tmp_path: Path, pg_dsn: str
+) -> None:
+    sim, url = pd_sim
+    # Deliveries take a while, so the kill finds lanes with work in flight and queued.
+    sim.faults.add_latency(0.05, path_prefix="/v2/enqueue")
+    a, b = _replicas(tmp_path, relays, url, pg_dsn, 2)
+    bodies = [_incident("kill", n) for n in range(24)]
+    for n, body in enumerate(bodies):
+        assert (a if n % 2 else b).post_bigpanda(body).status_code == 202
+    # The same incidents again (BigPanda re-sends whole incidents), to the other replica:
+    # the shared idempotency memory makes them no-ops.
+    for n, body in enumerate(bodies):
+        assert (b if n % 2 else a).post_bigpanda(body).status_code == 202
+    wait_for(
+        lambda: a.metric("pagerbridge_relay_deliveries_total", outcome="delivered") >= 1,
+        timeout=60,
+        what="replica a to be delivering",
+    )
+    a.kill()
+    assert b.metric("pagerbridge_relay_outbox_pending") >= 0  # b still answers
+    for body in bodies:  # every incident resolved, now through the survivor only
+        resolved = _incident("kill", int(str(body["id"]).rsplit("-", 1)[1]), resolved=True)
+        assert b.post_bigpanda(resolved).status_code == 202
+    wait_for(
+        lambda: (
+            sum(not inc.is_open for inc in sim.incidents()) == len(bodies)
+            and len(_notes(sim)) == len(bodies) * COMMENTS
+        ),
+        timeout=120,
+        what="every incident resolved and every comment a note",
+    )
+    wait_for(lambda: b.metric("pagerbridge_relay_outbox_pending") == 0, timeout=60)
+    _assert_delivered_once_in_order(sim, bodies)
+    assert "lanes taken over" in b.logs()
+
+
+def test_database_restart_mid_burst_503_then_recovers_and_loses_nothing(
+    pd_sim, relays, tmp_path: Path, pg_server: PostgresServer, pg_dsn: str
+) -> None:
+    sim, url = pd_sim
+    (relay,) = _replicas(tmp_path, relays, url, pg_dsn, 1)
+    bodies = [_incident("pgdown", n) for n in range(20)]
+    accepted: list[dict[str, Any]] = []
+    for body in bodies[:10]:
+        assert relay.post_bigpanda(body).status_code == 202
+        accepted.append(body)
+    pg_server.stop("immediate")  # like a crash of the database server
+    refused = relay.post_bigpanda(bodies[10])
+    assert refused.status_code == 503
+    assert refused.json()["error"] == "outbox_unavailable"
+    assert httpx.get(relay.url + "/readyz", timeout=10).status_code == 503
+    pg_server.start()
+    # BigPanda retries what got a 503; the relay takes it once the database is back.
+    wait_for(
+        lambda: relay.post_bigpanda(bodies[10]).status_code == 202,
+        timeout=60,
+        what="webhooks accepted again",
+    )
+    for body in bodies[11:]:
+        assert relay.post_bigpanda(body).status_code == 202
+    wait_for(
+        lambda: httpx.get(relay.url + "/readyz", timeout=10).status_code == 200,
+        timeout=60,
+        what="ready again",
+    )
+    for n in range(len(bodies)):
+        assert relay.post_bigpanda(_incident("pgdown", n, resolved=True)).status_code == 202
+    wait_for(
+        lambda: (
+            sum(not inc.is_open for inc in sim.incidents()) == len(bodies)
+            and len(_notes(sim)) == len(bodies) * COMMENTS
+        ),
+        timeout=120,
+        what="everything delivered after the restart",
+    )
+    wait_for(lambda: relay.metric("pagerbridge_relay_outbox_pending") == 0, timeout=60)
+    _assert_delivered_once_in_order(sim, bodies)

@@ -46,6 +46,7 @@ from pagerbridge.clients.errors import (
 )
 from pagerbridge.relay import crashpoints
 from pagerbridge.relay.errors import NotReady
+from pagerbridge.relay.jobs import Undecodable
 from pagerbridge.relay.metrics import RelayMetrics
 from pagerbridge.relay.outbox_port import IncidentUpdate, Job, OutboxClosed, OutboxPort
 from pagerbridge.relay.ratelimit import TokenBucket
@@ -363,7 +364,9 @@ class Dispatcher:
         if handler is None:
             return self._dead(job, None, f"unknown job kind {job.kind!r}", "unknown_kind")
         gate = self.gates.get(job.kind)
-        if gate is not None:
+        # An undecodable job takes no tokens: its handler fails inside the slot, where the
+        # failure counts as an attempt (bounded, then dead-lettered as poison).
+        if gate is not None and not isinstance(job.spec, Undecodable):
             await gate(job)
         needs: TokenBucket | None = None
         async with self._slots:

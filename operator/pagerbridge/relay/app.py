@@ -33,6 +33,7 @@ from pagerbridge.relay.inbound_bigpanda import BigPandaWebhook
 from pagerbridge.relay.inbound_pagerduty import PagerDutyWebhook
 from pagerbridge.relay.jobs import BpComment, BpResolve, PdEvent, PdNote
 from pagerbridge.relay.jsonlog import REDACTOR, Redactor
+from pagerbridge.relay.log_secrets import LogSecrets
 from pagerbridge.relay.metrics import RelayMetrics
 from pagerbridge.relay.outbox_port import Job, OutboxPort
 from pagerbridge.relay.ratelimit import Limit, RateLimiter
@@ -76,12 +77,12 @@ def create_app(
 ) -> Starlette:
     options = options or RelayOptions()
     metrics = RelayMetrics()
-    redactor.set_secrets(settings.secrets.values())
+    log_secrets = LogSecrets(redactor, settings.secrets.values())
     holder = SettingsHolder(
         config_path,
         settings,
         metrics,
-        on_change=lambda new: redactor.set_secrets(new.secrets.values()),
+        on_change=lambda new: log_secrets.set_loaded(new.secrets.values()),
         interval=options.reload_interval,
     )
     outbox = open_outbox(settings.config.outbox_path, options.outbox_sync)
@@ -101,6 +102,7 @@ def create_app(
         http=http,
         late_trigger_after=options.late_trigger_after,
         confirm_after=options.confirm_after,
+        log_secrets=log_secrets,
     )
     to_pd = PagerDutyDelivery(ctx)
     to_bp = BigPandaDelivery(ctx)

@@ -76,6 +76,7 @@ class BigPandaWebhook:
         routing = choose_routing(
             incident, config.key_override_tag, request.headers.get(KEY_OVERRIDE_HEADER)
         )
+        ctx.saw_override_key(routing.key)  # before anything can log it
         from_headers, ignored = header_mappings(request.headers.items())
         if ignored:
             ctx.metrics.mapping_header_ignored.inc(len(ignored))

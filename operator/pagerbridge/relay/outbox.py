@@ -492,7 +492,9 @@ class Outbox:
 def _save_incident(conn: sqlite3.Connection, update: IncidentUpdate, now: float) -> None:
     if update.clear_pd_incident:
         conn.execute(
-            "UPDATE incidents SET pd_incident_id = NULL, live = 0 WHERE incident_id = ?",
+            # The routing (an override key is a credential) is not needed after the resolve.
+            "UPDATE incidents SET pd_incident_id = NULL, live = 0, routing = NULL "
+            "WHERE incident_id = ?",
             (update.incident_id,),
         )
         return

@@ -630,7 +630,8 @@ async def _remember(conn: Connection, keys: Sequence[str], now: float) -> None:
 async def _save_incident(conn: Connection, update: IncidentUpdate, now: float) -> None:
     if update.clear_pd_incident:
         await conn.execute(
-            "UPDATE pagerbridge_incidents SET pd_incident_id = NULL, live = 0 "
+            # The routing (an override key is a credential) is not needed after the resolve.
+            "UPDATE pagerbridge_incidents SET pd_incident_id = NULL, live = 0, routing = NULL "
             "WHERE incident_id = $1",
             update.incident_id,
         )

@@ -44,6 +44,7 @@ class PagerDutyDelivery:
     async def event(self, job: Job) -> Done:
         ctx = self.ctx
         spec = expect(job.spec, PdEvent)
+        ctx.saw_override_key(spec.routing.key)  # restored or taken over: not seen here yet
         incident_id = spec.incident_id
         action = spec.action
         routing = spec.routing

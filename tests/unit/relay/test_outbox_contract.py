@@ -266,6 +266,32 @@ def test_a_closed_outbox_refuses_writes(new_outbox: OutboxFactory) -> None:
     asyncio.run(body())
 
 
+def test_an_override_key_is_not_kept_once_the_resolve_is_delivered(
+    new_outbox: OutboxFactory,
+) -> None:
+    """Issue 18: a routing key from an alert tag is a credential; the store keeps it only
+    while a resolve may still need it."""
+    key = "o" * 32
+
+    async def body(outbox: OutboxPort) -> None:
+        (trigger,) = await outbox.enqueue([NewJob(EVENT, "bp:inc-1")])
+        assert isinstance(trigger, Job)
+        await outbox.complete(
+            trigger.id, incident=IncidentUpdate("inc-1", routing={"key": key, "tag": "t"})
+        )
+        stored = await outbox.incident("inc-1")
+        assert stored is not None
+        assert stored.routing == {"key": key, "tag": "t"}  # the resolve will need it
+        (resolve,) = await outbox.enqueue([NewJob(EVENT, "bp:inc-1")])
+        assert isinstance(resolve, Job)
+        await outbox.complete(resolve.id, incident=IncidentUpdate("inc-1", clear_pd_incident=True))
+        stored = await outbox.incident("inc-1")
+        assert stored is not None
+        assert stored.routing is None
+
+    run(new_outbox, body)
+
+
 @pytest.mark.parametrize(
     ("history", "absent"),
     [

@@ -190,7 +190,7 @@ class Dispatcher:
                 return  # it is in the outbox; the next start delivers it
             lane = self._lanes.get(job.ordering_key)
             if lane is None:
-                lane = self._lanes[job.ordering_key] = _Lane(claimed=claimed)
+                lane = self._lanes[job.ordering_key] = _Lane(claimed=claimed or job.leased)
             self._add(lane, [job])
             if lane.task is None:
                 lane.task = asyncio.create_task(self._run_lane(job.ordering_key, lane))
@@ -209,6 +209,7 @@ class Dispatcher:
             lane.jobs = deque(sorted(lane.jobs, key=lambda j: j.id))
         self._pending += len(new)
         self._idle.clear()
+        self.metrics.outbox_pending.set(self._pending)
 
     def _drop(self, lane: _Lane) -> None:
         """Forget a lane's jobs (another process delivers them; they stay in the store)."""
@@ -294,6 +295,8 @@ class Dispatcher:
     async def _run_lane(self, key: str, lane: _Lane) -> None:
         try:
             while not self._closing and not lane.lost:
+                if not lane.jobs and not lane.claimed:
+                    break  # released with its last delivery
                 if not lane.claimed or not lane.jobs:
                     lease = await self._lease(key, lane)
                     if lease is None:
@@ -339,7 +342,7 @@ class Dispatcher:
     async def _step(self, job: Job, lane: _Lane) -> float | None:
         """Record a decided outcome if one is waiting, else make an attempt."""
         if lane.unrecorded is None:
-            outcome = await self._attempt(job)
+            outcome = await self._attempt(job, lane)
             if not callable(outcome):
                 return outcome
             lane.unrecorded = outcome
@@ -357,7 +360,7 @@ class Dispatcher:
         lane.unrecorded = None
         return None
 
-    async def _attempt(self, job: Job) -> float | Callable[[], Awaitable[None]]:
+    async def _attempt(self, job: Job, lane: _Lane) -> float | Callable[[], Awaitable[None]]:
         """One delivery attempt: seconds to wait before the next, or the recording of the
         outcome (delivered or dead-lettered) still to be committed."""
         handler = self.handlers.get(job.kind)
@@ -427,9 +430,21 @@ class Dispatcher:
         crashpoints.reached(f"{job.kind}:before_commit")
 
         async def record() -> None:
-            await self.outbox.complete(
-                job.id, remember=done.remember, forget=done.forget, incident=done.incident
+            # The lane's last job here: release the lane in the same step (or take on what
+            # other processes stored for it meanwhile).
+            last = len(lane.jobs) == 1 and lane.jobs[0] is job
+            more = await self.outbox.complete(
+                job.id,
+                remember=done.remember,
+                forget=done.forget,
+                incident=done.incident,
+                release_lane=job.ordering_key if last and lane.claimed else None,
             )
+            if last and lane.claimed:
+                if more:
+                    self._add(lane, more)
+                else:
+                    lane.claimed = False
             crashpoints.reached(f"{job.kind}:after_commit")
             self.metrics.deliveries.labels(job.kind, done.outcome).inc()
             self.metrics.delivery_seconds.labels(job.kind).observe(

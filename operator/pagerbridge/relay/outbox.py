@@ -261,7 +261,7 @@ class Outbox:
                     (kind, job.ordering_key, payload, now),
                 )
                 assert cur.lastrowid is not None
-                out.append(Job(cur.lastrowid, job.spec, job.ordering_key, now))
+                out.append(Job(cur.lastrowid, job.spec, job.ordering_key, now, leased=True))
             for key in remember:
                 conn.execute("INSERT OR IGNORE INTO seen(key, at) VALUES (?, ?)", (key, now))
             return out
@@ -274,9 +274,11 @@ class Outbox:
         remember: Sequence[str] = (),
         forget: Sequence[str] = (),
         incident: IncidentUpdate | None = None,
-    ) -> None:
+        release_lane: str | None = None,
+    ) -> list[Job]:
         """Delete a delivered job; in the same transaction record what its delivery taught
-        (``seen`` keys, the incident's routing): one commit per delivered event."""
+        (``seen`` keys, the incident's routing): one commit per delivered event. (Lanes are
+        all this process's: nothing to release.)"""
         now = time.time()
 
         def op(conn: sqlite3.Connection) -> None:
@@ -289,6 +291,7 @@ class Outbox:
                 conn.execute("DELETE FROM seen WHERE key = ?", (key,))
 
         await self.run(op)
+        return []
 
     async def retry_later(self, job: Job, error: str) -> None:
         _, payload = encode(job.spec)

@@ -101,6 +101,8 @@ class Job:
     # Rate-limit tokens (by bucket name) taken for this job outside a delivery slot and not
     # spent yet (see relay.delivery.reserve / spend). In memory only.
     tokens: dict[str, int] = field(default_factory=dict)
+    # Its lane was claimed for this process when it was stored (see OutboxPort.enqueue).
+    leased: bool = False
 
     @property
     def kind(self) -> str:
@@ -135,7 +137,11 @@ class OutboxPort(Protocol):
     # -- jobs: one write channel -----------------------------------------------------
     async def enqueue(
         self, jobs: Sequence[NewJob], remember: Sequence[str] = ()
-    ) -> list[Job | Skipped]: ...
+    ) -> list[Job | Skipped]:
+        """Store jobs in one transaction; a job whose idempotency key was seen is skipped
+        (``"duplicate"``), one whose ``unless_seen`` key is present too (``"echo"``), an
+        event older than one already accepted for its incident (``"stale"``). Each stored
+        job's lane is claimed for this process in the same step when free (``leased``)."""
 
     async def complete(
         self,
@@ -143,7 +149,11 @@ class OutboxPort(Protocol):
         remember: Sequence[str] = (),
         forget: Sequence[str] = (),
         incident: IncidentUpdate | None = None,
-    ) -> None: ...
+        release_lane: str | None = None,
+    ) -> list[Job]:
+        """Delete a delivered job and record what its delivery taught, in one transaction;
+        with ``release_lane`` (it was the lane's last job here), :meth:`release_lane` in the
+        same step, returning what it returns."""
 
     async def retry_later(self, job: Job, error: str) -> None:
         """Record a failed attempt: ``job.attempts``, the error and ``job.spec`` (a handler

@@ -32,6 +32,7 @@ Why this shape:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -58,6 +59,8 @@ log = logging.getLogger(__name__)
 
 # A pooled connection (asyncpg's proxy has the connection's whole interface).
 Connection = asyncpg.pool.PoolConnectionProxy
+# One caller's enqueue waiting for a grouped call: its jobs, keys to remember, its answer.
+_Enqueue = tuple[list[NewJob], list[str], "asyncio.Future[list[Job | Skipped]]"]
 
 T = TypeVar("T")
 LEASE_SECONDS = 3.0
@@ -65,6 +68,8 @@ LEASE_SECONDS = 3.0
 TAKE_OVER_GRACE = 1.0
 REPLICA_SECONDS = 10.0
 POOL_SIZE = 10
+MAX_BATCH = 512  # jobs per grouped enqueue
+MAX_FLUSHES = 4  # grouped enqueues in flight at once
 MIN_SERVER_VERSION = 13
 _SCHEMA_LOCK = 0x70625F6F7574  # pg_advisory_xact_lock key: one schema creation at a time
 
@@ -335,6 +340,9 @@ class PostgresOutbox:
         self.last_error: str | None = None
         self.last_failure_at: float | None = None
         self.last_failure_wall: float | None = None
+        self._batch: collections.deque[_Enqueue] = collections.deque()
+        self._flushes = 0
+        self._flush_tasks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -421,11 +429,50 @@ class PostgresOutbox:
     async def enqueue(
         self, jobs: Sequence[NewJob], remember: Sequence[str] = ()
     ) -> list[Job | Skipped]:
+        """Group commit: concurrent enqueues (webhooks answered at the same time) are
+        stored by one function call, one transaction, up to :data:`MAX_BATCH` jobs each
+        and :data:`MAX_FLUSHES` calls at once; each caller gets its own results."""
+        if self._loop is None or self._pool is None:
+            raise OutboxClosed("outbox is not open")
+        waiter: asyncio.Future[list[Job | Skipped]] = self._loop.create_future()
+        self._batch.append((list(jobs), list(remember), waiter))
+        if self._flushes < MAX_FLUSHES:
+            self._flushes += 1
+            task = asyncio.create_task(self._flush())
+            self._flush_tasks.add(task)
+            task.add_done_callback(self._flush_tasks.discard)
+        return await waiter
+
+    async def _flush(self) -> None:
+        try:
+            while self._batch:
+                batch: list[_Enqueue] = []
+                size = 0
+                while self._batch and (not batch or size + len(self._batch[0][0]) <= MAX_BATCH):
+                    entry = self._batch.popleft()
+                    batch.append(entry)
+                    size += len(entry[0])
+                try:
+                    results = await self._store_batch(batch)
+                except Exception as exc:  # OutboxClosed, or a bug: every caller hears it
+                    for _, _, waiter in batch:
+                        if not waiter.done():
+                            waiter.set_exception(exc)
+                    continue
+                for (_, _, waiter), result in zip(batch, results, strict=True):
+                    if not waiter.done():
+                        waiter.set_result(result)
+        finally:
+            self._flushes -= 1
+
+    async def _store_batch(self, batch: list[_Enqueue]) -> list[list[Job | Skipped]]:
         now = time.time()
+        jobs = [job for entry in batch for job in entry[0]]
+        remember = [key for entry in batch for key in entry[1]]
         rows = [encode(job.spec) for job in jobs]
 
-        async def op(conn: Connection) -> list[Job | Skipped]:
-            results = await conn.fetch(
+        async def op(conn: Connection) -> list[asyncpg.Record]:
+            return await conn.fetch(
                 "SELECT r_outcome, r_id, r_leased FROM pagerbridge_enqueue("
                 "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
                 "$7::text[], $8::float8[], $9, $10::text[], $11, $12)",
@@ -438,15 +485,20 @@ class PostgresOutbox:
                 [job.incident.action if job.incident else None for job in jobs],
                 [job.incident.updated_on if job.incident else None for job in jobs],
                 now,
-                list(remember),
+                remember,
                 self.owner,
                 self.lease_seconds,
             )
-            out: list[Job | Skipped] = []
-            for job, result in zip(jobs, results, strict=True):
+
+        results = iter(await self.call(op))
+        out: list[list[Job | Skipped]] = []
+        for entry_jobs, _, _ in batch:
+            mine: list[Job | Skipped] = []
+            for job in entry_jobs:
+                result = next(results)
                 outcome = result["r_outcome"]
                 if outcome == "stored":
-                    out.append(
+                    mine.append(
                         Job(
                             int(result["r_id"]),
                             job.spec,
@@ -456,12 +508,11 @@ class PostgresOutbox:
                         )
                     )
                 elif outcome in ("duplicate", "echo", "stale"):
-                    out.append(outcome)
+                    mine.append(outcome)
                 else:
                     raise RuntimeError(f"unexpected enqueue outcome {outcome!r}")
-            return out
-
-        return await self.call(op)
+            out.append(mine)
+        return out
 
     async def complete(
         self,

@@ -118,6 +118,30 @@ def test_idempotency_echo_and_stale_webhooks(new_outbox: OutboxFactory) -> None:
     run(new_outbox, body)
 
 
+def test_concurrent_enqueues_store_each_key_once(new_outbox: OutboxFactory) -> None:
+    """Webhooks answered at the same moment share commits (group commit in both adapters);
+    each still gets its own answer, and a key sent by several of them is stored once."""
+
+    async def body(outbox: OutboxPort) -> list[Any]:
+        same = NewJob(NOTE, "bp:i", idempotency_key="comment:i:c1")
+        distinct = [
+            NewJob(PdNote("i", f"c{n}", "x"), f"bp:{n}", idempotency_key=f"k{n}") for n in range(30)
+        ]
+        results = await asyncio.gather(
+            *(outbox.enqueue([same]) for _ in range(20)),
+            *(outbox.enqueue([job]) for job in distinct),
+        )
+        return [r[0] for r in results]
+
+    results = run(new_outbox, body)
+    same, distinct = results[:20], results[20:]
+    assert sum(isinstance(r, Job) for r in same) == 1
+    assert sum(r == "duplicate" for r in same) == 19
+    assert all(isinstance(r, Job) for r in distinct)
+    assert [r.spec.comment_id for r in distinct] == [f"c{n}" for n in range(30)]
+    assert len({r.id for r in distinct}) == 30
+
+
 def test_a_reopen_gets_a_new_epoch_so_it_is_not_a_duplicate(new_outbox: OutboxFactory) -> None:
     """The same trigger content after a resolve is a new incident life, not a re-send."""
 

@@ -6,7 +6,12 @@ RETURNING id`` into ``jobs``, committed; per delivered event one ``DELETE`` comm
 script runs exactly that against a real throw-away PostgreSQL (dev kit), with the same pool
 size and concurrency for both drivers, and prints transactions per second.
 
+    .venv/bin/pip install 'psycopg[binary]' psycopg-pool   # the contender, not a dependency
     .venv/bin/python tests/bench/outbox_driver.py [--ops 4000] [--concurrency 64] [--pool 10]
+
+2026-12-02, load average ~3 (shared 2-core machine), PostgreSQL 15 on loopback TCP, pool 10,
+64 concurrent tasks, best of 2 alternating rounds: asyncpg 2749 accept-tx/s and 4428
+complete-tx/s, psycopg 3 1895 and 3069: asyncpg ~1.45x on both, hence the relay's driver.
 """
 
 from __future__ import annotations

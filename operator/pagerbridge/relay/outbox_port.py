@@ -103,6 +103,9 @@ class Job:
     tokens: dict[str, int] = field(default_factory=dict)
     # Its lane was claimed for this process when it was stored (see OutboxPort.enqueue).
     leased: bool = False
+    # A look-before-write (relay.to_pagerduty.note) found nothing and no write was tried
+    # since. In memory only.
+    looked: bool = False
 
     @property
     def kind(self) -> str:

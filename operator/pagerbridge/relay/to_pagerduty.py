@@ -227,7 +227,7 @@ class PagerDutyDelivery:
                     extra={"incident_id": incident_id},
                 )
                 return Done(outcome="skipped_no_incident")
-            if job.attempts > 0 or job.restored:
+            if (job.attempts > 0 or job.restored) and not job.looked:
                 # An earlier attempt (this process's, or one killed by a crash) may have
                 # written the note and not lived to record it: PagerDuty's answer lost, or
                 # the process killed after the POST and before the commit. Look before
@@ -238,8 +238,14 @@ class PagerDutyDelivery:
                     if note.get("content") == content:
                         ctx.metrics.duplicates.labels("pd_note_found").inc()
                         return Done(remember=[echo.wrote_note_key(str(note.get("id")))])
+                # Not there. If the POST below must first wait for a REST token (the look
+                # took this job's), the retry need not look again: nothing can have
+                # written it meanwhile (the lane is this process's). Without this, a dry
+                # bucket made every retry look and wait again, forever.
+                job.looked = True
             crashpoints.reached("pd_note:before_post")
             spend(job, ctx.limiter.bucket("rest"))  # reserved by note_gate unless used above
+            job.looked = False  # from here on the note may exist: a retry looks again
             note = await client.create_note(pd_id, content)
             crashpoints.reached("pd_note:after_post")
         except RateLimited as exc:

@@ -116,11 +116,12 @@ def throughput(pg: PostgresServer, n: int) -> dict[str, dict[str, float]]:
 def failover(pg: PostgresServer, rounds: int) -> list[float]:
     times: list[float] = []
     pd = PagerDutySimulator(events_per_minute=0, rest_per_minute=0, validate=False)
-    pd.faults.add_latency(0.3, path_prefix="/v2/enqueue")  # A's lanes stay busy
     with tempfile.TemporaryDirectory() as tmp, pd, BackgroundServer(pd.app) as srv:
         dsn = pg.create_database("bench_failover")
         for r in range(rounds):
-            a = relay(Path(tmp), srv.url, f"a{r}", UNLIMITED, dsn).start()
+            # A may send one event per minute: after its first, all its lanes still wait.
+            slow = ["--events-rate-limit", "1", "--rest-rate-limit", "1000000"]
+            a = relay(Path(tmp), srv.url, f"a{r}", slow, dsn).start()
             b = relay(Path(tmp), srv.url, f"b{r}", UNLIMITED, dsn).start()
             try:
                 post_all([a.url], [body(f"fo{r}", i) for i in range(40)], senders=8)
@@ -134,6 +135,8 @@ def failover(pg: PostgresServer, rounds: int) -> list[float]:
                 times.append(time.monotonic() - killed)
                 while len({i.incident_key for i in pd.incidents()}) < 40 * (r + 1):
                     time.sleep(0.1)
+                if b.metric("pagerbridge_relay_outbox_pending") != 0:
+                    raise RuntimeError("survivor still has work")
             finally:
                 a.kill()
                 b.kill()

@@ -13,6 +13,7 @@ Invariants:
 
 from __future__ import annotations
 
+import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import httpx
 
 from pagerbridge.api.contract import OUTBOX_DSN_ENV
-from pagerbridge_devkit.postgres import PostgresServer
+from pagerbridge_devkit.postgres import PostgresServer, find_bin_dir
 from pagerbridge_devkit.sandbox.pagerduty import (
     DEFAULT_API_TOKEN,
     DEFAULT_ROUTING_KEY,
@@ -66,6 +67,28 @@ def _replicas(
         relays.append(relay)
         started.append(relay.start())
     return started
+
+
+def _wait_or_explain(relay: RelayProcess, dsn: str, predicate: Any, **kw: Any) -> None:
+    """wait_for, and on time-out say what the shared outbox still holds."""
+    try:
+        wait_for(predicate, **kw)
+    except AssertionError as exc:
+        bin_dir = find_bin_dir()
+        state = subprocess.run(
+            [
+                str(bin_dir / "psql") if bin_dir else "psql",
+                dsn,
+                "-c",
+                "SELECT id, kind, ordering_key, attempts, last_error FROM pagerbridge_jobs",
+                "-c",
+                "SELECT *, pagerbridge_now() AS now FROM pagerbridge_lanes",
+            ],
+            capture_output=True,
+            text=True,
+        ).stdout
+        pending = relay.metric("pagerbridge_relay_outbox_pending")
+        raise AssertionError(f"{exc}; survivor pending {pending}; store:\n{state}") from None
 
 
 def _notes(sim: PagerDutySimulator) -> Counter[tuple[str, str]]:
@@ -139,7 +162,9 @@ def test_replica_killed_mid_burst_survivor_delivers_everything_once_in_order(
         resolved = _incident("kill", int(str(body["id"]).rsplit("-", 1)[1]), resolved=True)
         assert b.post_bigpanda(resolved).status_code == 202
     everything = shared + only_a
-    wait_for(
+    _wait_or_explain(
+        b,
+        pg_dsn,
         lambda: (
             len({inc.incident_key for inc in sim.incidents()}) == len(everything)
             and sum(not inc.is_open for inc in sim.incidents()) == len(shared)

@@ -135,8 +135,11 @@ def failover(pg: PostgresServer, rounds: int) -> list[float]:
                 times.append(time.monotonic() - killed)
                 while len({i.incident_key for i in pd.incidents()}) < 40 * (r + 1):
                     time.sleep(0.1)
-                if b.metric("pagerbridge_relay_outbox_pending") != 0:
-                    raise RuntimeError("survivor still has work")
+                deadline = time.monotonic() + 60  # its last commits may still be on the way
+                while b.metric("pagerbridge_relay_outbox_pending") != 0:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("survivor still has work")
+                    time.sleep(0.1)
             finally:
                 a.kill()
                 b.kill()

@@ -1,6 +1,8 @@
 """The shared outbox adapter: PostgreSQL (>= 13), for several active-active relay replicas.
 
-Chosen when ``PAGERBRIDGE_OUTBOX_DSN`` (a libpq URI) is set; implements
+Chosen when ``PAGERBRIDGE_OUTBOX_DSN`` (a libpq URI) is set; its tables and functions live
+in the schema ``PAGERBRIDGE_OUTBOX_SCHEMA`` names (created if missing), else in the
+connection's default schema; implements
 :class:`pagerbridge.relay.outbox_port.OutboxPort` with the SQLite adapter's semantics (same
 conformance suite). Driver: asyncpg (tests/bench/outbox_driver.py measured it 1.4x faster
 than psycopg 3 on the outbox's transactions).
@@ -37,6 +39,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import time
 import uuid
@@ -71,6 +74,7 @@ POOL_SIZE = 10
 MAX_BATCH = 512  # jobs per grouped enqueue
 MAX_FLUSHES = 4  # grouped enqueues in flight at once
 MIN_SERVER_VERSION = 13
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _SCHEMA_LOCK = 0x70625F6F7574  # pg_advisory_xact_lock key: one schema creation at a time
 
 _SCHEMA = """
@@ -328,7 +332,11 @@ class PostgresOutbox:
         lease_seconds: float = LEASE_SECONDS,
         pool_size: int = POOL_SIZE,
         take_over_grace: float = TAKE_OVER_GRACE,
+        schema: str | None = None,
     ) -> None:
+        if schema is not None and not _IDENTIFIER.fullmatch(schema):
+            raise ValueError("the outbox schema must be a lower-case PostgreSQL identifier")
+        self.schema = schema
         self._dsn = dsn  # a secret (may carry a password): never logged
         self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.lease_seconds = lease_seconds
@@ -357,6 +365,9 @@ class PostgresOutbox:
             timeout=5.0,  # connecting
             command_timeout=10.0,
             max_inactive_connection_lifetime=60.0,
+            # Every table and function lives in the integration's schema when one is given
+            # (integrations may share a database); names resolve through search_path.
+            server_settings={"search_path": self.schema} if self.schema else None,
         )
         async with self._pool.acquire() as conn:
             version = conn.get_server_version()
@@ -367,6 +378,9 @@ class PostgresOutbox:
                 )
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+                if self.schema:
+                    # A validated identifier (_IDENTIFIER), so quoting it is enough.
+                    await conn.execute('CREATE SCHEMA IF NOT EXISTS "' + self.schema + '"')
                 await conn.execute(_SCHEMA)
         await self.heartbeat()
         self.healthy = True

@@ -1,5 +1,6 @@
 """Which outbox adapter a relay uses: PostgreSQL when ``PAGERBRIDGE_OUTBOX_DSN`` is set
-(shared by active-active replicas), else the embedded SQLite file at ``outboxPath``."""
+(shared by active-active replicas; in the schema ``PAGERBRIDGE_OUTBOX_SCHEMA`` names, when
+set), else the embedded SQLite file at ``outboxPath``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 import os
 from collections.abc import Mapping
 
-from pagerbridge.api.contract import OUTBOX_DSN_ENV
+from pagerbridge.api.contract import OUTBOX_DSN_ENV, OUTBOX_SCHEMA_ENV
 from pagerbridge.relay.outbox import Outbox
 from pagerbridge.relay.outbox_pg import PostgresOutbox
 from pagerbridge.relay.outbox_port import OutboxClosed, OutboxPort
@@ -21,9 +22,10 @@ SHARE_INTERVAL = 2.0
 def open_outbox(
     path: str, synchronous: str = "FULL", environ: Mapping[str, str] | None = None
 ) -> OutboxPort:
-    dsn = (environ if environ is not None else os.environ).get(OUTBOX_DSN_ENV, "").strip()
+    env = environ if environ is not None else os.environ
+    dsn = env.get(OUTBOX_DSN_ENV, "").strip()
     if dsn:
-        return PostgresOutbox(dsn)
+        return PostgresOutbox(dsn, schema=env.get(OUTBOX_SCHEMA_ENV, "").strip() or None)
     return Outbox(path, synchronous)
 
 

@@ -12,6 +12,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from pagerbridge.relay.jobs import PdNote
 from pagerbridge.relay.outbox_pg import PostgresOutbox
 from pagerbridge.relay.outbox_port import Job, NewJob
@@ -105,3 +107,33 @@ def test_live_replicas_are_counted_and_a_closed_one_leaves(pg_dsn: str) -> None:
         assert await a.replicas() == 1
 
     two(pg_dsn, body)
+
+
+def test_integrations_sharing_a_database_keep_to_their_schemas(pg_dsn: str) -> None:
+    """The operator gives each integration its own schema (PAGERBRIDGE_OUTBOX_SCHEMA)."""
+
+    async def main() -> None:
+        first = PostgresOutbox(pg_dsn, schema="pagerbridge_one", take_over_grace=0.0)
+        second = PostgresOutbox(pg_dsn, schema="pagerbridge_two", take_over_grace=0.0)
+        for outbox in (first, second):
+            outbox.open(asyncio.get_running_loop())
+            await outbox.start()
+        try:
+            keyed = NewJob(PdNote("inc", "c1", "n"), "bp:inc", idempotency_key="comment:inc:c1")
+            (job,) = await first.enqueue([keyed])
+            assert isinstance(job, Job)
+            assert await second.pending() == []
+            (other,) = await second.enqueue([keyed])  # its own idempotency memory
+            assert isinstance(other, Job)
+            assert [j.id for j in await first.pending()] == [job.id]
+            assert await first.enqueue([keyed]) == ["duplicate"]
+        finally:
+            await first.close()
+            await second.close()
+
+    asyncio.run(main())
+
+
+def test_a_schema_name_must_be_an_identifier() -> None:
+    with pytest.raises(ValueError, match="identifier"):
+        PostgresOutbox("postgresql://x@127.0.0.1/db", schema='x"; DROP TABLE y; --')

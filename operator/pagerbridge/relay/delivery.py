@@ -143,6 +143,7 @@ class _Lane:
     store_failures: int = 0
     claimed: bool = False  # this process holds the lane's lease
     lost: bool = False  # the lease went to another process: stop after the current attempt
+    releases: int = 0  # times this process released the lane (see maintain)
     ids: set[int] = field(default_factory=set)
 
 
@@ -224,11 +225,13 @@ class Dispatcher:
         while not self._closing:
             await asyncio.sleep(interval)
             try:
-                held = [key for key, lane in self._lanes.items() if lane.claimed]
-                for key in await self.outbox.renew_lanes(held):
-                    lane = self._lanes.get(key)
-                    if lane is None:
-                        continue
+                held = {
+                    key: (lane, lane.releases) for key, lane in self._lanes.items() if lane.claimed
+                }
+                for key in await self.outbox.renew_lanes(list(held)):
+                    lane, releases = held[key]
+                    if self._lanes.get(key) is not lane or lane.releases != releases:
+                        continue  # released by this process meanwhile, not lost to another
                     lane.lost = True
                     lane.claimed = False
                     log.warning("lane lease lost to another process", extra={"lane": key})
@@ -288,6 +291,7 @@ class Dispatcher:
             return None
         if not more:
             lane.claimed = False
+            lane.releases += 1
             return False
         self._add(lane, more)
         return True
@@ -445,6 +449,7 @@ class Dispatcher:
                     self._add(lane, more)
                 else:
                     lane.claimed = False
+                    lane.releases += 1
             crashpoints.reached(f"{job.kind}:after_commit")
             self.metrics.deliveries.labels(job.kind, done.outcome).inc()
             self.metrics.delivery_seconds.labels(job.kind).observe(

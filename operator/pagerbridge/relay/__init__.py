@@ -1,5 +1,6 @@
 """The relay: BigPanda webhooks → PagerDuty (Events v2, REST notes) and PagerDuty Webhooks v3
-→ BigPanda (Incidents API v2), through a durable SQLite outbox.
+→ BigPanda (Incidents API v2), through a durable outbox (SQLite, or PostgreSQL shared by
+active-active replicas: see relay.outbox_port).
 
 Run it with ``pagerbridge relay --config FILE``; :func:`pagerbridge.relay.app.create_app`
 builds the ASGI application.

@@ -3,7 +3,8 @@
 - ``GET  /admin/v1/pending``: jobs waiting in the outbox, oldest first;
 - ``GET  /admin/v1/dead-letters``: jobs given up, with status and error;
 - ``POST /admin/v1/dead-letters/{job_id}/replay``: put one back (202), see
-  :meth:`pagerbridge.relay.outbox.Outbox.replay_dead_letter` for the per-incident order rule.
+  :meth:`pagerbridge.relay.outbox_port.OutboxPort.replay_dead_letter` for the per-incident
+  order rule.
 
 Authentication: ``Authorization: Bearer <token>`` or ``X-PagerBridge-Admin-Token: <token>``
 (the API server's pod proxy, which ``pagerbridge outbox`` uses, keeps ``Authorization`` for
@@ -33,7 +34,7 @@ from pagerbridge.relay.config_watch import SettingsHolder
 from pagerbridge.relay.delivery import Dispatcher
 from pagerbridge.relay.errors import InboundError, NotConfigured, SenderUnauthorized
 from pagerbridge.relay.inbound import check_bearer
-from pagerbridge.relay.outbox import Outbox, OutboxClosed, ReplayConflict
+from pagerbridge.relay.outbox_port import OutboxClosed, OutboxPort, ReplayConflict
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def _error(exc: InboundError) -> JSONResponse:
 
 
 class AdminApi:
-    def __init__(self, holder: SettingsHolder, outbox: Outbox, dispatcher: Dispatcher) -> None:
+    def __init__(self, holder: SettingsHolder, outbox: OutboxPort, dispatcher: Dispatcher) -> None:
         self.holder = holder
         self.outbox = outbox
         self.dispatcher = dispatcher

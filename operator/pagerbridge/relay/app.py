@@ -52,11 +52,14 @@ from pagerbridge.relay.health import UpstreamHealth
 from pagerbridge.relay.http_pool import ShardedTransport
 from pagerbridge.relay.inbound_bigpanda import BigPandaWebhook
 from pagerbridge.relay.inbound_pagerduty import PagerDutyWebhook
+from pagerbridge.relay.jobs import BpComment, BpResolve, PdEvent, PdNote
 from pagerbridge.relay.jsonlog import REDACTOR, Redactor
+from pagerbridge.relay.log_secrets import LogSecrets
 from pagerbridge.relay.metrics import RelayMetrics
-from pagerbridge.relay.outbox import Job, Outbox, OutboxClosed
+from pagerbridge.relay.outbox_port import Job, OutboxClosed, OutboxPort
 from pagerbridge.relay.ratelimit import Limit, RateLimiter
 from pagerbridge.relay.settings import Settings
+from pagerbridge.relay.storage import open_outbox, share_limits_forever
 from pagerbridge.relay.to_bigpanda import BigPandaDelivery
 from pagerbridge.relay.to_pagerduty import PagerDutyDelivery
 
@@ -76,7 +79,7 @@ class RelayOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
-async def _prune_forever(outbox: Outbox, retention: float) -> None:
+async def _prune_forever(outbox: OutboxPort, retention: float) -> None:
     while True:
         try:
             removed = await outbox.prune(retention)
@@ -126,15 +129,15 @@ def create_app(
     metrics.info.labels(
         identity.namespace if identity else "", identity.name if identity else "", __version__
     ).set(1)
-    redactor.set_secrets(settings.secrets.values())
+    log_secrets = LogSecrets(redactor, settings.secrets.values())
     holder = SettingsHolder(
         config_path,
         settings,
         metrics,
-        on_change=lambda new: redactor.set_secrets(new.secrets.values()),
+        on_change=lambda new: log_secrets.set_loaded(new.secrets.values()),
         interval=options.reload_interval,
     )
-    outbox = Outbox(settings.config.outbox_path, options.outbox_sync)
+    outbox = open_outbox(settings.config.outbox_path, options.outbox_sync)
     health = UpstreamHealth(metrics)
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(10.0, connect=5.0),
@@ -151,6 +154,7 @@ def create_app(
         http=http,
         late_trigger_after=options.late_trigger_after,
         confirm_after=options.confirm_after,
+        log_secrets=log_secrets,
     )
     to_pd = PagerDutyDelivery(ctx)
     to_bp = BigPandaDelivery(ctx)
@@ -164,10 +168,10 @@ def create_app(
     dispatcher = Dispatcher(
         outbox,
         {
-            "pd_event": to_pd.event,
-            "pd_note": to_pd.note,
-            "bp_resolve": to_bp.resolve,
-            "bp_comment": to_bp.comment,
+            PdEvent.KIND: to_pd.event,
+            PdNote.KIND: to_pd.note,
+            BpResolve.KIND: to_bp.resolve,
+            BpComment.KIND: to_bp.comment,
         },
         metrics,
         concurrency=options.concurrency,
@@ -175,24 +179,27 @@ def create_app(
         unauthorized_retry=options.unauthorized_retry,
         policy=options.retry,
         gates={
-            "pd_event": to_pd.event_gate,
-            "pd_note": to_pd.note_gate,
-            "bp_resolve": to_bp.resolve_gate,
-            "bp_comment": to_bp.comment_gate,
+            PdEvent.KIND: to_pd.event_gate,
+            PdNote.KIND: to_pd.note_gate,
+            BpResolve.KIND: to_bp.resolve_gate,
+            BpComment.KIND: to_bp.comment_gate,
         },
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         outbox.open(asyncio.get_running_loop())
+        await outbox.start()
         restored = await dispatcher.load()
         watcher = asyncio.create_task(holder.watch())
         pruner = asyncio.create_task(_prune_forever(outbox, options.retention))
+        lanes = asyncio.create_task(dispatcher.maintain())
+        shares = asyncio.create_task(share_limits_forever(outbox, ctx.limiter))
         log.info("relay started", extra={"restored_jobs": restored})
         try:
             yield
         finally:
-            for task in (watcher, pruner):
+            for task in (watcher, pruner, lanes, shares):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

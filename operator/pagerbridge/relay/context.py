@@ -9,15 +9,16 @@ import httpx
 
 from pagerbridge.relay.config_watch import SettingsHolder
 from pagerbridge.relay.health import UpstreamHealth
+from pagerbridge.relay.log_secrets import LogSecrets
 from pagerbridge.relay.metrics import RelayMetrics
-from pagerbridge.relay.outbox import Outbox
+from pagerbridge.relay.outbox_port import OutboxPort
 from pagerbridge.relay.ratelimit import RateLimiter
 
 
 @dataclass
 class RelayContext:
     holder: SettingsHolder
-    outbox: Outbox
+    outbox: OutboxPort
     metrics: RelayMetrics
     limiter: RateLimiter
     health: UpstreamHealth
@@ -27,6 +28,12 @@ class RelayContext:
     # ...and confirmed with BigPanda when it waited longer than this, or when the relay may
     # have missed BigPanda's webhooks since accepting it (see to_pagerduty._vouched).
     confirm_after: float = 120.0
+    # The log redactor's secrets, override keys included (None: nothing to tell it).
+    log_secrets: LogSecrets | None = None
+
+    def saw_override_key(self, key: str | None) -> None:
+        if self.log_secrets is not None:
+            self.log_secrets.add_override(key)
 
 
 def key_id(secret: str) -> str:

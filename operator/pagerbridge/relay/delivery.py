@@ -14,6 +14,12 @@ success → job deleted; transient → retried after ``backoff`` (or the service
 dead letters with the reason and a metric, and its lane moves on: a poison job never blocks
 the incident's later work.
 
+Lanes are leased from the outbox (:mod:`pagerbridge.relay.outbox_port`): a lane is claimed
+before its first attempt and released when this process has no more of its jobs, at which
+moment jobs another process stored meanwhile are taken on instead. :meth:`Dispatcher.
+maintain` renews the leases and takes over lanes nobody holds (a killed replica's, once
+its leases expired). With SQLite every lane is this process's and this costs nothing.
+
 The store failing (full disk, I/O error) is not the job's fault: it is never counted as an
 attempt and never repeats an upstream call. A delivery that succeeded upstream but could
 not be recorded keeps its result in memory and only the *recording* is retried, with
@@ -40,8 +46,9 @@ from pagerbridge.clients.errors import (
 )
 from pagerbridge.relay import crashpoints
 from pagerbridge.relay.errors import NotReady
+from pagerbridge.relay.jobs import Undecodable
 from pagerbridge.relay.metrics import RelayMetrics
-from pagerbridge.relay.outbox import IncidentUpdate, Job, Outbox, OutboxClosed
+from pagerbridge.relay.outbox_port import IncidentUpdate, Job, OutboxClosed, OutboxPort
 from pagerbridge.relay.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -53,6 +60,9 @@ UNAUTHORIZED_RETRY = 60.0
 # never created because its trigger was rejected) is given up after this many attempts.
 MAX_NOT_READY_ATTEMPTS = 40
 STORE_RETRY_CAP = 30.0
+# How often leases are renewed and abandoned lanes looked for (PostgreSQL leases last a few
+# times longer: see relay.outbox_pg.LEASE_SECONDS).
+MAINTAIN_INTERVAL = 1.0
 
 
 @dataclass(frozen=True)
@@ -131,12 +141,16 @@ class _Lane:
     # record it yet: only this recording is retried, the upstream call never again.
     unrecorded: Callable[[], Awaitable[None]] | None = None
     store_failures: int = 0
+    claimed: bool = False  # this process holds the lane's lease
+    lost: bool = False  # the lease went to another process: stop after the current attempt
+    releases: int = 0  # times this process released the lane (see maintain)
+    ids: set[int] = field(default_factory=set)
 
 
 class Dispatcher:
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: OutboxPort,
         handlers: dict[str, Handler],
         metrics: RelayMetrics,
         concurrency: int = 64,
@@ -164,24 +178,73 @@ class Dispatcher:
         return self._pending
 
     async def load(self) -> int:
-        """Queue every job left in the outbox (after a restart), in acceptance order."""
-        jobs = await self.outbox.pending()
-        self.submit(jobs)
+        """Queue the jobs left in the outbox that no other process is delivering (after a
+        restart: every one, with SQLite), in acceptance order."""
+        jobs = await self.outbox.take_over()
+        self.submit(jobs, claimed=True)
         return len(jobs)
 
-    def submit(self, jobs: Sequence[Job]) -> None:
+    def submit(self, jobs: Sequence[Job], claimed: bool = False) -> None:
+        """Queue jobs for delivery; ``claimed``: their lanes' leases are already held."""
         for job in jobs:
             if self._closing:
                 return  # it is in the outbox; the next start delivers it
             lane = self._lanes.get(job.ordering_key)
             if lane is None:
-                lane = self._lanes[job.ordering_key] = _Lane()
-            lane.jobs.append(job)
-            self._pending += 1
-            self._idle.clear()
+                lane = self._lanes[job.ordering_key] = _Lane(claimed=claimed or job.leased)
+            self._add(lane, [job])
             if lane.task is None:
                 lane.task = asyncio.create_task(self._run_lane(job.ordering_key, lane))
         self.metrics.outbox_pending.set(self._pending)
+
+    def _add(self, lane: _Lane, jobs: Sequence[Job]) -> None:
+        """Append the jobs the lane does not hold yet, keeping acceptance (id) order."""
+        new = [job for job in jobs if job.id not in lane.ids]
+        if not new:
+            return
+        ordered = bool(lane.jobs) and new[0].id < lane.jobs[-1].id
+        for job in new:
+            lane.jobs.append(job)
+            lane.ids.add(job.id)
+        if ordered and not lane.busy:
+            lane.jobs = deque(sorted(lane.jobs, key=lambda j: j.id))
+        self._pending += len(new)
+        self._idle.clear()
+        self.metrics.outbox_pending.set(self._pending)
+
+    def _drop(self, lane: _Lane) -> None:
+        """Forget a lane's jobs (another process delivers them; they stay in the store)."""
+        self._pending -= len(lane.jobs)
+        lane.jobs.clear()
+        lane.ids.clear()
+        self.metrics.outbox_pending.set(self._pending)
+
+    async def maintain(self, interval: float = MAINTAIN_INTERVAL) -> None:
+        """Forever: renew this process's lane leases, stop lanes whose lease was lost, and
+        take over lanes nobody holds."""
+        while not self._closing:
+            await asyncio.sleep(interval)
+            try:
+                held = {
+                    key: (lane, lane.releases) for key, lane in self._lanes.items() if lane.claimed
+                }
+                for key in await self.outbox.renew_lanes(list(held)):
+                    lane, releases = held[key]
+                    if self._lanes.get(key) is not lane or lane.releases != releases:
+                        continue  # released by this process meanwhile, not lost to another
+                    lane.lost = True
+                    lane.claimed = False
+                    log.warning("lane lease lost to another process", extra={"lane": key})
+                    if lane.task is not None and not lane.busy:
+                        lane.task.cancel()
+                jobs = await self.outbox.take_over()
+                if jobs:
+                    log.info("lanes taken over", extra={"jobs": len(jobs)})
+                    self.submit(jobs, claimed=True)
+            except OutboxClosed as exc:
+                log.warning("lane maintenance: outbox unavailable", extra={"error": str(exc)})
+            except Exception:
+                log.exception("lane maintenance failed")
 
     async def wait_idle(self, limit: float) -> bool:
         try:
@@ -209,9 +272,48 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
+    async def _lease(self, key: str, lane: _Lane) -> bool | None:
+        """Claim the lane, or when it has no more jobs here release it (or take on what
+        other processes stored meanwhile). True: deliver on; False: stop; None: the store
+        failed, wait."""
+        try:
+            if not lane.claimed:
+                stored = await self.outbox.claim_lane(key)
+                if stored is None:
+                    self._drop(lane)  # another process holds it and will find these jobs
+                    return False
+                lane.claimed = True
+                self._add(lane, stored)
+                return True
+            more = await self.outbox.release_lane(key)
+        except OutboxClosed as exc:
+            log.warning("lane lease: outbox unavailable", extra={"lane": key, "error": str(exc)})
+            return None
+        if not more:
+            lane.claimed = False
+            lane.releases += 1
+            return False
+        self._add(lane, more)
+        return True
+
     async def _run_lane(self, key: str, lane: _Lane) -> None:
         try:
-            while lane.jobs and not self._closing:
+            while not self._closing and not lane.lost:
+                if not lane.jobs and not lane.claimed:
+                    break  # released with its last delivery
+                if not lane.claimed or not lane.jobs:
+                    lease = await self._lease(key, lane)
+                    if lease is None:
+                        lane.store_failures += 1
+                        await asyncio.sleep(
+                            exponential_backoff(
+                                lane.store_failures, base=BACKOFF_BASE, cap=STORE_RETRY_CAP
+                            )
+                        )
+                        continue
+                    if not lease:
+                        break
+                    continue
                 job = lane.jobs[0]
                 lane.busy = True
                 try:
@@ -223,6 +325,7 @@ class Dispatcher:
                     lane.busy = False
                 if delay is None:
                     lane.jobs.popleft()
+                    lane.ids.discard(job.id)
                     lane.store_failures = 0
                     self._pending -= 1
                     self.metrics.outbox_pending.set(self._pending)
@@ -230,9 +333,12 @@ class Dispatcher:
                     await asyncio.sleep(delay)
         finally:
             if self._lanes.get(key) is lane:
-                if lane.jobs and not self._closing:
+                if lane.jobs and not self._closing and not lane.lost:
+                    # Submitted while the lease was being released (or the task failed).
                     lane.task = asyncio.create_task(self._run_lane(key, lane))
                 else:
+                    if lane.lost:
+                        self._drop(lane)
                     del self._lanes[key]
             if self._pending <= 0:
                 self._idle.set()
@@ -240,7 +346,7 @@ class Dispatcher:
     async def _step(self, job: Job, lane: _Lane) -> float | None:
         """Record a decided outcome if one is waiting, else make an attempt."""
         if lane.unrecorded is None:
-            outcome = await self._attempt(job)
+            outcome = await self._attempt(job, lane)
             if not callable(outcome):
                 return outcome
             lane.unrecorded = outcome
@@ -258,14 +364,16 @@ class Dispatcher:
         lane.unrecorded = None
         return None
 
-    async def _attempt(self, job: Job) -> float | Callable[[], Awaitable[None]]:
+    async def _attempt(self, job: Job, lane: _Lane) -> float | Callable[[], Awaitable[None]]:
         """One delivery attempt: seconds to wait before the next, or the recording of the
         outcome (delivered or dead-lettered) still to be committed."""
         handler = self.handlers.get(job.kind)
         if handler is None:
             return self._dead(job, None, f"unknown job kind {job.kind!r}", "unknown_kind")
         gate = self.gates.get(job.kind)
-        if gate is not None:
+        # An undecodable job takes no tokens: its handler fails inside the slot, where the
+        # failure counts as an attempt (bounded, then dead-lettered as poison).
+        if gate is not None and not isinstance(job.spec, Undecodable):
             await gate(job)
         needs: TokenBucket | None = None
         async with self._slots:
@@ -326,9 +434,22 @@ class Dispatcher:
         crashpoints.reached(f"{job.kind}:before_commit")
 
         async def record() -> None:
-            await self.outbox.complete(
-                job.id, remember=done.remember, forget=done.forget, incident=done.incident
+            # The lane's last job here: release the lane in the same step (or take on what
+            # other processes stored for it meanwhile).
+            last = len(lane.jobs) == 1 and lane.jobs[0] is job
+            more = await self.outbox.complete(
+                job.id,
+                remember=done.remember,
+                forget=done.forget,
+                incident=done.incident,
+                release_lane=job.ordering_key if last and lane.claimed else None,
             )
+            if last and lane.claimed:
+                if more:
+                    self._add(lane, more)
+                else:
+                    lane.claimed = False
+                    lane.releases += 1
             crashpoints.reached(f"{job.kind}:after_commit")
             self.metrics.deliveries.labels(job.kind, done.outcome).inc()
             self.metrics.delivery_seconds.labels(job.kind).observe(
@@ -389,7 +510,7 @@ class Dispatcher:
             },
         )
         try:
-            await self.outbox.retry_later(job.id, job.attempts, error)
+            await self.outbox.retry_later(job, error)
         except Exception:
             log.warning("could not record the retry", extra={"job_id": job.id})
         return wait

@@ -27,8 +27,10 @@ from pagerbridge.relay.inbound import (
     error_response,
     read_body,
 )
-from pagerbridge.relay.outbox import IncidentMark, Job, NewJob, OutboxClosed
+from pagerbridge.relay.jobs import PdEvent, PdNote
+from pagerbridge.relay.outbox_port import IncidentMark, Job, NewJob, OutboxClosed
 from pagerbridge.relay.overrides import (
+    Routing,
     choose_routing,
     header_mappings,
     merge_mappings,
@@ -38,7 +40,6 @@ from pagerbridge.relay.translate import translate
 
 log = logging.getLogger(__name__)
 ENDPOINT = "bigpanda"
-_ECHO_KIND = {"pd_event": "resolve", "pd_note": "comment"}
 
 
 def ordering_key(incident_id: str) -> str:
@@ -75,6 +76,7 @@ class BigPandaWebhook:
         routing = choose_routing(
             incident, config.key_override_tag, request.headers.get(KEY_OVERRIDE_HEADER)
         )
+        ctx.saw_override_key(routing.key)  # before anything can log it
         from_headers, ignored = header_mappings(request.headers.items())
         if ignored:
             ctx.metrics.mapping_header_ignored.inc(len(ignored))
@@ -100,14 +102,13 @@ class BigPandaWebhook:
             )
         key = ordering_key(incident.id)
         event = NewJob(
-            "pd_event",
+            PdEvent(
+                incident.id,
+                translation.action,
+                translation.event,
+                Routing(key=routing.key, tag=routing.tag),  # what is stored of it
+            ),
             key,
-            {
-                "incident_id": incident.id,
-                "action": translation.action,
-                "event": translation.event,
-                "routing": routing.to_json(),
-            },
             idempotency_key=f"ev:{incident.id}:{{epoch}}:{translation.content_hash}",
             # A resolve BigPanda reports because the relay resolved it for PagerDuty: echo.
             unless_seen=echo.resolved_bp_key(incident.id)
@@ -122,13 +123,12 @@ class BigPandaWebhook:
                     continue  # a comment the relay wrote (PagerDuty note → BigPanda)
                 notes.append(
                     NewJob(
-                        "pd_note",
+                        PdNote(
+                            incident.id,
+                            comment.id,
+                            echo.note_text(comment.text, comment.created_by),
+                        ),
                         key,
-                        {
-                            "incident_id": incident.id,
-                            "comment_id": comment.id,
-                            "content": echo.note_text(comment.text, comment.created_by),
-                        },
                         idempotency_key=f"comment:{incident.id}:{comment.id}",
                         unless_seen=echo.wrote_comment_key(incident.id, comment.text),
                     )
@@ -153,7 +153,8 @@ class BigPandaWebhook:
             if isinstance(result, Job):
                 ctx.metrics.jobs_enqueued.labels(new.kind).inc()
             elif result == "echo":
-                ctx.metrics.echo_suppressed.labels(_ECHO_KIND[new.kind]).inc()
+                echoed = "resolve" if isinstance(new.spec, PdEvent) else "comment"
+                ctx.metrics.echo_suppressed.labels(echoed).inc()
             elif result == "stale":
                 ctx.metrics.ignored.labels("stale_webhook").inc()
                 log.info(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -42,7 +43,8 @@ from pagerbridge.relay.inbound import (
     error_response,
     read_body,
 )
-from pagerbridge.relay.outbox import Job, NewJob, OutboxClosed
+from pagerbridge.relay.jobs import BpComment, BpResolve
+from pagerbridge.relay.outbox_port import Job, NewJob, OutboxClosed
 from pagerbridge.relay.signatures import verify
 
 log = logging.getLogger(__name__)
@@ -145,17 +147,11 @@ class PagerDutyWebhook:
             ctx.metrics.webhooks.labels(ENDPOINT, "ignored").inc()
             return JSONResponse({"status": "ignored", "event_type": event["event_type"][:100]})
         if webhook_id:
-            job = NewJob(
-                job.kind,
-                job.ordering_key,
-                job.payload,
-                idempotency_key=f"pdwh:{webhook_id}",
-                unless_seen=job.unless_seen,
-            )
+            job = replace(job, idempotency_key=f"pdwh:{webhook_id}")
         (stored,) = await ctx.outbox.enqueue([job])
         if stored == "echo":
             ctx.metrics.echo_suppressed.labels(
-                "resolve" if job.kind == "bp_resolve" else "note"
+                "resolve" if isinstance(job.spec, BpResolve) else "note"
             ).inc()
             ctx.metrics.webhooks.labels(ENDPOINT, "echo").inc()
             return JSONResponse({"status": "ignored", "reason": "echo"})
@@ -180,20 +176,19 @@ class PagerDutyWebhook:
             if pd_id is None:
                 return None
             key = _incident_key(data.get("incident_key"))
-            payload = {"pd_incident_id": pd_id, "incident_key": key, "by": by}
             if event_type == "incident.resolved":
                 if not sync.resolve:
                     return None
                 return NewJob(
-                    "bp_resolve",
+                    BpResolve(pd_id, incident_key=key, by=by),
                     f"pd:{pd_id}",
-                    payload,
                     unless_seen=echo.resolved_pd_key(key) if key else None,
                 )
             if not sync.acknowledge:
                 return None
             return NewJob(
-                "bp_comment", f"pd:{pd_id}", payload | {"content": "Acknowledged in PagerDuty"}
+                BpComment(pd_id, "Acknowledged in PagerDuty", incident_key=key, by=by),
+                f"pd:{pd_id}",
             )
         if event_type == "incident.annotated":
             if not sync.notes:
@@ -212,15 +207,8 @@ class PagerDutyWebhook:
                 metrics.echo_suppressed.labels("note").inc()
                 return None
             return NewJob(
-                "bp_comment",
+                BpComment(pd_id, content, by=by, note_id=note_id),
                 f"pd:{pd_id}",
-                {
-                    "pd_incident_id": pd_id,
-                    "incident_key": None,
-                    "content": content,
-                    "by": by,
-                    "note_id": note_id,
-                },
                 unless_seen=echo.wrote_note_key(note_id) if note_id else None,
             )
         return None

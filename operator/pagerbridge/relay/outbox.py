@@ -1,4 +1,6 @@
-"""The durable outbox: SQLite in WAL mode, written by one thread with group commit.
+"""The embedded outbox adapter (the default): SQLite in WAL mode, written by one thread with
+group commit. Implements :class:`pagerbridge.relay.outbox_port.OutboxPort` for one relay
+process per file (the port's lanes are all this process's).
 
 Why this shape:
 
@@ -31,9 +33,32 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
+
+from pagerbridge.relay.jobs import decode, encode
+from pagerbridge.relay.outbox_port import (
+    IncidentMark,
+    IncidentRecord,
+    IncidentUpdate,
+    Job,
+    NewJob,
+    OutboxClosed,
+    ReplayConflict,
+    Skipped,
+)
+
+__all__ = [
+    "IncidentMark",
+    "IncidentRecord",
+    "IncidentUpdate",
+    "Job",
+    "NewJob",
+    "Outbox",
+    "OutboxClosed",
+    "ReplayConflict",
+    "Skipped",
+]
 
 log = logging.getLogger(__name__)
 
@@ -80,86 +105,6 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 """
 
 
-@dataclass(frozen=True)
-class IncidentMark:
-    """Ties an event job to its BigPanda incident's life cycle (see ``incident_state``).
-
-    ``{epoch}`` in the job's idempotency key is replaced by the incident's epoch, which
-    grows each time a resolved incident is triggered again, so a reopen is never mistaken
-    for a re-send of the first trigger. A webhook older (``updatedOn``) than one already
-    seen for the incident is stale and skipped.
-    """
-
-    incident_id: str
-    action: str  # "trigger" | "resolve"
-    updated_on: float | None
-
-
-@dataclass(frozen=True)
-class IncidentUpdate:
-    """What a delivery learned about a BigPanda incident (table ``incidents``).
-
-    ``routing`` is recorded when a trigger was delivered (the incident is then *live* in
-    PagerDuty), ``clear_pd_incident`` when a resolve was (no longer live), ``never_created``
-    when a trigger was skipped (late, and resolved in BigPanda meanwhile): if no earlier
-    trigger made the incident live, it will not exist in PagerDuty (*absent*), and the jobs
-    that depend on it (notes) finish at once instead of waiting for it.
-    """
-
-    incident_id: str
-    routing: dict[str, Any] | None = None
-    pd_incident_id: str | None = None
-    clear_pd_incident: bool = False
-    never_created: bool = False
-
-
-@dataclass(frozen=True)
-class IncidentRecord:
-    routing: dict[str, Any] | None
-    pd_incident_id: str | None
-    absent: bool  # its trigger was skipped and no trigger of it is live in PagerDuty
-
-
-@dataclass(frozen=True)
-class NewJob:
-    kind: str
-    ordering_key: str
-    payload: dict[str, Any]
-    idempotency_key: str | None = None
-    # Skip the job (an echo) when this key is in ``seen``; checked in the same transaction.
-    unless_seen: str | None = None
-    incident: IncidentMark | None = None
-
-
-@dataclass
-class Job:
-    id: int
-    kind: str
-    ordering_key: str
-    payload: dict[str, Any]
-    created_at: float
-    attempts: int = 0
-    # Loaded from the store rather than submitted by this process: an earlier process (or,
-    # with a shared store, another replica) may have been killed in the middle of it, after
-    # its upstream call and before recording that. Non-idempotent deliveries look first.
-    restored: bool = False
-    # Rate-limit tokens (by bucket name) taken for this job outside a delivery slot and not
-    # spent yet (see relay.delivery.reserve / spend). In memory only.
-    tokens: dict[str, int] = field(default_factory=dict)
-
-
-#: Why an enqueued job was not stored: already seen (idempotency) or recognised as an echo.
-Skipped = Literal["duplicate", "echo", "stale"]
-
-
-class OutboxClosed(Exception):
-    """The writer thread is gone; nothing more can be stored."""
-
-
-class ReplayConflict(Exception):
-    """A dead letter cannot go back while other jobs of its incident are pending."""
-
-
 _STOP = object()
 
 
@@ -178,6 +123,7 @@ class Outbox:
         self.last_failure_wall: float | None = None  # time.time() of it (compared with jobs)
         self.commits = 0
         self.operations = 0
+        self._taken_over = False
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -194,6 +140,9 @@ class Outbox:
             target=self._writer, args=(conn,), name="outbox-writer", daemon=True
         )
         self._thread.start()
+
+    async def start(self) -> None:
+        """Nothing more to do: :meth:`open` created the schema synchronously."""
 
     async def close(self) -> None:
         """Finish everything queued, then stop the writer."""
@@ -308,12 +257,13 @@ class Outbox:
                     if cur.rowcount == 0:
                         out.append("duplicate")
                         continue
+                kind, payload = encode(job.spec)
                 cur = conn.execute(
                     "INSERT INTO jobs(kind, ordering_key, payload, created_at) VALUES (?,?,?,?)",
-                    (job.kind, job.ordering_key, json.dumps(job.payload), now),
+                    (kind, job.ordering_key, payload, now),
                 )
                 assert cur.lastrowid is not None
-                out.append(Job(cur.lastrowid, job.kind, job.ordering_key, job.payload, now))
+                out.append(Job(cur.lastrowid, job.spec, job.ordering_key, now, leased=True))
             for key in remember:
                 conn.execute("INSERT OR IGNORE INTO seen(key, at) VALUES (?, ?)", (key, now))
             return out
@@ -326,9 +276,11 @@ class Outbox:
         remember: Sequence[str] = (),
         forget: Sequence[str] = (),
         incident: IncidentUpdate | None = None,
-    ) -> None:
+        release_lane: str | None = None,
+    ) -> list[Job]:
         """Delete a delivered job; in the same transaction record what its delivery taught
-        (``seen`` keys, the incident's routing): one commit per delivered event."""
+        (``seen`` keys, the incident's routing): one commit per delivered event. (Lanes are
+        all this process's: nothing to release.)"""
         now = time.time()
 
         def op(conn: sqlite3.Connection) -> None:
@@ -341,24 +293,22 @@ class Outbox:
                 conn.execute("DELETE FROM seen WHERE key = ?", (key,))
 
         await self.run(op)
+        return []
 
-    async def retry_later(self, job_id: int, attempts: int, error: str) -> None:
+    async def retry_later(self, job: Job, error: str) -> None:
+        _, payload = encode(job.spec)
+
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "UPDATE jobs SET attempts = ?, last_error = ? WHERE id = ?",
-                (attempts, error[:500], job_id),
+                "UPDATE jobs SET attempts = ?, last_error = ?, payload = ? WHERE id = ?",
+                (job.attempts, error[:500], payload, job.id),
             )
-
-        await self.run(op)
-
-    async def update_payload(self, job_id: int, payload: dict[str, Any]) -> None:
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute("UPDATE jobs SET payload = ? WHERE id = ?", (json.dumps(payload), job_id))
 
         await self.run(op)
 
     async def dead_letter(self, job: Job, status: int | None, error: str) -> None:
         now = time.time()
+        kind, payload = encode(job.spec)
 
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
@@ -366,9 +316,9 @@ class Outbox:
                 "failed_at, status, error) VALUES (?,?,?,?,?,?,?,?)",
                 (
                     job.id,
-                    job.kind,
+                    kind,
                     job.ordering_key,
-                    json.dumps(job.payload),
+                    payload,
                     job.created_at,
                     now,
                     status,
@@ -384,9 +334,7 @@ class Outbox:
             rows = conn.execute(
                 "SELECT id, kind, ordering_key, payload, created_at, attempts FROM jobs ORDER BY id"
             ).fetchall()
-            return [
-                Job(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], restored=True) for r in rows
-            ]
+            return [Job(r[0], decode(r[1], r[3]), r[2], r[4], r[5], restored=True) for r in rows]
 
         return await self.run(op)
 
@@ -474,6 +422,27 @@ class Outbox:
 
         return await self.run(op)
 
+    # -- lanes: one process owns every lane of its file ------------------------------
+    async def claim_lane(self, ordering_key: str) -> list[Job] | None:
+        return []  # this process's copies are all there is
+
+    async def release_lane(self, ordering_key: str) -> list[Job]:
+        return []  # every job of this file was submitted to, or loaded by, this process
+
+    async def renew_lanes(self, ordering_keys: Sequence[str]) -> set[str]:
+        return set()
+
+    async def replicas(self) -> int:
+        return 1
+
+    async def take_over(self) -> list[Job]:
+        """Every pending job the first time (the restart's reload), then nothing."""
+        if self._taken_over:
+            return []
+        jobs = await self.pending()
+        self._taken_over = True
+        return jobs
+
     async def check_writable(self, quiet_after_failure: float = 5.0) -> bool:
         """A real write: commit a page-sized row through the writer (a read would succeed on
         a full disk). Writable when that commits and no commit failed in the last
@@ -547,7 +516,9 @@ class Outbox:
 def _save_incident(conn: sqlite3.Connection, update: IncidentUpdate, now: float) -> None:
     if update.clear_pd_incident:
         conn.execute(
-            "UPDATE incidents SET pd_incident_id = NULL, live = 0 WHERE incident_id = ?",
+            # The routing (an override key is a credential) is not needed after the resolve.
+            "UPDATE incidents SET pd_incident_id = NULL, live = 0, routing = NULL "
+            "WHERE incident_id = ?",
             (update.incident_id,),
         )
         return

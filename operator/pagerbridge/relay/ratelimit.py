@@ -42,6 +42,11 @@ class TokenBucket:
         self._tokens = min(self.limit.burst, self._tokens + (now - self._stamp) * self.limit.rate)
         self._stamp = now
 
+    def set_limit(self, limit: Limit) -> None:
+        self._refill(time.monotonic())
+        self.limit = limit
+        self._tokens = min(self._tokens, limit.burst)
+
     def reserve(self) -> float:
         """Take a token; return how long the caller must wait before using it."""
         now = time.monotonic()
@@ -104,17 +109,38 @@ class TokenBucket:
 
 
 class RateLimiter:
-    """Buckets by name (``events:<key id>``, ``rest``, ``bigpanda:<endpoint>``)."""
+    """Buckets by name (``events:<key id>``, ``rest``, ``bigpanda:<endpoint>``).
+
+    ``share``: how many relay replicas deliver against the same upstream limits (a shared
+    PostgreSQL outbox). Each bucket then allows ``1/share`` of the documented rate and burst,
+    so the replicas together stay within it (see relay.storage.share_limits_forever)."""
 
     def __init__(self, limits: dict[str, Limit] | None = None) -> None:
         self.limits = {"events": EVENTS_V2, "rest": REST_V2, "bigpanda": BIGPANDA}
         if limits:
             self.limits.update(limits)
         self._buckets: dict[str, TokenBucket] = {}
+        self._families: dict[str, str] = {}
+        self.share = 1
+
+    def _limit(self, family: str) -> Limit:
+        base = self.limits[family]
+        if self.share <= 1:
+            return base
+        return Limit(rate=base.rate / self.share, burst=max(1.0, base.burst / self.share))
 
     def bucket(self, family: str, name: str = "") -> TokenBucket:
         key = f"{family}:{name}"
         bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[key] = TokenBucket(self.limits[family], key)
+            bucket = self._buckets[key] = TokenBucket(self._limit(family), key)
+            self._families[key] = family
         return bucket
+
+    def set_share(self, replicas: int) -> None:
+        replicas = max(1, replicas)
+        if replicas == self.share:
+            return
+        self.share = replicas
+        for key, bucket in self._buckets.items():
+            bucket.set_limit(self._limit(self._families[key]))

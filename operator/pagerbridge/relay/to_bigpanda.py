@@ -24,7 +24,8 @@ from pagerbridge.clients.pagerduty_incidents import PagerDutyIncidentsClient
 from pagerbridge.relay import echo
 from pagerbridge.relay.context import RelayContext
 from pagerbridge.relay.delivery import Done, reserve, spend
-from pagerbridge.relay.outbox import Job
+from pagerbridge.relay.jobs import BpComment, BpResolve, expect
+from pagerbridge.relay.outbox_port import Job
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +42,15 @@ class BigPandaDelivery:
             return None
         return BigPandaIncidentsClient(self.ctx.http, settings.config.big_panda.api_url, token, env)
 
-    async def _bigpanda_id(self, job: Job) -> str | None:
+    async def _bigpanda_id(self, job: Job, spec: BpResolve | BpComment) -> str | None:
         """The BigPanda incident behind a PagerDuty incident, or None when it is not ours."""
         ctx = self.ctx
-        key = job.payload.get("incident_key")
-        pd_id = job.payload.get("pd_incident_id")
-        if not key and isinstance(pd_id, str):
+        key = spec.incident_key
+        pd_id = spec.pd_incident_id
+        if not key:
             key = await ctx.outbox.incident_by_pd_id(pd_id)
         settings = ctx.holder.current
-        if not key and isinstance(pd_id, str) and settings.secrets.pagerduty_api_token:
+        if not key and settings.secrets.pagerduty_api_token:
             client = PagerDutyIncidentsClient(
                 ctx.http, settings.config.pager_duty.api_url, settings.secrets.pagerduty_api_token
             )
@@ -59,8 +60,9 @@ class BigPandaDelivery:
             except Unauthorized:
                 ctx.health.unauthorized("pagerduty_rest")
                 raise
-            key = incident.get("incident_key")
-        if not isinstance(key, str) or not key:
+            found = incident.get("incident_key")
+            key = found if isinstance(found, str) else None
+        if not key:
             return None
         if await ctx.outbox.incident(key) is not None:
             return key
@@ -75,24 +77,27 @@ class BigPandaDelivery:
             return None
         return key
 
-    async def _prepare(self, job: Job) -> tuple[BigPandaIncidentsClient, str] | None:
+    async def _prepare(
+        self, job: Job, spec: BpResolve | BpComment
+    ) -> tuple[BigPandaIncidentsClient, str] | None:
         bp = self._client()
         if bp is None:
             self.ctx.metrics.ignored.labels("bigpanda_not_configured").inc()
             return None
-        incident_id = await self._bigpanda_id(job)
+        incident_id = await self._bigpanda_id(job, spec)
         if incident_id is None:
             self.ctx.metrics.ignored.labels("not_ours").inc()
             log.info(
                 "PagerDuty incident not created by PagerBridge; ignored",
-                extra={"pd_incident_id": job.payload.get("pd_incident_id")},
+                extra={"pd_incident_id": spec.pd_incident_id},
             )
             return None
         return bp, incident_id
 
     async def resolve(self, job: Job) -> Done:
         ctx = self.ctx
-        prepared = await self._prepare(job)
+        spec = expect(job.spec, BpResolve)
+        prepared = await self._prepare(job, spec)
         if prepared is None:
             return Done(outcome="ignored")
         bp, incident_id = prepared
@@ -102,19 +107,18 @@ class BigPandaDelivery:
         # Remember before calling: BigPanda's webhook about this resolve may arrive before
         # its answer to us does.
         await ctx.outbox.remember([echo.resolved_bp_key(incident_id)])
-        by = job.payload.get("by")
-        text = echo.comment_text("Resolved in PagerDuty", by if isinstance(by, str) else None)
+        text = echo.comment_text("Resolved in PagerDuty", spec.by)
         await self._call(job, "resolve", lambda: bp.resolve(incident_id, text))
         return Done()
 
     async def comment(self, job: Job) -> Done:
         ctx = self.ctx
-        prepared = await self._prepare(job)
+        spec = expect(job.spec, BpComment)
+        prepared = await self._prepare(job, spec)
         if prepared is None:
             return Done(outcome="ignored")
         bp, incident_id = prepared
-        by = job.payload.get("by")
-        text = echo.comment_text(str(job.payload["content"]), by if isinstance(by, str) else None)
+        text = echo.comment_text(spec.content, spec.by)
         await ctx.outbox.remember([echo.wrote_comment_key(incident_id, text)])
         await self._call(job, "comments", lambda: bp.comment(incident_id, text))
         return Done()

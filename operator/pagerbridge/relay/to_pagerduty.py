@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from pagerbridge.clients.bigpanda_incidents import BigPandaIncidentsClient
@@ -21,7 +22,8 @@ from pagerbridge.relay import crashpoints, echo
 from pagerbridge.relay.context import RelayContext, key_id
 from pagerbridge.relay.delivery import Done, reserve, spend
 from pagerbridge.relay.errors import NotReady
-from pagerbridge.relay.outbox import IncidentUpdate, Job
+from pagerbridge.relay.jobs import PdEvent, PdNote, expect
+from pagerbridge.relay.outbox_port import IncidentUpdate, Job
 from pagerbridge.relay.overrides import Routing
 from pagerbridge.relay.pd_limits import fit_event
 from pagerbridge.relay.ratelimit import TokenBucket
@@ -41,10 +43,11 @@ class PagerDutyDelivery:
 
     async def event(self, job: Job) -> Done:
         ctx = self.ctx
-        payload = job.payload
-        incident_id: str = payload["incident_id"]
-        action: str = payload["action"]
-        routing = Routing.from_json(payload.get("routing"))
+        spec = expect(job.spec, PdEvent)
+        ctx.saw_override_key(spec.routing.key)  # restored or taken over: not seen here yet
+        incident_id = spec.incident_id
+        action = spec.action
+        routing = spec.routing
         if action == "trigger":
             if await self._resolved_meanwhile(job, incident_id):
                 ctx.metrics.ignored.labels("late_trigger_resolved").inc()
@@ -68,7 +71,7 @@ class PagerDutyDelivery:
             # before its answer to us does (echo prevention, see relay.echo).
             await ctx.outbox.remember([echo.resolved_pd_key(incident_id)])
         try:
-            await self._send(job, routing, payload["event"])
+            await self._send(job, routing, spec.event)
         except Rejected as exc:
             if exc.status != 400 or routing.key is None:
                 raise
@@ -79,7 +82,7 @@ class PagerDutyDelivery:
                 extra={"incident_id": incident_id, "tag": routing.tag},
             )
             routing = Routing(tag=routing.tag)
-            event = dict(payload["event"])
+            event = dict(spec.event)
             if "payload" in event:
                 inner = dict(event["payload"])
                 details = dict(inner.get("custom_details") or {})
@@ -87,8 +90,9 @@ class PagerDutyDelivery:
                 inner["custom_details"] = details
                 event["payload"] = inner
                 event = fit_event(event)
-            job.payload = {**payload, "event": event, "routing": routing.to_json()}
-            await ctx.outbox.update_payload(job.id, job.payload)
+            # Kept by this job from now on; the dispatcher stores it with a retry (one write
+            # channel: handlers never write job rows).
+            job.spec = replace(spec, event=event, routing=routing)
             await self._send(job, routing, event)
         if action == "trigger":
             return Done(
@@ -105,8 +109,9 @@ class PagerDutyDelivery:
     async def event_gate(self, job: Job) -> None:
         """The tokens an event needs, taken before a delivery slot: its routing key's
         Events v2 token, and BigPanda's when a trigger will have to be confirmed."""
-        await reserve(job, self._events_bucket(Routing.from_json(job.payload.get("routing"))))
-        if job.payload.get("action") == "trigger" and self._needs_confirmation(job):
+        spec = expect(job.spec, PdEvent)
+        await reserve(job, self._events_bucket(spec.routing))
+        if spec.action == "trigger" and self._needs_confirmation(job):
             await reserve(job, self.ctx.limiter.bucket("bigpanda", "get"))
 
     async def note_gate(self, job: Job) -> None:
@@ -203,8 +208,9 @@ class PagerDutyDelivery:
         if not settings.notes_enabled or settings.secrets.pagerduty_api_token is None:
             ctx.metrics.ignored.labels("notes_disabled").inc()
             return Done(outcome="skipped")
-        incident_id: str = job.payload["incident_id"]
-        content: str = job.payload["content"]
+        spec = expect(job.spec, PdNote)
+        incident_id = spec.incident_id
+        content = spec.content
         client = PagerDutyIncidentsClient(
             ctx.http,
             settings.config.pager_duty.api_url,
@@ -221,7 +227,7 @@ class PagerDutyDelivery:
                     extra={"incident_id": incident_id},
                 )
                 return Done(outcome="skipped_no_incident")
-            if job.attempts > 0 or job.restored:
+            if (job.attempts > 0 or job.restored) and not job.looked:
                 # An earlier attempt (this process's, or one killed by a crash) may have
                 # written the note and not lived to record it: PagerDuty's answer lost, or
                 # the process killed after the POST and before the commit. Look before
@@ -232,8 +238,14 @@ class PagerDutyDelivery:
                     if note.get("content") == content:
                         ctx.metrics.duplicates.labels("pd_note_found").inc()
                         return Done(remember=[echo.wrote_note_key(str(note.get("id")))])
+                # Not there. If the POST below must first wait for a REST token (the look
+                # took this job's), the retry need not look again: nothing can have
+                # written it meanwhile (the lane is this process's). Without this, a dry
+                # bucket made every retry look and wait again, forever.
+                job.looked = True
             crashpoints.reached("pd_note:before_post")
             spend(job, ctx.limiter.bucket("rest"))  # reserved by note_gate unless used above
+            job.looked = False  # from here on the note may exist: a retry looks again
             note = await client.create_note(pd_id, content)
             crashpoints.reached("pd_note:after_post")
         except RateLimited as exc:

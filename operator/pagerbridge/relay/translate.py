@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pagerbridge.api.relay_config import RelayConfig
 from pagerbridge.api.severity import BigPandaStatus
@@ -28,7 +28,7 @@ CLIENT_NAME = "BigPanda (via PagerBridge)"
 
 @dataclass(frozen=True)
 class Translation:
-    action: str  # "trigger" | "resolve"
+    action: Literal["trigger", "resolve"]
     event: dict[str, Any]  # Events v2 body minus routing_key
     content_hash: str  # identifies "the same event" across re-sends (idempotency)
     warnings: tuple[str, ...] = ()

@@ -1,6 +1,7 @@
-"""What every outbox backend must guarantee for issue 13's invariants, stated against the
-``Outbox`` interface only (no SQL), so that a PostgreSQL adapter can be added to
-``BACKENDS`` and run the same tests.
+"""What every outbox adapter must guarantee, stated against the port
+(:class:`pagerbridge.relay.outbox_port.OutboxPort`) only, no SQL: each test runs against a
+real SQLite file and a real PostgreSQL server (dev kit), each opened fresh per step like a
+restarted relay.
 """
 
 from __future__ import annotations
@@ -8,30 +9,48 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pagerbridge.relay.outbox import IncidentUpdate, NewJob, Outbox
+from pagerbridge.relay.jobs import BpComment, BpResolve, PdEvent, PdNote, Undecodable
+from pagerbridge.relay.outbox import Outbox
+from pagerbridge.relay.outbox_pg import PostgresOutbox
+from pagerbridge.relay.outbox_port import (
+    IncidentMark,
+    IncidentUpdate,
+    Job,
+    NewJob,
+    OutboxClosed,
+    OutboxPort,
+)
+from pagerbridge.relay.overrides import Routing
 
-OutboxFactory = Callable[[], Outbox]
+OutboxFactory = Callable[[], OutboxPort]
 
 
-def sqlite_backend(tmp_path: Path) -> OutboxFactory:
+def sqlite_backend(request: pytest.FixtureRequest, tmp_path: Path) -> OutboxFactory:
     return lambda: Outbox(str(tmp_path / "outbox.db"))
 
 
-BACKENDS = {"sqlite": sqlite_backend}
+def postgres_backend(request: pytest.FixtureRequest, tmp_path: Path) -> OutboxFactory:
+    dsn: str = request.getfixturevalue("pg_dsn")
+    return lambda: PostgresOutbox(dsn, take_over_grace=0.0)
+
+
+BACKENDS = {"sqlite": sqlite_backend, "postgresql": postgres_backend}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def new_outbox(request: pytest.FixtureRequest, tmp_path: Path) -> OutboxFactory:
-    return BACKENDS[request.param](tmp_path)
+    return BACKENDS[request.param](request, tmp_path)
 
 
-def run(new_outbox: OutboxFactory, body: Callable[[Outbox], Awaitable[object]]) -> object:
+def run(new_outbox: OutboxFactory, body: Callable[[OutboxPort], Awaitable[Any]]) -> Any:
     async def main() -> object:
         outbox = new_outbox()
         outbox.open(asyncio.get_running_loop())
+        await outbox.start()
         try:
             return await body(outbox)
         finally:
@@ -40,24 +59,261 @@ def run(new_outbox: OutboxFactory, body: Callable[[Outbox], Awaitable[object]]) 
     return asyncio.run(main())
 
 
+EVENT = PdEvent(
+    "inc-1",
+    "trigger",
+    {"event_action": "trigger", "dedup_key": "inc-1", "payload": {"summary": "é ✓"}},
+    Routing(key="k" * 32, tag="pd_key"),
+)
+NOTE = PdNote("inc-1", "c1", "a note")
+RESOLVE = BpResolve("PABC123", incident_key="inc-1", by="Ann")
+COMMENT = BpComment("PABC123", "hello", incident_key=None, by=None, note_id="PN1")
+
+
+def test_every_job_kind_round_trips_through_the_store(new_outbox: OutboxFactory) -> None:
+    specs = [EVENT, NOTE, RESOLVE, COMMENT]
+
+    async def submit(outbox: OutboxPort) -> list[Any]:
+        return await outbox.enqueue([NewJob(spec, f"lane-{n}") for n, spec in enumerate(specs)])
+
+    stored = run(new_outbox, submit)
+    assert [job.spec for job in stored] == specs
+    pending: list[Job] = run(new_outbox, lambda outbox: outbox.pending())
+    assert [job.spec for job in pending] == specs
+    assert [job.ordering_key for job in pending] == [f"lane-{n}" for n in range(4)]
+    assert [job.kind for job in pending] == ["pd_event", "pd_note", "bp_resolve", "bp_comment"]
+
+
 def test_jobs_loaded_from_the_store_are_marked_restored(new_outbox: OutboxFactory) -> None:
     """A job the process did not submit itself may have been half-done by a killed process:
     the note handler relies on this mark to look before writing (defect 1)."""
 
-    async def submit(outbox: Outbox) -> object:
-        (job,) = await outbox.enqueue([NewJob("pd_note", "bp:i", {"content": "x"})])
+    async def submit(outbox: OutboxPort) -> object:
+        (job,) = await outbox.enqueue([NewJob(NOTE, "bp:i")])
         assert not isinstance(job, str)
         assert job.restored is False  # submitted by this process: never attempted yet
         return job.id
 
     job_id = run(new_outbox, submit)
-
-    async def reload(outbox: Outbox) -> object:
-        return await outbox.pending()
-
-    (restored,) = run(new_outbox, reload)  # type: ignore[misc]
+    (restored,) = run(new_outbox, lambda outbox: outbox.pending())
     assert restored.id == job_id
     assert restored.restored is True
+
+
+def test_idempotency_echo_and_stale_webhooks(new_outbox: OutboxFactory) -> None:
+    async def body(outbox: OutboxPort) -> None:
+        first = await outbox.enqueue([NewJob(NOTE, "bp:i", idempotency_key="comment:i:c1")])
+        assert isinstance(first[0], Job)
+        assert await outbox.enqueue([NewJob(NOTE, "bp:i", idempotency_key="comment:i:c1")]) == [
+            "duplicate"
+        ]
+        await outbox.remember(["wrote:x"])
+        assert await outbox.enqueue([NewJob(NOTE, "bp:i", unless_seen="wrote:x")]) == ["echo"]
+        newer = NewJob(EVENT, "bp:inc-1", incident=IncidentMark("inc-1", "trigger", 200.0))
+        older = NewJob(EVENT, "bp:inc-1", incident=IncidentMark("inc-1", "trigger", 100.0))
+        assert isinstance((await outbox.enqueue([newer]))[0], Job)
+        assert await outbox.enqueue([older]) == ["stale"]
+        assert len(await outbox.pending()) == 2
+
+    run(new_outbox, body)
+
+
+def test_concurrent_enqueues_store_each_key_once(new_outbox: OutboxFactory) -> None:
+    """Webhooks answered at the same moment share commits (group commit in both adapters);
+    each still gets its own answer, and a key sent by several of them is stored once."""
+
+    async def body(outbox: OutboxPort) -> list[Any]:
+        same = NewJob(NOTE, "bp:i", idempotency_key="comment:i:c1")
+        distinct = [
+            NewJob(PdNote("i", f"c{n}", "x"), f"bp:{n}", idempotency_key=f"k{n}") for n in range(30)
+        ]
+        results = await asyncio.gather(
+            *(outbox.enqueue([same]) for _ in range(20)),
+            *(outbox.enqueue([job]) for job in distinct),
+        )
+        return [r[0] for r in results]
+
+    results = run(new_outbox, body)
+    same, distinct = results[:20], results[20:]
+    assert sum(isinstance(r, Job) for r in same) == 1
+    assert sum(r == "duplicate" for r in same) == 19
+    assert all(isinstance(r, Job) for r in distinct)
+    assert [r.spec.comment_id for r in distinct] == [f"c{n}" for n in range(30)]
+    assert len({r.id for r in distinct}) == 30
+
+
+def test_a_reopen_gets_a_new_epoch_so_it_is_not_a_duplicate(new_outbox: OutboxFactory) -> None:
+    """The same trigger content after a resolve is a new incident life, not a re-send."""
+
+    def event(action: str, at: float) -> NewJob:
+        return NewJob(
+            EVENT,
+            "bp:inc-1",
+            idempotency_key=f"ev:inc-1:{{epoch}}:{action}",
+            incident=IncidentMark("inc-1", action, at),
+        )
+
+    async def body(outbox: OutboxPort) -> list[Any]:
+        results = []
+        for action, at in [("trigger", 1), ("trigger", 2), ("resolve", 3), ("trigger", 4)]:
+            (result,) = await outbox.enqueue([event(action, at)])
+            results.append(result if isinstance(result, str) else "stored")
+        assert await outbox.incident_open("inc-1") is True
+        return results
+
+    assert run(new_outbox, body) == ["stored", "duplicate", "stored", "stored"]
+
+
+def test_complete_remembers_forgets_and_records_in_one_step(new_outbox: OutboxFactory) -> None:
+    async def body(outbox: OutboxPort) -> None:
+        await outbox.remember(["old"])
+        (job,) = await outbox.enqueue([NewJob(EVENT, "bp:inc-1")])
+        assert isinstance(job, Job)
+        await outbox.complete(
+            job.id,
+            remember=["new"],
+            forget=["old"],
+            incident=IncidentUpdate("inc-1", routing={"key": None, "tag": None}),
+        )
+        assert await outbox.pending() == []
+        assert await outbox.seen("new")
+        assert not await outbox.seen("old")
+        record = await outbox.incident("inc-1")
+        assert record is not None
+        assert record.routing == {"key": None, "tag": None}
+        await outbox.save_incident("inc-1", pd_incident_id="PXYZ")
+        assert await outbox.incident_by_pd_id("PXYZ") == "inc-1"
+        assert await outbox.incident_by_pd_id("PNONE") is None
+
+    run(new_outbox, body)
+
+
+def test_retry_later_stores_attempts_and_a_replaced_spec(new_outbox: OutboxFactory) -> None:
+    """One write channel: a handler replaces the job's spec in memory (an override key
+    PagerDuty refused) and the dispatcher's retry stores it."""
+    fallback = PdEvent(EVENT.incident_id, EVENT.action, EVENT.event, Routing(tag="pd_key"))
+
+    async def body(outbox: OutboxPort) -> None:
+        (job,) = await outbox.enqueue([NewJob(EVENT, "bp:inc-1")])
+        assert isinstance(job, Job)
+        job.attempts = 3
+        job.spec = fallback
+        await outbox.retry_later(job, "503 from upstream")
+
+    run(new_outbox, body)
+    (job,) = run(new_outbox, lambda outbox: outbox.pending())
+    assert job.attempts == 3
+    assert job.spec == fallback
+
+
+def test_dead_letters_are_listed_and_can_be_replayed(new_outbox: OutboxFactory) -> None:
+    async def body(outbox: OutboxPort) -> None:
+        assert await outbox.oldest_pending_age() is None
+        (job,) = await outbox.enqueue([NewJob(NOTE, "bp:inc-1")])
+        assert isinstance(job, Job)
+        age = await outbox.oldest_pending_age()
+        assert age is not None
+        assert age >= 0
+        await outbox.dead_letter(job, 400, "rejected")
+        assert await outbox.pending() == []
+        (letter,) = await outbox.dead_letters()
+        assert letter == {
+            "job_id": job.id,
+            "kind": "pd_note",
+            "ordering_key": "bp:inc-1",
+            "status": 400,
+            "error": "rejected",
+        }
+        assert await outbox.replay_dead_letter(job.id) is True
+        assert await outbox.replay_dead_letter(job.id) is False  # once
+        assert await outbox.dead_letters() == []
+        (again,) = await outbox.pending()
+        assert again.spec == NOTE
+        assert again.attempts == 0
+
+    run(new_outbox, body)
+
+
+def test_an_undecodable_row_survives_and_is_dead_lettered_verbatim(
+    new_outbox: OutboxFactory,
+) -> None:
+    bad = Undecodable("pd_event", '{"incident_id": "x"}', "event is not an object")
+
+    async def body(outbox: OutboxPort) -> None:
+        (job,) = await outbox.enqueue([NewJob(NOTE, "bp:x")])
+        assert isinstance(job, Job)
+        job.spec = bad
+        await outbox.retry_later(job, "boom")
+
+    run(new_outbox, body)
+    (job,) = run(new_outbox, lambda outbox: outbox.pending())
+    assert isinstance(job.spec, Undecodable)
+    assert job.spec.payload == bad.payload
+
+
+def test_prune_forgets_old_memory_only(new_outbox: OutboxFactory) -> None:
+    async def body(outbox: OutboxPort) -> None:
+        await outbox.remember(["a", "b"])
+        assert await outbox.prune(3600) == 0
+        assert await outbox.seen("a")
+        assert await outbox.prune(-1) == 2
+        assert not await outbox.seen("a")
+
+    run(new_outbox, body)
+
+
+def test_a_fresh_process_takes_over_every_pending_lane(new_outbox: OutboxFactory) -> None:
+    """After a restart (SQLite) or a replica's death (PostgreSQL, once its leases expired)
+    the pending jobs are taken over, in acceptance order, marked restored."""
+
+    async def submit(outbox: OutboxPort) -> None:
+        await outbox.enqueue([NewJob(NOTE, "bp:a"), NewJob(RESOLVE, "pd:b")])
+        await outbox.enqueue([NewJob(EVENT, "bp:a")])
+
+    run(new_outbox, submit)
+
+    jobs = run(new_outbox, lambda outbox: outbox.take_over())
+    assert [job.spec for job in jobs] == [NOTE, RESOLVE, EVENT]
+    assert all(job.restored for job in jobs)
+
+
+def test_a_closed_outbox_refuses_writes(new_outbox: OutboxFactory) -> None:
+    async def body() -> None:
+        outbox = new_outbox()
+        outbox.open(asyncio.get_running_loop())
+        await outbox.start()
+        assert await outbox.check_writable()
+        await outbox.close()
+        with pytest.raises(OutboxClosed):
+            await outbox.enqueue([NewJob(NOTE, "bp:i")])
+
+    asyncio.run(body())
+
+
+def test_an_override_key_is_not_kept_once_the_resolve_is_delivered(
+    new_outbox: OutboxFactory,
+) -> None:
+    """Issue 18: a routing key from an alert tag is a credential; the store keeps it only
+    while a resolve may still need it."""
+    key = "o" * 32
+
+    async def body(outbox: OutboxPort) -> None:
+        (trigger,) = await outbox.enqueue([NewJob(EVENT, "bp:inc-1")])
+        assert isinstance(trigger, Job)
+        await outbox.complete(
+            trigger.id, incident=IncidentUpdate("inc-1", routing={"key": key, "tag": "t"})
+        )
+        stored = await outbox.incident("inc-1")
+        assert stored is not None
+        assert stored.routing == {"key": key, "tag": "t"}  # the resolve will need it
+        (resolve,) = await outbox.enqueue([NewJob(EVENT, "bp:inc-1")])
+        assert isinstance(resolve, Job)
+        await outbox.complete(resolve.id, incident=IncidentUpdate("inc-1", clear_pd_incident=True))
+        stored = await outbox.incident("inc-1")
+        assert stored is not None
+        assert stored.routing is None
+
+    run(new_outbox, body)
 
 
 @pytest.mark.parametrize(
@@ -82,9 +338,9 @@ def test_incident_absent_only_when_no_trigger_is_live(
         "resolved": IncidentUpdate("inc", clear_pd_incident=True),
     }
 
-    async def body(outbox: Outbox) -> object:
-        for n, step in enumerate(history):
-            (job,) = await outbox.enqueue([NewJob("pd_event", "bp:inc", {"n": n})])
+    async def body(outbox: OutboxPort) -> object:
+        for step in history:
+            (job,) = await outbox.enqueue([NewJob(EVENT, "bp:inc")])
             assert not isinstance(job, str)
             await outbox.complete(job.id, incident=updates[step])
         record = await outbox.incident("inc")

@@ -11,12 +11,16 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
+import time
 from pathlib import Path
 
 import httpx
 
 from pagerbridge.relay.inbound_bigpanda import ordering_key
+from pagerbridge.relay.jobs import PdEvent
 from pagerbridge.relay.outbox import NewJob, Outbox
 from pagerbridge.relay.signatures import sign
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
@@ -26,10 +30,19 @@ from .relayproc import PD_WEBHOOK_SECRET, wait_for, write_config
 from .test_bigpanda_to_pagerduty import incident
 
 
-def store_jobs(path: Path, jobs: list[NewJob]) -> None:
-    """Write jobs through the outbox interface, as an earlier relay (version) left them."""
+def store_jobs(path: Path, jobs: list[NewJob], raw_first: tuple[str, str, str]) -> None:
+    """Write jobs through the outbox interface after one row (kind, ordering key, payload)
+    as a relay of another version (or a hand edit) might have left it."""
 
     async def run() -> None:
+        outbox = Outbox(str(path))
+        outbox.open(asyncio.get_running_loop())
+        await outbox.close()
+        with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+            conn.execute(
+                "INSERT INTO jobs(kind, ordering_key, payload, created_at) VALUES (?,?,?,?)",
+                (*raw_first, time.time()),
+            )
         outbox = Outbox(str(path))
         outbox.open(asyncio.get_running_loop())
         await outbox.enqueue(jobs)
@@ -44,26 +57,29 @@ def test_poison_job_is_dead_lettered_after_bounded_attempts_and_lane_moves_on(
     sim, url = pd_sim
     good = incident(900)
     key = ordering_key(good["id"])
-    # A job that makes the delivery code itself fail (no "event" in its payload), then a
-    # good event of the same incident behind it.
+    # A job that makes the delivery code itself fail (a stored row with no "event", which
+    # does not decode), then a good event of the same incident behind it.
     store_jobs(
         tmp_path / "outbox.db",
         [
-            NewJob("pd_event", key, {"incident_id": good["id"], "action": "trigger"}),
             NewJob(
-                "pd_event",
-                key,
-                {
-                    "incident_id": good["id"],
-                    "action": "trigger",
-                    "event": {
+                PdEvent(
+                    good["id"],
+                    "trigger",
+                    {
                         "event_action": "trigger",
                         "dedup_key": good["id"],
                         "payload": {"summary": "s", "source": "h", "severity": "critical"},
                     },
-                },
+                ),
+                key,
             ),
         ],
+        raw_first=(
+            PdEvent.KIND,
+            key,
+            json.dumps({"incident_id": good["id"], "action": "trigger"}),
+        ),
     )
     config = write_config(tmp_path, pd_url=url, routing_key=DEFAULT_ROUTING_KEY)
     relay = start_relay(relays, config, ["--max-error-attempts", "2"])

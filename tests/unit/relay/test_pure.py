@@ -16,6 +16,7 @@ from pagerbridge.api.tag_mapping import TagMapping
 from pagerbridge.relay import echo
 from pagerbridge.relay.delivery import backoff
 from pagerbridge.relay.errors import InvalidIncident
+from pagerbridge.relay.jobs import PdNote
 from pagerbridge.relay.jsonlog import JsonFormatter, Redactor
 from pagerbridge.relay.outbox import NewJob, Outbox
 from pagerbridge.relay.overrides import (
@@ -183,14 +184,16 @@ async def test_outbox_durable_idempotent_and_group_committed(tmp_path):
     path = str(tmp_path / "o.db")
     outbox = Outbox(path)
     outbox.open(asyncio.get_running_loop())
-    jobs = [NewJob("k", f"key{i}", {"n": i}, idempotency_key=f"id{i}") for i in range(300)]
+    jobs = [
+        NewJob(PdNote("i", str(i), "note"), f"key{i}", idempotency_key=f"id{i}") for i in range(300)
+    ]
     results = await asyncio.gather(*(outbox.enqueue([j]) for j in jobs))
     assert all(not isinstance(r[0], str) for r in results)
     # 300 concurrent enqueues shared far fewer commits (one fsync each).
     assert outbox.commits < 100
     again = await outbox.enqueue([jobs[0]])
     assert again == ["duplicate"]
-    skipped = await outbox.enqueue([NewJob("k", "x", {}, unless_seen="id1")])
+    skipped = await outbox.enqueue([NewJob(PdNote("i", "x", "n"), "x", unless_seen="id1")])
     assert skipped == ["echo"]
     await outbox.close()
     conn = sqlite3.connect(path)
@@ -200,7 +203,7 @@ async def test_outbox_durable_idempotent_and_group_committed(tmp_path):
     reopened = Outbox(path)
     reopened.open(asyncio.get_running_loop())
     pending = await reopened.pending()
-    assert [j.payload["n"] for j in pending] == list(range(300))
+    assert [j.spec for j in pending] == [PdNote("i", str(i), "note") for i in range(300)]
     await reopened.complete(pending[0].id, remember=["m1"])
     assert await reopened.seen("m1")
     await reopened.dead_letter(pending[1], 400, "bad")

@@ -191,7 +191,7 @@ def test_database_restart_mid_burst_503_then_recovers_and_loses_nothing(
     refused = relay.post_bigpanda(bodies[10])
     assert refused.status_code == 503
     assert refused.json()["error"] == "outbox_unavailable"
-    assert httpx.get(relay.url + "/readyz", timeout=10).status_code == 503
+    assert httpx.get(relay.internal_url + "/readyz", timeout=10).status_code == 503
     pg_server.start()
     # BigPanda retries what got a 503; the relay takes it once the database is back.
     wait_for(
@@ -202,7 +202,7 @@ def test_database_restart_mid_burst_503_then_recovers_and_loses_nothing(
     for body in bodies[11:]:
         assert relay.post_bigpanda(body).status_code == 202
     wait_for(
-        lambda: httpx.get(relay.url + "/readyz", timeout=10).status_code == 200,
+        lambda: httpx.get(relay.internal_url + "/readyz", timeout=10).status_code == 200,
         timeout=60,
         what="ready again",
     )

@@ -7,6 +7,7 @@ restarted relay.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,12 @@ from pagerbridge.relay.outbox_port import (
     NewJob,
     OutboxClosed,
     OutboxPort,
+    ReplayConflict,
 )
 from pagerbridge.relay.overrides import Routing
 
 OutboxFactory = Callable[[], OutboxPort]
+CLOCK_SLACK = 0.005  # timestamps are taken by the store (a database clock may round)
 
 
 def sqlite_backend(request: pytest.FixtureRequest, tmp_path: Path) -> OutboxFactory:
@@ -230,6 +233,51 @@ def test_dead_letters_are_listed_and_can_be_replayed(new_outbox: OutboxFactory) 
         (again,) = await outbox.pending()
         assert again.spec == NOTE
         assert again.attempts == 0
+        assert again.id == job.id  # under its own id: the admin API and the logs name it
+        assert again.created_at >= job.created_at  # a new acceptance: its age restarts
+
+    run(new_outbox, body)
+
+
+def test_a_replay_waits_until_its_incident_has_no_pending_job(new_outbox: OutboxFactory) -> None:
+    """Queued behind newer jobs of its incident, a replayed job would reach PagerDuty after
+    them (and after a restart, loaded by id, before them): refused until they are done."""
+
+    async def body(outbox: OutboxPort) -> None:
+        (old,) = await outbox.enqueue([NewJob(NOTE, "bp:inc-1")])
+        assert isinstance(old, Job)
+        await outbox.dead_letter(old, 400, "rejected")
+        (newer,) = await outbox.enqueue([NewJob(PdNote("inc-1", "c2", "later"), "bp:inc-1")])
+        await outbox.enqueue([NewJob(PdNote("inc-2", "c3", "other"), "bp:inc-2")])
+        assert isinstance(newer, Job)
+        with pytest.raises(ReplayConflict):
+            await outbox.replay_dead_letter(old.id)
+        assert [letter["job_id"] for letter in await outbox.dead_letters()] == [old.id]
+        await outbox.complete(newer.id)
+        assert await outbox.replay_dead_letter(old.id) is True
+        lane = [job.id for job in await outbox.pending() if job.ordering_key == "bp:inc-1"]
+        assert lane == [old.id]
+
+    run(new_outbox, body)
+
+
+def test_the_oldest_pending_age_follows_the_oldest_job(new_outbox: OutboxFactory) -> None:
+    async def body(outbox: OutboxPort) -> None:
+        (first,) = await outbox.enqueue([NewJob(NOTE, "bp:inc-1")])
+        await asyncio.sleep(0.05)
+        before_second = time.time()
+        (second,) = await outbox.enqueue([NewJob(PdNote("inc-2", "c2", "x"), "bp:inc-2")])
+        assert isinstance(first, Job)
+        assert isinstance(second, Job)
+        both = await outbox.oldest_pending_age()
+        assert both is not None
+        assert both >= 0.05 - CLOCK_SLACK  # the first job's age
+        await outbox.complete(first.id)
+        only_second = await outbox.oldest_pending_age()
+        assert only_second is not None
+        assert only_second <= time.time() - before_second + CLOCK_SLACK  # the second's age
+        await outbox.complete(second.id)
+        assert await outbox.oldest_pending_age() is None
 
     run(new_outbox, body)
 

@@ -67,6 +67,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
     One node at a time per machine: a second test session waits here (no test timeout
     runs yet) until the first one's node is gone; the lock dies with the process."""
+    if session.config.option.collectonly:
+        return
     if any(_ours(item) for item in session.items) and unavailable_reason() is None:
         _hold_node_lock()
         prepare()

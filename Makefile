@@ -35,7 +35,7 @@ tools: ## build/cache etcd, kube-apiserver, kube-controller-manager, kubectl, he
 	bash hack/controlplane/build.sh
 	bash hack/promtool/build.sh
 
-test: install ## all tests: unit + e2e against a local control plane (or $PAGERBRIDGE_E2E_KUBECONFIG)
+test: install ## all tests: unit + e2e against a local control plane (or $PAGERBRIDGE_E2E_KUBECONFIG) + realnode (Linux, root)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-unit: install ## unit tests only

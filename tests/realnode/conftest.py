@@ -26,6 +26,7 @@ from pagerbridge_devkit.localcluster.node import GATEWAY, HostSnapshot, unavaila
 from .bed import Bed, prepare, running_bed
 
 TIER_DIR = Path(__file__).resolve().parent
+OWN_NODE_MODULE = "test_node_teardown.py"
 LOCK_PATH = Path("/run/lock/pagerbridge-realnode.lock")
 _LOCK_FDS: list[int] = []
 
@@ -38,6 +39,10 @@ def _ours(item: pytest.Item) -> bool:
     return TIER_DIR in Path(str(item.path)).parents
 
 
+def _own_node(item: pytest.Item) -> bool:
+    return Path(str(item.path)).name == OWN_NODE_MODULE
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     reason = unavailable_reason()
     for item in items:
@@ -46,6 +51,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(pytest.mark.realnode)
         if reason and not _in_ci():
             item.add_marker(pytest.mark.skip(reason=f"realnode tier: {reason}"))
+    # One node at a time on a machine: the tests that start a node of their own run
+    # before any test of the tier that uses the shared bed (which lives until the end).
+    first = [item for item in items if _ours(item) and _own_node(item)]
+    if first:
+        index = min(i for i, item in enumerate(items) if _ours(item))
+        rest = [item for item in items if item not in first]
+        items[:] = rest[:index] + first + rest[index:]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -55,6 +67,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
     One node at a time per machine: a second test session waits here (no test timeout
     runs yet) until the first one's node is gone; the lock dies with the process."""
+    if session.config.option.collectonly:
+        return
     if any(_ours(item) for item in session.items) and unavailable_reason() is None:
         _hold_node_lock()
         prepare()
@@ -84,8 +98,8 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
     before = HostSnapshot.take()
     with running_bed(tmp_path_factory.mktemp("realnode")) as started:
         yield started
-    after = HostSnapshot.take()
-    assert after == before, "the node's teardown did not leave the machine as it found it"
+    left = before.differences(HostSnapshot.take())
+    assert left == {}, f"the node's teardown did not leave the machine as it found it: {left}"
 
 
 class PodEnvironment(Environment):

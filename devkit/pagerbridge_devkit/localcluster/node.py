@@ -13,11 +13,12 @@ Runs, as local processes started and recorded here:
   advertises as the ``kubernetes`` Service endpoint) to the API server on loopback.
 
 Pods get addresses in :data:`SUBNET` with a route to the Service range only: no route
-out of the machine. ``stop`` / :func:`teardown` leave the machine as it was: pod
-sandboxes removed (their network namespaces and mounts with them), processes ended by
-recorded pid, leftover mounts unmounted, bridge and ``kubepods`` cgroups removed,
-kube-proxy's iptables chains removed, and the sysctls the kubelet and CNI change restored
-to the values recorded before the start. Everything is recorded in
+out of the machine. ``stop`` / :func:`teardown` leave the machine as it was, from whatever
+state the node is in (see :func:`teardown`): processes found by record and by the node's
+own directory and ended, pod sandboxes removed, shims killed with their containers, mounts
+and network namespaces (in the node's directory) unmounted, veths, bridge and ``kubepods``
+cgroups removed, iptables and ip6tables given back what they held before the start, and
+the sysctls the kubelet and CNI change restored. Everything is recorded in
 ``<state_dir>/node.json`` before it is changed, so a crashed run is torn down by
 ``python -m pagerbridge_devkit.localcluster node-down``.
 """
@@ -28,6 +29,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -35,7 +37,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,7 @@ import psutil
 import yaml
 
 from pagerbridge_devkit.localcluster.binaries import REPO_ROOT, tools_dir
-from pagerbridge_devkit.localcluster.processes import end_group, spawn
+from pagerbridge_devkit.localcluster.processes import spawn
 
 log = logging.getLogger(__name__)
 
@@ -147,31 +149,74 @@ def write_sysctls(values: dict[str, str]) -> list[str]:
     return failed
 
 
+IPTABLES_FAMILIES = {"ip": "iptables", "ip6": "ip6tables"}
+# The tables kube-proxy writes (its chains, KUBE-FIREWALL and the canaries), both families.
+IPTABLES_TABLES = ("filter", "nat", "mangle")
+# Executables of the node's runtime: none of them may run after the teardown.
+RUNTIME_NAMES = ("containerd", "kubelet", "kube-proxy", "kube-scheduler", "runc", "pause")
+# Mounts a node makes (pod rootfs, shm, secrets, network namespaces) are of these kinds or
+# lie in a directory of one of these names.
+MOUNT_TYPES = ("overlay", "nsfs", "shm")
+MOUNT_MARKS = ("/containerd", "/kubelet", "/netns", "/cni", "kubernetes.io~", "/pods/")
+
+
+def iptables_save(family: str, table: str) -> str:
+    """``iptables-save`` (or ``ip6tables-save``) of one table, as restorable text."""
+    result = subprocess.run(
+        [f"{IPTABLES_FAMILIES[family]}-save", "-t", table],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout
+
+
 def iptables_rules() -> dict[str, list[str]]:
-    """Chains and rules of the filter, nat and mangle tables (no counters)."""
+    """Chains and rules of kube-proxy's tables in both families (no counters), keyed
+    ``"ip/filter"``, ``"ip6/nat"``..."""
     tables: dict[str, list[str]] = {}
-    for table in ("filter", "nat", "mangle"):
-        result = subprocess.run(
-            ["iptables-save", "-t", table], capture_output=True, text=True, check=False
-        )
-        lines = [
-            line.split(" [", 1)[0] if line.startswith(":") else line
-            for line in result.stdout.splitlines()
-            if line and not line.startswith(("#", "*", "COMMIT"))
-        ]
-        tables[table] = lines
+    for family in IPTABLES_FAMILIES:
+        for table in IPTABLES_TABLES:
+            tables[f"{family}/{table}"] = _rule_lines(iptables_save(family, table))
     return tables
+
+
+def _rule_lines(saved: str) -> list[str]:
+    return [
+        line.split(" [", 1)[0] if line.startswith(":") else line
+        for line in saved.splitlines()
+        if line and not line.startswith(("#", "*", "COMMIT"))
+    ]
+
+
+def _mountinfo() -> list[tuple[str, str, str]]:
+    """(mount point, filesystem type, source) of every mount of this mount namespace."""
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        rest = fields[fields.index("-") + 1 :]
+        found.append((fields[4].replace("\\040", " "), rest[0], rest[1]))
+    return found
 
 
 def mounts_under(paths: Iterable[Path]) -> list[str]:
     """Mount points at or below any of ``paths``, deepest first."""
     prefixes = [str(p) for p in paths]
-    found = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = line.split()[4].replace("\\040", " ")
-        if any(point == p or point.startswith(p.rstrip("/") + "/") for p in prefixes):
-            found.append(point)
+    found = [
+        point
+        for point, _, _ in _mountinfo()
+        if any(point == p or point.startswith(p.rstrip("/") + "/") for p in prefixes)
+    ]
     return sorted(set(found), key=len, reverse=True)
+
+
+def node_mounts() -> list[str]:
+    """Mounts of the kinds a node makes (see :data:`MOUNT_TYPES`, :data:`MOUNT_MARKS`)."""
+    return sorted(
+        f"{point} ({fstype})"
+        for point, fstype, source in _mountinfo()
+        if fstype in MOUNT_TYPES or source == "shm" or any(mark in point for mark in MOUNT_MARKS)
+    )
 
 
 def netns_names() -> list[str]:
@@ -193,6 +238,44 @@ def link_exists(name: str) -> bool:
     return Path("/sys/class/net", name).exists()
 
 
+def links() -> list[str]:
+    """Network interfaces of a node's kind: its bridge and pods' host-side veths."""
+    with contextlib.suppress(OSError):
+        return sorted(
+            p.name
+            for p in Path("/sys/class/net").iterdir()
+            if p.name == BRIDGE or p.name.startswith("veth")
+        )
+    return []
+
+
+def runtime_processes() -> list[str]:
+    """Processes of a node's kind on this machine: its runtime's executables, the
+    containerd shims and anything in a ``kubepods`` cgroup (pods' containers)."""
+    found = []
+    for proc in psutil.process_iter(["pid", "name", "cmdline"]):
+        if start_ticks(proc.info["pid"]) is None:  # gone, or a zombie: holds nothing
+            continue
+        with contextlib.suppress(psutil.Error, OSError):
+            argv0 = Path((proc.info["cmdline"] or [""])[0]).name
+            name = proc.info["name"] or ""
+            if (
+                name in RUNTIME_NAMES
+                or argv0 in RUNTIME_NAMES
+                or argv0.startswith("containerd-shim")
+                or _in_kubepods(proc.info["pid"])
+            ):
+                found.append(f"{argv0 or name} ({proc.info['pid']})")
+    return sorted(found)
+
+
+def _in_kubepods(pid: int) -> bool:
+    try:
+        return "/kubepods" in Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True)
 class HostSnapshot:
     """What the teardown must give back: compared before and after in the tests."""
@@ -202,12 +285,40 @@ class HostSnapshot:
     netns: list[str]
     cgroups: list[str]
     bridge: bool
+    processes: list[str] = field(default_factory=list)
+    mounts: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
 
     @classmethod
     def take(cls) -> HostSnapshot:
         return cls(
-            read_sysctls(), iptables_rules(), netns_names(), cgroup_dirs(), link_exists(BRIDGE)
+            sysctls=read_sysctls(),
+            iptables=iptables_rules(),
+            netns=netns_names(),
+            cgroups=cgroup_dirs(),
+            bridge=link_exists(BRIDGE),
+            processes=runtime_processes(),
+            mounts=node_mounts(),
+            links=links(),
         )
+
+    def differences(self, other: HostSnapshot) -> dict[str, Any]:
+        """What ``other`` has that this snapshot has not, and the reverse, per aspect."""
+        diff: dict[str, Any] = {}
+        for name, mine in self.to_json().items():
+            theirs = other.to_json()[name]
+            if mine == theirs:
+                continue
+            if isinstance(mine, dict):
+                keys = sorted(set(mine) | set(theirs))
+                diff[name] = {
+                    k: _list_diff(mine.get(k), theirs.get(k))
+                    for k in keys
+                    if mine.get(k) != theirs.get(k)
+                }
+            else:
+                diff[name] = _list_diff(mine, theirs)
+        return diff
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -216,13 +327,32 @@ class HostSnapshot:
             "netns": self.netns,
             "cgroups": self.cgroups,
             "bridge": self.bridge,
+            "processes": self.processes,
+            "mounts": self.mounts,
+            "links": self.links,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> HostSnapshot:
         return cls(
-            data["sysctls"], data["iptables"], data["netns"], data["cgroups"], data["bridge"]
+            data["sysctls"],
+            {k if "/" in k else f"ip/{k}": v for k, v in data["iptables"].items()},
+            data["netns"],
+            data["cgroups"],
+            data["bridge"],
+            data.get("processes", []),
+            data.get("mounts", []),
+            data.get("links", []),
         )
+
+
+def _list_diff(before: Any, after: Any) -> Any:
+    if isinstance(before, list) and isinstance(after, list):
+        return {
+            "added": [x for x in after if x not in before],
+            "removed": [x for x in before if x not in after],
+        }
+    return {"before": before, "after": after}
 
 
 # --- the node --------------------------------------------------------------------------
@@ -299,6 +429,12 @@ class Node:
             "name": self.name,
             "planeDir": str(self.plane_dir),
             "host": HostSnapshot.take().to_json(),
+            # Restored table by table if removing the node's rules does not suffice.
+            "iptablesSaved": {
+                f"{family}/{table}": iptables_save(family, table)
+                for family in IPTABLES_FAMILIES
+                for table in IPTABLES_TABLES
+            },
             "runContainerdExisted": Path("/run/containerd").exists(),
             "varLibCniExisted": Path("/var/lib/cni").exists(),
             "processes": [],
@@ -417,6 +553,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{PAUSE_IMAGE}"
   restrict_oom_score_adj = true
+  # Pods' network namespaces in the node's own directory, not the host's /var/run/netns.
+  netns_mounts_under_state_dir = true
   enable_selinux = false
   disable_apparmor = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
@@ -615,10 +753,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
     def _check_alive(self) -> None:
         for entry in self._state["processes"]:
-            with contextlib.suppress(psutil.Error):
-                proc = psutil.Process(entry["pid"])
-                if proc.status() != psutil.STATUS_ZOMBIE:
-                    continue
+            if _alive(entry) is not None:
+                continue
             path = self.logs / f"{entry['name']}.log"
             raise NodeError(f"{entry['name']} exited; last lines of {path}:\n{_tail(path)}")
 
@@ -638,11 +774,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                 die_with_parent=not self.detach,
             )
         self._state["processes"].append(
-            {
-                "name": name,
-                "pid": process.pid,
-                "createTime": psutil.Process(process.pid).create_time(),
-            }
+            {"name": name, "pid": process.pid, "startTicks": start_ticks(process.pid)}
         )
         self._save()
 
@@ -676,14 +808,37 @@ def recorded(state_dir: Path) -> dict[str, Any] | None:
     return data
 
 
+def start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (``/proc/<pid>/stat``,
+    field 22), or None when there is no such (live) process.
+
+    With the pid it identifies a process. A wall-clock start time (psutil's
+    ``create_time()``: boot time + these ticks) does not: the boot time is recomputed from
+    the current clock on every read and moves by a whole second when the clock is stepped
+    or slewed across a second boundary, after which a recorded process looks gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
 def _alive(entry: dict[str, Any]) -> psutil.Process | None:
+    ticks = start_ticks(entry["pid"])
+    if ticks is None:
+        return None
+    if "startTicks" in entry:
+        if ticks != entry["startTicks"]:
+            return None
+    else:  # recorded by an older version: a wall-clock start time
+        with contextlib.suppress(psutil.Error):
+            if abs(psutil.Process(entry["pid"]).create_time() - entry["createTime"]) > 2:
+                return None
     with contextlib.suppress(psutil.Error):
-        proc = psutil.Process(entry["pid"])
-        if (
-            abs(proc.create_time() - entry["createTime"]) < 0.01
-            and proc.status() != psutil.STATUS_ZOMBIE
-        ):
-            return proc
+        return psutil.Process(entry["pid"])
     return None
 
 
@@ -692,68 +847,151 @@ def running(state_dir: Path) -> list[tuple[str, int]]:
     return [(e["name"], e["pid"]) for e in state["processes"] if _alive(e) is not None]
 
 
+def _within(arg: str, prefix: str) -> bool:
+    value = arg.split("=", 1)[1] if arg.startswith("-") and "=" in arg else arg
+    return value == prefix or value.startswith(prefix + "/")
+
+
+def _argv0(proc: psutil.Process) -> str:
+    with contextlib.suppress(psutil.Error, IndexError):
+        return Path(proc.cmdline()[0]).name
+    return ""
+
+
+def _is_shim(proc: psutil.Process) -> bool:
+    return _argv0(proc).startswith("containerd-shim")
+
+
+def node_processes(state_dir: Path, state: dict[str, Any]) -> list[psutil.Process]:
+    """The live processes this node started: the recorded ones (by pid and start ticks),
+    and every process whose working directory or an argument lies in the node's own
+    directory (everything the node spawns runs there; containerd's shims are started in
+    their bundle directories there and name the node's socket in ``-address``). That also
+    finds shims started while containerd was stopping and processes whose record is lost.
+    Never the calling process or its ancestors."""
+    prefix = str(state_dir)
+    me = {os.getpid()}
+    with contextlib.suppress(psutil.Error):
+        me.update(p.pid for p in psutil.Process().parents())
+    found: dict[int, psutil.Process] = {}
+    for entry in state.get("processes", []):
+        proc = _alive(entry)
+        if proc is not None:
+            found[proc.pid] = proc
+    for proc in psutil.process_iter(["pid", "cmdline", "cwd"]):
+        info = proc.info
+        if info["pid"] in me or info["pid"] in found or start_ticks(info["pid"]) is None:
+            continue
+        if any(_within(arg, prefix) for arg in [info.get("cwd") or "", *(info["cmdline"] or [])]):
+            found[info["pid"]] = proc
+    return sorted(found.values(), key=lambda p: p.pid)
+
+
+def _end(procs: list[psutil.Process], timeout: float = 10.0) -> list[str]:
+    """SIGTERM (the whole group of a group leader), SIGKILL after ``timeout``; waits for
+    each to be gone and reaps our own children. Returns those still running."""
+    ticks = {p.pid: start_ticks(p.pid) for p in procs}
+
+    def signal_all(sig: signal.Signals) -> None:
+        for pid, tick in ticks.items():
+            if tick is None or start_ticks(pid) != tick:
+                continue
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if os.getpgid(pid) == pid:
+                    os.killpg(pid, sig)
+                else:
+                    os.kill(pid, sig)
+
+    def left() -> list[int]:
+        for pid in ticks:
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, os.WNOHANG)
+        return [pid for pid, tick in ticks.items() if tick is not None and start_ticks(pid) == tick]
+
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+        if not left():
+            return []
+        signal_all(sig)
+        deadline = time.monotonic() + wait
+        while left() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return [f"process {pid} still runs" for pid in left()]
+
+
+def _kill_trees(roots: list[psutil.Process]) -> list[str]:
+    """SIGKILL ``roots`` with all their descendants (a shim's are its pods' containers,
+    which would otherwise be re-parented to init and keep running) and wait for them."""
+    procs = list(roots)
+    for root in roots:
+        with contextlib.suppress(psutil.Error):
+            procs.extend(root.children(recursive=True))
+    ticks = {p.pid: start_ticks(p.pid) for p in procs}
+    for pid, tick in ticks.items():
+        if tick is not None and start_ticks(pid) == tick:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    alive = list(ticks)
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in alive if ticks[pid] is not None and start_ticks(pid) == ticks[pid]]
+        time.sleep(0.05)
+    return [f"process {pid} (pod container or shim) still runs" for pid in alive]
+
+
 def teardown(state_dir: Path) -> list[str]:
-    """Undoes everything a node recorded in ``state_dir``; returns what could not be undone."""
+    """Undoes everything a node recorded in ``state_dir``; returns what could not be undone.
+
+    Works from whatever state the node is in (a killed kubelet or containerd, pods still
+    starting or terminating, a crashed run): processes are found by record *and* by the
+    node's own directory, and each step waits for what it ends to be gone."""
     state_dir = state_dir.resolve()
     state = recorded(state_dir)
     if state is None:
         return []
     problems: list[str] = []
-    procs = {e["name"]: e for e in state["processes"]}
+    before = HostSnapshot.from_json(state["host"])
     socket_path = state_dir / "containerd" / "containerd.sock"
 
-    def stop(name: str) -> None:
-        entry = procs.get(name)
-        if entry is not None and _alive(entry) is not None:
-            end_group(entry["pid"])
+    def containerd(procs: list[psutil.Process]) -> list[psutil.Process]:
+        return [p for p in procs if _argv0(p) == "containerd"]
 
-    # 1. Nothing may start new pods: kubelet and the control loops first.
-    for name in ("kubelet", "kube-controller-manager", "kube-scheduler", "apiserver-forwarder"):
-        stop(name)
-    # 2. kube-proxy, then its chains.
-    stop("kube-proxy")
+    # 1. Nothing may start pods or write rules any more: every process of the node but
+    #    containerd and its shims (kubelet, control loops, kube-proxy, the forwarder).
+    procs = node_processes(state_dir, state)
+    runtime = {p.pid for p in containerd(procs)} | {p.pid for p in procs if _is_shim(p)}
+    problems += _end([p for p in procs if p.pid not in runtime])
+    # 2. kube-proxy's own cleanup (it leaves KUBE-FIREWALL; step 9 takes the rest).
     proxy = node_binary("kube-proxy")
-    if "kube-proxy" in procs and proxy.exists():
+    if proxy.exists():
         subprocess.run(
             [str(proxy), "--cleanup", "--proxy-mode=iptables"], capture_output=True, check=False
         )
-    # 3. Pod sandboxes through the CRI: removes their containers, netns and mounts.
+    # 3. Pod sandboxes through the CRI while containerd runs: stops their containers,
+    #    tears down their networks (CNI DEL) and removes their mounts.
     crictl = node_binary("crictl")
-    if (
-        socket_path.exists()
-        and crictl.exists()
-        and "containerd" in procs
-        and _alive(procs["containerd"])
-    ):
+    if socket_path.exists() and crictl.exists() and containerd(node_processes(state_dir, state)):
         endpoint = f"unix://{socket_path}"
-        base = [
-            str(crictl),
-            "--runtime-endpoint",
-            endpoint,
-            "--image-endpoint",
-            endpoint,
-            "--timeout",
-            "30s",
-        ]
+        base = [str(crictl), "--runtime-endpoint", endpoint, "--image-endpoint", endpoint]
+        base += ["--timeout", "30s"]
         pods = subprocess.run([*base, "pods", "-q"], capture_output=True, text=True, check=False)
         for pod in pods.stdout.split():
             subprocess.run([*base, "stopp", pod], capture_output=True, check=False)
             subprocess.run([*base, "rmp", "-f", pod], capture_output=True, check=False)
-    stop("containerd")
-    # 4. Shims of this containerd (they re-parent to init): found by this node's own
-    #    socket address in their command line, ended by pid.
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = proc.info.get("cmdline") or []
-        if any("containerd-shim" in part for part in cmdline[:1]) and str(socket_path) in cmdline:
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-                proc.wait(5)
-    for entry in state["processes"]:
-        if _alive(entry) is not None:
-            end_group(entry["pid"])
-            if _alive(entry) is not None:
-                problems.append(f"process {entry['name']} ({entry['pid']}) still runs")
-    # 5. Mounts, network namespaces, the bridge, cgroups.
+    problems += _end(containerd(node_processes(state_dir, state)))
+    # 4. Shims (re-parented to init, their own process groups) with their containers,
+    #    until none is left: one may have been started while containerd was stopping.
+    for _ in range(5):
+        shims = [p for p in node_processes(state_dir, state) if _is_shim(p)]
+        if not shims:
+            break
+        problems += _kill_trees(shims)
+    # 5. Pod containers whose shim was already gone (they run in the node's cgroups),
+    #    then anything else of the node's.
+    new_cgroups = sorted(set(cgroup_dirs()) - set(before.cgroups))
+    problems += _kill_trees([p for p in _cgroup_processes(new_cgroups)])
+    problems += _end(node_processes(state_dir, state))
+    # 6. Mounts: pod rootfs, shm, volumes and network namespaces all live in the node's
+    #    directory; /run/containerd and /var/run/netns for what an older layout put there.
     for point in mounts_under([state_dir, Path("/run/containerd"), Path("/var/run/netns")]):
         if point.startswith(str(state_dir)) or "/k8s.io/" in point or _new_netns(point, state):
             result = subprocess.run(
@@ -761,22 +999,26 @@ def teardown(state_dir: Path) -> list[str]:
             )
             if result.returncode != 0:
                 problems.append(f"umount {point}: {result.stderr.strip()}")
-    before = HostSnapshot.from_json(state["host"])
     for name in set(netns_names()) - set(before.netns):
         path = Path("/var/run/netns") / name
         subprocess.run(["umount", str(path)], capture_output=True, check=False)
         with contextlib.suppress(OSError):
             path.unlink()
+    # 7. Links: pods' veths left by a namespace that outlived its pod, then the bridge.
+    for name in sorted(set(links()) - set(before.links)):
+        if name.startswith("veth") or (name == BRIDGE and not before.bridge):
+            subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
     if link_exists(BRIDGE) and not before.bridge:
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
-    for rel in sorted(set(cgroup_dirs()) - set(before.cgroups)):
+    # 8. cgroups.
+    for rel in new_cgroups:
         _remove_cgroup(CGROUP_ROOT / rel, problems)
-    # 6. iptables: whatever kube-proxy --cleanup left that was not there before.
-    _restore_iptables(before.iptables, problems)
-    # 7. sysctls.
+    # 9. iptables, both families: what kube-proxy --cleanup left (KUBE-FIREWALL...).
+    _restore_iptables(before.iptables, state.get("iptablesSaved", {}), problems)
+    # 10. sysctls.
     for name in write_sysctls(before.sysctls):
         problems.append(f"sysctl {name} could not be restored")
-    # 8. Directories the runtime created outside the node's own.
+    # 11. Directories the runtime created outside the node's own.
     if not state.get("runContainerdExisted"):
         shutil.rmtree("/run/containerd", ignore_errors=True)
     if not state.get("varLibCniExisted"):
@@ -788,6 +1030,17 @@ def teardown(state_dir: Path) -> list[str]:
     for problem in problems:
         log.warning("node teardown: %s", problem)
     return problems
+
+
+def _cgroup_processes(rels: list[str]) -> list[psutil.Process]:
+    found: dict[int, psutil.Process] = {}
+    for rel in rels:
+        for procs_file in (CGROUP_ROOT / rel).rglob("cgroup.procs"):
+            with contextlib.suppress(OSError, ValueError):
+                for pid in procs_file.read_text().split():
+                    with contextlib.suppress(psutil.Error):
+                        found[int(pid)] = psutil.Process(int(pid))
+    return list(found.values())
 
 
 def _new_netns(point: str, state: dict[str, Any]) -> bool:
@@ -807,47 +1060,47 @@ def _remove_cgroup(path: Path, problems: list[str]) -> None:
 
 
 def _rmdir_cgroup(path: Path, problems: list[str]) -> None:
-    # Container processes the node started and no runtime is left to stop (containerd and
-    # its shims ended first, e.g. after a killed test run): ended by the pids in the
-    # node's own cgroup.
-    with contextlib.suppress(OSError, ValueError):
-        for pid in (path / "cgroup.procs").read_text().split():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
-    for _ in range(50):
+    for _ in range(100):
         try:
             path.rmdir()
             return
         except FileNotFoundError:
             return
         except OSError:
-            time.sleep(0.1)  # a process still leaving it
+            time.sleep(0.1)  # a killed process still leaving it
     problems.append(f"cgroup {path} could not be removed")
 
 
-def _restore_iptables(before: dict[str, list[str]], problems: list[str]) -> None:
-    after = iptables_rules()
-    for table, lines in after.items():
-        old = set(before.get(table, []))
-        new_rules = [line for line in lines if line.startswith("-A") and line not in old]
-        for rule in reversed(new_rules):
+def _restore_iptables(
+    before: dict[str, list[str]], saved: dict[str, str], problems: list[str]
+) -> None:
+    """Removes the rules and chains that were not there before; a table that still
+    differs then gets its saved text back (``iptables-restore`` of that table only)."""
+    for key, lines in iptables_rules().items():
+        old_lines = before.get(key)
+        if old_lines is None or lines == old_lines:
+            continue
+        family, table = key.split("/")
+        cmd = IPTABLES_FAMILIES[family]
+        old = set(old_lines)
+        for rule in reversed([ln for ln in lines if ln.startswith("-A") and ln not in old]):
+            argv = shlex.split(rule.replace("-A", "-D", 1))
+            subprocess.run([cmd, "-t", table, *argv], capture_output=True, check=False)
+        new_chains = [ln[1:].split()[0] for ln in lines if ln.startswith(":") and ln not in old]
+        for flag in ("-F", "-X"):
+            for chain in new_chains:
+                subprocess.run([cmd, "-t", table, flag, chain], capture_output=True, check=False)
+    for key, lines in iptables_rules().items():
+        if key not in before or lines == before[key]:
+            continue
+        family, table = key.split("/")
+        if key in saved:
             subprocess.run(
-                ["iptables", "-t", table, *_split_rule(rule.replace("-A", "-D", 1))],
+                [f"{IPTABLES_FAMILIES[family]}-restore"],
+                input=saved[key],
                 capture_output=True,
+                text=True,
                 check=False,
             )
-        new_chains = [
-            line[1:].split()[0] for line in lines if line.startswith(":") and line not in old
-        ]
-        for chain in new_chains:
-            subprocess.run(["iptables", "-t", table, "-F", chain], capture_output=True, check=False)
-        for chain in new_chains:
-            subprocess.run(["iptables", "-t", table, "-X", chain], capture_output=True, check=False)
-    if iptables_rules() != before:
-        problems.append("iptables differ from before the node started")
-
-
-def _split_rule(rule: str) -> list[str]:
-    import shlex
-
-    return shlex.split(rule)
+        if _rule_lines(iptables_save(family, table)) != before[key]:
+            problems.append(f"{IPTABLES_FAMILIES[family]} table {table} differs from before")

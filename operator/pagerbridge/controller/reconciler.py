@@ -384,6 +384,7 @@ class Reconciler:
 
     def _forget(self, namespace: str, name: str) -> None:
         self.memories.forget(namespace, name)
+        self.status.forget_integration(namespace, name)
         self.queue.forget((INTEGRATION.kind, namespace, name))
 
     # -- references (overrides, mappings) ---------------------------------------------

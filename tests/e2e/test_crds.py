@@ -194,8 +194,8 @@ def test_managed_webhook_without_public_url_is_rejected(cluster: Cluster, namesp
     }
     err = _apply_rejected(cluster, namespace, _integration(spec))
     assert (
-        "bigPanda.webhook.mode Managed needs relay.publicUrl: BigPanda shares from the "
-        "internet and cannot reach the relay's cluster-internal Service address"
+        "bigPanda.webhook.mode Managed needs relay.publicUrl or relay.expose: BigPanda shares "
+        "from the internet and cannot reach the relay's cluster-internal Service address"
     ) in err
     assert "Managed needs bigPanda.apiToken" not in err
     del spec["bigPanda"]["apiToken"]  # type: ignore[attr-defined]
@@ -220,11 +220,16 @@ def test_service_id_without_public_url_is_rejected(cluster: Cluster, namespace: 
     }
     err = _apply_rejected(cluster, namespace, _integration(spec))
     assert (
-        "pagerDuty.serviceId needs relay.publicUrl: PagerDuty delivers its webhooks from the "
-        "internet and cannot reach the relay's cluster-internal Service address"
+        "pagerDuty.serviceId needs relay.publicUrl or relay.expose: PagerDuty delivers its "
+        "webhooks from the internet and cannot reach the relay's cluster-internal Service address"
     ) in err
     spec["relay"] = {"publicUrl": "https://relay.example.com"}
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=_integration(spec, name="public"))
+    spec["relay"] = {"expose": {"ingress": {"host": "relay.example.com"}}}
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=_integration(spec, name="exposed"))
+    spec["relay"] = {"expose": {}}  # neither ingress nor httpRoute
+    err = _apply_rejected(cluster, namespace, _integration(spec, name="nowhere"))
+    assert "relay.expose needs exactly one of ingress or httpRoute" in err
 
 
 def test_bad_tag_mapping_field_is_rejected(cluster: Cluster, namespace: str) -> None:

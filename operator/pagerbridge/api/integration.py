@@ -15,6 +15,7 @@ from pydantic import AfterValidator, ConfigDict, Field, JsonValue
 
 from pagerbridge.api._base import CamelModel
 from pagerbridge.api.common import Condition, SecretKeyRef
+from pagerbridge.api.expose import RelayExpose
 from pagerbridge.api.relay_pod import RelayPodSettings
 from pagerbridge.api.severity import DEFAULT_SEVERITY_MAP, BigPandaStatus, PagerDutySeverity
 
@@ -277,7 +278,12 @@ class RelaySpec(RelayPodSettings):
         "the relay: an Ingress, Gateway or load balancer routing to the relay Service. "
         "Required with pagerDuty.serviceId and in Managed mode. Without it the relay has only "
         "its cluster-internal Service address, which BigPanda cannot reach (status condition "
-        "RelayPubliclyReachable says so).",
+        "RelayPubliclyReachable says so). Default: the address of relay.expose, if set.",
+    )
+    expose: RelayExpose | None = Field(
+        default=None,
+        description="An Ingress or Gateway API HTTPRoute the operator creates for the relay's "
+        "two webhook paths, within the bounds the cluster admin sets (default: none).",
     )
     storage: RelayStorage | None = Field(
         default=None,
@@ -293,6 +299,13 @@ class RelaySpec(RelayPodSettings):
     database: DatabaseSpec = Field(
         default_factory=DatabaseSpec, description="The database of storage PostgreSQL."
     )
+
+    @property
+    def effective_public_url(self) -> str | None:
+        """``publicUrl``, else the address of ``expose``, else None (cluster-internal)."""
+        if self.public_url is not None:
+            return self.public_url
+        return self.expose.public_url if self.expose is not None else None
 
     @property
     def effective_storage(self) -> RelayStorage:
@@ -318,9 +331,11 @@ INTEGRATION_RULES: list[JsonValue] = [
         "pagerDuty.apiToken, bigPanda.apiToken and bigPanda.environmentId",
     },
     {
-        "rule": "!has(self.pagerDuty.serviceId) || has(self.relay.publicUrl)",
-        "message": "pagerDuty.serviceId needs relay.publicUrl: PagerDuty delivers its webhooks "
-        "from the internet and cannot reach the relay's cluster-internal Service address",
+        "rule": "!has(self.pagerDuty.serviceId) || has(self.relay.publicUrl) "
+        "|| has(self.relay.expose)",
+        "message": "pagerDuty.serviceId needs relay.publicUrl or relay.expose: PagerDuty "
+        "delivers its webhooks from the internet and cannot reach the relay's "
+        "cluster-internal Service address",
     },
     {
         "rule": "self.relay.replicas <= 1 || "
@@ -334,9 +349,11 @@ INTEGRATION_RULES: list[JsonValue] = [
         "key that may manage integrations)",
     },
     {
-        "rule": "self.bigPanda.webhook.mode != 'Managed' || has(self.relay.publicUrl)",
-        "message": "bigPanda.webhook.mode Managed needs relay.publicUrl: BigPanda shares from "
-        "the internet and cannot reach the relay's cluster-internal Service address",
+        "rule": "self.bigPanda.webhook.mode != 'Managed' || has(self.relay.publicUrl) "
+        "|| has(self.relay.expose)",
+        "message": "bigPanda.webhook.mode Managed needs relay.publicUrl or relay.expose: "
+        "BigPanda shares from the internet and cannot reach the relay's cluster-internal "
+        "Service address",
     },
 ]
 
@@ -388,6 +405,11 @@ class RelayStatus(CamelModel):
     service_url: str | None = None
     public_url: str | None = None
     ready_replicas: int = 0
+    exposed_by: str | None = Field(
+        default=None,
+        description="Kind of the object the operator created for spec.relay.expose "
+        "(Ingress or HTTPRoute), named like the relay; unset when not exposed.",
+    )
 
 
 class PagerDutySubscriptionStatus(CamelModel):

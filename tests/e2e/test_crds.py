@@ -4,6 +4,7 @@ API server itself refuse bad manifests with a message a user can act on."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,35 @@ def test_crds_are_established(cluster: Cluster) -> None:
         assert crd["status"]["acceptedNames"]["shortNames"] == list(kind.short_names)
     resources = cluster.kubectl("api-resources", "--api-group=pagerbridge.io", "-o", "name")
     assert sorted(resources.stdout.split()) == sorted(k.crd_name for k in ALL_KINDS)
+
+
+@pytest.mark.parametrize(
+    ("field", "words"),
+    [
+        ("pdi.status.conditions", "Ready (True when the integration works end to end"),
+        ("pdi.status.observedGeneration", "metadata.generation the operator last reconciled"),
+        ("pdi.status.relay.publicUrl", "Base URL BigPanda and PagerDuty use"),
+        ("pdi.spec.relay.persistence.size", "default 1Gi"),
+        ("pdi.spec.relay.expose.ingress.host", "Fully qualified host name"),
+        ("pdko.status.conditions", "Ready: True (Applied)"),
+    ],
+)
+def test_kubectl_explain_documents_status_and_spec(
+    cluster: Cluster, field: str, words: str
+) -> None:
+    """The API server publishes the descriptions (tests/unit/api/test_crd_descriptions.py
+    checks that every field has one)."""
+    crds = [f"crd/{kind.crd_name}" for kind in ALL_KINDS]
+    cluster.kubectl("wait", "--for=condition=Established", *crds)
+    # The OpenAPI document the API server publishes for a new CRD follows it by a moment.
+    deadline = time.monotonic() + 30
+    result = cluster.kubectl("explain", field, check=False)
+    while result.returncode != 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        result = cluster.kubectl("explain", field, check=False)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert words in text, text
 
 
 def test_examples_apply_and_get_defaulted(cluster: Cluster, namespace: str) -> None:

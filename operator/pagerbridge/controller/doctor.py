@@ -34,6 +34,7 @@ from pagerbridge.controller.compile import secret_refs
 from pagerbridge.controller.names import TOKEN_KEY, ChildNames
 
 CRD_RESOURCE = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", False)
+ALL_NAMESPACES = "*"  # the client's word for a list across namespaces (None: its default)
 LEASE_NAMES = ("pagerbridge-operator", "pagerbridge")  # the CLI's default, the chart's
 OPERATOR_PODS = "app.kubernetes.io/name=pagerbridge,app.kubernetes.io/component=operator"
 INFORMATIONAL = {c.READY, c.RECONCILING, c.OUTBOX_DURABLE, c.RELAY_PUBLIC}
@@ -409,10 +410,9 @@ async def _operator(
 ) -> list[Finding]:
     lease = Resource.builtin("Lease")
     try:
-        listing = await kube.list(lease, options.operator_namespace)
-        pods_listing = await kube.list(
-            Resource("", "v1", "pods"), options.operator_namespace, OPERATOR_PODS
-        )
+        where = options.operator_namespace or ALL_NAMESPACES
+        listing = await kube.list(lease, where)
+        pods_listing = await kube.list(Resource("", "v1", "pods"), where, OPERATOR_PODS)
     except KubernetesError as exc:
         return [
             Finding(
@@ -429,7 +429,7 @@ async def _operator(
 async def _integrations(kube: KubernetesClient, options: DoctorOptions) -> list[Finding]:
     resource = Resource.custom(GROUP, VERSION, INTEGRATION.plural)
     try:
-        items = (await kube.list(resource, options.namespace))["items"]
+        items = (await kube.list(resource, options.namespace or ALL_NAMESPACES))["items"]
     except KubernetesError as exc:
         return [Finding("Integrations", Level.FAIL, f"cannot list integrations: {exc}")]
     if not items:

@@ -81,6 +81,17 @@ def test_doctor_finds_what_to_fix(
     assert not [f for f in findings if f["level"] == "FAIL"]
     assert any(f["section"] == f"Integration {namespace}/good" for f in findings)
 
+    # Without namespaces: the Lease and the integration are found across the cluster.
+    everywhere = subprocess.run(
+        [
+            sys.executable, "-m", "pagerbridge", "doctor", "-A", "-v",
+            "--kubeconfig", str(cluster.kubeconfig),
+        ],
+        capture_output=True, text=True, timeout=120, check=False, env=cluster.env,
+    ).stdout  # fmt: skip
+    assert f"Lease {namespace}/pagerbridge-operator: leader" in everywhere
+    assert f"Integration {namespace}/good\n" in everywhere
+
     operator.stop()  # releases its Lease
     gone = doctor(cluster, namespace)
     assert gone.returncode == 1

@@ -24,6 +24,7 @@ from pagerbridge.controller.conditions import ConditionUpdate
 from pagerbridge.controller.expose_policy import HTTP_ROUTE, INGRESS
 from pagerbridge.controller.exposure import render_exposure
 from pagerbridge.controller.observed import IntegrationInfo
+from pagerbridge.controller.ownership import owned_by
 from pagerbridge.controller.step_context import Context, StepResult
 
 logger = logging.getLogger(__name__)
@@ -88,9 +89,15 @@ def published(info: IntegrationInfo, result: StepResult | None) -> dict[str, Any
 
 
 async def _delete(ctx: Context, kind: str) -> None:
+    """Delete the relay's object of ``kind``, only when it is ours (never a namesake)."""
     owner = ctx.owner
+    resource = Resource.builtin(kind)
     try:
-        await ctx.kube.delete(Resource.builtin(kind), owner.namespace, owner.names.relay)
+        current = await ctx.kube.get(resource, owner.namespace, owner.names.relay)
+        if not owned_by(current, owner.uid):  # a namesake someone else made: not ours
+            ctx.memory.applied.pop(kind, None)
+            return
+        await ctx.kube.delete(resource, owner.namespace, owner.names.relay)
     except NotFound:
         pass
     else:

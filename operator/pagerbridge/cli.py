@@ -59,6 +59,20 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     ),
 }
 
+# Day-2 commands (kept in their own block so other commands' registrations merge cleanly).
+SUBCOMMANDS.update(
+    {
+        "doctor": Subcommand(
+            "pagerbridge.controller._doctor_cli",
+            "check CRDs, operator, integrations, Secrets and public URLs; say what to fix",
+            cluster=True,
+        ),
+        "completion": Subcommand(
+            "pagerbridge._completion", "print a bash or zsh completion script for pagerbridge"
+        ),
+    }
+)
+
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows every flag's default (argparse's formatter), and keeps descriptions' lines."""

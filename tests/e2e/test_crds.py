@@ -4,6 +4,7 @@ API server itself refuse bad manifests with a message a user can act on."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,35 @@ def test_crds_are_established(cluster: Cluster) -> None:
         assert crd["status"]["acceptedNames"]["shortNames"] == list(kind.short_names)
     resources = cluster.kubectl("api-resources", "--api-group=pagerbridge.io", "-o", "name")
     assert sorted(resources.stdout.split()) == sorted(k.crd_name for k in ALL_KINDS)
+
+
+@pytest.mark.parametrize(
+    ("field", "words"),
+    [
+        ("pdi.status.conditions", "Ready (True when the integration works end to end"),
+        ("pdi.status.observedGeneration", "metadata.generation the operator last reconciled"),
+        ("pdi.status.relay.publicUrl", "Base URL BigPanda and PagerDuty use"),
+        ("pdi.spec.relay.persistence.size", "default 1Gi"),
+        ("pdi.spec.relay.expose.ingress.host", "Fully qualified host name"),
+        ("pdko.status.conditions", "Ready: True (Applied)"),
+    ],
+)
+def test_kubectl_explain_documents_status_and_spec(
+    cluster: Cluster, field: str, words: str
+) -> None:
+    """The API server publishes the descriptions (tests/unit/api/test_crd_descriptions.py
+    checks that every field has one)."""
+    crds = [f"crd/{kind.crd_name}" for kind in ALL_KINDS]
+    cluster.kubectl("wait", "--for=condition=Established", *crds)
+    # The OpenAPI document the API server publishes for a new CRD follows it by a moment.
+    deadline = time.monotonic() + 30
+    result = cluster.kubectl("explain", field, check=False)
+    while result.returncode != 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        result = cluster.kubectl("explain", field, check=False)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert words in text, text
 
 
 def test_examples_apply_and_get_defaulted(cluster: Cluster, namespace: str) -> None:
@@ -194,8 +224,8 @@ def test_managed_webhook_without_public_url_is_rejected(cluster: Cluster, namesp
     }
     err = _apply_rejected(cluster, namespace, _integration(spec))
     assert (
-        "bigPanda.webhook.mode Managed needs relay.publicUrl: BigPanda shares from the "
-        "internet and cannot reach the relay's cluster-internal Service address"
+        "bigPanda.webhook.mode Managed needs relay.publicUrl or relay.expose: BigPanda shares "
+        "from the internet and cannot reach the relay's cluster-internal Service address"
     ) in err
     assert "Managed needs bigPanda.apiToken" not in err
     del spec["bigPanda"]["apiToken"]  # type: ignore[attr-defined]
@@ -220,11 +250,16 @@ def test_service_id_without_public_url_is_rejected(cluster: Cluster, namespace: 
     }
     err = _apply_rejected(cluster, namespace, _integration(spec))
     assert (
-        "pagerDuty.serviceId needs relay.publicUrl: PagerDuty delivers its webhooks from the "
-        "internet and cannot reach the relay's cluster-internal Service address"
+        "pagerDuty.serviceId needs relay.publicUrl or relay.expose: PagerDuty delivers its "
+        "webhooks from the internet and cannot reach the relay's cluster-internal Service address"
     ) in err
     spec["relay"] = {"publicUrl": "https://relay.example.com"}
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=_integration(spec, name="public"))
+    spec["relay"] = {"expose": {"ingress": {"host": "relay.example.com"}}}
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=_integration(spec, name="exposed"))
+    spec["relay"] = {"expose": {}}  # neither ingress nor httpRoute
+    err = _apply_rejected(cluster, namespace, _integration(spec, name="nowhere"))
+    assert "relay.expose needs exactly one of ingress or httpRoute" in err
 
 
 def test_bad_tag_mapping_field_is_rejected(cluster: Cluster, namespace: str) -> None:

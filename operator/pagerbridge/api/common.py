@@ -41,9 +41,28 @@ class ConditionStatus(StrEnum):
 class Condition(CamelModel):
     """A status condition, in the shape of ``metav1.Condition``."""
 
-    type: str = Field(max_length=316)
-    status: ConditionStatus
-    reason: str = Field(max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
-    message: str = Field(default="", max_length=32768)
-    last_transition_time: datetime
-    observed_generation: int | None = Field(default=None, ge=0)
+    type: str = Field(
+        max_length=316,
+        description="Condition type: Ready (the summary kubectl wait and GitOps tools read), "
+        "Reconciling, or a detail such as SecretsResolved, RelayAvailable, SubscriptionReady, "
+        "BigPandaWebhookConfigured, OutboxDurable, RelayPubliclyReachable.",
+    )
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(
+        max_length=1024,
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        description="Machine-readable CamelCase cause of the status, e.g. SecretNotFound.",
+    )
+    message: str = Field(
+        default="",
+        max_length=32768,
+        description="What happened and what to do, for humans (default empty).",
+    )
+    last_transition_time: datetime = Field(
+        description="When the status last changed (not when the reason or message did)."
+    )
+    observed_generation: int | None = Field(
+        default=None,
+        ge=0,
+        description="metadata.generation of the object when the condition was set.",
+    )

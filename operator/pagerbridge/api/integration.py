@@ -15,6 +15,7 @@ from pydantic import AfterValidator, ConfigDict, Field, JsonValue
 
 from pagerbridge.api._base import CamelModel
 from pagerbridge.api.common import Condition, SecretKeyRef
+from pagerbridge.api.expose import RelayExpose
 from pagerbridge.api.relay_pod import RelayPodSettings
 from pagerbridge.api.severity import DEFAULT_SEVERITY_MAP, BigPandaStatus, PagerDutySeverity
 
@@ -90,7 +91,11 @@ class PagerDutySpec(CamelModel):
         description="PagerDuty service whose incident changes flow back to BigPanda "
         "(a webhook subscription is created for it).",
     )
-    region: Region = Field(default=Region.US, description="PagerDuty service region.")
+    region: Region = Field(
+        default=Region.US,
+        description="PagerDuty service region, us or eu (default us): picks the default "
+        "eventsUrl and apiUrl.",
+    )
     events_url: HttpUrl | None = Field(
         default=None, description="Events API base URL; overrides the region's default."
     )
@@ -130,7 +135,7 @@ class BigPandaWebhookSpec(CamelModel):
     mode: WebhookMode = Field(
         default=WebhookMode.MANUAL,
         description="Managed: the operator creates and maintains a BigPanda Webhook v2 "
-        "integration. Manual: status.bigPandaWebhook shows what to enter in BigPanda.",
+        "integration. Manual (default): status.bigPandaWebhook shows what to enter in BigPanda.",
     )
     integration_name: str | None = Field(
         default=None,
@@ -173,7 +178,8 @@ class SyncSpec(CamelModel):
     resolve: bool = Field(
         default=True,
         description="Resolving in PagerDuty resolves the BigPanda incident (needs "
-        "pagerDuty.serviceId and bigPanda.apiToken). BigPanda resolves always reach PagerDuty.",
+        "pagerDuty.serviceId and bigPanda.apiToken; default true). BigPanda resolves always "
+        "reach PagerDuty.",
     )
     notes: bool | None = Field(
         default=None,
@@ -183,17 +189,34 @@ class SyncSpec(CamelModel):
     )
     acknowledge: bool = Field(
         default=False,
-        description="A PagerDuty acknowledgement adds a BigPanda comment naming who acknowledged.",
+        description="A PagerDuty acknowledgement adds a BigPanda comment naming who "
+        "acknowledged (default false).",
     )
 
 
 class SeverityMapSpec(CamelModel):
     """BigPanda status → PagerDuty severity."""
 
-    critical: PagerDutySeverity = DEFAULT_SEVERITY_MAP[BigPandaStatus.CRITICAL]
-    warning: PagerDutySeverity = DEFAULT_SEVERITY_MAP[BigPandaStatus.WARNING]
-    unknown: PagerDutySeverity = DEFAULT_SEVERITY_MAP[BigPandaStatus.UNKNOWN]
-    ok: PagerDutySeverity = DEFAULT_SEVERITY_MAP[BigPandaStatus.OK]
+    critical: PagerDutySeverity = Field(
+        default=DEFAULT_SEVERITY_MAP[BigPandaStatus.CRITICAL],
+        description="PagerDuty severity of a critical BigPanda incident (default "
+        f"{DEFAULT_SEVERITY_MAP[BigPandaStatus.CRITICAL].value}).",
+    )
+    warning: PagerDutySeverity = Field(
+        default=DEFAULT_SEVERITY_MAP[BigPandaStatus.WARNING],
+        description="PagerDuty severity of a warning BigPanda incident (default "
+        f"{DEFAULT_SEVERITY_MAP[BigPandaStatus.WARNING].value}).",
+    )
+    unknown: PagerDutySeverity = Field(
+        default=DEFAULT_SEVERITY_MAP[BigPandaStatus.UNKNOWN],
+        description="PagerDuty severity of a BigPanda incident of unknown status (default "
+        f"{DEFAULT_SEVERITY_MAP[BigPandaStatus.UNKNOWN].value}).",
+    )
+    ok: PagerDutySeverity = Field(
+        default=DEFAULT_SEVERITY_MAP[BigPandaStatus.OK],
+        description="PagerDuty severity sent with an ok (resolved) BigPanda incident "
+        f"(default {DEFAULT_SEVERITY_MAP[BigPandaStatus.OK].value}).",
+    )
 
     def as_dict(self) -> dict[BigPandaStatus, PagerDutySeverity]:
         return {BigPandaStatus(name): value for name, value in self.model_dump().items()}
@@ -206,8 +229,16 @@ class ServiceType(StrEnum):
 
 
 class RelayServiceSpec(CamelModel):
-    type: ServiceType = Field(default=ServiceType.CLUSTER_IP)
-    port: int = Field(default=80, ge=1, le=65535)
+    """The relay's Service."""
+
+    type: ServiceType = Field(
+        default=ServiceType.CLUSTER_IP,
+        description="Service type (default ClusterIP); others only where the cluster admin "
+        "allows them (Helm value relayPolicy.allowedServiceTypes).",
+    )
+    port: int = Field(
+        default=80, ge=1, le=65535, description="Port of the relay's webhooks (default 80)."
+    )
 
 
 class RelayStorage(StrEnum):
@@ -270,14 +301,22 @@ class RelaySpec(RelayPodSettings):
     image: str | None = Field(
         default=None, max_length=512, description="Relay image; defaults to the operator's own."
     )
-    service: RelayServiceSpec = Field(default_factory=RelayServiceSpec)
+    service: RelayServiceSpec = Field(
+        default_factory=RelayServiceSpec,
+        description="The relay's Service (default: ClusterIP on port 80).",
+    )
     public_url: HttpUrl | None = Field(
         default=None,
         description="Base URL at which BigPanda and PagerDuty (SaaS, on the internet) reach "
         "the relay: an Ingress, Gateway or load balancer routing to the relay Service. "
         "Required with pagerDuty.serviceId and in Managed mode. Without it the relay has only "
         "its cluster-internal Service address, which BigPanda cannot reach (status condition "
-        "RelayPubliclyReachable says so).",
+        "RelayPubliclyReachable says so). Default: the address of relay.expose, if set.",
+    )
+    expose: RelayExpose | None = Field(
+        default=None,
+        description="An Ingress or Gateway API HTTPRoute the operator creates for the relay's "
+        "two webhook paths, within the bounds the cluster admin sets (default: none).",
     )
     storage: RelayStorage | None = Field(
         default=None,
@@ -293,6 +332,13 @@ class RelaySpec(RelayPodSettings):
     database: DatabaseSpec = Field(
         default_factory=DatabaseSpec, description="The database of storage PostgreSQL."
     )
+
+    @property
+    def effective_public_url(self) -> str | None:
+        """``publicUrl``, else the address of ``expose``, else None (cluster-internal)."""
+        if self.public_url is not None:
+            return self.public_url
+        return self.expose.public_url if self.expose is not None else None
 
     @property
     def effective_storage(self) -> RelayStorage:
@@ -318,9 +364,11 @@ INTEGRATION_RULES: list[JsonValue] = [
         "pagerDuty.apiToken, bigPanda.apiToken and bigPanda.environmentId",
     },
     {
-        "rule": "!has(self.pagerDuty.serviceId) || has(self.relay.publicUrl)",
-        "message": "pagerDuty.serviceId needs relay.publicUrl: PagerDuty delivers its webhooks "
-        "from the internet and cannot reach the relay's cluster-internal Service address",
+        "rule": "!has(self.pagerDuty.serviceId) || has(self.relay.publicUrl) "
+        "|| has(self.relay.expose)",
+        "message": "pagerDuty.serviceId needs relay.publicUrl or relay.expose: PagerDuty "
+        "delivers its webhooks from the internet and cannot reach the relay's "
+        "cluster-internal Service address",
     },
     {
         "rule": "self.relay.replicas <= 1 || "
@@ -334,9 +382,11 @@ INTEGRATION_RULES: list[JsonValue] = [
         "key that may manage integrations)",
     },
     {
-        "rule": "self.bigPanda.webhook.mode != 'Managed' || has(self.relay.publicUrl)",
-        "message": "bigPanda.webhook.mode Managed needs relay.publicUrl: BigPanda shares from "
-        "the internet and cannot reach the relay's cluster-internal Service address",
+        "rule": "self.bigPanda.webhook.mode != 'Managed' || has(self.relay.publicUrl) "
+        "|| has(self.relay.expose)",
+        "message": "bigPanda.webhook.mode Managed needs relay.publicUrl or relay.expose: "
+        "BigPanda shares from the internet and cannot reach the relay's cluster-internal "
+        "Service address",
     },
 ]
 
@@ -363,8 +413,10 @@ class PagerDutyIntegrationSpec(CamelModel):
 class WebhookHeader(CamelModel):
     """A custom header to enter in BigPanda: a literal value or a Secret reference."""
 
-    name: str
-    value: str | None = None
+    name: str = Field(description="Header name.")
+    value: str | None = Field(
+        default=None, description="Header value (a placeholder when valueFrom is set)."
+    )
     value_from: SecretKeyRef | None = Field(
         default=None, description="The value is in this Secret (never shown in status)."
     )
@@ -373,10 +425,16 @@ class WebhookHeader(CamelModel):
 class BigPandaWebhookStatus(CamelModel):
     """What BigPanda's webhook must look like (Manual) or looks like (Managed)."""
 
-    url: str
-    headers: list[WebhookHeader] = Field(default_factory=list)
-    integration_id: str | None = None
-    last_verified: datetime | None = None
+    url: str = Field(description="URL BigPanda posts incidents to.")
+    headers: list[WebhookHeader] = Field(
+        default_factory=list, description="Custom headers BigPanda sends with each webhook."
+    )
+    integration_id: str | None = Field(
+        default=None, description="Managed mode: BigPanda's id of the Webhook v2 integration."
+    )
+    last_verified: datetime | None = Field(
+        default=None, description="Managed mode: when the operator last confirmed it in BigPanda."
+    )
     authorization_digest: str | None = Field(
         default=None,
         description="Managed mode: SHA-256 of the authorization the operator last wrote to "
@@ -385,14 +443,31 @@ class BigPandaWebhookStatus(CamelModel):
 
 
 class RelayStatus(CamelModel):
-    service_url: str | None = None
-    public_url: str | None = None
-    ready_replicas: int = 0
+    """Where the relay answers, and how many of its pods are ready."""
+
+    service_url: str | None = Field(
+        default=None, description="The relay Service's cluster-internal base URL."
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL BigPanda and PagerDuty use: spec.relay.publicUrl, else the "
+        "address of spec.relay.expose; unset when the relay is only cluster-internal.",
+    )
+    ready_replicas: int = Field(default=0, description="Relay pods ready (default 0).")
+    exposed_by: str | None = Field(
+        default=None,
+        description="Kind of the object the operator created for spec.relay.expose "
+        "(Ingress or HTTPRoute), named like the relay; unset when not exposed.",
+    )
 
 
 class PagerDutySubscriptionStatus(CamelModel):
-    id: str | None = None
-    last_verified: datetime | None = None
+    """The PagerDuty Webhooks v3 subscription the operator manages (pagerDuty.serviceId)."""
+
+    id: str | None = Field(default=None, description="PagerDuty's id of the subscription.")
+    last_verified: datetime | None = Field(
+        default=None, description="When the operator last confirmed it in PagerDuty."
+    )
 
 
 class PagerDutyIntegrationStatus(CamelModel):
@@ -400,11 +475,28 @@ class PagerDutyIntegrationStatus(CamelModel):
 
     model_config = ConfigDict(frozen=False)  # merged with the base config
 
-    observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
-    relay: RelayStatus | None = None
-    big_panda_webhook: BigPandaWebhookStatus | None = None
-    pager_duty_subscription: PagerDutySubscriptionStatus | None = None
+    observed_generation: int | None = Field(
+        default=None,
+        description="metadata.generation the operator last reconciled; status describes "
+        "that generation (kstatus: equal to metadata.generation once caught up).",
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready (True when the integration works end to end; else the first "
+        "failing detail's reason), Reconciling (True while the relay rolls out) and the "
+        "details: SecretsResolved, SubscriptionReady, RelayAvailable, "
+        "BigPandaWebhookConfigured (Managed mode), OutboxDurable, RelayPubliclyReachable.",
+    )
+    relay: RelayStatus | None = Field(
+        default=None, description="The relay's addresses and ready pods."
+    )
+    big_panda_webhook: BigPandaWebhookStatus | None = Field(
+        default=None,
+        description="What BigPanda's webhook must send (Manual) or was set to (Managed).",
+    )
+    pager_duty_subscription: PagerDutySubscriptionStatus | None = Field(
+        default=None, description="The PagerDuty webhook subscription, with pagerDuty.serviceId."
+    )
 
 
 def printer_columns() -> list[dict[str, Any]]:

@@ -28,5 +28,14 @@ class ReferenceStatus(CamelModel):
 
     model_config = ConfigDict(frozen=False)  # merged with the base config
 
-    observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = Field(
+        default=None,
+        description="metadata.generation the operator last reconciled; status describes "
+        "that generation (kstatus: equal to metadata.generation once caught up).",
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready: True (Applied) when the referenced integration is Ready and "
+        "uses this object; False with the reason (IntegrationNotFound, IntegrationNotReady, "
+        "Conflict) otherwise.",
+    )

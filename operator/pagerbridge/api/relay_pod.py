@@ -43,8 +43,16 @@ _DEFAULT_RESOURCES_TEXT = "; ".join(
 class ResourceRequirements(CamelModel):
     """Container resources, as in Kubernetes (quantities such as 100m, 128Mi)."""
 
-    requests: dict[str, str] = Field(default_factory=dict, max_length=8)
-    limits: dict[str, str] = Field(default_factory=dict, max_length=8)
+    requests: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=8,
+        description="Resources reserved for the relay container, e.g. cpu: 50m, memory: 64Mi.",
+    )
+    limits: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=8,
+        description="Most the relay container may use, e.g. memory: 256Mi.",
+    )
 
 
 class TolerationOperator(StrEnum):
@@ -91,15 +99,23 @@ class InclusionPolicy(StrEnum):
 
 
 class LabelSelectorRequirement(CamelModel):
-    key: LabelKey
-    operator: SelectorOperator
-    values: list[LabelValue] | None = Field(default=None, max_length=MAX_ITEMS)
+    key: LabelKey = Field(description="Label key the requirement applies to.")
+    operator: SelectorOperator = Field(
+        description="In, NotIn, Exists or DoesNotExist: how the key relates to values."
+    )
+    values: list[LabelValue] | None = Field(
+        default=None,
+        max_length=MAX_ITEMS,
+        description="Values for In and NotIn; empty for Exists and DoesNotExist.",
+    )
 
 
 class LabelSelector(CamelModel):
-    match_labels: dict[str, str] | None = Field(default=None, max_length=MAX_ITEMS)
+    match_labels: dict[str, str] | None = Field(
+        default=None, max_length=MAX_ITEMS, description="Labels a pod must all carry."
+    )
     match_expressions: list[LabelSelectorRequirement] | None = Field(
-        default=None, max_length=MAX_ITEMS
+        default=None, max_length=MAX_ITEMS, description="Requirements a pod must all meet."
     )
 
 
@@ -113,10 +129,24 @@ class TopologySpreadConstraint(CamelModel):
         default=None,
         description="Pods counted; unset: this integration's relay pods.",
     )
-    min_domains: int | None = Field(default=None, ge=1)
-    match_label_keys: list[LabelKey] | None = Field(default=None, max_length=MAX_ITEMS)
-    node_affinity_policy: InclusionPolicy | None = None
-    node_taints_policy: InclusionPolicy | None = None
+    min_domains: int | None = Field(
+        default=None,
+        ge=1,
+        description="Minimum number of eligible domains (DoNotSchedule only; default: unset).",
+    )
+    match_label_keys: list[LabelKey] | None = Field(
+        default=None,
+        max_length=MAX_ITEMS,
+        description="Pod label keys whose values further select the pods counted.",
+    )
+    node_affinity_policy: InclusionPolicy | None = Field(
+        default=None,
+        description="Honor or Ignore the pod's node affinity when counting (default Honor).",
+    )
+    node_taints_policy: InclusionPolicy | None = Field(
+        default=None,
+        description="Honor or Ignore node taints when counting (default Ignore).",
+    )
 
 
 class Affinity(CamelModel):

@@ -68,6 +68,9 @@ BUILTIN: dict[str, tuple[str, str, str]] = {
     "Deployment": ("apps", "v1", "deployments"),
     "PodDisruptionBudget": ("policy", "v1", "poddisruptionbudgets"),
     "Lease": ("coordination.k8s.io", "v1", "leases"),
+    "Ingress": ("networking.k8s.io", "v1", "ingresses"),
+    # Not built in: the Gateway API's CRD (spec.relay.expose.httpRoute), when installed.
+    "HTTPRoute": ("gateway.networking.k8s.io", "v1", "httproutes"),
 }
 CLUSTER_SCOPED = {"Namespace"}
 

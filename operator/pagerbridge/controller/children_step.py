@@ -182,7 +182,7 @@ def relay(
         "relay": {
             "serviceUrl": service_url(owner, spec),
             "readyReplicas": deployment.ready_replicas if deployment else 0,
-            **({"publicUrl": spec.relay.public_url} if spec.relay.public_url else {}),
+            **({"publicUrl": public} if (public := spec.relay.effective_public_url) else {}),
         }
     }
     return StepResult(condition, status)

@@ -35,6 +35,7 @@ from pagerbridge.controller import names as n
 from pagerbridge.controller.cleanup import needs_finalizer
 from pagerbridge.controller.login import kopf_session
 from pagerbridge.controller.observed import (
+    CHILD_KINDS,
     ChildState,
     IntegrationInfo,
     RefInfo,
@@ -97,6 +98,8 @@ class KopfWorld:
         return info
 
     def child(self, kind: str, namespace: str, owner: str) -> ChildState | None:
+        if kind not in CHILD_KINDS:  # not watched (the relay's Ingress or HTTPRoute)
+            return None
         info: ChildState | None = _one(
             self._indices[f"pb_children_{kind.lower()}"], (namespace, owner)
         )

@@ -1,8 +1,23 @@
-"""Prometheus metrics of the operator: reconciles, their errors and duration, queue depth."""
+"""Prometheus metrics of the operator: reconciles, their errors and duration, queue depth,
+each integration's conditions (:class:`ConditionGauge`) and the build.
+
+``pagerbridge_integration_condition`` follows cert-manager's
+``certmanager_certificate_ready_status``: per integration and condition type, one series
+for each of ``True``, ``False`` and ``Unknown``, valued 1 for the status the condition has
+and 0 for the other two, so ``{type="Ready", status="True"} == 0`` is "not Ready" whatever
+the reason, and a deleted integration's series disappear with it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import platform
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from pagerbridge import __version__
 
 RECONCILES = Counter(
     "pagerbridge_operator_reconciles_total",
@@ -30,3 +45,52 @@ RESYNCS = Counter(
     "pagerbridge_operator_resyncs_total",
     "Periodic re-checks of integrations queued (children, subscription, BigPanda integration).",
 )
+INTEGRATION_CONDITION = Gauge(
+    "pagerbridge_integration_condition",
+    "Status conditions of each PagerDutyIntegration: 1 for the status the condition "
+    "has (True, False or Unknown), 0 for the other two.",
+    ["namespace", "name", "type", "status"],
+)
+BUILD_INFO = Gauge(
+    "pagerbridge_build_info",
+    "Always 1; the labels name the running PagerBridge version and Python version.",
+    ["version", "python_version"],
+)
+BUILD_INFO.labels(__version__, platform.python_version()).set(1)
+
+STATUSES = ("True", "False", "Unknown")
+
+
+class ConditionGauge:
+    """Keeps ``pagerbridge_integration_condition`` equal to the conditions written last.
+
+    Remembers which condition types each integration has series for, so a type that
+    disappears from the status (and the integration itself, on :meth:`remove`) loses its
+    series rather than freezing at its last value.
+    """
+
+    def __init__(self, gauge: Gauge = INTEGRATION_CONDITION) -> None:
+        self._gauge = gauge
+        self._types: dict[tuple[str, str], set[str]] = {}
+
+    def set(self, namespace: str, name: str, conditions: Iterable[Mapping[str, Any]]) -> None:
+        current: dict[str, str] = {}
+        for condition in conditions:
+            status = str(condition.get("status"))
+            current[str(condition.get("type"))] = status if status in STATUSES else "Unknown"
+        for gone in self._types.get((namespace, name), set()) - current.keys():
+            self._remove_type(namespace, name, gone)
+        for type_, status in current.items():
+            for candidate in STATUSES:
+                value = 1.0 if candidate == status else 0.0
+                self._gauge.labels(namespace, name, type_, candidate).set(value)
+        self._types[(namespace, name)] = set(current)
+
+    def remove(self, namespace: str, name: str) -> None:
+        for type_ in self._types.pop((namespace, name), set()):
+            self._remove_type(namespace, name, type_)
+
+    def _remove_type(self, namespace: str, name: str, type_: str) -> None:
+        for status in STATUSES:
+            with contextlib.suppress(KeyError):  # never set: nothing to remove
+                self._gauge.remove(namespace, name, type_, status)

@@ -47,6 +47,7 @@ from pagerbridge.controller import (
     children_step,
     cleanup,
     egress,
+    expose_step,
     subscription_step,
     token_step,
     user_secrets,
@@ -253,6 +254,8 @@ class Reconciler:
             spec = _parse(info)
             egress.check_spec(spec, self.settings.egress)  # before anything is called
             self.settings.relay_policy.check_spec(spec, self.settings.relay_image)
+            if spec.relay.expose is not None:  # refused before anything is rendered
+                self.settings.expose_policy.decide(spec.relay.expose, namespace)
             ctx = Context(self.kube, world, self.settings, owner, spec, info, memory, requeue_after)
             compiled, results = await self._converge(ctx, overrides, mappings, resync)
         except WaitingForInput as exc:
@@ -266,10 +269,18 @@ class Reconciler:
         relay = children_step.relay(world, owner, spec, requeue_after)
         url = relay_base_url(owner, spec) if spec else None
         reachable = (
-            public_reachability(spec.relay.public_url, f"{url}{BIGPANDA_WEBHOOK_PATH}")
+            public_reachability(spec.relay.effective_public_url, f"{url}{BIGPANDA_WEBHOOK_PATH}")
             if spec is not None
             else None
         )
+        exposed = results.get("expose")
+        exposed_condition = exposed.condition if exposed is not None else None
+        if exposed_condition is not None and (
+            spec is None or spec.relay.public_url is None or exposed_condition.status != c.TRUE
+        ):
+            reachable = exposed_condition  # the Ingress/HTTPRoute's verdict
+        elif exposed is None and spec is not None and spec.relay.expose is not None:
+            reachable = None  # refused or not reached: the last verdict stands
         sub = results.get("subscription")
         bigpanda = results.get("bigpanda")
         taken = results.get("children")  # a NameConflict: the relay cannot be ours
@@ -292,6 +303,12 @@ class Reconciler:
         }
         if spec is not None:
             desired.update(relay.status)
+            if "relay" in desired:  # what expose_step published (kept while it did not run)
+                relay_status = {**desired["relay"], **expose_step.published(info, exposed)}
+                # A merge patch keeps what it does not name: drop what no longer applies
+                # (publicUrl, exposedBy) explicitly.
+                stale = (info.status.get("relay") or {}).keys() - relay_status.keys()
+                desired["relay"] = {**relay_status, **dict.fromkeys(stale)}
             desired["pagerDutySubscription"] = (
                 sub.status.get("pagerDutySubscription") if sub is not None else None
             )
@@ -349,6 +366,7 @@ class Reconciler:
         )
         results["children"] = await children_step.apply(ctx, children.applied(), force=resync)
         await children_step.remove(ctx, children.absent())
+        results["expose"] = await expose_step.run(ctx, force=resync)
         token = await token_step.run(ctx)
         if bigpanda_integration.managed(spec):
             if token is not None:
@@ -384,6 +402,7 @@ class Reconciler:
 
     def _forget(self, namespace: str, name: str) -> None:
         self.memories.forget(namespace, name)
+        self.status.forget_integration(namespace, name)
         self.queue.forget((INTEGRATION.kind, namespace, name))
 
     # -- references (overrides, mappings) ---------------------------------------------

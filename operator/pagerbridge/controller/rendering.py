@@ -445,7 +445,7 @@ def service_url(owner: Owner, spec: PagerDutyIntegrationSpec) -> str:
 
 
 def relay_base_url(owner: Owner, spec: PagerDutyIntegrationSpec) -> str:
-    return (spec.relay.public_url or service_url(owner, spec)).rstrip("/")
+    return (spec.relay.effective_public_url or service_url(owner, spec)).rstrip("/")
 
 
 def bigpanda_webhook_status(

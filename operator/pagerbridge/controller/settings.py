@@ -7,7 +7,8 @@ them (:mod:`pagerbridge.api.relay_pod`). A malformed value stops the operator at
 The egress and cost bounds (``PAGERBRIDGE_EGRESS_*``, ``PAGERBRIDGE_CALL_*``,
 ``PAGERBRIDGE_RECONCILE_DEADLINE_SECONDS``, ``PAGERBRIDGE_NAMESPACE_CONCURRENCY``) and the
 relay policy (``PAGERBRIDGE_RELAY_IMAGE_PREFIXES``, ``PAGERBRIDGE_RELAY_SERVICE_TYPES``)
-are the cluster admin's, set from the Helm values: no CR can widen them.
+and the expose policy (``PAGERBRIDGE_EXPOSE_*``, :mod:`.expose_policy`) are the cluster
+admin's, set from the Helm values: no CR can widen them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pagerbridge import DEFAULT_IMAGE
 from pagerbridge.api import RelayPodSettings, SecretKeyRef
 from pagerbridge.clients._http import CallLimits
 from pagerbridge.clients.egress import DEFAULT_ALLOWED_HOSTS, EgressPolicy
+from pagerbridge.controller.expose_policy import ExposePolicy
 from pagerbridge.controller.relay_policy import RelayPolicy
 
 RELAY_DEFAULTS_ENV = "PAGERBRIDGE_RELAY_DEFAULTS"
@@ -99,6 +101,7 @@ class OperatorSettings:
     # This cluster's identity in the ownership stamps of external objects (see
     # :mod:`.ownership`); empty: the kube-system Namespace UID, read once at start.
     cluster_id: str = ""
+    expose_policy: ExposePolicy = field(default_factory=ExposePolicy)
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -141,4 +144,10 @@ class OperatorSettings:
                 env.get(RELAY_DATABASE_SECRET_ENV), env.get(RELAY_DATABASE_KEY_ENV)
             ),
             cluster_id=env.get(ENV_CLUSTER_ID, "").strip(),
+            expose_policy=ExposePolicy.parse(
+                _list(env.get("PAGERBRIDGE_EXPOSE_INGRESS_CLASSES")),
+                _list(env.get("PAGERBRIDGE_EXPOSE_GATEWAYS")),
+                _list(env.get("PAGERBRIDGE_EXPOSE_HOST_SUFFIXES")),
+                _list(env.get("PAGERBRIDGE_EXPOSE_CLUSTER_ISSUERS")),
+            ),
         )

@@ -5,6 +5,9 @@ The indices may lag behind our own last write, so a write is compared with what 
 process last wrote too (ignoring transition times): a stale view neither rewrites nor
 re-announces. What was written lives in the integration's memory (for an integration)
 or here (for an override or mapping); a recreated object (new uid) starts afresh.
+
+An integration's written conditions are also its ``pagerbridge_integration_condition``
+series (:class:`.metrics.ConditionGauge`), dropped by :meth:`StatusWriter.forget_integration`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pagerbridge.controller.conditions import ConditionUpdate
 from pagerbridge.controller.events import post_event
 from pagerbridge.controller.kube_port import KubernetesPort
 from pagerbridge.controller.memory import IntegrationMemory, Written
+from pagerbridge.controller.metrics import ConditionGauge
 from pagerbridge.controller.observed import RELAY_STARTING, RefInfo
 from pagerbridge.controller.status import differs, reconciling_condition
 from pagerbridge.controller.step_context import involved
@@ -42,8 +46,9 @@ def essence(status: dict[str, Any]) -> str:
 
 
 class StatusWriter:
-    def __init__(self, kube: KubernetesPort) -> None:
+    def __init__(self, kube: KubernetesPort, gauge: ConditionGauge | None = None) -> None:
         self.kube = kube
+        self.gauge = gauge if gauge is not None else ConditionGauge()
         self._refs: dict[tuple[str, str, str, str], Written] = {}  # (kind, ns, name, uid)
 
     async def integration(
@@ -57,8 +62,15 @@ class StatusWriter:
     ) -> None:
         last = memory.written[1] if memory.written and memory.written[0] == uid else None
         written = await self._write(INTEGRATION.kind, namespace, name, uid, current, desired, last)
-        if written is not None:
-            memory.written = (uid, written)
+        if written is None:
+            self.gauge.remove(namespace, name)
+            return
+        memory.written = (uid, written)
+        self.gauge.set(namespace, name, written[1])
+
+    def forget_integration(self, namespace: str, name: str) -> None:
+        """The integration is gone (or going): its condition series go too."""
+        self.gauge.remove(namespace, name)
 
     async def ref(self, ref: RefInfo, ready: ConditionUpdate) -> None:
         """Ready (and kstatus' Reconciling, following it) of an override or mapping."""

@@ -95,3 +95,51 @@ def test_alerts_and_dashboard_name_metrics_of_the_running_operator_and_relay(
     )
     unknown = referenced - exported - SYNTHETIC
     assert not unknown, f"named by the chart, exported by no running process: {sorted(unknown)}"
+
+
+def _ready_series(page: str, namespace: str, name: str) -> dict[str, float]:
+    """The Ready condition's series of one integration: status -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        sample.labels["status"]: sample.value
+        for family in text_string_to_metric_families(page)
+        if family.name == "pagerbridge_integration_condition"
+        for sample in family.samples
+        if sample.labels["namespace"] == namespace
+        and sample.labels["name"] == name
+        and sample.labels["type"] == "Ready"
+    }
+
+
+def test_integration_condition_gauge_follows_ready_and_goes_with_the_integration(
+    cluster: Cluster,
+    namespace: str,
+    operator: OperatorProcess,
+    kubelet: HarnessKubelet,
+    pagerduty: tuple[Any, str],
+) -> None:
+    _, pd_url = pagerduty
+    metrics_url = f"http://127.0.0.1:{operator.metrics_port}/metrics"
+
+    def fetch() -> str | None:
+        try:
+            response = httpx.get(metrics_url, timeout=5)
+        except httpx.HTTPError:
+            return None
+        return response.text if response.status_code == 200 else None
+
+    def series() -> dict[str, float] | None:
+        page = fetch()
+        return None if page is None else _ready_series(page, namespace, "gauged")
+
+    page = wait_for(fetch, 30, "operator /metrics")
+    assert "pagerbridge_build_info{" in page
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=pd_secret())
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=integration("gauged", pd_url))
+    ready = wait_for(
+        lambda: (s := series()) and s.get("True") == 1 and s, 90, "Ready=True in the gauge"
+    )
+    assert ready == {"True": 1, "False": 0, "Unknown": 0}
+    cluster.kubectl("delete", "-n", namespace, "pdi", "gauged", "--wait=true")
+    wait_for(lambda: series() == {}, 60, "the deleted integration's series gone")

@@ -129,6 +129,7 @@ def test_alerts_cover_the_failure_modes(helm: Helm) -> None:
     alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
     assert {
         "PagerBridgeOperatorDown",
+        "PagerBridgeIntegrationNotReady",
         "PagerBridgeReconcileErrors",
         "PagerBridgeRelayDown",
         "PagerBridgeRelayOldestPendingJob",
@@ -139,6 +140,12 @@ def test_alerts_cover_the_failure_modes(helm: Helm) -> None:
         assert alert["labels"]["severity"] in {"warning", "critical"}
         assert alert["annotations"]["summary"]
     assert alerts["PagerBridgeOperatorDown"]["expr"] == 'up{job="pagerbridge"} == 0'
+    not_ready = alerts["PagerBridgeIntegrationNotReady"]
+    assert not_ready["for"] == "10m"
+    assert 'pagerbridge_integration_condition{type="Ready", status="True"}' in not_ready["expr"]
+    # The gauge's own namespace label (the integration's) survives the scrape.
+    monitor = one(_render_monitoring(helm), "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
 
 
 def test_rules_and_dashboard_name_only_exported_metrics(helm: Helm) -> None:
@@ -151,12 +158,15 @@ def test_rules_and_dashboard_name_only_exported_metrics(helm: Helm) -> None:
         operator_metrics.RECONCILE_DURATION,
         operator_metrics.QUEUE_DEPTH,
         operator_metrics.APPLIES,
+        operator_metrics.INTEGRATION_CONDITION,
+        operator_metrics.BUILD_INFO,
     ):
         registry.register(collector)
     exported = exported_names(relay) | exported_names(generate_latest(registry).decode())
     exprs = _rule_exprs(objects) + _dashboard_exprs(_dashboard(objects))
     referenced = set().union(*(referenced_names(e) for e in exprs))
     assert "pagerbridge_relay_dead_letters_total" in referenced
+    assert "pagerbridge_integration_condition" in referenced
     unknown = referenced - exported - SYNTHETIC
     assert not unknown, f"metrics no PagerBridge component exports: {sorted(unknown)}"
 

@@ -229,7 +229,10 @@ class HarnessKubelet:
             return
         environment = await pod_volumes.environment(kube, namespace, template["spec"])
         ready = {id(p): await self._probe(http, p) for p in pods}
+        drain = _pre_stop_sleep(template["spec"])
         for replica in pods:
+            if replica.draining_since is not None:
+                ready[id(replica)] = False  # out of the endpoints while it drains
             volumes_complete = await pod_volumes.materialize(
                 kube, namespace, replica.directory, template["spec"]
             )
@@ -241,6 +244,15 @@ class HarnessKubelet:
                 continue
             if replica.running() and not all(ready[id(p)] for p in pods if p is not replica):
                 continue  # a rollout waits until every other replica is ready again
+            if replica.running() and new_pod and drain and len(pods) > 1:
+                # preStop sleep: the replica leaves the endpoints (annotations) first and
+                # keeps serving what was already routed to it; stopped once it has slept.
+                if replica.draining_since is None:
+                    replica.draining_since = time.monotonic()
+                    ready[id(replica)] = False
+                if time.monotonic() - replica.draining_since < drain:
+                    break
+            replica.draining_since = None
             if replica.process is not None and not replica.running():
                 replica.restarts += 1
             replica.stop()
@@ -299,7 +311,9 @@ class HarnessKubelet:
         if pod is None:
             return
         running = [
-            p for p in self.replicas(meta["namespace"], meta["name"]) if p.running() and p.process
+            p
+            for p in self.replicas(meta["namespace"], meta["name"])
+            if p.running() and p.process and p.draining_since is None
         ]
         annotations = {
             ANNOTATION_URL: pod.url if pod.running() else None,
@@ -316,3 +330,10 @@ class HarnessKubelet:
                 meta["name"],
                 {"metadata": {"annotations": annotations}},
             )
+
+
+def _pre_stop_sleep(pod_spec: dict[str, Any]) -> float:
+    """Seconds of the container's ``lifecycle.preStop.sleep`` (0: none)."""
+    container = pod_spec["containers"][0]
+    sleep = ((container.get("lifecycle") or {}).get("preStop") or {}).get("sleep") or {}
+    return float(sleep.get("seconds", 0))

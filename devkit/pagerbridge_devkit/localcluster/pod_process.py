@@ -51,6 +51,7 @@ class Pod:
     rollout_hash: str = ""  # the pod template whose rollout is tracked
     rollout_started: float = 0.0  # wall clock, for Progressing and its deadline
     rolled_out: bool = False  # was ready once for this template (rollout complete)
+    draining_since: float | None = None  # monotonic; replaced, sleeping its preStop out
 
     @property
     def url(self) -> str:

@@ -1,4 +1,5 @@
-"""Nothing accepted is lost when a real relay pod is lost in the middle of a burst.
+"""Nothing accepted is lost when a real relay pod is lost in the middle of a burst (a
+forced delete), or when all its processes die at once as in a node crash.
 
 PagerDuty answers 503 throughout the burst, so every accepted event waits in the outbox
 (the default ``Persistent`` storage: a PersistentVolumeClaim). Half-way through, the relay
@@ -12,7 +13,11 @@ incident was triggered and resolved exactly once, in that order.
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
+import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -101,6 +106,75 @@ def test_a_forced_pod_delete_mid_burst_loses_and_duplicates_nothing(
 
     second = wait_ready(bed, ns, integration)
     assert second["metadata"]["uid"] != first["metadata"]["uid"], "a new relay pod serves"
+    pagerduty.faults.clear()
+    for n in range(INCIDENTS):
+        wait_for(
+            lambda n=n: (
+                (i := pagerduty.incident_by_key(_incident(n, "ok")["id"]))
+                and i.status == "resolved"
+            ),
+            120,
+            f"incident {n} resolved in PagerDuty",
+        )
+    for n in range(INCIDENTS):
+        found = pagerduty.incident_by_key(_incident(n, "ok")["id"])
+        assert found is not None
+        actions = [event["event_action"] for event in found.events]
+        assert actions == ["trigger", "resolve"], (n, actions)
+
+
+def _pod_processes(pod_uid: str) -> list[int]:
+    """Host PIDs of every process of a pod (its sandbox and containers), by cgroup."""
+    marks = (f"pod{pod_uid}", f"pod{pod_uid.replace('-', '_')}")
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cgroup = (entry / "cgroup").read_text()
+        except OSError:
+            continue
+        if any(mark in cgroup for mark in marks):
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_every_process_of_the_relay_pod_killed_with_work_pending_loses_nothing(
+    bed: Bed, pod_env: PodEnvironment
+) -> None:
+    """What a node crash does to a pod: its sandbox and container processes die at once
+    (SIGKILL from the host, no SIGTERM, no drain). The kubelet starts the pod again on
+    the same claim, and the work accepted before is delivered once."""
+    assert pod_env.sandbox is not None
+    assert pod_env.pagerduty is not None
+    pagerduty = pod_env.pagerduty
+    ns = pod_env.namespace
+    docs = sandboxed(REPO / "examples" / "01-minimal.yaml", pod_env.sandbox)
+    (integration,) = [d["metadata"]["name"] for d in docs if d["kind"] == "PagerDutyIntegration"]
+    pod_env.integration = integration
+    apply(bed, ns, docs)
+    pod = wait_ready(bed, ns, integration)
+    token = _inbound_token(bed, ns, integration)
+    pagerduty.faults.fail_next(None, 503, path_prefix="/v2/enqueue")
+    for n in range(INCIDENTS):
+        _send_until_accepted(bed, ns, integration, token, _incident(n, "critical"))
+        _send_until_accepted(bed, ns, integration, token, _incident(n, "ok"))
+
+    victims = _pod_processes(pod["metadata"]["uid"])
+    assert victims, "found the relay pod's processes on the host"
+    for pid in victims:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    restarted = wait_for(
+        lambda: (
+            (p := bed.ready_relay_pod(ns, integration))
+            and p["status"]["containerStatuses"][0]["restartCount"] > 0
+            and p
+        ),
+        180,
+        "the relay container started again and Ready",
+    )
+    assert restarted["metadata"]["uid"] == pod["metadata"]["uid"], "the same pod, restarted"
     pagerduty.faults.clear()
     for n in range(INCIDENTS):
         wait_for(

@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from pagerbridge_devkit.sandbox.server import free_port
+from pagerbridge_devkit.ports import free_port
 
 #: The Debian package that provides the server binaries (``apt-get install postgresql``).
 APT_PACKAGE = "postgresql"

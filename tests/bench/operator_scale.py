@@ -38,8 +38,9 @@ from pagerbridge.controller.compile import SecretInfo, compile_relay_config
 from pagerbridge.controller.rendering import Owner, RenderSettings, render_children
 from pagerbridge_devkit.localcluster import ControlPlane, find_binaries
 from pagerbridge_devkit.localcluster.kubelet import ANNOTATION_URL, HarnessKubelet
+from pagerbridge_devkit.ports import free_port
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
-from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port, loopback_egress_env
+from pagerbridge_devkit.sandbox.server import BackgroundServer, loopback_egress_env
 
 REPO = Path(__file__).resolve().parents[2]
 PDI = Resource.custom("pagerbridge.io", "v1alpha1", "pagerdutyintegrations")

@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "tests" / "unit" / "relay"))
 
 from relayproc import write_config  # noqa: E402
 
-from pagerbridge_devkit.sandbox.server import free_port  # noqa: E402
+from pagerbridge_devkit.ports import free_port  # noqa: E402
 
 
 def runtime_python(venv: Path) -> Path:

@@ -111,7 +111,7 @@ def main() -> int:
         serve(args.serve)
         return 0
 
-    from pagerbridge_devkit.sandbox.server import free_port
+    from pagerbridge_devkit.ports import free_port
 
     port = free_port()
     command = [sys.executable, __file__, "--serve", str(port)]

@@ -35,9 +35,9 @@ from pagerbridge_devkit.demo.manifests import (
     demo_manifests,
 )
 from pagerbridge_devkit.demo.steps import StepFailed
+from pagerbridge_devkit.ports import free_port
 from pagerbridge_devkit.sandbox import bigpanda as bp
 from pagerbridge_devkit.sandbox import pagerduty as pd
-from pagerbridge_devkit.sandbox.server import free_port
 
 from .conftest import EXTERNAL_KUBECONFIG_ENV, REPO, Cluster
 

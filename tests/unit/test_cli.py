@@ -14,7 +14,7 @@ import pytest
 
 from pagerbridge import __version__
 from pagerbridge.cli import SUBCOMMANDS, build_parser
-from pagerbridge_devkit.sandbox.server import free_port
+from pagerbridge_devkit.ports import free_port
 
 
 def pagerbridge(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

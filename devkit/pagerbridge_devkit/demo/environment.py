@@ -40,11 +40,12 @@ from pagerbridge_devkit.localcluster import ControlPlane
 from pagerbridge_devkit.localcluster.kubelet import HarnessKubelet, Pod
 from pagerbridge_devkit.localcluster.processes import spawn
 from pagerbridge_devkit.localcluster.processes import stop as stop_process
+from pagerbridge_devkit.ports import free_port
 from pagerbridge_devkit.sandbox import bigpanda as bp
 from pagerbridge_devkit.sandbox import pagerduty as pd
 from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
 from pagerbridge_devkit.sandbox.pagerduty import PagerDutySimulator
-from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port, loopback_egress_env
+from pagerbridge_devkit.sandbox.server import BackgroundServer, loopback_egress_env
 
 LOCAL_NAMESPACE = "pagerbridge-demo"
 # A second Events API v2 integration key on the sandbox service: alerts tagged with it

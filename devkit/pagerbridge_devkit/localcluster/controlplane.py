@@ -29,7 +29,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -48,6 +47,7 @@ from pagerbridge_devkit.localcluster import certs
 from pagerbridge_devkit.localcluster.binaries import Binaries, find_binaries
 from pagerbridge_devkit.localcluster.kubeconfig import write_admin_kubeconfig
 from pagerbridge_devkit.localcluster.processes import end_group, spawn
+from pagerbridge_devkit.ports import free_port
 
 STATE_FILE = "state.json"
 AUDIT_LOG = "audit.log"
@@ -77,14 +77,6 @@ class _Component:
     process: subprocess.Popen[bytes]
     log_path: Path
     log_file: IO[bytes] = field(repr=False)
-
-
-def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _tail(path: Path, lines: int = 25) -> str:

@@ -46,6 +46,7 @@ import yaml
 
 from pagerbridge_devkit.localcluster.binaries import REPO_ROOT, tools_dir
 from pagerbridge_devkit.localcluster.processes import spawn
+from pagerbridge_devkit.ports import free_port as _free_port
 
 log = logging.getLogger(__name__)
 
@@ -356,13 +357,6 @@ def _list_diff(before: Any, after: Any) -> Any:
 
 
 # --- the node --------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _tail(path: Path, lines: int = 30) -> str:

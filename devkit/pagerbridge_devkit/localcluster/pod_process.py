@@ -10,7 +10,6 @@ a Service address would).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -26,13 +25,7 @@ from pagerbridge.api.contract import (
 from pagerbridge_devkit.localcluster import pod_volumes
 from pagerbridge_devkit.localcluster.processes import spawn
 from pagerbridge_devkit.localcluster.processes import stop as stop_process
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from pagerbridge_devkit.ports import free_port
 
 
 @dataclass

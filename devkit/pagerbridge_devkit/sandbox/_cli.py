@@ -34,8 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pagerbridge_devkit.ports import free_port
     from pagerbridge_devkit.sandbox import pagerduty
-    from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port
+    from pagerbridge_devkit.sandbox.server import BackgroundServer
 
     pd_port = args.pagerduty_port or free_port(args.host)
     pd_sim = pagerduty.PagerDutySimulator(

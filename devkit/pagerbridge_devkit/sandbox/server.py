@@ -18,6 +18,7 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from pagerbridge.clients.egress import DEFAULT_ALLOWED_HOSTS, EgressPolicy
 from pagerbridge.controller.settings import ENV_EGRESS_ALLOW_HTTP, ENV_EGRESS_ALLOWED_HOSTS
+from pagerbridge_devkit.ports import free_port
 
 #: ASGI scope extension under which :func:`drop_capable_protocol` exposes the connection's
 #: transport, so fault injection can close it without sending a response.
@@ -40,13 +41,6 @@ def loopback_egress_env() -> dict[str, str]:
         ENV_EGRESS_ALLOWED_HOSTS: ",".join((*DEFAULT_ALLOWED_HOSTS, "127.0.0.1")),
         ENV_EGRESS_ALLOW_HTTP: "true",
     }
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def drop_capable_protocol(

@@ -22,13 +22,14 @@ import yaml
 from pagerbridge_devkit.localcluster.kubelet import HarnessKubelet
 from pagerbridge_devkit.localcluster.processes import spawn
 from pagerbridge_devkit.localcluster.processes import stop as stop_process
+from pagerbridge_devkit.ports import free_port
 from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
 from pagerbridge_devkit.sandbox.pagerduty import (
     DEFAULT_API_TOKEN,
     DEFAULT_ROUTING_KEY,
     PagerDutySimulator,
 )
-from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port, loopback_egress_env
+from pagerbridge_devkit.sandbox.server import BackgroundServer, loopback_egress_env
 
 from ..conftest import Cluster
 

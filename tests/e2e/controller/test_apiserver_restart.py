@@ -19,8 +19,8 @@ import yaml
 
 from pagerbridge_devkit.localcluster import ControlPlane, find_binaries
 from pagerbridge_devkit.localcluster.kubelet import HarnessKubelet
+from pagerbridge_devkit.ports import free_port
 from pagerbridge_devkit.sandbox.pagerduty import PagerDutySimulator
-from pagerbridge_devkit.sandbox.server import free_port
 
 from ..conftest import CRDS_DIR, EXTERNAL_KUBECONFIG_ENV, Cluster
 from .conftest import OperatorProcess, condition, get_json, integration, pd_secret, wait_for

@@ -12,10 +12,10 @@ import httpx
 import pytest
 import yaml
 
+from pagerbridge_devkit.ports import free_port
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_API_KEY
 from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY
-from pagerbridge_devkit.sandbox.server import free_port
 
 from ..conftest import Cluster
 from .conftest import OperatorProcess, condition, get_json, wait_for

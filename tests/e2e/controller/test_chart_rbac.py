@@ -31,8 +31,9 @@ import pytest
 import yaml
 
 from pagerbridge_devkit.localcluster.kubelet import HarnessKubelet
+from pagerbridge_devkit.ports import free_port
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
-from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port, loopback_egress_env
+from pagerbridge_devkit.sandbox.server import BackgroundServer, loopback_egress_env
 
 from ..conftest import EXTERNAL_KUBECONFIG_ENV, REPO, Cluster
 from .conftest import (

@@ -32,12 +32,12 @@ from pagerbridge_devkit.localcluster.kubelet import (
 )
 from pagerbridge_devkit.localcluster.processes import spawn
 from pagerbridge_devkit.localcluster.processes import stop as stop_process
+from pagerbridge_devkit.ports import free_port
 from pagerbridge_devkit.sandbox.pagerduty import (
     DEFAULT_API_TOKEN,
     DEFAULT_ROUTING_KEY,
     PagerDutySimulator,
 )
-from pagerbridge_devkit.sandbox.server import free_port
 
 from ..conftest import Cluster
 from .conftest import OperatorProcess, condition, get_json, merge_patch, pd_secret, wait_for

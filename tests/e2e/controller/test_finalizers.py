@@ -13,12 +13,12 @@ import httpx
 import pytest
 import yaml
 
+from pagerbridge_devkit.ports import free_port
 from pagerbridge_devkit.sandbox.pagerduty import (
     DEFAULT_API_TOKEN,
     DEFAULT_SERVICE_ID,
     PagerDutySimulator,
 )
-from pagerbridge_devkit.sandbox.server import free_port
 
 from ..conftest import Cluster
 from .conftest import OperatorProcess, get_json, integration, merge_patch, pd_secret, wait_for

@@ -26,8 +26,8 @@ import pytest
 import yaml
 
 from pagerbridge_devkit.localcluster.kubelet import HarnessKubelet
+from pagerbridge_devkit.ports import free_port
 from pagerbridge_devkit.sandbox.pagerduty import PagerDutySimulator
-from pagerbridge_devkit.sandbox.server import free_port
 
 from ..conftest import Cluster
 from .conftest import OperatorProcess, condition, get_json, integration, pd_secret, wait_for

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from pagerbridge_devkit.localcluster.kubelet import HarnessKubelet
+from pagerbridge_devkit.ports import free_port
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_API_KEY
 from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
 from pagerbridge_devkit.sandbox.pagerduty import (
@@ -23,7 +24,6 @@ from pagerbridge_devkit.sandbox.pagerduty import (
     DEFAULT_SERVICE_ID,
     PagerDutySimulator,
 )
-from pagerbridge_devkit.sandbox.server import free_port
 
 from ..conftest import Cluster
 from .conftest import OperatorProcess, condition, get_json, wait_for

@@ -17,6 +17,7 @@ import yaml
 
 from pagerbridge.api.contract import PAGERDUTY_WEBHOOK_PATH
 from pagerbridge.controller.bigpanda_integration import OWNER_HEADER
+from pagerbridge_devkit.ports import free_port
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_API_KEY
 from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
 from pagerbridge_devkit.sandbox.pagerduty import (
@@ -25,7 +26,6 @@ from pagerbridge_devkit.sandbox.pagerduty import (
     DEFAULT_SERVICE_ID,
     PagerDutySimulator,
 )
-from pagerbridge_devkit.sandbox.server import free_port
 
 from ..conftest import Cluster
 from .conftest import OperatorProcess, condition, get_json, wait_for

@@ -17,13 +17,13 @@ import yaml
 
 from pagerbridge import __version__
 from pagerbridge_devkit.localcluster.kubelet import HarnessKubelet
+from pagerbridge_devkit.ports import free_port
 from pagerbridge_devkit.sandbox.pagerduty import (
     DEFAULT_API_TOKEN,
     DEFAULT_ROUTING_KEY,
     DEFAULT_SERVICE_ID,
     PagerDutySimulator,
 )
-from pagerbridge_devkit.sandbox.server import free_port
 
 from ..conftest import Cluster
 from .conftest import OperatorProcess, pd_secret, wait_for

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from pagerbridge.api.contract import BIGPANDA_WEBHOOK_PATH, PAGERDUTY_WEBHOOK_PATH
-from pagerbridge_devkit.sandbox.server import free_port
+from pagerbridge_devkit.ports import free_port
 
 from ..conftest import Cluster
 from .conftest import (

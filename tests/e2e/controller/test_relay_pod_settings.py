@@ -16,7 +16,7 @@ import yaml
 
 from pagerbridge.controller.names import ChildNames, selector_labels
 from pagerbridge.controller.settings import RELAY_DEFAULTS_ENV
-from pagerbridge_devkit.sandbox.server import free_port
+from pagerbridge_devkit.ports import free_port
 
 from ..conftest import REPO, Cluster
 from .conftest import OperatorProcess, get_json, integration, pd_secret, wait_for

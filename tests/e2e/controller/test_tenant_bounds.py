@@ -15,9 +15,10 @@ import yaml
 from pagerbridge.api.integration import BASE_URL_MESSAGE
 from pagerbridge.clients.egress import DEFAULT_ALLOWED_HOSTS
 from pagerbridge_devkit.localcluster.kubelet import HarnessKubelet
+from pagerbridge_devkit.ports import free_port
 from pagerbridge_devkit.sandbox.hostile import PAGE_ITEMS, HostileUpstream, Mode
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_SERVICE_ID, PagerDutySimulator
-from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port
+from pagerbridge_devkit.sandbox.server import BackgroundServer
 
 from ..conftest import Cluster
 from .conftest import OperatorProcess, condition, get_json, integration, pd_secret, wait_for

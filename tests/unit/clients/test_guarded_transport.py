@@ -11,9 +11,10 @@ import pytest
 from pagerbridge.clients.egress import EgressPolicy
 from pagerbridge.clients.errors import EgressRefused, MalformedResponse, Unauthorized
 from pagerbridge.clients.pagerduty_subscriptions import PagerDutySubscriptions
+from pagerbridge_devkit.ports import free_port
 from pagerbridge_devkit.sandbox.hostile import HostileUpstream, Mode
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN, PagerDutySimulator
-from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port
+from pagerbridge_devkit.sandbox.server import BackgroundServer
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import yaml
 
 from pagerbridge_devkit.localcluster import Binaries, BinariesNotFound, certs, find_binaries
 from pagerbridge_devkit.localcluster.binaries import NAMES
-from pagerbridge_devkit.localcluster.controlplane import free_port
 from pagerbridge_devkit.localcluster.kubeconfig import write_admin_kubeconfig
+from pagerbridge_devkit.ports import free_port
 
 
 def _text(cert: Path) -> str:

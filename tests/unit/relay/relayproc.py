@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from pagerbridge_devkit.sandbox.server import free_port
+from pagerbridge_devkit.ports import free_port
 
 WEBHOOK_TOKEN = "relay-inbound-token-Zq8vR2nK5tL9wX3y"
 PD_WEBHOOK_SECRET = "pd-webhook-secret-Hs7dJ2kL9mQ4vB6n"

@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from pagerbridge.relay import settings as settings_mod
 from pagerbridge.relay.app import create_app
 from pagerbridge.relay.signatures import sign
-from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port
+from pagerbridge_devkit.ports import free_port
+from pagerbridge_devkit.sandbox.server import BackgroundServer
 
 from .relayproc import PD_WEBHOOK_SECRET, WEBHOOK_TOKEN, write_config
 

@@ -18,8 +18,9 @@ from bigpanda_support import (
     wait_for,
 )
 
+from pagerbridge_devkit.ports import free_port
 from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
-from pagerbridge_devkit.sandbox.server import BackgroundServer, free_port
+from pagerbridge_devkit.sandbox.server import BackgroundServer
 
 
 @pytest.fixture

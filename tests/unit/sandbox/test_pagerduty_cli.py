@@ -10,8 +10,8 @@ import time
 
 import httpx
 
+from pagerbridge_devkit.ports import free_port
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
-from pagerbridge_devkit.sandbox.server import free_port
 
 
 def test_sandbox_command_serves_both_and_prints_urls_and_credentials() -> None:

@@ -232,7 +232,7 @@ def test_gives_up_after_five_attempts_and_drops_on_4xx(pd: Running, receiver: Re
 
 
 def test_unreachable_endpoint_is_retried_then_given_up() -> None:
-    from pagerbridge_devkit.sandbox.server import free_port
+    from pagerbridge_devkit.ports import free_port
 
     sim = PagerDutySimulator(webhook_retry_delays=(0.01, 0.01, 0.01, 0.01), webhook_timeout=1)
     with running(sim) as pd:

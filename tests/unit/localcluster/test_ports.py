@@ -16,4 +16,3 @@ def test_ports_are_below_the_ephemeral_range_distinct_and_bindable() -> None:
     assert all(10000 <= port < low for port in ports)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", ports[-1]))
-

@@ -81,46 +81,65 @@ def _send_until_accepted(
     raise AssertionError(f"no relay pod accepted incident {body['id']} within 180 s")
 
 
+class Burst:
+    """One integration (examples/01-minimal) with PagerDuty refusing events, so that every
+    accepted event waits in the relay's outbox."""
+
+    def __init__(self, bed: Bed, pod_env: PodEnvironment) -> None:
+        assert pod_env.sandbox is not None
+        assert pod_env.pagerduty is not None
+        self.bed, self.pagerduty, self.ns = bed, pod_env.pagerduty, pod_env.namespace
+        docs = sandboxed(REPO / "examples" / "01-minimal.yaml", pod_env.sandbox)
+        (self.integration,) = [
+            d["metadata"]["name"] for d in docs if d["kind"] == "PagerDutyIntegration"
+        ]
+        pod_env.integration = self.integration
+        apply(bed, self.ns, docs)
+        self.first_pod = wait_ready(bed, self.ns, self.integration)
+        self.token = _inbound_token(bed, self.ns, self.integration)
+        self.pagerduty.faults.fail_next(None, 503, path_prefix="/v2/enqueue")
+
+    def send(self, n: int) -> None:
+        """Incident ``n``'s trigger, then its resolve, each until a relay pod accepted it."""
+        for status in ("critical", "ok"):
+            _send_until_accepted(
+                self.bed, self.ns, self.integration, self.token, _incident(n, status)
+            )
+
+    def recover_and_check(self) -> None:
+        """PagerDuty recovers: every incident triggered and resolved exactly once, in order."""
+        self.pagerduty.faults.clear()
+        for n in range(INCIDENTS):
+            wait_for(
+                lambda n=n: (
+                    (i := self.pagerduty.incident_by_key(_incident(n, "ok")["id"]))
+                    and i.status == "resolved"
+                ),
+                120,
+                f"incident {n} resolved in PagerDuty",
+            )
+        for n in range(INCIDENTS):
+            found = self.pagerduty.incident_by_key(_incident(n, "ok")["id"])
+            assert found is not None
+            actions = [event["event_action"] for event in found.events]
+            assert actions == ["trigger", "resolve"], (n, actions)
+
+
 def test_a_forced_pod_delete_mid_burst_loses_and_duplicates_nothing(
     bed: Bed, pod_env: PodEnvironment
 ) -> None:
-    assert pod_env.sandbox is not None
-    assert pod_env.pagerduty is not None
-    pagerduty = pod_env.pagerduty
-    ns = pod_env.namespace
-    docs = sandboxed(REPO / "examples" / "01-minimal.yaml", pod_env.sandbox)
-    (integration,) = [d["metadata"]["name"] for d in docs if d["kind"] == "PagerDutyIntegration"]
-    pod_env.integration = integration
-    apply(bed, ns, docs)
-    first = wait_ready(bed, ns, integration)
-    token = _inbound_token(bed, ns, integration)
-    pagerduty.faults.fail_next(None, 503, path_prefix="/v2/enqueue")
-
+    burst = Burst(bed, pod_env)
+    first = burst.first_pod
     for n in range(INCIDENTS):
         if n == INCIDENTS // 2:
             bed.kubectl(
-                "delete", "pod", "-n", ns, first["metadata"]["name"], "--force", "--grace-period=0"
-            )
-        _send_until_accepted(bed, ns, integration, token, _incident(n, "critical"))
-        _send_until_accepted(bed, ns, integration, token, _incident(n, "ok"))
-
-    second = wait_ready(bed, ns, integration)
+                "delete", "pod", "-n", burst.ns, first["metadata"]["name"],
+                "--force", "--grace-period=0",
+            )  # fmt: skip
+        burst.send(n)
+    second = wait_ready(bed, burst.ns, burst.integration)
     assert second["metadata"]["uid"] != first["metadata"]["uid"], "a new relay pod serves"
-    pagerduty.faults.clear()
-    for n in range(INCIDENTS):
-        wait_for(
-            lambda n=n: (
-                (i := pagerduty.incident_by_key(_incident(n, "ok")["id"]))
-                and i.status == "resolved"
-            ),
-            120,
-            f"incident {n} resolved in PagerDuty",
-        )
-    for n in range(INCIDENTS):
-        found = pagerduty.incident_by_key(_incident(n, "ok")["id"])
-        assert found is not None
-        actions = [event["event_action"] for event in found.events]
-        assert actions == ["trigger", "resolve"], (n, actions)
+    burst.recover_and_check()
 
 
 def _pod_processes(pod_uid: str) -> list[int]:
@@ -145,20 +164,10 @@ def test_every_process_of_the_relay_pod_killed_with_work_pending_loses_nothing(
     """What a node crash does to a pod: its sandbox and container processes die at once
     (SIGKILL from the host, no SIGTERM, no drain). The kubelet starts the pod again on
     the same claim, and the work accepted before is delivered once."""
-    assert pod_env.sandbox is not None
-    assert pod_env.pagerduty is not None
-    pagerduty = pod_env.pagerduty
-    ns = pod_env.namespace
-    docs = sandboxed(REPO / "examples" / "01-minimal.yaml", pod_env.sandbox)
-    (integration,) = [d["metadata"]["name"] for d in docs if d["kind"] == "PagerDutyIntegration"]
-    pod_env.integration = integration
-    apply(bed, ns, docs)
-    pod = wait_ready(bed, ns, integration)
-    token = _inbound_token(bed, ns, integration)
-    pagerduty.faults.fail_next(None, 503, path_prefix="/v2/enqueue")
+    burst = Burst(bed, pod_env)
+    pod = burst.first_pod
     for n in range(INCIDENTS):
-        _send_until_accepted(bed, ns, integration, token, _incident(n, "critical"))
-        _send_until_accepted(bed, ns, integration, token, _incident(n, "ok"))
+        burst.send(n)
 
     victims = _pod_processes(pod["metadata"]["uid"])
     assert victims, "found the relay pod's processes on the host"
@@ -167,7 +176,7 @@ def test_every_process_of_the_relay_pod_killed_with_work_pending_loses_nothing(
             os.kill(pid, signal.SIGKILL)
     restarted = wait_for(
         lambda: (
-            (p := bed.ready_relay_pod(ns, integration))
+            (p := bed.ready_relay_pod(burst.ns, burst.integration))
             and p["status"]["containerStatuses"][0]["restartCount"] > 0
             and p
         ),
@@ -175,18 +184,4 @@ def test_every_process_of_the_relay_pod_killed_with_work_pending_loses_nothing(
         "the relay container started again and Ready",
     )
     assert restarted["metadata"]["uid"] == pod["metadata"]["uid"], "the same pod, restarted"
-    pagerduty.faults.clear()
-    for n in range(INCIDENTS):
-        wait_for(
-            lambda n=n: (
-                (i := pagerduty.incident_by_key(_incident(n, "ok")["id"]))
-                and i.status == "resolved"
-            ),
-            120,
-            f"incident {n} resolved in PagerDuty",
-        )
-    for n in range(INCIDENTS):
-        found = pagerduty.incident_by_key(_incident(n, "ok")["id"])
-        assert found is not None
-        actions = [event["event_action"] for event in found.events]
-        assert actions == ["trigger", "resolve"], (n, actions)
+    burst.recover_and_check()

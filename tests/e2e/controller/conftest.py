@@ -7,6 +7,7 @@ real restart. Its log is kept for the "no secret in logs" checks.
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -62,6 +63,34 @@ def merge_patch(
     cluster.kubectl(
         "patch", "-n", namespace, kind, name, *flags, "--type=merge", "-p", json.dumps(patch)
     )
+
+
+def inbound_token(cluster: Cluster, namespace: str, name: str) -> str:
+    """The relay's inbound webhook token, found the way a user finds it: through the
+    Secret reference in ``status.bigPandaWebhook``."""
+    pdi = get_json(cluster, namespace, "pdi", name)
+    headers = {h["name"]: h for h in pdi["status"]["bigPandaWebhook"]["headers"]}
+    ref = headers["Authorization"]["valueFrom"]
+    secret = get_json(cluster, namespace, "secret", ref["name"])
+    return base64.b64decode(secret["data"][ref["key"]]).decode()
+
+
+def burst_incident(prefix: str, n: int, status: str) -> dict[str, Any]:
+    """Incident ``n`` of a burst as BigPanda shares it (``ok``: its resolve, one tick later)."""
+    return {
+        "id": f"{prefix}{n:0{25 - len(prefix)}d}",
+        "status": status,
+        "active": status != "ok",
+        "updatedOn": 1764140000 + n * 10 + (1 if status == "ok" else 0),
+        "alerts": [
+            {
+                "status": status,
+                "description": "disk full",
+                "primary_property": "host",
+                "host": f"db-{n}",
+            }
+        ],
+    }
 
 
 def condition(body: dict[str, Any] | None, type_: str = "Ready") -> dict[str, Any]:

@@ -12,7 +12,6 @@ what its ``OutboxDurable=False`` condition warns about (and proves the test can 
 
 from __future__ import annotations
 
-import base64
 import re
 from typing import Any
 
@@ -34,7 +33,16 @@ from pagerbridge_devkit.localcluster.kubelet import (
 from pagerbridge_devkit.sandbox.pagerduty import PagerDutySimulator
 
 from ..conftest import Cluster
-from .conftest import OperatorProcess, condition, get_json, merge_patch, pd_secret, wait_for
+from .conftest import (
+    OperatorProcess,
+    burst_incident,
+    condition,
+    get_json,
+    inbound_token,
+    merge_patch,
+    pd_secret,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -63,20 +71,7 @@ def integration(name: str, pd_url: str, storage: str | None) -> str:
 
 
 def incident(n: int, status: str) -> dict[str, Any]:
-    return {
-        "id": f"durable{n:018d}",
-        "status": status,
-        "active": status != "ok",
-        "updatedOn": 1764140000 + n * 10 + (1 if status == "ok" else 0),
-        "alerts": [
-            {
-                "status": status,
-                "description": "disk full",
-                "primary_property": "host",
-                "host": f"db-{n}",
-            }
-        ],
-    }
+    return burst_incident("durable", n, status)
 
 
 def relay_endpoint(cluster: Cluster, namespace: str, name: str) -> tuple[str, str, str]:
@@ -92,14 +87,6 @@ def relay_endpoint(cluster: Cluster, namespace: str, name: str) -> tuple[str, st
 
     found: tuple[str, str, str] = wait_for(running, 60, "the relay running")
     return found
-
-
-def inbound_token(cluster: Cluster, namespace: str, name: str) -> str:
-    pdi = get_json(cluster, namespace, "pdi", name)
-    headers = {h["name"]: h for h in pdi["status"]["bigPandaWebhook"]["headers"]}
-    ref = headers["Authorization"]["valueFrom"]
-    secret = get_json(cluster, namespace, "secret", ref["name"])
-    return base64.b64decode(secret["data"][ref["key"]]).decode()
 
 
 def pending(internal_url: str) -> float:

@@ -27,7 +27,16 @@ from pagerbridge_devkit.localcluster.kubelet import ANNOTATION_PIDS, ANNOTATION_
 from pagerbridge_devkit.sandbox.pagerduty import PagerDutySimulator
 
 from ..conftest import Cluster
-from .conftest import OperatorProcess, condition, get_json, merge_patch, pd_secret, wait_for
+from .conftest import (
+    OperatorProcess,
+    burst_incident,
+    condition,
+    get_json,
+    inbound_token,
+    merge_patch,
+    pd_secret,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -63,20 +72,7 @@ def _manifests(pd_url: str, dsn: str) -> str:
 
 
 def _incident(n: int, status: str) -> dict[str, Any]:
-    return {
-        "id": f"shared{n:018d}",
-        "status": status,
-        "active": status != "ok",
-        "updatedOn": 1764140000 + n * 10 + (1 if status == "ok" else 0),
-        "alerts": [
-            {
-                "status": status,
-                "description": "disk full",
-                "primary_property": "host",
-                "host": f"db-{n}",
-            }
-        ],
-    }
+    return burst_incident("shared", n, status)
 
 
 def _replicas(cluster: Cluster, namespace: str) -> list[tuple[str, str]]:
@@ -86,14 +82,6 @@ def _replicas(cluster: Cluster, namespace: str) -> list[tuple[str, str]]:
     urls = (annotations.get(ANNOTATION_URLS) or "").split(",")
     pids = (annotations.get(ANNOTATION_PIDS) or "").split(",")
     return [(u, p) for u, p in zip(urls, pids, strict=False) if u and p]
-
-
-def _inbound_token(cluster: Cluster, namespace: str) -> str:
-    pdi = get_json(cluster, namespace, "pdi", NAME)
-    headers = {h["name"]: h for h in pdi["status"]["bigPandaWebhook"]["headers"]}
-    ref = headers["Authorization"]["valueFrom"]
-    secret = get_json(cluster, namespace, "secret", ref["name"])
-    return base64.b64decode(secret["data"][ref["key"]]).decode()
 
 
 class Sender:
@@ -141,7 +129,7 @@ def test_two_replicas_on_postgresql_lose_and_duplicate_nothing_through_a_rollout
     first = wait_for(
         lambda: len(r := _replicas(cluster, namespace)) == 2 and r, 60, "two relay replicas"
     )
-    sender = Sender(cluster, namespace, _inbound_token(cluster, namespace))
+    sender = Sender(cluster, namespace, inbound_token(cluster, namespace, NAME))
     pd.faults.fail_next(None, 503, path_prefix="/v2/enqueue")
 
     for n in range(INCIDENTS):

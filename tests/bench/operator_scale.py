@@ -34,8 +34,8 @@ from pagerbridge.clients.kubernetes import (
     Resource,
     load_credentials,
 )
-from pagerbridge.controller.compile import SecretInfo, compile_relay_config
-from pagerbridge.controller.rendering import Owner, RenderSettings, render_children
+from pagerbridge.controller.render.children import Owner, RenderSettings, render_children
+from pagerbridge.controller.render.compile import SecretInfo, compile_relay_config
 from pagerbridge_devkit.localcluster import ControlPlane, find_binaries
 from pagerbridge_devkit.localcluster.kubelet import ANNOTATION_URL, HarnessKubelet
 from pagerbridge_devkit.ports import free_port

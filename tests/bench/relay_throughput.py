@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "tests" / "unit"))
 
 from relay.relayproc import WEBHOOK_TOKEN, RelayProcess, write_config  # noqa: E402
 
-from pagerbridge.relay.signatures import sign  # noqa: E402
+from pagerbridge.relay.inbound.signatures import sign  # noqa: E402
 from pagerbridge_devkit.ports import free_port  # noqa: E402
 
 SERVER_CPU = 0

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from pagerbridge._completion import bash_script, zsh_script
 from pagerbridge.cli import build_parser, main
+from pagerbridge.cli.completion import bash_script, zsh_script
 
 
 def complete(script: str, *words: str) -> list[str]:

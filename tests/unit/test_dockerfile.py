@@ -28,8 +28,8 @@ from chart.helm_tools import CHART, Helm, HelmNotFoundError, helm_binary, one
 from pagerbridge.api import PagerDutyIntegrationSpec, RelayConfig
 from pagerbridge.cli import build_parser
 from pagerbridge.controller import names as n
-from pagerbridge.controller.compile import SecretInfo, compile_relay_config
-from pagerbridge.controller.rendering import RUN_AS, Owner, RenderSettings, render_deployment
+from pagerbridge.controller.render.children import RUN_AS, Owner, RenderSettings, render_deployment
+from pagerbridge.controller.render.compile import SecretInfo, compile_relay_config
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
@@ -262,7 +262,7 @@ def test_relay_command_runs_the_image_entrypoint(relay_pod: dict[str, Any]) -> N
     assert command[0] == _exec_form(RUNTIME.last("ENTRYPOINT"))[0]
     parsed = build_parser().parse_args(command[1:])
     assert parsed.command == "relay"
-    assert parsed._module == "pagerbridge.relay._cli", "relay subcommand not built"
+    assert parsed._module == "pagerbridge.cli.relay", "relay subcommand not built"
     assert parsed.config == n.config_file()
     assert parsed.port == n.RELAY_PORT
     assert parsed.internal_port == n.RELAY_INTERNAL_PORT

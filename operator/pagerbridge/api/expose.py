@@ -8,7 +8,7 @@ whose Gateway terminates TLS unless ``scheme: http``), else ``http://<host>``.
 
 Tenants write these fields but the cluster admin bounds them (Helm values
 ``relayPolicy.expose.*``: ingress classes, Gateways, host suffixes, ClusterIssuers); the
-operator refuses the rest with a condition reason (:mod:`pagerbridge.controller.expose_policy`).
+operator refuses the rest with a condition reason (:mod:`pagerbridge.controller.policy.expose`).
 """
 
 from __future__ import annotations

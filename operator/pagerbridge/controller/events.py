@@ -10,8 +10,8 @@ import socket
 from typing import Any
 
 from pagerbridge.clients.kubernetes import KubernetesError, Resource
-from pagerbridge.controller.conditions import now_rfc3339
 from pagerbridge.controller.kube_port import KubernetesPort
+from pagerbridge.controller.render.conditions import now_rfc3339
 
 logger = logging.getLogger(__name__)
 EVENTS = Resource.builtin("Event")

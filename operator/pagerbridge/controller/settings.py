@@ -22,8 +22,8 @@ from pagerbridge import DEFAULT_IMAGE
 from pagerbridge.api import RelayPodSettings, SecretKeyRef
 from pagerbridge.clients._http import CallLimits
 from pagerbridge.clients.egress import DEFAULT_ALLOWED_HOSTS, EgressPolicy
-from pagerbridge.controller.expose_policy import ExposePolicy
-from pagerbridge.controller.relay_policy import RelayPolicy
+from pagerbridge.controller.policy.expose import ExposePolicy
+from pagerbridge.controller.policy.relay import RelayPolicy
 
 RELAY_DEFAULTS_ENV = "PAGERBRIDGE_RELAY_DEFAULTS"
 # The default database of storage PostgreSQL: a Secret name (and key, default "uri") that

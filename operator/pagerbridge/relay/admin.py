@@ -3,7 +3,7 @@
 - ``GET  /admin/v1/pending``: jobs waiting in the outbox, oldest first;
 - ``GET  /admin/v1/dead-letters``: jobs given up, with status and error;
 - ``POST /admin/v1/dead-letters/{job_id}/replay``: put one back (202), see
-  :meth:`pagerbridge.relay.outbox_port.OutboxPort.replay_dead_letter` for the per-incident
+  :meth:`pagerbridge.relay.outbox.port.OutboxPort.replay_dead_letter` for the per-incident
   order rule.
 
 Authentication: ``Authorization: Bearer <token>`` or ``X-PagerBridge-Admin-Token: <token>``
@@ -30,11 +30,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from pagerbridge.api.contract import RELAY_ADMIN_TOKEN_HEADER
-from pagerbridge.relay.config_watch import SettingsHolder
-from pagerbridge.relay.delivery import Dispatcher
+from pagerbridge.relay.config.watch import SettingsHolder
 from pagerbridge.relay.errors import InboundError, NotConfigured, SenderUnauthorized
-from pagerbridge.relay.inbound import check_bearer
-from pagerbridge.relay.outbox_port import OutboxClosed, OutboxPort, ReplayConflict
+from pagerbridge.relay.inbound.common import check_bearer
+from pagerbridge.relay.outbound.dispatcher import Dispatcher
+from pagerbridge.relay.outbox.port import OutboxClosed, OutboxPort, ReplayConflict
 
 log = logging.getLogger(__name__)
 

@@ -43,25 +43,25 @@ from pagerbridge.api.contract import (
     RELAY_READINESS_PATH,
 )
 from pagerbridge.clients.errors import Unauthorized
+from pagerbridge.jsonlog import REDACTOR, Redactor
 from pagerbridge.relay import openapi
 from pagerbridge.relay.admin import AdminApi
-from pagerbridge.relay.config_watch import SettingsHolder
+from pagerbridge.relay.config.log_secrets import LogSecrets
+from pagerbridge.relay.config.settings import Settings
+from pagerbridge.relay.config.watch import SettingsHolder
 from pagerbridge.relay.context import RelayContext
-from pagerbridge.relay.delivery import Dispatcher, RetryPolicy
 from pagerbridge.relay.health import UpstreamHealth
-from pagerbridge.relay.http_pool import ShardedTransport
-from pagerbridge.relay.inbound_bigpanda import BigPandaWebhook
-from pagerbridge.relay.inbound_pagerduty import PagerDutyWebhook
-from pagerbridge.relay.jobs import BpComment, BpResolve, PdEvent, PdNote
-from pagerbridge.relay.jsonlog import REDACTOR, Redactor
-from pagerbridge.relay.log_secrets import LogSecrets
+from pagerbridge.relay.inbound.bigpanda_webhook import BigPandaWebhook
+from pagerbridge.relay.inbound.pagerduty_webhook import PagerDutyWebhook
 from pagerbridge.relay.metrics import RelayMetrics
-from pagerbridge.relay.outbox_port import Job, OutboxClosed, OutboxPort
-from pagerbridge.relay.ratelimit import Limit, RateLimiter
-from pagerbridge.relay.settings import Settings
-from pagerbridge.relay.storage import open_outbox, share_limits_forever
-from pagerbridge.relay.to_bigpanda import BigPandaDelivery
-from pagerbridge.relay.to_pagerduty import PagerDutyDelivery
+from pagerbridge.relay.outbound.dispatcher import Dispatcher, RetryPolicy
+from pagerbridge.relay.outbound.http_pool import ShardedTransport
+from pagerbridge.relay.outbound.ratelimit import Limit, RateLimiter
+from pagerbridge.relay.outbound.to_bigpanda import BigPandaDelivery
+from pagerbridge.relay.outbound.to_pagerduty import PagerDutyDelivery
+from pagerbridge.relay.outbox.jobs import BpComment, BpResolve, PdEvent, PdNote
+from pagerbridge.relay.outbox.open import open_outbox, share_limits_forever
+from pagerbridge.relay.outbox.port import Job, OutboxClosed, OutboxPort
 
 log = logging.getLogger(__name__)
 

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 import httpx
 
-from pagerbridge.relay.config_watch import SettingsHolder
+from pagerbridge.relay.config.log_secrets import LogSecrets
+from pagerbridge.relay.config.watch import SettingsHolder
 from pagerbridge.relay.health import UpstreamHealth
-from pagerbridge.relay.log_secrets import LogSecrets
 from pagerbridge.relay.metrics import RelayMetrics
-from pagerbridge.relay.outbox_port import OutboxPort
-from pagerbridge.relay.ratelimit import RateLimiter
+from pagerbridge.relay.outbound.ratelimit import RateLimiter
+from pagerbridge.relay.outbox.port import OutboxPort
 
 
 @dataclass

@@ -13,7 +13,7 @@ the server. :func:`guarded_protocol` returns uvicorn's httptools protocol with t
 Past a deadline the connection is closed, one info line is logged and ``on_stall(phase)``
 is called (the relay counts it in ``pagerbridge_relay_stalled_connections_total``). The
 application sees a closed connection as a client disconnect (see
-:func:`pagerbridge.relay.inbound.read_body`).
+:func:`pagerbridge.relay.inbound.common.read_body`).
 """
 
 from __future__ import annotations

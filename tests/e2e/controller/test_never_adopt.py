@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from pagerbridge.api.contract import PAGERDUTY_WEBHOOK_PATH
-from pagerbridge.controller.bigpanda_integration import OWNER_HEADER
+from pagerbridge.controller.external.bigpanda_integration import OWNER_HEADER
 from pagerbridge_devkit.ports import free_port
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_API_KEY
 from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator

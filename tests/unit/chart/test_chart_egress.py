@@ -10,7 +10,7 @@ import pytest
 from chart.helm_tools import Helm, of_kind, one
 from pagerbridge.clients._http import CallLimits
 from pagerbridge.clients.egress import EgressPolicy
-from pagerbridge.controller.relay_policy import RelayPolicy
+from pagerbridge.controller.policy.relay import RelayPolicy
 from pagerbridge.controller.settings import OperatorSettings
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from chart.helm_tools import Helm, of_kind, one
-from pagerbridge.controller.expose_policy import ExposePolicy
+from pagerbridge.controller.policy.expose import ExposePolicy
 from pagerbridge.controller.settings import OperatorSettings
 
 

@@ -65,7 +65,7 @@ def test_notes_webhook_config_command_parses(helm: Helm, notes_chart: Path) -> N
     notes = _notes(helm, notes_chart)
     (line,) = [ln.strip() for ln in notes.splitlines() if "pagerbridge webhook-config" in ln]
     parsed = build_parser().parse_args(shlex.split(line)[1:])
-    assert parsed._module == "pagerbridge.controller._webhook_config_cli"
+    assert parsed._module == "pagerbridge.cli.webhook_config"
     assert parsed.name == "minimal"
     assert parsed.namespace == "pagerbridge-system"
 

@@ -15,7 +15,7 @@ def _parsed(helm: Helm, *values: str) -> argparse.Namespace:
     args: list[str] = pod["containers"][0]["args"]
     parsed = build_parser().parse_args(args)
     assert parsed.command == "operator"
-    assert parsed._module == "pagerbridge.controller._cli", "operator subcommand not built"
+    assert parsed._module == "pagerbridge.cli.operator", "operator subcommand not built"
     return parsed
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from pagerbridge.api import PagerDutyIntegrationSpec
 from pagerbridge.clients.egress import DEFAULT_ALLOWED_HOSTS, EgressPolicy, URLNotAllowed
-from pagerbridge.controller import egress
 from pagerbridge.controller.errors import URLNotAllowed as URLNotAllowedCondition
+from pagerbridge.controller.policy import spec_urls as egress
 from pagerbridge.controller.settings import OperatorSettings
 
 DEFAULT = EgressPolicy()

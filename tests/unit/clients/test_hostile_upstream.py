@@ -13,8 +13,8 @@ from pagerbridge.clients.bigpanda_integrations import BigPandaIntegrations
 from pagerbridge.clients.egress import EgressPolicy
 from pagerbridge.clients.errors import ConnectionFailed, MalformedResponse
 from pagerbridge.clients.pagerduty_subscriptions import PagerDutySubscriptions
-from pagerbridge.controller.bigpanda_integration import failure
 from pagerbridge.controller.errors import subscription_failure
+from pagerbridge.controller.external.bigpanda_integration import failure
 from pagerbridge_devkit.sandbox.hostile import PAGE_ITEMS, HostileUpstream, Mode
 from pagerbridge_devkit.sandbox.server import BackgroundServer
 

@@ -71,7 +71,7 @@ async def test_client_and_kopf_login_leave_no_key_material(
     """Both HTTP stacks of the operator (ours and kopf's) get the same in-memory TLS context:
     neither lightkube nor kopf writes the client key to a temporary file."""
     from pagerbridge.clients.kubernetes import KubernetesClient
-    from pagerbridge.controller.login import kopf_session
+    from pagerbridge.controller.runtime.login import kopf_session
 
     pki = certs.generate(tmp_path / "pki")
     kubeconfig = write_admin_kubeconfig(

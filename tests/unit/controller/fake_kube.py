@@ -7,7 +7,7 @@ Server-side apply is approximated by merging the applied manifest into the store
 (enough for a single field manager); a ``metadata.uid`` in it is a precondition (409 when
 the object is gone, 422 when it is another object), as on the real API server.
 :class:`FakeWorld` is the operator's ``World`` read from the same objects through the
-real record builders of :mod:`pagerbridge.controller.observed` (what the kopf indices
+real record builders of :mod:`pagerbridge.controller.state.observed` (what the kopf indices
 hold in the operator).
 """
 
@@ -28,7 +28,7 @@ from pagerbridge.clients.kubernetes import (
     resource_of,
 )
 from pagerbridge.controller.names import LABEL_MANAGED_BY, MANAGED_BY
-from pagerbridge.controller.observed import (
+from pagerbridge.controller.state.observed import (
     ChildState,
     IntegrationInfo,
     RefInfo,

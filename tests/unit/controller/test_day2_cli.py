@@ -5,9 +5,9 @@ test_day2_commands.py)."""
 from __future__ import annotations
 
 from pagerbridge.cli import build_parser, main
-from pagerbridge.controller.outbox_command import format_dead_letters, format_pending
-from pagerbridge.controller.synthetic_incident import TAG, TITLE_PREFIX, synthetic_incident
-from pagerbridge.relay.parsing import parse_incident
+from pagerbridge.ops.outbox_report import format_dead_letters, format_pending
+from pagerbridge.ops.synthetic_incident import TAG, TITLE_PREFIX, synthetic_incident
+from pagerbridge.relay.incidents.parsing import parse_incident
 
 
 def test_shared_flags_go_anywhere_on_the_line() -> None:

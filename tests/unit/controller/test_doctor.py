@@ -8,7 +8,8 @@ from typing import Any
 
 from pagerbridge.api import INTEGRATION
 from pagerbridge.api.crdgen import crd
-from pagerbridge.controller.doctor import (
+from pagerbridge.controller.names import TOKEN_KEY, ChildNames
+from pagerbridge.ops.diagnosis import (
     Finding,
     Level,
     SecretPresence,
@@ -18,7 +19,6 @@ from pagerbridge.controller.doctor import (
     exit_code,
     format_text,
 )
-from pagerbridge.controller.names import TOKEN_KEY, ChildNames
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 

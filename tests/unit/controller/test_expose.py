@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from pagerbridge.api import PagerDutyIntegrationSpec
 from pagerbridge.api.contract import BIGPANDA_WEBHOOK_PATH, PAGERDUTY_WEBHOOK_PATH
 from pagerbridge.api.expose import RelayExpose
-from pagerbridge.controller.expose_policy import (
+from pagerbridge.controller.policy.expose import (
     ClusterIssuerNotAllowed,
     ExposePolicy,
     GatewayNotAllowed,
@@ -19,8 +19,8 @@ from pagerbridge.controller.expose_policy import (
     IngressClassNotAllowed,
     ParentRef,
 )
-from pagerbridge.controller.exposure import render_exposure
-from pagerbridge.controller.rendering import Owner, relay_base_url
+from pagerbridge.controller.render.children import Owner, relay_base_url
+from pagerbridge.controller.render.exposure import render_exposure
 
 OWNER = Owner("team-a", "pay", "uid-1")
 POLICY = ExposePolicy.parse(

@@ -13,16 +13,16 @@ import httpx
 import pytest
 
 from pagerbridge.api.contract import BIGPANDA_WEBHOOK_PATH, PAGERDUTY_WEBHOOK_PATH
-from pagerbridge.controller import conditions as c
 from pagerbridge.controller import names as n
-from pagerbridge.controller.bigpanda_integration import OWNER_HEADER
-from pagerbridge.controller.cleanup import release
 from pagerbridge.controller.errors import NameConflict
-from pagerbridge.controller.observed import integration_info
+from pagerbridge.controller.external.bigpanda_integration import OWNER_HEADER
+from pagerbridge.controller.external.subscription import ANNOTATION_URL
 from pagerbridge.controller.ownership import OwnerStamp, cluster_identity, write_child
-from pagerbridge.controller.reconciler import Reconciler
+from pagerbridge.controller.reconcile.cleanup import release
+from pagerbridge.controller.reconcile.reconciler import Reconciler
+from pagerbridge.controller.render import conditions as c
 from pagerbridge.controller.settings import OperatorSettings
-from pagerbridge.controller.subscription import ANNOTATION_URL
+from pagerbridge.controller.state.observed import integration_info
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_API_KEY
 from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
 from pagerbridge_devkit.sandbox.pagerduty import (

@@ -8,7 +8,7 @@ import pwd
 
 import pytest
 
-from pagerbridge.controller._cli import operator_identity
+from pagerbridge.cli.operator import operator_identity
 
 
 def test_identity_needs_no_passwd_entry(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from pagerbridge.controller import conditions as c
 from pagerbridge.controller.names import FINALIZER
-from pagerbridge.controller.reconciler import Reconciler
-from pagerbridge.controller.rendering import ANNOTATION_ENV_SECRET_VERSION
+from pagerbridge.controller.reconcile.reconciler import Reconciler
+from pagerbridge.controller.render import conditions as c
+from pagerbridge.controller.render.children import ANNOTATION_ENV_SECRET_VERSION
 from pagerbridge.controller.settings import OperatorSettings
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_API_KEY
 from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator

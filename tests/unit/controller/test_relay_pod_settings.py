@@ -11,8 +11,8 @@ import pytest
 from pagerbridge.api import PagerDutyIntegrationSpec, RelayPodSettings
 from pagerbridge.api.relay_pod import DEFAULT_RESOURCES, effective
 from pagerbridge.controller import names as n
-from pagerbridge.controller.compile import SecretInfo, compile_relay_config
-from pagerbridge.controller.rendering import Owner, RenderSettings, render_deployment
+from pagerbridge.controller.render.children import Owner, RenderSettings, render_deployment
+from pagerbridge.controller.render.compile import SecretInfo, compile_relay_config
 from pagerbridge.controller.settings import (
     RELAY_DEFAULTS_ENV,
     OperatorSettings,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pagerbridge.api import PagerDutyIntegrationSpec
-from pagerbridge.controller.relay_policy import (
+from pagerbridge.controller.policy.relay import (
     ImageNotAllowed,
     RelayPolicy,
     ServiceTypeNotAllowed,

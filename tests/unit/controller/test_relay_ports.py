@@ -15,7 +15,7 @@ from pagerbridge.api.contract import (
 )
 from pagerbridge.cli import build_parser
 from pagerbridge.controller import names as n
-from pagerbridge.controller.rendering import render_admin_secret, render_children
+from pagerbridge.controller.render.children import render_admin_secret, render_children
 
 from .test_rendering import OWNER, SETTINGS, compiled_for, spec
 

@@ -9,20 +9,20 @@ import pytest
 
 from pagerbridge.api import PagerDutyIntegrationSpec, RelayConfig, TagMapping
 from pagerbridge.controller import names as n
-from pagerbridge.controller.compile import (
-    MappingInput,
-    OverrideInput,
-    SecretInfo,
-    compile_relay_config,
-)
 from pagerbridge.controller.errors import InvalidKey, SecretNotFound
 from pagerbridge.controller.ownership import OwnerStamp
-from pagerbridge.controller.rendering import (
+from pagerbridge.controller.render.children import (
     Owner,
     RenderSettings,
     bigpanda_webhook_status,
     render_children,
     render_token_secret,
+)
+from pagerbridge.controller.render.compile import (
+    MappingInput,
+    OverrideInput,
+    SecretInfo,
+    compile_relay_config,
 )
 
 ROUTING_KEY_VALUE = "R0UT1NGK3Y0123456789ABCDEFGHIJKL"
@@ -252,7 +252,11 @@ STAMP = OwnerStamp("cluster-uid", "integration-uid")
 
 
 def test_managed_bigpanda_workflow_mirrors_the_crs() -> None:
-    from pagerbridge.controller.bigpanda_integration import TRIGGER_FIELD, desired_workflow, digest
+    from pagerbridge.controller.external.bigpanda_integration import (
+        TRIGGER_FIELD,
+        desired_workflow,
+        digest,
+    )
 
     compiled = compiled_for(
         spec(),
@@ -285,7 +289,11 @@ def test_bigpanda_drift_ignores_masked_secret_fields() -> None:
     """What BigPanda may mask is never compared; its digest changes with the token only."""
     import copy
 
-    from pagerbridge.controller.bigpanda_integration import desired_workflow, in_sync, secret_digest
+    from pagerbridge.controller.external.bigpanda_integration import (
+        desired_workflow,
+        in_sync,
+        secret_digest,
+    )
 
     compiled = compiled_for(spec(), [OverrideInput("o", "pd_routing_key")], [])
     url = "https://relay.example.com/v1/bigpanda/webhook"

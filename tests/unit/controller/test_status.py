@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
-from pagerbridge.controller import conditions as c
-from pagerbridge.controller.conditions import ConditionUpdate
-from pagerbridge.controller.observed import (
+from pagerbridge.controller.render import conditions as c
+from pagerbridge.controller.render.conditions import ConditionUpdate
+from pagerbridge.controller.render.status import IntegrationOutcome, integration_conditions
+from pagerbridge.controller.runtime.queue import WorkQueue
+from pagerbridge.controller.state.observed import (
     RELAY_READY,
     RELAY_STARTING,
     RELAY_UNAVAILABLE,
@@ -20,8 +22,6 @@ from pagerbridge.controller.observed import (
     relay_state,
     secret_state,
 )
-from pagerbridge.controller.queue import WorkQueue
-from pagerbridge.controller.status import IntegrationOutcome, integration_conditions
 
 OK_SECRETS = ConditionUpdate(c.SECRETS_RESOLVED, c.TRUE, "SecretsFound", "")
 OK_SUB = ConditionUpdate(c.SUBSCRIPTION_READY, c.TRUE, "NotConfigured", "")
@@ -260,7 +260,7 @@ async def test_work_queue_coalesces_and_retries() -> None:
 
 
 def test_token_rotation_plan_keeps_both_tokens_until_bigpanda_switched() -> None:
-    from pagerbridge.controller import token_rotation as tr
+    from pagerbridge.controller.steps import token_rotation as tr
 
     start = tr.plan("r1", ["old"], {}, now=100.0, grace=10.0, new_token=lambda: "new")
     assert start.tokens == ["old", "new"]
@@ -281,7 +281,7 @@ def test_token_rotation_plan_keeps_both_tokens_until_bigpanda_switched() -> None
 @pytest.mark.parametrize(("storage", "durable"), [("Persistent", "True"), ("Ephemeral", "False")])
 def test_outbox_durability_is_reported_but_never_decides_ready(storage: str, durable: str) -> None:
     from pagerbridge.api.integration import RelayStorage
-    from pagerbridge.controller.status import storage_condition
+    from pagerbridge.controller.render.status import storage_condition
 
     relay_up = ConditionUpdate(c.RELAY_AVAILABLE, c.TRUE, "RelayReady", "1/1")
     conditions = integration_conditions(
@@ -303,7 +303,7 @@ def test_outbox_durability_is_reported_but_never_decides_ready(storage: str, dur
 
 
 def test_cluster_internal_url_is_a_warning_condition_and_in_readys_message() -> None:
-    from pagerbridge.controller.status import public_reachability
+    from pagerbridge.controller.render.status import public_reachability
 
     url = "http://x-relay.ns.svc/v1/bigpanda/webhook"
     internal = public_reachability(None, url)
@@ -338,7 +338,7 @@ def test_cluster_internal_url_is_a_warning_condition_and_in_readys_message() -> 
 
 
 def test_refs_of_a_not_ready_integration_name_it_and_its_failing_condition() -> None:
-    from pagerbridge.controller.status import ref_waiting
+    from pagerbridge.controller.render.status import ref_waiting
 
     missing = ConditionUpdate(
         c.SECRETS_RESOLVED, c.FALSE, "SecretNotFound", "Secret ns/pd not found"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from pagerbridge.controller.user_secrets import ABSENT, secret_info, version_of
+from pagerbridge.controller.state.user_secrets import ABSENT, secret_info, version_of
 
 ROUTING_KEY = "0123456789abcdef0123456789abcdef"
 

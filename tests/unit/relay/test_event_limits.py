@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 
 from pagerbridge.api.relay_config import RelayConfig
 from pagerbridge.api.tag_mapping import TagMapping
-from pagerbridge.relay.overrides import choose_routing
-from pagerbridge.relay.parsing import parse_incident
-from pagerbridge.relay.pd_limits import TRIM_NOTE_KEY
-from pagerbridge.relay.translate import translate
+from pagerbridge.relay.incidents.limits import TRIM_NOTE_KEY
+from pagerbridge.relay.incidents.overrides import choose_routing
+from pagerbridge.relay.incidents.parsing import parse_incident
+from pagerbridge.relay.incidents.translate import translate
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY
 from pagerbridge_devkit.sandbox.pagerduty.events import rule_errors
 

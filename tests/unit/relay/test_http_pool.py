@@ -9,7 +9,7 @@ import asyncio
 import httpx
 import pytest
 
-from pagerbridge.relay.http_pool import ShardedTransport
+from pagerbridge.relay.outbound.http_pool import ShardedTransport
 
 ANSWER = b"HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pagerbridge.relay.jsonlog import JsonFormatter, Redactor
-from pagerbridge.relay.log_secrets import MAX_OVERRIDE_KEYS, LogSecrets
+from pagerbridge.jsonlog import JsonFormatter, Redactor
+from pagerbridge.relay.config.log_secrets import MAX_OVERRIDE_KEYS, LogSecrets
 
 from .relayproc import wait_for
 from .test_bigpanda_to_pagerduty import OVERRIDE_KEY, incident, relay_for

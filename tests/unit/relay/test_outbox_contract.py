@@ -1,5 +1,5 @@
 """What every outbox adapter must guarantee, stated against the port
-(:class:`pagerbridge.relay.outbox_port.OutboxPort`) only, no SQL: each test runs against a
+(:class:`pagerbridge.relay.outbox.port.OutboxPort`) only, no SQL: each test runs against a
 real SQLite file and a real PostgreSQL server (dev kit), each opened fresh per step like a
 restarted relay.
 """
@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from pagerbridge.relay.jobs import BpComment, BpResolve, PdEvent, PdNote, Undecodable
-from pagerbridge.relay.outbox import Outbox
-from pagerbridge.relay.outbox_pg import PostgresOutbox
-from pagerbridge.relay.outbox_port import (
+from pagerbridge.relay.incidents.overrides import Routing
+from pagerbridge.relay.outbox.jobs import BpComment, BpResolve, PdEvent, PdNote, Undecodable
+from pagerbridge.relay.outbox.port import (
     IncidentMark,
     IncidentUpdate,
     Job,
@@ -26,7 +25,8 @@ from pagerbridge.relay.outbox_port import (
     OutboxPort,
     ReplayConflict,
 )
-from pagerbridge.relay.overrides import Routing
+from pagerbridge.relay.outbox.postgres import PostgresOutbox
+from pagerbridge.relay.outbox.sqlite import Outbox
 
 OutboxFactory = Callable[[], OutboxPort]
 CLOCK_SLACK = 0.005  # timestamps are taken by the store (a database clock may round)

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from pagerbridge.relay.jobs import PdNote
-from pagerbridge.relay.outbox_pg import PostgresOutbox
-from pagerbridge.relay.outbox_port import Job, NewJob
+from pagerbridge.relay.outbox.jobs import PdNote
+from pagerbridge.relay.outbox.port import Job, NewJob
+from pagerbridge.relay.outbox.postgres import PostgresOutbox
 
 
 def note(n: int) -> NewJob:

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pagerbridge.relay.signatures import sign
+from pagerbridge.relay.inbound.signatures import sign
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_TOKEN
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_ENVIRONMENT_ID, BigPandaSimulator
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN as PD_TOKEN

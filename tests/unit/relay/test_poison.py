@@ -19,10 +19,10 @@ from pathlib import Path
 
 import httpx
 
-from pagerbridge.relay.inbound_bigpanda import ordering_key
-from pagerbridge.relay.jobs import PdEvent
-from pagerbridge.relay.outbox import NewJob, Outbox
-from pagerbridge.relay.signatures import sign
+from pagerbridge.relay.inbound.bigpanda_webhook import ordering_key
+from pagerbridge.relay.inbound.signatures import sign
+from pagerbridge.relay.outbox.jobs import PdEvent
+from pagerbridge.relay.outbox.sqlite import NewJob, Outbox
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
 
 from .conftest import start_relay

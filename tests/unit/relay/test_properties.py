@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pagerbridge.relay import settings as settings_mod
 from pagerbridge.relay.app import create_app
-from pagerbridge.relay.signatures import sign
+from pagerbridge.relay.config import settings as settings_mod
+from pagerbridge.relay.inbound.signatures import sign
 from pagerbridge_devkit.ports import free_port
 from pagerbridge_devkit.sandbox.server import BackgroundServer
 

@@ -13,20 +13,20 @@ import pytest
 from pagerbridge.api.contract import is_routing_key
 from pagerbridge.api.relay_config import RelayConfig
 from pagerbridge.api.tag_mapping import TagMapping
-from pagerbridge.relay import echo
-from pagerbridge.relay.delivery import backoff
+from pagerbridge.jsonlog import JsonFormatter, Redactor
 from pagerbridge.relay.errors import InvalidIncident
-from pagerbridge.relay.jobs import PdNote
-from pagerbridge.relay.jsonlog import JsonFormatter, Redactor
-from pagerbridge.relay.outbox import NewJob, Outbox
-from pagerbridge.relay.overrides import (
+from pagerbridge.relay.inbound.signatures import sign, verify
+from pagerbridge.relay.incidents import echo
+from pagerbridge.relay.incidents.overrides import (
     choose_routing,
     header_mappings,
     merge_mappings,
 )
-from pagerbridge.relay.parsing import parse_incident
-from pagerbridge.relay.signatures import sign, verify
-from pagerbridge.relay.translate import MAX_SUMMARY, translate
+from pagerbridge.relay.incidents.parsing import parse_incident
+from pagerbridge.relay.incidents.translate import MAX_SUMMARY, translate
+from pagerbridge.relay.outbound.dispatcher import backoff
+from pagerbridge.relay.outbox.jobs import PdNote
+from pagerbridge.relay.outbox.sqlite import NewJob, Outbox
 
 SAMPLES = Path("/work/shared/specs/bigpanda/samples")
 CONFIG = RelayConfig.model_validate(
@@ -216,7 +216,7 @@ async def test_outbox_durable_idempotent_and_group_committed(tmp_path):
 
 
 def test_token_bucket_burst_then_rate_and_pause():
-    from pagerbridge.relay.ratelimit import Limit, TokenBucket
+    from pagerbridge.relay.outbound.ratelimit import Limit, TokenBucket
 
     bucket = TokenBucket(Limit(rate=10, burst=3))
     waits = [bucket.reserve() for _ in range(5)]

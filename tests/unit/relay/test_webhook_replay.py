@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pagerbridge.relay.inbound_pagerduty import is_stale
+from pagerbridge.relay.inbound.pagerduty_webhook import is_stale
 
 from .test_pagerduty_to_bigpanda import Wired, _signed_post
 

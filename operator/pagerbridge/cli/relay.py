@@ -1,0 +1,232 @@
+"""``pagerbridge relay --config FILE [--host H] [--port P] [--internal-port I]``: run the
+webhook relay (webhooks on the public port; probes, metrics and the admin API on the
+internal one).
+
+Kept light to import; the application is imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+
+from pagerbridge.api.contract import (
+    RELAY_CONFIG_FLAG,
+    RELAY_HOST_FLAG,
+    RELAY_INTERNAL_PORT,
+    RELAY_INTERNAL_PORT_FLAG,
+    RELAY_PORT_FLAG,
+    RELAY_PUBLIC_PORT,
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        RELAY_CONFIG_FLAG,
+        required=True,
+        metavar="FILE",
+        help="RelayConfig JSON file (reloaded on change)",
+    )
+    parser.add_argument(
+        RELAY_HOST_FLAG,
+        default=os.environ.get("PAGERBRIDGE_RELAY_HOST", "0.0.0.0"),  # noqa: S104
+        metavar="ADDRESS",
+        help="address to listen on ($PAGERBRIDGE_RELAY_HOST)",
+    )
+    parser.add_argument(
+        RELAY_PORT_FLAG,
+        type=int,
+        default=int(os.environ.get("PAGERBRIDGE_RELAY_PORT", str(RELAY_PUBLIC_PORT))),
+        help="public port: the BigPanda and PagerDuty webhooks only ($PAGERBRIDGE_RELAY_PORT)",
+    )
+    parser.add_argument(
+        RELAY_INTERNAL_PORT_FLAG,
+        type=int,
+        default=int(os.environ.get("PAGERBRIDGE_RELAY_INTERNAL_PORT", str(RELAY_INTERNAL_PORT))),
+        help="internal port: /healthz, /readyz, /metrics, /openapi.json and the admin API; "
+        "keep it off Ingresses and public Services ($PAGERBRIDGE_RELAY_INTERNAL_PORT)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        type=str.lower,
+        default=os.environ.get("PAGERBRIDGE_LOG_LEVEL", "info").lower(),
+        help="least severe log level written ($PAGERBRIDGE_LOG_LEVEL)",
+    )
+    parser.add_argument(
+        "--events-rate-limit",
+        type=float,
+        default=120.0,
+        metavar="PER_MINUTE",
+        help="Events API v2 events per minute per routing key (PagerDuty's limit: 120)",
+    )
+    parser.add_argument(
+        "--rest-rate-limit",
+        type=float,
+        default=960.0,
+        metavar="PER_MINUTE",
+        help="PagerDuty REST API requests per minute (PagerDuty's limit per API key: 960)",
+    )
+    parser.add_argument(
+        "--bigpanda-rate-limit",
+        type=float,
+        default=5.0,
+        metavar="PER_SECOND",
+        help="BigPanda Incidents API requests per second per endpoint (documented: about 5)",
+    )
+    parser.add_argument(
+        "--outbox-sync",
+        choices=["full", "normal"],
+        default="full",
+        help="SQLite synchronous mode: full = fsync per (group) commit, survives power loss; "
+        "normal = survives process kills only, lower accept latency",
+    )
+    parser.add_argument(
+        "--late-trigger-after",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="confirm triggers older than this against BigPanda before sending",
+    )
+    parser.add_argument(
+        "--confirm-after",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="a late trigger is confirmed with BigPanda when it waited longer than this, or "
+        "whenever the relay may have missed BigPanda's webhooks meanwhile (restart, store "
+        "failure); otherwise the relay's own record of BigPanda's webhooks answers",
+    )
+    parser.add_argument(
+        "--unauthorized-retry",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="retry interval after a 401/403 from PagerDuty or BigPanda",
+    )
+    parser.add_argument(
+        "--delivery-concurrency",
+        type=int,
+        default=64,
+        metavar="N",
+        help="deliveries in flight at once (different incidents; one incident is sequential)",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="close a connection whose request headers have not all arrived by then",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="close a connection whose request body has not all arrived by then",
+    )
+    parser.add_argument(
+        "--max-error-attempts",
+        type=int,
+        default=5,
+        metavar="N",
+        help="a job whose delivery fails unexpectedly this many times is dead-lettered",
+    )
+    parser.add_argument(
+        "--give-up-after",
+        type=float,
+        default=24 * 3600.0,
+        metavar="SECONDS",
+        help="a job still failing this long after it was accepted is dead-lettered",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from pagerbridge import jsonlog
+    from pagerbridge.relay.app import RelayOptions, create_app
+    from pagerbridge.relay.config import settings as settings_mod
+    from pagerbridge.relay.outbound.dispatcher import RetryPolicy
+    from pagerbridge.relay.outbound.ratelimit import Limit
+    from pagerbridge.relay.server import guarded_protocol
+
+    jsonlog.configure(args.log_level)
+    log = logging.getLogger(__name__)
+    if args.internal_port == args.port:
+        log.error("cannot start: --internal-port must differ from --port")
+        return 2
+    try:
+        settings = settings_mod.load(args.config)
+    except settings_mod.SettingsError as exc:
+        log.error("cannot start: config refused", extra={"error": str(exc)})
+        return 2
+    per_minute = max(args.events_rate_limit, 1.0)
+    options = RelayOptions(
+        rate_limits={
+            "events": Limit(rate=per_minute / 60, burst=per_minute),
+            "rest": Limit(
+                rate=max(args.rest_rate_limit, 1.0) / 60,
+                burst=min(32.0, max(1.0, args.rest_rate_limit / 30)),
+            ),
+            "bigpanda": Limit(
+                rate=max(args.bigpanda_rate_limit, 0.1), burst=max(args.bigpanda_rate_limit, 1.0)
+            ),
+        },
+        late_trigger_after=args.late_trigger_after,
+        confirm_after=args.confirm_after,
+        unauthorized_retry=args.unauthorized_retry,
+        outbox_sync=args.outbox_sync.upper(),
+        concurrency=max(1, args.delivery_concurrency),
+        retry=RetryPolicy(
+            max_error_attempts=max(1, args.max_error_attempts), max_age=args.give_up_after
+        ),
+    )
+    app = create_app(args.config, settings, options, internal_port=args.internal_port)
+    metrics = app.state.ctx.metrics
+    config = uvicorn.Config(
+        app,
+        http=guarded_protocol(
+            header_timeout=args.header_timeout,
+            body_timeout=args.body_timeout,
+            on_stall=lambda phase: metrics.stalled_connections.labels(phase).inc(),
+        ),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        # Plain HTTP webhooks only: no websocket protocol (it would import ``websockets``,
+        # about 2 MB of an idle relay's memory, for nothing).
+        ws="none",
+        timeout_graceful_shutdown=20,
+    )
+    try:
+        sockets = [_listen(args.host, port) for port in (args.port, args.internal_port)]
+    except OSError as exc:
+        log.error("cannot start: cannot listen", extra={"error": str(exc)})
+        return 2
+    server = uvicorn.Server(config)
+    log.info(
+        "relay listening",
+        extra={"host": args.host, "port": args.port, "internal_port": args.internal_port},
+    )
+    server.run(sockets=sockets)
+    return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A bound TCP socket (uvicorn listens on it): the relay serves two ports."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock

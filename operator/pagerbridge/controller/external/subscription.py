@@ -1,0 +1,255 @@
+"""Lifecycle of the PagerDuty Webhooks v3 subscription of one integration.
+
+The subscription exists while ``spec.pagerDuty.serviceId`` and ``apiToken`` are set. Its
+signing secret (returned by PagerDuty only once, at creation) lives in the owned Secret
+``<name>-pd-webhook`` together with the subscription id and delivery URL (annotations),
+so the operator can tell, without calling PagerDuty, whether a subscription must be
+created, or recreated because the relay's public URL changed. A periodic check
+(``verify=True``) recreates a subscription someone deleted in PagerDuty.
+
+Never adopt (see :mod:`.ownership`): our subscriptions carry the owner stamp in their
+``description`` (``PagerBridge <ns>/<name> (pagerbridge-owner=<cluster>/<uid>)``). Only a
+subscription that is ours is deleted or updated; one that merely delivers to the same URL
+and service is left alone (a Warning Event names it). A subscription created before
+stamps existed is recognised as ours when our own Secret records its id, its
+description is exactly the old ``PagerBridge <ns>/<name>`` and it filters on our
+service; the next verification stamps it (``PUT`` of its description).
+
+Deletion goes through the integration's finalizer (:func:`remove`). When PagerDuty cannot
+be reached the finalizer retries with backoff; to release an integration anyway, annotate
+it ``pagerbridge.io/skip-cleanup: "true"`` (the subscription is then left in PagerDuty).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import dataclass
+
+from pagerbridge.api import PagerDutyIntegrationSpec
+from pagerbridge.api.contract import pagerduty_api_url
+from pagerbridge.clients._http import CallLimits
+from pagerbridge.clients.egress import EgressPolicy
+from pagerbridge.clients.errors import ClientError
+from pagerbridge.clients.kubernetes import KubernetesError, NotFound, Resource
+from pagerbridge.clients.pagerduty_subscriptions import (
+    PagerDutySubscriptions,
+    WebhookSubscription,
+)
+from pagerbridge.controller import names as n
+from pagerbridge.controller.errors import (
+    KubernetesUnavailable,
+    NameConflict,
+    subscription_failure,
+)
+from pagerbridge.controller.kube_port import KubernetesPort
+from pagerbridge.controller.ownership import OwnerStamp, conflict, owned_by, write_child
+from pagerbridge.controller.render.children import (
+    Owner,
+    pagerduty_webhook_url,
+    render_webhook_secret,
+)
+from pagerbridge.controller.state.observed import SecretState, secret_state
+from pagerbridge.controller.state.secret_values import read_secret_key
+
+logger = logging.getLogger(__name__)
+
+ANNOTATION_URL = "pagerbridge.io/subscription-url"
+SECRETS = Resource.builtin("Secret")
+
+
+@dataclass(frozen=True)
+class SubscriptionOutcome:
+    subscription_id: str | None
+    changed: bool  # created or recreated by this call
+    foreign: tuple[str, ...] = ()  # same URL and service, not ours: left untouched
+    stamped: bool = False  # a legacy subscription of ours now carries our stamp
+
+
+def description(owner: Owner, stamp: OwnerStamp) -> str:
+    return f"{legacy_description(owner)} ({stamp.text})"
+
+
+def legacy_description(owner: Owner) -> str:
+    """What subscriptions created before ownership stamps were described as."""
+    return f"PagerBridge {owner.namespace}/{owner.name}"
+
+
+def ours(
+    subscription: WebhookSubscription,
+    owner: Owner,
+    stamp: OwnerStamp,
+    *,
+    recorded_id: str | None,
+    service_id: str | None,
+) -> bool:
+    """Stamped by us; or (legacy, before stamps) recorded in our Secret, described as the
+    old operator described ours, and filtered on our service."""
+    found = OwnerStamp.find(subscription.description)
+    if found is not None:
+        return found == stamp
+    return (
+        subscription.id == recorded_id
+        and subscription.description == legacy_description(owner)
+        and subscription.filter is not None
+        and subscription.filter.id == service_id
+    )
+
+
+def wanted(spec: PagerDutyIntegrationSpec) -> bool:
+    return spec.pager_duty.service_id is not None and spec.pager_duty.api_token is not None
+
+
+def api_url(spec: PagerDutyIntegrationSpec) -> str:
+    return pagerduty_api_url(spec.pager_duty)
+
+
+async def read_api_token(
+    kube: KubernetesPort, namespace: str, spec: PagerDutyIntegrationSpec
+) -> str:
+    ref = spec.pager_duty.api_token
+    assert ref is not None
+    return await read_secret_key(kube, namespace, ref.name, ref.key, "spec.pagerDuty.apiToken")
+
+
+async def ensure(
+    kube: KubernetesPort,
+    owner: Owner,
+    spec: PagerDutyIntegrationSpec,
+    stored: SecretState | None,
+    *,
+    verify: bool,
+    policy: EgressPolicy,
+    stamp: OwnerStamp,
+    limits: CallLimits | None = None,
+) -> SubscriptionOutcome:
+    """Make sure PagerDuty has our subscription and we hold its secret.
+
+    ``stored``: our webhook Secret (its owner UID already checked by the caller). Only
+    subscriptions that are ours (:func:`ours`) are ever deleted or updated; another one
+    delivering to the same URL and service is reported in ``foreign`` and left alone.
+    """
+    url = pagerduty_webhook_url(owner, spec)
+    if stored is None:  # not in our index: a namesake (conflict), or ours unlabelled
+        stored = await _unindexed_secret(kube, owner)  # before PagerDuty is called
+    stored_id = stored.annotations.get(n.ANNOTATION_SUBSCRIPTION_ID) if stored else None
+    stored_url = stored.annotations.get(ANNOTATION_URL) if stored else None
+    if stored_id and stored_url == url and not verify:
+        return SubscriptionOutcome(stored_id, changed=False)
+
+    token = await read_api_token(kube, owner.namespace, spec)
+    service_id = spec.pager_duty.service_id
+    assert service_id is not None
+    foreign: list[str] = []
+    try:
+        async with PagerDutySubscriptions(
+            api_url(spec), token, policy=policy, limits=limits
+        ) as client:
+            if stored_id:
+                current = await client.get(stored_id)
+                mine = current is not None and ours(
+                    current, owner, stamp, recorded_id=stored_id, service_id=service_id
+                )
+                if current is not None and mine and stored_url == url:
+                    stamped = False
+                    if OwnerStamp.find(current.description) is None:  # legacy: stamp it
+                        await client.update_description(stored_id, description(owner, stamp))
+                        stamped = True
+                    return SubscriptionOutcome(stored_id, changed=False, stamped=stamped)
+                if current is not None and mine:  # the relay URL moved: replace ours
+                    await client.delete(stored_id)
+            # Leftovers of ours (created, then the Secret write failed): our stamp only.
+            for existing in await client.list():
+                if existing.id == stored_id:
+                    continue
+                if ours(existing, owner, stamp, recorded_id=None, service_id=service_id):
+                    await client.delete(existing.id)
+                elif existing.delivery_method.url in (url, stored_url) and (
+                    existing.filter is not None and existing.filter.id == service_id
+                ):
+                    foreign.append(existing.id)
+            created = await client.create(url, service_id, description(owner, stamp))
+            if not created.delivery_method.secret:
+                raise ClientError("PagerDuty returned no signing secret")
+            try:
+                await _store_secret(kube, owner, created, url, stored)
+            except NameConflict:
+                await client.delete(created.id)  # ours, and its secret has nowhere to go
+                raise
+    except ClientError as exc:
+        raise subscription_failure(exc) from None
+    return SubscriptionOutcome(created.id, changed=True, foreign=tuple(foreign))
+
+
+async def _unindexed_secret(kube: KubernetesPort, owner: Owner) -> SecretState | None:
+    """Our webhook Secret read by name (None: absent); NameConflict when it is not ours,
+    so no subscription is made whose signing secret would have nowhere to go."""
+    name = owner.names.webhook_secret
+    try:
+        current = await kube.get(SECRETS, owner.namespace, name)
+    except NotFound:
+        return None
+    except KubernetesError as exc:
+        raise KubernetesUnavailable(str(exc)) from None
+    if not owned_by(current, owner.uid):
+        raise conflict("Secret", owner.namespace, name, owner.name)
+    return secret_state(current)
+
+
+async def _store_secret(
+    kube: KubernetesPort,
+    owner: Owner,
+    created: WebhookSubscription,
+    url: str,
+    stored: SecretState | None,
+) -> None:
+    assert created.delivery_method.secret
+    manifest = render_webhook_secret(owner, created.delivery_method.secret, created.id)
+    manifest["metadata"]["annotations"][ANNOTATION_URL] = url
+    manifest["data"] = {
+        key: base64.b64encode(value.encode()).decode()
+        for key, value in manifest.pop("stringData").items()
+    }
+    try:
+        await write_child(kube, manifest, owner.uid, stored.uid if stored and stored.uid else None)
+    except NameConflict:
+        raise
+    except KubernetesError as exc:
+        raise KubernetesUnavailable(str(exc)) from None
+
+
+async def remove(
+    kube: KubernetesPort,
+    owner: Owner,
+    spec: PagerDutyIntegrationSpec,
+    stored: SecretState | None,
+    *,
+    policy: EgressPolicy,
+    stamp: OwnerStamp,
+    limits: CallLimits | None = None,
+) -> bool:
+    """Delete our subscription in PagerDuty; False when there was nothing of ours to
+    delete (gone, or not ours: then it is left in place)."""
+    subscription_id = stored.annotations.get(n.ANNOTATION_SUBSCRIPTION_ID) if stored else None
+    if not subscription_id or spec.pager_duty.api_token is None:
+        return False
+    token = await read_api_token(kube, owner.namespace, spec)
+    try:
+        async with PagerDutySubscriptions(
+            api_url(spec), token, policy=policy, limits=limits
+        ) as client:
+            current = await client.get(subscription_id)
+            if current is None:
+                return False
+            service_id = spec.pager_duty.service_id
+            if not ours(current, owner, stamp, recorded_id=subscription_id, service_id=service_id):
+                logger.warning(
+                    "%s/%s: PagerDuty subscription %s is not ours: not deleted",
+                    owner.namespace,
+                    owner.name,
+                    subscription_id,
+                )
+                return False
+            return await client.delete(subscription_id)
+    except ClientError as exc:
+        raise subscription_failure(exc) from None

@@ -1,0 +1,207 @@
+"""Status of an integration and of the objects referencing it: pure functions from what
+a reconcile found to the ``status`` documents and their conditions.
+
+Ready (kstatus-compatible, with ``observedGeneration``) is True only when every detail
+condition is; otherwise it carries the first failing detail's reason and message, so
+``kubectl get pdi`` shows what to fix. A relay still rolling out is not a failure: Ready
+is Unknown (``RelayStarting``) and ``Reconciling`` True meanwhile.
+
+``RelayPubliclyReachable`` says whether the SaaS senders can reach the relay at all: an
+integration without ``relay.publicUrl`` (Manual mode; the API server refuses it with
+``serviceId`` or in Managed mode) has only a cluster-internal URL. Ready keeps its verdict
+on the relay itself, but its message carries the same warning.
+
+Overrides and mappings always get a status: Applied when their integration is Ready,
+otherwise ``IntegrationNotReady`` naming the integration and its failing condition (Ready
+False, or Unknown with ``Reconciling`` True while the integration's relay rolls out, so
+GitOps tools read them as they read the integration).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pagerbridge.api.integration import RelayStorage
+from pagerbridge.controller.render import conditions as c
+from pagerbridge.controller.render.conditions import ConditionUpdate
+
+DETAIL_ORDER = (c.SECRETS_RESOLVED, c.SUBSCRIPTION_READY, c.RELAY_AVAILABLE)
+
+
+@dataclass(frozen=True)
+class IntegrationOutcome:
+    """What one reconcile of an integration established."""
+
+    secrets: ConditionUpdate
+    subscription: ConditionUpdate
+    relay: ConditionUpdate
+    relay_url: str | None = None
+    bigpanda: ConditionUpdate | None = None  # Managed mode only
+    storage: ConditionUpdate | None = None  # what the outbox survives; not part of Ready
+    reachable: ConditionUpdate | None = None  # RelayPubliclyReachable
+
+
+def public_reachability(public_url: str | None, webhook_url: str) -> ConditionUpdate:
+    """``RelayPubliclyReachable``; the False message is also what ``webhook-config`` warns."""
+    if public_url:
+        return ConditionUpdate(
+            c.RELAY_PUBLIC,
+            c.TRUE,
+            "PublicUrl",
+            f"BigPanda and PagerDuty reach the relay at {public_url.rstrip('/')}",
+        )
+    return ConditionUpdate(
+        c.RELAY_PUBLIC,
+        c.FALSE,
+        "ClusterInternalUrl",
+        f"BigPanda cannot reach {webhook_url}: it is a cluster-internal URL and BigPanda is a "
+        "SaaS on the internet. Expose the relay Service (Ingress, Gateway, load balancer) and "
+        "set relay.publicUrl to that address",
+    )
+
+
+def ready_condition(
+    details: list[ConditionUpdate],
+    relay_url: str | None,
+    reachable: ConditionUpdate | None = None,
+) -> ConditionUpdate:
+    """The first detail not True decides; an Unknown one (relay starting) stays Unknown."""
+    for update in details:
+        if update.status != c.TRUE:
+            status = c.UNKNOWN if update.status == c.UNKNOWN else c.FALSE
+            return ConditionUpdate(c.READY, status, update.reason, update.message)
+    where = f" at {relay_url}" if relay_url else ""
+    message = f"relay running and configured{where}"
+    if reachable is not None and reachable.status != c.TRUE:
+        message += f"; warning: {reachable.message}"
+    return ConditionUpdate(c.READY, c.TRUE, "Ready", message)
+
+
+def storage_condition(storage: RelayStorage) -> ConditionUpdate:
+    """``OutboxDurable``: whether accepted work survives the relay pod being replaced."""
+    if storage is RelayStorage.POSTGRESQL:
+        return ConditionUpdate(
+            c.OUTBOX_DURABLE,
+            c.TRUE,
+            "PostgreSQL",
+            "the outbox is in PostgreSQL, shared by the relay replicas: events accepted and "
+            "not yet delivered survive rollouts, evictions, drains, deleted pods and lost "
+            "nodes, as long as the database keeps its commits",
+        )
+    if storage is RelayStorage.PERSISTENT:
+        return ConditionUpdate(
+            c.OUTBOX_DURABLE,
+            c.TRUE,
+            "PersistentVolume",
+            "the outbox is on a PersistentVolumeClaim: events accepted and not yet delivered "
+            "survive rollouts, evictions, drains and deleted pods",
+        )
+    return ConditionUpdate(
+        c.OUTBOX_DURABLE,
+        c.FALSE,
+        "EphemeralStorage",
+        "relay.storage is Ephemeral: every event accepted and not yet delivered (for "
+        "instance everything waiting out a PagerDuty outage) is lost when the relay pod is "
+        "rolled, evicted, drained or deleted",
+    )
+
+
+def reconciling_condition(ready: ConditionUpdate) -> ConditionUpdate:
+    """kstatus ``Reconciling``: True only while Ready waits on a rollout (Argo CD and Flux
+    then read *in progress*); a real failure keeps it False so they read *failed*."""
+    if ready.status == c.UNKNOWN:
+        return ConditionUpdate(c.RECONCILING, c.TRUE, ready.reason, ready.message)
+    return ConditionUpdate(c.RECONCILING, c.FALSE, "Idle", "no rollout in progress")
+
+
+def integration_conditions(
+    outcome: IntegrationOutcome,
+    current: list[dict[str, Any]],
+    generation: int,
+    now: str,
+) -> list[dict[str, Any]]:
+    details = [outcome.secrets, outcome.subscription, outcome.relay]
+    if outcome.bigpanda is not None:
+        details.insert(2, outcome.bigpanda)
+    ready = ready_condition(details, outcome.relay_url, outcome.reachable)
+    updates = [ready, reconciling_condition(ready), *details]
+    if outcome.storage is not None:
+        updates.append(outcome.storage)
+    if outcome.reachable is not None:
+        updates.append(outcome.reachable)
+    return c.apply_conditions(current, updates, generation, now)
+
+
+def failing_detail(conditions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The detail condition Ready took its verdict from (None when Ready is True)."""
+    ready = c.find(conditions, c.READY)
+    if ready is None or ready.get("status") == c.TRUE:
+        return None
+    for condition in conditions:
+        if condition.get("type") in (c.READY, c.RECONCILING, c.RELAY_PUBLIC):
+            continue
+        if condition.get("status") != c.TRUE and condition.get("reason") == ready.get("reason"):
+            return condition
+    return ready
+
+
+def ref_waiting(
+    integration_conditions_: list[dict[str, Any]], integration_ref: str, namespace: str, kind: str
+) -> ConditionUpdate | None:
+    """Ready of an override or mapping whose integration is not Ready (None: it is).
+
+    The reason names the state, the message names the integration and its failing
+    condition; Unknown while the integration itself is Unknown (its relay rolling out)."""
+    ready = c.find(integration_conditions_, c.READY)
+    if ready is not None and ready.get("status") == c.TRUE:
+        return None
+    where = f"PagerDutyIntegration {namespace}/{integration_ref}"
+    if ready is None:
+        return ConditionUpdate(
+            c.READY,
+            c.UNKNOWN,
+            "IntegrationNotReady",
+            f"{where} has no status yet; this {kind} applies once it is Ready",
+        )
+    failing = failing_detail(integration_conditions_) or ready
+    status = c.UNKNOWN if ready.get("status") == c.UNKNOWN else c.FALSE
+    return ConditionUpdate(
+        c.READY,
+        status,
+        "IntegrationNotReady",
+        f"{where} is not Ready: {failing.get('type')}={failing.get('status')} "
+        f"({failing.get('reason')}: {failing.get('message')})",
+    )
+
+
+def ref_ready(
+    integration_found: bool,
+    integration_ref: str,
+    namespace: str,
+    kind: str,
+    conflict: str | None = None,
+) -> ConditionUpdate:
+    if not integration_found:
+        return ConditionUpdate(
+            c.READY,
+            c.FALSE,
+            "IntegrationNotFound",
+            f"PagerDutyIntegration {namespace}/{integration_ref} not found; "
+            f"this {kind} applies once it exists",
+        )
+    if conflict is not None:
+        return ConditionUpdate(c.READY, c.FALSE, "Conflict", conflict)
+    return ConditionUpdate(
+        c.READY,
+        c.TRUE,
+        "Applied",
+        f"applied to the relay of PagerDutyIntegration {namespace}/{integration_ref}",
+    )
+
+
+def differs(current: dict[str, Any] | Any, desired: dict[str, Any]) -> bool:
+    """True when some desired status field is not already what the object has."""
+    if not isinstance(current, dict):
+        return True
+    return any(current.get(key) != value for key, value in desired.items())

@@ -1,0 +1,281 @@
+"""kopf handlers: translate watch events into reconciler triggers; nothing else.
+
+Indices keep the observed state in memory (kopf fills them before any handler runs, so a
+restarted operator does not recreate a child before it has listed them). Secrets and
+children are watched with a server-side label selector: only the operator's own reach it;
+the Secrets an integration references are read by name instead (:mod:`.user_secrets`).
+The handlers enqueue the affected integration; :mod:`.reconciler` does the work. The only
+handler that acts itself is the finalizer, which must block deletion until the PagerDuty
+subscription is gone (escape hatch: annotation ``pagerbridge.io/skip-cleanup: "true"``).
+
+kopf keeps its own bookkeeping (finalizer, progress, last-handled configuration) in
+``pagerbridge.io`` annotations, never in ``status`` (the structural schema would prune it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import kopf
+
+from pagerbridge.api import (
+    GROUP,
+    INTEGRATION,
+    KEY_OVERRIDE,
+    TAG_MAPPING,
+    VERSION,
+)
+from pagerbridge.clients.kubeconfig import Credentials
+from pagerbridge.clients.kubernetes import KubernetesClient
+from pagerbridge.controller import names as n
+from pagerbridge.controller.ownership import cluster_identity
+from pagerbridge.controller.reconcile import cleanup
+from pagerbridge.controller.reconcile.cleanup import needs_finalizer
+from pagerbridge.controller.reconcile.reconciler import Reconciler
+from pagerbridge.controller.runtime.login import kopf_session
+from pagerbridge.controller.settings import OperatorSettings
+from pagerbridge.controller.state.observed import (
+    CHILD_KINDS,
+    ChildState,
+    IntegrationInfo,
+    RefInfo,
+    SecretState,
+    child_state,
+    integration_info,
+    owner_integration,
+    ref_info,
+    secret_state,
+)
+from pagerbridge.controller.steps.context import involved
+
+logger = logging.getLogger(__name__)
+
+MANAGED = {n.LABEL_MANAGED_BY: n.MANAGED_BY}
+MANAGED_SELECTOR = f"{n.LABEL_MANAGED_BY}={n.MANAGED_BY}"
+CHILD_RESOURCES = {
+    "ConfigMap": ("", "v1", "configmaps"),
+    "Service": ("", "v1", "services"),
+    "PersistentVolumeClaim": ("", "v1", "persistentvolumeclaims"),
+    "Deployment": ("apps", "v1", "deployments"),
+    "PodDisruptionBudget": ("policy", "v1", "poddisruptionbudgets"),
+}
+
+
+def _one(index: Any, key: object) -> Any:
+    store = index.get(key)
+    if store is None:
+        return None
+    for value in store:
+        return value
+    return None
+
+
+class KopfWorld:
+    """The ``World`` of :mod:`.observed`, read from kopf indices."""
+
+    def __init__(self, indices: Mapping[str, Any]) -> None:
+        self._indices = indices
+
+    def integration(self, namespace: str, name: str) -> IntegrationInfo | None:
+        info: IntegrationInfo | None = _one(self._indices["pb_integrations"], (namespace, name))
+        return info
+
+    def refs_to(self, kind: str, namespace: str, integration: str) -> list[RefInfo]:
+        store = self._indices[f"pb_refs_{kind.lower()}"].get(("to", namespace, integration))
+        return sorted(store or [], key=lambda ref: ref.name)
+
+    def ref(self, kind: str, namespace: str, name: str) -> RefInfo | None:
+        info: RefInfo | None = _one(
+            self._indices[f"pb_refs_{kind.lower()}"], ("name", namespace, name)
+        )
+        return info
+
+    def secret(self, namespace: str, name: str) -> SecretState | None:
+        info: SecretState | None = _one(self._indices["pb_secrets"], (namespace, name))
+        return info
+
+    def child(self, kind: str, namespace: str, owner: str) -> ChildState | None:
+        if kind not in CHILD_KINDS:  # not watched (the relay's Ingress or HTTPRoute)
+            return None
+        info: ChildState | None = _one(
+            self._indices[f"pb_children_{kind.lower()}"], (namespace, owner)
+        )
+        return info
+
+
+def _reconciler(memo: Any) -> Reconciler:
+    reconciler: Reconciler = memo.reconciler
+    return reconciler
+
+
+def build_registry(settings: OperatorSettings, credentials: Credentials) -> kopf.OperatorRegistry:
+    """All handlers of the operator, in a registry of their own (tests run several).
+
+    ``credentials`` serve both kopf (its login) and the operator's own client."""
+    registry = kopf.OperatorRegistry()
+    integration = (GROUP, VERSION, INTEGRATION.plural)
+
+    @kopf.on.startup(registry=registry)
+    async def configure(**kwargs: Any) -> None:
+        settings_: kopf.OperatorSettings = kwargs["settings"]
+        memo = kwargs["memo"]
+        persistence = settings_.persistence
+        persistence.finalizer = n.FINALIZER
+        persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=GROUP, key="last-handled-configuration"
+        )
+        # Known stream freezes (kopf #585, #957, #1276): never wait on a silent watch forever.
+        settings_.watching.server_timeout = settings.watch_server_timeout
+        settings_.watching.client_timeout = settings.watch_client_timeout
+        settings_.watching.connect_timeout = 30
+        settings_.posting.level = logging.WARNING
+        # The resources are known: no CRD or namespace discovery, so a namespaced
+        # install needs no cluster-wide RBAC.
+        settings_.scanning.disabled = True
+        # Server-side label selectors: the API server sends only the objects the operator
+        # made (kopf's ``labels=`` filters on handlers are applied client-side, after the
+        # whole list reached the operator). Secrets above all: the operator never lists,
+        # watches or decodes a Secret it does not own.
+        for resource in (("", "v1", "secrets"), *CHILD_RESOURCES.values()):
+            settings_.watching.label_selectors[resource] = MANAGED_SELECTOR
+        kube = KubernetesClient(credentials, field_manager=n.FIELD_MANAGER)
+        memo.kube = kube
+        identity = await cluster_identity(kube, settings.cluster_id)
+        # kopf hands the indices (empty now, filled before any resource handler runs) to
+        # startup handlers too: the World is complete at construction.
+        world = KopfWorld({k: v for k, v in kwargs.items() if k.startswith("pb_")})
+        memo.reconciler = Reconciler(kube, replace(settings, cluster_id=identity), world)
+        memo.reconciler.start()
+
+    @kopf.on.login(registry=registry)
+    async def login(**_: Any) -> kopf.AiohttpSession:
+        """The same credentials as the operator's own client (see :mod:`.login`)."""
+        return kopf_session(credentials)
+
+    @kopf.on.cleanup(registry=registry)
+    async def shutdown(memo: Any, **_: Any) -> None:
+        await memo.reconciler.stop()
+        await memo.kube.aclose()
+
+    # -- indices ----------------------------------------------------------------------
+
+    @kopf.index(*integration, id="pb_integrations", registry=registry)
+    def pb_integrations(body: kopf.Body, **_: Any) -> dict[Any, IntegrationInfo]:
+        info = integration_info(body)
+        return {(info.namespace, info.name): info}
+
+    for kind in (KEY_OVERRIDE, TAG_MAPPING):
+
+        def index_refs(body: kopf.Body, _kind: str = kind.kind, **_: Any) -> dict[Any, RefInfo]:
+            info = ref_info(_kind, body)
+            return {
+                ("to", info.namespace, info.integration): info,
+                ("name", info.namespace, info.name): info,
+            }
+
+        index_refs.__name__ = f"pb_refs_{kind.kind.lower()}"
+        kopf.index(GROUP, VERSION, kind.plural, id=index_refs.__name__, registry=registry)(
+            index_refs
+        )
+
+    # Only the operator's own Secrets (the API server filters: see ``configure``).
+    @kopf.index("", "v1", "secrets", labels=MANAGED, id="pb_secrets", registry=registry)
+    def pb_secrets(body: kopf.Body, **_: Any) -> dict[Any, SecretState]:
+        state = secret_state(body)
+        return {(state.namespace, state.name): state}
+
+    for child_kind, (group, version, plural) in CHILD_RESOURCES.items():
+
+        def index_child(
+            body: kopf.Body, _kind: str = child_kind, **_: Any
+        ) -> dict[Any, ChildState]:
+            state = child_state(_kind, body)
+            return {} if state is None else {(state.namespace, state.owner): state}
+
+        index_child.__name__ = f"pb_children_{child_kind.lower()}"
+        kopf.index(
+            group, version, plural, labels=MANAGED, id=index_child.__name__, registry=registry
+        )(index_child)
+
+    # -- triggers ---------------------------------------------------------------------
+
+    @kopf.on.event(*integration, id="integration_event", registry=registry)
+    def integration_event(**kwargs: Any) -> None:
+        _reconciler(kwargs["memo"]).integration_changed(kwargs["namespace"], kwargs["name"])
+
+    for kind in (KEY_OVERRIDE, TAG_MAPPING):
+
+        def ref_event(_kind: str = kind.kind, **kwargs: Any) -> None:
+            namespace, name, body, memo = (kwargs[k] for k in ("namespace", "name", "body", "memo"))
+            reconciler = _reconciler(memo)
+            previous = reconciler_refs.pop((_kind, namespace, name), None)
+            current = ref_info(_kind, body).integration
+            if kwargs.get("type") != "DELETED":
+                reconciler_refs[(_kind, namespace, name)] = current
+            for target in {previous, current} - {None, ""}:
+                assert target is not None
+                reconciler.integration_changed(namespace, target)
+            reconciler.ref_changed(_kind, namespace, name)
+
+        kopf.on.event(GROUP, VERSION, kind.plural, id=f"ref_event_{kind.kind}", registry=registry)(
+            ref_event
+        )
+
+    reconciler_refs: dict[tuple[str, str, str], str] = {}
+
+    @kopf.on.event("", "v1", "secrets", labels=MANAGED, id="secret_event", registry=registry)
+    def secret_event(**kwargs: Any) -> None:
+        """One of our own Secrets changed (the Secrets an integration references are
+        checked by name instead: :mod:`.user_secrets`)."""
+        owner = owner_integration(kwargs["body"])
+        if owner is not None:
+            _reconciler(kwargs["memo"]).integration_changed(kwargs["namespace"], owner)
+
+    for child_kind, (group, version, plural) in CHILD_RESOURCES.items():
+
+        def child_event(**kwargs: Any) -> None:
+            body, namespace, memo = kwargs["body"], kwargs["namespace"], kwargs["memo"]
+            owner = owner_integration(body)
+            if owner is not None:
+                _reconciler(memo).integration_changed(namespace, owner)
+
+        kopf.on.event(
+            group,
+            version,
+            plural,
+            labels=MANAGED,
+            id=f"child_event_{child_kind}",
+            registry=registry,
+        )(child_event)
+
+    # -- the finalizer ----------------------------------------------------------------
+
+    def has_external_objects(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
+        """Only integrations with a subscription or a Managed webhook get a finalizer
+        (kopf adds and removes it as this changes)."""
+        return needs_finalizer(dict(spec), dict(status))
+
+    @kopf.on.delete(*integration, id="release", when=has_external_objects, registry=registry)
+    async def release(**kwargs: Any) -> None:
+        """Delete what the integration made outside the cluster (see :mod:`.cleanup`)."""
+        namespace, name, body, memo = (kwargs[k] for k in ("namespace", "name", "body", "memo"))
+        reconciler = _reconciler(memo)
+        info = integration_info(body)
+        stored = reconciler.world.secret(namespace, n.ChildNames(name).webhook_secret)
+        involved_object = involved(info.uid, namespace, name)
+        await cleanup.release(
+            memo.kube,
+            info,
+            involved_object,
+            stored,
+            kwargs["retry"],
+            policy=settings.egress,
+            cluster_id=reconciler.settings.cluster_id,
+            limits=settings.call_limits,
+        )
+
+    return registry

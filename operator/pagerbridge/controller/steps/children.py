@@ -1,0 +1,188 @@
+"""Reconcile step: the children in the cluster (ConfigMap, Service, PVC, relay Deployment,
+and the generated inbound token Secret).
+
+Children are never adopted: every one is written through :func:`.ownership.write_child`
+(created if absent, applied only to the object carrying our ownerReference), so a kind
+added to the rendered children inherits the rule. Children are server-side applied, but
+only when the rendered manifest or the child's ``resourceVersion`` (a Deployment: its
+``generation``) changed since our last apply, so a quiet operator writes nothing; the
+periodic resync applies regardless. :func:`relay` returns ``RelayAvailable`` and
+``status.relay`` from the observed Deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import secrets as pysecrets
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pagerbridge.api import PagerDutyIntegrationSpec
+from pagerbridge.clients.kubernetes import AlreadyExists, NotFound, Resource
+from pagerbridge.controller.errors import NAME_CONFLICT, NameConflict
+from pagerbridge.controller.metrics import APPLIES, RECONCILE_ERRORS
+from pagerbridge.controller.ownership import conflict, owned_by, write_child
+from pagerbridge.controller.render import conditions as c
+from pagerbridge.controller.render.children import Owner, render_token_secret, service_url
+from pagerbridge.controller.render.conditions import ConditionUpdate
+from pagerbridge.controller.state.observed import (
+    RELAY_READY,
+    RELAY_STARTING,
+    RELAY_UNAVAILABLE,
+    World,
+    relay_state,
+)
+from pagerbridge.controller.steps.admin_secret import ensure_admin_secret
+from pagerbridge.controller.steps.context import Context, StepResult
+
+SECRETS = Resource.builtin("Secret")
+RELAY_CONDITION_STATUS = {
+    RELAY_READY: c.TRUE,
+    RELAY_STARTING: c.UNKNOWN,
+    RELAY_UNAVAILABLE: c.FALSE,
+}
+
+
+def _digest(manifest: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
+async def apply(ctx: Context, manifests: list[dict[str, Any]], *, force: bool) -> StepResult:
+    """Apply what changed: the Deployment last, once what it mounts exists and is ours.
+
+    A name taken by an object that is not ours (see :mod:`.ownership`) is left untouched
+    and reported: ``RelayAvailable`` False with reason ``NameConflict``; the Deployment is
+    then not written (it would mount or expose the other object).
+    """
+    first = [m for m in manifests if m["kind"] != "Deployment"]
+    last = [m for m in manifests if m["kind"] == "Deployment"]
+    token_seen = "bigPandaWebhook" in ctx.info.status
+    outcomes = await asyncio.gather(
+        _ensure_token_secret(ctx, token_seen),
+        ensure_admin_secret(ctx),
+        *(_apply_one(ctx, m, force) for m in first),
+        return_exceptions=True,
+    )
+    conflicts = [o for o in outcomes if isinstance(o, NameConflict)]
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException) and not isinstance(outcome, NameConflict):
+            raise outcome
+    if not conflicts:
+        for manifest in last:
+            try:
+                await _apply_one(ctx, manifest, force)
+            except NameConflict as exc:
+                conflicts.append(exc)
+    if not conflicts:
+        return StepResult()
+    RECONCILE_ERRORS.labels(NAME_CONFLICT).inc(len(conflicts))
+    message = "; ".join(exc.message for exc in conflicts)
+    condition = ConditionUpdate(c.RELAY_AVAILABLE, c.FALSE, NAME_CONFLICT, message)
+    return StepResult(condition, retry=conflicts[0].retry_after)
+
+
+async def _apply_one(ctx: Context, manifest: dict[str, Any], force: bool) -> None:
+    owner, memory = ctx.owner, ctx.memory
+    kind = str(manifest["kind"])
+    digest = _digest(manifest)
+    observed = ctx.world.child(kind, owner.namespace, owner.name)
+    if observed is not None and (
+        observed.owner_uid != owner.uid or observed.name != manifest["metadata"]["name"]
+    ):
+        observed = None  # e.g. a child of a deleted namesake: not ours
+    if not force and observed is not None:
+        marker = str(observed.generation) if kind == "Deployment" else observed.resource_version
+        if memory.applied.get(kind) == (digest, marker):
+            return
+    result = await write_child(
+        ctx.kube, manifest, owner.uid, observed.uid if observed and observed.uid else None
+    )
+    APPLIES.labels(kind).inc()
+    if kind == "Deployment" and observed is None and memory.relay_created is None:
+        memory.relay_created = time.monotonic()
+    meta = result["metadata"]
+    marker = str(meta.get("generation")) if kind == "Deployment" else str(meta["resourceVersion"])
+    memory.applied[kind] = (digest, marker)
+
+
+async def remove(ctx: Context, kinds: list[str]) -> None:
+    """Delete children of ``kinds`` that an older spec made and this one does not have
+    (only ours: the world indexes children owned by an integration)."""
+    owner = ctx.owner
+    for kind in kinds:
+        observed = ctx.world.child(kind, owner.namespace, owner.name)
+        if observed is None or observed.owner_uid != owner.uid:
+            continue  # none, or a namesake's (never ours to delete)
+        with contextlib.suppress(NotFound):
+            await ctx.kube.delete(Resource.builtin(kind), owner.namespace, observed.name)
+        ctx.memory.applied.pop(kind, None)
+
+
+async def _ensure_token_secret(ctx: Context, seen_before: bool) -> None:
+    """Create the inbound token once; an existing Secret is never rewritten.
+
+    A token Secret deleted by hand is recreated with a new token: BigPanda must then
+    send the new one (Managed mode: done by the BigPanda step; Manual: a Warning Event).
+    A Secret of that name that is not ours is a ``NameConflict``: never read, never used.
+    """
+    owner = ctx.owner
+    name = owner.names.token_secret
+    state = ctx.world.secret(owner.namespace, name)
+    if state is not None and state.owner_uid == owner.uid:
+        return
+    manifest = render_token_secret(owner, pysecrets.token_urlsafe(32))
+    manifest["data"] = {
+        k: base64.b64encode(v.encode()).decode() for k, v in manifest.pop("stringData").items()
+    }
+    try:
+        await ctx.kube.create(manifest)
+    except AlreadyExists:
+        try:
+            current = await ctx.kube.get(SECRETS, owner.namespace, name)
+        except NotFound:
+            return  # deleted meanwhile: the next reconcile creates it
+        if not owned_by(current, owner.uid):
+            raise conflict("Secret", owner.namespace, name, owner.name) from None
+        return
+    if seen_before:
+        await ctx.event(
+            "TokenRegenerated",
+            f"Secret {owner.names.token_secret} was missing and holds a new token; "
+            "BigPanda must send it (pagerbridge webhook-config --reveal)",
+            warning=True,
+        )
+
+
+def relay(
+    world: World,
+    owner: Owner,
+    spec: PagerDutyIntegrationSpec | None,
+    requeue_after: Callable[[float], None],
+) -> StepResult:
+    """``RelayAvailable`` and ``status.relay``; asks for a re-check at the rollout's
+    deadline (no controller will tell us when it passes). Also without a valid spec."""
+    deployment = world.child("Deployment", owner.namespace, owner.name)
+    if deployment is not None and deployment.owner_uid not in ("", owner.uid):
+        deployment = None  # a namesake's (deleted integration of the same name)
+    now = relay_state(deployment, datetime.now(UTC))
+    if now.recheck_after is not None:
+        requeue_after(now.recheck_after)
+    condition = ConditionUpdate(
+        c.RELAY_AVAILABLE, RELAY_CONDITION_STATUS[now.reason], now.reason, now.message
+    )
+    if spec is None:
+        return StepResult(condition)
+    status = {
+        "relay": {
+            "serviceUrl": service_url(owner, spec),
+            "readyReplicas": deployment.ready_replicas if deployment else 0,
+            **({"publicUrl": public} if (public := spec.relay.effective_public_url) else {}),
+        }
+    }
+    return StepResult(condition, status)

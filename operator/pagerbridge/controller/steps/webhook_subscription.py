@@ -1,0 +1,139 @@
+"""Reconcile step: the PagerDuty webhook subscription (see :mod:`.subscription`).
+
+Returns ``SubscriptionReady`` and ``status.pagerDutySubscription``; removes the
+subscription (and its Secret) when ``serviceId`` was dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+from pagerbridge.api.contract import PAGERDUTY_WEBHOOK_PATH
+from pagerbridge.clients.kubernetes import NotFound, Resource
+from pagerbridge.controller.errors import NameConflict, ReconcileError, SubscriptionFailed
+from pagerbridge.controller.external import subscription
+from pagerbridge.controller.metrics import RECONCILE_ERRORS
+from pagerbridge.controller.render import conditions as c
+from pagerbridge.controller.render.children import relay_base_url
+from pagerbridge.controller.render.conditions import ConditionUpdate
+from pagerbridge.controller.state.observed import SecretState
+from pagerbridge.controller.steps.context import Context, StepResult
+
+logger = logging.getLogger(__name__)
+
+NOT_CONFIGURED = ConditionUpdate(
+    c.SUBSCRIPTION_READY,
+    c.TRUE,
+    "NotConfigured",
+    "no pagerDuty.serviceId: PagerDuty → BigPanda sync is off",
+)
+
+
+@dataclass(frozen=True)
+class SubscriptionResult(StepResult):
+    webhook_secret: bool = False  # the relay verifies PagerDuty's signatures (a secret exists)
+
+
+def _verify_due(ctx: Context) -> bool:
+    memory = ctx.memory
+    if memory.verify_now:
+        memory.verify_now = False
+        return True
+    last = memory.verified_at
+    return last is None or time.monotonic() - last > ctx.settings.subscription_verify_seconds
+
+
+async def run(ctx: Context) -> SubscriptionResult:
+    owner, spec = ctx.owner, ctx.spec
+    stored = ctx.world.secret(owner.namespace, owner.names.webhook_secret)
+    if stored is not None and stored.owner_uid != owner.uid:
+        stored = None  # a namesake Secret, not ours: never read, written or deleted
+    if not subscription.wanted(spec):
+        if stored is not None:
+            await _drop(ctx, stored)
+        return SubscriptionResult(NOT_CONFIGURED, {"pagerDutySubscription": None})
+    try:
+        outcome = await subscription.ensure(
+            ctx.kube,
+            owner,
+            spec,
+            stored,
+            verify=_verify_due(ctx),
+            policy=ctx.settings.egress,
+            stamp=ctx.stamp,
+            limits=ctx.settings.call_limits,
+        )
+    except (SubscriptionFailed, NameConflict) as exc:
+        RECONCILE_ERRORS.labels(exc.reason).inc()
+        return SubscriptionResult(
+            ConditionUpdate(c.SUBSCRIPTION_READY, c.FALSE, exc.reason, exc.message),
+            {"pagerDutySubscription": None},
+            exc.retry_after,
+            webhook_secret=stored is not None,  # keep verifying with the old secret
+        )
+    ctx.memory.verified_at = time.monotonic()
+    subscription_id = outcome.subscription_id
+    if outcome.stamped:
+        await ctx.event(
+            "SubscriptionStamped",
+            f"PagerDuty webhook subscription {subscription_id}, created before ownership "
+            "stamps, now carries this integration's stamp in its description",
+        )
+    if outcome.foreign:
+        await ctx.event(
+            "ForeignSubscription",
+            f"PagerDuty webhook subscription(s) {', '.join(outcome.foreign)} deliver to the "
+            "same URL and service but were not created by this integration: left untouched",
+            warning=True,
+        )
+    if outcome.changed:
+        logger.info(
+            "%s/%s: PagerDuty webhook subscription %s created",
+            owner.namespace,
+            owner.name,
+            subscription_id,
+        )
+        await ctx.event(
+            "SubscriptionCreated", f"PagerDuty webhook subscription {subscription_id} created"
+        )
+    return SubscriptionResult(
+        ConditionUpdate(
+            c.SUBSCRIPTION_READY,
+            c.TRUE,
+            "Subscribed",
+            f"PagerDuty webhook subscription {subscription_id} delivers to "
+            f"{relay_base_url(owner, spec)}{PAGERDUTY_WEBHOOK_PATH}",
+        ),
+        {"pagerDutySubscription": {"id": subscription_id} if subscription_id else None},
+        webhook_secret=True,
+    )
+
+
+async def _drop(ctx: Context, stored: SecretState) -> None:
+    """serviceId was removed: delete the subscription (best effort) and its Secret."""
+    owner, spec = ctx.owner, ctx.spec
+    try:
+        if spec.pager_duty.api_token is not None:
+            await subscription.remove(
+                ctx.kube,
+                owner,
+                spec,
+                stored,
+                policy=ctx.settings.egress,
+                stamp=ctx.stamp,
+                limits=ctx.settings.call_limits,
+            )
+    except ReconcileError as exc:
+        logger.warning(
+            "could not delete the PagerDuty subscription of %s/%s: %s",
+            owner.namespace,
+            owner.name,
+            exc.message,
+        )
+    with contextlib.suppress(NotFound):  # ours (owner UID checked by the caller)
+        await ctx.kube.delete(
+            Resource.builtin("Secret"), owner.namespace, owner.names.webhook_secret
+        )

@@ -1,0 +1,177 @@
+"""``POST /v1/bigpanda/webhook``: a BigPanda incident in, durable PagerDuty work out.
+
+Per request: bearer token (constant-time), JSON content type, size cap, lenient parse,
+translation, key override and tag mappings; then the resulting jobs are committed to the
+outbox in one (grouped) transaction and only then answered 202. Idempotency keys make a
+re-sent webhook a no-op: the event is keyed by (incident id, content hash), each comment by
+(incident id, comment id).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from pagerbridge.api.contract import KEY_OVERRIDE_HEADER
+from pagerbridge.relay.context import RelayContext
+from pagerbridge.relay.errors import InboundError
+from pagerbridge.relay.inbound.common import (
+    check_bearer,
+    check_json_content_type,
+    decode_json,
+    error_response,
+    read_body,
+)
+from pagerbridge.relay.incidents import echo
+from pagerbridge.relay.incidents.overrides import (
+    Routing,
+    choose_routing,
+    header_mappings,
+    merge_mappings,
+)
+from pagerbridge.relay.incidents.parsing import Incident, parse_incident
+from pagerbridge.relay.incidents.translate import translate
+from pagerbridge.relay.outbound.dispatcher import Dispatcher
+from pagerbridge.relay.outbox.jobs import PdEvent, PdNote
+from pagerbridge.relay.outbox.port import IncidentMark, Job, NewJob, OutboxClosed
+
+log = logging.getLogger(__name__)
+ENDPOINT = "bigpanda"
+
+
+def ordering_key(incident_id: str) -> str:
+    return f"bp:{incident_id}"
+
+
+class BigPandaWebhook:
+    def __init__(self, ctx: RelayContext, dispatcher: Dispatcher) -> None:
+        self.ctx = ctx
+        self.dispatcher = dispatcher
+
+    async def endpoint(self, request: Request) -> Response:
+        started = time.perf_counter()
+        metrics = self.ctx.metrics
+        try:
+            response = await self._handle(request)
+        except InboundError as exc:
+            metrics.webhooks.labels(ENDPOINT, exc.code).inc()
+            return error_response(exc, ENDPOINT)
+        except OutboxClosed as exc:
+            metrics.webhooks.labels(ENDPOINT, "outbox_unavailable").inc()
+            log.error("outbox unavailable; webhook not accepted", extra={"error": str(exc)})
+            return JSONResponse(
+                {"error": "outbox_unavailable", "message": "not stored; retry later"},
+                status_code=503,
+            )
+        metrics.accept_latency.labels(ENDPOINT).observe(time.perf_counter() - started)
+        return response
+
+    def _jobs(self, request: Request, incident: Incident) -> tuple[list[NewJob], str]:
+        ctx = self.ctx
+        settings = ctx.holder.current
+        config = settings.config
+        routing = choose_routing(
+            incident, config.key_override_tag, request.headers.get(KEY_OVERRIDE_HEADER)
+        )
+        ctx.saw_override_key(routing.key)  # before anything can log it
+        from_headers, ignored = header_mappings(request.headers.items())
+        if ignored:
+            ctx.metrics.mapping_header_ignored.inc(len(ignored))
+            log.warning(
+                "tag mapping headers ignored (unknown field or tag)", extra={"headers": ignored}
+            )
+        translation = translate(
+            incident, config, routing, merge_mappings(config.tag_mappings, from_headers)
+        )
+        for warning in translation.warnings:
+            log.warning(
+                "tag mapping not applied", extra={"incident_id": incident.id, "reason": warning}
+            )
+        if translation.action == "trigger" and routing.fallback_reason:
+            ctx.metrics.key_override_invalid.labels(routing.fallback_reason).inc()
+            log.warning(
+                "key override not usable; default key used",
+                extra={
+                    "incident_id": incident.id,
+                    "tag": routing.tag,
+                    "reason": routing.fallback_reason,
+                },
+            )
+        key = ordering_key(incident.id)
+        event = NewJob(
+            PdEvent(
+                incident.id,
+                translation.action,
+                translation.event,
+                Routing(key=routing.key, tag=routing.tag),  # what is stored of it
+            ),
+            key,
+            idempotency_key=f"ev:{incident.id}:{{epoch}}:{translation.content_hash}",
+            # A resolve BigPanda reports because the relay resolved it for PagerDuty: echo.
+            unless_seen=echo.resolved_bp_key(incident.id)
+            if translation.action == "resolve"
+            else None,
+            incident=IncidentMark(incident.id, translation.action, incident.updated_at),
+        )
+        notes: list[NewJob] = []
+        if settings.notes_enabled:
+            for comment in incident.comments:
+                if echo.is_relay_text(comment.text):
+                    continue  # a comment the relay wrote (PagerDuty note → BigPanda)
+                notes.append(
+                    NewJob(
+                        PdNote(
+                            incident.id,
+                            comment.id,
+                            echo.note_text(comment.text, comment.created_by),
+                        ),
+                        key,
+                        idempotency_key=f"comment:{incident.id}:{comment.id}",
+                        unless_seen=echo.wrote_comment_key(incident.id, comment.text),
+                    )
+                )
+        # Notes belong to the open PagerDuty incident: before a resolve, after a trigger.
+        jobs = [*notes, event] if translation.action == "resolve" else [event, *notes]
+        return jobs, translation.action
+
+    async def _handle(self, request: Request) -> Response:
+        ctx = self.ctx
+        settings = ctx.holder.current
+        check_bearer(request, settings.secrets.bigpanda_webhook_tokens)
+        check_json_content_type(request)
+        body = await read_body(request)
+        incident = parse_incident(decode_json(body))
+        jobs, action = self._jobs(request, incident)
+        stored = await ctx.outbox.enqueue(jobs)
+        queued = [job for job in stored if isinstance(job, Job)]
+        self.dispatcher.submit(queued)
+        duplicates = 0
+        for new, result in zip(jobs, stored, strict=True):
+            if isinstance(result, Job):
+                ctx.metrics.jobs_enqueued.labels(new.kind).inc()
+            elif result == "echo":
+                echoed = "resolve" if isinstance(new.spec, PdEvent) else "comment"
+                ctx.metrics.echo_suppressed.labels(echoed).inc()
+            elif result == "stale":
+                ctx.metrics.ignored.labels("stale_webhook").inc()
+                log.info(
+                    "older webhook than one already seen; event skipped",
+                    extra={"incident_id": incident.id},
+                )
+            else:
+                duplicates += 1
+                ctx.metrics.duplicates.labels(new.kind).inc()
+        ctx.metrics.webhooks.labels(ENDPOINT, "accepted").inc()
+        return JSONResponse(
+            {
+                "status": "accepted",
+                "incident_id": incident.id,
+                "action": action,
+                "queued": len(queued),
+                "duplicates": duplicates,
+            },
+            status_code=202,
+        )

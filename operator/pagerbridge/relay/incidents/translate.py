@@ -1,0 +1,144 @@
+"""BigPanda incident → PagerDuty Events API v2 event (without its routing key).
+
+``dedup_key`` is the BigPanda incident id, so every re-share updates the same PagerDuty
+incident; a resolved incident (``status: ok`` or ``active: false``) becomes a ``resolve``.
+The routing key is added at delivery time (see :mod:`pagerbridge.relay.incidents.overrides`), so the
+default key never lands in the outbox file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pagerbridge.api.relay_config import RelayConfig
+from pagerbridge.api.severity import BigPandaStatus
+from pagerbridge.api.tag_mapping import TagMapping
+from pagerbridge.relay.incidents.limits import MAX_TEXT, cut_text, fit_event
+from pagerbridge.relay.incidents.overrides import Routing, apply_mappings
+from pagerbridge.relay.incidents.parsing import Alert, Incident
+
+MAX_SUMMARY = MAX_TEXT
+_STATUS_RANK = {"critical": 0, "warning": 1, "unknown": 2, "ok": 3}
+CLIENT_NAME = "BigPanda (via PagerBridge)"
+
+
+@dataclass(frozen=True)
+class Translation:
+    action: Literal["trigger", "resolve"]
+    event: dict[str, Any]  # Events v2 body minus routing_key
+    content_hash: str  # identifies "the same event" across re-sends (idempotency)
+    warnings: tuple[str, ...] = ()
+
+
+def incident_url(config: RelayConfig, incident: Incident) -> str:
+    base = config.big_panda.app_url.rstrip("/")
+    env = incident.environments[0] if incident.environments else config.big_panda.environment_id
+    if env:
+        return f"{base}/#/app/overview/{env}/active/incidents/{incident.id}"
+    return f"{base}/#/app/incidents/{incident.id}"
+
+
+def _primary_alert(incident: Incident) -> Alert | None:
+    if not incident.alerts:
+        return None
+    return min(incident.alerts, key=lambda a: _STATUS_RANK.get(a.status or "", 2))
+
+
+def _alert_line(alert: Alert) -> str:
+    parts = [p for p in (alert.primary_value, alert.secondary_value) if p]
+    head = " ".join(parts)
+    text = alert.description or alert.condition_name or ""
+    if head and text:
+        return f"{head}: {text}"
+    return head or text
+
+
+def summary(incident: Incident) -> str:
+    status = (incident.status or "unknown").upper()
+    primary = _primary_alert(incident)
+    lines = [_alert_line(primary)] if primary else []
+    others = [a for a in incident.alerts if a is not primary]
+    text = f"[{status}] " + (lines[0] if lines and lines[0] else f"BigPanda incident {incident.id}")
+    if others:
+        rest = "; ".join(line for line in (_alert_line(a) for a in others[:5]) if line)
+        text += f" (+{len(others)} more alert{'s' if len(others) > 1 else ''}"
+        text += f": {rest})" if rest else ")"
+    return cut_text(text, MAX_SUMMARY)
+
+
+def _timestamp(incident: Incident) -> str | None:
+    if incident.updated_at is None:
+        return None
+    try:
+        return (
+            datetime.fromtimestamp(incident.updated_at, tz=UTC).isoformat().replace("+00:00", "Z")
+        )
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _details(incident: Incident, url: str) -> dict[str, Any]:
+    raw = incident.raw
+    details: dict[str, Any] = {
+        "bigpanda_incident_id": incident.id,
+        "bigpanda_url": url,
+        "status": incident.status,
+        "active": incident.active,
+    }
+    for key in ("severity", "flapping", "environments", "folders", "snooze"):
+        if key in raw:
+            details[key] = raw[key]
+    details["tags"] = incident.all_tags()
+    details["alerts"] = [a.raw for a in incident.alerts]
+    return details  # sized to PagerDuty's limits by pd_limits.fit_event, after the mappings
+
+
+def translate(
+    incident: Incident, config: RelayConfig, routing: Routing, mappings: list[TagMapping]
+) -> Translation:
+    url = incident_url(config, incident)
+    if incident.resolved:
+        event: dict[str, Any] = {"event_action": "resolve", "dedup_key": incident.id}
+        return Translation("resolve", event, _hash(event))
+    status = incident.status if incident.status in {s.value for s in BigPandaStatus} else "unknown"
+    primary = _primary_alert(incident)
+    source = (primary.primary_value or primary.source_system) if primary else None
+    payload: dict[str, Any] = {
+        "summary": summary(incident),
+        "source": source or "BigPanda",
+        "severity": config.severity_map[BigPandaStatus(status)].value,
+        "custom_details": _details(incident, url),
+    }
+    ts = _timestamp(incident)
+    if ts:
+        payload["timestamp"] = ts
+    if primary and primary.condition_name:
+        payload["class"] = primary.condition_name
+    if routing.note:
+        payload["custom_details"]["pagerbridge_key_override"] = routing.note
+    warnings = apply_mappings(payload, incident, mappings)
+    event = fit_event(
+        {
+            "event_action": "trigger",
+            "dedup_key": incident.id,
+            "payload": payload,
+            "client": CLIENT_NAME,
+            "client_url": url,
+            "links": [{"href": url, "text": "BigPanda incident"}],
+        }
+    )  # last: PagerDuty's size limits hold for exactly what is sent
+    return Translation("trigger", event, _hash(event), tuple(warnings))
+
+
+def _hash(event: dict[str, Any]) -> str:
+    """Content identity of an event, timestamp excluded: a re-share that changes nothing
+    PagerDuty would show (e.g. only a new comment) is not sent again."""
+    payload = event.get("payload")
+    if isinstance(payload, dict) and "timestamp" in payload:
+        event = {**event, "payload": {k: v for k, v in payload.items() if k != "timestamp"}}
+    basis = json.dumps(event, sort_keys=True, default=str).encode()
+    return hashlib.sha256(basis).hexdigest()[:32]

@@ -1,0 +1,516 @@
+"""Delivery of outbox jobs: per-key ordering, bounded parallelism, backoff with jitter.
+
+Jobs sharing an ``ordering_key`` (one BigPanda incident, or one PagerDuty incident for the
+way back) are delivered strictly one after another in the order they were accepted: a
+job is only attempted when every earlier job of its key has succeeded or was dead-lettered,
+across retries and restarts (pending jobs are reloaded in id order). Different keys proceed
+in parallel, at most ``concurrency`` at once.
+
+The outcome of an attempt decides what follows (vocabulary: :mod:`pagerbridge.relay.errors`):
+success → job deleted; transient → retried after ``backoff`` (or the service's Retry-After);
+401/403 → retried every minute or so; permanent → dead-letter table. Unexpected exceptions
+(bugs, inputs nobody foresaw) are retried with backoff a bounded number of times
+(:class:`RetryPolicy`); every job also has a maximum age. Past either bound it goes to the
+dead letters with the reason and a metric, and its lane moves on: a poison job never blocks
+the incident's later work.
+
+Lanes are leased from the outbox (:mod:`pagerbridge.relay.outbox.port`): a lane is claimed
+before its first attempt and released when this process has no more of its jobs, at which
+moment jobs another process stored meanwhile are taken on instead. :meth:`Dispatcher.
+maintain` renews the leases and takes over lanes nobody holds (a killed replica's, once
+its leases expired). With SQLite every lane is this process's and this costs nothing.
+
+The store failing (full disk, I/O error) is not the job's fault: it is never counted as an
+attempt and never repeats an upstream call. A delivery that succeeded upstream but could
+not be recorded keeps its result in memory and only the *recording* is retried, with
+backoff, until the store commits again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from pagerbridge.clients.backoff import backoff as exponential_backoff
+from pagerbridge.clients.backoff import jitter
+from pagerbridge.clients.errors import (
+    PermanentError,
+    RateLimited,
+    TransientError,
+    Unauthorized,
+)
+from pagerbridge.relay import crashpoints
+from pagerbridge.relay.errors import NotReady
+from pagerbridge.relay.metrics import RelayMetrics
+from pagerbridge.relay.outbound.ratelimit import TokenBucket
+from pagerbridge.relay.outbox.jobs import Undecodable
+from pagerbridge.relay.outbox.port import IncidentUpdate, Job, OutboxClosed, OutboxPort
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 60.0
+UNAUTHORIZED_RETRY = 60.0
+# A job waiting for something that never appears (a note whose PagerDuty incident was
+# never created because its trigger was rejected) is given up after this many attempts.
+MAX_NOT_READY_ATTEMPTS = 40
+STORE_RETRY_CAP = 30.0
+# How often leases are renewed and abandoned lanes looked for (PostgreSQL leases last a few
+# times longer: see relay.outbox_pg.LEASE_SECONDS).
+MAINTAIN_INTERVAL = 1.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounds on retrying one job. ``max_error_attempts`` counts unexpected exceptions (a
+    job that makes the relay's own code fail is poison: retrying it forever only blocks the
+    incident's lane); ``max_age`` bounds every kind of retry, measured from acceptance."""
+
+    max_error_attempts: int = 5
+    max_age: float = 24 * 3600.0
+
+
+def backoff(attempts: int) -> float:
+    """The relay's retry delay: between half and all of ``BACKOFF_BASE * 2**attempts``."""
+    return exponential_backoff(attempts, base=BACKOFF_BASE, cap=BACKOFF_CAP)
+
+
+@dataclass(frozen=True)
+class Done:
+    """A successful delivery; what to remember and forget in the ``seen`` table."""
+
+    remember: Sequence[str] = ()
+    forget: Sequence[str] = ()
+    outcome: str = "delivered"
+    # Recorded in the same commit that deletes the job (no extra round trip).
+    incident: IncidentUpdate | None = None
+
+
+Handler = Callable[[Job], Awaitable[Done]]
+# Waits for the job's rate-limit token *before* it takes one of the ``concurrency`` slots,
+# so incidents queued behind one busy routing key never starve other kinds of work.
+Gate = Callable[[Job], Awaitable[None]]
+
+
+class WaitForToken(Exception):
+    """Raised inside a delivery slot instead of waiting for a rate-limit token: the
+    dispatcher releases the slot, waits for the bucket's token outside it, credits it to
+    the job and tries again (not an attempt)."""
+
+    def __init__(self, bucket: TokenBucket) -> None:
+        super().__init__(f"needs a token of {bucket.name}")
+        self.bucket = bucket
+
+
+async def reserve(job: Job, bucket: TokenBucket) -> None:
+    """In a gate (outside any slot): take the bucket's token for this job, unless it still
+    holds one from an attempt that did not use it."""
+    if job.tokens.get(bucket.name, 0) > 0:
+        await bucket.wait_unpaused()
+        return
+    await bucket.acquire()
+    job.tokens[bucket.name] = job.tokens.get(bucket.name, 0) + 1
+
+
+def spend(job: Job, bucket: TokenBucket) -> None:
+    """In a handler (inside a slot): use the job's reserved token, or one that is free
+    right now. Never waits: raises :class:`WaitForToken`, and the dispatcher waits for the
+    token outside the slot. So no rate-limit wait ever holds a slot (head-of-line
+    blocking: 300 notes waiting for REST tokens held every slot while a new incident's
+    trigger waited 17 s)."""
+    held = job.tokens.get(bucket.name, 0)
+    if held > 0 and bucket.paused_for() > 0:
+        raise WaitForToken(bucket)  # the service said 429 since the token was reserved
+    if held > 0:
+        job.tokens[bucket.name] = held - 1
+    elif not bucket.try_take():
+        raise WaitForToken(bucket)
+
+
+@dataclass
+class _Lane:
+    jobs: deque[Job] = field(default_factory=deque)
+    task: asyncio.Task[None] | None = None
+    busy: bool = False  # an attempt is in flight (shutdown lets it finish)
+    # The head job's outcome is decided (delivered / dead-lettered) but the store could not
+    # record it yet: only this recording is retried, the upstream call never again.
+    unrecorded: Callable[[], Awaitable[None]] | None = None
+    store_failures: int = 0
+    claimed: bool = False  # this process holds the lane's lease
+    lost: bool = False  # the lease went to another process: stop after the current attempt
+    releases: int = 0  # times this process released the lane (see maintain)
+    ids: set[int] = field(default_factory=set)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        outbox: OutboxPort,
+        handlers: dict[str, Handler],
+        metrics: RelayMetrics,
+        concurrency: int = 64,
+        on_unauthorized: Callable[[Job, Unauthorized], None] | None = None,
+        unauthorized_retry: float = UNAUTHORIZED_RETRY,
+        gates: dict[str, Gate] | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.policy = policy or RetryPolicy()
+        self.handlers = handlers
+        self.gates = gates or {}
+        self.metrics = metrics
+        self._lanes: dict[str, _Lane] = {}
+        self._slots = asyncio.Semaphore(concurrency)
+        self._closing = False
+        self._pending = 0
+        self.on_unauthorized = on_unauthorized
+        self.unauthorized_retry = unauthorized_retry
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    async def load(self) -> int:
+        """Queue the jobs left in the outbox that no other process is delivering (after a
+        restart: every one, with SQLite), in acceptance order."""
+        jobs = await self.outbox.take_over()
+        self.submit(jobs, claimed=True)
+        return len(jobs)
+
+    def submit(self, jobs: Sequence[Job], claimed: bool = False) -> None:
+        """Queue jobs for delivery; ``claimed``: their lanes' leases are already held."""
+        for job in jobs:
+            if self._closing:
+                return  # it is in the outbox; the next start delivers it
+            lane = self._lanes.get(job.ordering_key)
+            if lane is None:
+                lane = self._lanes[job.ordering_key] = _Lane(claimed=claimed or job.leased)
+            self._add(lane, [job])
+            if lane.task is None:
+                lane.task = asyncio.create_task(self._run_lane(job.ordering_key, lane))
+        self.metrics.outbox_pending.set(self._pending)
+
+    def _add(self, lane: _Lane, jobs: Sequence[Job]) -> None:
+        """Append the jobs the lane does not hold yet, keeping acceptance (id) order."""
+        new = [job for job in jobs if job.id not in lane.ids]
+        if not new:
+            return
+        ordered = bool(lane.jobs) and new[0].id < lane.jobs[-1].id
+        for job in new:
+            lane.jobs.append(job)
+            lane.ids.add(job.id)
+        if ordered and not lane.busy:
+            lane.jobs = deque(sorted(lane.jobs, key=lambda j: j.id))
+        self._pending += len(new)
+        self._idle.clear()
+        self.metrics.outbox_pending.set(self._pending)
+
+    def _drop(self, lane: _Lane) -> None:
+        """Forget a lane's jobs (another process delivers them; they stay in the store)."""
+        self._pending -= len(lane.jobs)
+        lane.jobs.clear()
+        lane.ids.clear()
+        self.metrics.outbox_pending.set(self._pending)
+
+    async def maintain(self, interval: float = MAINTAIN_INTERVAL) -> None:
+        """Forever: renew this process's lane leases, stop lanes whose lease was lost, and
+        take over lanes nobody holds."""
+        while not self._closing:
+            await asyncio.sleep(interval)
+            try:
+                held = {
+                    key: (lane, lane.releases) for key, lane in self._lanes.items() if lane.claimed
+                }
+                for key in await self.outbox.renew_lanes(list(held)):
+                    lane, releases = held[key]
+                    if self._lanes.get(key) is not lane or lane.releases != releases:
+                        continue  # released by this process meanwhile, not lost to another
+                    lane.lost = True
+                    lane.claimed = False
+                    log.warning("lane lease lost to another process", extra={"lane": key})
+                    if lane.task is not None and not lane.busy:
+                        lane.task.cancel()
+                jobs = await self.outbox.take_over()
+                if jobs:
+                    log.info("lanes taken over", extra={"jobs": len(jobs)})
+                    self.submit(jobs, claimed=True)
+            except OutboxClosed as exc:
+                log.warning("lane maintenance: outbox unavailable", extra={"error": str(exc)})
+            except Exception:
+                log.exception("lane maintenance failed")
+
+    async def wait_idle(self, limit: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), limit)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop delivering. Attempts in flight get ``grace`` seconds to finish (so a call
+        PagerDuty already acted on is recorded as done); everything else stays in the
+        outbox for the next start."""
+        self._closing = True
+        lanes = list(self._lanes.values())
+        busy = [lane.task for lane in lanes if lane.task is not None and lane.busy]
+        for lane in lanes:
+            if lane.task is not None and not lane.busy:
+                lane.task.cancel()
+        if busy:
+            await asyncio.wait(busy, timeout=grace)
+        tasks = [lane.task for lane in lanes if lane.task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _lease(self, key: str, lane: _Lane) -> bool | None:
+        """Claim the lane, or when it has no more jobs here release it (or take on what
+        other processes stored meanwhile). True: deliver on; False: stop; None: the store
+        failed, wait."""
+        try:
+            if not lane.claimed:
+                stored = await self.outbox.claim_lane(key)
+                if stored is None:
+                    self._drop(lane)  # another process holds it and will find these jobs
+                    return False
+                lane.claimed = True
+                self._add(lane, stored)
+                return True
+            more = await self.outbox.release_lane(key)
+        except OutboxClosed as exc:
+            log.warning("lane lease: outbox unavailable", extra={"lane": key, "error": str(exc)})
+            return None
+        if not more:
+            lane.claimed = False
+            lane.releases += 1
+            return False
+        self._add(lane, more)
+        return True
+
+    async def _run_lane(self, key: str, lane: _Lane) -> None:
+        try:
+            while not self._closing and not lane.lost:
+                if not lane.jobs and not lane.claimed:
+                    break  # released with its last delivery
+                if not lane.claimed or not lane.jobs:
+                    lease = await self._lease(key, lane)
+                    if lease is None:
+                        lane.store_failures += 1
+                        await asyncio.sleep(
+                            exponential_backoff(
+                                lane.store_failures, base=BACKOFF_BASE, cap=STORE_RETRY_CAP
+                            )
+                        )
+                        continue
+                    if not lease:
+                        break
+                    continue
+                job = lane.jobs[0]
+                lane.busy = True
+                try:
+                    delay = await self._step(job, lane)
+                except Exception:  # never a hot loop: a bug here waits like a failed attempt
+                    log.exception("delivery lane failed unexpectedly", extra={"job_id": job.id})
+                    delay = backoff(job.attempts + 2)
+                finally:
+                    lane.busy = False
+                if delay is None:
+                    lane.jobs.popleft()
+                    lane.ids.discard(job.id)
+                    lane.store_failures = 0
+                    self._pending -= 1
+                    self.metrics.outbox_pending.set(self._pending)
+                else:
+                    await asyncio.sleep(delay)
+        finally:
+            if self._lanes.get(key) is lane:
+                if lane.jobs and not self._closing and not lane.lost:
+                    # Submitted while the lease was being released (or the task failed).
+                    lane.task = asyncio.create_task(self._run_lane(key, lane))
+                else:
+                    if lane.lost:
+                        self._drop(lane)
+                    del self._lanes[key]
+            if self._pending <= 0:
+                self._idle.set()
+
+    async def _step(self, job: Job, lane: _Lane) -> float | None:
+        """Record a decided outcome if one is waiting, else make an attempt."""
+        if lane.unrecorded is None:
+            outcome = await self._attempt(job, lane)
+            if not callable(outcome):
+                return outcome
+            lane.unrecorded = outcome
+        try:
+            await lane.unrecorded()
+        except OutboxClosed as exc:
+            lane.store_failures += 1
+            wait = exponential_backoff(lane.store_failures, base=BACKOFF_BASE, cap=STORE_RETRY_CAP)
+            self.metrics.store_unavailable.labels(job.kind).inc()
+            log.warning(
+                "outcome decided but the outbox cannot record it; retrying the recording only",
+                extra={"job_id": job.id, "kind": job.kind, "error": str(exc), "retry_in": wait},
+            )
+            return wait
+        lane.unrecorded = None
+        return None
+
+    async def _attempt(self, job: Job, lane: _Lane) -> float | Callable[[], Awaitable[None]]:
+        """One delivery attempt: seconds to wait before the next, or the recording of the
+        outcome (delivered or dead-lettered) still to be committed."""
+        handler = self.handlers.get(job.kind)
+        if handler is None:
+            return self._dead(job, None, f"unknown job kind {job.kind!r}", "unknown_kind")
+        gate = self.gates.get(job.kind)
+        # An undecodable job takes no tokens: its handler fails inside the slot, where the
+        # failure counts as an attempt (bounded, then dead-lettered as poison).
+        if gate is not None and not isinstance(job.spec, Undecodable):
+            await gate(job)
+        needs: TokenBucket | None = None
+        async with self._slots:
+            try:
+                done = await handler(job)
+            except WaitForToken as exc:
+                needs = exc.bucket
+            except OutboxClosed as exc:
+                # The store, not the job: not an attempt; backs off like the recording does.
+                self.metrics.store_unavailable.labels(job.kind).inc()
+                log.warning(
+                    "outbox unavailable during delivery; will retry",
+                    extra={"job_id": job.id, "kind": job.kind, "error": str(exc)},
+                )
+                return exponential_backoff(3, base=BACKOFF_BASE, cap=STORE_RETRY_CAP)
+            except RateLimited as exc:
+                job.attempts += 1
+                wait = exc.retry_after if exc.retry_after is not None else backoff(job.attempts)
+                wait += jitter(0, 0.25)
+                return await self._retry(job, "rate_limited", str(exc), wait)
+            except Unauthorized as exc:
+                job.attempts += 1
+                if self.on_unauthorized is not None:
+                    self.on_unauthorized(job, exc)
+                wait = self.unauthorized_retry * jitter(0.8, 1.2)
+                return await self._retry(job, "unauthorized", str(exc), wait)
+            except NotReady as exc:
+                job.attempts += 1
+                if job.attempts >= MAX_NOT_READY_ATTEMPTS:
+                    return self._dead(job, None, f"gave up: {exc}", "not_ready")
+                return await self._retry(job, "not_ready", str(exc), backoff(job.attempts - 1))
+            except TransientError as exc:
+                job.attempts += 1
+                return await self._retry(job, "transient", str(exc), backoff(job.attempts - 1))
+            except PermanentError as exc:
+                return self._dead(
+                    job,
+                    exc.status,
+                    f"{exc} {exc.body[:500]}",
+                    "rejected",
+                    response=exc.body[:300],
+                )
+            except Exception as exc:  # a bug or an unforeseen input: bounded, then dead
+                job.attempts += 1
+                error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                log.exception("delivery failed unexpectedly", extra={"job_id": job.id})
+                if job.attempts >= self.policy.max_error_attempts:
+                    return self._dead(
+                        job, None, f"poison: {error} ({job.attempts} attempts)", "poison"
+                    )
+                return await self._retry(job, "error", error, backoff(job.attempts + 2))
+        if needs is not None:
+            # Not a failure: the job needs a rate-limit token it had not reserved. It waits
+            # for it here, outside the slot, so other incidents are not held up.
+            self.metrics.token_waits.labels(job.kind).inc()
+            await reserve(job, needs)
+            return 0.0
+        crashpoints.reached(f"{job.kind}:before_commit")
+
+        async def record() -> None:
+            # The lane's last job here: release the lane in the same step (or take on what
+            # other processes stored for it meanwhile).
+            last = len(lane.jobs) == 1 and lane.jobs[0] is job
+            more = await self.outbox.complete(
+                job.id,
+                remember=done.remember,
+                forget=done.forget,
+                incident=done.incident,
+                release_lane=job.ordering_key if last and lane.claimed else None,
+            )
+            if last and lane.claimed:
+                if more:
+                    self._add(lane, more)
+                else:
+                    lane.claimed = False
+                    lane.releases += 1
+            crashpoints.reached(f"{job.kind}:after_commit")
+            self.metrics.deliveries.labels(job.kind, done.outcome).inc()
+            self.metrics.delivery_seconds.labels(job.kind).observe(
+                max(0.0, time.time() - job.created_at)
+            )
+
+        return record
+
+    def _dead(
+        self, job: Job, status: int | None, error: str, reason: str, response: str = ""
+    ) -> Callable[[], Awaitable[None]]:
+        """The recording of a give-up: dead letter + metric + log once it is committed."""
+
+        async def record() -> None:
+            await self.outbox.dead_letter(job, status, error)
+            self._gave_up(job, status, error, reason, response)
+
+        return record
+
+    def _gave_up(
+        self, job: Job, status: int | None, error: str, reason: str, response: str
+    ) -> None:
+        self.metrics.deliveries.labels(job.kind, "rejected").inc()
+        self.metrics.dead_letters.labels(job.kind, reason).inc()
+        log.error(
+            "delivery given up; dead-lettered",
+            extra={
+                "job_id": job.id,
+                "kind": job.kind,
+                "reason": reason,
+                "status": status,
+                "error": error[:500],
+                "response": response,
+            },
+        )
+
+    async def _retry(
+        self, job: Job, outcome: str, error: str, wait: float
+    ) -> float | Callable[[], Awaitable[None]]:
+        age = time.time() - job.created_at
+        if age + wait > self.policy.max_age:
+            return self._dead(
+                job,
+                None,
+                f"expired: still failing after {age / 3600:.1f} h and {job.attempts} attempts "
+                f"(last: {error[:300]})",
+                "expired",
+            )
+        self.metrics.deliveries.labels(job.kind, outcome).inc()
+        log.warning(
+            "delivery failed; will retry",
+            extra={
+                "job_id": job.id,
+                "kind": job.kind,
+                "attempts": job.attempts,
+                "error": error,
+                "retry_in": round(wait, 2),
+            },
+        )
+        try:
+            await self.outbox.retry_later(job, error)
+        except Exception:
+            log.warning("could not record the retry", extra={"job_id": job.id})
+        return wait

@@ -1,0 +1,150 @@
+"""Delivering PagerDuty's side to BigPanda: resolves (``bp_resolve``) and comments
+(``bp_comment``) through the Incidents API v2. Handlers for the dispatcher.
+
+The BigPanda incident id is the PagerDuty ``incident_key`` (the relay set it as the
+Events v2 ``dedup_key``). When the webhook did not carry it, the relay's own records or a
+REST read of the PagerDuty incident supply it. Incidents PagerBridge did not create are
+ignored and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from pagerbridge.clients.bigpanda_incidents import BigPandaIncidentsClient
+from pagerbridge.clients.errors import (
+    ConnectionFailed,
+    RateLimited,
+    Rejected,
+    ServerError,
+    Unauthorized,
+)
+from pagerbridge.clients.pagerduty_incidents import PagerDutyIncidentsClient
+from pagerbridge.relay.context import RelayContext
+from pagerbridge.relay.incidents import echo
+from pagerbridge.relay.outbound.dispatcher import Done, reserve, spend
+from pagerbridge.relay.outbox.jobs import BpComment, BpResolve, expect
+from pagerbridge.relay.outbox.port import Job
+
+log = logging.getLogger(__name__)
+
+
+class BigPandaDelivery:
+    def __init__(self, ctx: RelayContext) -> None:
+        self.ctx = ctx
+
+    def _client(self) -> BigPandaIncidentsClient | None:
+        settings = self.ctx.holder.current
+        token = settings.secrets.bigpanda_api_token
+        env = settings.config.big_panda.environment_id
+        if token is None or env is None:
+            return None
+        return BigPandaIncidentsClient(self.ctx.http, settings.config.big_panda.api_url, token, env)
+
+    async def _bigpanda_id(self, job: Job, spec: BpResolve | BpComment) -> str | None:
+        """The BigPanda incident behind a PagerDuty incident, or None when it is not ours."""
+        ctx = self.ctx
+        key = spec.incident_key
+        pd_id = spec.pd_incident_id
+        if not key:
+            key = await ctx.outbox.incident_by_pd_id(pd_id)
+        settings = ctx.holder.current
+        if not key and settings.secrets.pagerduty_api_token:
+            client = PagerDutyIncidentsClient(
+                ctx.http, settings.config.pager_duty.api_url, settings.secrets.pagerduty_api_token
+            )
+            spend(job, ctx.limiter.bucket("rest"))
+            try:
+                incident = await client.get_incident(pd_id)
+            except Unauthorized:
+                ctx.health.unauthorized("pagerduty_rest")
+                raise
+            found = incident.get("incident_key")
+            key = found if isinstance(found, str) else None
+        if not key:
+            return None
+        if await ctx.outbox.incident(key) is not None:
+            return key
+        # Not in this relay's records (another replica, a new volume): ask BigPanda.
+        bp = self._client()
+        if bp is None:
+            return None
+        spend(job, ctx.limiter.bucket("bigpanda", "get"))
+        try:
+            await bp.get_incident(key)
+        except Rejected:
+            return None
+        return key
+
+    async def _prepare(
+        self, job: Job, spec: BpResolve | BpComment
+    ) -> tuple[BigPandaIncidentsClient, str] | None:
+        bp = self._client()
+        if bp is None:
+            self.ctx.metrics.ignored.labels("bigpanda_not_configured").inc()
+            return None
+        incident_id = await self._bigpanda_id(job, spec)
+        if incident_id is None:
+            self.ctx.metrics.ignored.labels("not_ours").inc()
+            log.info(
+                "PagerDuty incident not created by PagerBridge; ignored",
+                extra={"pd_incident_id": spec.pd_incident_id},
+            )
+            return None
+        return bp, incident_id
+
+    async def resolve(self, job: Job) -> Done:
+        ctx = self.ctx
+        spec = expect(job.spec, BpResolve)
+        prepared = await self._prepare(job, spec)
+        if prepared is None:
+            return Done(outcome="ignored")
+        bp, incident_id = prepared
+        if await ctx.outbox.seen(echo.resolved_pd_key(incident_id)):
+            ctx.metrics.echo_suppressed.labels("resolve").inc()
+            return Done(outcome="echo")
+        # Remember before calling: BigPanda's webhook about this resolve may arrive before
+        # its answer to us does.
+        await ctx.outbox.remember([echo.resolved_bp_key(incident_id)])
+        text = echo.comment_text("Resolved in PagerDuty", spec.by)
+        await self._call(job, "resolve", lambda: bp.resolve(incident_id, text))
+        return Done()
+
+    async def comment(self, job: Job) -> Done:
+        ctx = self.ctx
+        spec = expect(job.spec, BpComment)
+        prepared = await self._prepare(job, spec)
+        if prepared is None:
+            return Done(outcome="ignored")
+        bp, incident_id = prepared
+        text = echo.comment_text(spec.content, spec.by)
+        await ctx.outbox.remember([echo.wrote_comment_key(incident_id, text)])
+        await self._call(job, "comments", lambda: bp.comment(incident_id, text))
+        return Done()
+
+    async def resolve_gate(self, job: Job) -> None:
+        """The endpoint's token, taken before a delivery slot (see Dispatcher)."""
+        await reserve(job, self.ctx.limiter.bucket("bigpanda", "resolve"))
+
+    async def comment_gate(self, job: Job) -> None:
+        await reserve(job, self.ctx.limiter.bucket("bigpanda", "comments"))
+
+    async def _call(self, job: Job, endpoint: str, call: Callable[[], Awaitable[object]]) -> None:
+        """One write to BigPanda (its rate-limit token was taken by the gate)."""
+        ctx = self.ctx
+        bucket = ctx.limiter.bucket("bigpanda", endpoint)
+        spend(job, bucket)
+        try:
+            await call()
+        except RateLimited as exc:
+            bucket.pause(exc.retry_after if exc.retry_after is not None else 1.0)
+            raise
+        except (ServerError, ConnectionFailed):
+            bucket.penalize(1.0)
+            raise
+        except Unauthorized:
+            ctx.health.unauthorized("bigpanda")
+            log.error("BigPanda refused the API key (401/403); retrying slowly")
+            raise
+        ctx.health.ok("bigpanda")

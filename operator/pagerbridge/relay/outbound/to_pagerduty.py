@@ -1,0 +1,281 @@
+"""Delivering BigPanda's side to PagerDuty: Events v2 events (``pd_event``) and REST notes
+(``pd_note``). Handlers for :class:`pagerbridge.relay.outbound.dispatcher.Dispatcher`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import Any
+
+from pagerbridge.clients.bigpanda_incidents import BigPandaIncidentsClient
+from pagerbridge.clients.errors import (
+    ConnectionFailed,
+    RateLimited,
+    Rejected,
+    ServerError,
+    Unauthorized,
+)
+from pagerbridge.clients.pagerduty_events import PagerDutyEventsClient
+from pagerbridge.clients.pagerduty_incidents import PagerDutyIncidentsClient
+from pagerbridge.relay import crashpoints
+from pagerbridge.relay.context import RelayContext, key_id
+from pagerbridge.relay.errors import NotReady
+from pagerbridge.relay.incidents import echo
+from pagerbridge.relay.incidents.limits import fit_event
+from pagerbridge.relay.incidents.overrides import Routing
+from pagerbridge.relay.outbound.dispatcher import Done, reserve, spend
+from pagerbridge.relay.outbound.ratelimit import TokenBucket
+from pagerbridge.relay.outbox.jobs import PdEvent, PdNote, expect
+from pagerbridge.relay.outbox.port import IncidentUpdate, Job
+
+log = logging.getLogger(__name__)
+
+OUTAGE_PAUSE = 1.0  # seconds every worker of a failing service waits (see ratelimit)
+REJECTED_OVERRIDE_NOTE = (
+    "PagerDuty rejected the override integration key from alert tag {tag!r}; "
+    "default integration key used"
+)
+
+
+class PagerDutyDelivery:
+    def __init__(self, ctx: RelayContext) -> None:
+        self.ctx = ctx
+
+    async def event(self, job: Job) -> Done:
+        ctx = self.ctx
+        spec = expect(job.spec, PdEvent)
+        ctx.saw_override_key(spec.routing.key)  # restored or taken over: not seen here yet
+        incident_id = spec.incident_id
+        action = spec.action
+        routing = spec.routing
+        if action == "trigger":
+            if await self._resolved_meanwhile(job, incident_id):
+                ctx.metrics.ignored.labels("late_trigger_resolved").inc()
+                log.info(
+                    "late trigger skipped: incident resolved in BigPanda meanwhile",
+                    extra={"incident_id": incident_id},
+                )
+                # Its notes must not wait for a PagerDuty incident that will not come.
+                return Done(
+                    outcome="skipped_late",
+                    incident=IncidentUpdate(incident_id, never_created=True),
+                )
+        else:
+            # Resolve with the key the trigger used, whatever this request said.
+            stored = await ctx.outbox.incident(incident_id)
+            if stored is not None and stored.routing is not None:
+                routing = Routing.from_json(stored.routing)
+            elif stored is not None:
+                routing = Routing()
+            # Remember before sending: PagerDuty's webhook about this resolve may arrive
+            # before its answer to us does (echo prevention, see relay.echo).
+            await ctx.outbox.remember([echo.resolved_pd_key(incident_id)])
+        try:
+            await self._send(job, routing, spec.event)
+        except Rejected as exc:
+            if exc.status != 400 or routing.key is None:
+                raise
+            # An override key PagerDuty refuses: never drop the incident, use the default.
+            ctx.metrics.key_override_invalid.labels("rejected").inc()
+            log.warning(
+                "override key rejected by PagerDuty; re-sending with the default key",
+                extra={"incident_id": incident_id, "tag": routing.tag},
+            )
+            routing = Routing(tag=routing.tag)
+            event = dict(spec.event)
+            if "payload" in event:
+                inner = dict(event["payload"])
+                details = dict(inner.get("custom_details") or {})
+                details["pagerbridge_key_override"] = REJECTED_OVERRIDE_NOTE.format(tag=routing.tag)
+                inner["custom_details"] = details
+                event["payload"] = inner
+                event = fit_event(event)
+            # Kept by this job from now on; the dispatcher stores it with a retry (one write
+            # channel: handlers never write job rows).
+            job.spec = replace(spec, event=event, routing=routing)
+            await self._send(job, routing, event)
+        if action == "trigger":
+            return Done(
+                forget=[echo.resolved_pd_key(incident_id), echo.resolved_bp_key(incident_id)],
+                incident=IncidentUpdate(incident_id, routing=routing.to_json()),
+            )
+        # The next trigger after a resolve opens a new PagerDuty incident.
+        return Done(incident=IncidentUpdate(incident_id, clear_pd_incident=True))
+
+    def _events_bucket(self, routing: Routing) -> TokenBucket:
+        key = routing.key or self.ctx.holder.current.secrets.routing_key
+        return self.ctx.limiter.bucket("events", key_id(key))
+
+    async def event_gate(self, job: Job) -> None:
+        """The tokens an event needs, taken before a delivery slot: its routing key's
+        Events v2 token, and BigPanda's when a trigger will have to be confirmed."""
+        spec = expect(job.spec, PdEvent)
+        await reserve(job, self._events_bucket(spec.routing))
+        if spec.action == "trigger" and self._needs_confirmation(job):
+            await reserve(job, self.ctx.limiter.bucket("bigpanda", "get"))
+
+    async def note_gate(self, job: Job) -> None:
+        await reserve(job, self.ctx.limiter.bucket("rest"))
+
+    async def _send(self, job: Job, routing: Routing, event: dict[str, Any]) -> None:
+        ctx = self.ctx
+        settings = ctx.holder.current
+        key = routing.key or settings.secrets.routing_key
+        bucket = self._events_bucket(routing)
+        spend(job, bucket)
+        client = PagerDutyEventsClient(ctx.http, settings.config.pager_duty.events_url)
+        try:
+            await client.enqueue({**event, "routing_key": key})
+        except RateLimited as exc:
+            bucket.throttled(exc.retry_after)
+            raise
+        except (ServerError, ConnectionFailed):
+            bucket.penalize(OUTAGE_PAUSE)
+            raise
+        except Unauthorized:
+            ctx.health.unauthorized("pagerduty_events")
+            raise
+        bucket.succeeded()
+        ctx.health.ok("pagerduty_events")
+
+    def _late(self, job: Job) -> bool:
+        return job.attempts > 0 or time.time() - job.created_at > self.ctx.late_trigger_after
+
+    def _vouched(self, job: Job) -> bool:
+        """Would this relay have heard of a resolve since it accepted the trigger?
+
+        BigPanda sends its resolve webhook to the relay, which records it in the store
+        (``incident_state``, shared by every replica). That record answers "resolved
+        meanwhile?" as long as the relay was listening the whole time: the job was not
+        restored from the store (no restart since), no commit failed since (no webhook
+        answered 503), and it waited less than ``confirm_after`` (BigPanda's own webhook
+        delays). Otherwise only BigPanda can say (a GET at its 5 requests/s, which in a
+        storm would otherwise bound the whole drain).
+        """
+        ctx = self.ctx
+        failed = ctx.outbox.last_failure_wall
+        return (
+            not job.restored
+            and (failed is None or failed < job.created_at)
+            and time.time() - job.created_at <= ctx.confirm_after
+        )
+
+    def _needs_confirmation(self, job: Job) -> bool:
+        return (
+            self._late(job)
+            and self.ctx.holder.current.bigpanda_writes_enabled
+            and not self._vouched(job)
+        )
+
+    async def _resolved_meanwhile(self, job: Job, incident_id: str) -> bool:
+        """DESIGN "Scaling out": a delayed trigger is not sent if BigPanda resolved the
+        incident meanwhile: known from the store when BigPanda's resolve webhook came, else
+        confirmed with BigPanda when the store cannot vouch (see :meth:`_vouched`)."""
+        ctx = self.ctx
+        settings = ctx.holder.current
+        if not self._late(job) or not settings.bigpanda_writes_enabled:
+            return False  # (without BigPanda's API configured, late triggers are sent as-is)
+        if await ctx.outbox.incident_open(incident_id) is False:
+            ctx.metrics.late_trigger_checks.labels("store").inc()
+            return True  # a resolve was accepted after this trigger
+        if not self._needs_confirmation(job):
+            ctx.metrics.late_trigger_checks.labels("vouched").inc()
+            return False
+        ctx.metrics.late_trigger_checks.labels("bigpanda").inc()
+        assert settings.secrets.bigpanda_api_token
+        assert settings.config.big_panda.environment_id
+        client = BigPandaIncidentsClient(
+            ctx.http,
+            settings.config.big_panda.api_url,
+            settings.secrets.bigpanda_api_token,
+            settings.config.big_panda.environment_id,
+        )
+        spend(job, ctx.limiter.bucket("bigpanda", "get"))
+        try:
+            current = await client.get_incident(incident_id)
+        except Rejected:
+            return False  # unknown to BigPanda's API: nothing says it is resolved
+        except Unauthorized:
+            ctx.health.unauthorized("bigpanda")
+            return False  # cannot confirm; sending beats dropping
+        ctx.health.ok("bigpanda")
+        status = current.get("status")
+        return status == "ok" or current.get("active") is False
+
+    async def note(self, job: Job) -> Done:
+        ctx = self.ctx
+        settings = ctx.holder.current
+        if not settings.notes_enabled or settings.secrets.pagerduty_api_token is None:
+            ctx.metrics.ignored.labels("notes_disabled").inc()
+            return Done(outcome="skipped")
+        spec = expect(job.spec, PdNote)
+        incident_id = spec.incident_id
+        content = spec.content
+        client = PagerDutyIncidentsClient(
+            ctx.http,
+            settings.config.pager_duty.api_url,
+            settings.secrets.pagerduty_api_token,
+            settings.config.pager_duty.from_email,
+        )
+        try:
+            try:
+                pd_id = await self._pd_incident_id(job, client, incident_id)
+            except IncidentAbsent:
+                ctx.metrics.skipped_dependents.labels(job.kind).inc()
+                log.info(
+                    "note skipped: its incident was never created in PagerDuty",
+                    extra={"incident_id": incident_id},
+                )
+                return Done(outcome="skipped_no_incident")
+            if (job.attempts > 0 or job.restored) and not job.looked:
+                # An earlier attempt (this process's, or one killed by a crash) may have
+                # written the note and not lived to record it: PagerDuty's answer lost, or
+                # the process killed after the POST and before the commit. Look before
+                # writing again, so that the note exists exactly once. A job this process
+                # submitted and never attempted cannot have been written: no look needed.
+                spend(job, ctx.limiter.bucket("rest"))
+                for note in await client.list_notes(pd_id):
+                    if note.get("content") == content:
+                        ctx.metrics.duplicates.labels("pd_note_found").inc()
+                        return Done(remember=[echo.wrote_note_key(str(note.get("id")))])
+                # Not there. If the POST below must first wait for a REST token (the look
+                # took this job's), the retry need not look again: nothing can have
+                # written it meanwhile (the lane is this process's). Without this, a dry
+                # bucket made every retry look and wait again, forever.
+                job.looked = True
+            crashpoints.reached("pd_note:before_post")
+            spend(job, ctx.limiter.bucket("rest"))  # reserved by note_gate unless used above
+            job.looked = False  # from here on the note may exist: a retry looks again
+            note = await client.create_note(pd_id, content)
+            crashpoints.reached("pd_note:after_post")
+        except RateLimited as exc:
+            ctx.limiter.bucket("rest").pause(exc.retry_after or 1.0)
+            raise
+        except Unauthorized:
+            ctx.health.unauthorized("pagerduty_rest")
+            raise
+        ctx.health.ok("pagerduty_rest")
+        return Done(remember=[echo.wrote_note_key(str(note.get("id")))])
+
+    async def _pd_incident_id(
+        self, job: Job, client: PagerDutyIncidentsClient, incident_id: str
+    ) -> str:
+        stored = await self.ctx.outbox.incident(incident_id)
+        if stored is not None and stored.pd_incident_id:
+            return stored.pd_incident_id
+        spend(job, self.ctx.limiter.bucket("rest"))
+        found = await client.find_by_incident_key(incident_id)
+        if found is None or not isinstance(found.get("id"), str):
+            if stored is not None and stored.absent:
+                # Its trigger was skipped (resolved in BigPanda before it could be sent) and
+                # PagerDuty confirms it has no such incident: it never will.
+                raise IncidentAbsent(incident_id)
+            raise NotReady(f"PagerDuty incident for {incident_id} not found yet")
+        pd_id: str = found["id"]
+        await self.ctx.outbox.save_incident(incident_id, pd_incident_id=pd_id)
+        return pd_id
+
+
+class IncidentAbsent(Exception):
+    """The note's PagerDuty incident will never exist (its trigger was skipped)."""

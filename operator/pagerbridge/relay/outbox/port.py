@@ -1,0 +1,228 @@
+"""The outbox as a port: what the relay needs from durable storage, and the values it trades.
+
+Two adapters implement :class:`OutboxPort`:
+
+- :class:`pagerbridge.relay.outbox.sqlite.Outbox`: SQLite, embedded, one file on a volume, one
+  relay process writing it (the default);
+- :class:`pagerbridge.relay.outbox.postgres.PostgresOutbox`: PostgreSQL shared by several relay
+  replicas (active-active), chosen when ``PAGERBRIDGE_OUTBOX_DSN`` is set.
+
+Both pass one conformance suite (tests/unit/relay/test_outbox_contract.py).
+
+**One write channel for jobs.** A job row is created by :meth:`OutboxPort.enqueue` (an
+inbound endpoint) and from then on written only by the dispatcher, through
+:meth:`~OutboxPort.complete`, :meth:`~OutboxPort.retry_later` (which also stores a job
+whose spec a handler replaced, e.g. an override key PagerDuty refused) and
+:meth:`~OutboxPort.dead_letter`. Handlers read and write *memory* (idempotency/echo keys,
+incident records) but never a job row.
+
+**Lanes.** Jobs sharing an ``ordering_key`` form a lane delivered strictly in order by one
+process at a time. :meth:`~OutboxPort.claim_lane`, :meth:`~OutboxPort.release_lane`,
+:meth:`~OutboxPort.renew_lanes` and :meth:`~OutboxPort.take_over` give a process a lane
+and take it back: trivially for SQLite (one process owns everything), with expiring leases
+in PostgreSQL (a killed replica's lanes are taken over once its leases expire).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from pagerbridge.relay.outbox.jobs import JobSpec, Undecodable, kind_of
+
+
+@dataclass(frozen=True)
+class IncidentMark:
+    """Ties an event job to its BigPanda incident's life cycle (see ``incident_state``).
+
+    ``{epoch}`` in the job's idempotency key is replaced by the incident's epoch, which
+    grows each time a resolved incident is triggered again, so a reopen is never mistaken
+    for a re-send of the first trigger. A webhook older (``updatedOn``) than one already
+    seen for the incident is stale and skipped.
+    """
+
+    incident_id: str
+    action: str  # "trigger" | "resolve"
+    updated_on: float | None
+
+
+@dataclass(frozen=True)
+class IncidentUpdate:
+    """What a delivery learned about a BigPanda incident (table ``incidents``).
+
+    ``routing`` is recorded when a trigger was delivered (the incident is then *live* in
+    PagerDuty), ``clear_pd_incident`` when a resolve was (no longer live), ``never_created``
+    when a trigger was skipped (late, and resolved in BigPanda meanwhile): if no earlier
+    trigger made the incident live, it will not exist in PagerDuty (*absent*), and the jobs
+    that depend on it (notes) finish at once instead of waiting for it.
+    """
+
+    incident_id: str
+    routing: dict[str, Any] | None = None
+    pd_incident_id: str | None = None
+    clear_pd_incident: bool = False
+    never_created: bool = False
+
+
+@dataclass(frozen=True)
+class IncidentRecord:
+    routing: dict[str, Any] | None
+    pd_incident_id: str | None
+    absent: bool  # its trigger was skipped and no trigger of it is live in PagerDuty
+
+
+@dataclass(frozen=True)
+class NewJob:
+    spec: JobSpec
+    ordering_key: str
+    idempotency_key: str | None = None
+    # Skip the job (an echo) when this key is in ``seen``; checked in the same transaction.
+    unless_seen: str | None = None
+    incident: IncidentMark | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.spec.KIND
+
+
+@dataclass
+class Job:
+    id: int
+    spec: JobSpec | Undecodable
+    ordering_key: str
+    created_at: float
+    attempts: int = 0
+    # Loaded from the store rather than submitted by this process: an earlier process (or,
+    # with a shared store, another replica) may have been killed in the middle of it, after
+    # its upstream call and before recording that. Non-idempotent deliveries look first.
+    restored: bool = False
+    # Rate-limit tokens (by bucket name) taken for this job outside a delivery slot and not
+    # spent yet (see relay.delivery.reserve / spend). In memory only.
+    tokens: dict[str, int] = field(default_factory=dict)
+    # Its lane was claimed for this process when it was stored (see OutboxPort.enqueue).
+    leased: bool = False
+    # A look-before-write (relay.to_pagerduty.note) found nothing and no write was tried
+    # since. In memory only.
+    looked: bool = False
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.spec)
+
+
+#: Why an enqueued job was not stored: already seen (idempotency) or recognised as an echo.
+Skipped = Literal["duplicate", "echo", "stale"]
+
+
+class ReplayConflict(Exception):
+    """A dead letter cannot go back while other jobs of its incident are pending."""
+
+
+class OutboxClosed(Exception):
+    """The store cannot take writes now (closed, unreachable, full): nothing was stored.
+    Webhooks answer 503 and deliveries retry only the recording (see relay.delivery)."""
+
+
+class OutboxPort(Protocol):
+    """Durable storage of the relay's work and memory. Every method is one transaction."""
+
+    healthy: bool
+    last_error: str | None
+    # time.time() of the last failed commit: a job accepted before it may have missed a
+    # resolve webhook that was answered 503 (see relay.to_pagerduty._vouched).
+    last_failure_wall: float | None
+
+    def open(self, loop: asyncio.AbstractEventLoop) -> None: ...
+
+    async def start(self) -> None:
+        """Finish opening (connect, create the schema); after :meth:`open`."""
+
+    async def close(self) -> None: ...
+
+    # -- jobs: one write channel -----------------------------------------------------
+    async def enqueue(
+        self, jobs: Sequence[NewJob], remember: Sequence[str] = ()
+    ) -> list[Job | Skipped]:
+        """Store jobs in one transaction; a job whose idempotency key was seen is skipped
+        (``"duplicate"``), one whose ``unless_seen`` key is present too (``"echo"``), an
+        event older than one already accepted for its incident (``"stale"``). Each stored
+        job's lane is claimed for this process in the same step when free (``leased``)."""
+
+    async def complete(
+        self,
+        job_id: int,
+        remember: Sequence[str] = (),
+        forget: Sequence[str] = (),
+        incident: IncidentUpdate | None = None,
+        release_lane: str | None = None,
+    ) -> list[Job]:
+        """Delete a delivered job and record what its delivery taught, in one transaction;
+        with ``release_lane`` (it was the lane's last job here), :meth:`release_lane` in the
+        same step, returning what it returns."""
+
+    async def retry_later(self, job: Job, error: str) -> None:
+        """Record a failed attempt: ``job.attempts``, the error and ``job.spec`` (a handler
+        may have replaced it)."""
+
+    async def dead_letter(self, job: Job, status: int | None, error: str) -> None: ...
+
+    async def pending(self) -> list[Job]: ...
+
+    async def dead_letters(self) -> list[dict[str, Any]]:
+        """Permanent failures, oldest first: job_id, kind, ordering_key, status, error."""
+
+    async def replay_dead_letter(self, job_id: int) -> bool:
+        """Put dead letter ``job_id`` back under the same id, as a new acceptance (fresh age
+        and attempts); False when no dead letter has that job id. Raises
+        :class:`ReplayConflict` while any job of the same incident (ordering key) is pending
+        (queued behind them it would reach PagerDuty after newer events of its incident)."""
+
+    async def oldest_pending_age(self) -> float | None:
+        """Seconds since the oldest pending job was accepted; None when none is pending."""
+
+    # -- lanes -----------------------------------------------------------------------
+    async def claim_lane(self, ordering_key: str) -> list[Job] | None:
+        """Take the lane for this process: None when another process holds it (it will find
+        this process's jobs when it releases the lane), else the lane's stored jobs (marked
+        restored; the caller keeps its own copies of those it submitted)."""
+
+    async def release_lane(self, ordering_key: str) -> list[Job]:
+        """Called when this process has no more jobs of the lane: the lane's stored jobs if
+        any are left (written meanwhile by another process; the lane stays this process's),
+        else the lane is released. Atomic with respect to other processes' claims."""
+
+    async def renew_lanes(self, ordering_keys: Sequence[str]) -> set[str]:
+        """Extend the leases; the keys whose lease this process lost."""
+
+    async def take_over(self) -> list[Job]:
+        """Claim lanes nobody holds (never claimed, or their owner's lease expired) and
+        return their jobs, marked restored. SQLite: every pending job, once per process."""
+
+    async def replicas(self) -> int:
+        """Relay processes sharing this store now (upstream rate limits are split among
+        them); 1 for SQLite."""
+
+    # -- memory ----------------------------------------------------------------------
+    async def seen(self, key: str) -> bool: ...
+
+    async def remember(self, keys: Sequence[str]) -> None: ...
+
+    async def incident(self, incident_id: str) -> IncidentRecord | None: ...
+
+    async def incident_open(self, incident_id: str) -> bool | None: ...
+
+    async def save_incident(
+        self,
+        incident_id: str,
+        routing: dict[str, Any] | None = None,
+        pd_incident_id: str | None = None,
+        clear_pd_incident: bool = False,
+    ) -> None: ...
+
+    async def incident_by_pd_id(self, pd_incident_id: str) -> str | None: ...
+
+    async def prune(self, older_than: float) -> int: ...
+
+    async def check_writable(self, quiet_after_failure: float = 5.0) -> bool: ...

@@ -85,6 +85,9 @@ async def _prune_forever(outbox: OutboxPort, retention: float) -> None:
             removed = await outbox.prune(retention)
             if removed:
                 log.info("outbox memory pruned", extra={"removed": removed})
+        except OutboxClosed as exc:
+            if outbox.refused is None:
+                log.warning("outbox prune skipped: outbox unavailable", extra={"error": str(exc)})
         except Exception:  # pruning is housekeeping; never take the relay down for it
             log.exception("outbox prune failed")
         await asyncio.sleep(3600)
@@ -190,7 +193,9 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         outbox.open(asyncio.get_running_loop())
         await outbox.start()
-        restored = await dispatcher.load()
+        # A refused outbox (not the relay's role's alone) serves nothing: lane maintenance
+        # takes its jobs over once it is accepted.
+        restored = 0 if outbox.refused else await dispatcher.load()
         watcher = asyncio.create_task(holder.watch())
         pruner = asyncio.create_task(_prune_forever(outbox, options.retention))
         lanes = asyncio.create_task(dispatcher.maintain())
@@ -213,12 +218,14 @@ def create_app(
 
     async def readyz(request: Request) -> Response:
         writable = await outbox.check_writable()
+        refused = outbox.refused
+        store = "writable" if writable else f"unavailable: {outbox.last_error or 'closed'}"
         detail = {
             "ready": writable,
             "config": "loaded",
             "configReload": "ok" if holder.last_error is None else "refused",
             "configError": holder.last_error,
-            "outbox": "writable" if writable else f"unavailable: {outbox.last_error or 'closed'}",
+            "outbox": refused or store,  # refused: "outbox refused: <object, owner, role>"
             "outboxPending": dispatcher.pending,
             "upstream": health.detail(),
         }
@@ -228,7 +235,8 @@ def create_app(
         try:
             age = await asyncio.wait_for(outbox.oldest_pending_age(), 2)
         except (OutboxClosed, TimeoutError) as exc:  # the page still answers, stale gauge
-            log.warning("oldest pending job age unknown", extra={"error": str(exc)})
+            if outbox.refused is None:
+                log.warning("oldest pending job age unknown", extra={"error": str(exc)})
         else:
             metrics.oldest_pending.set(age or 0.0)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

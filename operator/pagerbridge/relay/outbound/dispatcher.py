@@ -242,7 +242,8 @@ class Dispatcher:
                     log.info("lanes taken over", extra={"jobs": len(jobs)})
                     self.submit(jobs, claimed=True)
             except OutboxClosed as exc:
-                log.warning("lane maintenance: outbox unavailable", extra={"error": str(exc)})
+                if self.outbox.refused is None:  # a refusal was logged once, with its reason
+                    log.warning("lane maintenance: outbox unavailable", extra={"error": str(exc)})
             except Exception:
                 log.exception("lane maintenance failed")
 

@@ -133,6 +133,9 @@ class OutboxPort(Protocol):
     # time.time() of the last failed commit: a job accepted before it may have missed a
     # resolve webhook that was answered 503 (see relay.to_pagerduty._vouched).
     last_failure_wall: float | None
+    # Why the relay refuses to serve from this store (PostgreSQL: not its role's alone, see
+    # relay.outbox.ownership), one line; None when it serves.
+    refused: str | None
 
     def open(self, loop: asyncio.AbstractEventLoop) -> None: ...
 

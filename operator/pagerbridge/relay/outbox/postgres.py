@@ -26,6 +26,11 @@ Why this shape:
 - **Rate limits summed over replicas.** ``pagerbridge_replicas`` holds a heartbeat per
   live replica; each takes ``1/n`` of every upstream limit (relay.ratelimit), so together
   they stay within PagerDuty's and BigPanda's limits.
+- **Owned, or refused.** The schema and everything in it must be the relay's role's alone
+  (:mod:`.ownership`), checked at start and on every new pooled connection (a reconnect);
+  otherwise the relay refuses to serve (webhooks 503, readiness false with the reason, one
+  log line) and looks again every :data:`RECHECK_SECONDS`. What it creates it creates with
+  PUBLIC's privileges revoked.
 - **Down means 503, and back by itself.** Any database failure becomes
   :class:`OutboxClosed` (webhooks answer 503, readiness false, deliveries retry only their
   recording); the pool reconnects on the next operation once the server is back.
@@ -48,6 +53,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from pagerbridge.relay.outbox import ownership
 from pagerbridge.relay.outbox.jobs import decode, encode
 from pagerbridge.relay.outbox.port import (
     IncidentRecord,
@@ -75,6 +81,7 @@ POOL_SIZE = 10
 MAX_BATCH = 512  # jobs per grouped enqueue
 MAX_FLUSHES = 4  # grouped enqueues in flight at once
 MIN_SERVER_VERSION = 13
+RECHECK_SECONDS = 5.0  # while refused (ownership), how often the outbox is looked at again
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _SCHEMA_LOCK = 0x70625F6F7574  # pg_advisory_xact_lock key: one schema creation at a time
 
@@ -352,6 +359,9 @@ class PostgresOutbox:
         self._batch: collections.deque[_Enqueue] = collections.deque()
         self._flushes = 0
         self._flush_tasks: set[asyncio.Task[None]] = set()
+        # Why the relay refuses this outbox (ownership.OutboxNotOwned, one line), or None.
+        self.refused: str | None = None
+        self._refused_checked = 0.0
 
     # -- lifecycle -------------------------------------------------------------------
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -369,29 +379,94 @@ class PostgresOutbox:
             # Every table and function lives in the integration's schema when one is given
             # (integrations may share a database); names resolve through search_path.
             server_settings={"search_path": self.schema} if self.schema else None,
+            init=self._on_connect,  # every new connection: a reconnect checks ownership
         )
-        async with self._pool.acquire() as conn:
-            version = conn.get_server_version()
-            if version.major < MIN_SERVER_VERSION:
-                raise RuntimeError(
-                    f"PostgreSQL {version.major} is too old for the outbox "
-                    f"(needs {MIN_SERVER_VERSION} or newer)"
-                )
-            async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
-                if self.schema:
-                    # A validated identifier (_IDENTIFIER), so quoting it is enough.
-                    await conn.execute('CREATE SCHEMA IF NOT EXISTS "' + self.schema + '"')
-                await conn.execute(_SCHEMA)
+        try:
+            async with self._pool.acquire() as conn:
+                await self._prepare(conn)
+        except ownership.OutboxNotOwned as exc:
+            self._refuse(exc)  # serve nothing; RECHECK_SECONDS later, look again
+            return
+        except OutboxClosed:
+            if self.refused is None:
+                raise
+            return
         await self.heartbeat()
         self.healthy = True
+
+    async def _prepare(self, conn: Any) -> None:
+        """Check the outbox is ours, create what is missing (PUBLIC revoked), check again.
+        Raises :class:`ownership.OutboxNotOwned` (nothing created: one transaction)."""
+        version = conn.get_server_version()
+        if version.major < MIN_SERVER_VERSION:
+            raise RuntimeError(
+                f"PostgreSQL {version.major} is too old for the outbox "
+                f"(needs {MIN_SERVER_VERSION} or newer)"
+            )
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+            await ownership.problems(conn, self.schema)  # before touching anything in it
+            if self.schema:
+                # A validated identifier (_IDENTIFIER), so quoting it is enough.
+                await conn.execute('CREATE SCHEMA IF NOT EXISTS "' + self.schema + '"')
+            await conn.execute(_SCHEMA)
+            await ownership.revoke_public(conn, self.schema)
+            await ownership.problems(conn, self.schema)
+
+    async def _on_connect(self, conn: asyncpg.Connection) -> None:
+        try:
+            await ownership.problems(conn, self.schema)
+        except ownership.OutboxNotOwned as exc:
+            self._refuse(exc)
+            raise OutboxClosed(str(exc)) from None
+
+    def _refuse(self, exc: ownership.OutboxNotOwned) -> None:
+        """Stop serving from this outbox; one log line per distinct reason, no traceback."""
+        reason = str(exc)
+        self.healthy = False
+        self._refused_checked = self.last_failure_at = time.monotonic()
+        self.last_failure_wall = time.time()
+        if reason != self.refused:
+            first = exc.findings[0]
+            log.error(
+                reason,
+                extra={
+                    "schema": exc.schema,
+                    "object": f"{first.kind} {first.name}",
+                    "objectRole": first.role,
+                    "relayRole": exc.relay_role,
+                },
+            )
+        self.refused = reason
+
+    async def _guard(self) -> None:
+        """While refused: OutboxClosed, except every RECHECK_SECONDS one caller looks
+        again (and creates what is missing once the outbox is ours)."""
+        if self.refused is None:
+            return
+        now = time.monotonic()
+        pool = self._pool
+        if pool is None or now - self._refused_checked < RECHECK_SECONDS:
+            raise OutboxClosed(self.refused)
+        self._refused_checked = now
+        try:
+            async with pool.acquire() as conn:
+                await self._prepare(conn)
+        except ownership.OutboxNotOwned as exc:
+            self._refuse(exc)
+            raise OutboxClosed(self.refused) from None
+        except _STORE_ERRORS as exc:
+            self._failed(exc)
+            raise OutboxClosed(f"outbox write failed: {type(exc).__name__}") from None
+        self.refused = None
+        log.info("outbox ownership verified; serving", extra={"schema": self.schema})
 
     async def close(self) -> None:
         """Hand this replica's lanes back at once (a rolling update needs no lease expiry)."""
         pool, self._pool = self._pool, None
         if pool is None:
             return
-        with contextlib.suppress(*_STORE_ERRORS):
+        with contextlib.suppress(*_STORE_ERRORS, OutboxClosed):  # (refused: nothing held)
             async with pool.acquire() as conn:
                 await conn.execute("DELETE FROM pagerbridge_lanes WHERE owner = $1", self.owner)
                 await conn.execute("DELETE FROM pagerbridge_replicas WHERE owner = $1", self.owner)
@@ -401,6 +476,7 @@ class PostgresOutbox:
 
     @contextlib.asynccontextmanager
     async def _tx(self) -> AsyncIterator[Connection]:
+        await self._guard()
         pool = self._pool
         if pool is None:
             raise OutboxClosed("outbox is not open")
@@ -423,6 +499,7 @@ class PostgresOutbox:
     async def call(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
         """Run ``fn(conn)`` outside a client transaction: one statement, its own transaction
         (the server-side functions above)."""
+        await self._guard()
         pool = self._pool
         if pool is None:
             raise OutboxClosed("outbox is not open")

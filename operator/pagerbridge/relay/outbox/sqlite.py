@@ -119,6 +119,7 @@ class Outbox:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.healthy = False
         self.last_error: str | None = None
+        self.refused: str | None = None  # a file of the relay's own: never refused
         self.last_failure_at: float | None = None  # time.monotonic() of the last failed commit
         self.last_failure_wall: float | None = None  # time.time() of it (compared with jobs)
         self.commits = 0

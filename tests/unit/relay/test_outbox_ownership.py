@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ async def _sql(dsn: str, *statements: str) -> list[Any]:
 
 
 @pytest.fixture
-def tenants(pg_server: PostgresServer) -> Iterator[tuple[str, str, str]]:
+def tenants(pg_server: PostgresServer) -> tuple[str, str, str]:
     """A fresh database and two tenant roles each given CREATE on it (what docs/relay.md
     asked of every relay's role before): (superuser DSN, victim DSN, squatter DSN)."""
     db = f"t_{uuid.uuid4().hex[:12]}"

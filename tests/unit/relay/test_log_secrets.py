@@ -4,13 +4,17 @@ delivered, rejected and resolved with one never writes it to its log."""
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 from pathlib import Path
 
 from pagerbridge.jsonlog import JsonFormatter, Redactor
-from pagerbridge.relay.config.log_secrets import MAX_OVERRIDE_KEYS, LogSecrets
+from pagerbridge.relay.config.log_secrets import MAX_OTHER_KEYS, LogSecrets
+from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY
 
-from .relayproc import wait_for
+from .conftest import start_relay
+from .relayproc import wait_for, write_config
 from .test_bigpanda_to_pagerduty import OVERRIDE_KEY, incident, relay_for
 
 
@@ -31,14 +35,93 @@ def test_override_keys_are_redacted_and_survive_a_reload() -> None:
     assert "loaded-secret-1" in line  # rotated away: no longer a secret
 
 
-def test_the_oldest_override_keys_make_room() -> None:
+def test_every_override_key_is_redacted_however_many_and_memory_stays_bounded() -> None:
     redactor = Redactor()
     secrets = LogSecrets(redactor)
-    keys = [f"{n:032d}" for n in range(MAX_OVERRIDE_KEYS + 1)]
+    keys = [f"K{n:031d}" for n in range(3 * MAX_OTHER_KEYS)]
     for key in keys:
         secrets.add_override(key)
-    assert keys[0] in _line(redactor, keys[0])
-    assert keys[-1] not in _line(redactor, keys[-1])
+    for key in (keys[0], keys[MAX_OTHER_KEYS], keys[-1]):
+        line = _line(redactor, f"routing_key={key}, again:{key}.")
+        assert key not in line
+        assert "routing_key=[REDACTED], again:[REDACTED]." in line
+    assert secrets.remembered == 0  # redacted by shape: nothing held per key
+    # Words of other lengths are left alone (incident ids, hashes of 31 or 33 characters).
+    assert "x" * 31 in _line(redactor, "x" * 31)
+    assert "y" * 33 in _line(redactor, "y" * 33)
+
+
+# Secrets the JSON encoder would escape: a quote, a backslash, a newline, a tab, control
+# characters, non-ASCII (two and four bytes in UTF-8).
+AWKWARD = [
+    'pass"word-with-quote',
+    "back\\slash\\token",
+    "line\nbreak-secret",
+    "tab\tand\rcarriage",
+    "ctl\x01\x1f\x7fchars",
+    "unicodé-sécret-🔑-κλειδί",
+    '"\\\n\u2028mixed\x00',
+]
+
+
+def test_secrets_of_any_characters_are_scrubbed_from_every_field() -> None:
+    redactor = Redactor()
+    LogSecrets(redactor, AWKWARD)
+    formatter = JsonFormatter(redactor)
+    for secret in AWKWARD:
+        try:
+            raise RuntimeError(f"upstream said {secret}")
+        except RuntimeError:
+            record = logging.LogRecord(
+                "x", logging.ERROR, "", 0, "failed: %s", (secret,), sys.exc_info()
+            )
+        record.__dict__.update(
+            error=f"<{secret}>",
+            nested={"headers": [f"Bearer {secret}"], secret: 1},
+            number=3,
+        )
+        line = formatter.format(record)
+        entry = json.loads(line)
+        decoded = json.dumps(entry, ensure_ascii=False)
+        assert secret not in decoded, (secret, line)
+        assert secret not in line
+        assert json.dumps(secret)[1:-1] not in line  # nor its escaped form
+        assert entry["msg"] == "failed: [REDACTED]"
+        assert entry["error"] == "<[REDACTED]>"
+        assert entry["nested"] == {"headers": ["Bearer [REDACTED]"], "[REDACTED]": 1}
+        assert entry["number"] == 3
+        assert "upstream said [REDACTED]" in entry["traceback"]
+        assert "\n" not in line  # one line, whatever the secret held
+
+
+def test_a_relay_process_never_logs_a_secret_with_awkward_characters(
+    pd_sim, relays, tmp_path: Path
+) -> None:
+    """The PagerDuty API token (a file's whole content, any characters) turns up as a
+    BigPanda incident id the relay logs in a warning: the line has it redacted."""
+    sim, url = pd_sim
+    token = 'pd-"token\\with\\back"slashes-é🔑-κλειδί'
+    config = write_config(
+        tmp_path,
+        pd_url=url,
+        routing_key=DEFAULT_ROUTING_KEY,
+        pd_api_token=token,
+        extra={"keyOverrideTag": "pd_key"},  # absent from the alert: a warning per trigger
+    )
+    relay = start_relay(relays, config, ["--log-level", "debug"])
+    body = incident(1)
+    body["id"] = token
+    assert relay.post_bigpanda(body).status_code == 202
+    wait_for(lambda: sim.incident_by_key(token))
+    wait_for(lambda: "key override not usable" in relay.logs())
+    logs = relay.logs()
+    warning = next(
+        json.loads(line) for line in logs.splitlines() if "key override not usable" in line
+    )
+    assert warning["incident_id"] == "[REDACTED]"
+    assert token not in logs
+    assert json.dumps(token)[1:-1] not in logs  # the escaped form, which was missed before
+    assert json.dumps(token, ensure_ascii=True)[1:-1] not in logs
 
 
 def test_a_relay_never_logs_an_override_key(pd_sim, relays, tmp_path: Path) -> None:

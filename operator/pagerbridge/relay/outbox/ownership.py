@@ -9,11 +9,11 @@ trusts only what its own role owns and nobody else can change:
 
 - the schema (when one is configured) is owned by the relay's role (``current_user``) and
   no other role (PUBLIC included) holds CREATE on it;
-- every table, sequence, view and function in it (an index is its table's owner's) (in the connection's default
-  schema when none is configured: only the ``pagerbridge_*`` objects, that schema being
-  shared by design) is owned by the relay's role, and no other role holds a privilege that
-  writes (INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER; on a sequence USAGE and
-  UPDATE, which advance it).
+- every table, sequence, view and function in it (an index goes with its table; in the
+  connection's default schema when none is configured, only the ``pagerbridge_*``
+  objects, that schema being shared by design) is owned by the relay's role, and no
+  other role holds a privilege that writes (INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES,
+  TRIGGER; on a sequence USAGE and UPDATE, which advance it).
 
 :func:`problems` asks the catalogs (pg_namespace, pg_class, pg_proc, aclexplode) in one
 query, at start and on every new connection of the pool (a reconnect); :func:`revoke_public`

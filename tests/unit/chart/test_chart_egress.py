@@ -86,3 +86,54 @@ def test_network_policy(helm: Helm) -> None:
     assert v4["cidr"] == "0.0.0.0/0"
     assert {"10.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12"} <= set(v4["except"])
     assert allowed == {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}]}
+
+
+def test_network_policy_without_api_server_addresses_is_refused(helm: Helm) -> None:
+    """An empty apiServerCIDRs (the default) would open 443 and 6443 to every address,
+    cancelling the private-range exclusions of the HTTPS rule: refused at template time."""
+    result = helm.template("--set", "egress.networkPolicy.enabled=true")
+    assert result.returncode != 0
+    assert "egress.networkPolicy.enabled needs egress.networkPolicy.apiServerCIDRs" in (
+        result.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    "cidrs",
+    ["{0.0.0.0/0}", "{10.0.0.0/8}", "{10.96.0.0/12}", "{::/0}", "{fc00::/7}", "{10.96.0.1}"],
+)
+def test_api_server_addresses_must_be_single_addresses(helm: Helm, cidrs: str) -> None:
+    result = helm.template(
+        "--set", "egress.networkPolicy.enabled=true",
+        "--set", f"egress.networkPolicy.apiServerCIDRs={cidrs}",
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["--set", "egress.networkPolicy.apiServerCIDRs={10.96.0.1/32,192.168.1.10/32}"],
+        ["--set", "egress.networkPolicy.apiServerCIDRs={fd00::1/128}"],
+        [
+            "--set", "egress.networkPolicy.apiServerCIDRs={172.18.0.2/32}",
+            "--set", "egress.networkPolicy.apiServerPorts={443,6443,8443}",
+        ],
+    ],
+)  # fmt: skip
+def test_no_rule_opens_https_to_a_private_range(helm: Helm, values: list[str]) -> None:
+    """Every rule that allows port 443 to a destination names either public addresses
+    (private ranges excepted) or one address of the API server."""
+    objects = helm.render("--set", "egress.networkPolicy.enabled=true", *values)
+    for rule in one(objects, "NetworkPolicy")["spec"]["egress"]:
+        ports = {p.get("port") for p in rule.get("ports", [])}
+        if 443 not in ports and rule.get("ports"):
+            continue
+        assert "to" in rule, f"a rule allows 443 to every address: {rule}"
+        for peer in rule["to"]:
+            block = peer["ipBlock"]
+            if block["cidr"] in ("0.0.0.0/0", "::/0"):
+                assert block["except"], rule
+                continue
+            assert block["cidr"].endswith(("/32", "/128")), rule

@@ -1,7 +1,13 @@
 """Models at the bottom of PagerBridge: custom resource specs, the RelayConfig contract
 and CRD generation. Nothing here talks to the network."""
 
-from pagerbridge.api.common import Condition, ConditionStatus, LocalObjectReference, SecretKeyRef
+from pagerbridge.api.common import (
+    Condition,
+    ConditionReason,
+    ConditionStatus,
+    LocalObjectReference,
+    SecretKeyRef,
+)
 from pagerbridge.api.integration import (
     BigPandaSpec,
     BigPandaTrigger,
@@ -53,6 +59,7 @@ __all__ = [
     "BigPandaWebhookSpec",
     "BigPandaWebhookStatus",
     "Condition",
+    "ConditionReason",
     "ConditionStatus",
     "LocalObjectReference",
     "PagerDutyIntegrationSpec",

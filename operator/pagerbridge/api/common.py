@@ -38,6 +38,66 @@ class ConditionStatus(StrEnum):
     UNKNOWN = "Unknown"
 
 
+class ConditionReason(StrEnum):
+    """Every condition reason the operator writes: the machine-readable half of the
+    status API (``kubectl get pdi`` shows it; GitOps tools and alerts match on it).
+
+    One place so a reason is never misspelled in one module and right in another; the
+    values are the API and never change. Grouped by the condition that carries them.
+    """
+
+    # Ready (and Reconciling, which follows it)
+    READY = "Ready"
+    IDLE = "Idle"  # Reconciling False: no rollout in progress
+    # SecretsResolved, and what makes the integration wait for its user
+    SECRETS_FOUND = "SecretsFound"
+    SECRET_NOT_FOUND = "SecretNotFound"
+    INVALID_KEY = "InvalidKey"
+    INVALID_SPEC = "InvalidSpec"
+    DATABASE_NOT_CONFIGURED = "DatabaseNotConfigured"
+    URL_NOT_ALLOWED = "URLNotAllowed"
+    NAME_CONFLICT = "NameConflict"
+    IMAGE_NOT_ALLOWED = "ImageNotAllowed"
+    SERVICE_TYPE_NOT_ALLOWED = "ServiceTypeNotAllowed"
+    EXPOSE_NOT_ALLOWED = "ExposeNotAllowed"
+    INGRESS_CLASS_NOT_ALLOWED = "IngressClassNotAllowed"
+    GATEWAY_NOT_ALLOWED = "GatewayNotAllowed"
+    HOST_NOT_ALLOWED = "HostNotAllowed"
+    CLUSTER_ISSUER_NOT_ALLOWED = "ClusterIssuerNotAllowed"
+    RECONCILE_FAILED = "ReconcileFailed"
+    KUBERNETES_UNAVAILABLE = "KubernetesUnavailable"  # metrics only: never a condition
+    # SubscriptionReady
+    NOT_CONFIGURED = "NotConfigured"
+    SUBSCRIBED = "Subscribed"
+    SUBSCRIPTION_FAILED = "SubscriptionFailed"
+    UPSTREAM_MALFORMED = "UpstreamMalformed"
+    # RelayAvailable
+    RELAY_READY = "RelayReady"
+    RELAY_STARTING = "RelayStarting"
+    RELAY_UNAVAILABLE = "RelayUnavailable"
+    UNKNOWN = "Unknown"
+    # BigPandaWebhookConfigured (Managed mode)
+    CONFIGURED = "Configured"
+    BIGPANDA_UNAVAILABLE = "BigPandaUnavailable"
+    BIGPANDA_UNAUTHORIZED = "BigPandaUnauthorized"
+    BIGPANDA_REJECTED = "BigPandaRejected"
+    # OutboxDurable
+    POSTGRESQL = "PostgreSQL"
+    PERSISTENT_VOLUME = "PersistentVolume"
+    EPHEMERAL_STORAGE = "EphemeralStorage"
+    # RelayPubliclyReachable
+    PUBLIC_URL = "PublicUrl"
+    CLUSTER_INTERNAL_URL = "ClusterInternalUrl"
+    INGRESS = "Ingress"  # exposed by the operator's Ingress
+    HTTP_ROUTE = "HTTPRoute"  # exposed by the operator's HTTPRoute
+    GATEWAY_API_NOT_INSTALLED = "GatewayAPINotInstalled"
+    # Ready of an override or mapping
+    APPLIED = "Applied"
+    CONFLICT = "Conflict"
+    INTEGRATION_NOT_READY = "IntegrationNotReady"
+    INTEGRATION_NOT_FOUND = "IntegrationNotFound"
+
+
 class Condition(CamelModel):
     """A status condition, in the shape of ``metav1.Condition``."""
 

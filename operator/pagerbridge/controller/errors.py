@@ -31,6 +31,7 @@ Messages name Secrets and keys, never their values.
 
 from __future__ import annotations
 
+from pagerbridge.api import ConditionReason as Reason
 from pagerbridge.clients.errors import (
     ClientError,
     EgressRefused,
@@ -39,13 +40,9 @@ from pagerbridge.clients.errors import (
     Unauthorized,
 )
 
-URL_NOT_ALLOWED = "URLNotAllowed"
-UPSTREAM_MALFORMED = "UpstreamMalformed"
-NAME_CONFLICT = "NameConflict"
-
 
 class ReconcileError(Exception):
-    reason = "ReconcileFailed"
+    reason: Reason = Reason.RECONCILE_FAILED
     retry_after: float | None = None  # seconds; None: wait for a watch event
 
     def __init__(self, message: str) -> None:
@@ -58,29 +55,29 @@ class WaitingForInput(ReconcileError):
 
 
 class SecretNotFound(WaitingForInput):
-    reason = "SecretNotFound"
+    reason = Reason.SECRET_NOT_FOUND
 
 
 class InvalidKey(WaitingForInput):
-    reason = "InvalidKey"
+    reason = Reason.INVALID_KEY
 
 
 class InvalidSpec(WaitingForInput):
-    reason = "InvalidSpec"
+    reason = Reason.INVALID_SPEC
 
 
 class DatabaseNotConfigured(WaitingForInput):
-    reason = "DatabaseNotConfigured"
+    reason = Reason.DATABASE_NOT_CONFIGURED
 
 
 class URLNotAllowed(WaitingForInput):
-    reason = URL_NOT_ALLOWED
+    reason = Reason.URL_NOT_ALLOWED
 
 
 class NameConflict(WaitingForInput):
     """An object by the name we need exists and is not ours: never taken over."""
 
-    reason = NAME_CONFLICT
+    reason = Reason.NAME_CONFLICT
     retry_after = 60.0
 
 
@@ -89,11 +86,11 @@ class RetryLater(ReconcileError):
 
 
 class SubscriptionFailed(RetryLater):
-    reason = "SubscriptionFailed"
+    reason = Reason.SUBSCRIPTION_FAILED
 
 
 class KubernetesUnavailable(RetryLater):
-    reason = "KubernetesUnavailable"
+    reason = Reason.KUBERNETES_UNAVAILABLE
     retry_after = 5.0
 
 
@@ -101,7 +98,9 @@ def subscription_failure(exc: ClientError) -> SubscriptionFailed:
     """Map a PagerDuty REST failure while managing the webhook subscription."""
     if isinstance(exc, EgressRefused | MalformedResponse):
         error = SubscriptionFailed(f"PagerDuty webhook subscription: {exc}")
-        error.reason = URL_NOT_ALLOWED if isinstance(exc, EgressRefused) else UPSTREAM_MALFORMED
+        error.reason = (
+            Reason.URL_NOT_ALLOWED if isinstance(exc, EgressRefused) else Reason.UPSTREAM_MALFORMED
+        )
         error.retry_after = 300.0 if isinstance(exc, EgressRefused) else 60.0
         return error
     if isinstance(exc, Unauthorized):

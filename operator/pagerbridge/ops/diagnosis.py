@@ -196,7 +196,7 @@ def check_integration(
         )
     else:
         findings.extend(_condition_findings(section, describe, conditions))
-        generation, observed = meta.get("generation"), status.get("observedGeneration")
+        generation, observed = meta.get("generation"), c.observed_generation(status)
         if generation is not None and observed != generation:
             findings.append(
                 Finding(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pagerbridge.controller.runtime.queue import DEADLINE_RETRY, WorkQueue
+from pagerbridge.controller.reconcile.queue import DEADLINE_RETRY, WorkQueue
 
 Key = tuple[str, str]
 

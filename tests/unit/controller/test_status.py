@@ -9,19 +9,21 @@ from typing import Any
 
 import pytest
 
+from pagerbridge.api import ConditionReason
 from pagerbridge.controller.render import conditions as c
 from pagerbridge.controller.render.conditions import ConditionUpdate
 from pagerbridge.controller.render.status import IntegrationOutcome, integration_conditions
-from pagerbridge.controller.runtime.queue import WorkQueue
+from pagerbridge.controller.reconcile.queue import WorkQueue
 from pagerbridge.controller.state.observed import (
-    RELAY_READY,
-    RELAY_STARTING,
-    RELAY_UNAVAILABLE,
     ChildState,
     child_state,
     relay_state,
     secret_state,
 )
+
+RELAY_READY = ConditionReason.RELAY_READY
+RELAY_STARTING = ConditionReason.RELAY_STARTING
+RELAY_UNAVAILABLE = ConditionReason.RELAY_UNAVAILABLE
 
 OK_SECRETS = ConditionUpdate(c.SECRETS_RESOLVED, c.TRUE, "SecretsFound", "")
 OK_SUB = ConditionUpdate(c.SUBSCRIPTION_READY, c.TRUE, "NotConfigured", "")

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from pagerbridge.api import ConditionReason as Reason
 from pagerbridge.api import PagerDutyIntegrationSpec
 from pagerbridge.api.contract import (
     BIGPANDA_WEBHOOK_PATH,
@@ -66,9 +67,6 @@ from pagerbridge.clients.errors import (
 )
 from pagerbridge.controller import names as n
 from pagerbridge.controller.errors import (
-    NAME_CONFLICT,
-    UPSTREAM_MALFORMED,
-    URL_NOT_ALLOWED,
     RetryLater,
 )
 from pagerbridge.controller.kube_port import KubernetesPort
@@ -81,19 +79,19 @@ logger = logging.getLogger(__name__)
 
 
 class BigPandaWebhookFailed(RetryLater):
-    reason = "BigPandaUnavailable"
+    reason = Reason.BIGPANDA_UNAVAILABLE
 
 
 def failure(exc: ClientError) -> BigPandaWebhookFailed:
     error = BigPandaWebhookFailed(f"BigPanda Webhook v2 integration: {exc}")
     if isinstance(exc, EgressRefused):
-        error.reason = URL_NOT_ALLOWED
+        error.reason = Reason.URL_NOT_ALLOWED
         error.retry_after = 300.0
     elif isinstance(exc, MalformedResponse):
-        error.reason = UPSTREAM_MALFORMED
+        error.reason = Reason.UPSTREAM_MALFORMED
         error.retry_after = 60.0
     elif isinstance(exc, Unauthorized):
-        error.reason = "BigPandaUnauthorized"
+        error.reason = Reason.BIGPANDA_UNAUTHORIZED
         error.message = (
             f"BigPanda refused the User API key (HTTP {exc.status}); check bigPanda.apiToken"
         )
@@ -101,7 +99,7 @@ def failure(exc: ClientError) -> BigPandaWebhookFailed:
     elif isinstance(exc, TransientError):
         error.retry_after = 15.0
     else:
-        error.reason = "BigPandaRejected"
+        error.reason = Reason.BIGPANDA_REJECTED
         error.retry_after = 60.0
     return error
 
@@ -111,7 +109,7 @@ def managed(spec: PagerDutyIntegrationSpec) -> bool:
 
 
 class BigPandaNameConflict(BigPandaWebhookFailed):
-    reason = NAME_CONFLICT
+    reason = Reason.NAME_CONFLICT
     retry_after = 60.0
 
 

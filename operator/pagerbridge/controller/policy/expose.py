@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pagerbridge.api import ConditionReason as Reason
 from pagerbridge.api.expose import IssuerKind, RelayExpose
 from pagerbridge.controller.errors import WaitingForInput
 
@@ -33,23 +34,23 @@ HTTP_ROUTE = "HTTPRoute"
 
 
 class ExposeNotAllowed(WaitingForInput):
-    reason = "ExposeNotAllowed"
+    reason = Reason.EXPOSE_NOT_ALLOWED
 
 
 class IngressClassNotAllowed(ExposeNotAllowed):
-    reason = "IngressClassNotAllowed"
+    reason = Reason.INGRESS_CLASS_NOT_ALLOWED
 
 
 class GatewayNotAllowed(ExposeNotAllowed):
-    reason = "GatewayNotAllowed"
+    reason = Reason.GATEWAY_NOT_ALLOWED
 
 
 class HostNotAllowed(ExposeNotAllowed):
-    reason = "HostNotAllowed"
+    reason = Reason.HOST_NOT_ALLOWED
 
 
 class ClusterIssuerNotAllowed(ExposeNotAllowed):
-    reason = "ClusterIssuerNotAllowed"
+    reason = Reason.CLUSTER_ISSUER_NOT_ALLOWED
 
 
 @dataclass(frozen=True)

@@ -19,17 +19,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pagerbridge.api import ConditionReason as Reason
 from pagerbridge.api import PagerDutyIntegrationSpec
 from pagerbridge.api.integration import ServiceType
 from pagerbridge.controller.errors import WaitingForInput
 
 
 class ImageNotAllowed(WaitingForInput):
-    reason = "ImageNotAllowed"
+    reason = Reason.IMAGE_NOT_ALLOWED
 
 
 class ServiceTypeNotAllowed(WaitingForInput):
-    reason = "ServiceTypeNotAllowed"
+    reason = Reason.SERVICE_TYPE_NOT_ALLOWED
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,14 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
+from pagerbridge.api import ConditionReason as Reason
 from pagerbridge.api import PagerDutyIntegrationSpec
 from pagerbridge.clients._http import CallLimits
 from pagerbridge.clients.backoff import backoff
 from pagerbridge.clients.egress import EgressPolicy
 from pagerbridge.clients.kubernetes import KubernetesError, NotFound, Resource
 from pagerbridge.controller import names as n
-from pagerbridge.controller.errors import URL_NOT_ALLOWED, ReconcileError, SecretNotFound
+from pagerbridge.controller.errors import ReconcileError, SecretNotFound
 from pagerbridge.controller.events import post_event
 from pagerbridge.controller.external import bigpanda_integration, subscription
 from pagerbridge.controller.kube_port import KubernetesPort
@@ -169,7 +170,7 @@ async def release(
                 warning=True,
             )
         except ReconcileError as exc:
-            if exc.reason == URL_NOT_ALLOWED:  # no retry can fix it
+            if exc.reason == Reason.URL_NOT_ALLOWED:  # no retry can fix it
                 await post_event(
                     kube,
                     involved,

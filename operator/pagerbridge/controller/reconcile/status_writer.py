@@ -1,5 +1,9 @@
-"""Reconcile step: writing ``status`` (integrations, overrides, mappings) and announcing
-each ``Ready`` transition as an Event.
+"""Writing ``status`` (integrations, overrides, mappings) and announcing each ``Ready``
+transition as an Event.
+
+The one place a status becomes JSON: it receives the typed models :mod:`.assemble` built
+and serialises them by alias (camelCase), as a merge patch (a field the model does not
+set is left as written, a field set to None is removed).
 
 The indices may lag behind our own last write, so a write is compared with what this
 process last wrote too (ignoring transition times): a stale view neither rewrites nor
@@ -14,18 +18,27 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
-from pagerbridge.api import GROUP, INTEGRATION, KEY_OVERRIDE, TAG_MAPPING, VERSION
+from pagerbridge.api import (
+    GROUP,
+    INTEGRATION,
+    KEY_OVERRIDE,
+    TAG_MAPPING,
+    VERSION,
+    PagerDutyIntegrationStatus,
+    ReferenceStatus,
+)
+from pagerbridge.api._base import CamelModel
 from pagerbridge.clients.kubernetes import NotFound, Resource
 from pagerbridge.controller.events import post_event
 from pagerbridge.controller.kube_port import KubernetesPort
 from pagerbridge.controller.metrics import ConditionGauge
 from pagerbridge.controller.render import conditions as c
-from pagerbridge.controller.render.conditions import ConditionUpdate
-from pagerbridge.controller.render.status import differs, reconciling_condition
+from pagerbridge.controller.render.status import quiet_start
 from pagerbridge.controller.state.memory import IntegrationMemory, Written
-from pagerbridge.controller.state.observed import RELAY_STARTING, RefInfo
+from pagerbridge.controller.state.observed import RefInfo
 from pagerbridge.controller.steps.context import involved
 
 logger = logging.getLogger(__name__)
@@ -34,6 +47,18 @@ RESOURCES = {
     kind.kind: Resource.custom(GROUP, VERSION, kind.plural)
     for kind in (INTEGRATION, KEY_OVERRIDE, TAG_MAPPING)
 }
+
+
+def serialise(status: CamelModel) -> dict[str, Any]:
+    """The merge patch of a status model: camelCase, only the fields it sets (None: remove)."""
+    return status.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+def differs(current: Mapping[str, Any] | Any, desired: dict[str, Any]) -> bool:
+    """True when some desired status field is not already what the object has."""
+    if not isinstance(current, Mapping):
+        return True
+    return any(current.get(key) != value for key, value in desired.items())
 
 
 def essence(status: dict[str, Any]) -> str:
@@ -58,9 +83,10 @@ class StatusWriter:
         name: str,
         uid: str,
         current: Any,
-        desired: dict[str, Any],
+        status: PagerDutyIntegrationStatus,
     ) -> None:
         last = memory.written[1] if memory.written and memory.written[0] == uid else None
+        desired = serialise(status)
         written = await self._write(INTEGRATION.kind, namespace, name, uid, current, desired, last)
         if written is None:
             self.gauge.remove(namespace, name)
@@ -72,12 +98,9 @@ class StatusWriter:
         """The integration is gone (or going): its condition series go too."""
         self.gauge.remove(namespace, name)
 
-    async def ref(self, ref: RefInfo, ready: ConditionUpdate) -> None:
-        """Ready (and kstatus' Reconciling, following it) of an override or mapping."""
-        current = list(ref.status.get("conditions") or [])
-        updates = [ready, reconciling_condition(ready)]
-        new_conditions = c.apply_conditions(current, updates, ref.generation, c.now_rfc3339())
-        desired = {"observedGeneration": ref.generation, "conditions": new_conditions}
+    async def ref(self, ref: RefInfo, status: ReferenceStatus) -> None:
+        """The status of an override or mapping (see :func:`.assemble.reference_status`)."""
+        desired = serialise(status)
         key = (ref.kind, ref.namespace, ref.name, ref.uid)
         written = await self._write(
             ref.kind, ref.namespace, ref.name, ref.uid, ref.status, desired, self._refs.get(key)
@@ -103,7 +126,7 @@ class StatusWriter:
         now = essence(desired)
         if last is not None and last[0] == now:
             return last
-        if not differs(dict(current), desired):
+        if not differs(current, desired):
             return (now, list(desired["conditions"]))
         try:
             await self.kube.merge_patch(
@@ -122,7 +145,7 @@ class StatusWriter:
             )
             if condition["type"] != c.READY:
                 continue
-            if c.find(before, c.READY) is None and condition["reason"] == RELAY_STARTING:
+            if quiet_start(before, desired["conditions"]):
                 continue  # a new relay starting up is not news
             await post_event(
                 self.kube,

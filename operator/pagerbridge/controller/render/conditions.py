@@ -2,13 +2,21 @@
 
 A condition's transition time only moves when its status changes, which is what
 ``kubectl wait``, kstatus (Argo CD, Flux) and humans reading ``kubectl describe`` expect.
+
+The lists here are in the API's own shape (what ``status.conditions`` holds and what the
+indices give back), so a merge with the current list needs no conversion; the status
+models (:mod:`pagerbridge.api`) validate them when a status is assembled. Reasons are
+:class:`~pagerbridge.api.ConditionReason` members.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from pagerbridge.api import ConditionReason, ConditionStatus
 
 READY = "Ready"
 SECRETS_RESOLVED = "SecretsResolved"
@@ -22,16 +30,17 @@ OUTBOX_DURABLE = "OutboxDurable"  # informational: never decides Ready
 RELAY_PUBLIC = "RelayPubliclyReachable"
 RECONCILING = "Reconciling"  # kstatus: True while the relay rolls out (in progress, not failed)
 
-TRUE = "True"
-FALSE = "False"
-UNKNOWN = "Unknown"
+TRUE = ConditionStatus.TRUE
+FALSE = ConditionStatus.FALSE
+UNKNOWN = ConditionStatus.UNKNOWN
+GENERATION = "observedGeneration"  # kstatus: on the status and on each condition
 
 
 @dataclass(frozen=True)
 class ConditionUpdate:
     type: str
-    status: str
-    reason: str
+    status: ConditionStatus
+    reason: ConditionReason
     message: str
 
 
@@ -60,7 +69,7 @@ def apply_conditions(
             "lastTransitionTime": transition,
         }
         if generation is not None:
-            condition["observedGeneration"] = generation
+            condition[GENERATION] = generation
         by_type[update.type] = condition
     ordered = [by_type.pop(READY)] if READY in by_type else []
     ordered.extend(by_type[t] for t in sorted(by_type))
@@ -86,3 +95,9 @@ def transitions(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> li
         ):
             changed.append(condition)
     return changed
+
+
+def observed_generation(status: Mapping[str, Any]) -> int | None:
+    """The generation a written status describes (kstatus), None before the first."""
+    value = status.get(GENERATION)
+    return value if isinstance(value, int) else None

@@ -1,7 +1,11 @@
 """Status of an integration and of the objects referencing it: pure functions from what
 a reconcile found to the ``status`` documents and their conditions.
 
-Ready (kstatus-compatible, with ``observedGeneration``) is True only when every detail
+Ready is decided here and nowhere else: :func:`ready_condition` for an integration,
+:func:`reference_ready` for an override or mapping, and :func:`quiet_start` says when a
+first Ready is only "relay starting" (held back for a moment, never announced).
+
+Ready (kstatus-compatible, with the observed generation) is True only when every detail
 condition is; otherwise it carries the first failing detail's reason and message, so
 ``kubectl get pdi`` shows what to fix. A relay still rolling out is not a failure: Ready
 is Unknown (``RelayStarting``) and ``Reconciling`` True meanwhile.
@@ -22,11 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pagerbridge.api import ConditionReason as Reason
 from pagerbridge.api.integration import RelayStorage
 from pagerbridge.controller.render import conditions as c
 from pagerbridge.controller.render.conditions import ConditionUpdate
-
-DETAIL_ORDER = (c.SECRETS_RESOLVED, c.SUBSCRIPTION_READY, c.RELAY_AVAILABLE)
 
 
 @dataclass(frozen=True)
@@ -48,13 +51,13 @@ def public_reachability(public_url: str | None, webhook_url: str) -> ConditionUp
         return ConditionUpdate(
             c.RELAY_PUBLIC,
             c.TRUE,
-            "PublicUrl",
+            Reason.PUBLIC_URL,
             f"BigPanda and PagerDuty reach the relay at {public_url.rstrip('/')}",
         )
     return ConditionUpdate(
         c.RELAY_PUBLIC,
         c.FALSE,
-        "ClusterInternalUrl",
+        Reason.CLUSTER_INTERNAL_URL,
         f"BigPanda cannot reach {webhook_url}: it is a cluster-internal URL and BigPanda is a "
         "SaaS on the internet. Expose the relay Service (Ingress, Gateway, load balancer) and "
         "set relay.publicUrl to that address",
@@ -75,7 +78,7 @@ def ready_condition(
     message = f"relay running and configured{where}"
     if reachable is not None and reachable.status != c.TRUE:
         message += f"; warning: {reachable.message}"
-    return ConditionUpdate(c.READY, c.TRUE, "Ready", message)
+    return ConditionUpdate(c.READY, c.TRUE, Reason.READY, message)
 
 
 def storage_condition(storage: RelayStorage) -> ConditionUpdate:
@@ -84,7 +87,7 @@ def storage_condition(storage: RelayStorage) -> ConditionUpdate:
         return ConditionUpdate(
             c.OUTBOX_DURABLE,
             c.TRUE,
-            "PostgreSQL",
+            Reason.POSTGRESQL,
             "the outbox is in PostgreSQL, shared by the relay replicas: events accepted and "
             "not yet delivered survive rollouts, evictions, drains, deleted pods and lost "
             "nodes, as long as the database keeps its commits",
@@ -93,14 +96,14 @@ def storage_condition(storage: RelayStorage) -> ConditionUpdate:
         return ConditionUpdate(
             c.OUTBOX_DURABLE,
             c.TRUE,
-            "PersistentVolume",
+            Reason.PERSISTENT_VOLUME,
             "the outbox is on a PersistentVolumeClaim: events accepted and not yet delivered "
             "survive rollouts, evictions, drains and deleted pods",
         )
     return ConditionUpdate(
         c.OUTBOX_DURABLE,
         c.FALSE,
-        "EphemeralStorage",
+        Reason.EPHEMERAL_STORAGE,
         "relay.storage is Ephemeral: every event accepted and not yet delivered (for "
         "instance everything waiting out a PagerDuty outage) is lost when the relay pod is "
         "rolled, evicted, drained or deleted",
@@ -112,7 +115,7 @@ def reconciling_condition(ready: ConditionUpdate) -> ConditionUpdate:
     then read *in progress*); a real failure keeps it False so they read *failed*."""
     if ready.status == c.UNKNOWN:
         return ConditionUpdate(c.RECONCILING, c.TRUE, ready.reason, ready.message)
-    return ConditionUpdate(c.RECONCILING, c.FALSE, "Idle", "no rollout in progress")
+    return ConditionUpdate(c.RECONCILING, c.FALSE, Reason.IDLE, "no rollout in progress")
 
 
 def integration_conditions(
@@ -161,7 +164,7 @@ def ref_waiting(
         return ConditionUpdate(
             c.READY,
             c.UNKNOWN,
-            "IntegrationNotReady",
+            Reason.INTEGRATION_NOT_READY,
             f"{where} has no status yet; this {kind} applies once it is Ready",
         )
     failing = failing_detail(integration_conditions_) or ready
@@ -169,7 +172,7 @@ def ref_waiting(
     return ConditionUpdate(
         c.READY,
         status,
-        "IntegrationNotReady",
+        Reason.INTEGRATION_NOT_READY,
         f"{where} is not Ready: {failing.get('type')}={failing.get('status')} "
         f"({failing.get('reason')}: {failing.get('message')})",
     )
@@ -186,22 +189,37 @@ def ref_ready(
         return ConditionUpdate(
             c.READY,
             c.FALSE,
-            "IntegrationNotFound",
+            Reason.INTEGRATION_NOT_FOUND,
             f"PagerDutyIntegration {namespace}/{integration_ref} not found; "
             f"this {kind} applies once it exists",
         )
     if conflict is not None:
-        return ConditionUpdate(c.READY, c.FALSE, "Conflict", conflict)
+        return ConditionUpdate(c.READY, c.FALSE, Reason.CONFLICT, conflict)
     return ConditionUpdate(
         c.READY,
         c.TRUE,
-        "Applied",
+        Reason.APPLIED,
         f"applied to the relay of PagerDutyIntegration {namespace}/{integration_ref}",
     )
 
 
-def differs(current: dict[str, Any] | Any, desired: dict[str, Any]) -> bool:
-    """True when some desired status field is not already what the object has."""
-    if not isinstance(current, dict):
-        return True
-    return any(current.get(key) != value for key, value in desired.items())
+def reference_ready(
+    integration_conditions_: list[dict[str, Any]] | None,
+    integration_ref: str,
+    namespace: str,
+    kind: str,
+    conflict: str | None = None,
+) -> ConditionUpdate:
+    """Ready of an override or mapping: not found (``None`` conditions: no such
+    integration), waiting on its integration, in conflict, or applied."""
+    if integration_conditions_ is None:
+        return ref_ready(False, integration_ref, namespace, kind)
+    waiting = ref_waiting(integration_conditions_, integration_ref, namespace, kind)
+    return waiting or ref_ready(True, integration_ref, namespace, kind, conflict)
+
+
+def quiet_start(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> bool:
+    """The first Ready of an integration only says its new relay is starting: not news
+    (no Event), and a status worth holding back for a moment (:mod:`.grace`)."""
+    ready = c.find(after, c.READY) or {}
+    return c.find(before, c.READY) is None and ready.get("reason") == Reason.RELAY_STARTING

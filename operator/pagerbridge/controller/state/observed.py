@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from pagerbridge.api import INTEGRATION, KEY_OVERRIDE, TAG_MAPPING
+from pagerbridge.api import ConditionReason as Reason
 from pagerbridge.controller.render.compile import SecretInfo
 
 Body = Mapping[str, Any]
@@ -209,22 +210,17 @@ class World(Protocol):
     def child(self, kind: str, namespace: str, owner: str) -> ChildState | None: ...
 
 
-RELAY_READY = "RelayReady"
-RELAY_STARTING = "RelayStarting"
-RELAY_UNAVAILABLE = "RelayUnavailable"
-
-
 @dataclass(frozen=True)
 class RelayState:
     """The relay Deployment as the ``RelayAvailable`` condition sees it."""
 
-    reason: str  # RELAY_READY | RELAY_STARTING | RELAY_UNAVAILABLE
+    reason: Reason  # RelayReady, RelayStarting or RelayUnavailable
     message: str
     recheck_after: float | None = None  # starting with no controller to flip it: look again
 
     @property
     def ready(self) -> bool:
-        return self.reason == RELAY_READY
+        return self.reason == Reason.RELAY_READY
 
 
 def _age(created: str, now: datetime) -> float:
@@ -244,33 +240,36 @@ def relay_state(deployment: ChildState | None, now: datetime) -> RelayState:
     ``progressDeadlineSeconds``.
     """
     if deployment is None:
-        return RelayState(RELAY_STARTING, "relay Deployment being created")
+        return RelayState(Reason.RELAY_STARTING, "relay Deployment being created")
     name, deadline = deployment.name, deployment.progress_deadline_seconds
     if deployment.replicas == 0:
-        return RelayState(RELAY_UNAVAILABLE, f"Deployment {name} is scaled to 0 replicas")
+        return RelayState(Reason.RELAY_UNAVAILABLE, f"Deployment {name} is scaled to 0 replicas")
     counts = f"{deployment.ready_replicas}/{deployment.replicas} relay replicas ready"
     rolled_out = deployment.observed_generation >= deployment.generation
     if rolled_out and deployment.ready_replicas >= deployment.replicas:
         return RelayState(
-            RELAY_READY, f"Deployment {name}: {deployment.ready_replicas} relay replica(s) ready"
+            Reason.RELAY_READY,
+            f"Deployment {name}: {deployment.ready_replicas} relay replica(s) ready",
         )
     if deployment.progressing is not None and deployment.progressing[0] == "False":
         return RelayState(
-            RELAY_UNAVAILABLE,
+            Reason.RELAY_UNAVAILABLE,
             f"Deployment {name} exceeded its progress deadline ({deadline}s): {counts} "
             f"({deployment.progressing[1]})",
         )
     if not rolled_out:
-        return RelayState(RELAY_STARTING, f"Deployment {name} is rolling out")
+        return RelayState(Reason.RELAY_STARTING, f"Deployment {name} is rolling out")
     if deployment.progressing is not None:
         if deployment.progressing[1] == "NewReplicaSetAvailable":
-            return RelayState(RELAY_UNAVAILABLE, f"Deployment {name}: {counts}")
-        return RelayState(RELAY_STARTING, f"Deployment {name} is rolling out: {counts}")
+            return RelayState(Reason.RELAY_UNAVAILABLE, f"Deployment {name}: {counts}")
+        return RelayState(Reason.RELAY_STARTING, f"Deployment {name} is rolling out: {counts}")
     remaining = deadline - _age(deployment.created, now)
     if remaining > 0:
         return RelayState(
-            RELAY_STARTING, f"Deployment {name} is starting: {counts}", recheck_after=remaining
+            Reason.RELAY_STARTING,
+            f"Deployment {name} is starting: {counts}",
+            recheck_after=remaining,
         )
     return RelayState(
-        RELAY_UNAVAILABLE, f"Deployment {name} not available after {deadline}s: {counts}"
+        Reason.RELAY_UNAVAILABLE, f"Deployment {name} not available after {deadline}s: {counts}"
     )

@@ -7,7 +7,8 @@ added to the rendered children inherits the rule. Children are server-side appli
 only when the rendered manifest or the child's ``resourceVersion`` (a Deployment: its
 ``generation``) changed since our last apply, so a quiet operator writes nothing; the
 periodic resync applies regardless. :func:`relay` returns ``RelayAvailable`` and
-``status.relay`` from the observed Deployment.
+``status.relay`` (a :class:`~pagerbridge.api.integration.RelayStatus`) from the observed
+Deployment.
 """
 
 from __future__ import annotations
@@ -20,33 +21,35 @@ import json
 import secrets as pysecrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pagerbridge.api import ConditionReason as Reason
 from pagerbridge.api import PagerDutyIntegrationSpec
+from pagerbridge.api.integration import RelayStatus
 from pagerbridge.clients.kubernetes import AlreadyExists, NotFound, Resource
-from pagerbridge.controller.errors import NAME_CONFLICT, NameConflict
+from pagerbridge.controller.errors import NameConflict
 from pagerbridge.controller.metrics import APPLIES, RECONCILE_ERRORS
 from pagerbridge.controller.ownership import conflict, owned_by, write_child
 from pagerbridge.controller.render import conditions as c
 from pagerbridge.controller.render.children import Owner, render_token_secret, service_url
 from pagerbridge.controller.render.conditions import ConditionUpdate
-from pagerbridge.controller.state.observed import (
-    RELAY_READY,
-    RELAY_STARTING,
-    RELAY_UNAVAILABLE,
-    World,
-    relay_state,
-)
+from pagerbridge.controller.state.observed import World, relay_state
 from pagerbridge.controller.steps.admin_secret import ensure_admin_secret
 from pagerbridge.controller.steps.context import Context, StepResult
 
 SECRETS = Resource.builtin("Secret")
 RELAY_CONDITION_STATUS = {
-    RELAY_READY: c.TRUE,
-    RELAY_STARTING: c.UNKNOWN,
-    RELAY_UNAVAILABLE: c.FALSE,
+    Reason.RELAY_READY: c.TRUE,
+    Reason.RELAY_STARTING: c.UNKNOWN,
+    Reason.RELAY_UNAVAILABLE: c.FALSE,
 }
+
+
+@dataclass(frozen=True)
+class RelayResult(StepResult):
+    relay: RelayStatus | None = None  # None without a valid spec (no addresses to give)
 
 
 def _digest(manifest: dict[str, Any]) -> str:
@@ -81,9 +84,9 @@ async def apply(ctx: Context, manifests: list[dict[str, Any]], *, force: bool) -
                 conflicts.append(exc)
     if not conflicts:
         return StepResult()
-    RECONCILE_ERRORS.labels(NAME_CONFLICT).inc(len(conflicts))
+    RECONCILE_ERRORS.labels(Reason.NAME_CONFLICT).inc(len(conflicts))
     message = "; ".join(exc.message for exc in conflicts)
-    condition = ConditionUpdate(c.RELAY_AVAILABLE, c.FALSE, NAME_CONFLICT, message)
+    condition = ConditionUpdate(c.RELAY_AVAILABLE, c.FALSE, Reason.NAME_CONFLICT, message)
     return StepResult(condition, retry=conflicts[0].retry_after)
 
 
@@ -164,7 +167,7 @@ def relay(
     owner: Owner,
     spec: PagerDutyIntegrationSpec | None,
     requeue_after: Callable[[float], None],
-) -> StepResult:
+) -> RelayResult:
     """``RelayAvailable`` and ``status.relay``; asks for a re-check at the rollout's
     deadline (no controller will tell us when it passes). Also without a valid spec."""
     deployment = world.child("Deployment", owner.namespace, owner.name)
@@ -177,12 +180,13 @@ def relay(
         c.RELAY_AVAILABLE, RELAY_CONDITION_STATUS[now.reason], now.reason, now.message
     )
     if spec is None:
-        return StepResult(condition)
-    status = {
-        "relay": {
-            "serviceUrl": service_url(owner, spec),
-            "readyReplicas": deployment.ready_replicas if deployment else 0,
-            **({"publicUrl": public} if (public := spec.relay.effective_public_url) else {}),
+        return RelayResult(condition)
+    public = spec.relay.effective_public_url
+    relay = RelayStatus.model_validate(  # publicUrl named only when there is one
+        {
+            "service_url": service_url(owner, spec),
+            "ready_replicas": deployment.ready_replicas if deployment else 0,
+            **({"public_url": public} if public else {}),
         }
-    }
-    return StepResult(condition, status)
+    )
+    return RelayResult(condition, relay=relay)

@@ -1,15 +1,16 @@
 """What every reconcile step of one integration gets, and what it gives back.
 
-A step (``*_step`` modules: subscription, BigPanda integration, token rotation, children,
-and :mod:`.status_writer`) talks to one external system and returns a
-:class:`StepResult`: its condition, its fragment of ``status`` and, when it failed, the
-delay after which to retry. The reconciler only composes them.
+A step (one module of this package: subscription, BigPanda integration, token rotation,
+children, exposure) talks to one system and returns a :class:`StepResult`: its condition
+and, when it failed, the delay after which to retry; a step that owns part of ``status``
+returns a subclass carrying that part as its API model (:mod:`pagerbridge.api`), never a
+dict. The reconcile package composes them into one typed status.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pagerbridge.api import GROUP, INTEGRATION, VERSION, PagerDutyIntegrationSpec
@@ -26,7 +27,6 @@ from pagerbridge.controller.state.observed import IntegrationInfo, World
 @dataclass(frozen=True)
 class StepResult:
     condition: ConditionUpdate | None = None
-    status: dict[str, Any] = field(default_factory=dict)
     retry: float | None = None
 
 

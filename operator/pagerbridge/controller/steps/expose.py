@@ -15,8 +15,9 @@ An HTTPRoute needs the Gateway API CRDs: when the API server does not serve
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
 
+from pagerbridge.api import ConditionReason as Reason
 from pagerbridge.clients.kubernetes import NotFound, Resource
 from pagerbridge.controller.ownership import owned_by
 from pagerbridge.controller.policy.expose import HTTP_ROUTE, INGRESS
@@ -31,10 +32,14 @@ logger = logging.getLogger(__name__)
 
 KINDS = (INGRESS, HTTP_ROUTE)
 GATEWAY_API_RECHECK = 60.0  # seconds between looks for the Gateway API CRDs
-GATEWAY_API_NOT_INSTALLED = "GatewayAPINotInstalled"
 
 
-async def run(ctx: Context, *, force: bool) -> StepResult:
+@dataclass(frozen=True)
+class ExposeResult(StepResult):
+    exposed_by: str | None = None  # status.relay.exposedBy: the kind this step published
+
+
+async def run(ctx: Context, *, force: bool) -> ExposeResult:
     """``RelayPubliclyReachable`` and ``status.relay.exposedBy`` when exposed; else nothing
     (after deleting what an earlier spec exposed)."""
     owner, expose = ctx.owner, ctx.spec.relay.expose
@@ -48,7 +53,7 @@ async def run(ctx: Context, *, force: bool) -> StepResult:
         ):
             await _delete(ctx, kind)
     if exposure is None:
-        return StepResult()
+        return ExposeResult()
     manifest = render_exposure(owner, ctx.spec.relay.service.port, exposure)
     try:
         await children_step.apply(ctx, [manifest], force=force)
@@ -56,36 +61,36 @@ async def run(ctx: Context, *, force: bool) -> StepResult:
         if exposure.kind != HTTP_ROUTE:
             raise
         ctx.requeue_after(GATEWAY_API_RECHECK)
-        return StepResult(
+        return ExposeResult(
             ConditionUpdate(
                 c.RELAY_PUBLIC,
                 c.FALSE,
-                GATEWAY_API_NOT_INSTALLED,
+                Reason.GATEWAY_API_NOT_INSTALLED,
                 "spec.relay.expose.httpRoute needs the Gateway API: the cluster does not "
                 "serve gateway.networking.k8s.io/v1 HTTPRoutes (install the Gateway API "
                 "CRDs, or expose the relay with an Ingress)",
             )
         )
     where = f"{exposure.kind} {owner.names.relay}"
-    return StepResult(
+    return ExposeResult(
         ConditionUpdate(
             c.RELAY_PUBLIC,
             c.TRUE,
-            exposure.kind,
+            Reason(exposure.kind),
             f"BigPanda and PagerDuty reach the relay at {exposure.public_url} ({where}); "
             "check that the host resolves to your ingress and is reachable from the internet",
         ),
-        {"exposedBy": exposure.kind},
+        exposed_by=exposure.kind,
     )
 
 
-def published(info: IntegrationInfo, result: StepResult | None) -> dict[str, Any]:
+def published(info: IntegrationInfo, result: ExposeResult | None) -> str | None:
     """``status.relay.exposedBy`` to write: this reconcile's, or (when the step did not run,
     e.g. a refused spec) the last one written, so the object is still found and deleted."""
     if result is not None:
-        return dict(result.status)
+        return result.exposed_by
     previous = (info.status.get("relay") or {}).get("exposedBy")
-    return {"exposedBy": previous} if previous in KINDS else {}
+    return str(previous) if previous in KINDS else None
 
 
 async def _delete(ctx: Context, kind: str) -> None:

@@ -2,15 +2,19 @@
 
 Managed mode: keep it equal to the CRs; returns ``BigPandaWebhookConfigured`` and the
 Managed part of ``status.bigPandaWebhook`` (``integrationId``, ``lastVerified``,
-``authorizationDigest``). Back to Manual: delete what we made (best effort) and clear
-those fields.
+``authorizationDigest``, as :class:`ManagedWebhook`). Back to Manual: delete what we made
+(best effort) and clear those fields.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypedDict
 
+from pagerbridge.api import ConditionReason as Reason
 from pagerbridge.controller.errors import ReconcileError
 from pagerbridge.controller.external import bigpanda_integration
 from pagerbridge.controller.metrics import RECONCILE_ERRORS
@@ -21,17 +25,44 @@ from pagerbridge.controller.steps.context import Context, StepResult
 
 logger = logging.getLogger(__name__)
 
-STATUS_KEYS = ("integrationId", "lastVerified", "authorizationDigest")
+
+class ManagedWebhook(TypedDict, total=False):
+    """The Managed fields of :class:`~pagerbridge.api.integration.BigPandaWebhookStatus`,
+    as a merge patch: a field left out is kept as written, a field set to None is cleared."""
+
+    integration_id: str | None
+    authorization_digest: str | None
+    last_verified: datetime | None
 
 
-def _previous(ctx: Context) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BigPandaResult(StepResult):
+    managed: ManagedWebhook = field(default_factory=lambda: ManagedWebhook())
+
+
+def _previous(ctx: Context) -> Mapping[str, Any]:
     return dict(ctx.info.status.get("bigPandaWebhook") or {})
 
 
-async def run(ctx: Context, compiled: Compiled, token: str, *, verify: bool) -> StepResult:
+def _written(previous: Mapping[str, Any]) -> ManagedWebhook:
+    """The Managed fields as last written (the indexed status), kept unless replaced."""
+    kept = ManagedWebhook()
+    if "integrationId" in previous:
+        kept["integration_id"] = previous["integrationId"]
+    if "authorizationDigest" in previous:
+        kept["authorization_digest"] = previous["authorizationDigest"]
+    if "lastVerified" in previous:
+        when = previous["lastVerified"]
+        kept["last_verified"] = (
+            datetime.fromisoformat(str(when).replace("Z", "+00:00")) if when else None
+        )
+    return kept
+
+
+async def run(ctx: Context, compiled: Compiled, token: str, *, verify: bool) -> BigPandaResult:
     memory = ctx.memory
     previous = _previous(ctx)
-    status: dict[str, Any] = {k: previous[k] for k in STATUS_KEYS if k in previous}
+    status = _written(previous)
     try:
         outcome = await bigpanda_integration.ensure(
             ctx.kube,
@@ -52,13 +83,13 @@ async def run(ctx: Context, compiled: Compiled, token: str, *, verify: bool) -> 
         RECONCILE_ERRORS.labels(exc.reason).inc()
         memory.bigpanda_applied = None
         condition = ConditionUpdate(c.BIGPANDA_WEBHOOK, c.FALSE, exc.reason, exc.message)
-        return StepResult(condition, status, exc.retry_after)
+        return BigPandaResult(condition, exc.retry_after, managed=status)
     memory.bigpanda_applied = outcome.digest
     memory.bigpanda_secret = outcome.secret_digest
-    status["integrationId"] = outcome.integration_id
-    status["authorizationDigest"] = outcome.secret_digest
+    status["integration_id"] = outcome.integration_id
+    status["authorization_digest"] = outcome.secret_digest
     if outcome.talked:
-        status["lastVerified"] = c.now_rfc3339()
+        status["last_verified"] = datetime.now(UTC).replace(microsecond=0)
     if outcome.claimed:
         await ctx.event(
             "BigPandaIntegrationStamped",
@@ -73,17 +104,17 @@ async def run(ctx: Context, compiled: Compiled, token: str, *, verify: bool) -> 
     condition = ConditionUpdate(
         c.BIGPANDA_WEBHOOK,
         c.TRUE,
-        "Configured",
+        Reason.CONFIGURED,
         f"BigPanda Webhook v2 integration {outcome.integration_id} shares to the relay",
     )
-    return StepResult(condition, status)
+    return BigPandaResult(condition, managed=status)
 
 
-async def unmanage(ctx: Context) -> StepResult:
+async def unmanage(ctx: Context) -> BigPandaResult:
     """Switched from Managed to Manual: delete what we made in BigPanda (best effort)."""
     previous = _previous(ctx)
     if "integrationId" not in previous:
-        return StepResult()
+        return BigPandaResult()
     ctx.memory.bigpanda_applied = None
     ctx.memory.bigpanda_secret = None
     try:
@@ -104,4 +135,11 @@ async def unmanage(ctx: Context) -> StepResult:
             previous["integrationId"],
             exc.message,
         )
-    return StepResult(status={key: None for key in STATUS_KEYS if key in previous})
+    cleared = ManagedWebhook()  # what was written goes (a merge patch keeps the rest)
+    if "integrationId" in previous:
+        cleared["integration_id"] = None
+    if "authorizationDigest" in previous:
+        cleared["authorization_digest"] = None
+    if "lastVerified" in previous:
+        cleared["last_verified"] = None
+    return BigPandaResult(managed=cleared)

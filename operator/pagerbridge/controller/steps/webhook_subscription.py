@@ -1,6 +1,7 @@
 """Reconcile step: the PagerDuty webhook subscription (see :mod:`.subscription`).
 
-Returns ``SubscriptionReady`` and ``status.pagerDutySubscription``; removes the
+Returns ``SubscriptionReady`` and ``status.pagerDutySubscription`` (its API model);
+removes the
 subscription (and its Secret) when ``serviceId`` was dropped.
 """
 
@@ -11,7 +12,9 @@ import logging
 import time
 from dataclasses import dataclass
 
+from pagerbridge.api import ConditionReason as Reason
 from pagerbridge.api.contract import PAGERDUTY_WEBHOOK_PATH
+from pagerbridge.api.integration import PagerDutySubscriptionStatus
 from pagerbridge.clients.kubernetes import NotFound, Resource
 from pagerbridge.controller.errors import NameConflict, ReconcileError, SubscriptionFailed
 from pagerbridge.controller.external import subscription
@@ -27,13 +30,14 @@ logger = logging.getLogger(__name__)
 NOT_CONFIGURED = ConditionUpdate(
     c.SUBSCRIPTION_READY,
     c.TRUE,
-    "NotConfigured",
+    Reason.NOT_CONFIGURED,
     "no pagerDuty.serviceId: PagerDuty → BigPanda sync is off",
 )
 
 
 @dataclass(frozen=True)
 class SubscriptionResult(StepResult):
+    subscription: PagerDutySubscriptionStatus | None = None  # None: none (status cleared)
     webhook_secret: bool = False  # the relay verifies PagerDuty's signatures (a secret exists)
 
 
@@ -54,7 +58,7 @@ async def run(ctx: Context) -> SubscriptionResult:
     if not subscription.wanted(spec):
         if stored is not None:
             await _drop(ctx, stored)
-        return SubscriptionResult(NOT_CONFIGURED, {"pagerDutySubscription": None})
+        return SubscriptionResult(NOT_CONFIGURED)
     try:
         outcome = await subscription.ensure(
             ctx.kube,
@@ -70,7 +74,6 @@ async def run(ctx: Context) -> SubscriptionResult:
         RECONCILE_ERRORS.labels(exc.reason).inc()
         return SubscriptionResult(
             ConditionUpdate(c.SUBSCRIPTION_READY, c.FALSE, exc.reason, exc.message),
-            {"pagerDutySubscription": None},
             exc.retry_after,
             webhook_secret=stored is not None,  # keep verifying with the old secret
         )
@@ -103,11 +106,11 @@ async def run(ctx: Context) -> SubscriptionResult:
         ConditionUpdate(
             c.SUBSCRIPTION_READY,
             c.TRUE,
-            "Subscribed",
+            Reason.SUBSCRIBED,
             f"PagerDuty webhook subscription {subscription_id} delivers to "
             f"{relay_base_url(owner, spec)}{PAGERDUTY_WEBHOOK_PATH}",
         ),
-        {"pagerDutySubscription": {"id": subscription_id} if subscription_id else None},
+        subscription=PagerDutySubscriptionStatus(id=subscription_id) if subscription_id else None,
         webhook_secret=True,
     )
 

@@ -1,0 +1,125 @@
+"""Converging one admitted integration: the steps, in order, each returning its typed
+part of the status; :func:`converge` gathers them into one :class:`Converged`.
+
+Order matters: the referenced Secrets are read and the RelayConfig compiled once before
+anything talks to PagerDuty (a missing key stops here); the PagerDuty subscription comes
+next (whether it has a signing secret changes the RelayConfig); then the children, the
+exposure, the token rotation and BigPanda's integration (which needs the current token).
+A step that makes the integration wait raises (see :mod:`.errors`); every other outcome is
+a condition on its result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from pagerbridge.api import PagerDutyKeyOverrideSpec, PagerDutyTagMappingSpec
+from pagerbridge.controller.external import bigpanda_integration
+from pagerbridge.controller.render.children import RenderSettings, render_children
+from pagerbridge.controller.render.compile import (
+    Compiled,
+    MappingInput,
+    OverrideInput,
+    compile_relay_config,
+    secret_refs,
+)
+from pagerbridge.controller.state import user_secrets
+from pagerbridge.controller.state.observed import RefInfo
+from pagerbridge.controller.steps import children as children_step
+from pagerbridge.controller.steps import expose as expose_step
+from pagerbridge.controller.steps import token as token_step
+from pagerbridge.controller.steps import webhook_integration as bigpanda_step
+from pagerbridge.controller.steps import webhook_subscription as subscription_step
+from pagerbridge.controller.steps.context import Context, StepResult
+from pagerbridge.controller.steps.expose import ExposeResult
+from pagerbridge.controller.steps.webhook_integration import BigPandaResult
+from pagerbridge.controller.steps.webhook_subscription import SubscriptionResult
+
+
+@dataclass(frozen=True)
+class Converged:
+    """What the steps of one reconcile established."""
+
+    compiled: Compiled
+    subscription: SubscriptionResult
+    children: StepResult  # a NameConflict: the relay cannot be ours
+    expose: ExposeResult
+    bigpanda: BigPandaResult | None  # None: Managed, but no token Secret yet
+
+    def first_retry(self) -> float | None:
+        """The subscription's retry first, else the children's, else BigPanda's (as the
+        steps ran)."""
+        for result in (self.subscription, self.children, self.bigpanda):
+            if result is not None and result.retry is not None:
+                return result.retry
+        return None
+
+
+async def converge(
+    ctx: Context,
+    overrides: list[RefInfo],
+    mappings: list[RefInfo],
+    render_settings: RenderSettings,
+    *,
+    resync: bool,
+) -> Converged:
+    """The steps, in order; raises what makes the integration wait."""
+    namespace, name, spec = ctx.owner.namespace, ctx.owner.name, ctx.spec
+    default_database = ctx.settings.relay_database
+    refs: dict[str, set[str]] = {ref.name: set() for _, ref in secret_refs(spec, default_database)}
+    refs[spec.pager_duty.routing_key.name].add(spec.pager_duty.routing_key.key)
+    read = await user_secrets.read(ctx.kube, namespace, refs)
+    ctx.memory.secret_versions = read.versions
+    override_inputs = [o for o in map(_override, overrides) if o]
+    mapping_inputs = [m for m in map(_mapping, mappings) if m]
+
+    def compile_(webhook_secret: bool) -> Compiled:
+        return compile_relay_config(
+            namespace,
+            name,
+            spec,
+            override_inputs,
+            mapping_inputs,
+            read.infos,
+            webhook_secret=webhook_secret,
+            default_database=default_database,
+        )
+
+    compile_(False)  # validate the references before anything talks to PagerDuty
+    subscription = await subscription_step.run(ctx)
+    compiled = compile_(subscription.webhook_secret)
+    # A rotated database URI (an environment variable of the relay) rolls the pods.
+    database = compiled.database.name if compiled.database is not None else None
+    env_version = read.versions.get(database, "") if database is not None else ""
+    children = render_children(
+        ctx.owner, spec, compiled, render_settings, env_secret_version=env_version
+    )
+    applied = await children_step.apply(ctx, children.applied(), force=resync)
+    await children_step.remove(ctx, children.absent())
+    exposed = await expose_step.run(ctx, force=resync)
+    token = await token_step.run(ctx)
+    bigpanda: BigPandaResult | None = None
+    if bigpanda_integration.managed(spec):
+        if token is not None:
+            bigpanda = await bigpanda_step.run(ctx, compiled, token, verify=resync)
+    else:
+        bigpanda = await bigpanda_step.unmanage(ctx)  # no condition
+    return Converged(compiled, subscription, applied, exposed, bigpanda)
+
+
+def _override(ref: RefInfo) -> OverrideInput | None:
+    try:
+        spec = PagerDutyKeyOverrideSpec.model_validate(ref.spec)
+    except ValidationError:
+        return None
+    return OverrideInput(ref.name, spec.tag)
+
+
+def _mapping(ref: RefInfo) -> MappingInput | None:
+    try:
+        spec = PagerDutyTagMappingSpec.model_validate(ref.spec)
+    except ValidationError:
+        return None
+    return MappingInput(ref.name, tuple(spec.mappings))

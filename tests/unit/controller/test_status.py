@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from pagerbridge.api import ConditionReason
+from pagerbridge.controller.reconcile.queue import WorkQueue
 from pagerbridge.controller.render import conditions as c
 from pagerbridge.controller.render.conditions import ConditionUpdate
 from pagerbridge.controller.render.status import IntegrationOutcome, integration_conditions
-from pagerbridge.controller.reconcile.queue import WorkQueue
 from pagerbridge.controller.state.observed import (
     ChildState,
     child_state,

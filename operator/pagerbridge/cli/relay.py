@@ -150,8 +150,8 @@ def run(args: argparse.Namespace) -> int:
     from pagerbridge import jsonlog
     from pagerbridge.relay.app import RelayOptions, create_app
     from pagerbridge.relay.config import settings as settings_mod
-    from pagerbridge.relay.outbound.dispatcher import RetryPolicy
     from pagerbridge.relay.outbound.ratelimit import Limit
+    from pagerbridge.relay.outbound.retry import RetryPolicy
     from pagerbridge.relay.server import guarded_protocol
 
     jsonlog.configure(args.log_level)

@@ -19,18 +19,20 @@ def backoff(
     base: float,
     cap: float,
     jitter: tuple[float, float] = (0.5, 1.0),
+    rng: random.Random | None = None,
 ) -> float:
     """Delay before the next try after ``failures`` consecutive failures (0 = the first retry).
 
-    ``base * 2**failures``, at most ``cap``, times a random factor in ``jitter``.
+    ``base * 2**failures``, at most ``cap``, times a random factor in ``jitter`` (drawn from
+    ``rng`` when given: tests replay a seeded generator).
     """
     delay = min(cap, base * 2.0 ** min(max(failures, 0), 30))
     low, high = jitter
-    factor: float = _rng.uniform(low, high)
+    factor: float = (rng or _rng).uniform(low, high)
     return delay * factor
 
 
-def jitter(low: float, high: float) -> float:
-    """A random amount in [low, high] from the same private generator."""
-    value: float = _rng.uniform(low, high)
+def jitter(low: float, high: float, rng: random.Random | None = None) -> float:
+    """A random amount in [low, high] from the same private generator (or ``rng``)."""
+    value: float = (rng or _rng).uniform(low, high)
     return value

@@ -54,9 +54,10 @@ from pagerbridge.relay.health import UpstreamHealth
 from pagerbridge.relay.inbound.bigpanda_webhook import BigPandaWebhook
 from pagerbridge.relay.inbound.pagerduty_webhook import PagerDutyWebhook
 from pagerbridge.relay.metrics import RelayMetrics
-from pagerbridge.relay.outbound.dispatcher import Dispatcher, RetryPolicy
+from pagerbridge.relay.outbound.dispatcher import Dispatcher
 from pagerbridge.relay.outbound.http_pool import ShardedTransport
 from pagerbridge.relay.outbound.ratelimit import Limit, RateLimiter
+from pagerbridge.relay.outbound.retry import RetryPolicy
 from pagerbridge.relay.outbound.to_bigpanda import BigPandaDelivery
 from pagerbridge.relay.outbound.to_pagerduty import PagerDutyDelivery
 from pagerbridge.relay.outbox.jobs import BpComment, BpResolve, PdEvent, PdNote

@@ -37,7 +37,7 @@ Outbound (a delivery attempt from the outbox; classes of :mod:`pagerbridge.clien
 
 from __future__ import annotations
 
-from pagerbridge.clients.errors import TransientError
+from pagerbridge.clients.errors import RetryClass, TransientError
 
 
 class InboundError(Exception):
@@ -90,4 +90,7 @@ class ClientDisconnected(InboundError):
 
 class NotReady(TransientError):
     """The delivery depends on something that does not exist yet (e.g. the PagerDuty
-    incident a note belongs to); retried like a transient failure."""
+    incident a note belongs to); retried like a transient failure, a bounded number of
+    times (:data:`pagerbridge.relay.outbound.retry.MAX_NOT_READY_ATTEMPTS`)."""
+
+    retry = RetryClass.NOT_YET

@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-# Bounded label values of ``pagerbridge_relay_dead_letters_total``: each series exists from
-# the start at 0, so ``increase()`` sees a relay's first dead letter too.
-JOB_KINDS = ("pd_event", "pd_note", "bp_resolve", "bp_comment")
-DEAD_LETTER_REASONS = ("rejected", "poison", "expired", "not_ready", "unknown_kind")
+from pagerbridge.relay.outbox.jobs import JOB_KINDS
+from pagerbridge.relay.outcomes import DeadLetterReason
+
+# Bounded label values of ``pagerbridge_relay_dead_letters_total`` (job kinds from
+# relay.outbox.jobs, reasons from relay.outcomes): each series exists from the start at 0,
+# so ``increase()`` sees a relay's first dead letter too.
 
 
 def _registry() -> CollectorRegistry:
@@ -64,7 +66,7 @@ class RelayMetrics:
             registry=r,
         )
         for kind in JOB_KINDS:
-            for reason in DEAD_LETTER_REASONS:
+            for reason in DeadLetterReason:
                 self.dead_letters.labels(kind, reason)
         self.store_unavailable = Counter(
             "pagerbridge_relay_store_unavailable",

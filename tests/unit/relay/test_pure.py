@@ -24,7 +24,7 @@ from pagerbridge.relay.incidents.overrides import (
 )
 from pagerbridge.relay.incidents.parsing import parse_incident
 from pagerbridge.relay.incidents.translate import MAX_SUMMARY, translate
-from pagerbridge.relay.outbound.dispatcher import backoff
+from pagerbridge.relay.outbound.retry import backoff
 from pagerbridge.relay.outbox.jobs import PdNote
 from pagerbridge.relay.outbox.sqlite import NewJob, Outbox
 

@@ -6,13 +6,14 @@ job is only attempted when every earlier job of its key has succeeded or was dea
 across retries and restarts (pending jobs are reloaded in id order). Different keys proceed
 in parallel, at most ``concurrency`` at once.
 
-The outcome of an attempt decides what follows (vocabulary: :mod:`pagerbridge.relay.errors`):
-success → job deleted; transient → retried after ``backoff`` (or the service's Retry-After);
-401/403 → retried every minute or so; permanent → dead-letter table. Unexpected exceptions
-(bugs, inputs nobody foresaw) are retried with backoff a bounded number of times
-(:class:`RetryPolicy`); every job also has a maximum age. Past either bound it goes to the
-dead letters with the reason and a metric, and its lane moves on: a poison job never blocks
-the incident's later work.
+The outcome of an attempt decides what follows: success → job deleted; a failure →
+whatever :func:`pagerbridge.relay.outbound.retry.decide` reads from the error's retry class
+(transient → retried after ``backoff`` or the service's Retry-After; 401/403 → retried every
+minute or so; permanent → dead-letter table; 409 → counts as done; unexpected exceptions →
+retried a bounded number of times, then poison), within the job's maximum age
+(:class:`~pagerbridge.relay.outbound.retry.RetryPolicy`). A given-up job goes to the dead
+letters with the reason and a metric, and its lane moves on: a poison job never blocks the
+incident's later work. This module only carries decisions out.
 
 Lanes are leased from the outbox (:mod:`pagerbridge.relay.outbox.port`): a lane is claimed
 before its first attempt and released when this process has no more of its jobs, at which
@@ -34,50 +35,32 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pagerbridge.clients.backoff import backoff as exponential_backoff
-from pagerbridge.clients.backoff import jitter
-from pagerbridge.clients.errors import (
-    PermanentError,
-    RateLimited,
-    TransientError,
-    Unauthorized,
-)
+from pagerbridge.clients.errors import RetryClass, Unauthorized
 from pagerbridge.relay import crashpoints
-from pagerbridge.relay.errors import NotReady
 from pagerbridge.relay.metrics import RelayMetrics
 from pagerbridge.relay.outbound.ratelimit import TokenBucket
+from pagerbridge.relay.outbound.retry import (
+    BACKOFF_BASE,
+    DeadLetter,
+    RetryAt,
+    RetryPolicy,
+    backoff,
+    decide,
+    retry_class,
+)
 from pagerbridge.relay.outbox.jobs import Undecodable
 from pagerbridge.relay.outbox.port import IncidentUpdate, Job, OutboxClosed, OutboxPort
+from pagerbridge.relay.outcomes import DeadLetterReason, DeliveryOutcome
 
 log = logging.getLogger(__name__)
 
-BACKOFF_BASE = 0.5
-BACKOFF_CAP = 60.0
-UNAUTHORIZED_RETRY = 60.0
-# A job waiting for something that never appears (a note whose PagerDuty incident was
-# never created because its trigger was rejected) is given up after this many attempts.
-MAX_NOT_READY_ATTEMPTS = 40
 STORE_RETRY_CAP = 30.0
 # How often leases are renewed and abandoned lanes looked for (PostgreSQL leases last a few
-# times longer: see relay.outbox_pg.LEASE_SECONDS).
+# times longer: see relay.outbox.postgres.LEASE_SECONDS).
 MAINTAIN_INTERVAL = 1.0
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounds on retrying one job. ``max_error_attempts`` counts unexpected exceptions (a
-    job that makes the relay's own code fail is poison: retrying it forever only blocks the
-    incident's lane); ``max_age`` bounds every kind of retry, measured from acceptance."""
-
-    max_error_attempts: int = 5
-    max_age: float = 24 * 3600.0
-
-
-def backoff(attempts: int) -> float:
-    """The relay's retry delay: between half and all of ``BACKOFF_BASE * 2**attempts``."""
-    return exponential_backoff(attempts, base=BACKOFF_BASE, cap=BACKOFF_CAP)
 
 
 @dataclass(frozen=True)
@@ -86,7 +69,7 @@ class Done:
 
     remember: Sequence[str] = ()
     forget: Sequence[str] = ()
-    outcome: str = "delivered"
+    outcome: DeliveryOutcome = DeliveryOutcome.DELIVERED
     # Recorded in the same commit that deletes the job (no extra round trip).
     incident: IncidentUpdate | None = None
 
@@ -155,12 +138,14 @@ class Dispatcher:
         metrics: RelayMetrics,
         concurrency: int = 64,
         on_unauthorized: Callable[[Job, Unauthorized], None] | None = None,
-        unauthorized_retry: float = UNAUTHORIZED_RETRY,
+        unauthorized_retry: float | None = None,
         gates: dict[str, Gate] | None = None,
         policy: RetryPolicy | None = None,
     ) -> None:
         self.outbox = outbox
         self.policy = policy or RetryPolicy()
+        if unauthorized_retry is not None:
+            self.policy = replace(self.policy, unauthorized_retry=unauthorized_retry)
         self.handlers = handlers
         self.gates = gates or {}
         self.metrics = metrics
@@ -169,7 +154,6 @@ class Dispatcher:
         self._closing = False
         self._pending = 0
         self.on_unauthorized = on_unauthorized
-        self.unauthorized_retry = unauthorized_retry
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -370,13 +354,16 @@ class Dispatcher:
         outcome (delivered or dead-lettered) still to be committed."""
         handler = self.handlers.get(job.kind)
         if handler is None:
-            return self._dead(job, None, f"unknown job kind {job.kind!r}", "unknown_kind")
+            return self._dead(
+                job, None, f"unknown job kind {job.kind!r}", DeadLetterReason.UNKNOWN_KIND
+            )
         gate = self.gates.get(job.kind)
         # An undecodable job takes no tokens: its handler fails inside the slot, where the
         # failure counts as an attempt (bounded, then dead-lettered as poison).
         if gate is not None and not isinstance(job.spec, Undecodable):
             await gate(job)
         needs: TokenBucket | None = None
+        done: Done | None = None
         async with self._slots:
             try:
                 done = await handler(job)
@@ -390,48 +377,28 @@ class Dispatcher:
                     extra={"job_id": job.id, "kind": job.kind, "error": str(exc)},
                 )
                 return exponential_backoff(3, base=BACKOFF_BASE, cap=STORE_RETRY_CAP)
-            except RateLimited as exc:
-                job.attempts += 1
-                wait = exc.retry_after if exc.retry_after is not None else backoff(job.attempts)
-                wait += jitter(0, 0.25)
-                return await self._retry(job, "rate_limited", str(exc), wait)
-            except Unauthorized as exc:
-                job.attempts += 1
-                if self.on_unauthorized is not None:
+            except Exception as exc:  # what follows is the error's retry class (relay.retry)
+                if retry_class(exc) is RetryClass.UNFORESEEN:
+                    log.exception("delivery failed unexpectedly", extra={"job_id": job.id})
+                decision = decide(exc, job, self.policy)
+                job.attempts = decision.attempts
+                if isinstance(exc, Unauthorized) and self.on_unauthorized is not None:
                     self.on_unauthorized(job, exc)
-                wait = self.unauthorized_retry * jitter(0.8, 1.2)
-                return await self._retry(job, "unauthorized", str(exc), wait)
-            except NotReady as exc:
-                job.attempts += 1
-                if job.attempts >= MAX_NOT_READY_ATTEMPTS:
-                    return self._dead(job, None, f"gave up: {exc}", "not_ready")
-                return await self._retry(job, "not_ready", str(exc), backoff(job.attempts - 1))
-            except TransientError as exc:
-                job.attempts += 1
-                return await self._retry(job, "transient", str(exc), backoff(job.attempts - 1))
-            except PermanentError as exc:
-                return self._dead(
-                    job,
-                    exc.status,
-                    f"{exc} {exc.body[:500]}",
-                    "rejected",
-                    response=exc.body[:300],
-                )
-            except Exception as exc:  # a bug or an unforeseen input: bounded, then dead
-                job.attempts += 1
-                error = f"{type(exc).__name__}: {str(exc)[:300]}"
-                log.exception("delivery failed unexpectedly", extra={"job_id": job.id})
-                if job.attempts >= self.policy.max_error_attempts:
+                if isinstance(decision, DeadLetter):
                     return self._dead(
-                        job, None, f"poison: {error} ({job.attempts} attempts)", "poison"
+                        job, decision.status, decision.error, decision.reason, decision.response
                     )
-                return await self._retry(job, "error", error, backoff(job.attempts + 2))
+                if isinstance(decision, RetryAt):
+                    return await self._retry(job, decision)
+                done = Done()  # CountsAsDone: the target already is in that state
         if needs is not None:
             # Not a failure: the job needs a rate-limit token it had not reserved. It waits
             # for it here, outside the slot, so other incidents are not held up.
             self.metrics.token_waits.labels(job.kind).inc()
             await reserve(job, needs)
             return 0.0
+        assert done is not None
+        delivered = done
         crashpoints.reached(f"{job.kind}:before_commit")
 
         async def record() -> None:
@@ -440,9 +407,9 @@ class Dispatcher:
             last = len(lane.jobs) == 1 and lane.jobs[0] is job
             more = await self.outbox.complete(
                 job.id,
-                remember=done.remember,
-                forget=done.forget,
-                incident=done.incident,
+                remember=delivered.remember,
+                forget=delivered.forget,
+                incident=delivered.incident,
                 release_lane=job.ordering_key if last and lane.claimed else None,
             )
             if last and lane.claimed:
@@ -452,7 +419,7 @@ class Dispatcher:
                     lane.claimed = False
                     lane.releases += 1
             crashpoints.reached(f"{job.kind}:after_commit")
-            self.metrics.deliveries.labels(job.kind, done.outcome).inc()
+            self.metrics.deliveries.labels(job.kind, delivered.outcome).inc()
             self.metrics.delivery_seconds.labels(job.kind).observe(
                 max(0.0, time.time() - job.created_at)
             )
@@ -460,7 +427,12 @@ class Dispatcher:
         return record
 
     def _dead(
-        self, job: Job, status: int | None, error: str, reason: str, response: str = ""
+        self,
+        job: Job,
+        status: int | None,
+        error: str,
+        reason: DeadLetterReason,
+        response: str = "",
     ) -> Callable[[], Awaitable[None]]:
         """The recording of a give-up: dead letter + metric + log once it is committed."""
 
@@ -471,47 +443,36 @@ class Dispatcher:
         return record
 
     def _gave_up(
-        self, job: Job, status: int | None, error: str, reason: str, response: str
+        self, job: Job, status: int | None, error: str, reason: DeadLetterReason, response: str
     ) -> None:
-        self.metrics.deliveries.labels(job.kind, "rejected").inc()
+        self.metrics.deliveries.labels(job.kind, DeliveryOutcome.REJECTED).inc()
         self.metrics.dead_letters.labels(job.kind, reason).inc()
         log.error(
             "delivery given up; dead-lettered",
             extra={
                 "job_id": job.id,
                 "kind": job.kind,
-                "reason": reason,
+                "reason": str(reason),
                 "status": status,
                 "error": error[:500],
                 "response": response,
             },
         )
 
-    async def _retry(
-        self, job: Job, outcome: str, error: str, wait: float
-    ) -> float | Callable[[], Awaitable[None]]:
-        age = time.time() - job.created_at
-        if age + wait > self.policy.max_age:
-            return self._dead(
-                job,
-                None,
-                f"expired: still failing after {age / 3600:.1f} h and {job.attempts} attempts "
-                f"(last: {error[:300]})",
-                "expired",
-            )
-        self.metrics.deliveries.labels(job.kind, outcome).inc()
+    async def _retry(self, job: Job, decision: RetryAt) -> float:
+        self.metrics.deliveries.labels(job.kind, decision.outcome).inc()
         log.warning(
             "delivery failed; will retry",
             extra={
                 "job_id": job.id,
                 "kind": job.kind,
                 "attempts": job.attempts,
-                "error": error,
-                "retry_in": round(wait, 2),
+                "error": decision.error,
+                "retry_in": round(decision.wait, 2),
             },
         )
         try:
-            await self.outbox.retry_later(job, error)
+            await self.outbox.retry_later(job, decision.error)
         except Exception:
             log.warning("could not record the retry", extra={"job_id": job.id})
-        return wait
+        return decision.wait

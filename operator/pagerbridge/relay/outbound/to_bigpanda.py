@@ -26,6 +26,7 @@ from pagerbridge.relay.incidents import echo
 from pagerbridge.relay.outbound.dispatcher import Done, reserve, spend
 from pagerbridge.relay.outbox.jobs import BpComment, BpResolve, expect
 from pagerbridge.relay.outbox.port import Job
+from pagerbridge.relay.outcomes import DeliveryOutcome
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +100,11 @@ class BigPandaDelivery:
         spec = expect(job.spec, BpResolve)
         prepared = await self._prepare(job, spec)
         if prepared is None:
-            return Done(outcome="ignored")
+            return Done(outcome=DeliveryOutcome.IGNORED)
         bp, incident_id = prepared
         if await ctx.outbox.seen(echo.resolved_pd_key(incident_id)):
             ctx.metrics.echo_suppressed.labels("resolve").inc()
-            return Done(outcome="echo")
+            return Done(outcome=DeliveryOutcome.ECHO)
         # Remember before calling: BigPanda's webhook about this resolve may arrive before
         # its answer to us does.
         await ctx.outbox.remember([echo.resolved_bp_key(incident_id)])
@@ -116,7 +117,7 @@ class BigPandaDelivery:
         spec = expect(job.spec, BpComment)
         prepared = await self._prepare(job, spec)
         if prepared is None:
-            return Done(outcome="ignored")
+            return Done(outcome=DeliveryOutcome.IGNORED)
         bp, incident_id = prepared
         text = echo.comment_text(spec.content, spec.by)
         await ctx.outbox.remember([echo.wrote_comment_key(incident_id, text)])

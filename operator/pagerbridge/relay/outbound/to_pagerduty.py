@@ -28,6 +28,7 @@ from pagerbridge.relay.outbound.dispatcher import Done, reserve, spend
 from pagerbridge.relay.outbound.ratelimit import TokenBucket
 from pagerbridge.relay.outbox.jobs import PdEvent, PdNote, expect
 from pagerbridge.relay.outbox.port import IncidentUpdate, Job
+from pagerbridge.relay.outcomes import DeliveryOutcome
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class PagerDutyDelivery:
                 )
                 # Its notes must not wait for a PagerDuty incident that will not come.
                 return Done(
-                    outcome="skipped_late",
+                    outcome=DeliveryOutcome.SKIPPED_LATE,
                     incident=IncidentUpdate(incident_id, never_created=True),
                 )
         else:
@@ -208,7 +209,7 @@ class PagerDutyDelivery:
         settings = ctx.holder.current
         if not settings.notes_enabled or settings.secrets.pagerduty_api_token is None:
             ctx.metrics.ignored.labels("notes_disabled").inc()
-            return Done(outcome="skipped")
+            return Done(outcome=DeliveryOutcome.SKIPPED)
         spec = expect(job.spec, PdNote)
         incident_id = spec.incident_id
         content = spec.content
@@ -227,7 +228,7 @@ class PagerDutyDelivery:
                     "note skipped: its incident was never created in PagerDuty",
                     extra={"incident_id": incident_id},
                 )
-                return Done(outcome="skipped_no_incident")
+                return Done(outcome=DeliveryOutcome.SKIPPED_NO_INCIDENT)
             if (job.attempts > 0 or job.restored) and not job.looked:
                 # An earlier attempt (this process's, or one killed by a crash) may have
                 # written the note and not lived to record it: PagerDuty's answer lost, or

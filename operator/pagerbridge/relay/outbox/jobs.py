@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar, get_args
 
 from pagerbridge.relay.incidents.overrides import DEFAULT_ROUTING, Routing
 
@@ -67,8 +67,8 @@ class BpComment:
 
 
 JobSpec = PdEvent | PdNote | BpResolve | BpComment
-KINDS: tuple[type[JobSpec], ...] = (PdEvent, PdNote, BpResolve, BpComment)
-_BY_KIND: dict[str, type[JobSpec]] = {cls.KIND: cls for cls in KINDS}
+#: Every job kind, read off :data:`JobSpec` (metric series are created for each at start).
+JOB_KINDS: tuple[str, ...] = tuple(cls.KIND for cls in get_args(JobSpec))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,49 @@
+"""The relay's closed vocabularies: the label values its metrics and logs may carry.
+
+Each is written once, here, as an enum: the delivery code names a member, the metrics
+create every series of it at 0 at start (so ``increase()`` sees the first occurrence too),
+and a misspelt label is a type error instead of a silent new series. Dependency-free, so
+every layer of the relay may import it.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class DeliveryOutcome(enum.StrEnum):
+    """``outcome`` label of ``pagerbridge_relay_deliveries_total``: how one attempt ended."""
+
+    # finished (the job is deleted)
+    DELIVERED = "delivered"
+    IGNORED = "ignored"  # not PagerBridge's incident, or BigPanda not configured
+    ECHO = "echo"  # the relay itself made the change
+    SKIPPED = "skipped"  # the feature is off (notes without a REST key)
+    SKIPPED_LATE = "skipped_late"  # late trigger, resolved in BigPanda meanwhile
+    SKIPPED_NO_INCIDENT = "skipped_no_incident"  # its PagerDuty incident never will exist
+    # given up (dead-lettered, reason in DeadLetterReason)
+    REJECTED = "rejected"
+    # retried later
+    RATE_LIMITED = "rate_limited"
+    UNAUTHORIZED = "unauthorized"
+    NOT_READY = "not_ready"
+    TRANSIENT = "transient"
+    ERROR = "error"
+
+
+class DeadLetterReason(enum.StrEnum):
+    """``reason`` label of ``pagerbridge_relay_dead_letters_total``: why a job was given up."""
+
+    REJECTED = "rejected"  # permanent 4xx (or any error whose retry class is NEVER)
+    POISON = "poison"  # unexpected errors past the attempt bound
+    EXPIRED = "expired"  # past the job's maximum age
+    NOT_READY = "not_ready"  # what it depends on never appeared
+    UNKNOWN_KIND = "unknown_kind"  # no handler for the job's kind
+
+
+class Upstream(enum.StrEnum):
+    """The services the relay calls, as /readyz and ``upstream_unauthorized`` name them."""
+
+    PAGERDUTY_EVENTS = "pagerduty_events"
+    PAGERDUTY_REST = "pagerduty_rest"
+    BIGPANDA = "bigpanda"

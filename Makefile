@@ -27,7 +27,7 @@ help: ## list the targets
 install: $(VENV)/.installed ## create .venv and install pagerbridge (editable) with its test and lint extras
 
 # Re-run only when the dependency declarations change: a second `make install` is a no-op.
-$(VENV)/.installed: pyproject.toml devkit/pyproject.toml hack/venv.sh
+$(VENV)/.installed: pyproject.toml devkit/pyproject.toml requirements/dev.lock hack/venv.sh
 	PYTHON="$(PYTHON)" VENV="$(VENV)" bash hack/venv.sh
 	@touch $@
 

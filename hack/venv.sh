@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # Creates the project virtual environment ($VENV, default .venv) with $PYTHON and installs
-# PagerBridge (editable) with its test and lint extras into it. Nothing goes into the
-# system interpreter, so a distribution's externally managed Python (Debian 12, Ubuntu
-# 24.04) works as it is. Called by `make install`, which re-runs it only when
-# pyproject.toml changes.
+# PagerBridge and its dev kit (editable) with their test and lint dependencies into it.
+# Nothing goes into the system interpreter, so a distribution's externally managed Python
+# (Debian 12, Ubuntu 24.04) works as it is. Called by `make install`, which re-runs it only
+# when pyproject.toml, the dev kit's or the lock changes.
+#
+# Every package comes from requirements/dev.lock, exact versions with their sha256
+# (`pip --require-hashes`; `make lock` regenerates it), as the image comes from
+# runtime.lock: what CI and developers run is what was reviewed. Our own two projects are
+# then installed editable without dependencies and without build isolation (their build
+# backend, setuptools, is in the lock too), and `pip check` proves the lock was complete.
+# The venv's own pip is used as it is: no unpinned upgrade.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -27,6 +34,11 @@ if [ ! -x "$VENV/bin/python" ]; then
     fi
 fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-"$VENV/bin/python" -m pip install --quiet --upgrade "pip>=23.1"
-"$VENV/bin/python" -m pip install --quiet -e '.[test,lint]' -e ./devkit
+LOCK=requirements/dev.lock
+"$VENV/bin/python" -m pip install --quiet --require-hashes --only-binary=:all: -r "$LOCK"
+"$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e . -e ./devkit
+if ! problems="$("$VENV/bin/python" -m pip check 2>&1)"; then
+    echo "$LOCK is incomplete (run 'make lock'): $(echo "$problems" | head -3 | tr '\n' ' ')" >&2
+    exit 1
+fi
 echo "PagerBridge installed in $VENV ($("$VENV/bin/python" -c 'import platform; print(platform.python_version())'))"

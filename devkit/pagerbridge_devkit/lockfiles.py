@@ -6,9 +6,9 @@ two), and ``requirements/dev.lock`` what ``make install`` puts in the project ve
 tests, lint and CI: all of that, the ``test`` and ``lint`` extras and the dev kit's
 dependencies (devkit/pyproject.toml), compiled against the other two locks so the tests
 run the versions the image ships. All with hashes (``make lock``, ``hack/lock.sh``);
-``hack/venv.sh`` installs the dev lock with ``pip --require-hashes``. Each lock records the sha256 of its declarations, so a test can tell a
-stale lock without network access: ``python -m pagerbridge_devkit.lockfiles digest
-runtime``.
+``hack/venv.sh`` installs the dev lock with ``pip --require-hashes``. Each lock records
+the sha256 of its declarations, so a test can tell a stale lock without network access:
+``python -m pagerbridge_devkit.lockfiles digest runtime``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The hash-pinned lock files the image is built from are in sync with pyproject.toml,
-and the kubectl/helm download is hash-checked (supply chain, issue 18.7).
+"""The hash-pinned lock files the image is built from, and the one the dev and CI venv is
+installed from (hack/venv.sh), are in sync with pyproject.toml and the dev kit's, and the
+kubectl/helm download is hash-checked (supply chain, issues 18.7 and 26).
 
 No network: the locks record the digest of the declarations they were compiled from
 (``make lock``), so a dependency added to pyproject.toml without ``make lock`` fails here.
@@ -14,7 +15,15 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from pagerbridge_devkit.lockfiles import DIGEST_PREFIX, Kind, digest, lock_path, requirements
+from pagerbridge_devkit.lockfiles import (
+    DIGEST_PREFIX,
+    KINDS,
+    OWN,
+    Kind,
+    digest,
+    lock_path,
+    requirements,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)(\[[^\]]*\])?==([^\s;\\]+)")
@@ -40,7 +49,7 @@ def pins(kind: Kind) -> dict[str, tuple[str, list[str]]]:
     return found
 
 
-@pytest.mark.parametrize("kind", ["runtime", "build"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_lock_matches_the_declarations(kind: Kind) -> None:
     header = [
         line for line in lock_path(kind).read_text().splitlines() if line.startswith(DIGEST_PREFIX)
@@ -50,7 +59,7 @@ def test_lock_matches_the_declarations(kind: Kind) -> None:
     )
 
 
-@pytest.mark.parametrize("kind", ["runtime", "build"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_every_pin_is_exact_and_hashed(kind: Kind) -> None:
     locked = pins(kind)
     assert locked
@@ -60,7 +69,7 @@ def test_every_pin_is_exact_and_hashed(kind: Kind) -> None:
             assert re.fullmatch(r"sha256:[0-9a-f]{64}", value), f"{name}: {value}"
 
 
-@pytest.mark.parametrize("kind", ["runtime", "build"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_every_declared_dependency_is_pinned_within_its_range(kind: Kind) -> None:
     locked = pins(kind)
     for text in requirements(kind):
@@ -71,6 +80,25 @@ def test_every_declared_dependency_is_pinned_within_its_range(kind: Kind) -> Non
         assert requirement.specifier.contains(version, prereleases=True), (
             f"{name}=={version} is outside {requirement.specifier}"
         )
+
+
+def test_the_dev_lock_holds_every_test_lint_and_dev_kit_dependency() -> None:
+    """What the tests and lint import comes from the lock: every extra of pyproject.toml's
+    test and lint, every dev kit dependency, and the build backend of the editable installs."""
+    locked = pins("dev")
+    for needed in ("pytest", "hypothesis", "mypy", "ruff", "import-linter", "uv", "lupa"):
+        assert needed in locked, needed
+    for needed in ("fastjsonschema", "openapi-schema-validator", "psutil", "setuptools", "wheel"):
+        assert needed in locked, needed
+    assert not set(OWN) & set(locked)  # our own projects are installed editable, not locked
+
+
+@pytest.mark.parametrize("kind", ["runtime", "build"])
+def test_the_dev_lock_runs_the_versions_the_image_ships(kind: Kind) -> None:
+    dev = pins("dev")
+    for name, (version, _) in pins(kind).items():
+        assert name in dev, f"{name} is in {kind}.lock but not dev.lock"
+        assert dev[name][0] == version, f"{name}: dev.lock {dev[name][0]}, {kind}.lock {version}"
 
 
 def test_runtime_lock_holds_no_dev_tooling() -> None:

@@ -1,6 +1,7 @@
 """The set-up scripts behind `make install` and `make tools` stop with one clear line.
 
-`hack/venv.sh` (the project venv) refuses a missing or too old Python; `hack/go-toolchain.sh`
+`hack/venv.sh` (the project venv) refuses a missing or too old Python, installs from the
+hash-pinned requirements/dev.lock only and refuses a lock `pip check` finds incomplete; `hack/go-toolchain.sh`
 (sourced by the build scripts) refuses a missing Go, and makes a too old one usable: Go's
 own toolchain switching from 1.21 on, the golang.org/toolchain module before that. The
 interpreters and `go` programs here are small stand-ins on PATH that answer like the real
@@ -79,6 +80,72 @@ def test_venv_names_a_missing_python(tmp_path: Path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "not found" in lines[0]
+
+
+def _recording_python(tmp_path: Path, check_exit: int = 0) -> tuple[Path, Path]:
+    """A Python >= 3.11 stand-in whose ``-m venv DIR`` makes DIR/bin/python a recorder of
+    every call (its pip answers 0; ``pip check`` answers ``check_exit``)."""
+    calls = tmp_path / "calls"
+    inner = (
+        "#!/bin/sh\n"
+        f'echo "$*" >> "{calls}"\n'
+        f'[ "$1 $2 $3" = "-m pip check" ] && echo "foo 1.0 requires bar, which is not '
+        f'installed." && exit {check_exit}\n'
+        'case "$2" in *platform*) echo 3.11.9 ;; esac\n'
+        "exit 0\n"
+    )
+    outer = executable(
+        tmp_path / "python3.11",
+        "#!/bin/sh\n"
+        'if [ "$1 $2" = "-m venv" ]; then mkdir -p "$3/bin"; '
+        f"cat > \"$3/bin/python\" <<'EOF'\n{inner}EOF\n"
+        'chmod +x "$3/bin/python"; exit 0; fi\n'
+        'case "$2" in *platform*) echo 3.11.9 ;; esac\n'
+        "exit 0\n",
+    )
+    return outer, calls
+
+
+def test_venv_installs_only_from_the_hash_pinned_lock(tmp_path: Path):
+    python, calls = _recording_python(tmp_path)
+    result = subprocess.run(
+        ["bash", str(VENV_SH)],
+        env={**os.environ, "PYTHON": str(python), "VENV": str(tmp_path / "venv")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    pip = [line.split() for line in calls.read_text().splitlines() if line.startswith("-m pip")]
+    installs = [args for args in pip if args[2] == "install"]
+    # First the lock, every package hash-checked; then our own two projects, editable,
+    # without resolving anything further; then pip check.
+    lock, own = installs
+    assert "--require-hashes" in lock
+    assert lock[lock.index("-r") + 1] == "requirements/dev.lock"
+    assert "--no-deps" in own and "--no-build-isolation" in own
+    assert [a for a in own if not a.startswith("-")][1:] == ["install", ".", "./devkit"]
+    assert ["-m", "pip", "check"] in pip
+    # Nothing unpinned: no upgrade, no requirement named outside the lock.
+    for args in installs:
+        assert "--upgrade" not in args and "-U" not in args
+        assert not any("[" in a or ">=" in a for a in args), args
+
+
+def test_venv_refuses_an_incomplete_lock_with_one_line(tmp_path: Path):
+    python, _ = _recording_python(tmp_path, check_exit=1)
+    result = subprocess.run(
+        ["bash", str(VENV_SH)],
+        env={**os.environ, "PYTHON": str(python), "VENV": str(tmp_path / "venv")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "requirements/dev.lock is incomplete (run 'make lock')" in lines[0]
+    assert "bar" in lines[0]
 
 
 def test_no_go_stops_with_one_line_naming_what_to_install(tmp_path: Path):

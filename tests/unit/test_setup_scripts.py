@@ -1,8 +1,8 @@
 """The set-up scripts behind `make install` and `make tools` stop with one clear line.
 
 `hack/venv.sh` (the project venv) refuses a missing or too old Python, installs from the
-hash-pinned requirements/dev.lock only and refuses a lock `pip check` finds incomplete; `hack/go-toolchain.sh`
-(sourced by the build scripts) refuses a missing Go, and makes a too old one usable: Go's
+hash-pinned requirements/dev.lock only and refuses a lock `pip check` finds incomplete;
+`hack/go-toolchain.sh` (sourced by the build scripts) refuses a missing Go, and makes a too old one usable: Go's
 own toolchain switching from 1.21 on, the golang.org/toolchain module before that. The
 interpreters and `go` programs here are small stand-ins on PATH that answer like the real
 ones would; CI runs the real path (`make install PYTHON=/usr/bin/python3`, `make tools`).
@@ -123,12 +123,14 @@ def test_venv_installs_only_from_the_hash_pinned_lock(tmp_path: Path):
     lock, own = installs
     assert "--require-hashes" in lock
     assert lock[lock.index("-r") + 1] == "requirements/dev.lock"
-    assert "--no-deps" in own and "--no-build-isolation" in own
+    assert "--no-deps" in own
+    assert "--no-build-isolation" in own
     assert [a for a in own if not a.startswith("-")][1:] == ["install", ".", "./devkit"]
     assert ["-m", "pip", "check"] in pip
     # Nothing unpinned: no upgrade, no requirement named outside the lock.
     for args in installs:
-        assert "--upgrade" not in args and "-U" not in args
+        assert "--upgrade" not in args
+        assert "-U" not in args
         assert not any("[" in a or ">=" in a for a in args), args
 
 

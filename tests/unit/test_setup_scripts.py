@@ -2,8 +2,9 @@
 
 `hack/venv.sh` (the project venv) refuses a missing or too old Python, installs from the
 hash-pinned requirements/dev.lock only and refuses a lock `pip check` finds incomplete;
-`hack/go-toolchain.sh` (sourced by the build scripts) refuses a missing Go, and makes a too old one usable: Go's
-own toolchain switching from 1.21 on, the golang.org/toolchain module before that. The
+`hack/go-toolchain.sh` (sourced by the build scripts) refuses a missing Go, and makes a too
+old one usable: Go's own toolchain switching from 1.21 on, the golang.org/toolchain module
+before that. The
 interpreters and `go` programs here are small stand-ins on PATH that answer like the real
 ones would; CI runs the real path (`make install PYTHON=/usr/bin/python3`, `make tools`).
 """

@@ -34,7 +34,7 @@ from pagerbridge.relay.config.watch import SettingsHolder
 from pagerbridge.relay.errors import InboundError, NotConfigured, SenderUnauthorized
 from pagerbridge.relay.inbound.common import check_bearer
 from pagerbridge.relay.outbound.dispatcher import Dispatcher
-from pagerbridge.relay.outbox.port import OutboxClosed, OutboxPort, ReplayConflict
+from pagerbridge.relay.outbox.port import OutboxAdmin, OutboxClosed, ReplayConflict
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _error(exc: InboundError) -> JSONResponse:
 
 
 class AdminApi:
-    def __init__(self, holder: SettingsHolder, outbox: OutboxPort, dispatcher: Dispatcher) -> None:
+    def __init__(self, holder: SettingsHolder, outbox: OutboxAdmin, dispatcher: Dispatcher) -> None:
         self.holder = holder
         self.outbox = outbox
         self.dispatcher = dispatcher

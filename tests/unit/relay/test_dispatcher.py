@@ -103,7 +103,8 @@ async def _wired(tmp_path: Path, pd_url: str, bp_url: str | None) -> AsyncIterat
     async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0)) as http:
         ctx = RelayContext(
             holder=SettingsHolder(str(config), settings, metrics),
-            outbox=outbox,
+            jobs=outbox,
+            memory=outbox,
             metrics=metrics,
             limiter=RateLimiter({}),
             health=UpstreamHealth(metrics),

@@ -145,7 +145,7 @@ class BigPandaWebhook:
         body = await read_body(request)
         incident = parse_incident(decode_json(body))
         jobs, action = self._jobs(request, incident)
-        stored = await ctx.outbox.enqueue(jobs)
+        stored = await ctx.jobs.enqueue(jobs)
         queued = [job for job in stored if isinstance(job, Job)]
         self.dispatcher.submit(queued)
         duplicates = 0

@@ -148,7 +148,7 @@ class PagerDutyWebhook:
             return JSONResponse({"status": "ignored", "event_type": event["event_type"][:100]})
         if webhook_id:
             job = replace(job, idempotency_key=f"pdwh:{webhook_id}")
-        (stored,) = await ctx.outbox.enqueue([job])
+        (stored,) = await ctx.jobs.enqueue([job])
         if stored == "echo":
             ctx.metrics.echo_suppressed.labels(
                 "resolve" if isinstance(job.spec, BpResolve) else "note"

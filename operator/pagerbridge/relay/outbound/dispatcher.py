@@ -36,6 +36,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from pagerbridge.clients.backoff import backoff as exponential_backoff
 from pagerbridge.clients.errors import RetryClass, Unauthorized
@@ -52,7 +53,13 @@ from pagerbridge.relay.outbound.retry import (
     retry_class,
 )
 from pagerbridge.relay.outbox.jobs import Undecodable
-from pagerbridge.relay.outbox.port import IncidentUpdate, Job, OutboxClosed, OutboxPort
+from pagerbridge.relay.outbox.port import (
+    IncidentUpdate,
+    Job,
+    OutboxClosed,
+    OutboxJobs,
+    OutboxLanes,
+)
 from pagerbridge.relay.outcomes import DeadLetterReason, DeliveryOutcome
 
 log = logging.getLogger(__name__)
@@ -61,6 +68,10 @@ STORE_RETRY_CAP = 30.0
 # How often leases are renewed and abandoned lanes looked for (PostgreSQL leases last a few
 # times longer: see relay.outbox.postgres.LEASE_SECONDS).
 MAINTAIN_INTERVAL = 1.0
+
+
+class DeliveryStore(OutboxJobs, OutboxLanes, Protocol):
+    """The outbox as the dispatcher uses it: the job write channel and the lanes."""
 
 
 @dataclass(frozen=True)
@@ -133,7 +144,7 @@ class _Lane:
 class Dispatcher:
     def __init__(
         self,
-        outbox: OutboxPort,
+        outbox: DeliveryStore,
         handlers: dict[str, Handler],
         metrics: RelayMetrics,
         concurrency: int = 64,

@@ -20,7 +20,6 @@ from pagerbridge.clients.errors import (
     ServerError,
     Unauthorized,
 )
-from pagerbridge.clients.pagerduty_incidents import PagerDutyIncidentsClient
 from pagerbridge.relay.context import RelayContext
 from pagerbridge.relay.incidents import echo
 from pagerbridge.relay.outbound.dispatcher import Done, reserve, spend
@@ -35,26 +34,15 @@ class BigPandaDelivery:
     def __init__(self, ctx: RelayContext) -> None:
         self.ctx = ctx
 
-    def _client(self) -> BigPandaIncidentsClient | None:
-        settings = self.ctx.holder.current
-        token = settings.secrets.bigpanda_api_token
-        env = settings.config.big_panda.environment_id
-        if token is None or env is None:
-            return None
-        return BigPandaIncidentsClient(self.ctx.http, settings.config.big_panda.api_url, token, env)
-
     async def _bigpanda_id(self, job: Job, spec: BpResolve | BpComment) -> str | None:
         """The BigPanda incident behind a PagerDuty incident, or None when it is not ours."""
         ctx = self.ctx
         key = spec.incident_key
         pd_id = spec.pd_incident_id
         if not key:
-            key = await ctx.outbox.incident_by_pd_id(pd_id)
-        settings = ctx.holder.current
-        if not key and settings.secrets.pagerduty_api_token:
-            client = PagerDutyIncidentsClient(
-                ctx.http, settings.config.pager_duty.api_url, settings.secrets.pagerduty_api_token
-            )
+            key = await ctx.memory.incident_by_pd_id(pd_id)
+        client = ctx.pagerduty_rest()
+        if not key and client is not None:
             spend(job, ctx.limiter.bucket("rest"))
             try:
                 incident = await client.get_incident(pd_id)
@@ -65,10 +53,10 @@ class BigPandaDelivery:
             key = found if isinstance(found, str) else None
         if not key:
             return None
-        if await ctx.outbox.incident(key) is not None:
+        if await ctx.memory.incident(key) is not None:
             return key
         # Not in this relay's records (another replica, a new volume): ask BigPanda.
-        bp = self._client()
+        bp = ctx.bigpanda()
         if bp is None:
             return None
         spend(job, ctx.limiter.bucket("bigpanda", "get"))
@@ -81,7 +69,7 @@ class BigPandaDelivery:
     async def _prepare(
         self, job: Job, spec: BpResolve | BpComment
     ) -> tuple[BigPandaIncidentsClient, str] | None:
-        bp = self._client()
+        bp = self.ctx.bigpanda()
         if bp is None:
             self.ctx.metrics.ignored.labels("bigpanda_not_configured").inc()
             return None
@@ -102,12 +90,12 @@ class BigPandaDelivery:
         if prepared is None:
             return Done(outcome=DeliveryOutcome.IGNORED)
         bp, incident_id = prepared
-        if await ctx.outbox.seen(echo.resolved_pd_key(incident_id)):
+        if await ctx.memory.seen(echo.resolved_pd_key(incident_id)):
             ctx.metrics.echo_suppressed.labels("resolve").inc()
             return Done(outcome=DeliveryOutcome.ECHO)
         # Remember before calling: BigPanda's webhook about this resolve may arrive before
         # its answer to us does.
-        await ctx.outbox.remember([echo.resolved_bp_key(incident_id)])
+        await ctx.memory.remember([echo.resolved_bp_key(incident_id)])
         text = echo.comment_text("Resolved in PagerDuty", spec.by)
         await self._call(job, "resolve", lambda: bp.resolve(incident_id, text))
         return Done()
@@ -120,7 +108,7 @@ class BigPandaDelivery:
             return Done(outcome=DeliveryOutcome.IGNORED)
         bp, incident_id = prepared
         text = echo.comment_text(spec.content, spec.by)
-        await ctx.outbox.remember([echo.wrote_comment_key(incident_id, text)])
+        await ctx.memory.remember([echo.wrote_comment_key(incident_id, text)])
         await self._call(job, "comments", lambda: bp.comment(incident_id, text))
         return Done()
 

@@ -8,7 +8,6 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from pagerbridge.clients.bigpanda_incidents import BigPandaIncidentsClient
 from pagerbridge.clients.errors import (
     ConnectionFailed,
     RateLimited,
@@ -16,7 +15,6 @@ from pagerbridge.clients.errors import (
     ServerError,
     Unauthorized,
 )
-from pagerbridge.clients.pagerduty_events import PagerDutyEventsClient
 from pagerbridge.clients.pagerduty_incidents import PagerDutyIncidentsClient
 from pagerbridge.relay import crashpoints
 from pagerbridge.relay.context import RelayContext, key_id
@@ -64,14 +62,14 @@ class PagerDutyDelivery:
                 )
         else:
             # Resolve with the key the trigger used, whatever this request said.
-            stored = await ctx.outbox.incident(incident_id)
+            stored = await ctx.memory.incident(incident_id)
             if stored is not None and stored.routing is not None:
                 routing = Routing.from_json(stored.routing)
             elif stored is not None:
                 routing = Routing()
             # Remember before sending: PagerDuty's webhook about this resolve may arrive
             # before its answer to us does (echo prevention, see relay.echo).
-            await ctx.outbox.remember([echo.resolved_pd_key(incident_id)])
+            await ctx.memory.remember([echo.resolved_pd_key(incident_id)])
         try:
             await self._send(job, routing, spec.event)
         except Rejected as exc:
@@ -125,7 +123,7 @@ class PagerDutyDelivery:
         key = routing.key or settings.secrets.routing_key
         bucket = self._events_bucket(routing)
         spend(job, bucket)
-        client = PagerDutyEventsClient(ctx.http, settings.config.pager_duty.events_url)
+        client = ctx.pagerduty_events(settings)
         try:
             await client.enqueue({**event, "routing_key": key})
         except RateLimited as exc:
@@ -155,7 +153,7 @@ class PagerDutyDelivery:
         storm would otherwise bound the whole drain).
         """
         ctx = self.ctx
-        failed = ctx.outbox.last_failure_wall
+        failed = ctx.memory.last_failure_wall
         return (
             not job.restored
             and (failed is None or failed < job.created_at)
@@ -177,21 +175,15 @@ class PagerDutyDelivery:
         settings = ctx.holder.current
         if not self._late(job) or not settings.bigpanda_writes_enabled:
             return False  # (without BigPanda's API configured, late triggers are sent as-is)
-        if await ctx.outbox.incident_open(incident_id) is False:
+        if await ctx.memory.incident_open(incident_id) is False:
             ctx.metrics.late_trigger_checks.labels("store").inc()
             return True  # a resolve was accepted after this trigger
         if not self._needs_confirmation(job):
             ctx.metrics.late_trigger_checks.labels("vouched").inc()
             return False
         ctx.metrics.late_trigger_checks.labels("bigpanda").inc()
-        assert settings.secrets.bigpanda_api_token
-        assert settings.config.big_panda.environment_id
-        client = BigPandaIncidentsClient(
-            ctx.http,
-            settings.config.big_panda.api_url,
-            settings.secrets.bigpanda_api_token,
-            settings.config.big_panda.environment_id,
-        )
+        client = ctx.bigpanda(settings)
+        assert client is not None  # bigpanda_writes_enabled
         spend(job, ctx.limiter.bucket("bigpanda", "get"))
         try:
             current = await client.get_incident(incident_id)
@@ -207,18 +199,13 @@ class PagerDutyDelivery:
     async def note(self, job: Job) -> Done:
         ctx = self.ctx
         settings = ctx.holder.current
-        if not settings.notes_enabled or settings.secrets.pagerduty_api_token is None:
+        client = ctx.pagerduty_rest(settings)
+        if not settings.notes_enabled or client is None:
             ctx.metrics.ignored.labels("notes_disabled").inc()
             return Done(outcome=DeliveryOutcome.SKIPPED)
         spec = expect(job.spec, PdNote)
         incident_id = spec.incident_id
         content = spec.content
-        client = PagerDutyIncidentsClient(
-            ctx.http,
-            settings.config.pager_duty.api_url,
-            settings.secrets.pagerduty_api_token,
-            settings.config.pager_duty.from_email,
-        )
         try:
             try:
                 pd_id = await self._pd_incident_id(job, client, incident_id)
@@ -262,7 +249,7 @@ class PagerDutyDelivery:
     async def _pd_incident_id(
         self, job: Job, client: PagerDutyIncidentsClient, incident_id: str
     ) -> str:
-        stored = await self.ctx.outbox.incident(incident_id)
+        stored = await self.ctx.memory.incident(incident_id)
         if stored is not None and stored.pd_incident_id:
             return stored.pd_incident_id
         spend(job, self.ctx.limiter.bucket("rest"))
@@ -274,7 +261,7 @@ class PagerDutyDelivery:
                 raise IncidentAbsent(incident_id)
             raise NotReady(f"PagerDuty incident for {incident_id} not found yet")
         pd_id: str = found["id"]
-        await self.ctx.outbox.save_incident(incident_id, pd_incident_id=pd_id)
+        await self.ctx.memory.save_incident(incident_id, pd_incident_id=pd_id)
         return pd_id
 
 

@@ -4,19 +4,13 @@ set), else the embedded SQLite file at ``outboxPath``."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
 from collections.abc import Mapping
 
 from pagerbridge.api.contract import OUTBOX_DSN_ENV, OUTBOX_SCHEMA_ENV
-from pagerbridge.relay.outbound.ratelimit import RateLimiter
-from pagerbridge.relay.outbox.port import OutboxClosed, OutboxPort
+from pagerbridge.relay.outbox.port import OutboxPort
 from pagerbridge.relay.outbox.postgres import PostgresOutbox
 from pagerbridge.relay.outbox.sqlite import Outbox
-
-log = logging.getLogger(__name__)
-SHARE_INTERVAL = 2.0
 
 
 def open_outbox(
@@ -27,18 +21,3 @@ def open_outbox(
     if dsn:
         return PostgresOutbox(dsn, schema=env.get(OUTBOX_SCHEMA_ENV, "").strip() or None)
     return Outbox(path, synchronous)
-
-
-async def share_limits_forever(
-    outbox: OutboxPort, limiter: RateLimiter, interval: float = SHARE_INTERVAL
-) -> None:
-    """Keep this replica's share of the upstream rate limits at 1/(live replicas)."""
-    while True:
-        try:
-            replicas = await outbox.replicas()
-        except OutboxClosed:
-            replicas = limiter.share  # keep the last known share while the store is down
-        if replicas != limiter.share:
-            log.info("upstream rate limits shared", extra={"replicas": replicas})
-            limiter.set_share(replicas)
-        await asyncio.sleep(interval)

@@ -1,6 +1,8 @@
 """The outbox as a port: what the relay needs from durable storage, and the values it trades.
 
-Two adapters implement :class:`OutboxPort`:
+Two adapters implement :class:`OutboxPort`, the sum of the small views its users hold:
+:class:`OutboxJobs` (the write channel), :class:`OutboxLanes`, :class:`OutboxMemory`,
+:class:`OutboxAdmin` and :class:`OutboxHealth`, each reading :class:`OutboxStatus`:
 
 - :class:`pagerbridge.relay.outbox.sqlite.Outbox`: SQLite, embedded, one file on a volume, one
   relay process writing it (the default);
@@ -9,16 +11,16 @@ Two adapters implement :class:`OutboxPort`:
 
 Both pass one conformance suite (tests/unit/relay/test_outbox_contract.py).
 
-**One write channel for jobs.** A job row is created by :meth:`OutboxPort.enqueue` (an
+**One write channel for jobs.** A job row is created by :meth:`OutboxJobs.enqueue` (an
 inbound endpoint) and from then on written only by the dispatcher, through
-:meth:`~OutboxPort.complete`, :meth:`~OutboxPort.retry_later` (which also stores a job
+:meth:`~OutboxJobs.complete`, :meth:`~OutboxJobs.retry_later` (which also stores a job
 whose spec a handler replaced, e.g. an override key PagerDuty refused) and
-:meth:`~OutboxPort.dead_letter`. Handlers read and write *memory* (idempotency/echo keys,
+:meth:`~OutboxJobs.dead_letter`. Handlers read and write *memory* (idempotency/echo keys,
 incident records) but never a job row.
 
 **Lanes.** Jobs sharing an ``ordering_key`` form a lane delivered strictly in order by one
-process at a time. :meth:`~OutboxPort.claim_lane`, :meth:`~OutboxPort.release_lane`,
-:meth:`~OutboxPort.renew_lanes` and :meth:`~OutboxPort.take_over` give a process a lane
+process at a time. :meth:`~OutboxLanes.claim_lane`, :meth:`~OutboxLanes.release_lane`,
+:meth:`~OutboxLanes.renew_lanes` and :meth:`~OutboxLanes.take_over` give a process a lane
 and take it back: trivially for SQLite (one process owns everything), with expiring leases
 in PostgreSQL (a killed replica's lanes are taken over once its leases expire).
 """
@@ -101,7 +103,7 @@ class Job:
     # Rate-limit tokens (by bucket name) taken for this job outside a delivery slot and not
     # spent yet (see relay.delivery.reserve / spend). In memory only.
     tokens: dict[str, int] = field(default_factory=dict)
-    # Its lane was claimed for this process when it was stored (see OutboxPort.enqueue).
+    # Its lane was claimed for this process when it was stored (see OutboxJobs.enqueue).
     leased: bool = False
     # A look-before-write (relay.to_pagerduty.note) found nothing and no write was tried
     # since. In memory only.
@@ -125,26 +127,23 @@ class OutboxClosed(Exception):
     Webhooks answer 503 and deliveries retry only the recording (see relay.delivery)."""
 
 
-class OutboxPort(Protocol):
-    """Durable storage of the relay's work and memory. Every method is one transaction."""
+class OutboxStatus(Protocol):
+    """What every view of the outbox can read about the store's state (no I/O)."""
 
     healthy: bool
     last_error: str | None
     # time.time() of the last failed commit: a job accepted before it may have missed a
-    # resolve webhook that was answered 503 (see relay.to_pagerduty._vouched).
+    # resolve webhook that was answered 503 (see relay.outbound.to_pagerduty._vouched).
     last_failure_wall: float | None
     # Why the relay refuses to serve from this store (PostgreSQL: not its role's alone, see
     # relay.outbox.ownership), one line; None when it serves.
     refused: str | None
 
-    def open(self, loop: asyncio.AbstractEventLoop) -> None: ...
 
-    async def start(self) -> None:
-        """Finish opening (connect, create the schema); after :meth:`open`."""
+class OutboxJobs(OutboxStatus, Protocol):
+    """The one write channel of job rows: inbound endpoints enqueue, the dispatcher
+    completes, retries and dead-letters."""
 
-    async def close(self) -> None: ...
-
-    # -- jobs: one write channel -----------------------------------------------------
     async def enqueue(
         self, jobs: Sequence[NewJob], remember: Sequence[str] = ()
     ) -> list[Job | Skipped]:
@@ -162,8 +161,8 @@ class OutboxPort(Protocol):
         release_lane: str | None = None,
     ) -> list[Job]:
         """Delete a delivered job and record what its delivery taught, in one transaction;
-        with ``release_lane`` (it was the lane's last job here), :meth:`release_lane` in the
-        same step, returning what it returns."""
+        with ``release_lane`` (it was the lane's last job here), :meth:`OutboxLanes.
+        release_lane` in the same step, returning what it returns."""
 
     async def retry_later(self, job: Job, error: str) -> None:
         """Record a failed attempt: ``job.attempts``, the error and ``job.spec`` (a handler
@@ -171,21 +170,10 @@ class OutboxPort(Protocol):
 
     async def dead_letter(self, job: Job, status: int | None, error: str) -> None: ...
 
-    async def pending(self) -> list[Job]: ...
 
-    async def dead_letters(self) -> list[dict[str, Any]]:
-        """Permanent failures, oldest first: job_id, kind, ordering_key, status, error."""
+class OutboxLanes(OutboxStatus, Protocol):
+    """Which process delivers which ordering key (the dispatcher; replicas for the limits)."""
 
-    async def replay_dead_letter(self, job_id: int) -> bool:
-        """Put dead letter ``job_id`` back under the same id, as a new acceptance (fresh age
-        and attempts); False when no dead letter has that job id. Raises
-        :class:`ReplayConflict` while any job of the same incident (ordering key) is pending
-        (queued behind them it would reach PagerDuty after newer events of its incident)."""
-
-    async def oldest_pending_age(self) -> float | None:
-        """Seconds since the oldest pending job was accepted; None when none is pending."""
-
-    # -- lanes -----------------------------------------------------------------------
     async def claim_lane(self, ordering_key: str) -> list[Job] | None:
         """Take the lane for this process: None when another process holds it (it will find
         this process's jobs when it releases the lane), else the lane's stored jobs (marked
@@ -207,7 +195,10 @@ class OutboxPort(Protocol):
         """Relay processes sharing this store now (upstream rate limits are split among
         them); 1 for SQLite."""
 
-    # -- memory ----------------------------------------------------------------------
+
+class OutboxMemory(OutboxStatus, Protocol):
+    """What deliveries remember: idempotency and echo keys, the incidents' records."""
+
     async def seen(self, key: str) -> bool: ...
 
     async def remember(self, keys: Sequence[str]) -> None: ...
@@ -228,4 +219,39 @@ class OutboxPort(Protocol):
 
     async def prune(self, older_than: float) -> int: ...
 
+
+class OutboxAdmin(OutboxStatus, Protocol):
+    """What an operator looks at and puts back (the admin API, the metrics page)."""
+
+    async def pending(self) -> list[Job]: ...
+
+    async def dead_letters(self) -> list[dict[str, Any]]:
+        """Permanent failures, oldest first: job_id, kind, ordering_key, status, error."""
+
+    async def replay_dead_letter(self, job_id: int) -> bool:
+        """Put dead letter ``job_id`` back under the same id, as a new acceptance (fresh age
+        and attempts); False when no dead letter has that job id. Raises
+        :class:`ReplayConflict` while any job of the same incident (ordering key) is pending
+        (queued behind them it would reach PagerDuty after newer events of its incident)."""
+
+    async def oldest_pending_age(self) -> float | None:
+        """Seconds since the oldest pending job was accepted; None when none is pending."""
+
+
+class OutboxHealth(OutboxStatus, Protocol):
+    """Readiness: can the store commit now?"""
+
     async def check_writable(self, quiet_after_failure: float = 5.0) -> bool: ...
+
+
+class OutboxPort(OutboxJobs, OutboxLanes, OutboxMemory, OutboxAdmin, OutboxHealth, Protocol):
+    """Durable storage of the relay's work and memory, everything both adapters implement
+    (and the conformance suite checks). Every method is one transaction. Only the code that
+    opens and closes the store holds this; everyone else holds the smallest view above."""
+
+    def open(self, loop: asyncio.AbstractEventLoop) -> None: ...
+
+    async def start(self) -> None:
+        """Finish opening (connect, create the schema); after :meth:`open`."""
+
+    async def close(self) -> None: ...

@@ -19,6 +19,23 @@ from pagerbridge.api.contract import (
     RELAY_PORT_FLAG,
     RELAY_PUBLIC_PORT,
 )
+from pagerbridge.relay.inbound.budget import EdgeLimits
+
+_UNITS = {"ki": 1024, "mi": 1024 * 1024, "k": 1000, "m": 1000 * 1000}
+
+
+def _size(text: str) -> int:
+    """A byte count: ``524288``, ``512Ki``, ``8Mi`` (or decimal ``k``/``M``)."""
+    value = text.strip().lower().removesuffix("b")
+    suffix = next((u for u in _UNITS if value.endswith(u)), "")
+    number, factor = value.removesuffix(suffix), _UNITS.get(suffix, 1)
+    try:
+        size = int(float(number) * factor)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 8Mi)") from None
+    if size < 0:
+        raise argparse.ArgumentTypeError(f"negative size: {text!r}")
+    return size
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -126,6 +143,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="close a connection whose request body has not all arrived by then",
     )
+    edge = EdgeLimits()
+    parser.add_argument(
+        "--max-header-bytes",
+        type=_size,
+        default=edge.max_header_bytes,
+        metavar="BYTES",
+        help="request line plus headers larger than this are refused with 431, on both "
+        "ports (default 16Ki)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=edge.max_connections,
+        metavar="N",
+        help="open connections on the public port; more are refused with 503 (default 512)",
+    )
+    parser.add_argument(
+        "--max-connections-per-source",
+        type=int,
+        default=edge.max_connections_per_source,
+        metavar="N",
+        help="public connections from one address (IPv6: one /64) that have not yet carried "
+        "a verified request; more are refused with 429 (default 128)",
+    )
+    parser.add_argument(
+        "--unverified-body-budget",
+        type=_size,
+        default=edge.unverified_body_bytes,
+        metavar="BYTES",
+        help="body bytes in progress at once of requests not verified by their headers "
+        "(PagerDuty webhooks: signed over the body); beyond, 503 (default 8Mi)",
+    )
+    parser.add_argument(
+        "--unverified-body-budget-per-source",
+        type=_size,
+        default=edge.unverified_body_bytes_per_source,
+        metavar="BYTES",
+        help="one address's share of --unverified-body-budget; beyond, 429 (default 2Mi)",
+    )
+    parser.add_argument(
+        "--verified-body-budget",
+        type=_size,
+        default=edge.verified_body_bytes,
+        metavar="BYTES",
+        help="body bytes in progress at once of BigPanda webhooks whose bearer token is "
+        "valid (checked before the body is read); beyond, 503 (default 16Mi)",
+    )
     parser.add_argument(
         "--max-error-attempts",
         type=int,
@@ -150,9 +214,10 @@ def run(args: argparse.Namespace) -> int:
     from pagerbridge import jsonlog
     from pagerbridge.relay.app import RelayOptions, create_app
     from pagerbridge.relay.config import settings as settings_mod
+    from pagerbridge.relay.inbound.budget import EdgeBudget
     from pagerbridge.relay.outbound.ratelimit import Limit
     from pagerbridge.relay.outbound.retry import RetryPolicy
-    from pagerbridge.relay.server import guarded_protocol
+    from pagerbridge.relay.server import Edge, guarded_protocol
 
     jsonlog.configure(args.log_level)
     log = logging.getLogger(__name__)
@@ -187,12 +252,32 @@ def run(args: argparse.Namespace) -> int:
     )
     app = create_app(args.config, settings, options, internal_port=args.internal_port)
     metrics = app.state.ctx.metrics
+    budget = EdgeBudget(
+        EdgeLimits(
+            max_header_bytes=max(1024, args.max_header_bytes),
+            max_connections=max(1, args.max_connections),
+            max_connections_per_source=max(1, args.max_connections_per_source),
+            unverified_body_bytes=args.unverified_body_budget,
+            unverified_body_bytes_per_source=args.unverified_body_budget_per_source,
+            verified_body_bytes=args.verified_body_budget,
+        )
+    )
+    metrics.edge_connections.set_function(lambda: budget.connections)
+    metrics.edge_body_bytes.labels("unverified").set_function(lambda: budget.unverified_bytes)
+    metrics.edge_body_bytes.labels("verified").set_function(lambda: budget.verified_bytes)
+    edge = Edge(
+        budget,
+        internal_port=args.internal_port,
+        authenticate=app.state.authenticate,
+        on_refused=lambda refusal: metrics.edge_refused.labels(refusal.reason).inc(),
+    )
     config = uvicorn.Config(
         app,
         http=guarded_protocol(
             header_timeout=args.header_timeout,
             body_timeout=args.body_timeout,
             on_stall=lambda phase: metrics.stalled_connections.labels(phase).inc(),
+            edge=edge,
         ),
         host=args.host,
         port=args.port,

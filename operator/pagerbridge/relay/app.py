@@ -263,11 +263,14 @@ def create_app(
         return JSONResponse(openapi.document())
 
     not_found = {404: _not_found, 405: _not_found}
+    bigpanda = BigPandaWebhook(ctx, dispatcher)
+
+    def authenticate(path: str, headers: list[tuple[bytes, bytes]]) -> bool:
+        return path == BIGPANDA_WEBHOOK_PATH and bigpanda.verified_by_headers(headers)
+
     public = Starlette(
         routes=[
-            Route(
-                BIGPANDA_WEBHOOK_PATH, BigPandaWebhook(ctx, dispatcher).endpoint, methods=["POST"]
-            ),
+            Route(BIGPANDA_WEBHOOK_PATH, bigpanda.endpoint, methods=["POST"]),
             Route(
                 PAGERDUTY_WEBHOOK_PATH,
                 PagerDutyWebhook(ctx, dispatcher).endpoint,
@@ -292,4 +295,5 @@ def create_app(
     )
     public.state.ctx = ctx
     public.state.dispatcher = dispatcher
+    public.state.authenticate = authenticate  # for the edge (relay.server.Edge)
     return PortRouter(public, internal, internal_port)

@@ -12,6 +12,15 @@ from pagerbridge.relay.outcomes import DeadLetterReason
 # Bounded label values of ``pagerbridge_relay_dead_letters_total`` (job kinds from
 # relay.outbox.jobs, reasons from relay.outcomes): each series exists from the start at 0,
 # so ``increase()`` sees a relay's first dead letter too.
+EDGE_REFUSAL_REASONS = (  # of pagerbridge_relay_edge_refused_total, likewise
+    "header_too_large",
+    "body_too_large",
+    "connections",
+    "source_connections",
+    "unverified_budget",
+    "source_budget",
+    "verified_budget",
+)
 
 
 def _registry() -> CollectorRegistry:
@@ -85,6 +94,29 @@ class RelayMetrics:
             "pagerbridge_relay_stalled_connections",
             "Connections closed because a request's headers or body did not arrive in time.",
             ["phase"],
+            registry=r,
+        )
+        self.edge_refused = Counter(
+            "pagerbridge_relay_edge_refused",
+            "Connections and requests the public port's memory budget refused before the "
+            "application saw them, by reason: header_too_large (431), body_too_large (413), "
+            "source_connections / source_budget (429), connections / unverified_budget / "
+            "verified_budget (503).",
+            ["reason"],
+            registry=r,
+        )
+        for reason in EDGE_REFUSAL_REASONS:
+            self.edge_refused.labels(reason)
+        self.edge_connections = Gauge(
+            "pagerbridge_relay_edge_connections",
+            "Open connections on the public port.",
+            registry=r,
+        )
+        self.edge_body_bytes = Gauge(
+            "pagerbridge_relay_edge_body_bytes",
+            "Body bytes reserved by requests in progress on the public port, by pool "
+            "(verified: a BigPanda bearer token in the headers; unverified: everything else).",
+            ["pool"],
             registry=r,
         )
         self.late_trigger_checks = Counter(

@@ -19,6 +19,7 @@ from pagerbridge.api.contract import KEY_OVERRIDE_HEADER
 from pagerbridge.relay.context import RelayContext
 from pagerbridge.relay.errors import InboundError
 from pagerbridge.relay.inbound.common import (
+    bearer_matches,
     check_bearer,
     check_json_content_type,
     decode_json,
@@ -50,6 +51,15 @@ class BigPandaWebhook:
     def __init__(self, ctx: RelayContext, dispatcher: Dispatcher) -> None:
         self.ctx = ctx
         self.dispatcher = dispatcher
+
+    def verified_by_headers(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        """Whether raw request headers already prove the sender (the edge's question, asked
+        before the body is read: see :mod:`pagerbridge.relay.inbound.budget`)."""
+        tokens = self.ctx.holder.current.secrets.bigpanda_webhook_tokens
+        for name, value in headers:
+            if name == b"authorization":
+                return bearer_matches(value.decode("latin-1"), tokens) is True
+        return False
 
     async def endpoint(self, request: Request) -> Response:
         started = time.perf_counter()

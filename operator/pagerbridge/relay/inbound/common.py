@@ -32,17 +32,22 @@ from pagerbridge.relay.errors import (
     SenderUnauthorized,
     UnsupportedMedia,
 )
+from pagerbridge.relay.inbound.budget import MAX_BODY
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 512 * 1024  # PagerDuty's event size limit; nothing bigger could be delivered
+
+def error_document(code: str, message: str) -> dict[str, str]:
+    """The JSON body of every refusal, the application's and the edge's
+    (:mod:`pagerbridge.relay.server`)."""
+    return {"error": code, "message": message}
 
 
 def error_response(exc: InboundError, endpoint: str) -> JSONResponse:
     if isinstance(exc, ClientDisconnected):
         # Nobody is left to answer; an everyday event on the internet, not an error.
         log.info("client disconnected before sending its whole body", extra={"endpoint": endpoint})
-        return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status)
+        return JSONResponse(error_document(exc.code, exc.message), status_code=exc.status)
     log.warning(
         "request refused",
         extra={
@@ -52,18 +57,26 @@ def error_response(exc: InboundError, endpoint: str) -> JSONResponse:
             "reason": exc.message,
         },
     )
-    return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status)
+    return JSONResponse(error_document(exc.code, exc.message), status_code=exc.status)
 
 
-def check_bearer(request: Request, tokens: Iterable[str]) -> None:
-    header = request.headers.get("authorization", "")
+def bearer_matches(header: str, tokens: Iterable[str]) -> bool | None:
+    """Whether an ``Authorization`` value presents one of ``tokens`` (constant-time);
+    None when it presents no bearer token at all."""
     scheme, _, presented = header.partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
-        raise SenderUnauthorized("missing bearer token")
+        return None
     given = presented.strip().encode("utf-8", "replace")
     ok = False
     for token in tokens:
         ok |= hmac.compare_digest(given, token.encode())
+    return ok
+
+
+def check_bearer(request: Request, tokens: Iterable[str]) -> None:
+    ok = bearer_matches(request.headers.get("authorization", ""), tokens)
+    if ok is None:
+        raise SenderUnauthorized("missing bearer token")
     if not ok:
         raise SenderUnauthorized("invalid bearer token")
 

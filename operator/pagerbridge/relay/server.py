@@ -28,8 +28,8 @@ And, with an :class:`Edge`, the fixed memory budget of :mod:`pagerbridge.relay.i
   413, 429 or 503 (``Retry-After``) without starting the application.
 
 A refusal is written by the protocol itself (the relay's JSON error body, ``connection:
-close``); the connection is then read and dropped for ``linger`` seconds, so the client
-sees the answer rather than a reset, and closed.
+close``); the connection is then read and dropped for ``linger`` seconds (at most
+``linger_bytes`` of it), so the client sees the answer rather than a reset, and closed.
 """
 
 from __future__ import annotations
@@ -46,7 +46,13 @@ from dataclasses import dataclass, field
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from pagerbridge.relay.inbound.budget import EdgeBudget, Refusal, Reservation, source_of
+from pagerbridge.relay.inbound.budget import (
+    EdgeBudget,
+    EdgeLimits,
+    Refusal,
+    Reservation,
+    source_of,
+)
 from pagerbridge.relay.inbound.common import error_document
 
 log = logging.getLogger(__name__)
@@ -125,6 +131,7 @@ def guarded_protocol(
         _stranger = False  # ... and not yet verified
         _source = "?"
         _refused = False
+        _drop_left = 0
         _in_head = True
         _head_bytes = 0
         _body_allowed = 0
@@ -165,9 +172,9 @@ def guarded_protocol(
                 return
             self.transport.write(_response(refusal))
             self.flow.resume_reading()
-            self._deadline = self.loop.call_later(
-                edge.budget.limits.linger if edge else 1.0, self.transport.close
-            )
+            limits = edge.budget.limits if edge is not None else EdgeLimits()
+            self._drop_left = limits.linger_bytes
+            self._deadline = self.loop.call_later(limits.linger, self.transport.close)
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -187,7 +194,12 @@ def guarded_protocol(
 
         def data_received(self, data: bytes) -> None:
             if self._refused:
-                return  # refused: dropped until the linger ends or the client closes
+                # Refused: dropped until the linger ends, the client closes, or it has sent
+                # more than a real refused request would (then a reset is its problem).
+                self._drop_left -= len(data)
+                if self._drop_left < 0:
+                    self.transport.close()
+                return
             counted = self._in_head
             if counted:
                 self._head_bytes += len(data)
@@ -269,12 +281,14 @@ def guarded_protocol(
             if self._refused:
                 return
             if self._public:
-                self._body_seen += len(body)
-                if self._body_seen > self._body_allowed:
-                    # Only a chunked body can outgrow its reservation (httptools holds a
-                    # declared length to its word): cut off, the handler sees a disconnect.
-                    self.transport.close()
+                # Only a chunked body can outgrow its reservation (httptools holds a declared
+                # length to its word). One byte more than reserved still goes through, so
+                # the handler sees the body is too large and answers 413; the rest is dropped.
+                room = self._body_allowed + 1 - self._body_seen
+                if room <= 0:
                     return
+                body = body[:room]
+                self._body_seen += len(body)
             super().on_body(body)
 
         def on_message_complete(self) -> None:

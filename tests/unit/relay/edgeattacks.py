@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -83,9 +85,9 @@ async def _read_answer(reader: asyncio.StreamReader, patience: float) -> bytes:
 
 async def huge_header(
     port: int, size: int = 64 * MiB, source: str = "127.0.0.2", chunk: int = 256 * 1024
-) -> int | None:
+) -> bytes:
     """One connection sending one header line of ``size`` bytes (never ending it before
-    all is sent); the status of the answer, or None if the connection just died."""
+    all is sent); the raw answer (empty if the connection just died)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
     answer = asyncio.create_task(_read_answer(reader, 120))
     try:
@@ -108,7 +110,18 @@ async def huge_header(
     writer.close()
     with contextlib.suppress(ConnectionError):
         await writer.wait_closed()
-    return status_of(data)
+    return data
+
+
+def split_answer(raw: bytes) -> tuple[int | None, dict[str, str], bytes]:
+    """Status, headers (lower-case names) and body of a raw HTTP/1.1 answer."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status_of(raw), headers, body
 
 
 def pd_body(size: int) -> bytes:
@@ -197,48 +210,68 @@ def bigpanda_incident(n: int) -> bytes:
     return json.dumps(incident(800_000 + n)).encode()
 
 
+def _legit_sender(url: str, interval: float, ready: Any, stop: Any, results: Any) -> None:
+    """The legitimate sender's loop, in its own process (see :class:`Legit`)."""
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    n = 0
+    limits = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(timeout=30, limits=limits) as client:
+        while not stop.is_set():
+            n += 1
+            started = time.perf_counter()
+            try:
+                response = client.post(
+                    url + BP_PATH,
+                    content=bigpanda_incident(n),
+                    headers={
+                        "Authorization": f"Bearer {WEBHOOK_TOKEN}",
+                        "Content-Type": "application/json",
+                    },
+                )
+                if not ready.is_set():  # the first webhook only says the sender is up
+                    ready.set()
+                    continue
+                statuses[response.status_code] += 1
+                if response.status_code == 202:
+                    latencies.append(time.perf_counter() - started)
+            except httpx.TransportError:
+                statuses[0] += 1
+            stop.wait(interval)
+    results.put((latencies, dict(statuses)))
+
+
 @dataclass
 class Legit:
-    """A legitimate BigPanda sender on 127.0.0.1, a new connection per webhook."""
+    """A legitimate BigPanda sender on 127.0.0.1, a new connection per webhook. It runs in
+    its own process, so the attacking clients' work does not delay it (nor its clock)."""
 
     url: str
     interval: float = 0.05
     latencies: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        n = 0
-        limits = httpx.Limits(max_keepalive_connections=0)
-        with httpx.Client(timeout=30, limits=limits) as client:
-            while not self._stop.is_set():
-                n += 1
-                started = time.perf_counter()
-                try:
-                    response = client.post(
-                        self.url + BP_PATH,
-                        content=bigpanda_incident(n),
-                        headers={
-                            "Authorization": f"Bearer {WEBHOOK_TOKEN}",
-                            "Content-Type": "application/json",
-                        },
-                    )
-                    self.statuses[response.status_code] += 1
-                    if response.status_code == 202:
-                        self.latencies.append(time.perf_counter() - started)
-                except httpx.TransportError:
-                    self.statuses[0] += 1
-                self._stop.wait(self.interval)
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Legit]:
-        thread = threading.Thread(target=self.run, daemon=True)
-        thread.start()
+        ctx = multiprocessing.get_context("spawn")
+        ready, stop, results = ctx.Event(), ctx.Event(), ctx.Queue()
+        proc = ctx.Process(
+            target=_legit_sender,
+            args=(self.url, self.interval, ready, stop, results),
+            daemon=True,
+        )
+        proc.start()
+        if not ready.wait(60):
+            proc.kill()
+            raise RuntimeError("the legitimate sender did not get its first webhook through")
         try:
             yield self
         finally:
-            self._stop.set()
-            thread.join()
+            stop.set()
+            latencies, statuses = results.get(timeout=60)
+            proc.join(10)
+            self.latencies += latencies
+            self.statuses.update(statuses)
 
     def percentile(self, q: float) -> float:
         if not self.latencies:

@@ -50,6 +50,7 @@ class EdgeLimits:
     max_body: int = MAX_BODY
     retry_after: int = 1  # seconds, in every 429/503 of the edge
     linger: float = 2.0  # a refused connection is read (and dropped) this long, then closed
+    linger_bytes: int = 64 * 1024  # ... or once it has sent this much more
 
     def worst_case_bytes(self) -> int:
         """Request bytes the edge lets the relay hold at once (bodies counted twice: the

@@ -1,0 +1,219 @@
+"""The relay at the internet's edge (issue 25): what each attack costs the real relay
+process, and how fast a legitimate BigPanda webhook is accepted meanwhile.
+
+For every attack a fresh relay (default settings, PagerDuty webhooks on, a PagerDuty
+simulator behind it) is started; the attack runs for ``--duration`` seconds while a
+legitimate BigPanda sender on 127.0.0.1 posts one webhook every 50 ms, each on a new
+connection (so the connection, too, must be admitted under attack). Printed per attack:
+the relay's peak RSS (``VmHWM``: the kernel's high-water mark, nothing between samples is
+missed), the accepted share and accept latency (p50/p99) of the legitimate webhooks, and
+what the attacker got back. The bar: peak RSS <= 128 MiB (half the pod's default limit),
+legitimate p99 <= 1 s.
+
+    python tests/bench/relay_edge.py [--duration 10] [--only NAME ...] [--relay-arg=--flag ...]
+
+Adding a row: write ``def my_attack(bench: Bench) -> Row`` (start the relay with
+``bench.relay()``, run the attack inside ``bench.measure(relay)``) and list it in
+``ATTACKS``. ``PYTHONPATH=<other checkout>/operator`` measures another version of the relay
+(the attacking clients stay these).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shlex
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "unit"))
+
+from relay import edgeattacks as attack  # noqa: E402
+from relay.relayproc import PD_WEBHOOK_SECRET, RelayProcess, write_config  # noqa: E402
+
+from pagerbridge_devkit.sandbox.pagerduty import (  # noqa: E402
+    DEFAULT_ROUTING_KEY,
+    PagerDutySimulator,
+)
+from pagerbridge_devkit.sandbox.server import BackgroundServer  # noqa: E402
+
+RSS_LIMIT = 128 * attack.MiB
+P99_LIMIT = 1.0
+
+
+@dataclass
+class Row:
+    attack: str
+    peak_rss: int
+    idle_rss: int
+    legit: attack.Legit
+    attacker_got: str
+
+    @property
+    def accepted(self) -> str:
+        sent = sum(self.legit.statuses.values())
+        return f"{self.legit.statuses[202]}/{sent}"
+
+
+@dataclass
+class Bench:
+    duration: float
+    relay_args: list[str]
+    tmp: Path
+    pd_url: str
+    env: dict[str, str] | None = None
+    _started: list[RelayProcess] = field(default_factory=list)
+
+    def relay(self, name: str, args: list[str] | None = None) -> RelayProcess:
+        sub = self.tmp / name
+        sub.mkdir()
+        config = write_config(
+            sub,
+            pd_url=self.pd_url,
+            routing_key=DEFAULT_ROUTING_KEY,
+            webhook_secrets=[PD_WEBHOOK_SECRET],
+        )
+        relay = RelayProcess(config, sub / "relay.log", [*self.relay_args, *(args or [])])
+        relay.env = self.env
+        self._started.append(relay)
+        return relay.start()
+
+    @contextlib.contextmanager
+    def measure(self, relay: RelayProcess) -> Iterator[attack.Legit]:
+        """The legitimate sender runs for the duration of the block."""
+        legit = attack.Legit(relay.url)
+        with legit.running():
+            yield legit
+
+    def close(self) -> None:
+        for relay in self._started:
+            relay.kill()
+
+
+def _row(name: str, relay: RelayProcess, idle: int, legit: attack.Legit, got: str) -> Row:
+    assert relay.proc is not None
+    if relay.proc.poll() is not None:
+        got += f" (relay exited {relay.proc.returncode})"
+        return Row(name, -1, idle, legit, got)
+    return Row(name, attack.peak_rss(relay.proc.pid), idle, legit, got)
+
+
+def no_attack(bench: Bench) -> Row:
+    """Reference: the legitimate sender alone."""
+    relay = bench.relay("none")
+    assert relay.proc is not None
+    idle = attack.peak_rss(relay.proc.pid)
+    with bench.measure(relay) as legit:
+        asyncio.run(asyncio.sleep(bench.duration))
+    return _row("no attack (reference)", relay, idle, legit, "-")
+
+
+def header_64mib(bench: Bench) -> Row:
+    """One connection at a time sends a single 64 MiB header, again and again."""
+    relay = bench.relay("header")
+    assert relay.proc is not None
+    idle = attack.peak_rss(relay.proc.pid)
+    statuses: list[str] = []
+
+    async def repeat() -> None:
+        stop = asyncio.get_running_loop().time() + bench.duration
+        while asyncio.get_running_loop().time() < stop and relay.proc.poll() is None:  # type: ignore[union-attr]
+            try:
+                raw = await attack.huge_header(relay.port)
+            except OSError as exc:
+                statuses.append(type(exc).__name__)
+                continue
+            statuses.append(str(attack.status_of(raw) or "closed"))
+
+    with bench.measure(relay) as legit:
+        asyncio.run(repeat())
+    counts = {s: statuses.count(s) for s in sorted(set(statuses))}
+    got = " ".join(f"{k}:{v}" for k, v in counts.items())
+    return _row("1 conn, one 64 MiB header (repeated)", relay, idle, legit, got)
+
+
+def _stalled(bench: Bench, name: str, title: str, sources: int) -> Row:
+    relay = bench.relay(name)
+    assert relay.proc is not None
+    idle = attack.peak_rss(relay.proc.pid)
+    with bench.measure(relay) as legit:
+        outcomes = asyncio.run(
+            attack.stalled_bodies(relay.port, 400, sources=sources, duration=bench.duration)
+        )
+    return _row(title, relay, idle, legit, f"{outcomes} ({outcomes.connections} conns)")
+
+
+def stalled_pd_bodies(bench: Bench) -> Row:
+    """400 connections from 100 addresses, each ~511 KB of a PagerDuty body, then stall;
+    whoever is answered or cut off comes back 0.5 s later."""
+    return _stalled(bench, "stalled100", "400 conns x 511 KB PD body, 100 sources", 100)
+
+
+def stalled_pd_bodies_one_source(bench: Bench) -> Row:
+    """The same from one address (the measurement of the issue)."""
+    return _stalled(bench, "stalled1", "400 conns x 511 KB PD body, 1 source", 1)
+
+
+ATTACKS: dict[str, Callable[[Bench], Row]] = {
+    "none": no_attack,
+    "header": header_64mib,
+    "stalled": stalled_pd_bodies,
+    "stalled-one-source": stalled_pd_bodies_one_source,
+}
+
+
+def print_table(rows: list[Row]) -> None:
+    print()
+    print(
+        "| Attack | Relay peak RSS (idle) | Legit BigPanda accepted | p50 | p99 | "
+        "The attacker got |"
+    )
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        peak = "exited" if row.peak_rss < 0 else f"{row.peak_rss / attack.MiB:.0f} MiB"
+        p50, p99 = row.legit.percentile(0.5), row.legit.percentile(0.99)
+        verdict = "ok" if 0 <= row.peak_rss <= RSS_LIMIT and p99 <= P99_LIMIT else "OVER"
+        print(
+            f"| {row.attack} | {peak} ({row.idle_rss / attack.MiB:.0f}) | {row.accepted} | "
+            f"{p50 * 1000:.0f} ms | {p99 * 1000:.0f} ms | {row.attacker_got} | {verdict}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--only", nargs="*", choices=sorted(ATTACKS), default=None)
+    parser.add_argument(
+        "--relay-arg", action="append", default=[], help="extra flag for every relay"
+    )
+    args = parser.parse_args()
+    names = args.only or list(ATTACKS)
+    env = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else None
+    relay_args = [part for arg in args.relay_arg for part in shlex.split(arg)]
+    sim = PagerDutySimulator()
+    rows: list[Row] = []
+    with sim, BackgroundServer(sim.app) as server, tempfile.TemporaryDirectory() as tmp:
+        bench = Bench(args.duration, relay_args, Path(tmp), server.url, env)
+        try:
+            for name in names:
+                row = ATTACKS[name](bench)
+                print(
+                    f"# {row.attack}: peak RSS {row.peak_rss / attack.MiB:.1f} MiB, "
+                    f"legit {row.accepted}, p99 {row.legit.percentile(0.99) * 1000:.0f} ms",
+                    flush=True,
+                )
+                rows.append(row)
+                bench.close()
+        finally:
+            bench.close()
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -105,8 +105,8 @@ class RelayMetrics:
             ["reason"],
             registry=r,
         )
-        for reason in EDGE_REFUSAL_REASONS:
-            self.edge_refused.labels(reason)
+        for refusal in EDGE_REFUSAL_REASONS:
+            self.edge_refused.labels(refusal)
         self.edge_connections = Gauge(
             "pagerbridge_relay_edge_connections",
             "Open connections on the public port.",

@@ -26,6 +26,7 @@ import yaml
 from chart.helm_tools import CHART, Helm, HelmNotFoundError, helm_binary, one
 
 from pagerbridge.api import PagerDutyIntegrationSpec, RelayConfig
+from pagerbridge.api.contract import RELAY_INTERNAL_PORT, RELAY_PUBLIC_PORT
 from pagerbridge.cli import build_parser
 from pagerbridge.controller import names as n
 from pagerbridge.controller.render.children import RUN_AS, Owner, RenderSettings, render_deployment
@@ -264,8 +265,8 @@ def test_relay_command_runs_the_image_entrypoint(relay_pod: dict[str, Any]) -> N
     assert parsed.command == "relay"
     assert parsed._module == "pagerbridge.cli.relay", "relay subcommand not built"
     assert parsed.config == n.config_file()
-    assert parsed.port == n.RELAY_PORT
-    assert parsed.internal_port == n.RELAY_INTERNAL_PORT
+    assert parsed.port == RELAY_PUBLIC_PORT
+    assert parsed.internal_port == RELAY_INTERNAL_PORT
 
 
 def test_image_paths_match_the_relay_mounts(relay_pod: dict[str, Any]) -> None:
@@ -300,7 +301,7 @@ def test_exposed_ports_match_the_chart_and_relay(
     relay_ports = {port["containerPort"] for port in relay_pod["containers"][0]["ports"]}
     assert chart_ports <= exposed
     assert relay_ports <= exposed
-    assert relay_ports == {n.RELAY_PORT, n.RELAY_INTERNAL_PORT}
+    assert relay_ports == {RELAY_PUBLIC_PORT, RELAY_INTERNAL_PORT}
 
 
 def test_build_context_keeps_what_the_dockerfile_copies() -> None:

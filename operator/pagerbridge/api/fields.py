@@ -11,8 +11,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-# Fields of the Events API v2 ``payload`` object that a tag may fill.
-PAYLOAD_FIELDS: tuple[str, ...] = ("summary", "source", "severity", "component", "group", "class")
+# Fields of the Events API v2 ``payload`` object that a tag may fill: those of the pattern.
 CUSTOM_DETAILS_PREFIX = "custom_details."
 
 MAPPING_FIELD_PATTERN = (

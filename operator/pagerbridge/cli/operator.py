@@ -8,7 +8,10 @@ peering). Light to import: kopf and the handlers load only in :func:`run`.
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -129,7 +132,6 @@ def run(args: argparse.Namespace) -> int:
 
 async def _main(args: argparse.Namespace, credentials: Any, settings: Any, lease: Any) -> int:
     import asyncio
-    import logging
     import os
     import sys
 
@@ -151,7 +153,7 @@ async def _main(args: argparse.Namespace, credentials: Any, settings: Any, lease
         levels={"kopf": quiet, "aiohttp": quiet, "asyncio": quiet},
     )
     namespaces: list[str] = list(args.namespace)
-    logging.getLogger(__name__).info(
+    logger.info(
         "operator starting",
         extra={
             "version": __version__,
@@ -177,7 +179,7 @@ async def _main(args: argparse.Namespace, credentials: Any, settings: Any, lease
                 file=sys.stderr,
             )
             return 1
-        logging.getLogger(__name__).info(
+        logger.info(
             "API server reachable", extra={"server": credentials.server, "version": server_version}
         )
         elector = LeaderElector(lease_client, lease) if lease is not None else None

@@ -8,6 +8,7 @@ Kept light to import; the application is imported only when the command runs.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import socket
 
@@ -36,6 +37,8 @@ def _size(text: str) -> int:
     if size < 0:
         raise argparse.ArgumentTypeError(f"negative size: {text!r}")
     return size
+
+logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -207,7 +210,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
 
     import uvicorn
 
@@ -220,14 +222,13 @@ def run(args: argparse.Namespace) -> int:
     from pagerbridge.relay.server import Edge, guarded_protocol
 
     jsonlog.configure(args.log_level)
-    log = logging.getLogger(__name__)
     if args.internal_port == args.port:
-        log.error("cannot start: --internal-port must differ from --port")
+        logger.error("cannot start: --internal-port must differ from --port")
         return 2
     try:
         settings = settings_mod.load(args.config)
     except settings_mod.SettingsError as exc:
-        log.error("cannot start: config refused", extra={"error": str(exc)})
+        logger.error("cannot start: config refused", extra={"error": str(exc)})
         return 2
     per_minute = max(args.events_rate_limit, 1.0)
     options = RelayOptions(
@@ -292,10 +293,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         sockets = [_listen(args.host, port) for port in (args.port, args.internal_port)]
     except OSError as exc:
-        log.error("cannot start: cannot listen", extra={"error": str(exc)})
+        logger.error("cannot start: cannot listen", extra={"error": str(exc)})
         return 2
     server = uvicorn.Server(config)
-    log.info(
+    logger.info(
         "relay listening",
         extra={"host": args.host, "port": args.port, "internal_port": args.internal_port},
     )

@@ -12,7 +12,6 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from pagerbridge.clients.egress import URLNotAllowed
 from pagerbridge.clients.errors import (
     ClientError,
     Conflict,
@@ -88,7 +87,7 @@ async def send(what: str, request: Callable[[], Awaitable[httpx.Response]]) -> h
     """
     try:
         response = await request()
-    except URLNotAllowed as exc:
+    except EgressRefused as exc:
         raise EgressRefused(f"{what}: {exc}") from None
     except httpx.TimeoutException as exc:
         raise ConnectionFailed(f"{what}: timed out ({type(exc).__name__})") from None
@@ -136,7 +135,7 @@ async def call(
                         )
             finally:
                 await response.aclose()
-    except URLNotAllowed as exc:
+    except EgressRefused as exc:
         raise EgressRefused(f"{what}: {exc}") from None
     except (TimeoutError, httpx.TimeoutException):
         raise ConnectionFailed(f"{what}: no complete answer within {limits.deadline:g}s") from None

@@ -31,6 +31,7 @@ from pagerbridge.api.integration import (
     PAGERDUTY_API_URLS,
     PAGERDUTY_EVENTS_URLS,
 )
+from pagerbridge.clients.errors import EgressRefused
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -44,11 +45,6 @@ DEFAULT_ALLOWED_HOSTS: tuple[str, ...] = tuple(
     )
 )
 _DEFAULT_PORTS = {"https": 443, "http": 80}
-
-
-class URLNotAllowed(ValueError):
-    """The URL or address is outside the egress policy. The message names the rule broken
-    and the URL's host as written, never whether anything answers there."""
 
 
 @dataclass(frozen=True)
@@ -107,25 +103,27 @@ class EgressPolicy:
         )
 
     def check_url(self, url: str) -> None:
-        """Raise :class:`URLNotAllowed` unless ``url`` may be called."""
+        """Raise :class:`~.errors.EgressRefused` unless ``url`` may be called; the message
+        names the rule broken and the URL's host as written, never whether anything
+        answers there."""
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         shown = parts.hostname or "?"
         if scheme not in _DEFAULT_PORTS:
-            raise URLNotAllowed(f"URL scheme {scheme or '(none)'!r} is not allowed")
+            raise EgressRefused(f"URL scheme {scheme or '(none)'!r} is not allowed")
         if scheme == "http" and not self.allow_http:
-            raise URLNotAllowed(f"http://{shown}: only https is allowed by the operator's policy")
+            raise EgressRefused(f"http://{shown}: only https is allowed by the operator's policy")
         if "@" in parts.netloc:
-            raise URLNotAllowed(f"URL of {shown} carries user info, which is not allowed")
+            raise EgressRefused(f"URL of {shown} carries user info, which is not allowed")
         if parts.query or parts.fragment or url.rstrip().endswith(("?", "#")):
-            raise URLNotAllowed(f"base URL of {shown} carries a query or fragment")
+            raise EgressRefused(f"base URL of {shown} carries a query or fragment")
         try:
             port = parts.port or _DEFAULT_PORTS[scheme]
         except ValueError:
-            raise URLNotAllowed(f"URL of {shown} has an invalid port") from None
+            raise EgressRefused(f"URL of {shown} has an invalid port") from None
         host = (parts.hostname or "").lower()
         if not any(rule.matches(host, port) for rule in self.hosts):
-            raise URLNotAllowed(
+            raise EgressRefused(
                 f"host {host}:{port} is not in the operator's egress allowlist "
                 "(Helm value egress.allowedHosts)"
             )
@@ -140,10 +138,10 @@ class EgressPolicy:
 
     def check_address(self, host: str, address: IPAddress) -> None:
         if not self.address_allowed(address):
-            raise URLNotAllowed(
+            raise EgressRefused(
                 f"host {host} resolves to a non-public address, which is not allowed "
                 "(Helm value egress.allowedNetworks)"
             )
 
 
-__all__ = ["DEFAULT_ALLOWED_HOSTS", "EgressPolicy", "HostRule", "URLNotAllowed"]
+__all__ = ["DEFAULT_ALLOWED_HOSTS", "EgressPolicy", "HostRule"]

@@ -54,6 +54,8 @@ from __future__ import annotations
 import enum
 from typing import ClassVar
 
+from pagerbridge.api.common import ConditionReason
+
 
 class RetryClass(enum.Enum):
     """What follows a failed call, as data (see the tree above)."""
@@ -139,7 +141,18 @@ class Unauthorized(PermanentError):
 
 
 class EgressRefused(PermanentError):
-    """The egress policy refused the URL or its address; no request was sent."""
+    """The egress policy refused the URL or its address; no request was sent.
+
+    The one name of this refusal: raised by the policy check itself (:mod:`.egress`), by
+    a client's call, and by the operator's check of a spec's URLs, whose status then
+    carries ``reason`` (the message says which rule broke, never whether the host answers).
+    """
+
+    reason = ConditionReason.URL_NOT_ALLOWED
+
+    @property
+    def message(self) -> str:
+        return str(self)
 
 
 class MalformedResponse(PermanentError):

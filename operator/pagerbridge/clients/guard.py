@@ -27,7 +27,8 @@ from collections.abc import Iterable
 import httpcore
 import httpx
 
-from pagerbridge.clients.egress import EgressPolicy, URLNotAllowed
+from pagerbridge.clients.egress import EgressPolicy
+from pagerbridge.clients.errors import EgressRefused
 
 SocketOption = (
     tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
@@ -93,7 +94,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         timeout: float | None = None,  # noqa: ASYNC109 (httpcore signature)
         socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        raise URLNotAllowed("unix sockets are not allowed")
+        raise EgressRefused("unix sockets are not allowed")
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)

@@ -20,7 +20,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from pagerbridge.clients._http import DEFAULT_TIMEOUT, CallLimits, call, parse
-from pagerbridge.clients.egress import EgressPolicy, URLNotAllowed
+from pagerbridge.clients.egress import EgressPolicy
 from pagerbridge.clients.errors import EgressRefused, MalformedResponse, Rejected
 from pagerbridge.clients.guard import GuardedTransport
 
@@ -79,7 +79,7 @@ class PagerDutySubscriptions:
     ) -> None:
         try:
             policy.check_url(api_url)
-        except URLNotAllowed as exc:
+        except EgressRefused as exc:
             raise EgressRefused(f"PagerDuty REST API: {exc}") from None
         self._limits = limits or CallLimits()
         self._http = httpx.AsyncClient(

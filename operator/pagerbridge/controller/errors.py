@@ -9,8 +9,6 @@
     │   ├── InvalidKey              a routing key that cannot be a PagerDuty key -> Ready False
     │   ├── InvalidSpec             the spec does not parse (CRD bypassed)       -> Ready False
     │   ├── DatabaseNotConfigured   storage PostgreSQL without a database Secret -> Ready False
-    │   ├── URLNotAllowed           a URL outside the admin's egress policy      -> Ready False
-    │   │                           (nothing is called, no RelayConfig compiled)
     │   └── NameConflict            a child or external object of our name is not ours
     │                               (left untouched; see :mod:`.ownership`)  -> Ready False;
     │                               re-checked every minute (no watch event tells us)
@@ -24,7 +22,9 @@ Client failures (:mod:`pagerbridge.clients.errors`) map as follows: ``TransientE
 condition but still retried slowly (a rotated Secret fixes it); other ``PermanentError``
 -> condition with the service's status code, retried slowly (the user may fix PagerDuty);
 ``EgressRefused`` -> reason ``URLNotAllowed`` whose message never tells whether the host
-answers; ``MalformedResponse`` -> reason ``UpstreamMalformed``, retried slowly.
+answers (the same class refuses a spec's own URLs before anything is called or compiled:
+it makes the integration wait like a ``WaitingForInput``, Ready False);
+``MalformedResponse`` -> reason ``UpstreamMalformed``, retried slowly.
 
 Messages name Secrets and keys, never their values.
 """
@@ -68,10 +68,6 @@ class InvalidSpec(WaitingForInput):
 
 class DatabaseNotConfigured(WaitingForInput):
     reason = Reason.DATABASE_NOT_CONFIGURED
-
-
-class URLNotAllowed(WaitingForInput):
-    reason = Reason.URL_NOT_ALLOWED
 
 
 class NameConflict(WaitingForInput):

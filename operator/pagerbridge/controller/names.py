@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from pagerbridge.api import GROUP, contract
+from pagerbridge.api import GROUP
 
 MANAGED_BY = "pagerbridge"
 FIELD_MANAGER = "pagerbridge"
@@ -31,7 +31,6 @@ ANNOTATION_CONFIG_HASH = f"{GROUP}/config-hash"
 ANNOTATION_SUBSCRIPTION_ID = f"{GROUP}/subscription-id"
 ANNOTATION_SKIP_CLEANUP = f"{GROUP}/skip-cleanup"
 FINALIZER = f"{GROUP}/finalizer"  # only on integrations with external objects
-ANNOTATION_RELAY_URL = f"{GROUP}/local-url"  # written by the e2e harness kubelet only
 
 CONFIG_DIR = "/etc/pagerbridge/config"
 CONFIG_FILE_KEY = "relay.json"
@@ -40,9 +39,6 @@ OUTBOX_DIR = "/var/lib/pagerbridge"
 TMP_DIR = "/tmp"  # noqa: S108 - an emptyDir inside a read-only container
 TOKEN_KEY = "token"
 WEBHOOK_SECRET_KEY = "secret"
-RELAY_PORT = contract.RELAY_PUBLIC_PORT  # webhooks (the Service's target)
-# probes, metrics and the admin API (never in the Service)
-RELAY_INTERNAL_PORT = contract.RELAY_INTERNAL_PORT
 ADMIN_TOKEN_KEY = "token"
 
 

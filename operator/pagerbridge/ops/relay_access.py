@@ -23,7 +23,11 @@ from urllib.parse import quote
 
 import httpx
 
-from pagerbridge.api.contract import RELAY_INTERNAL_PORT_NAME
+from pagerbridge.api.contract import (
+    RELAY_INTERNAL_PORT,
+    RELAY_INTERNAL_PORT_NAME,
+    RELAY_PUBLIC_PORT,
+)
 from pagerbridge.clients.kubernetes import KubernetesClient, KubernetesError, NotFound, Resource
 from pagerbridge.controller import names as n
 
@@ -157,7 +161,7 @@ async def relay_port(
 ) -> RelayPort:
     """Port ``port_name`` (``http`` or ``internal``) of the integration's relay: ``url`` when
     given, else a Ready pod through the API server."""
-    default = n.RELAY_INTERNAL_PORT if port_name == RELAY_INTERNAL_PORT_NAME else n.RELAY_PORT
+    default = RELAY_INTERNAL_PORT if port_name == RELAY_INTERNAL_PORT_NAME else RELAY_PUBLIC_PORT
     if url:
         return RelayPort(kube, namespace, default, base_url=url)
     pod = await ready_relay_pod(kube, namespace, integration)

@@ -7,8 +7,9 @@ import ipaddress
 import pytest
 
 from pagerbridge.api import PagerDutyIntegrationSpec
-from pagerbridge.clients.egress import DEFAULT_ALLOWED_HOSTS, EgressPolicy, URLNotAllowed
-from pagerbridge.controller.errors import URLNotAllowed as URLNotAllowedCondition
+from pagerbridge.clients.egress import DEFAULT_ALLOWED_HOSTS, EgressPolicy
+from pagerbridge.clients.errors import EgressRefused as URLNotAllowed
+from pagerbridge.clients.errors import EgressRefused as URLNotAllowedCondition
 from pagerbridge.controller.policy import spec_urls as egress
 from pagerbridge.controller.settings import OperatorSettings
 

@@ -8,9 +8,11 @@ RelayConfig, and the token's Secret is mounted.
 from __future__ import annotations
 
 from pagerbridge.api.contract import (
+    RELAY_INTERNAL_PORT,
     RELAY_INTERNAL_PORT_FLAG,
     RELAY_INTERNAL_PORT_NAME,
     RELAY_PORT_FLAG,
+    RELAY_PUBLIC_PORT,
     RELAY_PUBLIC_PORT_NAME,
 )
 from pagerbridge.cli import build_parser
@@ -26,17 +28,17 @@ def test_probes_on_the_internal_port_and_service_only_public() -> None:
     container = children.deployment["spec"]["template"]["spec"]["containers"][0]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {
-        RELAY_PUBLIC_PORT_NAME: n.RELAY_PORT,
-        RELAY_INTERNAL_PORT_NAME: n.RELAY_INTERNAL_PORT,
+        RELAY_PUBLIC_PORT_NAME: RELAY_PUBLIC_PORT,
+        RELAY_INTERNAL_PORT_NAME: RELAY_INTERNAL_PORT,
     }
-    assert n.RELAY_PORT != n.RELAY_INTERNAL_PORT
+    assert RELAY_PUBLIC_PORT != RELAY_INTERNAL_PORT
     for probe in ("readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["port"] == RELAY_INTERNAL_PORT_NAME
     command = container["command"]
-    assert command[command.index(RELAY_PORT_FLAG) + 1] == str(n.RELAY_PORT)
-    assert command[command.index(RELAY_INTERNAL_PORT_FLAG) + 1] == str(n.RELAY_INTERNAL_PORT)
+    assert command[command.index(RELAY_PORT_FLAG) + 1] == str(RELAY_PUBLIC_PORT)
+    assert command[command.index(RELAY_INTERNAL_PORT_FLAG) + 1] == str(RELAY_INTERNAL_PORT)
     parsed = build_parser().parse_args(command[1:])
-    assert (parsed.port, parsed.internal_port) == (n.RELAY_PORT, n.RELAY_INTERNAL_PORT)
+    assert (parsed.port, parsed.internal_port) == (RELAY_PUBLIC_PORT, RELAY_INTERNAL_PORT)
     service_ports = children.service["spec"]["ports"]
     assert [p["targetPort"] for p in service_ports] == [RELAY_PUBLIC_PORT_NAME]
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 from pagerbridge.api import PagerDutyIntegrationSpec
 from pagerbridge.api.contract import bigpanda_api_url, pagerduty_api_url, pagerduty_events_url
 from pagerbridge.clients.egress import EgressPolicy
-from pagerbridge.clients.egress import URLNotAllowed as PolicyRefusal
-from pagerbridge.controller.errors import URLNotAllowed
+from pagerbridge.clients.errors import EgressRefused
 
 
 def spec_urls(spec: PagerDutyIntegrationSpec) -> list[tuple[str, str]]:
@@ -28,9 +27,10 @@ def spec_urls(spec: PagerDutyIntegrationSpec) -> list[tuple[str, str]]:
 
 
 def check_spec(spec: PagerDutyIntegrationSpec, policy: EgressPolicy) -> None:
-    """Raise :class:`~pagerbridge.controller.errors.URLNotAllowed` for the first refused URL."""
+    """Raise :class:`~pagerbridge.clients.errors.EgressRefused` for the first refused URL,
+    its message naming the spec field."""
     for field, url in spec_urls(spec):
         try:
             policy.check_url(url)
-        except PolicyRefusal as exc:
-            raise URLNotAllowed(f"{field}: {exc}") from None
+        except EgressRefused as exc:
+            raise EgressRefused(f"{field}: {exc}") from None

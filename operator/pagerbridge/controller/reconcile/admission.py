@@ -2,8 +2,9 @@
 cluster admin's bounds (egress, relay pod policy, expose policy)?
 
 Checked before anything is called or rendered, so a refused spec never reaches PagerDuty,
-BigPanda or the cluster: each refusal is a :class:`~pagerbridge.controller.errors.WaitingForInput`
-whose reason becomes the status (see :mod:`.errors`).
+BigPanda or the cluster: each refusal is a
+:class:`~pagerbridge.controller.errors.WaitingForInput` (a URL outside the egress policy:
+:class:`~pagerbridge.clients.errors.EgressRefused`) whose reason becomes the status.
 """
 
 from __future__ import annotations

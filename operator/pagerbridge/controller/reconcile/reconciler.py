@@ -29,6 +29,7 @@ import logging
 import time
 
 from pagerbridge.api import INTEGRATION, KEY_OVERRIDE, TAG_MAPPING, PagerDutyIntegrationSpec
+from pagerbridge.clients.errors import EgressRefused
 from pagerbridge.clients.kubernetes import KubernetesError
 from pagerbridge.controller.errors import KubernetesUnavailable, ReconcileError, WaitingForInput
 from pagerbridge.controller.kube_port import KubernetesPort
@@ -201,7 +202,7 @@ class Reconciler:
             converged = await converge(
                 ctx, overrides, mappings, self.render_settings, resync=resync
             )
-        except WaitingForInput as exc:
+        except (WaitingForInput, EgressRefused) as exc:  # a refused URL waits too
             secrets = ConditionUpdate(c.SECRETS_RESOLVED, c.FALSE, exc.reason, exc.message)
             RECONCILE_ERRORS.labels(exc.reason).inc()
         except ReconcileError as exc:

@@ -38,8 +38,10 @@ from pagerbridge.api.contract import (
     OUTBOX_DSN_ENV,
     OUTBOX_SCHEMA_ENV,
     PAGERDUTY_WEBHOOK_PATH,
+    RELAY_INTERNAL_PORT,
     RELAY_INTERNAL_PORT_NAME,
     RELAY_LIVENESS_PATH,
+    RELAY_PUBLIC_PORT,
     RELAY_PUBLIC_PORT_NAME,
     RELAY_READINESS_PATH,
     bigpanda_config_headers,
@@ -213,14 +215,14 @@ def render_deployment(
         "command": relay_command(
             n.config_file(),
             "0.0.0.0",  # noqa: S104 - in the pod
-            n.RELAY_PORT,
-            n.RELAY_INTERNAL_PORT,
+            RELAY_PUBLIC_PORT,
+            RELAY_INTERNAL_PORT,
         ),
         "ports": [
-            {"name": RELAY_PUBLIC_PORT_NAME, "containerPort": n.RELAY_PORT, "protocol": "TCP"},
+            {"name": RELAY_PUBLIC_PORT_NAME, "containerPort": RELAY_PUBLIC_PORT, "protocol": "TCP"},
             {
                 "name": RELAY_INTERNAL_PORT_NAME,
-                "containerPort": n.RELAY_INTERNAL_PORT,
+                "containerPort": RELAY_INTERNAL_PORT,
                 "protocol": "TCP",
             },
         ],
@@ -413,7 +415,7 @@ def render_token_secret(owner: Owner, token: str) -> Manifest:
 
 def render_admin_secret(owner: Owner, token: str) -> Manifest:
     """The generated bearer token of the relay's admin API; created once, never re-rendered
-    over (see :mod:`pagerbridge.controller.steps.admin_secret`)."""
+    over (see :mod:`pagerbridge.controller.steps.generated_secrets`)."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",

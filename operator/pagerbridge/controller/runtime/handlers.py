@@ -29,7 +29,7 @@ from pagerbridge.api import (
     VERSION,
 )
 from pagerbridge.clients.kubeconfig import Credentials
-from pagerbridge.clients.kubernetes import KubernetesClient
+from pagerbridge.clients.kubernetes import BUILTIN, KubernetesClient
 from pagerbridge.controller import names as n
 from pagerbridge.controller.ownership import cluster_identity
 from pagerbridge.controller.reconcile import cleanup
@@ -55,13 +55,7 @@ logger = logging.getLogger(__name__)
 
 MANAGED = {n.LABEL_MANAGED_BY: n.MANAGED_BY}
 MANAGED_SELECTOR = f"{n.LABEL_MANAGED_BY}={n.MANAGED_BY}"
-CHILD_RESOURCES = {
-    "ConfigMap": ("", "v1", "configmaps"),
-    "Service": ("", "v1", "services"),
-    "PersistentVolumeClaim": ("", "v1", "persistentvolumeclaims"),
-    "Deployment": ("apps", "v1", "deployments"),
-    "PodDisruptionBudget": ("policy", "v1", "poddisruptionbudgets"),
-}
+CHILD_RESOURCES = {kind: BUILTIN[kind] for kind in CHILD_KINDS}  # kind -> (group, version, plural)
 
 
 def _one(index: Any, key: object) -> Any:
@@ -140,7 +134,7 @@ def build_registry(settings: OperatorSettings, credentials: Credentials) -> kopf
         # made (kopf's ``labels=`` filters on handlers are applied client-side, after the
         # whole list reached the operator). Secrets above all: the operator never lists,
         # watches or decodes a Secret it does not own.
-        for resource in (("", "v1", "secrets"), *CHILD_RESOURCES.values()):
+        for resource in (BUILTIN["Secret"], *CHILD_RESOURCES.values()):
             settings_.watching.label_selectors[resource] = MANAGED_SELECTOR
         kube = KubernetesClient(credentials, field_manager=n.FIELD_MANAGER)
         memo.kube = kube

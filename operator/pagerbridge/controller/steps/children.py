@@ -14,11 +14,9 @@ Deployment.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
 import json
-import secrets as pysecrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,16 +26,16 @@ from typing import Any
 from pagerbridge.api import ConditionReason as Reason
 from pagerbridge.api import PagerDutyIntegrationSpec
 from pagerbridge.api.integration import RelayStatus
-from pagerbridge.clients.kubernetes import AlreadyExists, NotFound, Resource
+from pagerbridge.clients.kubernetes import NotFound, Resource
 from pagerbridge.controller.errors import NameConflict
 from pagerbridge.controller.metrics import APPLIES, RECONCILE_ERRORS
-from pagerbridge.controller.ownership import conflict, owned_by, write_child
+from pagerbridge.controller.ownership import write_child
 from pagerbridge.controller.render import conditions as c
-from pagerbridge.controller.render.children import Owner, render_token_secret, service_url
+from pagerbridge.controller.render.children import Owner, service_url
 from pagerbridge.controller.render.conditions import ConditionUpdate
 from pagerbridge.controller.state.observed import World, relay_state
-from pagerbridge.controller.steps.admin_secret import ensure_admin_secret
 from pagerbridge.controller.steps.context import Context, StepResult
+from pagerbridge.controller.steps.generated_secrets import ensure_admin_secret, ensure_token_secret
 
 SECRETS = Resource.builtin("Secret")
 RELAY_CONDITION_STATUS = {
@@ -67,7 +65,7 @@ async def apply(ctx: Context, manifests: list[dict[str, Any]], *, force: bool) -
     last = [m for m in manifests if m["kind"] == "Deployment"]
     token_seen = "bigPandaWebhook" in ctx.info.status
     outcomes = await asyncio.gather(
-        _ensure_token_secret(ctx, token_seen),
+        ensure_token_secret(ctx, token_seen),
         ensure_admin_secret(ctx),
         *(_apply_one(ctx, m, force) for m in first),
         return_exceptions=True,
@@ -125,41 +123,6 @@ async def remove(ctx: Context, kinds: list[str]) -> None:
         with contextlib.suppress(NotFound):
             await ctx.kube.delete(Resource.builtin(kind), owner.namespace, observed.name)
         ctx.memory.applied.pop(kind, None)
-
-
-async def _ensure_token_secret(ctx: Context, seen_before: bool) -> None:
-    """Create the inbound token once; an existing Secret is never rewritten.
-
-    A token Secret deleted by hand is recreated with a new token: BigPanda must then
-    send the new one (Managed mode: done by the BigPanda step; Manual: a Warning Event).
-    A Secret of that name that is not ours is a ``NameConflict``: never read, never used.
-    """
-    owner = ctx.owner
-    name = owner.names.token_secret
-    state = ctx.world.secret(owner.namespace, name)
-    if state is not None and state.owner_uid == owner.uid:
-        return
-    manifest = render_token_secret(owner, pysecrets.token_urlsafe(32))
-    manifest["data"] = {
-        k: base64.b64encode(v.encode()).decode() for k, v in manifest.pop("stringData").items()
-    }
-    try:
-        await ctx.kube.create(manifest)
-    except AlreadyExists:
-        try:
-            current = await ctx.kube.get(SECRETS, owner.namespace, name)
-        except NotFound:
-            return  # deleted meanwhile: the next reconcile creates it
-        if not owned_by(current, owner.uid):
-            raise conflict("Secret", owner.namespace, name, owner.name) from None
-        return
-    if seen_before:
-        await ctx.event(
-            "TokenRegenerated",
-            f"Secret {owner.names.token_secret} was missing and holds a new token; "
-            "BigPanda must send it (pagerbridge webhook-config --reveal)",
-            warning=True,
-        )
 
 
 def relay(

@@ -35,7 +35,8 @@ from pagerbridge.clients.kubernetes import (
     load_credentials,
 )
 from pagerbridge.controller.render.children import Owner, RenderSettings, render_children
-from pagerbridge.controller.render.compile import SecretInfo, compile_relay_config
+from pagerbridge.controller.render.compile import compile_relay_config
+from pagerbridge.controller.state.observed import SecretInfo
 from pagerbridge_devkit.localcluster import ControlPlane, find_binaries
 from pagerbridge_devkit.localcluster.kubelet import ANNOTATION_URL, HarnessKubelet
 from pagerbridge_devkit.ports import free_port

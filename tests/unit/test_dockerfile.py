@@ -30,7 +30,8 @@ from pagerbridge.api.contract import RELAY_INTERNAL_PORT, RELAY_PUBLIC_PORT
 from pagerbridge.cli import build_parser
 from pagerbridge.controller import names as n
 from pagerbridge.controller.render.children import RUN_AS, Owner, RenderSettings, render_deployment
-from pagerbridge.controller.render.compile import SecretInfo, compile_relay_config
+from pagerbridge.controller.render.compile import compile_relay_config
+from pagerbridge.controller.state.observed import SecretInfo
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"

@@ -1,7 +1,8 @@
 """pagerbridge: the one command line of the operator and the relay.
 
-Each subcommand lives with its program (``<package>/_cli.py``: ``add_arguments`` and
-``run``); this module only wires them together, importing a program only when it runs.
+Each subcommand is one module of this package (``add_arguments`` and ``run``); this
+module only wires them together, importing a program only when it runs. The top layer:
+may import ops, relay, controller, clients and api; nothing imports it.
 Commands that talk to a cluster share ``--kubeconfig`` and ``--context`` (added here).
 ``sandbox`` and ``demo`` live in the dev kit (``pagerbridge-devkit``, installed by ``make
 install``), which the image does not ship: there they say so instead of running.

@@ -1,3 +1,5 @@
 """Async clients for PagerDuty (Events API v2, REST API v2) and BigPanda (Incidents API v2,
 Webhook v2 integrations), shared by the relay and the operator. One module per API concept;
-failures are the classes of :mod:`pagerbridge.clients.errors`."""
+failures are the classes of :mod:`pagerbridge.clients.errors`.
+
+Below the relay and the controller: imports only :mod:`pagerbridge.api`, never a program."""

@@ -12,13 +12,14 @@ from pagerbridge.api import PagerDutyIntegrationSpec, RelayPodSettings
 from pagerbridge.api.relay_pod import DEFAULT_RESOURCES, effective
 from pagerbridge.controller import names as n
 from pagerbridge.controller.render.children import Owner, RenderSettings, render_deployment
-from pagerbridge.controller.render.compile import SecretInfo, compile_relay_config
+from pagerbridge.controller.render.compile import compile_relay_config
 from pagerbridge.controller.settings import (
     RELAY_DEFAULTS_ENV,
     OperatorSettings,
     SettingsError,
     relay_pod_defaults,
 )
+from pagerbridge.controller.state.observed import SecretInfo
 
 OWNER = Owner("team-a", "payments", "uid-1")
 SECRETS = {

@@ -21,9 +21,9 @@ from pagerbridge.controller.render.children import (
 from pagerbridge.controller.render.compile import (
     MappingInput,
     OverrideInput,
-    SecretInfo,
     compile_relay_config,
 )
+from pagerbridge.controller.state.observed import SecretInfo
 
 ROUTING_KEY_VALUE = "R0UT1NGK3Y0123456789ABCDEFGHIJKL"
 OWNER = Owner("team-a", "payments", "uid-1")

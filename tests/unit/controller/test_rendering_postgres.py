@@ -10,8 +10,9 @@ from pagerbridge.api import PagerDutyIntegrationSpec, SecretKeyRef
 from pagerbridge.api.contract import OUTBOX_DSN_ENV, OUTBOX_SCHEMA_ENV, outbox_schema
 from pagerbridge.controller.errors import DatabaseNotConfigured, SecretNotFound
 from pagerbridge.controller.render.children import Owner, RenderSettings, render_children
-from pagerbridge.controller.render.compile import SecretInfo, compile_relay_config
+from pagerbridge.controller.render.compile import compile_relay_config
 from pagerbridge.controller.render.status import storage_condition
+from pagerbridge.controller.state.observed import SecretInfo
 
 OWNER = Owner("team-a", "payments", "uid-1")
 SETTINGS = RenderSettings(image="example/pagerbridge:1")

@@ -1,5 +1,5 @@
 """The external objects of one integration: the PagerDuty Webhooks v3 subscription and
 BigPanda's Webhook v2 integration, through :mod:`pagerbridge.clients`.
 
-Below the steps; never imports steps, reconcile or runtime.
+Below the steps; may import render, policy and state; never steps, reconcile or runtime.
 """

@@ -1,5 +1,9 @@
-"""The reconcile loop of an integration: runs the steps, writes status once, cleans up
-on deletion.
+"""The reconcile loop of an integration: where "how does this become Ready?" is answered.
 
-Below the runtime; above steps, render, state, external and policy.
+:mod:`.reconciler` (the queue and the triggers) runs :mod:`.admission` (parse, policies),
+:mod:`.converge` (the steps), :mod:`.assemble` (the typed status) and
+:mod:`.status_writer` (the one serialiser), with :mod:`.grace` for a new relay;
+:mod:`.cleanup` lets go on deletion; :mod:`.queue` is the work queue.
+
+Below the runtime; may import steps, external, render, policy and state.
 """

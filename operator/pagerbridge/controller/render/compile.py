@@ -25,7 +25,6 @@ from pagerbridge.api import (
 )
 from pagerbridge.api.contract import (
     bigpanda_api_url,
-    is_routing_key,
     pagerduty_api_url,
     pagerduty_events_url,
 )
@@ -33,20 +32,9 @@ from pagerbridge.api.integration import RelayStorage
 from pagerbridge.api.relay_config import BigPandaRelayConfig, IntegrationIdentity
 from pagerbridge.controller import names as n
 from pagerbridge.controller.errors import DatabaseNotConfigured, InvalidKey, SecretNotFound
+from pagerbridge.controller.state.observed import SecretInfo
 
 DATABASE_FIELD = "spec.relay.database.uriSecretRef"
-
-
-def looks_like_routing_key(value: str) -> bool:
-    return is_routing_key(value.strip())
-
-
-@dataclass(frozen=True)
-class SecretInfo:
-    """What the operator may know about a Secret: key names and shape checks, no values."""
-
-    keys: frozenset[str]
-    routing_key_shaped: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

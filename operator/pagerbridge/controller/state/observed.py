@@ -17,9 +17,16 @@ from typing import Any, Protocol
 
 from pagerbridge.api import INTEGRATION, KEY_OVERRIDE, TAG_MAPPING
 from pagerbridge.api import ConditionReason as Reason
-from pagerbridge.controller.render.compile import SecretInfo
 
 Body = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class SecretInfo:
+    """What the operator may know about a Secret: key names and shape checks, no values."""
+
+    keys: frozenset[str]
+    routing_key_shaped: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

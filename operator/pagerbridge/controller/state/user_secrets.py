@@ -3,7 +3,7 @@
 Why not a watch: a watch of every Secret needs ``list``/``watch`` on all Secrets and hands
 the operator every value in its namespaces (Helm release Secrets, other teams' keys).
 The operator instead ``get``s the few Secrets an integration names, at each reconcile,
-and keeps only what reconciling needs (:class:`.compile.SecretInfo`: key names, and
+and keeps only what reconciling needs (:class:`.observed.SecretInfo`: key names, and
 whether the routing key has the shape of one; the values are dropped here).
 
 A changed Secret (a rotated token, a missing one created, a fixed routing key) is seen
@@ -20,10 +20,11 @@ import binascii
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from pagerbridge.api.contract import is_routing_key
 from pagerbridge.clients.kubernetes import KubernetesError, NotFound, Resource
 from pagerbridge.controller.errors import KubernetesUnavailable
 from pagerbridge.controller.kube_port import KubernetesPort
-from pagerbridge.controller.render.compile import SecretInfo, looks_like_routing_key
+from pagerbridge.controller.state.observed import SecretInfo
 
 SECRETS = Resource.builtin("Secret")
 ABSENT = ""  # the version recorded for a Secret that does not exist
@@ -47,7 +48,7 @@ def secret_info(body: Mapping[str, object], routing_keys: Iterable[str]) -> Secr
         if encoded is None:
             continue
         try:
-            if looks_like_routing_key(base64.b64decode(str(encoded)).decode()):
+            if is_routing_key(base64.b64decode(str(encoded)).decode().strip()):
                 shaped.add(key)
         except (binascii.Error, UnicodeDecodeError):
             continue

@@ -1,5 +1,6 @@
-"""Reconcile steps: one module per part of an integration (children, exposure,
-subscription, BigPanda integration, tokens), each returning its part of the status.
+"""Reconcile steps: one module per part of an integration (children, generated Secrets,
+exposure, subscription, BigPanda integration, tokens), each returning its condition and
+its part of the status as an API model.
 
-Below the reconcile loop; may import render, policy, state and external.
+Below the reconcile loop; may import external, render, policy and state.
 """

@@ -38,6 +38,7 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"negative size: {text!r}")
     return size
 
+
 logger = logging.getLogger(__name__)
 
 

@@ -69,6 +69,7 @@ BUILTIN: dict[str, tuple[str, str, str]] = {
     "PodDisruptionBudget": ("policy", "v1", "poddisruptionbudgets"),
     "Lease": ("coordination.k8s.io", "v1", "leases"),
     "Ingress": ("networking.k8s.io", "v1", "ingresses"),
+    "NetworkPolicy": ("networking.k8s.io", "v1", "networkpolicies"),
     # Not built in: the Gateway API's CRD (spec.relay.expose.httpRoute), when installed.
     "HTTPRoute": ("gateway.networking.k8s.io", "v1", "httproutes"),
 }

@@ -7,8 +7,9 @@ them (:mod:`pagerbridge.api.relay_pod`). A malformed value stops the operator at
 The egress and cost bounds (``PAGERBRIDGE_EGRESS_*``, ``PAGERBRIDGE_CALL_*``,
 ``PAGERBRIDGE_RECONCILE_DEADLINE_SECONDS``, ``PAGERBRIDGE_NAMESPACE_CONCURRENCY``) and the
 relay policy (``PAGERBRIDGE_RELAY_IMAGE_PREFIXES``, ``PAGERBRIDGE_RELAY_SERVICE_TYPES``)
-and the expose policy (``PAGERBRIDGE_EXPOSE_*``, :mod:`.expose_policy`) are the cluster
-admin's, set from the Helm values: no CR can widen them.
+and the expose policy (``PAGERBRIDGE_EXPOSE_*``, :mod:`.expose_policy`) and the relays'
+NetworkPolicy (``PAGERBRIDGE_RELAY_NETWORK_POLICY``, :mod:`.policy.network`) are the
+cluster admin's, set from the Helm values: no CR can widen them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pagerbridge import DEFAULT_IMAGE
 from pagerbridge.api import RelayPodSettings, SecretKeyRef
 from pagerbridge.clients._http import CallLimits
 from pagerbridge.clients.egress import DEFAULT_ALLOWED_HOSTS, EgressPolicy
+from pagerbridge.controller.policy import network
 from pagerbridge.controller.policy.expose import ExposePolicy
 from pagerbridge.controller.policy.relay import RelayPolicy
 
@@ -35,6 +37,15 @@ RELAY_DATABASE_KEY_ENV = "PAGERBRIDGE_RELAY_DATABASE_SECRET_KEY"
 
 class SettingsError(ValueError):
     """The operator's environment is malformed; the message names the variable."""
+
+
+def relay_network_policy(text: str | None) -> network.RelayNetworkPolicy:
+    try:
+        return network.RelayNetworkPolicy.parse(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top)"
+        raise SettingsError(f"{network.ENV}: {where}: {first['msg']}") from None
 
 
 def relay_pod_defaults(text: str | None) -> RelayPodSettings:
@@ -102,6 +113,9 @@ class OperatorSettings:
     # :mod:`.ownership`); empty: the kube-system Namespace UID, read once at start.
     cluster_id: str = ""
     expose_policy: ExposePolicy = field(default_factory=ExposePolicy)
+    relay_network_policy: network.RelayNetworkPolicy = field(
+        default_factory=network.RelayNetworkPolicy
+    )
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -150,4 +164,5 @@ class OperatorSettings:
                 _list(env.get("PAGERBRIDGE_EXPOSE_HOST_SUFFIXES")),
                 _list(env.get("PAGERBRIDGE_EXPOSE_CLUSTER_ISSUERS")),
             ),
+            relay_network_policy=relay_network_policy(env.get(network.ENV)),
         )

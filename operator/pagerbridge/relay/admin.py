@@ -14,7 +14,9 @@ lines during a rotation). Compared in constant time, never logged. Without
 ``adminTokenFile`` the API answers 404: it is off.
 
 Every refusal is a JSON ``{"error", "message"}``: 401 (no or bad token), 404 (off, no such
-dead letter), 409 (the dead letter's incident still has pending jobs), 503 (outbox closed).
+dead letter), 409 (the dead letter's incident still has pending jobs), 429 with
+``Retry-After`` (too many failed token attempts from this source,
+:mod:`pagerbridge.relay.throttle`), 503 (outbox closed).
 Payloads are not listed: they carry incident content, and an operator needs only kind,
 incident (ordering key), age, attempts and error to decide on a replay.
 """
@@ -35,6 +37,7 @@ from pagerbridge.relay.errors import InboundError, NotConfigured, SenderUnauthor
 from pagerbridge.relay.inbound.common import check_bearer
 from pagerbridge.relay.outbound.dispatcher import Dispatcher
 from pagerbridge.relay.outbox.port import OutboxAdmin, OutboxClosed, ReplayConflict
+from pagerbridge.relay.throttle import FailedAttempts
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +57,51 @@ class OutboxUnavailable(InboundError):
     code = "outbox_unavailable"
 
 
+class TooManyAttempts(InboundError):
+    status = 429
+    code = "too_many_attempts"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed admin token attempts; retry in {retry_after}s")
+        self.retry_after = retry_after
+
+
 def _error(exc: InboundError) -> JSONResponse:
-    return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttempts) else None
+    return JSONResponse(
+        {"error": exc.code, "message": exc.message}, status_code=exc.status, headers=headers
+    )
 
 
 class AdminApi:
-    def __init__(self, holder: SettingsHolder, outbox: OutboxAdmin, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self,
+        holder: SettingsHolder,
+        outbox: OutboxAdmin,
+        dispatcher: Dispatcher,
+        attempts: FailedAttempts | None = None,
+    ) -> None:
         self.holder = holder
         self.outbox = outbox
         self.dispatcher = dispatcher
+        self.attempts = attempts or FailedAttempts()
 
     def _authorize(self, request: Request) -> None:
         tokens = self.holder.current.secrets.admin_tokens
         if not tokens:
             raise NotConfigured("the admin API is off (no adminTokenFile in the relay config)")
+        source = request.client.host if request.client else ""
+        wait = self.attempts.retry_after(source)
+        if wait is not None:
+            raise TooManyAttempts(wait)  # the token is not even looked at
+        try:
+            self._check_token(request, tokens)
+        except SenderUnauthorized:
+            self.attempts.failed(source)
+            raise
+        self.attempts.succeeded(source)
+
+    def _check_token(self, request: Request, tokens: tuple[str, ...]) -> None:
         try:
             presented = request.headers.get(RELAY_ADMIN_TOKEN_HEADER)
             if presented is None:

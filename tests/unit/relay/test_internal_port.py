@@ -6,6 +6,8 @@ in front of it exposes no metrics, probes or admin API); the internal port serve
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -17,6 +19,7 @@ from pagerbridge.api.contract import (
     RELAY_ADMIN_REPLAY_PATH,
     RELAY_ADMIN_TOKEN_HEADER,
 )
+from pagerbridge.relay.throttle import FIRST_DELAY, FREE_FAILURES, MAX_DELAY
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
 
 from .conftest import start_relay
@@ -172,3 +175,41 @@ def test_replay_of_a_non_numeric_id_is_404(pd_sim, relays, tmp_path, path):
     _, url = pd_sim
     relay = _relay(tmp_path, relays, url, admin_token=ADMIN_TOKEN)
     _json_error(_admin(relay, "POST", path), 404, "not_found")
+
+
+def test_failed_admin_tokens_slow_their_source_down(pd_sim, relays, tmp_path):
+    """After FREE_FAILURES bad tokens a source waits (429, Retry-After, doubling), even with
+    the right token; another source is not held up; the log gets no line per 429."""
+    _, url = pd_sim
+    relay = _relay(tmp_path, relays, url, admin_token=ADMIN_TOKEN)
+    for _ in range(FREE_FAILURES):
+        _json_error(
+            _admin(relay, "GET", RELAY_ADMIN_PENDING_PATH, token="wrong"), 401, "unauthorized"
+        )
+    # Failures past the free ones block for FIRST_DELAY, then twice that, ...: wait each
+    # block out and fail again until the block is long enough to test within it.
+    retry_after = 0
+    for _ in range(12):
+        r = _admin(relay, "GET", RELAY_ADMIN_PENDING_PATH, token="wrong")
+        if r.status_code == 429:
+            _json_error(r, 429, "too_many_attempts")
+            retry_after = int(r.headers["retry-after"])
+            if retry_after >= 8 * FIRST_DELAY:
+                break
+            time.sleep(retry_after)
+        else:
+            _json_error(r, 401, "unauthorized")
+    assert retry_after >= 8 * FIRST_DELAY
+    assert retry_after <= MAX_DELAY
+    # Blocked means blocked: the right token is not even looked at.
+    _json_error(_admin(relay, "GET", RELAY_ADMIN_PENDING_PATH), 429, "too_many_attempts")
+    # Another source address is not held up by this one's failures.
+    other = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+    with other:
+        answer = other.get(
+            relay.internal_url + RELAY_ADMIN_PENDING_PATH,
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+    assert answer.status_code == 200, answer.text
+    refusals = relay.logs().count("admin request refused")
+    assert FREE_FAILURES < refusals <= FREE_FAILURES + 4  # one per 401, none per 429

@@ -66,7 +66,10 @@ class Reconciler:
         self.settings = settings
         self.world = world
         self.render_settings = RenderSettings(
-            settings.relay_image, settings.image_pull_policy, settings.relay_pod_defaults
+            settings.relay_image,
+            settings.image_pull_policy,
+            settings.relay_pod_defaults,
+            settings.relay_network_policy,
         )
         self.queue: WorkQueue[Key] = WorkQueue(
             self._handle,

@@ -51,6 +51,7 @@ from pagerbridge.api.contract import (
 from pagerbridge.api.integration import RelayStorage
 from pagerbridge.api.relay_pod import DEFAULT_RESOURCES, effective
 from pagerbridge.controller import names as n
+from pagerbridge.controller.policy.network import RelayNetworkPolicy, render_policy
 from pagerbridge.controller.render.compile import Compiled
 
 Manifest = dict[str, Any]
@@ -91,6 +92,8 @@ class RenderSettings:
     image_pull_policy: str = "IfNotPresent"
     # Operator-wide relay pod settings; spec.relay overrides them.
     pod_defaults: RelayPodSettings = field(default_factory=RelayPodSettings)
+    # The admin's NetworkPolicy for every relay (off: none rendered, none touched).
+    network_policy: RelayNetworkPolicy = field(default_factory=RelayNetworkPolicy)
 
 
 @dataclass(frozen=True)
@@ -100,10 +103,14 @@ class Children:
     service: Manifest
     outbox_claim: Manifest | None
     disruption_budget: Manifest | None = None
+    network_policy: Manifest | None = None
 
     def applied(self) -> list[Manifest]:
-        """Children kept in shape by server-side apply, in apply order."""
+        """Children kept in shape by server-side apply, in apply order (the
+        NetworkPolicy before the Deployment: a relay pod never runs unfenced)."""
         items = [self.config_map, self.service]
+        if self.network_policy is not None:
+            items.append(self.network_policy)
         if self.outbox_claim is not None:
             items.append(self.outbox_claim)
         if self.disruption_budget is not None:
@@ -368,6 +375,21 @@ def render_service(owner: Owner, spec: PagerDutyIntegrationSpec) -> Manifest:
     }
 
 
+def render_network_policy(owner: Owner, policy: RelayNetworkPolicy) -> Manifest | None:
+    """The relay's NetworkPolicy when the admin turned them on (see
+    :mod:`pagerbridge.controller.policy.network`). Not watched and, once off, left alone
+    (the operator then has no RBAC for NetworkPolicies)."""
+    if not policy.enabled:
+        return None
+    return render_policy(
+        policy,
+        _metadata(owner, owner.names.relay),
+        n.selector_labels(owner.names),
+        n.RELAY_PORT,
+        n.RELAY_INTERNAL_PORT,
+    )
+
+
 def render_outbox_claim(owner: Owner, spec: PagerDutyIntegrationSpec) -> Manifest | None:
     persistence = spec.relay.persistence
     if spec.relay.effective_storage is not RelayStorage.PERSISTENT:
@@ -399,6 +421,7 @@ def render_children(
         service=render_service(owner, spec),
         outbox_claim=render_outbox_claim(owner, spec),
         disruption_budget=render_disruption_budget(owner, spec),
+        network_policy=render_network_policy(owner, settings.network_policy),
     )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pagerbridge.controller import names as n
+from pagerbridge.api.contract import RELAY_INTERNAL_PORT, RELAY_PUBLIC_PORT
 from pagerbridge.controller.policy.network import ENV
 
 from ..conftest import Cluster
@@ -72,9 +72,9 @@ def test_network_policy_rule_is_enough_and_needed(
         "the relay's NetworkPolicy",
     )
     public, internal = policy["spec"]["ingress"]
-    assert public["ports"] == [{"protocol": "TCP", "port": n.RELAY_PORT}]
+    assert public["ports"] == [{"protocol": "TCP", "port": RELAY_PUBLIC_PORT}]
     assert "from" not in public
-    assert internal["ports"] == [{"protocol": "TCP", "port": n.RELAY_INTERNAL_PORT}]
+    assert internal["ports"] == [{"protocol": "TCP", "port": RELAY_INTERNAL_PORT}]
     assert internal["from"] == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
         {"ipBlock": {"cidr": "127.0.0.1/32"}},

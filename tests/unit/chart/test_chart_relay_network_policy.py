@@ -23,7 +23,7 @@ import yaml
 
 from chart.helm_tools import Helm, of_kind, one
 from pagerbridge.api import PagerDutyIntegrationSpec
-from pagerbridge.controller import names as n
+from pagerbridge.api.contract import RELAY_INTERNAL_PORT, RELAY_PUBLIC_PORT
 from pagerbridge.controller.policy.network import ENV, RelayNetworkPolicy
 from pagerbridge.controller.render.children import Owner, RenderSettings, render_children
 from pagerbridge.controller.render.compile import Compiled, SecretInfo, compile_relay_config
@@ -147,7 +147,7 @@ def test_with_the_policy_on_only_the_named_peers_reach_the_internal_port(
     assert rendered["metadata"]["name"] == deployment["metadata"]["name"]
     assert rendered["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
     pod = deployment["spec"]["template"]["metadata"]["labels"]
-    internal, public = n.RELAY_INTERNAL_PORT, n.RELAY_PORT
+    internal, public = RELAY_INTERNAL_PORT, RELAY_PUBLIC_PORT
     for source in (OTHER_TENANT, SAME_NAMESPACE, OTHER_MONITORING_POD, INTERNET):
         assert not admitted(rendered, pod, source, internal), source
         assert admitted(rendered, pod, source, public), source  # the webhooks still work
@@ -162,8 +162,8 @@ def test_nothing_named_means_nothing_reaches_the_internal_port(helm: Helm, tmp_p
     rendered, deployment = _render(_policy_from_chart(helm, tmp_path, {"enabled": True}))
     pod = deployment["spec"]["template"]["metadata"]["labels"]
     for source in (OTHER_TENANT, SAME_NAMESPACE, PROMETHEUS_POD, API, INTERNET):
-        assert not admitted(rendered, pod, source, n.RELAY_INTERNAL_PORT), source
-        assert admitted(rendered, pod, source, n.RELAY_PORT), source
+        assert not admitted(rendered, pod, source, RELAY_INTERNAL_PORT), source
+        assert admitted(rendered, pod, source, RELAY_PUBLIC_PORT), source
 
 
 def test_the_public_port_from_where_the_admin_allows(helm: Helm, tmp_path: Path) -> None:
@@ -177,9 +177,9 @@ def test_the_public_port_from_where_the_admin_allows(helm: Helm, tmp_path: Path)
     )
     pod = deployment["spec"]["template"]["metadata"]["labels"]
     controller = Source("10.244.1.2", ingress, {"app": "controller"})
-    assert admitted(rendered, pod, controller, n.RELAY_PORT)
+    assert admitted(rendered, pod, controller, RELAY_PUBLIC_PORT)
     for source in (OTHER_TENANT, INTERNET):
-        assert not admitted(rendered, pod, source, n.RELAY_PORT), source
+        assert not admitted(rendered, pod, source, RELAY_PUBLIC_PORT), source
 
 
 def test_off_by_default_no_policy_no_rbac(helm: Helm, tmp_path: Path) -> None:

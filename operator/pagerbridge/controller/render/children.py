@@ -385,8 +385,8 @@ def render_network_policy(owner: Owner, policy: RelayNetworkPolicy) -> Manifest 
         policy,
         _metadata(owner, owner.names.relay),
         n.selector_labels(owner.names),
-        n.RELAY_PORT,
-        n.RELAY_INTERNAL_PORT,
+        RELAY_PUBLIC_PORT,
+        RELAY_INTERNAL_PORT,
     )
 
 

@@ -103,6 +103,9 @@ class OperatorSettings:
     token_rotation_grace_seconds: float = 120.0
     watch_server_timeout: int = 300
     watch_client_timeout: int = 330
+    # After the API server answers again: every watch re-established and every reconcile
+    # that failed on it re-run within this many seconds (see runtime/reconnect.py).
+    api_reconnect_seconds: float = 2.0
     egress: EgressPolicy = field(default_factory=EgressPolicy)
     call_limits: CallLimits = field(default_factory=CallLimits)
     reconcile_deadline_seconds: float = 120.0  # one reconcile, all its calls together
@@ -135,6 +138,7 @@ class OperatorSettings:
             ),
             watch_server_timeout=int(env.get("PAGERBRIDGE_WATCH_SERVER_TIMEOUT", "300")),
             watch_client_timeout=int(env.get("PAGERBRIDGE_WATCH_CLIENT_TIMEOUT", "330")),
+            api_reconnect_seconds=float(env.get("PAGERBRIDGE_API_RECONNECT_SECONDS", "2")),
             egress=EgressPolicy.parse(
                 _list(env.get(ENV_EGRESS_ALLOWED_HOSTS), DEFAULT_ALLOWED_HOSTS),
                 _list(env.get(ENV_EGRESS_ALLOWED_NETWORKS)),

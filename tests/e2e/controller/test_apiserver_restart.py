@@ -1,9 +1,16 @@
-"""The operator survives a restart of kube-apiserver (issue 6, point 5).
+"""The operator survives a restart of kube-apiserver (issue 6, point 5; issue 23).
 
 A control plane of its own (restarting the session's would disturb every other test):
 integration Ready, kube-apiserver stopped for a few seconds and started again on the same
 port with the same etcd, then changes made after the restart must reach the children.
 That only happens when the operator's watches reconnect by themselves.
+
+The bound each test waits for follows from the operator's documented settings
+(docs/operator.md, "After an API server outage"): every watch is back within
+``PAGERBRIDGE_API_RECONNECT_SECONDS`` of the server answering, and the change then takes
+one reconcile, which ``PAGERBRIDGE_RECONCILE_DEADLINE_SECONDS`` bounds; a reconcile that
+still meets a server finishing its start (429 "storage is (re)initializing") is re-run by
+the API recovery probe within the reconnect bound too, so at most two of each.
 """
 
 from __future__ import annotations
@@ -35,7 +42,24 @@ pytestmark = [
 ]
 NAMESPACE = "pb-restart"
 DOWNTIME = 5.0
-CONVERGE = 30.0
+RECONNECT = 2.0  # PAGERBRIDGE_API_RECONNECT_SECONDS (the default)
+RECONCILE_DEADLINE = 15.0  # PAGERBRIDGE_RECONCILE_DEADLINE_SECONDS
+CONVERGE = 2 * (RECONNECT + RECONCILE_DEADLINE)
+SETTINGS = {
+    # No periodic resync during the test: only watch events can restore the ConfigMap.
+    "PAGERBRIDGE_RESYNC_SECONDS": "600",
+    "PAGERBRIDGE_API_RECONNECT_SECONDS": str(RECONNECT),
+    "PAGERBRIDGE_RECONCILE_DEADLINE_SECONDS": str(RECONCILE_DEADLINE),
+}
+MAPPING = {
+    "apiVersion": "pagerbridge.io/v1alpha1",
+    "kind": "PagerDutyTagMapping",
+    "metadata": {"name": "survivor-mapping"},
+    "spec": {
+        "integrationRef": {"name": "survivor"},
+        "mappings": [{"tag": "team", "field": "group"}],
+    },
+}
 
 
 @pytest.fixture
@@ -67,14 +91,13 @@ def test_operator_converges_after_an_apiserver_restart(
     cluster.kubectl("create", "namespace", NAMESPACE)
     manifest = f"{pd_secret()}---\n{integration('survivor', pd_url)}"
     cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=manifest)
-    # No periodic resync during the test: only watch events can restore the ConfigMap.
     operator = OperatorProcess(
         cluster,
         NAMESPACE,
         tmp_path / "operator.log",
         free_port(),
         free_port(),
-        extra_env={"PAGERBRIDGE_RESYNC_SECONDS": "600"},
+        extra_env=SETTINGS,
         # A leader that cannot renew its Lease for the renew deadline exits (in a pod, to be
         # restarted as a follower); this test is about watches surviving the outage, in a
         # process nothing would restart, so the deadline outlasts the outage.
@@ -103,18 +126,7 @@ def test_operator_converges_after_an_apiserver_restart(
 
             # Changes made after the restart: only reconnected watches can see them.
             cluster.kubectl("delete", "configmap", "survivor-relay", "-n", NAMESPACE)
-            _apply(
-                cluster,
-                {
-                    "apiVersion": "pagerbridge.io/v1alpha1",
-                    "kind": "PagerDutyTagMapping",
-                    "metadata": {"name": "survivor-mapping"},
-                    "spec": {
-                        "integrationRef": {"name": "survivor"},
-                        "mappings": [{"tag": "team", "field": "group"}],
-                    },
-                },
-            )
+            _apply(cluster, MAPPING)
             wait_for(
                 lambda: (
                     {"tag": "team", "field": "group"}
@@ -140,5 +152,61 @@ def test_operator_converges_after_an_apiserver_restart(
             assert operator.process.poll() is None, operator.log()[-3000:]
             assert kubelet.pod(NAMESPACE, "survivor-relay") is not None
             print(f"converged {converged:.1f}s after the API server came back")
+        finally:
+            operator.stop()
+
+
+def test_a_kind_briefly_not_served_is_watched_again(
+    own_cluster: tuple[ControlPlane, Cluster],
+    pagerduty: tuple[PagerDutySimulator, str],
+    tmp_path: Path,
+) -> None:
+    """A watch that meets a 404 (the kind not served: a starting server, a CRD deleted and
+    installed again) comes back once the kind is served, instead of ending for good."""
+    plane, cluster = own_cluster
+    _, pd_url = pagerduty
+    cluster.kubectl("create", "namespace", NAMESPACE)
+    manifest = f"{pd_secret()}---\n{integration('survivor', pd_url)}"
+    cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=manifest)
+    operator = OperatorProcess(
+        cluster,
+        NAMESPACE,
+        tmp_path / "operator.log",
+        free_port(),
+        free_port(),
+        extra_env=SETTINGS,
+    )
+    crd = CRDS_DIR / "pagerbridge.io_pagerdutytagmappings.yaml"
+    with HarnessKubelet(plane.kubeconfig, tmp_path / "kubelet", NAMESPACE):
+        operator.start()
+        try:
+            wait_for(
+                lambda: (
+                    condition(get_json(cluster, NAMESPACE, "pdi", "survivor")).get("status")
+                    == "True"
+                ),
+                60,
+                "integration Ready",
+            )
+            cluster.kubectl("delete", "-f", str(crd), "--wait=true")
+            # The operator's watch of the kind has met the 404 (and keeps retrying).
+            wait_for(
+                lambda: "the kind is not served" in operator.log(),
+                CONVERGE,
+                "the operator's watch meeting the 404",
+            )
+            cluster.kubectl("apply", "-f", str(crd))
+            cluster.kubectl("wait", "--for=condition=Established", "-f", str(crd), "--timeout=60s")
+            _apply(cluster, MAPPING)
+            wait_for(
+                lambda: (
+                    {"tag": "team", "field": "group"}
+                    in list((_relay_config(cluster) or {}).get("tagMappings") or [])
+                ),
+                CONVERGE,
+                "the ConfigMap with the mapping of the re-installed kind",
+            )
+            assert operator.process is not None
+            assert operator.process.poll() is None, operator.log()[-3000:]
         finally:
             operator.stop()

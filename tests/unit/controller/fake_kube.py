@@ -143,6 +143,9 @@ class FakeKube:
 
     # -- for tests --------------------------------------------------------------------
 
+    async def server_version(self) -> str:
+        return "v0.0.0-fake"
+
     def put(self, manifest: Obj, namespace: str) -> Obj:
         """Store an object as a user's ``kubectl apply`` would (no recorded write)."""
         obj = copy.deepcopy(manifest)

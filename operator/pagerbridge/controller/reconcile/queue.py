@@ -91,6 +91,21 @@ class WorkQueue(Generic[K]):
             timer.cancel()
 
     @property
+    def retrying(self) -> bool:
+        """Some key waits on a retry timer."""
+        return bool(self._timers)
+
+    def retry_now(self) -> int:
+        """Run every key waiting on a retry timer now (what failed may work again: the API
+        server is back); their failure counts stay, so a key that fails again backs off
+        where it was. Returns how many keys were queued."""
+        timers, self._timers = self._timers, {}
+        for key, timer in timers.items():
+            timer.cancel()
+            self.add(key)
+        return len(timers)
+
+    @property
     def idle(self) -> bool:
         return not self._pending and not self._running
 

@@ -43,6 +43,7 @@ from pagerbridge.controller.reconcile import assemble, cleanup, grace
 from pagerbridge.controller.reconcile.admission import admit
 from pagerbridge.controller.reconcile.converge import Converged, converge
 from pagerbridge.controller.reconcile.queue import WorkQueue
+from pagerbridge.controller.reconcile.api_recovery import ApiRecovery
 from pagerbridge.controller.reconcile.status_writer import RESOURCES, StatusWriter
 from pagerbridge.controller.render import conditions as c
 from pagerbridge.controller.render.children import Owner, RenderSettings
@@ -80,17 +81,21 @@ class Reconciler:
         )
         self.memories = Memories()
         self.status = StatusWriter(kube)
-        self._resync_task: asyncio.Task[None] | None = None
+        self._recovery = ApiRecovery(kube, self.queue, settings.api_reconnect_seconds)
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         self.queue.start()
-        self._resync_task = asyncio.create_task(self.resync_forever(), name="resync")
+        self._tasks = [
+            asyncio.create_task(self.resync_forever(), name="resync"),
+            asyncio.create_task(self._recovery.run(), name="api-recovery"),
+        ]
 
     async def stop(self) -> None:
-        if self._resync_task is not None:
-            self._resync_task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._resync_task
+                await task
         await self.queue.stop()
 
     async def resync_forever(self) -> None:

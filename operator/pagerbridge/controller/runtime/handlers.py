@@ -36,6 +36,7 @@ from pagerbridge.controller.reconcile import cleanup
 from pagerbridge.controller.reconcile.cleanup import needs_finalizer
 from pagerbridge.controller.reconcile.reconciler import Reconciler
 from pagerbridge.controller.runtime.login import kopf_session
+from pagerbridge.controller.runtime.reconnect import ReconnectBackoff
 from pagerbridge.controller.settings import OperatorSettings
 from pagerbridge.controller.state.observed import (
     CHILD_KINDS,
@@ -126,6 +127,9 @@ def build_registry(settings: OperatorSettings, credentials: Credentials) -> kopf
         settings_.watching.server_timeout = settings.watch_server_timeout
         settings_.watching.client_timeout = settings.watch_client_timeout
         settings_.watching.connect_timeout = 30
+        # Retries capped at a bound and never escalated, so every watch is back within
+        # api_reconnect_seconds of the API server answering again (see :mod:`.reconnect`).
+        settings_.networking.error_backoffs = ReconnectBackoff(settings.api_reconnect_seconds)
         settings_.posting.level = logging.WARNING
         # The resources are known: no CRD or namespace discovery, so a namespaced
         # install needs no cluster-wide RBAC.

@@ -7,7 +7,8 @@ client middleware that asks the same :class:`~pagerbridge.clients.kube_auth.Toke
 every request's ``Authorization`` (so a rotated token file or an expiring exec credential is
 refreshed for kopf's watches exactly as for our calls, and a 401 is retried once with a fresh
 token before kopf sees it). Should kopf still get a 401, it calls the login handler again,
-which starts from a fresh token.
+which starts from a fresh token. A second middleware keeps a watch alive across a kind that
+is briefly not served (see :mod:`.reconnect`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import aiohttp
 import kopf
 
 from pagerbridge.clients.kubeconfig import Credentials
+from pagerbridge.controller.runtime.reconnect import missing_kind_as_disconnect
 
 
 def _auth_middleware(credentials: Credentials) -> aiohttp.ClientMiddlewareType:
@@ -45,7 +47,9 @@ def kopf_session(credentials: Credentials) -> kopf.AiohttpSession:
     """A kopf login result: an aiohttp session speaking with ``credentials``."""
     if credentials.auth is not None:
         credentials.auth.invalidate()  # a (re-)login starts from a fresh token
-    middlewares = (_auth_middleware(credentials),) if credentials.auth is not None else ()
+    middlewares: tuple[aiohttp.ClientMiddlewareType, ...] = (missing_kind_as_disconnect,)
+    if credentials.auth is not None:
+        middlewares = (*middlewares, _auth_middleware(credentials))
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0, ssl=credentials.ssl_context),
         proxy=credentials.proxy_url,

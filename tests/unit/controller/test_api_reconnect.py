@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from pagerbridge.clients.kubernetes import KubernetesError
 from pagerbridge.controller.reconcile.api_recovery import ApiRecovery
-from pagerbridge.controller.runtime.queue import WorkQueue
+from pagerbridge.controller.reconcile.queue import WorkQueue
 from pagerbridge.controller.runtime.reconnect import (
     FIRST_DELAY,
     KindNotServed,

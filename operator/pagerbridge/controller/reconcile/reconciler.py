@@ -41,9 +41,9 @@ from pagerbridge.controller.metrics import (
 )
 from pagerbridge.controller.reconcile import assemble, cleanup, grace
 from pagerbridge.controller.reconcile.admission import admit
+from pagerbridge.controller.reconcile.api_recovery import ApiRecovery
 from pagerbridge.controller.reconcile.converge import Converged, converge
 from pagerbridge.controller.reconcile.queue import WorkQueue
-from pagerbridge.controller.reconcile.api_recovery import ApiRecovery
 from pagerbridge.controller.reconcile.status_writer import RESOURCES, StatusWriter
 from pagerbridge.controller.render import conditions as c
 from pagerbridge.controller.render.children import Owner, RenderSettings

@@ -30,7 +30,9 @@ from pagerbridge.controller.policy.relay import RelayPolicy
 RELAY_DEFAULTS_ENV = "PAGERBRIDGE_RELAY_DEFAULTS"
 # The default database of storage PostgreSQL: a Secret name (and key, default "uri") that
 # each integration finds in its own namespace; never a Secret of the operator's namespace,
-# so no tenant is handed credentials the platform team did not give its namespace.
+# so no tenant is handed credentials the platform team did not give its namespace. The
+# name may hold "{name}", the integration's name ("{name}-outbox-db"): one Secret, so one
+# PostgreSQL role, per integration, the supported set-up (docs/relay.md).
 RELAY_DATABASE_SECRET_ENV = "PAGERBRIDGE_RELAY_DATABASE_SECRET"
 RELAY_DATABASE_KEY_ENV = "PAGERBRIDGE_RELAY_DATABASE_SECRET_KEY"
 
@@ -61,11 +63,36 @@ def relay_pod_defaults(text: str | None) -> RelayPodSettings:
         raise SettingsError(f"{RELAY_DEFAULTS_ENV}: {problems}") from None
 
 
-def relay_database_default(name: str | None, key: str | None) -> SecretKeyRef | None:
+INTEGRATION_PLACEHOLDER = "{name}"
+
+
+@dataclass(frozen=True)
+class DatabaseDefault:
+    """The default database Secret of storage PostgreSQL: a name, ``{name}`` standing for
+    the integration's name, and the key of its URI."""
+
+    template: str
+    key: str = "uri"
+
+    @property
+    def per_integration(self) -> bool:
+        return INTEGRATION_PLACEHOLDER in self.template
+
+    def for_integration(self, integration: str) -> SecretKeyRef:
+        """The Secret key of ``integration`` (raises ValidationError when the name it makes
+        is not a Secret name, e.g. too long)."""
+        return SecretKeyRef(
+            name=self.template.replace(INTEGRATION_PLACEHOLDER, integration), key=self.key
+        )
+
+
+def relay_database_default(name: str | None, key: str | None) -> DatabaseDefault | None:
     if not name:
         return None
     try:
-        return SecretKeyRef(name=name, key=key or "uri")
+        default = DatabaseDefault(name, key or "uri")
+        default.for_integration("x")  # a valid Secret name once filled in
+        return default
     except ValidationError as exc:
         problems = "; ".join(error["msg"] for error in exc.errors())
         raise SettingsError(
@@ -111,7 +138,7 @@ class OperatorSettings:
     reconcile_deadline_seconds: float = 120.0  # one reconcile, all its calls together
     namespace_concurrency: int = 4  # reconciles of one namespace running at once
     relay_policy: RelayPolicy = field(default_factory=RelayPolicy)
-    relay_database: SecretKeyRef | None = None  # default database Secret of storage PostgreSQL
+    relay_database: DatabaseDefault | None = None  # default database Secret, storage PostgreSQL
     # This cluster's identity in the ownership stamps of external objects (see
     # :mod:`.ownership`); empty: the kube-system Namespace UID, read once at start.
     cluster_id: str = ""

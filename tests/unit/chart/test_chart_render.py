@@ -10,6 +10,13 @@ import pytest
 import yaml
 
 from chart.helm_tools import CHART, Helm, of_kind, one
+from pagerbridge.controller.errors import DatabaseNotConfigured
+from pagerbridge.controller.reconcile.converge import _default_database
+from pagerbridge.controller.settings import (
+    RELAY_DATABASE_KEY_ENV,
+    RELAY_DATABASE_SECRET_ENV,
+    relay_database_default,
+)
 
 NAMESPACE = "pagerbridge-system"
 APP_VERSION = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
@@ -435,3 +442,25 @@ def test_cluster_id_and_default_database_reach_the_operator_only_when_set(helm: 
     assert values["PAGERBRIDGE_RELAY_DATABASE_SECRET_KEY"] == "uri"
     # The database default is the operator's, not a relay pod setting.
     assert "database" not in values["PAGERBRIDGE_RELAY_DEFAULTS"]
+
+
+def test_the_default_database_secret_is_per_integration(helm: Helm) -> None:
+    """relay.database.secretName "{name}-outbox-db": each integration its own Secret (so
+    its own PostgreSQL role); the operator fills the integration's name in."""
+    env = {
+        item["name"]: item.get("value")
+        for item in _container(
+            helm.render("--set-json", 'relay.database.secretName="{name}-outbox-db"')
+        )["env"]
+    }
+    default = relay_database_default(env[RELAY_DATABASE_SECRET_ENV], env[RELAY_DATABASE_KEY_ENV])
+    assert default is not None
+    assert default.per_integration
+    assert default.for_integration("payments").name == "payments-outbox-db"
+    assert default.for_integration("billing").name == "billing-outbox-db"
+    assert _default_database(default, "payments") == default.for_integration("payments")
+    with pytest.raises(DatabaseNotConfigured, match="uriSecretRef"):
+        _default_database(default, "x" * 250)  # too long a Secret name once filled in
+    for bad in ("{name", "UPPER-{name}", "-{name}", "{namespace}-db"):
+        result = helm.template("--set-json", f'relay.database.secretName="{bad}"')
+        assert result.returncode != 0, bad

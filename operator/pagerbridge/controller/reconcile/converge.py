@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from pagerbridge.api import PagerDutyKeyOverrideSpec, PagerDutyTagMappingSpec
+from pagerbridge.api import PagerDutyKeyOverrideSpec, PagerDutyTagMappingSpec, SecretKeyRef
+from pagerbridge.controller.errors import DatabaseNotConfigured
 from pagerbridge.controller.external import bigpanda_integration
 from pagerbridge.controller.render.children import RenderSettings, render_children
 from pagerbridge.controller.render.compile import (
@@ -25,6 +26,7 @@ from pagerbridge.controller.render.compile import (
     compile_relay_config,
     secret_refs,
 )
+from pagerbridge.controller.settings import DatabaseDefault
 from pagerbridge.controller.state import user_secrets
 from pagerbridge.controller.state.observed import RefInfo
 from pagerbridge.controller.steps import children as children_step
@@ -67,7 +69,7 @@ async def converge(
 ) -> Converged:
     """The steps, in order; raises what makes the integration wait."""
     namespace, name, spec = ctx.owner.namespace, ctx.owner.name, ctx.spec
-    default_database = ctx.settings.relay_database
+    default_database = _default_database(ctx.settings.relay_database, name)
     refs: dict[str, set[str]] = {ref.name: set() for _, ref in secret_refs(spec, default_database)}
     refs[spec.pager_duty.routing_key.name].add(spec.pager_duty.routing_key.key)
     read = await user_secrets.read(ctx.kube, namespace, refs)
@@ -107,6 +109,20 @@ async def converge(
     else:
         bigpanda = await bigpanda_step.unmanage(ctx)  # no condition
     return Converged(compiled, subscription, applied, exposed, bigpanda)
+
+
+def _default_database(default: DatabaseDefault | None, integration: str) -> SecretKeyRef | None:
+    """The operator's default database Secret for this integration (``{name}`` filled in)."""
+    if default is None:
+        return None
+    try:
+        return default.for_integration(integration)
+    except ValidationError:
+        raise DatabaseNotConfigured(
+            f"the default database Secret {default.template!r} (Helm value "
+            f"relay.database.secretName) gives no valid Secret name for {integration!r}; "
+            "set spec.relay.database.uriSecretRef"
+        ) from None
 
 
 def _override(ref: RefInfo) -> OverrideInput | None:

@@ -21,6 +21,7 @@ from pagerbridge.api.contract import (
     RELAY_PUBLIC_PORT,
 )
 from pagerbridge.relay.inbound.budget import EdgeLimits
+from pagerbridge.relay.options import DEFAULTS, RelayOptions
 
 _UNITS = {"ki": 1024, "mi": 1024 * 1024, "k": 1000, "m": 1000 * 1000}
 
@@ -99,21 +100,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--outbox-sync",
         choices=["full", "normal"],
-        default="full",
+        default=DEFAULTS.outbox_sync.lower(),
         help="SQLite synchronous mode: full = fsync per (group) commit, survives power loss; "
         "normal = survives process kills only, lower accept latency",
     )
     parser.add_argument(
         "--late-trigger-after",
         type=float,
-        default=5.0,
+        default=DEFAULTS.late_trigger_after,
         metavar="SECONDS",
         help="confirm triggers older than this against BigPanda before sending",
     )
     parser.add_argument(
         "--confirm-after",
         type=float,
-        default=120.0,
+        default=DEFAULTS.confirm_after,
         metavar="SECONDS",
         help="a late trigger is confirmed with BigPanda when it waited longer than this, or "
         "whenever the relay may have missed BigPanda's webhooks meanwhile (restart, store "
@@ -122,14 +123,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--unauthorized-retry",
         type=float,
-        default=60.0,
+        default=DEFAULTS.unauthorized_retry,
         metavar="SECONDS",
         help="retry interval after a 401/403 from PagerDuty or BigPanda",
     )
     parser.add_argument(
         "--delivery-concurrency",
         type=int,
-        default=64,
+        default=DEFAULTS.concurrency,
         metavar="N",
         help="deliveries in flight at once (different incidents; one incident is sequential)",
     )
@@ -197,14 +198,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-error-attempts",
         type=int,
-        default=5,
+        default=DEFAULTS.max_error_attempts,
         metavar="N",
         help="a job whose delivery fails unexpectedly this many times is dead-lettered",
     )
     parser.add_argument(
         "--give-up-after",
         type=float,
-        default=24 * 3600.0,
+        default=DEFAULTS.max_age,
         metavar="SECONDS",
         help="a job still failing this long after it was accepted is dead-lettered",
     )
@@ -215,11 +216,10 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from pagerbridge import jsonlog
-    from pagerbridge.relay.app import RelayOptions, create_app
+    from pagerbridge.relay.app import create_app
     from pagerbridge.relay.config import settings as settings_mod
     from pagerbridge.relay.inbound.budget import EdgeBudget
     from pagerbridge.relay.outbound.ratelimit import Limit
-    from pagerbridge.relay.outbound.retry import RetryPolicy
     from pagerbridge.relay.server import Edge, guarded_protocol
 
     jsonlog.configure(args.log_level)
@@ -248,9 +248,8 @@ def run(args: argparse.Namespace) -> int:
         unauthorized_retry=args.unauthorized_retry,
         outbox_sync=args.outbox_sync.upper(),
         concurrency=max(1, args.delivery_concurrency),
-        retry=RetryPolicy(
-            max_error_attempts=max(1, args.max_error_attempts), max_age=args.give_up_after
-        ),
+        max_error_attempts=max(1, args.max_error_attempts),
+        max_age=args.give_up_after,
     )
     app = create_app(args.config, settings, options, internal_port=args.internal_port)
     metrics = app.state.ctx.metrics

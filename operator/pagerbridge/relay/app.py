@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -54,9 +53,10 @@ from pagerbridge.relay.health import UpstreamHealth
 from pagerbridge.relay.inbound.bigpanda_webhook import BigPandaWebhook
 from pagerbridge.relay.inbound.pagerduty_webhook import PagerDutyWebhook
 from pagerbridge.relay.metrics import RelayMetrics
+from pagerbridge.relay.options import RelayOptions
 from pagerbridge.relay.outbound.dispatcher import Dispatcher
 from pagerbridge.relay.outbound.http_pool import ShardedTransport
-from pagerbridge.relay.outbound.ratelimit import Limit, RateLimiter
+from pagerbridge.relay.outbound.ratelimit import RateLimiter
 from pagerbridge.relay.outbound.retry import RetryPolicy
 from pagerbridge.relay.outbound.to_bigpanda import BigPandaDelivery
 from pagerbridge.relay.outbound.to_pagerduty import PagerDutyDelivery
@@ -66,19 +66,6 @@ from pagerbridge.relay.outbox.port import Job, OutboxClosed, OutboxLanes, Outbox
 
 log = logging.getLogger(__name__)
 SHARE_INTERVAL = 2.0  # seconds between looks at how many replicas share the store
-
-
-@dataclass
-class RelayOptions:
-    rate_limits: dict[str, Limit] = field(default_factory=dict)
-    late_trigger_after: float = 5.0
-    confirm_after: float = 120.0
-    concurrency: int = 64
-    reload_interval: float = 1.0
-    unauthorized_retry: float = 60.0
-    outbox_sync: str = "FULL"
-    retention: float = 30 * 24 * 3600  # idempotency/echo memory kept this long (seconds)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 async def _prune_forever(outbox: OutboxMemory, retention: float) -> None:
@@ -170,7 +157,7 @@ def create_app(
         jobs=outbox,
         memory=outbox,
         metrics=metrics,
-        limiter=RateLimiter(options.rate_limits),
+        limiter=RateLimiter(dict(options.rate_limits)),
         health=health,
         http=http,
         late_trigger_after=options.late_trigger_after,
@@ -197,8 +184,7 @@ def create_app(
         metrics,
         concurrency=options.concurrency,
         on_unauthorized=on_unauthorized,
-        unauthorized_retry=options.unauthorized_retry,
-        policy=options.retry,
+        policy=RetryPolicy.of(options),
         gates={
             PdEvent.KIND: to_pd.event_gate,
             PdNote.KIND: to_pd.note_gate,

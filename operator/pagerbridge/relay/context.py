@@ -19,6 +19,7 @@ from pagerbridge.relay.config.settings import Settings
 from pagerbridge.relay.config.watch import SettingsHolder
 from pagerbridge.relay.health import UpstreamHealth
 from pagerbridge.relay.metrics import RelayMetrics
+from pagerbridge.relay.options import DEFAULTS
 from pagerbridge.relay.outbound.ratelimit import RateLimiter
 from pagerbridge.relay.outbox.port import OutboxJobs, OutboxMemory
 
@@ -34,11 +35,9 @@ class RelayContext:
     limiter: RateLimiter
     health: UpstreamHealth
     http: httpx.AsyncClient
-    # A trigger older than this (or retried) is checked against BigPanda before sending.
-    late_trigger_after: float = 5.0
-    # ...and confirmed with BigPanda when it waited longer than this, or when the relay may
-    # have missed BigPanda's webhooks since accepting it (see to_pagerduty._vouched).
-    confirm_after: float = 120.0
+    # When a late trigger is checked against BigPanda (see RelayOptions).
+    late_trigger_after: float = DEFAULTS.late_trigger_after
+    confirm_after: float = DEFAULTS.confirm_after
     # The log redactor's secrets, override keys included (None: nothing to tell it).
     log_secrets: LogSecrets | None = None
 

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from pagerbridge.api.relay_config import RelayConfig
 from pagerbridge.api.tag_mapping import TagMapping
+from pagerbridge.relay.incidents.limits import MAX_EVENT_BYTES as LIMIT
 from pagerbridge.relay.incidents.limits import TRIM_NOTE_KEY
 from pagerbridge.relay.incidents.overrides import choose_routing
 from pagerbridge.relay.incidents.parsing import parse_incident
@@ -31,7 +32,6 @@ from pagerbridge_devkit.sandbox.pagerduty.events import rule_errors
 from .conftest import start_relay
 from .relayproc import wait_for, write_config
 
-LIMIT = 512 * 1000
 CONFIG = RelayConfig.model_validate(
     {
         "pagerDuty": {"routingKeyFile": "/x"},

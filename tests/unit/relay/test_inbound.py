@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pagerbridge.relay.incidents.limits import MAX_BODY
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
 
 from .relayproc import WEBHOOK_TOKEN, RelayProcess, wait_for, write_config
@@ -40,7 +41,7 @@ def test_bad_input_gets_clear_4xx(pd_sim, relays, tmp_path):
     _error(httpx.post(hook, content=b"[1, 2]", headers=json_h), 422, "invalid_incident")
     _error(relay.post_bigpanda({"status": "critical"}), 422, "invalid_incident")
     _error(relay.post_bigpanda({"incident": {"id": ""}}), 422, "invalid_incident")
-    big = {"id": "x", "blob": "a" * (512 * 1024)}
+    big = {"id": "x", "blob": "a" * MAX_BODY}
     _error(relay.post_bigpanda(big), 413, "payload_too_large")
 
     # Chunked upload without Content-Length is capped too.

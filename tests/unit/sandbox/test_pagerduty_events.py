@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pagerduty_support import Running, running
 
+from pagerbridge.relay.incidents.limits import MAX_BODY
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
 
 OTHER_KEY = "0123456789abcdef0123456789abcdef"
@@ -222,8 +223,8 @@ def test_body_over_512_kb_is_rejected_and_at_the_limit_accepted(pd: Running) -> 
     event = _trigger()
     event["payload"]["custom_details"] = {"blob": ""}
     overhead = len(json.dumps(event).encode())
-    event["payload"]["custom_details"]["blob"] = "x" * (512 * 1024 - overhead)
-    assert len(json.dumps(event).encode()) == 512 * 1024
+    event["payload"]["custom_details"]["blob"] = "x" * (MAX_BODY - overhead)
+    assert len(json.dumps(event).encode()) == MAX_BODY
     assert pd.client.post("/v2/enqueue", content=json.dumps(event)).status_code == 202
     event["dedup_key"] = "big"
     event["payload"]["custom_details"]["blob"] += "y"

@@ -4,7 +4,8 @@ An event is checked against the official ``events-v2`` OpenAPI document and agai
 rules PagerDuty documents in prose (``docs/events-API-v2``): a 32-character routing key,
 ``dedup_key`` up to 255 characters (required to acknowledge or resolve), a ``payload``
 with ``summary`` (up to 1024 characters), ``source`` and ``severity`` for triggers,
-images served over HTTPS, and a 512 KB size limit.
+images served over HTTPS, and a 512 KB size limit (the relay's
+:data:`pagerbridge.relay.incidents.limits.MAX_BODY`, its generous reading).
 
 Answers (PagerDuty's documented bodies):
 
@@ -26,11 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pagerbridge.relay.incidents.limits import MAX_BODY, PAGERDUTY_EVENT_KB
 from pagerbridge_devkit.sandbox.pagerduty import openapi
 from pagerbridge_devkit.sandbox.pagerduty.ratelimit import RateLimiter
 from pagerbridge_devkit.sandbox.pagerduty.state import AccountState, Change
 
-MAX_BODY_BYTES = 512 * 1024
 ROUTING_KEY_LENGTH = 32
 MAX_DEDUP_KEY = 255
 MAX_SUMMARY = 1024
@@ -139,8 +140,8 @@ class EventsApi:
         self._fast_check = openapi.fast_request_check("events-v2", "/enqueue", "post")
 
     def enqueue(self, body: bytes) -> Answer:
-        if len(body) > MAX_BODY_BYTES:
-            return _invalid(["Event payload exceeds the 512 KB size limit"])
+        if len(body) > MAX_BODY:
+            return _invalid([f"Event payload exceeds the {PAGERDUTY_EVENT_KB} KB size limit"])
         try:
             event = json.loads(body)
         except ValueError:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pagerbridge.relay.config import settings as settings_mod
 from pagerbridge.relay.config.settings import Settings, SettingsError
 from pagerbridge.relay.metrics import RelayMetrics
+from pagerbridge.relay.options import DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ class SettingsHolder:
         initial: Settings,
         metrics: RelayMetrics,
         on_change: Callable[[Settings], None] | None = None,
-        interval: float = 1.0,
+        interval: float = DEFAULTS.reload_interval,
     ) -> None:
         self.config_path = config_path
         self.current = initial

@@ -34,8 +34,8 @@ import ipaddress
 from dataclasses import dataclass, field
 
 # No imports of the web stack here: the relay command reads these defaults for its --help.
+from pagerbridge.relay.incidents.limits import MAX_BODY  # nothing bigger could be delivered
 
-MAX_BODY = 512 * 1024  # PagerDuty's event size limit; nothing bigger could be delivered
 MiB = 1024 * 1024
 
 

@@ -5,7 +5,8 @@ PagerDuty refuses an event over its limits with a 400: permanent, so the page wo
 lost. The limits (PagerDuty's Events API v2 documentation; the simulator enforces the same
 ones) are:
 
-- the whole request body at most 512 KB, ``routing_key`` included;
+- the whole request body at most 512 KB (:data:`PAGERDUTY_EVENT_KB`: the only place the
+  number is written), ``routing_key`` included;
 - ``dedup_key`` at most 255 characters (longer incident ids are refused at the edge, see
   :mod:`pagerbridge.relay.incidents.identifiers`, because the dedup key must stay the BigPanda id);
 - ``payload.summary`` at most 1024 characters;
@@ -29,7 +30,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-MAX_EVENT_BYTES = 512 * 1000  # 512 KB, read as the stricter 1000-byte kilobyte
+#: PagerDuty's limit on one Events API v2 request, in its documentation's words "512 KB".
+#: The documentation does not say which kilobyte, and the OpenAPI documents
+#: (specs/pagerduty) give no size at all, so each side takes the reading that is safe for it:
+PAGERDUTY_EVENT_KB = 512
+#: what PagerDuty may accept at most (the 1024-byte reading): the relay's inbound edge
+#: refuses bodies over it (nothing bigger could be delivered) and the simulator accepts
+#: exactly up to it;
+MAX_BODY = PAGERDUTY_EVENT_KB * 1024
+#: what the relay's own events are fitted into (the 1000-byte reading): accepted under
+#: either reading.
+MAX_EVENT_BYTES = PAGERDUTY_EVENT_KB * 1000
 ROUTING_KEY_ALLOWANCE = 64  # ', "routing_key": "<32 characters>"' is added at send time
 MAX_TEXT = 1024
 MAX_URL = 2048

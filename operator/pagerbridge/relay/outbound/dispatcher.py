@@ -42,6 +42,7 @@ from pagerbridge.clients.backoff import backoff as exponential_backoff
 from pagerbridge.clients.errors import RetryClass, Unauthorized
 from pagerbridge.relay import crashpoints
 from pagerbridge.relay.metrics import RelayMetrics
+from pagerbridge.relay.options import DEFAULTS
 from pagerbridge.relay.outbound.ratelimit import TokenBucket
 from pagerbridge.relay.outbound.retry import (
     BACKOFF_BASE,
@@ -147,7 +148,7 @@ class Dispatcher:
         outbox: DeliveryStore,
         handlers: dict[str, Handler],
         metrics: RelayMetrics,
-        concurrency: int = 64,
+        concurrency: int = DEFAULTS.concurrency,
         on_unauthorized: Callable[[Job, Unauthorized], None] | None = None,
         unauthorized_retry: float | None = None,
         gates: dict[str, Gate] | None = None,

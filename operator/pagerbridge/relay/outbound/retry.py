@@ -40,12 +40,12 @@ from dataclasses import dataclass
 from pagerbridge.clients.backoff import backoff as exponential_backoff
 from pagerbridge.clients.backoff import jitter
 from pagerbridge.clients.errors import ClientError, RateLimited, RetryClass
+from pagerbridge.relay.options import DEFAULTS, RelayOptions
 from pagerbridge.relay.outbox.port import Job
 from pagerbridge.relay.outcomes import DeadLetterReason, DeliveryOutcome
 
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 60.0
-UNAUTHORIZED_RETRY = 60.0
 # A job waiting for something that never appears (a note whose PagerDuty incident was
 # never created because its trigger was rejected) is given up after this many attempts.
 MAX_NOT_READY_ATTEMPTS = 40
@@ -58,9 +58,13 @@ class RetryPolicy:
     incident's lane); ``max_age`` bounds every kind of retry, measured from acceptance;
     ``unauthorized_retry`` is the pace of retries while credentials are refused."""
 
-    max_error_attempts: int = 5
-    max_age: float = 24 * 3600.0
-    unauthorized_retry: float = UNAUTHORIZED_RETRY
+    max_error_attempts: int = DEFAULTS.max_error_attempts
+    max_age: float = DEFAULTS.max_age
+    unauthorized_retry: float = DEFAULTS.unauthorized_retry
+
+    @classmethod
+    def of(cls, options: RelayOptions) -> RetryPolicy:
+        return cls(options.max_error_attempts, options.max_age, options.unauthorized_retry)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from pagerbridge.relay.incidents import echo
 from pagerbridge.relay.outbound.dispatcher import Done, reserve, spend
 from pagerbridge.relay.outbox.jobs import BpComment, BpResolve, expect
 from pagerbridge.relay.outbox.port import Job
-from pagerbridge.relay.outcomes import DeliveryOutcome
+from pagerbridge.relay.outcomes import DeliveryOutcome, Upstream
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class BigPandaDelivery:
             try:
                 incident = await client.get_incident(pd_id)
             except Unauthorized:
-                ctx.health.unauthorized("pagerduty_rest")
+                ctx.health.unauthorized(Upstream.PAGERDUTY_REST)
                 raise
             found = incident.get("incident_key")
             key = found if isinstance(found, str) else None
@@ -133,7 +133,7 @@ class BigPandaDelivery:
             bucket.penalize(1.0)
             raise
         except Unauthorized:
-            ctx.health.unauthorized("bigpanda")
+            ctx.health.unauthorized(Upstream.BIGPANDA)
             log.error("BigPanda refused the API key (401/403); retrying slowly")
             raise
-        ctx.health.ok("bigpanda")
+        ctx.health.ok(Upstream.BIGPANDA)

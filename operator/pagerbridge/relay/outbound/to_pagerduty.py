@@ -26,7 +26,7 @@ from pagerbridge.relay.outbound.dispatcher import Done, reserve, spend
 from pagerbridge.relay.outbound.ratelimit import TokenBucket
 from pagerbridge.relay.outbox.jobs import PdEvent, PdNote, expect
 from pagerbridge.relay.outbox.port import IncidentUpdate, Job
-from pagerbridge.relay.outcomes import DeliveryOutcome
+from pagerbridge.relay.outcomes import DeliveryOutcome, Upstream
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +133,10 @@ class PagerDutyDelivery:
             bucket.penalize(OUTAGE_PAUSE)
             raise
         except Unauthorized:
-            ctx.health.unauthorized("pagerduty_events")
+            ctx.health.unauthorized(Upstream.PAGERDUTY_EVENTS)
             raise
         bucket.succeeded()
-        ctx.health.ok("pagerduty_events")
+        ctx.health.ok(Upstream.PAGERDUTY_EVENTS)
 
     def _late(self, job: Job) -> bool:
         return job.attempts > 0 or time.time() - job.created_at > self.ctx.late_trigger_after
@@ -190,9 +190,9 @@ class PagerDutyDelivery:
         except Rejected:
             return False  # unknown to BigPanda's API: nothing says it is resolved
         except Unauthorized:
-            ctx.health.unauthorized("bigpanda")
+            ctx.health.unauthorized(Upstream.BIGPANDA)
             return False  # cannot confirm; sending beats dropping
-        ctx.health.ok("bigpanda")
+        ctx.health.ok(Upstream.BIGPANDA)
         status = current.get("status")
         return status == "ok" or current.get("active") is False
 
@@ -241,9 +241,9 @@ class PagerDutyDelivery:
             ctx.limiter.bucket("rest").pause(exc.retry_after or 1.0)
             raise
         except Unauthorized:
-            ctx.health.unauthorized("pagerduty_rest")
+            ctx.health.unauthorized(Upstream.PAGERDUTY_REST)
             raise
-        ctx.health.ok("pagerduty_rest")
+        ctx.health.ok(Upstream.PAGERDUTY_REST)
         return Done(remember=[echo.wrote_note_key(str(note.get("id")))])
 
     async def _pd_incident_id(

@@ -1,0 +1,43 @@
+"""The relay's tunables and their defaults, written once.
+
+``pagerbridge relay``'s flags take their defaults from :data:`DEFAULTS`;
+:func:`pagerbridge.relay.app.create_app` runs on a :class:`RelayOptions` (tests and
+benchmarks build one directly); the retry policy, the dispatcher, the context and the
+config watcher default to the same values. A default changed here is changed everywhere.
+
+Dependency-free on purpose: the command line reads it while building its parser, for every
+command, before anything heavy is imported. (The upstream rate limits' documented defaults
+stay in :mod:`pagerbridge.relay.outbound.ratelimit`, the slow-client deadlines in
+:mod:`pagerbridge.relay.server`.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pagerbridge.relay.outbound.ratelimit import Limit
+
+
+@dataclass(frozen=True)
+class RelayOptions:
+    # Upstream rate limits by family ("events", "rest", "bigpanda"); absent: documented.
+    rate_limits: Mapping[str, Limit] = field(default_factory=dict)
+    # A trigger older than this (or retried) is checked against BigPanda before sending...
+    late_trigger_after: float = 5.0
+    # ...and confirmed with BigPanda when it waited longer than this, or when the relay may
+    # have missed BigPanda's webhooks since accepting it (see to_pagerduty._vouched).
+    confirm_after: float = 120.0
+    concurrency: int = 64  # deliveries in flight at once (one per incident)
+    reload_interval: float = 1.0  # seconds between looks at the config and secret files
+    outbox_sync: str = "FULL"  # SQLite synchronous mode: FULL or NORMAL
+    retention: float = 30 * 24 * 3600  # idempotency/echo memory kept this long (seconds)
+    # Retry bounds (see relay.outbound.retry.RetryPolicy).
+    unauthorized_retry: float = 60.0  # pace of retries while credentials are refused
+    max_error_attempts: int = 5  # unexpected errors before a job is poison
+    max_age: float = 24 * 3600.0  # a job still failing this long after acceptance is given up
+
+
+DEFAULTS = RelayOptions()

@@ -32,7 +32,7 @@ from pagerbridge.relay.errors import (
     SenderUnauthorized,
     UnsupportedMedia,
 )
-from pagerbridge.relay.inbound.budget import MAX_BODY
+from pagerbridge.relay.incidents.limits import MAX_BODY
 
 log = logging.getLogger(__name__)
 

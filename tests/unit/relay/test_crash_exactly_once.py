@@ -1,7 +1,7 @@
 """Exactly one PagerDuty note per BigPanda comment, whatever instant the relay is killed at.
 
 The relay process SIGKILLs itself at a named instant of a note's delivery (see
-``pagerbridge.relay.crashpoints``: inert unless ``PAGERBRIDGE_RELAY_CRASH_AT`` is set), in the
+``pagerbridge.relay.outbound.crashpoints``: inert unless ``PAGERBRIDGE_RELAY_CRASH_AT`` is set), in the
 middle of a burst of incidents with comments; a fresh process then finishes the work. For
 every instant (before the POST, after it, before the completion's commit, after it) and
 for several occurrences of it in the burst, each comment must exist as exactly one note.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pagerbridge.relay.crashpoints import ENV as CRASH_ENV
+from pagerbridge.relay.outbound.crashpoints import ENV as CRASH_ENV
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
 
 from .relayproc import RelayProcess, wait_for, write_config

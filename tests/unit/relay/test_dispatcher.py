@@ -24,6 +24,7 @@ from pagerbridge.relay.config.watch import SettingsHolder
 from pagerbridge.relay.context import RelayContext
 from pagerbridge.relay.health import UpstreamHealth
 from pagerbridge.relay.metrics import RelayMetrics
+from pagerbridge.relay.options import DEFAULTS
 from pagerbridge.relay.outbound.dispatcher import Dispatcher
 from pagerbridge.relay.outbound.ratelimit import RateLimiter
 from pagerbridge.relay.outbound.retry import RetryPolicy
@@ -102,7 +103,7 @@ async def _wired(tmp_path: Path, pd_url: str, bp_url: str | None) -> AsyncIterat
     await outbox.start()
     async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0)) as http:
         ctx = RelayContext(
-            holder=SettingsHolder(str(config), settings, metrics),
+            holder=SettingsHolder(str(config), settings, metrics, DEFAULTS.reload_interval),
             jobs=outbox,
             memory=outbox,
             metrics=metrics,

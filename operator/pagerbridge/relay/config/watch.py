@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pagerbridge.relay.config import settings as settings_mod
 from pagerbridge.relay.config.settings import Settings, SettingsError
 from pagerbridge.relay.metrics import RelayMetrics
-from pagerbridge.relay.options import DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +28,8 @@ class SettingsHolder:
         config_path: str,
         initial: Settings,
         metrics: RelayMetrics,
+        interval: float,
         on_change: Callable[[Settings], None] | None = None,
-        interval: float = DEFAULTS.reload_interval,
     ) -> None:
         self.config_path = config_path
         self.current = initial

@@ -1,5 +1,7 @@
-"""Delivery out of the outbox: the dispatcher, the PagerDuty and BigPanda job handlers,
-the HTTP client pool and the upstream rate limits.
+"""Delivery out of the outbox: the dispatcher, its retry decisions, the PagerDuty and
+BigPanda job handlers, the HTTP client pool, the upstream rate limits and the crash points
+tests kill the relay at.
 
-Above outbox, config and incidents; never imports inbound.
+Layer (pyproject's "Relay layers" contract): below inbound; may import outbox, config,
+incidents and the shared modules; never inbound, admin, server or app.
 """

@@ -40,9 +40,9 @@ from typing import Protocol
 
 from pagerbridge.clients.backoff import backoff as exponential_backoff
 from pagerbridge.clients.errors import RetryClass, Unauthorized
-from pagerbridge.relay import crashpoints
 from pagerbridge.relay.metrics import RelayMetrics
 from pagerbridge.relay.options import DEFAULTS
+from pagerbridge.relay.outbound import crashpoints
 from pagerbridge.relay.outbound.ratelimit import TokenBucket
 from pagerbridge.relay.outbound.retry import (
     BACKOFF_BASE,

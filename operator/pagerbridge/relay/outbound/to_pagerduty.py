@@ -16,12 +16,12 @@ from pagerbridge.clients.errors import (
     Unauthorized,
 )
 from pagerbridge.clients.pagerduty_incidents import PagerDutyIncidentsClient
-from pagerbridge.relay import crashpoints
 from pagerbridge.relay.context import RelayContext, key_id
 from pagerbridge.relay.errors import NotReady
 from pagerbridge.relay.incidents import echo
 from pagerbridge.relay.incidents.limits import fit_event
 from pagerbridge.relay.incidents.overrides import Routing
+from pagerbridge.relay.outbound import crashpoints
 from pagerbridge.relay.outbound.dispatcher import Done, reserve, spend
 from pagerbridge.relay.outbound.ratelimit import TokenBucket
 from pagerbridge.relay.outbox.jobs import PdEvent, PdNote, expect

@@ -1,5 +1,6 @@
-"""The durable outbox: typed jobs, the port every user of it depends on, and its SQLite
-and PostgreSQL adapters.
+"""The durable outbox: typed jobs, the port (and the small views of it each user holds),
+its SQLite and PostgreSQL adapters and the PostgreSQL ownership check.
 
-Below inbound and outbound; may import incidents only.
+Layer (pyproject's "Relay layers" contract): below inbound and outbound, beside config; may
+import incidents only (and the shared modules).
 """

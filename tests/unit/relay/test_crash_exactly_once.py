@@ -1,8 +1,9 @@
 """Exactly one PagerDuty note per BigPanda comment, whatever instant the relay is killed at.
 
 The relay process SIGKILLs itself at a named instant of a note's delivery (see
-``pagerbridge.relay.outbound.crashpoints``: inert unless ``PAGERBRIDGE_RELAY_CRASH_AT`` is set), in the
-middle of a burst of incidents with comments; a fresh process then finishes the work. For
+``pagerbridge.relay.outbound.crashpoints``: inert unless ``PAGERBRIDGE_RELAY_CRASH_AT`` is
+set), in the middle of a burst of incidents with comments; a fresh process then finishes
+the work. For
 every instant (before the POST, after it, before the completion's commit, after it) and
 for several occurrences of it in the burst, each comment must exist as exactly one note.
 """

@@ -27,9 +27,12 @@ import os
 import shlex
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
@@ -54,6 +57,7 @@ class Row:
     idle_rss: int
     legit: attack.Legit
     attacker_got: str
+    cpu: float = float("nan")  # relay CPU seconds per second of attack
 
     @property
     def accepted(self) -> str:
@@ -68,6 +72,7 @@ class Bench:
     tmp: Path
     pd_url: str
     env: dict[str, str] | None = None
+    cpu: dict[int, float] = field(default_factory=dict)
     _started: list[RelayProcess] = field(default_factory=list)
 
     def relay(self, name: str, args: list[str] | None = None) -> RelayProcess:
@@ -86,22 +91,31 @@ class Bench:
 
     @contextlib.contextmanager
     def measure(self, relay: RelayProcess) -> Iterator[attack.Legit]:
-        """The legitimate sender runs for the duration of the block."""
+        """The legitimate sender runs for the duration of the block; the relay's CPU use
+        meanwhile is noted for the row."""
+        assert relay.proc is not None
         legit = attack.Legit(relay.url)
+        proc = psutil.Process(relay.proc.pid)
         with legit.running():
+            cpu, wall = sum(proc.cpu_times()[:2]), time.monotonic()
             yield legit
+            with contextlib.suppress(psutil.Error):
+                self.cpu[relay.port] = (sum(proc.cpu_times()[:2]) - cpu) / (time.monotonic() - wall)
 
     def close(self) -> None:
         for relay in self._started:
             relay.kill()
 
 
-def _row(name: str, relay: RelayProcess, idle: int, legit: attack.Legit, got: str) -> Row:
+def _row(
+    bench: Bench, name: str, relay: RelayProcess, idle: int, legit: attack.Legit, got: str
+) -> Row:
     assert relay.proc is not None
+    cpu = bench.cpu.get(relay.port, float("nan"))
     if relay.proc.poll() is not None:
         got += f" (relay exited {relay.proc.returncode})"
-        return Row(name, -1, idle, legit, got)
-    return Row(name, attack.peak_rss(relay.proc.pid), idle, legit, got)
+        return Row(name, -1, idle, legit, got, cpu)
+    return Row(name, attack.peak_rss(relay.proc.pid), idle, legit, got, cpu)
 
 
 def no_attack(bench: Bench) -> Row:
@@ -111,7 +125,7 @@ def no_attack(bench: Bench) -> Row:
     idle = attack.peak_rss(relay.proc.pid)
     with bench.measure(relay) as legit:
         asyncio.run(asyncio.sleep(bench.duration))
-    return _row("no attack (reference)", relay, idle, legit, "-")
+    return _row(bench, "no attack (reference)", relay, idle, legit, "-")
 
 
 def header_64mib(bench: Bench) -> Row:
@@ -135,7 +149,7 @@ def header_64mib(bench: Bench) -> Row:
         asyncio.run(repeat())
     counts = {s: statuses.count(s) for s in sorted(set(statuses))}
     got = " ".join(f"{k}:{v}" for k, v in counts.items())
-    return _row("1 conn, one 64 MiB header (repeated)", relay, idle, legit, got)
+    return _row(bench, "1 conn, one 64 MiB header (repeated)", relay, idle, legit, got)
 
 
 def _stalled(bench: Bench, name: str, title: str, sources: int) -> Row:
@@ -146,7 +160,7 @@ def _stalled(bench: Bench, name: str, title: str, sources: int) -> Row:
         outcomes = asyncio.run(
             attack.stalled_bodies(relay.port, 400, sources=sources, duration=bench.duration)
         )
-    return _row(title, relay, idle, legit, f"{outcomes} ({outcomes.connections} conns)")
+    return _row(bench, title, relay, idle, legit, f"{outcomes} ({outcomes.connections} conns)")
 
 
 def stalled_pd_bodies(bench: Bench) -> Row:
@@ -172,16 +186,17 @@ def print_table(rows: list[Row]) -> None:
     print()
     print(
         "| Attack | Relay peak RSS (idle) | Legit BigPanda accepted | p50 | p99 | "
-        "The attacker got |"
+        "Relay CPU | The attacker got |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         peak = "exited" if row.peak_rss < 0 else f"{row.peak_rss / attack.MiB:.0f} MiB"
         p50, p99 = row.legit.percentile(0.5), row.legit.percentile(0.99)
         verdict = "ok" if 0 <= row.peak_rss <= RSS_LIMIT and p99 <= P99_LIMIT else "OVER"
         print(
             f"| {row.attack} | {peak} ({row.idle_rss / attack.MiB:.0f}) | {row.accepted} | "
-            f"{p50 * 1000:.0f} ms | {p99 * 1000:.0f} ms | {row.attacker_got} | {verdict}"
+            f"{p50 * 1000:.0f} ms | {p99 * 1000:.0f} ms | {row.cpu:.0%} | {row.attacker_got} | "
+            f"{verdict}"
         )
 
 

@@ -25,6 +25,21 @@ _ERROR = {
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
 }
 
+# The edge's refusals (relay.inbound.budget), before the application sees the request.
+_BUSY = {
+    "description": "Refused by the public port's memory budget (429: this address's share, "
+    "503: the whole pool or connection limit); nothing stored, retry after the given "
+    "seconds.",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    "content": _ERROR["content"],
+}
+_BUSY_OR_STORE = {
+    **_BUSY,
+    "description": "The outbox cannot be written, or the public port's memory budget is "
+    "full (then with Retry-After); nothing stored, retry.",
+}
+_EDGE = {"429": _BUSY, "431": {**_ERROR, "description": "Request line and headers too large."}}
+
 
 def document() -> dict[str, Any]:
     return {
@@ -76,7 +91,8 @@ def document() -> dict[str, Any]:
                         "413": _ERROR,
                         "415": _ERROR,
                         "422": _ERROR,
-                        "503": _ERROR,
+                        **_EDGE,
+                        "503": _BUSY_OR_STORE,
                     },
                 }
             },
@@ -109,6 +125,8 @@ def document() -> dict[str, Any]:
                         "413": _ERROR,
                         "415": _ERROR,
                         "422": _ERROR,
+                        **_EDGE,
+                        "503": _BUSY,
                     },
                 }
             },

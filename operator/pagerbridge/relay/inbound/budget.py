@@ -149,14 +149,6 @@ class EdgeBudget:
                 )
             self.verified_bytes += nbytes
             return Reservation(source, nbytes, verified=True)
-        if self.unverified_bytes + nbytes > limits.unverified_body_bytes:
-            return Refusal(
-                503,
-                "busy",
-                "too many requests in progress; retry later",
-                "unverified_budget",
-                limits.retry_after,
-            )
         held = self.source_bytes.get(source, 0)
         if held + nbytes > limits.unverified_body_bytes_per_source:
             return Refusal(
@@ -164,6 +156,14 @@ class EdgeBudget:
                 "too_many_requests",
                 "too many requests in progress from this address; retry later",
                 "source_budget",
+                limits.retry_after,
+            )
+        if self.unverified_bytes + nbytes > limits.unverified_body_bytes:
+            return Refusal(
+                503,
+                "busy",
+                "too many requests in progress; retry later",
+                "unverified_budget",
                 limits.retry_after,
             )
         self.unverified_bytes += nbytes

@@ -135,6 +135,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="deliveries in flight at once (different incidents; one incident is sequential)",
     )
     parser.add_argument(
+        "--upstream-deadline",
+        type=float,
+        default=DEFAULTS.upstream_deadline,
+        metavar="SECONDS",
+        help="overall deadline of one call to PagerDuty or BigPanda (connect, send, headers "
+        "and body together): an upstream that hangs or drips holds a slot this long at most",
+    )
+    parser.add_argument(
+        "--max-response-bytes",
+        type=int,
+        default=DEFAULTS.max_response_bytes,
+        metavar="BYTES",
+        help="largest upstream answer read (identity encoding only: compressed answers are "
+        "refused unread)",
+    )
+    parser.add_argument(
+        "--upstream-slot-share",
+        type=float,
+        default=DEFAULTS.upstream_slot_share,
+        metavar="FRACTION",
+        help="share of the delivery slots one upstream (PagerDuty Events, PagerDuty REST, "
+        "BigPanda) may hold at once",
+    )
+    parser.add_argument(
+        "--key-slot-share",
+        type=float,
+        default=DEFAULTS.key_slot_share,
+        metavar="FRACTION",
+        help="share of the delivery slots the events of one routing key may hold at once",
+    )
+    parser.add_argument(
         "--header-timeout",
         type=float,
         default=10.0,
@@ -250,6 +281,10 @@ def run(args: argparse.Namespace) -> int:
         concurrency=max(1, args.delivery_concurrency),
         max_error_attempts=max(1, args.max_error_attempts),
         max_age=args.give_up_after,
+        upstream_deadline=max(0.1, args.upstream_deadline),
+        max_response_bytes=max(1024, args.max_response_bytes),
+        upstream_slot_share=min(1.0, max(0.0, args.upstream_slot_share)),
+        key_slot_share=min(1.0, max(0.0, args.key_slot_share)),
     )
     app = create_app(args.config, settings, options, internal_port=args.internal_port)
     metrics = app.state.ctx.metrics

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -80,23 +79,6 @@ def raise_for_status(response: httpx.Response, what: str) -> None:
     raise Rejected(message, status=status, body=body)
 
 
-async def send(what: str, request: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
-    """Run ``request``; map transport failures and error statuses to client errors.
-
-    ``what`` names the call for messages (method and path, never a credential).
-    """
-    try:
-        response = await request()
-    except EgressRefused as exc:
-        raise EgressRefused(f"{what}: {exc}") from None
-    except httpx.TimeoutException as exc:
-        raise ConnectionFailed(f"{what}: timed out ({type(exc).__name__})") from None
-    except httpx.TransportError as exc:
-        raise ConnectionFailed(f"{what}: {type(exc).__name__}") from None
-    raise_for_status(response, what)
-    return response
-
-
 async def call(
     client: httpx.AsyncClient,
     what: str,
@@ -106,33 +88,39 @@ async def call(
     *,
     params: dict[str, str] | None = None,
     json_body: Any = None,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     """One bounded request: overall deadline, streamed size cap, policy refusals mapped.
 
-    Returns the response with its (capped) body read; error statuses raise like
-    :func:`send`.
+    Returns the response with its (capped) body read; error statuses raise the matching
+    :class:`ClientError` (:func:`raise_for_status`). An error status whose body is unusable
+    (compressed, too large) still raises what its status means, with an empty body: a 503
+    stays transient.
     """
-    # Uncompressed only: the size cap then bounds the memory the body takes.
+    # Uncompressed only: the size cap then bounds the memory the body takes (a 510 KB gzip
+    # answer can decompress to 512 MiB; it is refused unread instead).
     request = client.build_request(
-        method, url, params=params, json=json_body, headers={"Accept-Encoding": "identity"}
+        method,
+        url,
+        params=params,
+        json=json_body,
+        headers={**(headers or {}), "Accept-Encoding": "identity"},
     )
+    unusable: str | None = None
     try:
         async with asyncio.timeout(limits.deadline):
             response = await client.send(request, stream=True)
             try:
-                if response.headers.get("content-encoding", "identity") != "identity":
-                    raise MalformedResponse(
-                        f"{what}: compressed answer although none was accepted",
-                        status=response.status_code,
-                    )
                 body = bytearray()
-                async for chunk in response.aiter_raw():
-                    body.extend(chunk)
-                    if len(body) > limits.max_response_bytes:
-                        raise MalformedResponse(
-                            f"{what}: answer larger than {limits.max_response_bytes} bytes",
-                            status=response.status_code,
-                        )
+                if response.headers.get("content-encoding", "identity") != "identity":
+                    unusable = "compressed answer although none was accepted"
+                else:
+                    async for chunk in response.aiter_raw():
+                        body.extend(chunk)
+                        if len(body) > limits.max_response_bytes:
+                            unusable = f"answer larger than {limits.max_response_bytes} bytes"
+                            body.clear()
+                            break
             finally:
                 await response.aclose()
     except EgressRefused as exc:
@@ -141,10 +129,14 @@ async def call(
         raise ConnectionFailed(f"{what}: no complete answer within {limits.deadline:g}s") from None
     except httpx.TransportError as exc:
         raise ConnectionFailed(f"{what}: {type(exc).__name__}") from None
+    headers_read = response.headers.copy()
+    headers_read.pop("content-encoding", None)  # the body kept is raw bytes (or nothing)
     bounded = httpx.Response(
-        response.status_code, headers=response.headers, content=bytes(body), request=request
+        response.status_code, headers=headers_read, content=bytes(body), request=request
     )
     raise_for_status(bounded, what)
+    if unusable is not None:
+        raise MalformedResponse(f"{what}: {unusable}", status=response.status_code)
     return bounded
 
 
@@ -173,5 +165,4 @@ __all__ = [
     "parse_retry_after",
     "path_segment",
     "raise_for_status",
-    "send",
 ]

@@ -8,49 +8,61 @@ from typing import Any
 
 import httpx
 
+from pagerbridge.clients._http import CallLimits, call
 from pagerbridge.clients._http import path_segment as _seg
-from pagerbridge.clients._http import send
 from pagerbridge.clients.errors import Conflict
 
 
 class BigPandaIncidentsClient:
     def __init__(
-        self, http: httpx.AsyncClient, api_url: str, token: str, environment_id: str
+        self,
+        http: httpx.AsyncClient,
+        api_url: str,
+        token: str,
+        environment_id: str,
+        limits: CallLimits | None = None,
     ) -> None:
         self._http = http
+        self._limits = limits or CallLimits()
         self._base = f"{api_url.rstrip('/')}/resources/v2.0/environments/{environment_id}/incidents"
         self._headers = {"Authorization": f"Bearer {token}"}
+
+    async def _call(
+        self, what: str, method: str, path: str, json_body: Any = None
+    ) -> httpx.Response:
+        return await call(
+            self._http,
+            what,
+            method,
+            self._base + path,
+            self._limits,
+            json_body=json_body,
+            headers=self._headers,
+        )
 
     async def resolve(self, incident_id: str, comments: str) -> bool:
         """True when this call resolved it, False when it already was resolved (409)."""
         try:
-            await send(
+            await self._call(
                 "POST /incidents/{id}/resolve",
-                lambda: self._http.post(
-                    f"{self._base}/{_seg(incident_id)}/resolve",
-                    json={"comments": comments},
-                    headers=self._headers,
-                ),
+                "POST",
+                f"/{_seg(incident_id)}/resolve",
+                {"comments": comments},
             )
         except Conflict:
             return False
         return True
 
     async def comment(self, incident_id: str, comment: str) -> None:
-        await send(
+        await self._call(
             "POST /incidents/{id}/comments",
-            lambda: self._http.post(
-                f"{self._base}/{_seg(incident_id)}/comments",
-                json={"comment": comment},
-                headers=self._headers,
-            ),
+            "POST",
+            f"/{_seg(incident_id)}/comments",
+            {"comment": comment},
         )
 
     async def get_incident(self, incident_id: str) -> dict[str, Any]:
-        response = await send(
-            "GET /incidents/{id}",
-            lambda: self._http.get(f"{self._base}/{_seg(incident_id)}", headers=self._headers),
-        )
+        response = await self._call("GET /incidents/{id}", "GET", f"/{_seg(incident_id)}")
         try:
             body = response.json()
         except ValueError:

@@ -12,7 +12,7 @@ Two checks, both inside the transport so no caller can forget them:
    refused address.
 
 Refusals raise :class:`~pagerbridge.clients.errors.EgressRefused` (through
-``_http.send``), whose message never says whether anything listens there. Proxies from
+``_http.call``), whose message never says whether anything listens there. Proxies from
 the environment are ignored (``trust_env=False``): the policy is about where our
 credentials go, and a proxy would hide the destination.
 """

@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-from pagerbridge.clients._http import send
+from pagerbridge.clients._http import CallLimits, call
+from pagerbridge.clients.errors import MalformedResponse
 
 
 @dataclass(frozen=True)
@@ -22,13 +23,28 @@ class EnqueueResult:
 
 
 class PagerDutyEventsClient:
-    def __init__(self, http: httpx.AsyncClient, events_url: str) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, events_url: str, limits: CallLimits | None = None
+    ) -> None:
         self._http = http
         self._url = events_url.rstrip("/") + "/v2/enqueue"
+        self._limits = limits or CallLimits()
 
     async def enqueue(self, event: dict[str, Any]) -> EnqueueResult:
-        """Send one event (``routing_key`` included); 202 → :class:`EnqueueResult`."""
-        response = await send("POST /v2/enqueue", lambda: self._http.post(self._url, json=event))
+        """Send one event (``routing_key`` included); 202 → :class:`EnqueueResult`.
+
+        The status is the answer: a 2xx whose body is unusable (compressed although identity
+        was asked for, or larger than the cap) still means the event was accepted.
+        """
+        what = "POST /v2/enqueue"
+        try:
+            response = await call(
+                self._http, what, "POST", self._url, self._limits, json_body=event
+            )
+        except MalformedResponse as exc:
+            if exc.status is None or not 200 <= exc.status < 300:
+                raise
+            return EnqueueResult(status="success", dedup_key=None, message=str(exc))
         try:
             body = response.json()
         except ValueError:

@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
+from pagerbridge.clients._http import CallLimits, call
 from pagerbridge.clients._http import path_segment as _seg
-from pagerbridge.clients._http import send
 
 ACCEPT = "application/vnd.pagerduty+json;version=2"
 
@@ -20,8 +20,10 @@ class PagerDutyIncidentsClient:
         api_url: str,
         token: str,
         from_email: str | None = None,
+        limits: CallLimits | None = None,
     ) -> None:
         self._http = http
+        self._limits = limits or CallLimits()
         self._base = api_url.rstrip("/")
         self._headers = {"Authorization": f"Token token={token}", "Accept": ACCEPT}
         self._from = from_email
@@ -32,13 +34,32 @@ class PagerDutyIncidentsClient:
             headers["From"] = self._from
         return headers
 
+    async def _call(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json_body: Any = None,
+        write: bool = False,
+    ) -> httpx.Response:
+        headers = self._write_headers() if write else self._headers
+        return await call(
+            self._http,
+            what,
+            method,
+            self._base + path,
+            self._limits,
+            params=params,
+            json_body=json_body,
+            headers=headers,
+        )
+
     async def find_by_incident_key(self, incident_key: str) -> dict[str, Any] | None:
         """The incident whose ``incident_key`` (Events v2 ``dedup_key``) matches, newest first."""
         params = {"incident_key": incident_key, "date_range": "all"}
-        response = await send(
-            "GET /incidents",
-            lambda: self._http.get(f"{self._base}/incidents", params=params, headers=self._headers),
-        )
+        response = await self._call("GET /incidents", "GET", "/incidents", params=params)
         incidents = _obj(response).get("incidents")
         if not isinstance(incidents, list):
             return None
@@ -50,45 +71,35 @@ class PagerDutyIncidentsClient:
         return max(matching, key=lambda i: str(i.get("created_at", "")))
 
     async def get_incident(self, incident_id: str) -> dict[str, Any]:
-        response = await send(
-            "GET /incidents/{id}",
-            lambda: self._http.get(
-                f"{self._base}/incidents/{_seg(incident_id)}", headers=self._headers
-            ),
-        )
+        response = await self._call("GET /incidents/{id}", "GET", f"/incidents/{_seg(incident_id)}")
         incident = _obj(response).get("incident")
         return incident if isinstance(incident, dict) else {}
 
     async def list_notes(self, incident_id: str) -> list[dict[str, Any]]:
-        response = await send(
-            "GET /incidents/{id}/notes",
-            lambda: self._http.get(
-                f"{self._base}/incidents/{_seg(incident_id)}/notes", headers=self._headers
-            ),
+        response = await self._call(
+            "GET /incidents/{id}/notes", "GET", f"/incidents/{_seg(incident_id)}/notes"
         )
         notes = _obj(response).get("notes")
         return [n for n in notes if isinstance(n, dict)] if isinstance(notes, list) else []
 
     async def create_note(self, incident_id: str, content: str) -> dict[str, Any]:
-        response = await send(
+        response = await self._call(
             "POST /incidents/{id}/notes",
-            lambda: self._http.post(
-                f"{self._base}/incidents/{_seg(incident_id)}/notes",
-                json={"note": {"content": content}},
-                headers=self._write_headers(),
-            ),
+            "POST",
+            f"/incidents/{_seg(incident_id)}/notes",
+            json_body={"note": {"content": content}},
+            write=True,
         )
         note = _obj(response).get("note")
         return note if isinstance(note, dict) else {}
 
     async def resolve(self, incident_id: str) -> dict[str, Any]:
-        response = await send(
+        response = await self._call(
             "PUT /incidents/{id}",
-            lambda: self._http.put(
-                f"{self._base}/incidents/{_seg(incident_id)}",
-                json={"incident": {"type": "incident_reference", "status": "resolved"}},
-                headers=self._write_headers(),
-            ),
+            "PUT",
+            f"/incidents/{_seg(incident_id)}",
+            json_body={"incident": {"type": "incident_reference", "status": "resolved"}},
+            write=True,
         )
         incident = _obj(response).get("incident")
         return incident if isinstance(incident, dict) else {}

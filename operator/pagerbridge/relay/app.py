@@ -41,6 +41,7 @@ from pagerbridge.api.contract import (
     RELAY_OPENAPI_PATH,
     RELAY_READINESS_PATH,
 )
+from pagerbridge.clients._http import CallLimits
 from pagerbridge.clients.errors import Unauthorized
 from pagerbridge.jsonlog import REDACTOR, Redactor
 from pagerbridge.relay import openapi
@@ -66,7 +67,6 @@ from pagerbridge.relay.outbox.port import Job, OutboxClosed, OutboxLanes, Outbox
 
 log = logging.getLogger(__name__)
 SHARE_INTERVAL = 2.0  # seconds between looks at how many replicas share the store
-
 
 async def _prune_forever(outbox: OutboxMemory, retention: float) -> None:
     while True:
@@ -160,6 +160,9 @@ def create_app(
         limiter=RateLimiter(dict(options.rate_limits)),
         health=health,
         http=http,
+        call_limits=CallLimits(
+            deadline=options.upstream_deadline, max_response_bytes=options.max_response_bytes
+        ),
         late_trigger_after=options.late_trigger_after,
         confirm_after=options.confirm_after,
         log_secrets=log_secrets,
@@ -172,6 +175,17 @@ def create_app(
             "upstream refused credentials (401/403); retrying slowly",
             extra={"kind": job.kind, "status": exc.status},
         )
+
+    slot_groups = {
+        PdEvent.KIND: to_pd.event_slots,
+        PdNote.KIND: to_pd.note_slots,
+        BpResolve.KIND: to_bp.slots,
+        BpComment.KIND: to_bp.slots,
+    }
+
+    def groups_of(job: Job) -> tuple[str, ...]:
+        groups = slot_groups.get(job.kind)
+        return groups(job) if groups is not None else ()
 
     dispatcher = Dispatcher(
         outbox,
@@ -191,6 +205,8 @@ def create_app(
             BpResolve.KIND: to_bp.resolve_gate,
             BpComment.KIND: to_bp.comment_gate,
         },
+        slot_groups=groups_of,
+        slot_shares={"upstream": options.upstream_slot_share, "key": options.key_slot_share},
     )
 
     @contextlib.asynccontextmanager

@@ -7,10 +7,11 @@ no handler spells out which setting feeds which client."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
+from pagerbridge.clients._http import CallLimits
 from pagerbridge.clients.bigpanda_incidents import BigPandaIncidentsClient
 from pagerbridge.clients.pagerduty_events import PagerDutyEventsClient
 from pagerbridge.clients.pagerduty_incidents import PagerDutyIncidentsClient
@@ -35,6 +36,9 @@ class RelayContext:
     limiter: RateLimiter
     health: UpstreamHealth
     http: httpx.AsyncClient
+    # What one upstream call may cost: overall deadline and decoded answer size (every
+    # delivery client gets these; see clients._http.call).
+    call_limits: CallLimits = field(default_factory=CallLimits)
     # When a late trigger is checked against BigPanda (see RelayOptions).
     late_trigger_after: float = DEFAULTS.late_trigger_after
     confirm_after: float = DEFAULTS.confirm_after
@@ -44,7 +48,9 @@ class RelayContext:
     def pagerduty_events(self, settings: Settings | None = None) -> PagerDutyEventsClient:
         """PagerDuty's Events API v2 (the routing key goes into each event)."""
         settings = settings or self.holder.current
-        return PagerDutyEventsClient(self.http, settings.config.pager_duty.events_url)
+        return PagerDutyEventsClient(
+            self.http, settings.config.pager_duty.events_url, self.call_limits
+        )
 
     def pagerduty_rest(self, settings: Settings | None = None) -> PagerDutyIncidentsClient | None:
         """PagerDuty's REST API, or None without an API token."""
@@ -53,7 +59,9 @@ class RelayContext:
         if token is None:
             return None
         pd = settings.config.pager_duty
-        return PagerDutyIncidentsClient(self.http, pd.api_url, token, pd.from_email)
+        return PagerDutyIncidentsClient(
+            self.http, pd.api_url, token, pd.from_email, self.call_limits
+        )
 
     def bigpanda(self, settings: Settings | None = None) -> BigPandaIncidentsClient | None:
         """BigPanda's Incidents API, or None without its API token and environment."""
@@ -62,7 +70,9 @@ class RelayContext:
         bp = settings.config.big_panda
         if token is None or bp.environment_id is None:
             return None
-        return BigPandaIncidentsClient(self.http, bp.api_url, token, bp.environment_id)
+        return BigPandaIncidentsClient(
+            self.http, bp.api_url, token, bp.environment_id, self.call_limits
+        )
 
     def saw_override_key(self, key: str | None) -> None:
         if self.log_secrets is not None:

@@ -77,6 +77,13 @@ class RelayMetrics:
         for kind in JOB_KINDS:
             for reason in DeadLetterReason:
                 self.dead_letters.labels(kind, reason)
+        self.slot_waits = Counter(
+            "pagerbridge_relay_delivery_slot_waits",
+            "Attempts that waited for a delivery slot, by the bound that was full: total (every "
+            "slot busy), upstream or key (that upstream's or routing key's share).",
+            ["bound"],
+            registry=r,
+        )
         self.store_unavailable = Counter(
             "pagerbridge_relay_store_unavailable",
             "Delivery steps deferred because the outbox could not commit (never re-sent).",
@@ -86,7 +93,8 @@ class RelayMetrics:
         self.skipped_dependents = Counter(
             "pagerbridge_relay_skipped_dependents",
             "Jobs finished as skipped because their incident will never exist in PagerDuty "
-            "(its late trigger was skipped: resolved in BigPanda meanwhile).",
+            "(the relay never triggered it, or its late trigger was skipped, and PagerDuty "
+            "has no such incident).",
             ["kind"],
             registry=r,
         )

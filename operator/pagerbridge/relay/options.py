@@ -38,6 +38,14 @@ class RelayOptions:
     unauthorized_retry: float = 60.0  # pace of retries while credentials are refused
     max_error_attempts: int = 5  # unexpected errors before a job is poison
     max_age: float = 24 * 3600.0  # a job still failing this long after acceptance is given up
+    # Every upstream call (see clients._http.call): an overall deadline (connect, send,
+    # headers and body together) and the largest answer read (identity encoding only).
+    upstream_deadline: float = 15.0
+    max_response_bytes: int = 1 << 20
+    # The share of the ``concurrency`` delivery slots one upstream (PagerDuty Events,
+    # PagerDuty REST, BigPanda) and one routing key may hold at once (relay.outbound.slots).
+    upstream_slot_share: float = 0.5
+    key_slot_share: float = 0.25
 
 
 DEFAULTS = RelayOptions()

@@ -4,7 +4,9 @@ Jobs sharing an ``ordering_key`` (one BigPanda incident, or one PagerDuty incide
 way back) are delivered strictly one after another in the order they were accepted: a
 job is only attempted when every earlier job of its key has succeeded or was dead-lettered,
 across retries and restarts (pending jobs are reloaded in id order). Different keys proceed
-in parallel, at most ``concurrency`` at once.
+in parallel, at most ``concurrency`` at once, and one upstream or one routing key at most
+its share of those (:mod:`pagerbridge.relay.outbound.slots`), so an upstream that hangs or
+drips until each call's deadline cannot stop the others.
 
 The outcome of an attempt decides what follows: success → job deleted; a failure →
 whatever :func:`pagerbridge.relay.outbound.retry.decide` reads from the error's retry class
@@ -34,7 +36,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -53,6 +55,7 @@ from pagerbridge.relay.outbound.retry import (
     decide,
     retry_class,
 )
+from pagerbridge.relay.outbound.slots import Slots
 from pagerbridge.relay.outbox.jobs import Undecodable
 from pagerbridge.relay.outbox.port import (
     IncidentUpdate,
@@ -90,6 +93,9 @@ Handler = Callable[[Job], Awaitable[Done]]
 # Waits for the job's rate-limit token *before* it takes one of the ``concurrency`` slots,
 # so incidents queued behind one busy routing key never starve other kinds of work.
 Gate = Callable[[Job], Awaitable[None]]
+# The slot groups of a job's attempt (``"upstream:<service>"``, ``"key:<id>"``): each may
+# hold only its share of the ``concurrency`` slots (see relay.outbound.slots).
+SlotGroups = Callable[[Job], Sequence[str]]
 
 
 class WaitForToken(Exception):
@@ -153,6 +159,8 @@ class Dispatcher:
         unauthorized_retry: float | None = None,
         gates: dict[str, Gate] | None = None,
         policy: RetryPolicy | None = None,
+        slot_groups: SlotGroups | None = None,
+        slot_shares: Mapping[str, float] | None = None,
     ) -> None:
         self.outbox = outbox
         self.policy = policy or RetryPolicy()
@@ -162,7 +170,10 @@ class Dispatcher:
         self.gates = gates or {}
         self.metrics = metrics
         self._lanes: dict[str, _Lane] = {}
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = Slots(
+            concurrency, slot_shares, on_wait=lambda bound: metrics.slot_waits.labels(bound).inc()
+        )
+        self._slot_groups: SlotGroups = slot_groups or (lambda job: ())
         self._closing = False
         self._pending = 0
         self.on_unauthorized = on_unauthorized
@@ -376,7 +387,8 @@ class Dispatcher:
             await gate(job)
         needs: TokenBucket | None = None
         done: Done | None = None
-        async with self._slots:
+        groups = () if isinstance(job.spec, Undecodable) else self._slot_groups(job)
+        async with self._slots.hold(groups):
             try:
                 done = await handler(job)
             except WaitForToken as exc:

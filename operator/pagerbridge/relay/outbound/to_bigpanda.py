@@ -112,6 +112,10 @@ class BigPandaDelivery:
         await self._call(job, "comments", lambda: bp.comment(incident_id, text))
         return Done()
 
+    def slots(self, job: Job) -> tuple[str, ...]:
+        """The delivery-slot group of every BigPanda write (see relay.outbound.slots)."""
+        return (f"upstream:{Upstream.BIGPANDA}",)
+
     async def resolve_gate(self, job: Job) -> None:
         """The endpoint's token, taken before a delivery slot (see Dispatcher)."""
         await reserve(job, self.ctx.limiter.bucket("bigpanda", "resolve"))

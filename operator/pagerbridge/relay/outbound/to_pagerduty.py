@@ -114,6 +114,15 @@ class PagerDutyDelivery:
         if spec.action == "trigger" and self._needs_confirmation(job):
             await reserve(job, self.ctx.limiter.bucket("bigpanda", "get"))
 
+    def event_slots(self, job: Job) -> tuple[str, ...]:
+        """The delivery-slot groups of an event: the Events API and its routing key."""
+        spec = expect(job.spec, PdEvent)
+        key = spec.routing.key or self.ctx.holder.current.secrets.routing_key
+        return (f"upstream:{Upstream.PAGERDUTY_EVENTS}", f"key:{key_id(key)}")
+
+    def note_slots(self, job: Job) -> tuple[str, ...]:
+        return (f"upstream:{Upstream.PAGERDUTY_REST}",)
+
     async def note_gate(self, job: Job) -> None:
         await reserve(job, self.ctx.limiter.bucket("rest"))
 

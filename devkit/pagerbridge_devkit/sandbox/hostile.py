@@ -13,6 +13,10 @@ point a CR's ``apiUrl`` at it. Each :class:`Mode` is one attack of issue 18:
 
 Every request is recorded (method, path, query, whether an ``Authorization`` header came:
 never its value), so tests can prove a refused URL was never contacted.
+
+:class:`HostileEventsApi` does the same to the relay's deliveries (issue 25): an Events
+API that answers chosen events with a 202 that then drips, with nothing at all, or with a
+gzip bomb, and the other events normally.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
@@ -148,4 +155,113 @@ class HostileUpstream:
             await asyncio.sleep(self.dribble_interval)
 
 
-__all__ = ["PAGE_ITEMS", "HostileUpstream", "Mode", "Seen"]
+class EventsAttack(StrEnum):
+    """What :class:`HostileEventsApi` does to the events it is hostile to (issue 25)."""
+
+    DRIP = "drip"  # 202 and its headers, then one byte every ``drip_interval`` seconds
+    HANG = "hang"  # nothing at all: no status, no headers, until the client hangs up
+    GZIP_BOMB = "gzip-bomb"  # 202, Content-Encoding: gzip, 510 KB inflating to 512 MiB
+
+
+def gzip_bomb(inflated: int = 512 << 20) -> bytes:
+    """A gzip body of ``inflated`` zero bytes (512 MiB: about 510 KB), built a MiB at a
+    time so making it costs no more memory than the result."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip framing
+    block = bytes(1 << 20)
+    parts = [packer.compress(block) for _ in range(inflated >> 20)]
+    parts.append(packer.flush())
+    return b"".join(parts)
+
+
+class HostileEventsApi:
+    """An Events API v2 (``POST /v2/enqueue``) that attacks the events ``hostile`` picks
+    (by their JSON body) and accepts the others at once with a normal 202.
+
+    ``accepted`` lists the ``dedup_key`` of every event answered normally, ``attacked``
+    those of every event attacked; ``in_attack`` counts the attacks in progress now (a
+    client still connected), ``cut`` the attacks the client hung up on.
+    """
+
+    def __init__(
+        self,
+        attack: EventsAttack,
+        hostile: Callable[[dict[str, Any]], bool],
+        drip_interval: float = 5.0,
+    ) -> None:
+        self.attack = attack
+        self.hostile = hostile
+        self.drip_interval = drip_interval
+        self._lock = threading.Lock()
+        self.accepted: list[str] = []
+        self.attacked: list[str] = []
+        self.in_attack = 0
+        self.cut = 0
+        self._bomb = gzip_bomb() if attack is EventsAttack.GZIP_BOMB else b""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        data = b""
+        while True:
+            message = await receive()
+            data += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        try:
+            event = json.loads(data)
+        except ValueError:
+            event = {}
+        dedup = str(event.get("dedup_key", "")) if isinstance(event, dict) else ""
+        if not isinstance(event, dict) or not self.hostile(event):
+            with self._lock:
+                self.accepted.append(dedup)
+            reply = json.dumps({"status": "success", "dedup_key": dedup}).encode()
+            await _answer(send, 202, reply, [])
+            return
+        with self._lock:
+            self.attacked.append(dedup)
+            self.in_attack += 1
+        try:
+            if self.attack is EventsAttack.GZIP_BOMB:
+                await _answer(send, 202, self._bomb, [(b"content-encoding", b"gzip")])
+                return
+            gone = HostileUpstream._hang_up(receive)
+            if self.attack is EventsAttack.DRIP:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 202,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
+                while not gone.done():
+                    await send({"type": "http.response.body", "body": b" ", "more_body": True})
+                    await asyncio.wait([gone], timeout=self.drip_interval)
+            else:
+                await gone
+            with self._lock:
+                self.cut += 1
+        finally:
+            with self._lock:
+                self.in_attack -= 1
+
+
+async def _answer(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+__all__ = [
+    "PAGE_ITEMS",
+    "EventsAttack",
+    "HostileEventsApi",
+    "HostileUpstream",
+    "Mode",
+    "Seen",
+    "gzip_bomb",
+]

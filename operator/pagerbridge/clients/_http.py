@@ -24,6 +24,9 @@ from pagerbridge.clients.errors import (
 )
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+# A call whose answer is its status (``status_only``): how long the body of a 2xx may take
+# to arrive after the headers before it is given up (a real body comes with the headers).
+STATUS_ONLY_BODY_GRACE = 1.0
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -89,6 +92,7 @@ async def call(
     params: dict[str, str] | None = None,
     json_body: Any = None,
     headers: dict[str, str] | None = None,
+    status_only: bool = False,
 ) -> httpx.Response:
     """One bounded request: overall deadline, streamed size cap, policy refusals mapped.
 
@@ -96,6 +100,11 @@ async def call(
     :class:`ClientError` (:func:`raise_for_status`). An error status whose body is unusable
     (compressed, too large) still raises what its status means, with an empty body: a 503
     stays transient.
+
+    ``status_only``: the status of a 2xx is the whole answer (PagerDuty's 202 to an event),
+    so a body still incomplete :data:`STATUS_ONLY_BODY_GRACE` seconds after the headers is
+    dropped and the response returned with an empty body: an upstream that answers 202 and
+    then drips a byte every few seconds frees its slot at once instead of at the deadline.
     """
     # Uncompressed only: the size cap then bounds the memory the body takes (a 510 KB gzip
     # answer can decompress to 512 MiB; it is refused unread instead).
@@ -114,13 +123,14 @@ async def call(
                 body = bytearray()
                 if response.headers.get("content-encoding", "identity") != "identity":
                     unusable = "compressed answer although none was accepted"
+                elif status_only and response.is_success:
+                    try:
+                        async with asyncio.timeout(min(STATUS_ONLY_BODY_GRACE, limits.deadline)):
+                            unusable = await _read(response, body, limits.max_response_bytes)
+                    except TimeoutError:
+                        body.clear()  # the status says it all; the rest never came
                 else:
-                    async for chunk in response.aiter_raw():
-                        body.extend(chunk)
-                        if len(body) > limits.max_response_bytes:
-                            unusable = f"answer larger than {limits.max_response_bytes} bytes"
-                            body.clear()
-                            break
+                    unusable = await _read(response, body, limits.max_response_bytes)
             finally:
                 await response.aclose()
     except EgressRefused as exc:
@@ -138,6 +148,16 @@ async def call(
     if unusable is not None:
         raise MalformedResponse(f"{what}: {unusable}", status=response.status_code)
     return bounded
+
+
+async def _read(response: httpx.Response, body: bytearray, cap: int) -> str | None:
+    """Read the raw body into ``body``; why it is unusable (past ``cap``), or None."""
+    async for chunk in response.aiter_raw():
+        body.extend(chunk)
+        if len(body) > cap:
+            body.clear()
+            return f"answer larger than {cap} bytes"
+    return None
 
 
 def parse(model: type[M], response: httpx.Response, what: str) -> M:

@@ -34,12 +34,13 @@ class PagerDutyEventsClient:
         """Send one event (``routing_key`` included); 202 → :class:`EnqueueResult`.
 
         The status is the answer: a 2xx whose body is unusable (compressed although identity
-        was asked for, or larger than the cap) still means the event was accepted.
+        was asked for, larger than the cap, or still dripping after a grace period: see
+        ``status_only``) still means the event was accepted.
         """
         what = "POST /v2/enqueue"
         try:
             response = await call(
-                self._http, what, "POST", self._url, self._limits, json_body=event
+                self._http, what, "POST", self._url, self._limits, json_body=event, status_only=True
             )
         except MalformedResponse as exc:
             if exc.status is None or not 200 <= exc.status < 300:

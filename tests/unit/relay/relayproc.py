@@ -181,6 +181,15 @@ class RelayProcess:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         return httpx.post(self.url + "/v1/bigpanda/webhook", content=data, headers=h, timeout=10)
 
+    def peak_rss(self) -> int:
+        """The process's peak resident set size so far, in bytes (the kernel's high-water
+        mark, ``VmHWM``: exact, where sampling ``psutil``'s RSS could miss a spike)."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmHWM in /proc/<pid>/status")
+
     def metrics(self) -> str:
         return httpx.get(self.internal_url + "/metrics", timeout=5).text
 

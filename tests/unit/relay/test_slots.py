@@ -16,15 +16,18 @@ def test_a_group_holds_at_most_its_share_and_others_still_get_slots() -> None:
             await slots.acquire(hog)
         third = asyncio.create_task(slots.acquire(hog))
         await asyncio.sleep(0)
-        assert not third.done() and waits == ["key"]  # key:a's share is 2 of 8
+        assert not third.done()
+        assert waits == ["key"]  # key:a's share is 2 of 8
         await asyncio.wait_for(slots.acquire(("upstream:events", "key:b")), 1)
         await asyncio.wait_for(slots.acquire(("upstream:events", "key:c")), 1)
         # upstream:events now holds its share (4 of 8): a BigPanda write still gets one.
         blocked = asyncio.create_task(slots.acquire(("upstream:events", "key:d")))
         await asyncio.wait_for(slots.acquire(("upstream:bigpanda",)), 1)
         await asyncio.sleep(0)
-        assert not blocked.done() and waits[-1] == "upstream"
-        assert slots.held("upstream:events") == 4 and slots.in_use == 5
+        assert not blocked.done()
+        assert waits[-1] == "upstream"
+        assert slots.held("upstream:events") == 4
+        assert slots.in_use == 5
         slots.release(hog)  # key:a is below its share again, upstream:events too
         await asyncio.sleep(0)
         assert third.done() != blocked.done()  # exactly one of them got the freed slot
@@ -46,7 +49,8 @@ def test_the_total_bound_is_fifo_and_a_cancelled_waiter_gives_its_slot_back() ->
         await asyncio.sleep(0)
         slots.release(())
         await asyncio.wait_for(second, 1)
-        assert first.cancelled() and slots.in_use == 1
+        assert first.cancelled()
+        assert slots.in_use == 1
         # Granted and cancelled before it ran: the slot is not lost.
         third = asyncio.create_task(slots.acquire(()))
         await asyncio.sleep(0)

@@ -452,3 +452,33 @@ def test_restored_late_trigger_is_confirmed_with_bigpanda(tmp_path, relays, pd_s
     assert relay.metric("pagerbridge_relay_late_trigger_checks_total", source="bigpanda") >= 1
     assert relay.metric("pagerbridge_relay_ignored_total", reason="late_trigger_resolved") == 1
     assert not [r for r in pd.requests.matching("POST", "/v2/enqueue") if r.status == 202]
+
+
+def test_notes_of_an_incident_never_triggered_finish_at_once(tmp_path, relays, pd_sim):
+    """Invariant (issue 25, item 5): a note for an incident the relay never triggered and
+    that PagerDuty does not have finishes at once as skipped and is counted; it does not
+    retry "not found yet" until the poison bound. Seen with hostile input: an incident
+    first shared already resolved, with comments (12 attempts over more than 60 s)."""
+    pd, pd_url = pd_sim
+    config = write_config(
+        tmp_path, pd_url=pd_url, routing_key=DEFAULT_ROUTING_KEY, pd_api_token=PD_TOKEN
+    )
+    relay = RelayProcess(config, tmp_path / "relay.log")
+    relays.append(relay)
+    relay.start()
+    comments = [{"id": f"c{i}", "comment": f"note {i}"} for i in range(3)]
+    body = {
+        "id": "inc-first-shared-resolved",
+        "status": "ok",
+        "active": False,
+        "alerts": [{**ALERT, "status": "ok"}],
+        "comments": comments,
+    }
+    assert relay.post_bigpanda(body).status_code == 202
+    # One look at PagerDuty each, then done: no retry was ever scheduled.
+    wait_for(lambda: relay.metric("pagerbridge_relay_outbox_pending") == 0, timeout=20)
+    assert relay.metric("pagerbridge_relay_skipped_dependents_total", kind="pd_note") == 3
+    assert relay.metric("pagerbridge_relay_deliveries_total", outcome="not_ready") == 0
+    assert relay.metric("pagerbridge_relay_deliveries_total", outcome="skipped_no_incident") == 3
+    assert pd.incident_by_key(body["id"]) is None
+    assert not pd.requests.matching("POST", "/incidents/")  # no note written anywhere

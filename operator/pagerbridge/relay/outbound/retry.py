@@ -46,8 +46,9 @@ from pagerbridge.relay.outcomes import DeadLetterReason, DeliveryOutcome
 
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 60.0
-# A job waiting for something that never appears (a note whose PagerDuty incident was
-# never created because its trigger was rejected) is given up after this many attempts.
+# A job waiting for something that should appear but never does (a note whose trigger was
+# delivered while PagerDuty never shows the incident) is given up after this many attempts.
+# (A note whose incident the relay never triggered does not wait: it is skipped at once.)
 MAX_NOT_READY_ATTEMPTS = 40
 
 

@@ -221,7 +221,7 @@ class PagerDutyDelivery:
             except IncidentAbsent:
                 ctx.metrics.skipped_dependents.labels(job.kind).inc()
                 log.info(
-                    "note skipped: its incident was never created in PagerDuty",
+                    "note skipped: the relay never triggered its incident and PagerDuty has none",
                     extra={"incident_id": incident_id},
                 )
                 return Done(outcome=DeliveryOutcome.SKIPPED_NO_INCIDENT)
@@ -264,10 +264,15 @@ class PagerDutyDelivery:
         spend(job, self.ctx.limiter.bucket("rest"))
         found = await client.find_by_incident_key(incident_id)
         if found is None or not isinstance(found.get("id"), str):
-            if stored is not None and stored.absent:
-                # Its trigger was skipped (resolved in BigPanda before it could be sent) and
-                # PagerDuty confirms it has no such incident: it never will.
+            if stored is None or stored.absent:
+                # The relay never triggered it (no trigger of it was delivered: none came,
+                # the incident was first shared already resolved, or its trigger was
+                # rejected), or its trigger was skipped (resolved in BigPanda before it could
+                # be sent), and PagerDuty confirms it has no such incident: it never will.
+                # Every earlier job of the incident (its lane) has finished by now, and a
+                # delivered trigger records the incident in the same commit.
                 raise IncidentAbsent(incident_id)
+            # A trigger was delivered: PagerDuty creates the incident asynchronously.
             raise NotReady(f"PagerDuty incident for {incident_id} not found yet")
         pd_id: str = found["id"]
         await self.ctx.memory.save_incident(incident_id, pd_incident_id=pd_id)
@@ -275,4 +280,5 @@ class PagerDutyDelivery:
 
 
 class IncidentAbsent(Exception):
-    """The note's PagerDuty incident will never exist (its trigger was skipped)."""
+    """The note's PagerDuty incident will never exist (never triggered by the relay, or its
+    trigger was skipped) and PagerDuty has none."""

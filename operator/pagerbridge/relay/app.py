@@ -68,6 +68,7 @@ from pagerbridge.relay.outbox.port import Job, OutboxClosed, OutboxLanes, Outbox
 log = logging.getLogger(__name__)
 SHARE_INTERVAL = 2.0  # seconds between looks at how many replicas share the store
 
+
 async def _prune_forever(outbox: OutboxMemory, retention: float) -> None:
     while True:
         try:

@@ -75,6 +75,7 @@ class ConditionReason(StrEnum):
     RELAY_READY = "RelayReady"
     RELAY_STARTING = "RelayStarting"
     RELAY_UNAVAILABLE = "RelayUnavailable"
+    OUTBOX_NOT_OWNED = "OutboxNotOwned"  # the relay refused its PostgreSQL outbox
     UNKNOWN = "Unknown"
     # BigPandaWebhookConfigured (Managed mode)
     CONFIGURED = "Configured"

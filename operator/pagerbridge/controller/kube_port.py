@@ -4,7 +4,10 @@ implements it; unit tests pass an in-memory fake of the API server."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
+
+import httpx
 
 from pagerbridge.clients.kubernetes import Resource
 
@@ -30,3 +33,18 @@ class KubernetesPort(Protocol):
     async def delete(self, resource: Resource, namespace: str | None, name: str) -> None: ...
 
     async def server_version(self) -> str: ...
+
+    async def list(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        label_selector: str | Mapping[str, str] | None = None,
+    ) -> Obj: ...
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Response: ...

@@ -168,6 +168,9 @@ NAMESPACED_RULES: dict[tuple[str, str], set[str]] = {
     ("apps", "deployments"): CHILDREN,
     ("policy", "poddisruptionbudgets"): CHILDREN | {"delete"},  # removed when not needed
     ("", "events"): {"create", "patch"},
+    # An unready PostgreSQL relay's /readyz, read through the pod proxy (GET only).
+    ("", "pods"): {"list"},
+    ("", "pods/proxy"): {"get"},
 }
 
 

@@ -16,8 +16,11 @@ from __future__ import annotations
 import copy
 import itertools
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import httpx
 
 from pagerbridge.api import GROUP, INTEGRATION, KEY_OVERRIDE, TAG_MAPPING, VERSION
 from pagerbridge.clients.kubernetes import (
@@ -73,6 +76,9 @@ class FakeKube:
         self.objects: dict[Key, Obj] = {}
         self.writes: list[Write] = []
         self._versions = itertools.count(1)
+        # pod proxy paths -> (status, JSON body) answered by request(); calls recorded
+        self.proxied: dict[str, tuple[int, Any]] = {}
+        self.requests: list[tuple[str, str]] = []
 
     # -- the port ---------------------------------------------------------------------
 
@@ -140,6 +146,35 @@ class FakeKube:
         self._existing(resource, namespace, name)
         del self.objects[self._key(resource, namespace, name)]
         self.writes.append(Write("delete", resource.plural, name))
+
+    async def list(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        label_selector: str | Mapping[str, str] | None = None,
+    ) -> Obj:
+        wanted = dict(label_selector or {}) if not isinstance(label_selector, str) else {}
+        prefix = self._key(resource, namespace, "")[:3]
+        items = [
+            copy.deepcopy(obj)
+            for key, obj in sorted(self.objects.items(), key=lambda kv: kv[0][3])
+            if key[:3] == prefix
+            and wanted.items() <= ((obj["metadata"].get("labels") or {}).items())
+        ]
+        return {"items": items, "metadata": {"resourceVersion": "1"}}
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Response:
+        """A pod's ``proxy`` subresource answers what :attr:`proxied` holds for the path
+        (status, JSON body), else 503 as the API server does for an unreachable pod."""
+        status, body = self.proxied.get(path, (503, {"kind": "Status", "code": 503}))
+        self.requests.append((method, path))
+        return httpx.Response(status, json=body)
 
     # -- for tests --------------------------------------------------------------------
 

@@ -352,3 +352,64 @@ async def test_a_rotated_secret_rolls_the_relay_only_when_it_is_in_its_environme
     rolled = _pod_annotations(kube)
     assert rolled[ANNOTATION_ENV_SECRET_VERSION] != first[ANNOTATION_ENV_SECRET_VERSION]
     assert "two@" not in str(kube.find("Deployment", NS, "pay-relay"))
+
+
+async def test_a_relay_that_refuses_its_outbox_says_why_on_the_integration(
+    kube: FakeKube, reconciler: Reconciler
+) -> None:
+    """storage PostgreSQL, the relay unready: the operator reads its /readyz through the
+    API server's pod proxy and reports the refusal line as RelayAvailable OutboxNotOwned;
+    once the relay serves, RelayReady again."""
+    kube.put(secret("pd", **{"routing-key": ROUTING_KEY}), NS)
+    kube.put(secret("db", uri="postgresql://victim:pw@db.example:5432/pb"), NS)
+    postgres = {"storage": "PostgreSQL", "database": {"uriSecretRef": {"name": "db", "key": "uri"}}}
+    kube.put(integration(relay=postgres, sync={"notes": False}), NS)
+    await reconciler.reconcile_integration(NS, "pay")
+    deployment = kube.find("Deployment", NS, "pay-relay")
+    assert deployment is not None
+    deployment["status"] = {
+        "observedGeneration": deployment["metadata"]["generation"],
+        "replicas": 1,
+        "readyReplicas": 0,
+        "conditions": [
+            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
+        ],
+    }
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    kube.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "pay-relay-abc12", "labels": labels},
+            "status": {"phase": "Running"},
+        },
+        NS,
+    )
+    line = (
+        "outbox refused: schema pagerbridge_0123 is owned by role 'squatter', not by the "
+        "relay's role 'victim'; give the integration a schema its own role created (one "
+        "PostgreSQL role per integration)"
+    )
+    readyz = f"/api/v1/namespaces/{NS}/pods/pay-relay-abc12:9090/proxy/readyz"
+    kube.proxied[readyz] = (503, {"ready": False, "outbox": line})
+    await reconciler.reconcile_integration(NS, "pay")
+    body = kube.find("PagerDutyIntegration", NS, "pay")
+    relay = condition(body, c.RELAY_AVAILABLE)
+    assert (relay["status"], relay["reason"], relay["message"]) == (c.FALSE, "OutboxNotOwned", line)
+    assert condition(body)["status"] == c.FALSE
+    assert ("GET", readyz) in kube.requests
+
+    # The platform team fixes it; the relay serves and the Deployment says so.
+    kube.proxied[readyz] = (200, {"ready": True, "outbox": "writable"})
+    ready_relay(kube)
+    await reconciler.reconcile_integration(NS, "pay")
+    relay = condition(kube.find("PagerDutyIntegration", NS, "pay"), c.RELAY_AVAILABLE)
+    assert (relay["status"], relay["reason"]) == (c.TRUE, "RelayReady")
+
+
+async def test_a_sqlite_relay_is_never_probed(kube: FakeKube, reconciler: Reconciler) -> None:
+    kube.put(secret("pd", **{"routing-key": ROUTING_KEY}), NS)
+    kube.put(integration(), NS)
+    await reconciler.reconcile_integration(NS, "pay")
+    await reconciler.reconcile_integration(NS, "pay")
+    assert kube.requests == []

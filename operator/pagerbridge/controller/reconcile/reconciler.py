@@ -53,6 +53,7 @@ from pagerbridge.controller.state import user_secrets
 from pagerbridge.controller.state.memory import Memories
 from pagerbridge.controller.state.observed import REF_KINDS, World
 from pagerbridge.controller.steps import children as children_step
+from pagerbridge.controller.steps import relay_readiness
 from pagerbridge.controller.steps.context import Context, involved
 
 logger = logging.getLogger(__name__)
@@ -219,6 +220,7 @@ class Reconciler:
             return exc.retry_after
 
         relay = children_step.relay(world, owner, spec, requeue_after)
+        relay = await relay_readiness.explain(self.kube, owner, spec, memory, relay, requeue_after)
         assembled = assemble.integration_status(info, owner, spec, secrets, converged, relay)
         retry = converged.first_retry() if converged is not None else None
         current = list(info.status.get("conditions") or [])

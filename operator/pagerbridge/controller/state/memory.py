@@ -29,6 +29,8 @@ class IntegrationMemory:
     bigpanda_applied: str | None = None  # digest of the workflow BigPanda holds
     bigpanda_secret: str | None = None  # digest of the authorization last written
     written: tuple[str, Written] | None = None  # (uid, what we last wrote to status)
+    relay_probed: float | None = None  # monotonic: the relay's /readyz last read (unready)
+    relay_refusal: str | None = None  # its "outbox refused: ..." line then, if any
 
 
 class Memories:

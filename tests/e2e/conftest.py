@@ -22,6 +22,7 @@ import yaml
 
 from pagerbridge_devkit.localcluster import ControlPlane, find_binaries, service_account_kubeconfig
 from pagerbridge_devkit.localcluster.binaries import tools_dir
+from pagerbridge_devkit.localcluster.kubelet import HarnessKubelet
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS_DIR = REPO / "crds"
@@ -144,3 +145,9 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     cluster.kubectl("create", "namespace", name)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def kubelet(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[HarnessKubelet]:
+    with HarnessKubelet(cluster.kubeconfig, tmp_path / "kubelet", namespace) as harness:
+        yield harness

@@ -26,7 +26,7 @@ from pagerbridge.api.contract import BIGPANDA_WEBHOOK_PATH
 
 from .bed import REPO, Bed
 from .conftest import PodEnvironment
-from .test_pods import apply, sandboxed, wait_for, wait_ready
+from .pods import apply, sandboxed, wait_for, wait_ready
 
 INCIDENTS = 12
 

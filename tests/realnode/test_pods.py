@@ -7,14 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
-import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
-import yaml
-
-from pagerbridge_devkit.demo.manifests import Sandbox, demo_manifests
+from pagerbridge_devkit.demo.manifests import demo_manifests
 from pagerbridge_devkit.demo.story import Story
 from pagerbridge_devkit.localcluster.node import GATEWAY
 from pagerbridge_devkit.sandbox import bigpanda as bp
@@ -22,68 +16,10 @@ from pagerbridge_devkit.sandbox import pagerduty as pd
 
 from .bed import OPERATOR_NAMESPACE, REPO, Bed
 from .conftest import PodEnvironment
+from .pods import apply, sandboxed, wait_for, wait_ready
 
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
-
-
-def sandboxed(path: Path, sandbox: Sandbox) -> list[dict[str, Any]]:
-    """An example with its placeholders filled the way a user fills them, for the simulators."""
-    docs = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-    for doc in docs:
-        if doc["kind"] == "Secret":
-            for key in doc["stringData"]:
-                if key == "routing-key":
-                    doc["stringData"][key] = sandbox.routing_key
-                elif doc["metadata"]["name"].startswith("bigpanda"):
-                    doc["stringData"][key] = sandbox.bigpanda_api_token
-                else:
-                    doc["stringData"][key] = sandbox.pagerduty_api_token
-        if doc["kind"] == "PagerDutyIntegration":
-            spec = doc["spec"]
-            spec["pagerDuty"].update(eventsUrl=sandbox.pagerduty_url, apiUrl=sandbox.pagerduty_url)
-            if "serviceId" in spec["pagerDuty"]:
-                spec["pagerDuty"]["serviceId"] = sandbox.service_id
-            spec.setdefault("bigPanda", {})["apiUrl"] = sandbox.bigpanda_url
-            spec.setdefault("relay", {})["publicUrl"] = sandbox.public_url
-    return docs
-
-
-def apply(bed: Bed, namespace: str, docs: list[dict[str, Any]]) -> None:
-    bed.kubectl(
-        "apply", "--server-side", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(docs)
-    )
-
-
-def wait_ready(bed: Bed, namespace: str, integration: str) -> dict[str, Any]:
-    """The integration Ready (reconciled by the operator pod) and its relay pod Ready."""
-    waited = bed.kubectl(
-        "wait", "-n", namespace, "--for=condition=Ready", f"pdi/{integration}",
-        "--timeout=180s", timeout=190, check=False,
-    )  # fmt: skip
-    if waited.returncode != 0:
-        pdi = bed.get(namespace, "pdi", integration) or {}
-        conditions = (pdi.get("status") or {}).get("conditions")
-        pods = bed.relay_pods(namespace, integration)
-        phases = [(p["metadata"]["name"], p["status"].get("phase")) for p in pods]
-        raise AssertionError(
-            f"{integration} not Ready: conditions {conditions}; relay pods {phases}"
-        )
-    pod: dict[str, Any] = wait_for(
-        lambda: bed.ready_relay_pod(namespace, integration), 180, f"{integration}'s relay pod"
-    )
-    return pod
 
 
 def in_pod(bed: Bed, namespace: str, pod: str, code: str) -> str:

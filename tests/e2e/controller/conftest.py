@@ -8,11 +8,8 @@ real restart. Its log is kept for the "no secret in logs" checks.
 from __future__ import annotations
 
 import base64
-import json
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +17,6 @@ from typing import Any
 import pytest
 import yaml
 
-from pagerbridge_devkit.localcluster.kubelet import HarnessKubelet
-from pagerbridge_devkit.localcluster.processes import spawn
-from pagerbridge_devkit.localcluster.processes import stop as stop_process
 from pagerbridge_devkit.ports import free_port
 from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
 from pagerbridge_devkit.sandbox.pagerduty import (
@@ -33,36 +27,14 @@ from pagerbridge_devkit.sandbox.pagerduty import (
 from pagerbridge_devkit.sandbox.server import BackgroundServer, loopback_egress_env
 
 from ..conftest import Cluster
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
-    """Poll until ``predicate()`` is truthy; returns its value."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(
-        f"timed out after {timeout}s waiting for {what or predicate} (last: {last!r})"
-    )
-
-
-def get_json(cluster: Cluster, namespace: str, *what: str) -> Any:
-    result = cluster.kubectl("get", "-n", namespace, *what, "-o", "json", check=False)
-    if result.returncode != 0:
-        return None
-    return json.loads(result.stdout)
-
-
-def merge_patch(
-    cluster: Cluster, namespace: str, kind: str, name: str, patch: Any, *flags: str
-) -> None:
-    """``kubectl patch --type=merge`` of one object (``flags``: e.g. ``--subresource=status``)."""
-    cluster.kubectl(
-        "patch", "-n", namespace, kind, name, *flags, "--type=merge", "-p", json.dumps(patch)
-    )
+from ..kube import (  # noqa: F401 - this folder's tests import them from here too
+    condition,
+    get_json,
+    merge_patch,
+    start_operator,
+    stop_operator,
+    wait_for,
+)
 
 
 def inbound_token(cluster: Cluster, namespace: str, name: str) -> str:
@@ -93,13 +65,6 @@ def burst_incident(prefix: str, n: int, status: str) -> dict[str, Any]:
     }
 
 
-def condition(body: dict[str, Any] | None, type_: str = "Ready") -> dict[str, Any]:
-    for cond in ((body or {}).get("status") or {}).get("conditions", []):
-        if cond["type"] == type_:
-            return dict(cond)
-    return {}
-
-
 def integration(name: str, pd_url: str, **pager_duty: object) -> str:
     spec: dict[str, object] = {
         "pagerDuty": {
@@ -128,17 +93,6 @@ def pd_secret() -> str:
             "stringData": {"routing-key": DEFAULT_ROUTING_KEY, "api-token": DEFAULT_API_TOKEN},
         }
     )
-
-
-def start_operator(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """``python -m pagerbridge ARGS`` in its own process group, dying with the test run."""
-    with log_path.open("ab") as log:
-        return spawn([sys.executable, "-m", "pagerbridge", *args], stdout=log, env=env)
-
-
-def stop_operator(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the operator's group, SIGKILL after 15 s."""
-    stop_process(process, timeout=15)
 
 
 @dataclass
@@ -206,12 +160,6 @@ def bigpanda() -> Iterator[tuple[BigPandaSimulator, str]]:
     with BackgroundServer(sim.app) as server:
         yield sim, server.url
     sim.close()
-
-
-@pytest.fixture
-def kubelet(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[HarnessKubelet]:
-    with HarnessKubelet(cluster.kubeconfig, tmp_path / "kubelet", namespace) as harness:
-        yield harness
 
 
 @pytest.fixture

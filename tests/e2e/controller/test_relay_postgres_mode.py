@@ -97,7 +97,9 @@ def test_the_operator_runs_replicas_on_the_database_and_budgets_their_disruption
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=integration("orders", pd_url, relay))
 
     deployment = wait_for(
-        lambda: get_json(cluster, namespace, "deployment", "orders-relay"), what="relay Deployment"
+        lambda: get_json(cluster, namespace, "deployment", "orders-relay"),
+        timeout=60.0,
+        what="relay Deployment",
     )
     env = {item["name"]: item for item in _relay_container(deployment).get("env", [])}
     assert env[OUTBOX_DSN_ENV]["valueFrom"] == {"secretKeyRef": {"name": "orders-db", "key": "uri"}}
@@ -109,6 +111,7 @@ def test_the_operator_runs_replicas_on_the_database_and_budgets_their_disruption
 
     budget = wait_for(
         lambda: get_json(cluster, namespace, "poddisruptionbudget", "orders-relay"),
+        timeout=60.0,
         what="relay PodDisruptionBudget",
     )
     assert budget["spec"]["maxUnavailable"] == 1
@@ -125,6 +128,7 @@ def test_the_operator_runs_replicas_on_the_database_and_budgets_their_disruption
             and c.get("reason") == "PostgreSQL"
             and c
         ),
+        timeout=60.0,
         what="OutboxDurable PostgreSQL",
     )
     assert durable["status"] == "True"
@@ -135,6 +139,7 @@ def test_the_operator_runs_replicas_on_the_database_and_budgets_their_disruption
     )
     wait_for(
         lambda: get_json(cluster, namespace, "poddisruptionbudget", "orders-relay") is None,
+        timeout=60.0,
         what="PodDisruptionBudget removed",
     )
 
@@ -168,6 +173,7 @@ def test_without_a_database_the_integration_says_so_and_the_default_secret_fixes
             and c.get("reason") == "DatabaseNotConfigured"
             and c
         ),
+        timeout=60.0,
         what="Ready False DatabaseNotConfigured",
     )
     assert ready["status"] == "False"
@@ -186,12 +192,15 @@ def test_without_a_database_the_integration_says_so_and_the_default_secret_fixes
             and c.get("reason") == "SecretNotFound"
             and c
         ),
+        timeout=60.0,
         what="Ready False SecretNotFound for the default database Secret",
     )
     assert "platform-db" in waiting["message"]
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=db_secret("platform-db", "dsn"))
     deployment = wait_for(
-        lambda: get_json(cluster, namespace, "deployment", "lone-relay"), what="relay Deployment"
+        lambda: get_json(cluster, namespace, "deployment", "lone-relay"),
+        timeout=60.0,
+        what="relay Deployment",
     )
     env = {item["name"]: item for item in _relay_container(deployment)["env"]}
     assert env[OUTBOX_DSN_ENV]["valueFrom"]["secretKeyRef"] == {"name": "platform-db", "key": "dsn"}

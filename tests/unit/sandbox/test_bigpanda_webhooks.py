@@ -15,12 +15,12 @@ from bigpanda_support import (
     Receiver,
     receiving,
     running,
-    wait_for,
 )
 
 from pagerbridge_devkit.ports import free_port
 from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
 from pagerbridge_devkit.sandbox.server import BackgroundServer
+from pagerbridge_devkit.waiting import wait_for
 
 
 @pytest.fixture

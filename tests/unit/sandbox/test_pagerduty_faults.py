@@ -9,13 +9,14 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from pagerduty_support import FROM, Running, receiving, running, wait_for
+from pagerduty_support import FROM, Running, receiving, running
 
 from pagerbridge_devkit.sandbox.pagerduty import (
     DEFAULT_API_TOKEN,
     DEFAULT_ROUTING_KEY,
     PagerDutySimulator,
 )
+from pagerbridge_devkit.waiting import wait_for
 
 
 @pytest.fixture

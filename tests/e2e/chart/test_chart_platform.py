@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from ..conftest import CRDS_DIR, REPO, Cluster
-from .conftest import wait_for
+from ..kube import wait_for
 
 pytestmark = pytest.mark.e2e
 

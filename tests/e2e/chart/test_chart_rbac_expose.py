@@ -14,17 +14,15 @@ import pytest
 import yaml
 
 from ..conftest import Cluster
-from .conftest import get_json, merge_patch, wait_for
-from .test_chart_rbac import (  # noqa: F401 - pytest fixtures used by name
+from ..kube import get_json, merge_patch, wait_for
+from .release import (
     ChartOperator,
     Release,
-    _install,
-    _rules_of,
     can_i,
-    chart_operator,
+    install,
     minimal_example,
-    pd_url,
     permission_errors,
+    rules_of,
     run_operator,
 )
 
@@ -33,7 +31,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def exposing_release(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[Release]:
-    yield from _install(
+    yield from install(
         cluster, tmp_path,
         "--set", "rbac.scope=namespace",
         "--set", f"watchNamespaces={{{namespace}}}",
@@ -54,8 +52,8 @@ def test_ingress_rule_is_enough_and_needed(
     cluster: Cluster,
     namespace: str,
     exposing_release: Release,
-    pd_url: str,  # noqa: F811
-    chart_operator: list[ChartOperator],  # noqa: F811
+    pd_url: str,
+    chart_operator: list[ChartOperator],
     tmp_path: Path,
 ) -> None:
     release = exposing_release
@@ -88,7 +86,7 @@ def test_ingress_rule_is_enough_and_needed(
     assert not permission_errors(operator.log())
 
     # Without the chart's ingress rule: a permission error.
-    rules = _rules_of(cluster, release)
+    rules = rules_of(cluster, release)
     (index,) = [i for i, r in enumerate(rules) if "ingresses" in r["resources"]]
     cluster.kubectl(
         "patch", release.role_kind, release.role_name, "-n", str(release.role_namespace),

@@ -65,7 +65,11 @@ def burst_incident(prefix: str, n: int, status: str) -> dict[str, Any]:
     }
 
 
-def integration(name: str, pd_url: str, **pager_duty: object) -> str:
+def integration(
+    name: str, pd_url: str, relay: dict[str, Any] | None = None, **pager_duty: object
+) -> str:
+    """The e2e tests' PagerDutyIntegration: routing key from :func:`pd_secret`, events to
+    ``pd_url``, notes off; ``relay`` and ``pagerDuty`` fields as given."""
     spec: dict[str, object] = {
         "pagerDuty": {
             "routingKey": {"name": "pd-keys", "key": "routing-key"},
@@ -74,6 +78,8 @@ def integration(name: str, pd_url: str, **pager_duty: object) -> str:
         },
         "sync": {"notes": False},
     }
+    if relay is not None:
+        spec["relay"] = relay
     return yaml.safe_dump(
         {
             "apiVersion": "pagerbridge.io/v1alpha1",

@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from pagerbridge.api.contract import (
     BIGPANDA_WEBHOOK_PATH,
@@ -39,6 +38,7 @@ from .conftest import (
     condition,
     get_json,
     inbound_token,
+    integration,
     merge_patch,
     pd_secret,
     wait_for,
@@ -47,27 +47,6 @@ from .conftest import (
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 INCIDENTS = 8
-
-
-def integration(name: str, pd_url: str, storage: str | None) -> str:
-    relay: dict[str, Any] = {}
-    if storage is not None:
-        relay["storage"] = storage
-    return yaml.safe_dump(
-        {
-            "apiVersion": "pagerbridge.io/v1alpha1",
-            "kind": "PagerDutyIntegration",
-            "metadata": {"name": name},
-            "spec": {
-                "pagerDuty": {
-                    "routingKey": {"name": "pd-keys", "key": "routing-key"},
-                    "eventsUrl": pd_url,
-                },
-                "sync": {"notes": False},
-                "relay": relay,
-            },
-        }
-    )
 
 
 def incident(n: int, status: str) -> dict[str, Any]:
@@ -110,7 +89,14 @@ def burst_then_rollout(
     Returns the new relay's internal URL and its pid.
     """
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=pd_secret())
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=integration(name, pd_url, storage))
+    cluster.kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=integration(name, pd_url, {} if storage is None else {"storage": storage}),
+    )
     wait_for(
         lambda: condition(get_json(cluster, namespace, "pdi", name)).get("status") == "True",
         90,

@@ -15,29 +15,19 @@ from pagerbridge.api.contract import OUTBOX_DSN_ENV, OUTBOX_SCHEMA_ENV, outbox_s
 from pagerbridge.controller.settings import RELAY_DATABASE_KEY_ENV, RELAY_DATABASE_SECRET_ENV
 
 from ..conftest import Cluster
-from .conftest import OperatorProcess, condition, get_json, merge_patch, pd_secret, wait_for
+from .conftest import (
+    OperatorProcess,
+    condition,
+    get_json,
+    integration,
+    merge_patch,
+    pd_secret,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
 DSN = "postgresql://relay:s3cr3t-db-password@db.example:5432/pagerbridge"
-
-
-def integration(name: str, pd_url: str, relay: dict[str, Any]) -> str:
-    return yaml.safe_dump(
-        {
-            "apiVersion": "pagerbridge.io/v1alpha1",
-            "kind": "PagerDutyIntegration",
-            "metadata": {"name": name},
-            "spec": {
-                "pagerDuty": {
-                    "routingKey": {"name": "pd-keys", "key": "routing-key"},
-                    "eventsUrl": pd_url,
-                },
-                "sync": {"notes": False},
-                "relay": relay,
-            },
-        }
-    )
 
 
 def db_secret(name: str, key: str = "uri") -> str:

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from pagerbridge.api import PagerDutyIntegrationSpec
 from pagerbridge.api.contract import BIGPANDA_WEBHOOK_PATH, PAGERDUTY_WEBHOOK_PATH
 from pagerbridge.api.expose import RelayExpose
 from pagerbridge.controller.policy.expose import (
@@ -22,6 +21,8 @@ from pagerbridge.controller.policy.expose import (
 from pagerbridge.controller.render.children import Owner, relay_base_url
 from pagerbridge.controller.render.exposure import render_exposure
 
+from .builders import relay_spec as spec
+
 OWNER = Owner("team-a", "pay", "uid-1")
 POLICY = ExposePolicy.parse(
     ingress_class_names=["public", "internal"],
@@ -33,12 +34,6 @@ POLICY = ExposePolicy.parse(
 
 def expose(**fields: Any) -> RelayExpose:
     return RelayExpose.model_validate(fields)
-
-
-def spec(**relay: Any) -> PagerDutyIntegrationSpec:
-    return PagerDutyIntegrationSpec.model_validate(
-        {"pagerDuty": {"routingKey": {"name": "pd", "key": "k"}}, "relay": relay}
-    )
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ from pagerbridge_devkit.sandbox.pagerduty import (
 from pagerbridge_devkit.sandbox.server import BackgroundServer, loopback_egress_policy
 
 from .fake_kube import FakeKube, FakeWorld
-from .test_reconciler import NS, ROUTING_KEY, condition, integration, ready_relay, secret
+from .objects import NS, ROUTING_KEY, condition, integration, ready_relay, secret
 
 CLUSTER = "cluster-1"
 PUBLIC = "https://relay.example.com"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -19,36 +18,7 @@ from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
 from pagerbridge_devkit.sandbox.server import BackgroundServer, loopback_egress_policy
 
 from .fake_kube import FakeKube, FakeWorld, Write
-
-NS = "team-a"
-ROUTING_KEY = "0123456789abcdef0123456789abcdef"
-
-
-def secret(name: str, **values: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name},
-        "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
-    }
-
-
-def integration(name: str = "pay", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "pagerbridge.io/v1alpha1",
-        "kind": "PagerDutyIntegration",
-        "metadata": {"name": name},
-        "spec": {"pagerDuty": {"routingKey": {"name": "pd", "key": "routing-key"}}, **spec},
-    }
-
-
-def override(name: str, target: str = "pay") -> dict[str, Any]:
-    return {
-        "apiVersion": "pagerbridge.io/v1alpha1",
-        "kind": "PagerDutyKeyOverride",
-        "metadata": {"name": name},
-        "spec": {"integrationRef": {"name": target}, "tag": "pd_key"},
-    }
+from .objects import NS, ROUTING_KEY, condition, integration, override, ready_relay, secret
 
 
 @pytest.fixture
@@ -60,27 +30,6 @@ def kube() -> FakeKube:
 def reconciler(kube: FakeKube) -> Reconciler:
     settings = OperatorSettings(resync_seconds=300.0, egress=loopback_egress_policy())
     return Reconciler(kube, settings, FakeWorld(kube))
-
-
-def ready_relay(kube: FakeKube, name: str = "pay") -> None:
-    """What the Deployment controller and kubelet would do: the relay is available."""
-    deployment = kube.find("Deployment", NS, f"{name}-relay")
-    assert deployment is not None
-    deployment["status"] = {
-        "observedGeneration": deployment["metadata"]["generation"],
-        "replicas": 1,
-        "readyReplicas": 1,
-        "availableReplicas": 1,
-        "updatedReplicas": 1,
-        "conditions": [
-            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
-        ],
-    }
-
-
-def condition(obj: dict[str, Any] | None, type_: str = c.READY) -> dict[str, Any]:
-    found = c.find(list(((obj or {}).get("status") or {}).get("conditions") or []), type_)
-    return dict(found or {})
 
 
 async def test_plain_integration_converges_then_writes_nothing(

@@ -11,7 +11,7 @@ import pytest
 from pagerbridge.api import PagerDutyIntegrationSpec, RelayPodSettings
 from pagerbridge.api.relay_pod import DEFAULT_RESOURCES, effective
 from pagerbridge.controller import names as n
-from pagerbridge.controller.render.children import Owner, RenderSettings, render_deployment
+from pagerbridge.controller.render.children import RenderSettings, render_deployment
 from pagerbridge.controller.render.compile import compile_relay_config
 from pagerbridge.controller.settings import (
     RELAY_DEFAULTS_ENV,
@@ -19,12 +19,11 @@ from pagerbridge.controller.settings import (
     SettingsError,
     relay_pod_defaults,
 )
-from pagerbridge.controller.state.observed import SecretInfo
 
-OWNER = Owner("team-a", "payments", "uid-1")
-SECRETS = {
-    "pd": SecretInfo(keys=frozenset({"routing-key"}), routing_key_shaped=frozenset({"routing-key"}))
-}
+from .builders import OWNER, routing_key_secret
+from .builders import relay_spec as _spec
+
+SECRETS = {"pd": routing_key_secret()}
 SCHEDULING_KEYS = {
     "imagePullSecrets",
     "nodeSelector",
@@ -61,16 +60,6 @@ DEFAULTS: dict[str, Any] = {
     "podAnnotations": {"example.com/owner": "platform"},
     "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
 }
-
-
-def _spec(**relay: Any) -> PagerDutyIntegrationSpec:
-    return PagerDutyIntegrationSpec.model_validate(
-        {
-            "pagerDuty": {"routingKey": {"name": "pd", "key": "routing-key"}},
-            "sync": {"notes": False},
-            "relay": relay,
-        }
-    )
 
 
 def _pod(spec: PagerDutyIntegrationSpec, defaults: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from pagerbridge.api import PagerDutyIntegrationSpec
 from pagerbridge.controller.policy.relay import (
     ImageNotAllowed,
     RelayPolicy,
@@ -12,13 +11,9 @@ from pagerbridge.controller.policy.relay import (
 )
 from pagerbridge.controller.settings import OperatorSettings
 
+from .builders import relay_spec as spec
+
 OWN = "ghcr.io/pagerbridge/pagerbridge:0.1.0"
-
-
-def spec(**relay: object) -> PagerDutyIntegrationSpec:
-    return PagerDutyIntegrationSpec.model_validate(
-        {"pagerDuty": {"routingKey": {"name": "s", "key": "k"}}, "relay": relay}
-    )
 
 
 def test_default_allows_only_the_operators_image_and_clusterip() -> None:

@@ -19,7 +19,7 @@ from pagerbridge.cli import build_parser
 from pagerbridge.controller import names as n
 from pagerbridge.controller.render.children import render_admin_secret, render_children
 
-from .test_rendering import OWNER, SETTINGS, compiled_for, spec
+from .builders import OWNER, SETTINGS, compiled_for, spec
 
 
 def test_probes_on_the_internal_port_and_service_only_public() -> None:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
-from pagerbridge.api import PagerDutyIntegrationSpec, RelayConfig, TagMapping
+from pagerbridge.api import RelayConfig, TagMapping
 from pagerbridge.controller import names as n
 from pagerbridge.controller.errors import InvalidKey, SecretNotFound
 from pagerbridge.controller.ownership import OwnerStamp
 from pagerbridge.controller.render.children import (
-    Owner,
-    RenderSettings,
     bigpanda_webhook_status,
     render_children,
     render_token_secret,
@@ -21,40 +18,11 @@ from pagerbridge.controller.render.children import (
 from pagerbridge.controller.render.compile import (
     MappingInput,
     OverrideInput,
-    compile_relay_config,
 )
-from pagerbridge.controller.state.observed import SecretInfo
+
+from .builders import OWNER, SETTINGS, compiled_for, spec
 
 ROUTING_KEY_VALUE = "R0UT1NGK3Y0123456789ABCDEFGHIJKL"
-OWNER = Owner("team-a", "payments", "uid-1")
-SETTINGS = RenderSettings(image="example/pagerbridge:1")
-SECRETS = {
-    "pd": SecretInfo(
-        keys=frozenset({"routing-key", "api-token"}), routing_key_shaped=frozenset({"routing-key"})
-    ),
-    "bp": SecretInfo(keys=frozenset({"api-token"})),
-}
-
-
-def spec(**extra: Any) -> PagerDutyIntegrationSpec:
-    body: dict[str, Any] = {
-        "pagerDuty": {"routingKey": {"name": "pd", "key": "routing-key"}},
-        "sync": {"notes": False},
-    }
-    body.update(extra)
-    return PagerDutyIntegrationSpec.model_validate(body)
-
-
-def compiled_for(s: PagerDutyIntegrationSpec, overrides=(), mappings=(), webhook_secret=False):  # type: ignore[no-untyped-def]
-    return compile_relay_config(
-        "team-a",
-        "payments",
-        s,
-        list(overrides),
-        list(mappings),
-        SECRETS,
-        webhook_secret=webhook_secret,
-    )
 
 
 def test_relay_config_points_at_mounted_files_and_round_trips() -> None:

@@ -9,31 +9,20 @@ import pytest
 from pagerbridge.api import PagerDutyIntegrationSpec, SecretKeyRef
 from pagerbridge.api.contract import OUTBOX_DSN_ENV, OUTBOX_SCHEMA_ENV, outbox_schema
 from pagerbridge.controller.errors import DatabaseNotConfigured, SecretNotFound
-from pagerbridge.controller.render.children import Owner, RenderSettings, render_children
+from pagerbridge.controller.render.children import render_children
 from pagerbridge.controller.render.compile import compile_relay_config
 from pagerbridge.controller.render.status import storage_condition
 from pagerbridge.controller.state.observed import SecretInfo
 
-OWNER = Owner("team-a", "payments", "uid-1")
-SETTINGS = RenderSettings(image="example/pagerbridge:1")
+from .builders import OWNER, SETTINGS, routing_key_secret
+from .builders import relay_spec as spec
+
 SECRETS = {
-    "pd": SecretInfo(
-        keys=frozenset({"routing-key"}), routing_key_shaped=frozenset({"routing-key"})
-    ),
+    "pd": routing_key_secret(),
     "db": SecretInfo(keys=frozenset({"uri"})),
     "shared-db": SecretInfo(keys=frozenset({"dsn"})),
 }
 DEFAULT_DB = SecretKeyRef(name="shared-db", key="dsn")
-
-
-def spec(**relay: Any) -> PagerDutyIntegrationSpec:
-    return PagerDutyIntegrationSpec.model_validate(
-        {
-            "pagerDuty": {"routingKey": {"name": "pd", "key": "routing-key"}},
-            "sync": {"notes": False},
-            "relay": relay,
-        }
-    )
 
 
 def children(s: PagerDutyIntegrationSpec, default: SecretKeyRef | None = None) -> Any:

@@ -1,6 +1,6 @@
-"""The work queue's per-namespace limit and per-run deadline (real asyncio, no clock
-thresholds): a namespace full of stuck reconciles holds ``group_limit`` workers, and the
-other namespaces' keys still run."""
+"""The work queue: triggers coalesce and failures retry; the per-namespace limit and the
+per-run deadline (real asyncio, no clock thresholds): a namespace full of stuck
+reconciles holds ``group_limit`` workers, and the other namespaces' keys still run."""
 
 from __future__ import annotations
 
@@ -107,5 +107,41 @@ async def test_run_past_the_deadline_is_cancelled_and_retried() -> None:
         assert queue._timers[("ns", "stuck")].when() > asyncio.get_running_loop().time()
         assert DEADLINE_RETRY > 0
         assert attempts == 1
+    finally:
+        await queue.stop()
+
+
+async def test_work_queue_coalesces_and_retries() -> None:
+    calls: list[str] = []
+    gate = asyncio.Event()
+    failures = {"b": 1}
+
+    async def handler(key: str) -> float | None:
+        calls.append(key)
+        if key == "a" and calls.count("a") == 1:
+            await gate.wait()
+        if failures.get(key):
+            failures[key] -= 1
+            return 0.01
+        return None
+
+    queue: WorkQueue[str] = WorkQueue(handler, workers=2)
+    queue.start()
+    try:
+        queue.add("a")
+        await asyncio.sleep(0.01)
+        for _ in range(5):
+            queue.add("a")  # while running: collapses into one more run
+        queue.add("b")
+        gate.set()
+        deadline = asyncio.get_running_loop().time() + 5
+        while (
+            calls.count("a") < 2 or calls.count("b") < 2
+        ) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert calls.count("a") == 2
+        assert calls.count("b") == 2  # one failure, one retry
+        assert queue.idle
     finally:
         await queue.stop()

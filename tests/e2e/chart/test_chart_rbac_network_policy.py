@@ -20,17 +20,15 @@ from pagerbridge.api.contract import RELAY_INTERNAL_PORT, RELAY_PUBLIC_PORT
 from pagerbridge.controller.policy.network import ENV
 
 from ..conftest import Cluster
-from .conftest import get_json, merge_patch, wait_for
-from .test_chart_rbac import (  # noqa: F401 - pytest fixtures used by name
+from ..kube import get_json, merge_patch, wait_for
+from .release import (
     ChartOperator,
     Release,
-    _install,
-    _rules_of,
     can_i,
-    chart_operator,
+    install,
     minimal_example,
-    pd_url,
     permission_errors,
+    rules_of,
     run_operator,
 )
 
@@ -39,7 +37,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def fenced_release(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[Release]:
-    yield from _install(
+    yield from install(
         cluster, tmp_path,
         "--set", "rbac.scope=namespace",
         "--set", f"watchNamespaces={{{namespace}}}",
@@ -54,8 +52,8 @@ def test_network_policy_rule_is_enough_and_needed(
     cluster: Cluster,
     namespace: str,
     fenced_release: Release,
-    pd_url: str,  # noqa: F811
-    chart_operator: list[ChartOperator],  # noqa: F811
+    pd_url: str,
+    chart_operator: list[ChartOperator],
     tmp_path: Path,
 ) -> None:
     release = fenced_release
@@ -83,7 +81,7 @@ def test_network_policy_rule_is_enough_and_needed(
     assert not permission_errors(operator.log())
 
     # Without the chart's networkpolicies rule: a permission error.
-    rules = _rules_of(cluster, release)
+    rules = rules_of(cluster, release)
     (index,) = [i for i, r in enumerate(rules) if "networkpolicies" in r["resources"]]
     cluster.kubectl(
         "patch", release.role_kind, release.role_name, "-n", str(release.role_namespace),

@@ -289,3 +289,38 @@ def test_a_write_grant_to_another_role_is_found_on_reconnect(
     assert refused is not None
     assert f"role {squatter!r} holds INSERT on table pagerbridge_jobs" in refused
     assert after is None
+
+
+def test_a_squatted_schema_without_grants_is_refused_not_a_permission_error(
+    tenants: tuple[str, str, str],
+) -> None:
+    """The squatter creates the schema and the tables, grants nothing: before, the relay
+    failed at start with a traceback (``permission denied for schema ...``); now it refuses
+    with the line that says who owns the schema (and counts the table and its sequence)."""
+    _, victim_dsn, squatter_dsn = tenants
+    victim, squatter = _role(victim_dsn), _role(squatter_dsn)
+    schema = outbox_schema("payments", "pagerduty")
+    _run(
+        lambda: _sql(
+            squatter_dsn,
+            f"CREATE SCHEMA {schema}",
+            f"CREATE TABLE {schema}.pagerbridge_jobs (id BIGSERIAL PRIMARY KEY)",
+        )
+    )
+
+    async def main() -> str | None:
+        outbox = PostgresOutbox(victim_dsn, schema=schema)
+        outbox.open(asyncio.get_running_loop())
+        await outbox.start()  # does not raise
+        assert await outbox.check_writable() is False
+        with pytest.raises(OutboxClosed):
+            await outbox.pending()
+        await outbox.close()
+        return outbox.refused
+
+    refused = _run(main)
+    assert refused == (
+        f"outbox refused: schema {schema} is owned by role {squatter!r}, not by the relay's "
+        f"role {victim!r} (and 2 more); give the integration a schema its own role created "
+        "(one PostgreSQL role per integration)"
+    )

@@ -80,8 +80,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--events-rate-limit",
         type=float,
         default=120.0,
-        metavar="PER_MINUTE",
-        help="Events API v2 events per minute per routing key (PagerDuty's limit: 120)",
+        metavar="COUNT",
+        help="Events API v2 events per routing key in any --events-rate-window, summed over "
+        "every replica (PagerDuty's limit: 120 per 60 s)",
+    )
+    parser.add_argument(
+        "--events-rate-window",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="the window --events-rate-limit counts in (PagerDuty's: 60 s)",
+    )
+    parser.add_argument(
+        "--events-burst",
+        type=int,
+        default=1,
+        metavar="COUNT",
+        help="Events API v2 events per routing key sent at once before pacing (1: paced "
+        "from the first; a larger burst lowers the sustained rate, the window still holds)",
     )
     parser.add_argument(
         "--rest-rate-limit",
@@ -250,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
     from pagerbridge.relay.app import create_app
     from pagerbridge.relay.config import settings as settings_mod
     from pagerbridge.relay.inbound.budget import EdgeBudget
-    from pagerbridge.relay.outbound.ratelimit import Limit
+    from pagerbridge.relay.outbound.ratelimit import Family, Limit
     from pagerbridge.relay.server import Edge, guarded_protocol
 
     jsonlog.configure(args.log_level)
@@ -262,16 +278,20 @@ def run(args: argparse.Namespace) -> int:
     except settings_mod.SettingsError as exc:
         logger.error("cannot start: config refused", extra={"error": str(exc)})
         return 2
-    per_minute = max(args.events_rate_limit, 1.0)
+    rest = max(1, round(args.rest_rate_limit))
+    per_second = max(args.bigpanda_rate_limit, 0.01)
     options = RelayOptions(
         rate_limits={
-            "events": Limit(rate=per_minute / 60, burst=per_minute),
-            "rest": Limit(
-                rate=max(args.rest_rate_limit, 1.0) / 60,
-                burst=min(32.0, max(1.0, args.rest_rate_limit / 30)),
+            Family.EVENTS: Limit(
+                max(1, round(args.events_rate_limit)),
+                max(args.events_rate_window, 1.0),
+                burst=max(1, args.events_burst),
             ),
-            "bigpanda": Limit(
-                rate=max(args.bigpanda_rate_limit, 0.1), burst=max(args.bigpanda_rate_limit, 1.0)
+            Family.REST: Limit(rest, 60.0, burst=min(32, max(1, rest // 30))),
+            Family.BIGPANDA: (
+                Limit(round(per_second), 1.0, margin=0.1)
+                if per_second >= 1
+                else Limit(1, 1 / per_second, margin=0.1)
             ),
         },
         late_trigger_after=args.late_trigger_after,

@@ -62,11 +62,10 @@ from pagerbridge.relay.outbound.retry import RetryPolicy
 from pagerbridge.relay.outbound.to_bigpanda import BigPandaDelivery
 from pagerbridge.relay.outbound.to_pagerduty import PagerDutyDelivery
 from pagerbridge.relay.outbox.jobs import BpComment, BpResolve, PdEvent, PdNote
-from pagerbridge.relay.outbox.open import open_outbox
+from pagerbridge.relay.outbox.open import open_outbox, open_rate_store
 from pagerbridge.relay.outbox.port import Job, OutboxClosed, OutboxLanes, OutboxMemory
 
 log = logging.getLogger(__name__)
-SHARE_INTERVAL = 2.0  # seconds between looks at how many replicas share the store
 
 
 async def _prune_forever(outbox: OutboxMemory, retention: float) -> None:
@@ -81,21 +80,6 @@ async def _prune_forever(outbox: OutboxMemory, retention: float) -> None:
         except Exception:  # pruning is housekeeping; never take the relay down for it
             log.exception("outbox prune failed")
         await asyncio.sleep(3600)
-
-
-async def _share_limits_forever(
-    outbox: OutboxLanes, limiter: RateLimiter, interval: float = SHARE_INTERVAL
-) -> None:
-    """Keep this replica's share of the upstream rate limits at 1/(live replicas)."""
-    while True:
-        try:
-            replicas = await outbox.replicas()
-        except OutboxClosed:
-            replicas = limiter.share  # keep the last known share while the store is down
-        if replicas != limiter.share:
-            log.info("upstream rate limits shared", extra={"replicas": replicas})
-            limiter.set_share(replicas)
-        await asyncio.sleep(interval)
 
 
 class PortRouter:
@@ -158,7 +142,7 @@ def create_app(
         jobs=outbox,
         memory=outbox,
         metrics=metrics,
-        limiter=RateLimiter(dict(options.rate_limits)),
+        limiter=RateLimiter(options.rate_limits, open_rate_store(outbox)),
         health=health,
         http=http,
         call_limits=CallLimits(
@@ -220,12 +204,11 @@ def create_app(
         watcher = asyncio.create_task(holder.watch())
         pruner = asyncio.create_task(_prune_forever(outbox, options.retention))
         lanes = asyncio.create_task(dispatcher.maintain())
-        shares = asyncio.create_task(_share_limits_forever(outbox, ctx.limiter))
         log.info("relay started", extra={"restored_jobs": restored})
         try:
             yield
         finally:
-            for task in (watcher, pruner, lanes, shares):
+            for task in (watcher, pruner, lanes):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

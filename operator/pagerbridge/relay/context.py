@@ -6,7 +6,6 @@ no handler spells out which setting feeds which client."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import httpx
@@ -77,8 +76,3 @@ class RelayContext:
     def saw_override_key(self, key: str | None) -> None:
         if self.log_secrets is not None:
             self.log_secrets.add_override(key)
-
-
-def key_id(secret: str) -> str:
-    """A short non-reversible name for a secret (bucket names, never logged values)."""
-    return hashlib.sha256(secret.encode()).hexdigest()[:12]

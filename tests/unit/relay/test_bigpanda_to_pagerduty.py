@@ -367,8 +367,9 @@ def test_events_rate_limit_per_routing_key_is_honoured(pd_sim, relays, tmp_path)
     import time
 
     sim, url = pd_sim
-    # 6 per minute: a burst of 6, then one every 10 s.
-    relay = relay_for(tmp_path, relays, url, args=["--events-rate-limit", "6"])
+    # 6 per minute, all 6 at once: a burst of 6, then none until the window has passed.
+    args = ["--events-rate-limit", "6", "--events-burst", "6"]
+    relay = relay_for(tmp_path, relays, url, args=args)
     for n in range(60, 69):
         assert relay.post_bigpanda(incident(n)).status_code == 202
     wait_for(lambda: len(sim.incidents()) == 6, what="the burst")

@@ -29,7 +29,7 @@ from typing import Any
 
 from pagerbridge.relay.incidents.limits import MAX_BODY, PAGERDUTY_EVENT_KB
 from pagerbridge_devkit.sandbox.pagerduty import openapi
-from pagerbridge_devkit.sandbox.pagerduty.ratelimit import RateLimiter
+from pagerbridge_devkit.sandbox.pagerduty.ratelimit import RateLimiter, TokenBucket
 from pagerbridge_devkit.sandbox.pagerduty.state import AccountState, Change
 
 ROUTING_KEY_LENGTH = 32
@@ -42,6 +42,7 @@ SEVERITIES = ("critical", "error", "warning", "info")
 class Answer:
     status: int
     body: dict[str, Any]
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def _invalid(errors: list[str]) -> Answer:
@@ -127,7 +128,7 @@ class EventsApi:
     def __init__(
         self,
         state: AccountState,
-        limiter: RateLimiter,
+        limiter: RateLimiter | TokenBucket,
         publish: Callable[[list[Change]], None],
         *,
         validate: bool = True,
@@ -155,7 +156,9 @@ class EventsApi:
         service_id = self.state.service_for(routing_key)
         if service_id is None:
             return _invalid(["Invalid routing key"])
-        if not self.limiter.hit(routing_key).allowed:
+        verdict = self.limiter.hit(routing_key)
+        if not verdict.allowed:
+            retry = verdict.retry_after
             return Answer(
                 429,
                 {
@@ -164,6 +167,7 @@ class EventsApi:
                     "Please retry later.",
                     "errors": ["Too many events"],
                 },
+                (("retry-after", str(retry)),) if retry is not None else (),
             )
         dedup_key, changes = self.state.apply_event(event, service_id)
         if changes:

@@ -39,7 +39,7 @@ from pagerbridge_devkit.sandbox.faults import FaultInjector, FaultMiddleware
 from pagerbridge_devkit.sandbox.faults import admin_routes as fault_routes
 from pagerbridge_devkit.sandbox.pagerduty import render
 from pagerbridge_devkit.sandbox.pagerduty.events import EventsApi
-from pagerbridge_devkit.sandbox.pagerduty.ratelimit import RateLimiter
+from pagerbridge_devkit.sandbox.pagerduty.ratelimit import RateLimiter, TokenBucket
 from pagerbridge_devkit.sandbox.pagerduty.rest import RestApi
 from pagerbridge_devkit.sandbox.pagerduty.state import (
     AccountState,
@@ -205,8 +205,15 @@ class PagerDutySimulator:
         """Change limits (None: leave as is; 0: unlimited); counting starts afresh."""
         if events_per_minute is not None:
             self._events_limiter.set_limit(events_per_minute)
+            self._events.limiter = self._events_limiter
         if rest_per_minute is not None:
             self._rest_limiter.set_limit(rest_per_minute)
+
+    def set_events_bucket(self, rate: float, burst: int) -> None:
+        """A PagerDuty stricter than documented: per routing key ``rate`` events per second,
+        at most ``burst`` at once, ``Retry-After`` on every 429 (see ``ratelimit``).
+        :meth:`set_rate_limits` with ``events_per_minute`` goes back to the window."""
+        self._events.limiter = TokenBucket(rate, burst)
 
     def create_subscription(
         self,
@@ -304,6 +311,7 @@ class PagerDutySimulator:
             headers = [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *((k.encode(), v.encode()) for k, v in answer.headers),
             ]
             await send({"type": "http.response.start", "status": answer.status, "headers": headers})
             await send({"type": "http.response.body", "body": body})

@@ -108,14 +108,17 @@ class WaitForToken(Exception):
         self.bucket = bucket
 
 
-async def reserve(job: Job, bucket: TokenBucket) -> None:
+async def reserve(
+    job: Job, bucket: TokenBucket, unless: Callable[[], Awaitable[bool]] | None = None
+) -> None:
     """In a gate (outside any slot): take the bucket's token for this job, unless it still
-    holds one from an attempt that did not use it."""
+    holds one from an attempt that did not use it, or ``unless`` says (when the job's turn
+    comes) that it will not need one."""
     if job.tokens.get(bucket.name, 0) > 0:
         await bucket.wait_unpaused()
         return
-    await bucket.acquire()
-    job.tokens[bucket.name] = job.tokens.get(bucket.name, 0) + 1
+    if await bucket.acquire(unless):
+        job.tokens[bucket.name] = job.tokens.get(bucket.name, 0) + 1
 
 
 def spend(job: Job, bucket: TokenBucket) -> None:

@@ -1,146 +1,277 @@
-"""Token buckets for the documented upstream rate limits, plus 429 pauses.
+"""Upstream rate limits as the services state them, shared by every replica, and learned.
 
-- PagerDuty Events API v2: about 120 events per minute per routing key.
+- PagerDuty Events API v2: 120 events per minute per routing key.
 - PagerDuty REST API: 960 requests per minute per API key.
-- BigPanda Incidents API: about 5 requests per second per endpoint.
+- BigPanda Incidents API: 5 requests per second per endpoint.
 
-A bucket holds up to ``burst`` tokens refilled at ``rate`` per second; ``acquire`` waits for
-a token. When the service answers 429 anyway, ``pause`` stops the whole bucket for the
-``Retry-After`` / ``ratelimit-reset`` time, so the other incidents' workers back off too;
-a 5xx or connection failure penalizes it (short pause, burst emptied), so an outage
-costs a trickle of probes rather than a retry storm that slows down intake.
+Why this shape:
+
+- **A window, not a bucket twice its size.** A token bucket of burst 120 refilled at 2/s
+  lets 240 events through in a minute. Here a :class:`Limit` says "at most ``count`` in
+  any ``window`` seconds" and is kept as a GCRA schedule (:mod:`pagerbridge.relay.outbox.
+  rates`) whose ``interval`` and burst are derived from it: ``burst + window / interval
+  <= count``, with ``margin`` seconds more in the window for the time between reserving a
+  request's slot and its arrival upstream. So the limit holds *where it is counted*, at
+  the service, not just where requests are scheduled.
+- **Paced, not bursty.** The default burst is 1: a storm leaves at the sustained rate from
+  its first request. PagerDuty says it adjusts its throttle "dynamically"; a bucket
+  stricter than documented (2 per second, burst 2) then never sees the burst that a
+  120-deep bucket would have fired at it, and the drain still runs at the limit's rate.
+- **One schedule for all replicas.** With PostgreSQL the schedule is a row in the database,
+  reserved atomically by whichever replica sends next; replicas configured alike (the same
+  limit) share it, so together they keep to the limit. SQLite: one process, in memory.
+  A process has at most one reservation per bucket waiting for its slot, so what a 429
+  teaches applies to the next request of every replica.
+- **Learned from 429s.** ``Retry-After`` (or ``ratelimit-reset``) pauses the bucket for
+  every replica; without one, 1, 2, 4 … 60 s for 429s in a row. The *spacing* of 429s
+  measures the real limit: requests accepted between two 429s divided by the time between
+  them is the rate the service sustains; the interval becomes that (plus 5 %) and decays
+  back to the documented one with a half-life of :data:`HALF_LIFE_WINDOWS` windows.
+- A 5xx or a connection failure pauses the bucket briefly and empties its burst, so an
+  outage costs a trickle of probes rather than a retry storm.
+
+Bucket names hold hashes of routing keys and API tokens, never the secrets.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
+
+from pagerbridge.relay.outbox.port import OutboxClosed
+from pagerbridge.relay.outbox.rates import LocalRates, RateRow, RateStore
+
+log = logging.getLogger(__name__)
+
+# A learned interval decays back to the documented one with this half-life (in windows).
+HALF_LIFE_WINDOWS = 5.0
+# 429s further apart than this many windows say nothing about the rate between them.
+LEARN_HORIZON_WINDOWS = 2.0
+LEARN_MARGIN = 1.05
+MAX_HINTLESS_PAUSE = 60.0
+STORE_RETRY = 1.0  # seconds between reservation attempts while the shared store is down
+
+
+class Family(StrEnum):
+    """The upstream budgets; a bucket is ``<family>:<name>``."""
+
+    EVENTS = "events"  # name: hash of the routing key
+    REST = "rest"  # name: hash of the PagerDuty API key
+    BIGPANDA = "bigpanda"  # name: the endpoint (get, resolve, comments)
 
 
 @dataclass(frozen=True)
 class Limit:
-    rate: float  # tokens per second
-    burst: float
+    """At most ``count`` requests in any ``window`` seconds, ``burst`` of them at once.
+
+    ``margin``: seconds added to the window when pacing, for the time between a slot and
+    the request's arrival (so the limit also holds as the service counts it)."""
+
+    count: int
+    window: float = 60.0
+    burst: int = 1
+    margin: float = 1.0
+
+    @property
+    def depth(self) -> int:
+        return max(1, min(self.burst, self.count))
+
+    @property
+    def interval(self) -> float:
+        """Seconds between requests at the sustained rate: ``depth + (window + margin) /
+        interval <= count``."""
+        return (self.window + self.margin) / max(self.count - self.depth, 1)
+
+    @property
+    def label(self) -> str:
+        return f"{self.count}/{self.window:g}s/{self.depth}"
 
 
-EVENTS_V2 = Limit(rate=120 / 60, burst=120)
-REST_V2 = Limit(rate=960 / 60, burst=32)
-BIGPANDA = Limit(rate=5.0, burst=5)
+EVENTS_V2 = Limit(120, 60.0)
+REST_V2 = Limit(960, 60.0, burst=32)
+BIGPANDA = Limit(5, 1.0, margin=0.1)
+DEFAULT_LIMITS: Mapping[Family, Limit] = {
+    Family.EVENTS: EVENTS_V2,
+    Family.REST: REST_V2,
+    Family.BIGPANDA: BIGPANDA,
+}
+
+
+def secret_id(secret: str) -> str:
+    """A short non-reversible name for a secret (bucket names, never logged values)."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+def effective_interval(limit: Limit, row: RateRow | None, now: float) -> float:
+    """The documented interval, or a learned longer one decaying back to it."""
+    base = limit.interval
+    if row is None or row.learned <= base:
+        return base
+    age = max(0.0, now - row.learned_at)
+    decay: float = 0.5 ** (age / (HALF_LIFE_WINDOWS * limit.window))
+    return base + (row.learned - base) * decay
+
+
+def learned_interval(limit: Limit, row: RateRow | None, now: float) -> float:
+    """What a 429 now teaches, given the bucket's state before it: the service's own rate
+    when the previous 429 was recent and requests were accepted in between, else the
+    interval in force (a 429 right after a 429 says the service's bucket is empty, not how
+    fast it refills)."""
+    current = effective_interval(limit, row, now)
+    if row is None or row.last_429 <= 0:
+        return current
+    accepted = row.sent - 1  # the reservation of the refused request is counted too
+    spacing = now - row.last_429
+    if accepted < 2 or spacing > LEARN_HORIZON_WINDOWS * limit.window:
+        return current
+    return max(limit.interval, spacing / accepted * LEARN_MARGIN)
 
 
 class TokenBucket:
-    def __init__(self, limit: Limit, name: str = "") -> None:
+    """One budget's schedule in the store, as this process uses it."""
+
+    def __init__(self, limit: Limit, name: str, store: RateStore) -> None:
         self.limit = limit
         self.name = name
-        self._tokens = limit.burst
-        self._stamp = time.monotonic()
-        self._paused_until = 0.0
+        # Replicas configured alike share the row; a differently configured one has its own.
+        self.key = f"{name}@{limit.label}"
+        self._store = store
+        self._row: RateRow | None = None
+        self._paused_until = 0.0  # time.monotonic()
         self._strikes = 0  # 429s without a hint in a row
+        self._lock = asyncio.Lock()
 
-    def _refill(self, now: float) -> None:
-        self._tokens = min(self.limit.burst, self._tokens + (now - self._stamp) * self.limit.rate)
-        self._stamp = now
+    def interval(self) -> float:
+        return effective_interval(self.limit, self._row, time.time())
 
-    def set_limit(self, limit: Limit) -> None:
-        self._refill(time.monotonic())
-        self.limit = limit
-        self._tokens = min(self._tokens, limit.burst)
+    def _tolerance(self, interval: float) -> float:
+        return (self.limit.depth - 1) * interval
 
-    def reserve(self) -> float:
-        """Take a token; return how long the caller must wait before using it."""
-        now = time.monotonic()
-        self._refill(now)
-        self._tokens -= 1
-        wait = 0.0 if self._tokens >= 0 else -self._tokens / self.limit.rate
-        return max(wait, self._paused_until - now)
+    def _seen(self, row: RateRow) -> None:
+        self._row = row
+        if row.paused_until > row.now:
+            self._pause_local(row.paused_until - row.now)
+
+    def _pause_local(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    async def acquire(self, unless: Callable[[], Awaitable[bool]] | None = None) -> bool:
+        """Wait for this process's next slot in the shared schedule (one reservation per
+        process waits at a time: later callers queue here, not in the store). ``unless``
+        is asked when the caller's turn has come, just before the slot is taken: True
+        takes none (the request will not be made after all) and returns False."""
+        async with self._lock:
+            if unless is not None and await unless():
+                return False
+            while True:
+                interval = self.interval()
+                try:
+                    row = await self._store.rate_reserve(
+                        self.key, interval, self._tolerance(interval)
+                    )
+                    break
+                except OutboxClosed:
+                    await asyncio.sleep(STORE_RETRY)
+            self._seen(row)
+            wait = row.slot - row.now
+            if wait > 0:
+                await asyncio.sleep(wait)
+        await self.wait_unpaused()
+        return True
 
     def try_take(self) -> bool:
-        """Take a token only if one is free right now (nobody queued, not paused)."""
-        now = time.monotonic()
-        self._refill(now)
-        if now < self._paused_until or self._tokens < 1:
+        """Take a slot only if one is free right now and that can be known without a
+        round trip (in-process state); else the caller waits for one with :meth:`acquire`."""
+        if not isinstance(self._store, LocalRates) or self._lock.locked():
             return False
-        self._tokens -= 1
+        if self.paused_for() > 0:
+            return False
+        interval = self.interval()
+        row = self._store.reserve_now(self.key, interval, self._tolerance(interval))
+        if row is None:
+            return False
+        self._seen(row)
         return True
 
     def paused_for(self) -> float:
         return max(0.0, self._paused_until - time.monotonic())
 
-    async def acquire(self) -> None:
-        wait = self.reserve()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        await self.wait_unpaused()
-
     async def wait_unpaused(self) -> None:
-        """A pause (429) that began while a caller waited for its token applies to it too:
-        otherwise every token reserved before the 429 is spent on another 429."""
+        """A pause (429) that began while a caller waited for its slot applies to it too:
+        otherwise every slot reserved before the 429 is spent on another 429."""
         pause = self.paused_for()
         while pause > 0:  # a pause may be extended while this one is slept
             await asyncio.sleep(pause)
             pause = self.paused_for()
 
-    def pause(self, seconds: float) -> None:
-        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
-
-    def throttled(self, retry_after: float | None) -> None:
-        """The service answered 429. With a hint (Retry-After, ratelimit-reset) pause that
-        long; without one (PagerDuty's Events API gives none) pause 1, 2, 4 … 60 s for 429s
-        in a row. Either way the burst is emptied, so afterwards requests trickle at
-        ``rate``, which is what the service's limit allows: a storm costs a handful of 429s
-        per minute window instead of one per token."""
+    async def throttled(self, retry_after: float | None) -> None:
+        """The service answered 429: pause every replica for the hint (or 1, 2, 4 … 60 s
+        for hintless 429s in a row), empty the burst, and learn the rate (see
+        :func:`learned_interval`)."""
         if retry_after is None:
             self._strikes += 1
-            retry_after = min(60.0, 2.0 ** (self._strikes - 1))
-        self.pause(retry_after)
-        self._refill(time.monotonic())
-        self._tokens = min(self._tokens, 0.0)
+            pause = min(MAX_HINTLESS_PAUSE, 2.0 ** (self._strikes - 1))
+        else:
+            pause = max(0.0, retry_after)
+        learned = learned_interval(self.limit, self._row, time.time())
+        if learned > self.interval() * 1.001:
+            log.info(
+                "upstream limit stricter than documented; pacing slower",
+                extra={
+                    "bucket": self.name,
+                    "interval": round(learned, 3),
+                    "documented": round(self.limit.interval, 3),
+                },
+            )
+        await self._throttle(pause, learned)
+
+    async def penalize(self, seconds: float) -> None:
+        """The service is failing (5xx, timeouts): pause, and empty the burst so that
+        afterwards attempts trickle at the sustained rate instead of a burst of retries."""
+        await self._throttle(seconds, None)
+
+    async def _throttle(self, pause: float, learned: float | None) -> None:
+        self._pause_local(pause)
+        interval = learned if learned is not None else self.interval()
+        try:
+            row = await self._store.rate_throttle(
+                self.key, pause, self._tolerance(interval), learned
+            )
+        except OutboxClosed:
+            return  # paused here at least; the other replicas learn from their own 429s
+        self._seen(row)
 
     def succeeded(self) -> None:
         self._strikes = 0
 
-    def penalize(self, seconds: float) -> None:
-        """The service is failing (5xx, timeouts): pause, and empty the burst so that
-        afterwards attempts trickle at ``rate`` instead of a burst of retries."""
-        self.pause(seconds)
-        self._refill(time.monotonic())
-        self._tokens = min(self._tokens, 0.0)
-
 
 class RateLimiter:
-    """Buckets by name (``events:<key id>``, ``rest``, ``bigpanda:<endpoint>``).
+    """The buckets of one relay process, by family and name, in one store."""
 
-    ``share``: how many relay replicas deliver against the same upstream limits (a shared
-    PostgreSQL outbox). Each bucket then allows ``1/share`` of the documented rate and burst,
-    so the replicas together stay within it (see relay.storage.share_limits_forever)."""
-
-    def __init__(self, limits: dict[str, Limit] | None = None) -> None:
-        self.limits = {"events": EVENTS_V2, "rest": REST_V2, "bigpanda": BIGPANDA}
-        if limits:
-            self.limits.update(limits)
+    def __init__(
+        self, limits: Mapping[str, Limit] | None = None, store: RateStore | None = None
+    ) -> None:
+        self.limits = {**DEFAULT_LIMITS, **{Family(k): v for k, v in (limits or {}).items()}}
+        self.store: RateStore = store if store is not None else LocalRates()
         self._buckets: dict[str, TokenBucket] = {}
-        self._families: dict[str, str] = {}
-        self.share = 1
 
-    def _limit(self, family: str) -> Limit:
-        base = self.limits[family]
-        if self.share <= 1:
-            return base
-        return Limit(rate=base.rate / self.share, burst=max(1.0, base.burst / self.share))
-
-    def bucket(self, family: str, name: str = "") -> TokenBucket:
-        key = f"{family}:{name}"
+    def bucket(self, family: Family, name: str = "") -> TokenBucket:
+        key = f"{family.value}:{name}"
         bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[key] = TokenBucket(self._limit(family), key)
-            self._families[key] = family
+            bucket = self._buckets[key] = TokenBucket(self.limits[family], key, self.store)
         return bucket
 
-    def set_share(self, replicas: int) -> None:
-        replicas = max(1, replicas)
-        if replicas == self.share:
-            return
-        self.share = replicas
-        for key, bucket in self._buckets.items():
-            bucket.set_limit(self._limit(self._families[key]))
+    def events(self, routing_key: str) -> TokenBucket:
+        return self.bucket(Family.EVENTS, secret_id(routing_key))
+
+    def rest(self, api_token: str | None) -> TokenBucket:
+        return self.bucket(Family.REST, secret_id(api_token or ""))
+
+    def bigpanda(self, endpoint: str) -> TokenBucket:
+        return self.bucket(Family.BIGPANDA, endpoint)

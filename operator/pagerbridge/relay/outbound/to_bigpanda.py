@@ -43,7 +43,7 @@ class BigPandaDelivery:
             key = await ctx.memory.incident_by_pd_id(pd_id)
         client = ctx.pagerduty_rest()
         if not key and client is not None:
-            spend(job, ctx.limiter.bucket("rest"))
+            spend(job, ctx.limiter.rest(ctx.holder.current.secrets.pagerduty_api_token))
             try:
                 incident = await client.get_incident(pd_id)
             except Unauthorized:
@@ -59,7 +59,7 @@ class BigPandaDelivery:
         bp = ctx.bigpanda()
         if bp is None:
             return None
-        spend(job, ctx.limiter.bucket("bigpanda", "get"))
+        spend(job, ctx.limiter.bigpanda("get"))
         try:
             await bp.get_incident(key)
         except Rejected:
@@ -118,23 +118,23 @@ class BigPandaDelivery:
 
     async def resolve_gate(self, job: Job) -> None:
         """The endpoint's token, taken before a delivery slot (see Dispatcher)."""
-        await reserve(job, self.ctx.limiter.bucket("bigpanda", "resolve"))
+        await reserve(job, self.ctx.limiter.bigpanda("resolve"))
 
     async def comment_gate(self, job: Job) -> None:
-        await reserve(job, self.ctx.limiter.bucket("bigpanda", "comments"))
+        await reserve(job, self.ctx.limiter.bigpanda("comments"))
 
     async def _call(self, job: Job, endpoint: str, call: Callable[[], Awaitable[object]]) -> None:
         """One write to BigPanda (its rate-limit token was taken by the gate)."""
         ctx = self.ctx
-        bucket = ctx.limiter.bucket("bigpanda", endpoint)
+        bucket = ctx.limiter.bigpanda(endpoint)
         spend(job, bucket)
         try:
             await call()
         except RateLimited as exc:
-            bucket.pause(exc.retry_after if exc.retry_after is not None else 1.0)
+            await bucket.throttled(exc.retry_after if exc.retry_after is not None else 1.0)
             raise
         except (ServerError, ConnectionFailed):
-            bucket.penalize(1.0)
+            await bucket.penalize(1.0)
             raise
         except Unauthorized:
             ctx.health.unauthorized(Upstream.BIGPANDA)

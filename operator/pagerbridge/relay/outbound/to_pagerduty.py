@@ -1,5 +1,13 @@
 """Delivering BigPanda's side to PagerDuty: Events v2 events (``pd_event``) and REST notes
-(``pd_note``). Handlers for :class:`pagerbridge.relay.outbound.dispatcher.Dispatcher`."""
+(``pd_note``). Handlers for :class:`pagerbridge.relay.outbound.dispatcher.Dispatcher`.
+
+An event about an incident goes only to that incident's routing key: the key its live
+PagerDuty incident was triggered with, whatever a later webhook's tag says (PagerDuty
+drops a resolve sent with another key, and an update sent there would open a second
+incident on a service that never had the first). A resolve whose trigger was skipped
+(resolved in BigPanda before it could be sent) is not sent at all: PagerDuty never had the
+incident, and the resolve would spend a rate-limit slot of a service that never saw it.
+"""
 
 from __future__ import annotations
 
@@ -16,16 +24,16 @@ from pagerbridge.clients.errors import (
     Unauthorized,
 )
 from pagerbridge.clients.pagerduty_incidents import PagerDutyIncidentsClient
-from pagerbridge.relay.context import RelayContext, key_id
+from pagerbridge.relay.context import RelayContext
 from pagerbridge.relay.errors import NotReady
 from pagerbridge.relay.incidents import echo
 from pagerbridge.relay.incidents.limits import fit_event
 from pagerbridge.relay.incidents.overrides import Routing
 from pagerbridge.relay.outbound import crashpoints
 from pagerbridge.relay.outbound.dispatcher import Done, reserve, spend
-from pagerbridge.relay.outbound.ratelimit import TokenBucket
+from pagerbridge.relay.outbound.ratelimit import TokenBucket, secret_id
 from pagerbridge.relay.outbox.jobs import PdEvent, PdNote, expect
-from pagerbridge.relay.outbox.port import IncidentUpdate, Job
+from pagerbridge.relay.outbox.port import IncidentUpdate, Job, OutboxClosed
 from pagerbridge.relay.outcomes import DeliveryOutcome, Upstream
 
 log = logging.getLogger(__name__)
@@ -47,26 +55,26 @@ class PagerDutyDelivery:
         ctx.saw_override_key(spec.routing.key)  # restored or taken over: not seen here yet
         incident_id = spec.incident_id
         action = spec.action
-        routing = spec.routing
-        if action == "trigger":
-            if await self._resolved_meanwhile(job, incident_id):
-                ctx.metrics.ignored.labels("late_trigger_resolved").inc()
-                log.info(
-                    "late trigger skipped: incident resolved in BigPanda meanwhile",
-                    extra={"incident_id": incident_id},
-                )
-                # Its notes must not wait for a PagerDuty incident that will not come.
-                return Done(
-                    outcome=DeliveryOutcome.SKIPPED_LATE,
-                    incident=IncidentUpdate(incident_id, never_created=True),
-                )
-        else:
-            # Resolve with the key the trigger used, whatever this request said.
-            stored = await ctx.memory.incident(incident_id)
-            if stored is not None and stored.routing is not None:
-                routing = Routing.from_json(stored.routing)
-            elif stored is not None:
-                routing = Routing()
+        if action == "trigger" and await self._resolved_meanwhile(job, incident_id):
+            ctx.metrics.ignored.labels("late_trigger_resolved").inc()
+            log.info(
+                "late trigger skipped: incident resolved in BigPanda meanwhile",
+                extra={"incident_id": incident_id},
+            )
+            # Its notes must not wait for a PagerDuty incident that will not come.
+            return Done(
+                outcome=DeliveryOutcome.SKIPPED_LATE,
+                incident=IncidentUpdate(incident_id, never_created=True),
+            )
+        routing = await self._routing(spec)
+        if routing is None:
+            ctx.metrics.skipped_dependents.labels(job.kind).inc()
+            log.info(
+                "resolve skipped: its trigger was never sent to PagerDuty",
+                extra={"incident_id": incident_id},
+            )
+            return Done(outcome=DeliveryOutcome.SKIPPED_NO_INCIDENT)
+        if action != "trigger":
             # Remember before sending: PagerDuty's webhook about this resolve may arrive
             # before its answer to us does (echo prevention, see relay.echo).
             await ctx.memory.remember([echo.resolved_pd_key(incident_id)])
@@ -102,29 +110,67 @@ class PagerDutyDelivery:
         # The next trigger after a resolve opens a new PagerDuty incident.
         return Done(incident=IncidentUpdate(incident_id, clear_pd_incident=True))
 
+    async def _routing(self, spec: PdEvent) -> Routing | None:
+        """The incident's own routing: the stored one while its PagerDuty incident is live
+        (a trigger delivered it), else this event's; None for a resolve whose trigger was
+        skipped (see the module docstring)."""
+        stored = await self.ctx.memory.incident(spec.incident_id)
+        if stored is not None and stored.routing is not None:
+            return Routing.from_json(stored.routing)
+        if spec.action != "trigger" and stored is not None and stored.absent:
+            return None
+        return spec.routing
+
     def _events_bucket(self, routing: Routing) -> TokenBucket:
-        key = routing.key or self.ctx.holder.current.secrets.routing_key
-        return self.ctx.limiter.bucket("events", key_id(key))
+        return self.ctx.limiter.events(routing.key or self.ctx.holder.current.secrets.routing_key)
+
+    def _rest_bucket(self) -> TokenBucket:
+        return self.ctx.limiter.rest(self.ctx.holder.current.secrets.pagerduty_api_token)
 
     async def event_gate(self, job: Job) -> None:
-        """The tokens an event needs, taken before a delivery slot: its routing key's
-        Events v2 token, and BigPanda's when a trigger will have to be confirmed."""
+        """The slots an event needs, taken before a delivery slot: BigPanda's when a
+        trigger will have to be confirmed, then (last, so that it is used as soon as it is
+        given) its incident's routing key's Events v2 slot; none for a resolve that will
+        not be sent."""
         spec = expect(job.spec, PdEvent)
-        await reserve(job, self._events_bucket(spec.routing))
+        try:
+            routing = await self._routing(spec)
+        except OutboxClosed:
+            routing = spec.routing  # the handler meets the store's failure and waits
         if spec.action == "trigger" and self._needs_confirmation(job):
-            await reserve(job, self.ctx.limiter.bucket("bigpanda", "get"))
+            await reserve(job, self.ctx.limiter.bigpanda("get"))
+        if routing is None:
+            return
+
+        async def skipped() -> bool:
+            # Asked when its turn comes: a storm's trigger waits long enough to be late, and
+            # one resolved meanwhile is skipped by the handler; a slot would go unused.
+            try:
+                return await self._known_resolved(job, spec.incident_id)
+            except OutboxClosed:
+                return False
+
+        trigger = spec.action == "trigger"
+        await reserve(job, self._events_bucket(routing), unless=skipped if trigger else None)
+
+    async def _known_resolved(self, job: Job, incident_id: str) -> bool:
+        """A late trigger the store already knows was resolved meanwhile (it is skipped)."""
+        settings = self.ctx.holder.current
+        if not self._late(job) or not settings.bigpanda_writes_enabled:
+            return False
+        return await self.ctx.memory.incident_open(incident_id) is False
 
     def event_slots(self, job: Job) -> tuple[str, ...]:
         """The delivery-slot groups of an event: the Events API and its routing key."""
         spec = expect(job.spec, PdEvent)
         key = spec.routing.key or self.ctx.holder.current.secrets.routing_key
-        return (f"upstream:{Upstream.PAGERDUTY_EVENTS}", f"key:{key_id(key)}")
+        return (f"upstream:{Upstream.PAGERDUTY_EVENTS}", f"key:{secret_id(key)}")
 
     def note_slots(self, job: Job) -> tuple[str, ...]:
         return (f"upstream:{Upstream.PAGERDUTY_REST}",)
 
     async def note_gate(self, job: Job) -> None:
-        await reserve(job, self.ctx.limiter.bucket("rest"))
+        await reserve(job, self._rest_bucket())
 
     async def _send(self, job: Job, routing: Routing, event: dict[str, Any]) -> None:
         ctx = self.ctx
@@ -136,10 +182,10 @@ class PagerDutyDelivery:
         try:
             await client.enqueue({**event, "routing_key": key})
         except RateLimited as exc:
-            bucket.throttled(exc.retry_after)
+            await bucket.throttled(exc.retry_after)
             raise
         except (ServerError, ConnectionFailed):
-            bucket.penalize(OUTAGE_PAUSE)
+            await bucket.penalize(OUTAGE_PAUSE)
             raise
         except Unauthorized:
             ctx.health.unauthorized(Upstream.PAGERDUTY_EVENTS)
@@ -184,7 +230,7 @@ class PagerDutyDelivery:
         settings = ctx.holder.current
         if not self._late(job) or not settings.bigpanda_writes_enabled:
             return False  # (without BigPanda's API configured, late triggers are sent as-is)
-        if await ctx.memory.incident_open(incident_id) is False:
+        if await self._known_resolved(job, incident_id):
             ctx.metrics.late_trigger_checks.labels("store").inc()
             return True  # a resolve was accepted after this trigger
         if not self._needs_confirmation(job):
@@ -193,7 +239,7 @@ class PagerDutyDelivery:
         ctx.metrics.late_trigger_checks.labels("bigpanda").inc()
         client = ctx.bigpanda(settings)
         assert client is not None  # bigpanda_writes_enabled
-        spend(job, ctx.limiter.bucket("bigpanda", "get"))
+        spend(job, ctx.limiter.bigpanda("get"))
         try:
             current = await client.get_incident(incident_id)
         except Rejected:
@@ -231,7 +277,7 @@ class PagerDutyDelivery:
                 # the process killed after the POST and before the commit. Look before
                 # writing again, so that the note exists exactly once. A job this process
                 # submitted and never attempted cannot have been written: no look needed.
-                spend(job, ctx.limiter.bucket("rest"))
+                spend(job, self._rest_bucket())
                 for note in await client.list_notes(pd_id):
                     if note.get("content") == content:
                         ctx.metrics.duplicates.labels("pd_note_found").inc()
@@ -242,12 +288,12 @@ class PagerDutyDelivery:
                 # bucket made every retry look and wait again, forever.
                 job.looked = True
             crashpoints.reached("pd_note:before_post")
-            spend(job, ctx.limiter.bucket("rest"))  # reserved by note_gate unless used above
+            spend(job, self._rest_bucket())  # reserved by note_gate unless used above
             job.looked = False  # from here on the note may exist: a retry looks again
             note = await client.create_note(pd_id, content)
             crashpoints.reached("pd_note:after_post")
         except RateLimited as exc:
-            ctx.limiter.bucket("rest").pause(exc.retry_after or 1.0)
+            await self._rest_bucket().throttled(exc.retry_after)
             raise
         except Unauthorized:
             ctx.health.unauthorized(Upstream.PAGERDUTY_REST)
@@ -261,7 +307,7 @@ class PagerDutyDelivery:
         stored = await self.ctx.memory.incident(incident_id)
         if stored is not None and stored.pd_incident_id:
             return stored.pd_incident_id
-        spend(job, self.ctx.limiter.bucket("rest"))
+        spend(job, self._rest_bucket())
         found = await client.find_by_incident_key(incident_id)
         if found is None or not isinstance(found.get("id"), str):
             if stored is None or stored.absent:

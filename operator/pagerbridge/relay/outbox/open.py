@@ -1,6 +1,7 @@
 """Which outbox adapter a relay uses: PostgreSQL when ``PAGERBRIDGE_OUTBOX_DSN`` is set
 (shared by active-active replicas; in the schema ``PAGERBRIDGE_OUTBOX_SCHEMA`` names, when
-set), else the embedded SQLite file at ``outboxPath``."""
+set), else the embedded SQLite file at ``outboxPath``; and where its upstream rate-limit
+schedules live (the database every replica shares, or this process's memory)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Mapping
 from pagerbridge.api.contract import OUTBOX_DSN_ENV, OUTBOX_SCHEMA_ENV
 from pagerbridge.relay.outbox.port import OutboxPort
 from pagerbridge.relay.outbox.postgres import PostgresOutbox
+from pagerbridge.relay.outbox.rates import LocalRates, RateStore
 from pagerbridge.relay.outbox.sqlite import Outbox
 
 
@@ -21,3 +23,10 @@ def open_outbox(
     if dsn:
         return PostgresOutbox(dsn, schema=env.get(OUTBOX_SCHEMA_ENV, "").strip() or None)
     return Outbox(path, synchronous)
+
+
+def open_rate_store(outbox: OutboxPort) -> RateStore:
+    """PostgreSQL: the schedules shared by every replica; SQLite (one writer): memory."""
+    if isinstance(outbox, PostgresOutbox):
+        return outbox
+    return LocalRates()

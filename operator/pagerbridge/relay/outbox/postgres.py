@@ -23,9 +23,10 @@ Why this shape:
   so none is left behind. A killed replica's leases expire after :data:`LEASE_SECONDS`
   and the other replicas take its lanes over (their jobs marked restored: notes look
   before writing, so each comment still becomes exactly one note).
-- **Rate limits summed over replicas.** ``pagerbridge_replicas`` holds a heartbeat per
-  live replica; each takes ``1/n`` of every upstream limit (relay.ratelimit), so together
-  they stay within PagerDuty's and BigPanda's limits.
+- **Rate limits shared by replicas.** ``pagerbridge_rates`` holds one schedule per
+  upstream budget (relay.outbox.rates): every replica reserves its requests' slots from the
+  same row, atomically, so together they stay within PagerDuty's and BigPanda's limits;
+  a 429's pause and what it taught apply to all of them. Names are hashes, never keys.
 - **Owned, or refused.** The schema and everything in it must be the relay's role's alone
   (:mod:`.ownership`), checked at start and on every new pooled connection (a reconnect);
   otherwise the relay refuses to serve (webhooks 503, readiness false with the reason, one
@@ -64,6 +65,7 @@ from pagerbridge.relay.outbox.port import (
     ReplayConflict,
     Skipped,
 )
+from pagerbridge.relay.outbox.rates import RateRow
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +318,90 @@ END
 $fn$;
 """
 
+# Upstream rate-limit schedules (relay.outbox.rates): one row per bucket, each operation
+# one statement that locks the row, so replicas reserve slots one after another.
+_RATE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pagerbridge_rates (
+    bucket TEXT PRIMARY KEY,
+    tat DOUBLE PRECISION NOT NULL DEFAULT 0,
+    paused_until DOUBLE PRECISION NOT NULL DEFAULT 0,
+    learned DOUBLE PRECISION NOT NULL DEFAULT 0,
+    learned_at DOUBLE PRECISION NOT NULL DEFAULT 0,
+    last_429 DOUBLE PRECISION NOT NULL DEFAULT 0,
+    sent BIGINT NOT NULL DEFAULT 0
+);
+
+CREATE OR REPLACE FUNCTION pagerbridge_rate_reserve(
+    p_bucket TEXT, p_interval DOUBLE PRECISION, p_tolerance DOUBLE PRECISION
+) RETURNS TABLE(r_now DOUBLE PRECISION, r_slot DOUBLE PRECISION, r_paused DOUBLE PRECISION,
+    r_learned DOUBLE PRECISION, r_learned_at DOUBLE PRECISION, r_last_429 DOUBLE PRECISION,
+    r_sent BIGINT) LANGUAGE plpgsql AS $fn$
+DECLARE
+    r pagerbridge_rates%ROWTYPE;
+BEGIN
+    INSERT INTO pagerbridge_rates(bucket) VALUES (p_bucket) ON CONFLICT DO NOTHING;
+    SELECT * INTO r FROM pagerbridge_rates WHERE bucket = p_bucket FOR UPDATE;
+    r_now := pagerbridge_now();  -- after the lock: slots are handed out in time order
+    r_slot := GREATEST(r_now, r.tat - p_tolerance, r.paused_until);
+    UPDATE pagerbridge_rates SET tat = GREATEST(r.tat, r_slot) + p_interval, sent = r.sent + 1
+        WHERE bucket = p_bucket;
+    r_paused := r.paused_until;
+    r_learned := r.learned;
+    r_learned_at := r.learned_at;
+    r_last_429 := r.last_429;
+    r_sent := r.sent + 1;
+    RETURN NEXT;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION pagerbridge_rate_throttle(
+    p_bucket TEXT, p_pause DOUBLE PRECISION, p_tolerance DOUBLE PRECISION,
+    p_learned DOUBLE PRECISION
+) RETURNS TABLE(r_now DOUBLE PRECISION, r_slot DOUBLE PRECISION, r_paused DOUBLE PRECISION,
+    r_learned DOUBLE PRECISION, r_learned_at DOUBLE PRECISION, r_last_429 DOUBLE PRECISION,
+    r_sent BIGINT) LANGUAGE plpgsql AS $fn$
+DECLARE
+    r pagerbridge_rates%ROWTYPE;
+BEGIN
+    INSERT INTO pagerbridge_rates(bucket) VALUES (p_bucket) ON CONFLICT DO NOTHING;
+    SELECT * INTO r FROM pagerbridge_rates WHERE bucket = p_bucket FOR UPDATE;
+    r_now := pagerbridge_now();
+    r.paused_until := GREATEST(r.paused_until, r_now + p_pause);
+    r.tat := GREATEST(r.tat, r.paused_until + p_tolerance);  -- no burst after the pause
+    IF p_learned IS NOT NULL THEN
+        r.learned := p_learned;
+        r.learned_at := r_now;
+        r.last_429 := r_now;
+        r.sent := 0;
+    END IF;
+    UPDATE pagerbridge_rates SET tat = r.tat, paused_until = r.paused_until,
+        learned = r.learned, learned_at = r.learned_at, last_429 = r.last_429, sent = r.sent
+        WHERE bucket = p_bucket;
+    r_slot := r_now;
+    r_paused := r.paused_until;
+    r_learned := r.learned;
+    r_learned_at := r.learned_at;
+    r_last_429 := r.last_429;
+    r_sent := r.sent;
+    RETURN NEXT;
+END
+$fn$;
+"""
+
+
+def _rate_row(row: asyncpg.Record | None) -> RateRow:
+    assert row is not None  # the functions return exactly one row
+    return RateRow(
+        now=float(row["r_now"]),
+        slot=float(row["r_slot"]),
+        paused_until=float(row["r_paused"]),
+        learned=float(row["r_learned"]),
+        learned_at=float(row["r_learned_at"]),
+        last_429=float(row["r_last_429"]),
+        sent=int(row["r_sent"]),
+    )
+
+
 # Errors that mean "the database cannot take this now" (down, restarting, unreachable,
 # read-only, full). Anything from the driver counts: nothing was stored either way.
 _STORE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
@@ -410,6 +496,7 @@ class PostgresOutbox:
                 # A validated identifier (_IDENTIFIER), so quoting it is enough.
                 await conn.execute('CREATE SCHEMA IF NOT EXISTS "' + self.schema + '"')
             await conn.execute(_SCHEMA)
+            await conn.execute(_RATE_SCHEMA)
             await ownership.revoke_public(conn, self.schema)
             await ownership.problems(conn, self.schema)
 
@@ -828,6 +915,29 @@ class PostgresOutbox:
             return max(1, int(count or 0))
 
         return await self.run(op)
+
+    # -- upstream rate limits (relay.outbox.rates.RateStore) -------------------------
+    async def rate_reserve(self, bucket: str, interval: float, tolerance: float) -> RateRow:
+        async def op(conn: Connection) -> asyncpg.Record | None:
+            return await conn.fetchrow(
+                "SELECT * FROM pagerbridge_rate_reserve($1, $2, $3)", bucket, interval, tolerance
+            )
+
+        return _rate_row(await self.call(op))
+
+    async def rate_throttle(
+        self, bucket: str, pause: float, tolerance: float, learned: float | None
+    ) -> RateRow:
+        async def op(conn: Connection) -> asyncpg.Record | None:
+            return await conn.fetchrow(
+                "SELECT * FROM pagerbridge_rate_throttle($1, $2, $3, $4)",
+                bucket,
+                pause,
+                tolerance,
+                learned,
+            )
+
+        return _rate_row(await self.call(op))
 
     # -- memory ----------------------------------------------------------------------
     async def seen(self, key: str) -> bool:

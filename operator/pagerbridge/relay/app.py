@@ -63,7 +63,7 @@ from pagerbridge.relay.outbound.to_bigpanda import BigPandaDelivery
 from pagerbridge.relay.outbound.to_pagerduty import PagerDutyDelivery
 from pagerbridge.relay.outbox.jobs import BpComment, BpResolve, PdEvent, PdNote
 from pagerbridge.relay.outbox.open import open_outbox, open_rate_store
-from pagerbridge.relay.outbox.port import Job, OutboxClosed, OutboxLanes, OutboxMemory
+from pagerbridge.relay.outbox.port import Job, OutboxClosed, OutboxMemory
 
 log = logging.getLogger(__name__)
 

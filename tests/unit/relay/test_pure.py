@@ -216,12 +216,15 @@ async def test_outbox_durable_idempotent_and_group_committed(tmp_path):
 
 
 def test_token_bucket_burst_then_rate_and_pause():
-    from pagerbridge.relay.outbound.ratelimit import Limit, TokenBucket
+    import asyncio
 
-    bucket = TokenBucket(Limit(rate=10, burst=3))
-    waits = [bucket.reserve() for _ in range(5)]
-    assert waits[:3] == [0.0, 0.0, 0.0]
-    assert 0.05 < waits[3] <= 0.1
-    assert 0.15 < waits[4] <= 0.2
-    bucket.pause(5)
-    assert bucket.reserve() >= 4.9
+    from pagerbridge.relay.outbound.ratelimit import Limit, TokenBucket
+    from pagerbridge.relay.outbox.rates import LocalRates
+
+    # 12 in any second, 3 at once: the burst, then one every 1/9 s (3 + 9 = 12).
+    bucket = TokenBucket(Limit(12, 1.0, burst=3, margin=0.0), "b", LocalRates())
+    assert [bucket.try_take() for _ in range(4)] == [True, True, True, False]
+    assert bucket.interval() == 1 / 9
+    asyncio.run(bucket.throttled(5.0))  # a 429 with Retry-After: 5
+    assert bucket.paused_for() > 4.9
+    assert not bucket.try_take()

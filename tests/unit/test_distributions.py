@@ -103,7 +103,7 @@ def test_runtime_wheel_holds_no_devkit_module(runtime_wheel: Path):
     names = zipfile.ZipFile(runtime_wheel).namelist()
     modules = [n for n in names if n.endswith(".py")]
     assert any(n == "pagerbridge/relay/app.py" for n in modules)
-    assert any(n == "pagerbridge/controller/handlers.py" for n in modules)
+    assert any(n == "pagerbridge/controller/runtime/handlers.py" for n in modules)
     devkit = [
         n
         for n in names

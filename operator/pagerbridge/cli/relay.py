@@ -217,7 +217,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=edge.max_connections_per_source,
         metavar="N",
         help="public connections from one address (IPv6: one /64) that have not yet carried "
-        "a verified request; more are refused with 429 (default 128)",
+        "a verified request; more are refused with 429 (default 256)",
     )
     parser.add_argument(
         "--unverified-body-budget",
@@ -317,6 +317,13 @@ def run(args: argparse.Namespace) -> int:
             unverified_body_bytes_per_source=args.unverified_body_budget_per_source,
             verified_body_bytes=args.verified_body_budget,
         )
+    )
+    logger.info(
+        "public port budget",
+        extra={
+            "max_connections": budget.limits.max_connections,
+            "worst_case_mib": round(budget.limits.worst_case_bytes() / 2**20, 1),
+        },
     )
     metrics.edge_connections.set_function(lambda: budget.connections)
     metrics.edge_body_bytes.labels("unverified").set_function(lambda: budget.unverified_bytes)

@@ -26,7 +26,8 @@ from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY
 
 from . import edgeattacks as attack
 from .conftest import start_relay
-from .relayproc import PD_WEBHOOK_SECRET, RelayProcess, wait_for, write_config
+from .relayproc import PD_WEBHOOK_SECRET, WEBHOOK_TOKEN, RelayProcess, wait_for, write_config
+from .test_bigpanda_to_pagerduty import incident
 
 PEAK_RSS_LIMIT = 128 * attack.MiB
 
@@ -217,3 +218,19 @@ def test_budget_books() -> None:
     assert (budget.connections, budget.strangers, budget.unverified_bytes) == (0, {}, 0)
     assert (budget.verified_bytes, budget.source_bytes) == (0, {})
     assert source_of("2001:db8::1") == source_of("2001:db8::ffff") == "2001:db8::/64"
+
+
+def test_kept_alive_connections_release_each_request_s_reservation(
+    pd_sim, relays, tmp_path
+) -> None:
+    """Many requests over one kept-alive connection: each answer gives its body's bytes
+    back, so a long-lived sender never drifts into its own budget."""
+    relay = _relay(pd_sim, relays, tmp_path, ["--verified-body-budget", "64Ki"])
+    headers = {"Authorization": f"Bearer {WEBHOOK_TOKEN}", "Content-Type": "application/json"}
+    with httpx.Client(timeout=10) as client:
+        for n in range(40):  # 40 bodies of ~2.8 KB: over the 64 KiB pool if never freed
+            body = json.dumps(incident(700 + n, description="x" * 2500)).encode()
+            response = client.post(relay.url + attack.BP_PATH, content=body, headers=headers)
+            assert response.status_code == 202
+        assert relay.metric("pagerbridge_relay_edge_connections") == 1
+        assert relay.metric("pagerbridge_relay_edge_body_bytes") == 0

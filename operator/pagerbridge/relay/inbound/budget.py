@@ -37,13 +37,14 @@ from dataclasses import dataclass, field
 from pagerbridge.relay.incidents.limits import MAX_BODY  # nothing bigger could be delivered
 
 MiB = 1024 * 1024
+CONNECTION_STATE = 8 * 1024  # what an open connection costs the relay besides its buffers
 
 
 @dataclass(frozen=True)
 class EdgeLimits:
     max_header_bytes: int = 16 * 1024
     max_connections: int = 512
-    max_connections_per_source: int = 128
+    max_connections_per_source: int = 256
     unverified_body_bytes: int = 8 * MiB
     unverified_body_bytes_per_source: int = 2 * MiB
     verified_body_bytes: int = 16 * MiB
@@ -53,10 +54,11 @@ class EdgeLimits:
     linger_bytes: int = 64 * 1024  # ... or once it has sent this much more
 
     def worst_case_bytes(self) -> int:
-        """Request bytes the edge lets the relay hold at once (bodies counted twice: the
-        buffer they arrive in and the joined copy the handler verifies)."""
-        headers = self.max_connections * self.max_header_bytes
-        return headers + 2 * (self.unverified_body_bytes + self.verified_body_bytes)
+        """Memory the edge lets requests take at once, every bound reached: each connection
+        its headers and its state (measured: about 8 KiB), bodies counted twice (the buffer
+        they arrive in and the joined copy the handler verifies)."""
+        connections = self.max_connections * (self.max_header_bytes + CONNECTION_STATE)
+        return connections + 2 * (self.unverified_body_bytes + self.verified_body_bytes)
 
 
 @dataclass(frozen=True)

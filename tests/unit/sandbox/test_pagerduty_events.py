@@ -249,6 +249,19 @@ def test_rate_limit_per_routing_key_answers_429() -> None:
         assert all(pd.trigger(f"n{i}").status_code == 202 for i in range(10))
 
 
+def test_stricter_bucket_answers_429_with_retry_after() -> None:
+    """PagerDuty stricter than documented: 2 per second, 2 deep, Retry-After on a 429."""
+    with running(PagerDutySimulator()) as pd:
+        pd.sim.set_events_bucket(0.5, 2)  # slow enough that no token comes back meanwhile
+        answers = [pd.trigger(f"b{i}") for i in range(3)]
+        assert [a.status_code for a in answers] == [202, 202, 429]
+        assert int(answers[2].headers["retry-after"]) == 2  # one token at 0.5/s
+        assert "retry-after" not in answers[0].headers
+        assert pd.trigger("other", routing_key=OTHER_KEY).status_code == 202  # per key
+        pd.sim.set_rate_limits(events_per_minute=0)  # back to the window (off)
+        assert all(pd.trigger(f"w{i}").status_code == 202 for i in range(5))
+
+
 def test_validation_can_be_switched_off_but_documented_rules_still_hold() -> None:
     with running(PagerDutySimulator(validate=False)) as pd:
         event = _trigger(payload__custom_details="not an object")

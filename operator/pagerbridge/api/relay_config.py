@@ -43,6 +43,12 @@ class PagerDutyRelayConfig(CamelModel):
         default=None, description="File holding the REST API key (notes, look-ups)."
     )
     from_email: Email | None = None
+    service_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="PagerDuty service of the default routing key (pagerDuty.serviceId): "
+        "tells the relay's own incidents apart from others with the same incident_key.",
+    )
     webhook_secret_file: FilePath | None = Field(
         default=None,
         description="File holding the Webhooks v3 signing secret(s), one per line "

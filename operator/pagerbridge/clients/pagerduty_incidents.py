@@ -3,6 +3,7 @@ notes (list, create), resolve. ``Authorization: Token token=...``; writes carry 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -56,19 +57,35 @@ class PagerDutyIncidentsClient:
             headers=headers,
         )
 
-    async def find_by_incident_key(self, incident_key: str) -> dict[str, Any] | None:
-        """The incident whose ``incident_key`` (Events v2 ``dedup_key``) matches, newest first."""
-        params = {"incident_key": incident_key, "date_range": "all"}
+    async def find_by_incident_key(
+        self,
+        incident_key: str,
+        service_id: str | None = None,
+        since: float | None = None,
+    ) -> dict[str, Any] | None:
+        """The incident a relay's trigger with Events v2 ``dedup_key`` = ``incident_key``
+        produced: on ``service_id`` when known (the routing key's service), created at or
+        after ``since`` (the trigger's first attempt, seconds since the epoch, less the
+        allowed clock skew) when known, the earliest of those; None when none matches.
+        Other integrations may use the same key on other services, before or after ours."""
+        params: dict[str, str] = {"incident_key": incident_key, "date_range": "all"}
+        if service_id:
+            params["service_ids[]"] = service_id
         response = await self._call("GET /incidents", "GET", "/incidents", params=params)
         incidents = _obj(response).get("incidents")
         if not isinstance(incidents, list):
             return None
         matching = [
-            i for i in incidents if isinstance(i, dict) and i.get("incident_key") == incident_key
+            i
+            for i in incidents
+            if isinstance(i, dict)
+            and i.get("incident_key") == incident_key
+            and (service_id is None or service_of(i) == service_id)
+            and (since is None or (_created(i) or 0.0) >= since)
         ]
         if not matching:
             return None
-        return max(matching, key=lambda i: str(i.get("created_at", "")))
+        return min(matching, key=lambda i: _created(i) or 0.0)
 
     async def get_incident(self, incident_id: str) -> dict[str, Any]:
         response = await self._call("GET /incidents/{id}", "GET", f"/incidents/{_seg(incident_id)}")
@@ -103,6 +120,24 @@ class PagerDutyIncidentsClient:
         )
         incident = _obj(response).get("incident")
         return incident if isinstance(incident, dict) else {}
+
+
+def service_of(incident: dict[str, Any]) -> str | None:
+    """The id of the service an incident (REST or webhook form) is on."""
+    service = incident.get("service")
+    found = service.get("id") if isinstance(service, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def _created(incident: dict[str, Any]) -> float | None:
+    value = incident.get("created_at")
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.timestamp() if moment.tzinfo is not None else None
 
 
 def _obj(response: httpx.Response) -> dict[str, Any]:

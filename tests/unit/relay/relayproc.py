@@ -33,6 +33,7 @@ def write_config(
     extra: dict[str, Any] | None = None,
     outbox: Path | None = None,
     admin_token: str | None = None,
+    pd_service_id: str | None = None,
 ) -> Path:
     """Write a RelayConfig plus its secret files under ``tmp``; returns the config path."""
     secrets = tmp / "secrets"
@@ -45,6 +46,8 @@ def write_config(
         "routingKeyFile": str(secrets / "routing-key"),
         "fromEmail": "pagerbridge@example.com",
     }
+    if pd_service_id:
+        pd["serviceId"] = pd_service_id
     if pd_api_token:
         (secrets / "pd-api-token").write_text(pd_api_token)
         pd["apiTokenFile"] = str(secrets / "pd-api-token")

@@ -395,3 +395,95 @@ def test_incident_absent_only_when_no_trigger_is_live(
         return None if record is None else record.absent
 
     assert run(new_outbox, body) is absent
+
+
+def test_own_pagerduty_incidents_are_recorded_and_outlive_the_resolve(
+    new_outbox: OutboxFactory,
+) -> None:
+    """Issue 27: which PagerDuty incident our trigger produced; another with the same
+    incident_key is nobody's, and a resolve does not forget whose an incident was."""
+
+    async def trigger(outbox: OutboxPort) -> tuple[float, float]:
+        first = await outbox.note_trigger("inc-9", 1000.0)
+        again = await outbox.note_trigger("inc-9", 2000.0)  # a retry keeps the first
+        await outbox.complete(
+            (await outbox.enqueue([NewJob(EVENT, "bp:inc-9")]))[0].id,  # type: ignore[union-attr]
+            incident=IncidentUpdate("inc-9", routing={"key": None, "tag": None}),
+        )
+        return first, again
+
+    assert run(new_outbox, trigger) == (1000.0, 1000.0)
+
+    async def bind(outbox: OutboxPort) -> tuple[Any, ...]:
+        await outbox.bind_pd_incident("inc-9", "POURS01", "PSVC001")
+        record = await outbox.incident("inc-9")
+        return (
+            record.pd_incident_id if record else None,
+            await outbox.owner_of("POURS01"),
+            await outbox.owner_of("PTHEIRS"),
+            await outbox.first_trigger("inc-9"),
+        )
+
+    assert run(new_outbox, bind) == ("POURS01", "inc-9", None, 1000.0)
+
+    async def resolved(outbox: OutboxPort) -> tuple[Any, ...]:
+        await outbox.end_trigger("inc-9")
+        await outbox.save_incident("inc-9", clear_pd_incident=True)
+        record = await outbox.incident("inc-9")
+        return (
+            record.pd_incident_id if record else "gone",
+            await outbox.owner_of("POURS01"),
+            await outbox.first_trigger("inc-9"),
+            await outbox.note_trigger("inc-9", 3000.0),  # a reopen: a new life
+        )
+
+    assert run(new_outbox, resolved) == (None, "inc-9", None, 3000.0)
+
+
+def test_open_incidents_longest_unchecked_first(new_outbox: OutboxFactory) -> None:
+    """The repair sweep's work list: open on either side, never-checked first, then the
+    oldest check; a resolved incident leaves it."""
+
+    async def body(outbox: OutboxPort) -> list[list[tuple[str, bool, bool | None]]]:
+        for name in ("a", "b", "c"):
+            await outbox.enqueue(
+                [
+                    NewJob(
+                        PdEvent(name, "trigger", {}),
+                        f"bp:{name}",
+                        incident=IncidentMark(name, "trigger", None),
+                    )
+                ]
+            )
+        await outbox.save_incident("a", routing={"key": None, "tag": None})  # delivered
+        await outbox.save_incident("d", routing={"key": None, "tag": None})  # no webhook state
+        seen = []
+
+        def listing(found: list[Any]) -> list[tuple[str, bool, bool | None]]:
+            return [(o.incident_id, o.live, o.open_in_bigpanda) for o in found]
+
+        seen.append(listing(await outbox.open_incidents(10)))
+        await outbox.mark_checked(["a", "d"], 100.0)
+        await outbox.mark_checked(["b"], 50.0)
+        seen.append(listing(await outbox.open_incidents(10)))
+        await outbox.enqueue(
+            [
+                NewJob(
+                    PdEvent("c", "resolve", {}), "bp:c", incident=IncidentMark("c", "resolve", None)
+                )
+            ]
+        )
+        seen.append(listing(await outbox.open_incidents(2)))
+        checked = {o.incident_id: o.checked for o in await outbox.open_incidents(10)}
+        assert abs((checked["a"] or 0) - 100.0) < CLOCK_SLACK
+        return seen
+
+    first, second, third = run(new_outbox, body)
+    assert sorted(first) == [
+        ("a", True, True),
+        ("b", False, True),
+        ("c", False, True),
+        ("d", True, None),
+    ]
+    assert second == [("c", False, True), ("b", False, True), ("a", True, True), ("d", True, None)]
+    assert third == [("b", False, True), ("a", True, True)]

@@ -18,7 +18,11 @@ from pagerbridge.relay.inbound.signatures import sign
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_TOKEN
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_ENVIRONMENT_ID, BigPandaSimulator
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN as PD_TOKEN
-from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
+from pagerbridge_devkit.sandbox.pagerduty import (
+    DEFAULT_ROUTING_KEY,
+    DEFAULT_SERVICE_ID,
+    PagerDutySimulator,
+)
 
 from .relayproc import WEBHOOK_TOKEN, RelayProcess, wait_for, write_config
 
@@ -46,6 +50,7 @@ class Wired:
         secrets: list[str] | None = None,
         bp_token: str = BP_TOKEN,
         args: list[str] | None = None,
+        pd_service_id: str | None = None,
     ) -> None:
         self.pd, self.pd_url = pd
         self.bp, self.bp_url = bp
@@ -65,6 +70,7 @@ class Wired:
             bp_environment=DEFAULT_ENVIRONMENT_ID,
             webhook_secrets=[*(secrets or []), self.secret],
             extra=extra,
+            pd_service_id=pd_service_id,
         )
         self.relay.start()
         self.bp.add_webhook_target(
@@ -242,6 +248,77 @@ def _resolved_body(pd_id: str, key: str) -> bytes:
             }
         }
     ).encode()
+
+
+FOREIGN_KEY = "f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0"
+
+
+def _foreign_incident(w: Wired, incident_key: str) -> Any:
+    """Another integration's incident, on another service, with one of our incident keys."""
+    w.pd.add_service("PFOREIGN", FOREIGN_KEY, "Someone else's service")
+    answer = httpx.post(
+        w.pd_url + "/v2/enqueue",
+        json={
+            "routing_key": FOREIGN_KEY,
+            "event_action": "trigger",
+            "dedup_key": incident_key,
+            "payload": {"summary": "theirs", "source": "elsewhere", "severity": "info"},
+        },
+    )
+    assert answer.status_code == 202
+    return wait_for(
+        lambda: next(
+            (
+                i
+                for i in w.pd.incidents()
+                if i.incident_key == incident_key and i.service_id == "PFOREIGN"
+            ),
+            None,
+        ),
+        what="foreign PD incident",
+    )
+
+
+@pytest.mark.parametrize("service_known", [True, False])
+def test_foreign_incident_with_our_key_gets_no_notes_and_resolves_nothing(
+    tmp_path, relays, pd_sim, bp_sim, service_known
+):
+    """Issue 27: the relay acts on the PagerDuty incident its own trigger produced only.
+    The foreign one is newer (the old look-up's newest match would have picked it) and,
+    without pagerDuty.serviceId, only the first trigger's time tells them apart."""
+    w = Wired(
+        tmp_path,
+        relays,
+        pd_sim,
+        bp_sim,
+        pd_service_id=DEFAULT_SERVICE_ID if service_known else None,
+    )
+    bp_id, pd_id = w.open()
+    ours = w.pd.incident(pd_id)
+    assert ours is not None
+    assert ours.service_id == DEFAULT_SERVICE_ID
+    foreign = _foreign_incident(w, bp_id)
+    # Its resolve and note come first, before the relay ever looked its incident up.
+    w.pd.add_note(foreign.id, "their note")
+    w.pd.resolve(foreign.id)
+    w.settle()
+    assert w.bp_writes() == []
+    assert w.bp.incident(bp_id).active
+    assert w.relay.metric("pagerbridge_relay_ignored_total", reason="foreign_same_key") == 2
+    # A BigPanda comment becomes a note on our incident, none on theirs.
+    w.bp.add_comment(bp_id, "ours only")
+    w.settle()
+    notes = [(kind, path) for kind, path in w.pd_writes() if kind == "note"]
+    assert len(notes) == 1
+    note_posts = [
+        r.path for r in w.pd.requests.entries if r.path.endswith("/notes") and r.method == "POST"
+    ]
+    assert note_posts == [f"/incidents/{pd_id}/notes"]
+    # Our own incident still works both ways.
+    w.pd.resolve(pd_id)
+    w.settle()
+    assert not w.bp.incident(bp_id).active
+    assert [e for e, _ in w.bp_writes()] == ["resolve"]
 
 
 def test_forged_truncated_replayed_oversized_webhooks(wired):

@@ -135,6 +135,7 @@ def compile_relay_config(
         routing_key_file=n.secret_file(routing.name, routing.key),
         api_token_file=n.secret_file(pd.api_token.name, pd.api_token.key) if pd.api_token else None,
         from_email=pd.from_email,
+        service_id=pd.service_id,
         webhook_secret_file=(
             n.secret_file(names.webhook_secret, n.WEBHOOK_SECRET_KEY) if webhook_secret else None
         ),

@@ -16,12 +16,12 @@ from pagerbridge.clients.bigpanda_incidents import BigPandaIncidentsClient
 from pagerbridge.clients.errors import (
     ConnectionFailed,
     RateLimited,
-    Rejected,
     ServerError,
     Unauthorized,
 )
 from pagerbridge.relay.context import RelayContext
 from pagerbridge.relay.incidents import echo
+from pagerbridge.relay.outbound import owned
 from pagerbridge.relay.outbound.dispatcher import Done, reserve, spend
 from pagerbridge.relay.outbox.jobs import BpComment, BpResolve, expect
 from pagerbridge.relay.outbox.port import Job
@@ -34,13 +34,16 @@ class BigPandaDelivery:
     def __init__(self, ctx: RelayContext) -> None:
         self.ctx = ctx
 
-    async def _bigpanda_id(self, job: Job, spec: BpResolve | BpComment) -> str | None:
-        """The BigPanda incident behind a PagerDuty incident, or None when it is not ours."""
+    async def _bigpanda_id(self, job: Job, spec: BpResolve | BpComment) -> tuple[str | None, str]:
+        """The BigPanda incident behind a PagerDuty incident, or None and why when it is not
+        ours: only the PagerDuty incident the relay's own trigger produced (see owned) maps
+        to a BigPanda incident; another with the same ``incident_key`` maps to none."""
         ctx = self.ctx
-        key = spec.incident_key
         pd_id = spec.pd_incident_id
-        if not key:
-            key = await ctx.memory.incident_by_pd_id(pd_id)
+        owner = await ctx.memory.owner_of(pd_id)
+        if owner is not None:
+            return owner, ""
+        key = spec.incident_key
         client = ctx.pagerduty_rest()
         if not key and client is not None:
             spend(job, ctx.limiter.rest(ctx.holder.current.secrets.pagerduty_api_token))
@@ -52,19 +55,29 @@ class BigPandaDelivery:
             found = incident.get("incident_key")
             key = found if isinstance(found, str) else None
         if not key:
-            return None
-        if await ctx.memory.incident(key) is not None:
-            return key
-        # Not in this relay's records (another replica, a new volume): ask BigPanda.
-        bp = ctx.bigpanda()
-        if bp is None:
-            return None
-        spend(job, ctx.limiter.bigpanda("get"))
-        try:
-            await bp.get_incident(key)
-        except Rejected:
-            return None
-        return key
+            return None, "not_ours"
+        stored = await ctx.memory.incident(key)
+        if stored is None:
+            return None, "not_ours"  # no trigger of this relay's has that key
+        ours = stored.pd_incident_id
+        if ours is None and client is not None:
+            try:
+                ours = await owned.bind(ctx, job, client, key)
+            except Unauthorized:
+                ctx.health.unauthorized(Upstream.PAGERDUTY_REST)
+                raise
+        if ours == pd_id:
+            return key, ""
+        if ours is None and client is None:
+            # Without REST access the relay cannot tell which incident is its own: the
+            # webhook's incident_key names one of its incidents, which is all it knows.
+            return key, ""
+        log.info(
+            "PagerDuty incident with one of our incident keys, not produced by our trigger; "
+            "ignored",
+            extra={"pd_incident_id": pd_id, "incident_id": key},
+        )
+        return None, "foreign_same_key"
 
     async def _prepare(
         self, job: Job, spec: BpResolve | BpComment
@@ -73,9 +86,9 @@ class BigPandaDelivery:
         if bp is None:
             self.ctx.metrics.ignored.labels("bigpanda_not_configured").inc()
             return None
-        incident_id = await self._bigpanda_id(job, spec)
+        incident_id, reason = await self._bigpanda_id(job, spec)
         if incident_id is None:
-            self.ctx.metrics.ignored.labels("not_ours").inc()
+            self.ctx.metrics.ignored.labels(reason).inc()
             log.info(
                 "PagerDuty incident not created by PagerBridge; ignored",
                 extra={"pd_incident_id": spec.pd_incident_id},

@@ -29,7 +29,7 @@ from pagerbridge.relay.errors import NotReady
 from pagerbridge.relay.incidents import echo
 from pagerbridge.relay.incidents.limits import fit_event
 from pagerbridge.relay.incidents.overrides import Routing
-from pagerbridge.relay.outbound import crashpoints
+from pagerbridge.relay.outbound import crashpoints, owned
 from pagerbridge.relay.outbound.dispatcher import Done, reserve, spend
 from pagerbridge.relay.outbound.ratelimit import TokenBucket, secret_id
 from pagerbridge.relay.outbox.jobs import PdEvent, PdNote, expect
@@ -78,6 +78,10 @@ class PagerDutyDelivery:
             # Remember before sending: PagerDuty's webhook about this resolve may arrive
             # before its answer to us does (echo prevention, see relay.echo).
             await ctx.memory.remember([echo.resolved_pd_key(incident_id)])
+        if action == "trigger":
+            # Before sending: the PagerDuty incident it opens is created after this moment
+            # (how the relay tells its own incident from others with the key, see owned).
+            await ctx.memory.note_trigger(incident_id, time.time())
         try:
             await self._send(job, routing, spec.event)
         except Rejected as exc:
@@ -108,6 +112,7 @@ class PagerDutyDelivery:
                 incident=IncidentUpdate(incident_id, routing=routing.to_json()),
             )
         # The next trigger after a resolve opens a new PagerDuty incident.
+        await ctx.memory.end_trigger(incident_id)
         return Done(incident=IncidentUpdate(incident_id, clear_pd_incident=True))
 
     async def _routing(self, spec: PdEvent) -> Routing | None:
@@ -304,12 +309,9 @@ class PagerDutyDelivery:
     async def _pd_incident_id(
         self, job: Job, client: PagerDutyIncidentsClient, incident_id: str
     ) -> str:
-        stored = await self.ctx.memory.incident(incident_id)
-        if stored is not None and stored.pd_incident_id:
-            return stored.pd_incident_id
-        spend(job, self._rest_bucket())
-        found = await client.find_by_incident_key(incident_id)
-        if found is None or not isinstance(found.get("id"), str):
+        pd_id = await owned.bind(self.ctx, job, client, incident_id)
+        if pd_id is None:
+            stored = await self.ctx.memory.incident(incident_id)
             if stored is None or stored.absent:
                 # The relay never triggered it (no trigger of it was delivered: none came,
                 # the incident was first shared already resolved, or its trigger was
@@ -320,8 +322,6 @@ class PagerDutyDelivery:
                 raise IncidentAbsent(incident_id)
             # A trigger was delivered: PagerDuty creates the incident asynchronously.
             raise NotReady(f"PagerDuty incident for {incident_id} not found yet")
-        pd_id: str = found["id"]
-        await self.ctx.memory.save_incident(incident_id, pd_incident_id=pd_id)
         return pd_id
 
 

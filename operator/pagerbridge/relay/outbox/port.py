@@ -76,6 +76,20 @@ class IncidentRecord:
 
 
 @dataclass(frozen=True)
+class OpenIncident:
+    """An incident the relay knows as open on either side (the repair sweep's work list):
+    a trigger of it reached PagerDuty and no resolve was delivered since (``live``), or
+    the newest BigPanda webhook accepted for it left it open (``open_in_bigpanda``)."""
+
+    incident_id: str
+    pd_incident_id: str | None
+    live: bool
+    open_in_bigpanda: bool | None
+    checked: float | None  # time.time() of the sweep's last check, None: never checked
+    since: float  # time.time() it became known as open (first trigger, or the record)
+
+
+@dataclass(frozen=True)
 class NewJob:
     spec: JobSpec
     ordering_key: str
@@ -216,6 +230,33 @@ class OutboxMemory(OutboxStatus, Protocol):
     ) -> None: ...
 
     async def incident_by_pd_id(self, pd_incident_id: str) -> str | None: ...
+
+    # -- which PagerDuty incidents are this relay's own (issue 27) --------------------
+    async def note_trigger(self, incident_id: str, at: float) -> float:
+        """Record ``at`` as the first trigger attempt of the incident's current life unless
+        one is recorded; returns the recorded one. A PagerDuty incident created before it
+        (less the clock skew allowed) was not produced by this relay."""
+
+    async def end_trigger(self, incident_id: str) -> None:
+        """A resolve was delivered: the next trigger starts a new life."""
+
+    async def first_trigger(self, incident_id: str) -> float | None: ...
+
+    async def bind_pd_incident(
+        self, incident_id: str, pd_incident_id: str, service_id: str | None
+    ) -> None:
+        """Record that the relay's trigger of ``incident_id`` produced ``pd_incident_id``
+        (kept after the resolve, so later webhooks about it are still recognised), and
+        make it the incident's current PagerDuty incident."""
+
+    async def owner_of(self, pd_incident_id: str) -> str | None:
+        """The BigPanda incident whose trigger produced ``pd_incident_id``; None: not ours."""
+
+    async def open_incidents(self, limit: int) -> list[OpenIncident]:
+        """Up to ``limit`` incidents open on either side as far as the relay knows, the
+        longest unchecked first."""
+
+    async def mark_checked(self, incident_ids: Sequence[str], at: float) -> None: ...
 
     async def prune(self, older_than: float) -> int: ...
 

@@ -61,6 +61,7 @@ from pagerbridge.relay.outbox.port import (
     IncidentUpdate,
     Job,
     NewJob,
+    OpenIncident,
     OutboxClosed,
     ReplayConflict,
     Skipped,
@@ -118,6 +119,18 @@ CREATE TABLE IF NOT EXISTS pagerbridge_incident_state (
     epoch INTEGER NOT NULL,
     open INTEGER NOT NULL,
     last_updated_on DOUBLE PRECISION
+);
+CREATE TABLE IF NOT EXISTS pagerbridge_incident_life (
+    incident_id TEXT PRIMARY KEY,
+    first_trigger DOUBLE PRECISION,
+    checked DOUBLE PRECISION,
+    updated DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pagerbridge_pd_owned (
+    pd_incident_id TEXT PRIMARY KEY,
+    incident_id TEXT NOT NULL,
+    service_id TEXT,
+    at DOUBLE PRECISION NOT NULL
 );
 CREATE TABLE IF NOT EXISTS pagerbridge_dead_letters (
     id BIGSERIAL PRIMARY KEY,
@@ -1010,6 +1023,115 @@ class PostgresOutbox:
 
         return await self.run(op)
 
+    async def note_trigger(self, incident_id: str, at: float) -> float:
+        async def op(conn: Connection) -> float:
+            value = await conn.fetchval(
+                "INSERT INTO pagerbridge_incident_life(incident_id, first_trigger, updated) "
+                "VALUES ($1, $2, $2) ON CONFLICT (incident_id) DO UPDATE SET first_trigger = "
+                "COALESCE(pagerbridge_incident_life.first_trigger, EXCLUDED.first_trigger), "
+                "updated = EXCLUDED.updated RETURNING first_trigger",
+                incident_id,
+                at,
+            )
+            return float(value)
+
+        return await self.call(op)
+
+    async def end_trigger(self, incident_id: str) -> None:
+        now = time.time()
+
+        async def op(conn: Connection) -> None:
+            await conn.execute(
+                "UPDATE pagerbridge_incident_life SET first_trigger = NULL, updated = $2 "
+                "WHERE incident_id = $1",
+                incident_id,
+                now,
+            )
+
+        await self.call(op)
+
+    async def first_trigger(self, incident_id: str) -> float | None:
+        async def op(conn: Connection) -> float | None:
+            value = await conn.fetchval(
+                "SELECT first_trigger FROM pagerbridge_incident_life WHERE incident_id = $1",
+                incident_id,
+            )
+            return None if value is None else float(value)
+
+        return await self.run(op)
+
+    async def bind_pd_incident(
+        self, incident_id: str, pd_incident_id: str, service_id: str | None
+    ) -> None:
+        now = time.time()
+
+        async def op(conn: Connection) -> None:
+            await conn.execute(
+                "INSERT INTO pagerbridge_pd_owned(pd_incident_id, incident_id, service_id, at) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                pd_incident_id,
+                incident_id,
+                service_id,
+                now,
+            )
+            await conn.execute(
+                "SELECT pagerbridge_save_incident($1, NULL, $2, false, false, $3)",
+                incident_id,
+                pd_incident_id,
+                now,
+            )
+
+        await self.run(op)
+
+    async def owner_of(self, pd_incident_id: str) -> str | None:
+        async def op(conn: Connection) -> str | None:
+            value = await conn.fetchval(
+                "SELECT incident_id FROM pagerbridge_pd_owned WHERE pd_incident_id = $1",
+                pd_incident_id,
+            )
+            return None if value is None else str(value)
+
+        return await self.run(op)
+
+    async def open_incidents(self, limit: int) -> list[OpenIncident]:
+        async def op(conn: Connection) -> list[OpenIncident]:
+            rows = await conn.fetch(
+                "SELECT k.incident_id, i.pd_incident_id, COALESCE(i.live, 0) AS live, "
+                "s.open, l.checked, COALESCE(l.first_trigger, i.updated, l.updated, 0) AS since "
+                "FROM (SELECT incident_id FROM pagerbridge_incident_state WHERE open = 1 "
+                "      UNION SELECT incident_id FROM pagerbridge_incidents WHERE live = 1) k "
+                "LEFT JOIN pagerbridge_incidents i ON i.incident_id = k.incident_id "
+                "LEFT JOIN pagerbridge_incident_state s ON s.incident_id = k.incident_id "
+                "LEFT JOIN pagerbridge_incident_life l ON l.incident_id = k.incident_id "
+                "ORDER BY l.checked NULLS FIRST, k.incident_id LIMIT $1",
+                limit,
+            )
+            return [
+                OpenIncident(
+                    r["incident_id"],
+                    r["pd_incident_id"],
+                    bool(r["live"]),
+                    None if r["open"] is None or r["open"] == -1 else bool(r["open"]),
+                    r["checked"],
+                    float(r["since"]),
+                )
+                for r in rows
+            ]
+
+        return await self.run(op)
+
+    async def mark_checked(self, incident_ids: Sequence[str], at: float) -> None:
+        async def op(conn: Connection) -> None:
+            await conn.execute(
+                "INSERT INTO pagerbridge_incident_life(incident_id, checked, updated) "
+                "SELECT unnest($1::text[]), $2, $2 ON CONFLICT (incident_id) DO UPDATE SET "
+                "checked = EXCLUDED.checked",
+                list(incident_ids),
+                at,
+            )
+
+        await self.run(op)
+
     async def prune(self, older_than: float) -> int:
         cutoff = time.time() - older_than
 
@@ -1020,6 +1142,8 @@ class PostgresOutbox:
                 cutoff,
             )
             await conn.execute("DELETE FROM pagerbridge_incidents WHERE updated < $1", cutoff)
+            await conn.execute("DELETE FROM pagerbridge_pd_owned WHERE at < $1", cutoff)
+            await conn.execute("DELETE FROM pagerbridge_incident_life WHERE updated < $1", cutoff)
             await conn.execute(
                 "DELETE FROM pagerbridge_replicas WHERE expires_at < pagerbridge_now() - 3600"
             )

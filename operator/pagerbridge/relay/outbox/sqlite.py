@@ -43,6 +43,7 @@ from pagerbridge.relay.outbox.port import (
     IncidentUpdate,
     Job,
     NewJob,
+    OpenIncident,
     OutboxClosed,
     ReplayConflict,
     Skipped,
@@ -89,6 +90,18 @@ CREATE TABLE IF NOT EXISTS incident_state (
     epoch INTEGER NOT NULL,
     open INTEGER NOT NULL,
     last_updated_on REAL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS incident_life (
+    incident_id TEXT PRIMARY KEY,
+    first_trigger REAL,
+    checked REAL,
+    updated REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pd_owned (
+    pd_incident_id TEXT PRIMARY KEY,
+    incident_id TEXT NOT NULL,
+    service_id TEXT,
+    at REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at REAL NOT NULL, filler BLOB);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -399,6 +412,97 @@ class Outbox:
 
         return await self.run(op)
 
+    async def note_trigger(self, incident_id: str, at: float) -> float:
+        def op(conn: sqlite3.Connection) -> float:
+            conn.execute(
+                "INSERT INTO incident_life(incident_id, first_trigger, updated) VALUES (?,?,?) "
+                "ON CONFLICT(incident_id) DO UPDATE SET "
+                "first_trigger = COALESCE(first_trigger, excluded.first_trigger), "
+                "updated = excluded.updated",
+                (incident_id, at, at),
+            )
+            row = conn.execute(
+                "SELECT first_trigger FROM incident_life WHERE incident_id = ?", (incident_id,)
+            ).fetchone()
+            return float(row[0])
+
+        return await self.run(op)
+
+    async def end_trigger(self, incident_id: str) -> None:
+        now = time.time()
+        await self.run(
+            lambda conn: conn.execute(
+                "UPDATE incident_life SET first_trigger = NULL, updated = ? WHERE incident_id = ?",
+                (now, incident_id),
+            )
+        )
+
+    async def first_trigger(self, incident_id: str) -> float | None:
+        def op(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute(
+                "SELECT first_trigger FROM incident_life WHERE incident_id = ?", (incident_id,)
+            ).fetchone()
+            return None if row is None or row[0] is None else float(row[0])
+
+        return await self.run(op)
+
+    async def bind_pd_incident(
+        self, incident_id: str, pd_incident_id: str, service_id: str | None
+    ) -> None:
+        now = time.time()
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR IGNORE INTO pd_owned(pd_incident_id, incident_id, service_id, at) "
+                "VALUES (?,?,?,?)",
+                (pd_incident_id, incident_id, service_id, now),
+            )
+            _save_incident(conn, IncidentUpdate(incident_id, pd_incident_id=pd_incident_id), now)
+
+        await self.run(op)
+
+    async def owner_of(self, pd_incident_id: str) -> str | None:
+        def op(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT incident_id FROM pd_owned WHERE pd_incident_id = ?", (pd_incident_id,)
+            ).fetchone()
+            return str(row[0]) if row else None
+
+        return await self.run(op)
+
+    async def open_incidents(self, limit: int) -> list[OpenIncident]:
+        def op(conn: sqlite3.Connection) -> list[OpenIncident]:
+            rows = conn.execute(
+                "SELECT k.incident_id, i.pd_incident_id, COALESCE(i.live, 0), s.open, l.checked, "
+                "COALESCE(l.first_trigger, i.updated, l.updated, 0) "
+                "FROM (SELECT incident_id FROM incident_state WHERE open = 1 "
+                "      UNION SELECT incident_id FROM incidents WHERE live = 1) k "
+                "LEFT JOIN incidents i ON i.incident_id = k.incident_id "
+                "LEFT JOIN incident_state s ON s.incident_id = k.incident_id "
+                "LEFT JOIN incident_life l ON l.incident_id = k.incident_id "
+                "ORDER BY l.checked IS NOT NULL, l.checked, k.incident_id LIMIT ?",
+                (limit,),
+            ).fetchall()
+            return [
+                OpenIncident(
+                    r[0], r[1], bool(r[2]), None if r[3] is None else bool(r[3]), r[4], float(r[5])
+                )
+                for r in rows
+            ]
+
+        return await self.run(op)
+
+    async def mark_checked(self, incident_ids: Sequence[str], at: float) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            for incident_id in incident_ids:
+                conn.execute(
+                    "INSERT INTO incident_life(incident_id, checked, updated) VALUES (?,?,?) "
+                    "ON CONFLICT(incident_id) DO UPDATE SET checked = excluded.checked",
+                    (incident_id, at, at),
+                )
+
+        await self.run(op)
+
     async def dead_letters(self) -> list[dict[str, Any]]:
         def op(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             rows = conn.execute(
@@ -419,6 +523,8 @@ class Outbox:
         def op(conn: sqlite3.Connection) -> int:
             removed = conn.execute("DELETE FROM seen WHERE at < ?", (cutoff,)).rowcount
             conn.execute("DELETE FROM incidents WHERE updated < ?", (cutoff,))
+            conn.execute("DELETE FROM pd_owned WHERE at < ?", (cutoff,))
+            conn.execute("DELETE FROM incident_life WHERE updated < ?", (cutoff,))
             return int(removed)
 
         return await self.run(op)

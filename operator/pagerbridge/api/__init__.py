@@ -1,5 +1,6 @@
-"""Models at the bottom of PagerBridge: custom resource specs, the RelayConfig contract
-and CRD generation. Nothing here talks to the network."""
+"""Models at the bottom of PagerBridge: custom resource specs and statuses (with the
+condition reasons), the RelayConfig contract and CRD generation. Nothing here talks to the
+network, and nothing here imports another PagerBridge package (only the version)."""
 
 from pagerbridge.api.common import (
     Condition,

@@ -123,14 +123,13 @@ def _outcome(
 def _relay(info: IntegrationInfo, relay: RelayResult, exposed_by: str | None) -> RelayStatus:
     """``status.relay``: the Deployment's part, the exposure's, and None for every field
     written before that no longer applies (publicUrl, exposedBy)."""
-    fields: dict[str, Any] = relay.relay.model_dump(exclude_unset=True) if relay.relay else {}
-    if exposed_by is not None:
-        fields["exposed_by"] = exposed_by
+    base = relay.relay if relay.relay is not None else RelayStatus()
+    update: dict[str, Any] = {"exposed_by": exposed_by} if exposed_by is not None else {}
     written: Mapping[str, Any] = info.status.get("relay") or {}
     for name, field in RelayStatus.model_fields.items():
-        if field.alias in written and name not in fields:
-            fields[name] = None
-    return RelayStatus.model_validate(fields)
+        if field.alias in written and name not in base.model_fields_set and name not in update:
+            update[name] = None
+    return base.model_copy(update=update)  # the updated fields count as set
 
 
 def _webhook(

@@ -234,3 +234,20 @@ def test_kept_alive_connections_release_each_request_s_reservation(
             assert response.status_code == 202
         assert relay.metric("pagerbridge_relay_edge_connections") == 1
         assert relay.metric("pagerbridge_relay_edge_body_bytes") == 0
+
+
+def test_the_bearer_token_decides_the_pool_before_the_body_is_read(
+    pd_sim, relays, tmp_path
+) -> None:
+    """With no room at all for unverified bodies, BigPanda's webhooks (a valid token in
+    the headers) are still accepted; the same body with a wrong token, or a PagerDuty
+    webhook, is refused at the edge without a byte of it read."""
+    relay = _relay(pd_sim, relays, tmp_path, ["--unverified-body-budget", "0"])
+    body = incident(990)
+    assert relay.post_bigpanda(body).status_code == 202
+    wrong = relay.post_bigpanda(body, token="not-the-token")
+    assert wrong.status_code == 503
+    assert wrong.headers["retry-after"] == "1"
+    assert wrong.json()["error"] == "busy"
+    assert _signed_pagerduty(relay, "127.0.0.1").status_code == 503
+    assert relay.metric("pagerbridge_relay_edge_refused_total", reason="unverified_budget") == 2

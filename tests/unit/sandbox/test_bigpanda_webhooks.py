@@ -236,3 +236,22 @@ def _stop_extra_servers() -> Iterator[None]:
     yield
     while _extra_servers:
         _extra_servers.pop().stop()
+
+
+def test_webhooks_dropped_on_demand_are_never_sent(
+    sim: BigPandaSimulator, receiver: tuple[Receiver, BackgroundServer]
+) -> None:
+    """Issue 27: a test can lose BigPanda's webhooks for good (here the resolve's)."""
+    catcher, server = receiver
+    sim.add_webhook_target(server.url + "/v1/bigpanda/webhook")
+    incident = sim.open_incident(alerts=SAMPLE_ALERTS)
+    assert sim.wait_webhooks_idle(5)
+    sim.drop_webhooks()
+    sim.resolve_incident(incident.id)
+    sim.drop_webhooks(False)
+    sim.add_comment(incident.id, "after", by="alice@example.com")
+    assert sim.wait_webhooks_idle(5)
+    assert [d.trigger for d in sim.webhook_deliveries] == ["incident#new", "incident#commented"]
+    assert len(catcher.received) == 2
+    assert sim.dropped_webhooks == 1
+    assert not sim.incident(incident.id).active

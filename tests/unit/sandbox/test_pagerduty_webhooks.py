@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from pagerduty_support import FROM, Receiver, Running, receiving, running
+from pagerduty_support import FROM, REST_HEADERS, Receiver, Running, receiving, running
 
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY, PagerDutySimulator
 
@@ -319,3 +319,41 @@ def test_concurrent_http_events_and_python_actions_stay_consistent(receiver: Rec
             seen.setdefault(event["data"]["incident_key"], []).append(event["event_type"])
         assert all(v == ["incident.triggered", "incident.resolved"] for v in seen.values())
         assert len(seen) == 24
+
+
+def test_subscription_filters_by_team_account_and_active(pd: Running, receiver: Receiver) -> None:
+    """Issue 27: team and account filters, and an inactive subscription gets nothing."""
+    pd.sim.add_service("POTHER", OTHER_KEY, team_id="PTEAM01")
+    team_sub, _ = pd.sim.create_subscription(receiver.url, team_id="PTEAM01")
+    pd.trigger("ours")
+    pd.trigger("theirs", routing_key=OTHER_KEY)
+    assert pd.sim.wait_webhooks_idle(5)
+    assert [e["data"]["incident_key"] for e in _events(receiver)] == ["theirs"]
+    # Set inactive over REST (as a person or PagerDuty would): nothing more arrives.
+    answer = pd.client.put(
+        f"/webhook_subscriptions/{team_sub}",
+        json={"webhook_subscription": {"active": False}},
+        headers=REST_HEADERS,
+    )
+    assert answer.status_code == 200
+    assert answer.json()["webhook_subscription"]["active"] is False
+    pd.enqueue(routing_key=OTHER_KEY, event_action="resolve", dedup_key="theirs")
+    assert pd.sim.wait_webhooks_idle(5)
+    assert len(_events(receiver)) == 1
+    pd.sim.create_subscription(receiver.url)  # the account: every service
+    pd.enqueue(routing_key=DEFAULT_ROUTING_KEY, event_action="resolve", dedup_key="ours")
+    assert pd.sim.wait_webhooks_idle(5)
+    assert [e["data"]["incident_key"] for e in _events(receiver)] == ["theirs", "ours"]
+
+
+def test_webhooks_dropped_on_demand_are_never_delivered(pd: Running, receiver: Receiver) -> None:
+    pd.sim.create_subscription(receiver.url, events=["incident.resolved"])
+    pd.trigger("lost")
+    incident = pd.sim.incident_by_key("lost")
+    assert incident is not None
+    pd.sim.drop_webhooks()
+    pd.sim.resolve(incident.id)
+    pd.sim.drop_webhooks(False)
+    assert pd.sim.wait_webhooks_idle(5)
+    assert _events(receiver) == []
+    assert pd.sim.dropped_webhooks == ["incident.resolved"]

@@ -81,6 +81,8 @@ class BigPandaSimulator:
         self.environment_id = environment_id
         self.faults = FaultInjector()
         self.requests = RequestLog()
+        self.dropping_webhooks = False
+        self.dropped_webhooks = 0  # changes whose webhooks were lost on purpose
         self.limiter = RateLimiter(requests_per_second)
         self.guard = Guard(tokens, self.limiter)
         self.sender = WebhookSender(
@@ -206,8 +208,17 @@ class BigPandaSimulator:
     def __exit__(self, *_: object) -> None:
         self.close()
 
+    def drop_webhooks(self, dropping: bool = True) -> None:
+        """Never send the webhooks of changes made from now on (until called with False):
+        BigPanda does not document its retries; this is the case where it gave up.
+        Dropped changes are counted in :attr:`dropped_webhooks`."""
+        self.dropping_webhooks = dropping
+
     def _share(self, change: Change) -> None:
         """AutoShare: called by the store, under its lock, in change order."""
+        if self.dropping_webhooks:
+            self.dropped_webhooks += 1
+            return
         for target in self.targets.all():
             self.sender.enqueue(classic_delivery(target, change))
         for integration in self.integrations.all():

@@ -141,6 +141,10 @@ class PagerDutySimulator:
         self.state = AccountState(base_url, html_url)
         self.state.strict_routing_keys = strict_routing_keys
         self.state.add_service(DEFAULT_SERVICE_ID, DEFAULT_ROUTING_KEY, "Sandbox Service")
+        #: Team of each service (subscriptions filtered by ``team_reference``).
+        self.service_teams: dict[str, str] = {}
+        self.dropping_webhooks = False
+        self.dropped_webhooks: list[str] = []  # event types lost on purpose
         self.faults = FaultInjector()
         self.requests = RequestLog()
         self._webhooks = WebhookDispatcher(
@@ -196,8 +200,21 @@ class PagerDutySimulator:
     def strict_routing_keys(self, value: bool) -> None:
         self.state.strict_routing_keys = value
 
-    def add_service(self, service_id: str, routing_key: str, name: str | None = None) -> None:
+    def add_service(
+        self,
+        service_id: str,
+        routing_key: str,
+        name: str | None = None,
+        team_id: str | None = None,
+    ) -> None:
         self.state.add_service(service_id, routing_key, name)
+        if team_id is not None:
+            self.service_teams[service_id] = team_id
+
+    def drop_webhooks(self, dropping: bool = True) -> None:
+        """Lose every webhook from now on (until called with False), as PagerDuty does once
+        its retries are spent; dropped ones are counted in :attr:`dropped_webhooks`."""
+        self.dropping_webhooks = dropping
 
     def set_rate_limits(
         self, events_per_minute: int | None = None, rest_per_minute: int | None = None
@@ -221,13 +238,21 @@ class PagerDutySimulator:
         service_id: str | None = None,
         events: Sequence[str] = EVENT_TYPES,
         description: str = "",
+        team_id: str | None = None,
     ) -> tuple[str, str]:
-        """Like ``POST /webhook_subscriptions``; returns (subscription id, signing secret)."""
+        """Like ``POST /webhook_subscriptions``; returns (subscription id, signing secret).
+        Filtered on ``service_id``, else on ``team_id``, else the whole account."""
         subscription = self._webhooks.create(
             url,
             events,
-            filter_type="service_reference" if service_id else "account_reference",
-            filter_id=service_id,
+            filter_type=(
+                "service_reference"
+                if service_id
+                else "team_reference"
+                if team_id
+                else "account_reference"
+            ),
+            filter_id=service_id or team_id,
             description=description,
         )
         return subscription.id, subscription.secret
@@ -256,8 +281,15 @@ class PagerDutySimulator:
 
     def _publish(self, changes: list[Change]) -> None:
         for change in changes:
+            if self.dropping_webhooks:
+                self.dropped_webhooks.append(change.event_type)
+                continue
+            service_id = change.incident.service_id
             self._webhooks.publish(
-                change, change.incident.service_id, functools.partial(self._data, change)
+                change,
+                service_id,
+                functools.partial(self._data, change),
+                team_id=self.service_teams.get(service_id),
             )
 
     def _data(self, change: Change) -> dict[str, Any]:

@@ -63,11 +63,13 @@ class Subscription:
     custom_headers: list[dict[str, str]] = field(default_factory=list)
     delivery_method_id: str = field(default_factory=random_id)
 
-    def matches(self, event_type: str, service_id: str) -> bool:
+    def matches(self, event_type: str, service_id: str, team_id: str | None = None) -> bool:
         if not self.active or event_type not in self.events:
             return False
         if self.filter_type == "account_reference":
             return True
+        if self.filter_type == "team_reference":
+            return team_id is not None and self.filter_id == team_id
         return self.filter_type == "service_reference" and self.filter_id == service_id
 
     def to_json(self, *, with_secret: bool) -> dict[str, Any]:
@@ -229,7 +231,13 @@ class WebhookDispatcher:
 
     # -- delivery ----------------------------------------------------------------------
 
-    def publish(self, change: Change, service_id: str, data: Callable[[], dict[str, Any]]) -> None:
+    def publish(
+        self,
+        change: Change,
+        service_id: str,
+        data: Callable[[], dict[str, Any]],
+        team_id: str | None = None,
+    ) -> None:
         """Queue one webhook per matching subscription (never blocks on the network).
 
         ``data`` renders the event's ``data`` object, only if some subscription wants it.
@@ -241,7 +249,9 @@ class WebhookDispatcher:
             if self._closed:
                 return
             targets = [
-                s for s in self._subscriptions.values() if s.matches(change.event_type, service_id)
+                s
+                for s in self._subscriptions.values()
+                if s.matches(change.event_type, service_id, team_id)
             ]
             for subscription in targets:
                 body = body or json.dumps(envelope(change, data())).encode()

@@ -39,6 +39,7 @@ class DeadLetterReason(enum.StrEnum):
     EXPIRED = "expired"  # past the job's maximum age
     NOT_READY = "not_ready"  # what it depends on never appeared
     UNKNOWN_KIND = "unknown_kind"  # no handler for the job's kind
+    CRASH_LOOP = "crash_loop"  # the process died during each attempt, up to the poison bound
 
 
 class Upstream(enum.StrEnum):

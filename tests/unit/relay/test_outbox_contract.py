@@ -209,6 +209,38 @@ def test_retry_later_stores_attempts_and_a_replaced_spec(new_outbox: OutboxFacto
     assert job.spec == fallback
 
 
+def test_an_attempt_is_recorded_before_its_call_and_survives_a_killed_process(
+    new_outbox: OutboxFactory,
+) -> None:
+    """An attempt's start is durable before the upstream call: a process killed during the
+    call (never recording the outcome) leaves the job with the attempt counted and marked
+    interrupted; attempts interrupted in a row add up; a recorded outcome clears the mark."""
+
+    async def store(outbox: OutboxPort) -> Job:
+        (job,) = await outbox.enqueue([NewJob(EVENT, "bp:inc-1")])
+        assert isinstance(job, Job)
+        await outbox.begin_attempt(job)
+        return job  # ...and the process dies during the call
+
+    run(new_outbox, store)
+    for interrupted in (1, 2):
+        (job,) = run(new_outbox, lambda outbox: outbox.take_over())
+        assert job.attempts == interrupted
+        assert job.interrupted == interrupted
+        run(new_outbox, lambda outbox, job=job: outbox.begin_attempt(job))  # dies again
+
+    async def fail(outbox: OutboxPort) -> None:
+        (job,) = await outbox.pending()
+        assert job.interrupted == 3
+        job.attempts += 1  # what the dispatcher's decision counts
+        await outbox.retry_later(job, "503 from upstream")
+
+    run(new_outbox, fail)
+    (job,) = run(new_outbox, lambda outbox: outbox.pending())
+    assert job.attempts == 4
+    assert job.interrupted == 0
+
+
 def test_dead_letters_are_listed_and_can_be_replayed(new_outbox: OutboxFactory) -> None:
     async def body(outbox: OutboxPort) -> None:
         assert await outbox.oldest_pending_age() is None

@@ -5,6 +5,8 @@ killed at") can only be tested by killing the process at each of those instants,
 outside ``kill`` hits by luck at best. The delivery code therefore names them:
 
 ==============================  =========================================================
+``<kind>:attempt_begun``        an attempt is recorded; its upstream calls are about to
+                                start (a process killed here: a crash-looping job)
 ``pd_note:before_post``         the note job is about to POST the note to PagerDuty
 ``pd_note:after_post``          PagerDuty answered the POST; nothing recorded yet
 ``<kind>:before_commit``        a delivery succeeded; its completion is not committed

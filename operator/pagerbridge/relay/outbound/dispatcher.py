@@ -17,6 +17,14 @@ retried a bounded number of times, then poison), within the job's maximum age
 letters with the reason and a metric, and its lane moves on: a poison job never blocks the
 incident's later work. This module only carries decisions out.
 
+Every attempt is recorded durably *before* its upstream call (:meth:`~pagerbridge.relay.
+outbox.port.OutboxJobs.begin_attempt`), and its end with its outcome. A job restored with
+attempts that never ended (the process died during them: the OOM killer on a hostile
+answer, a crash) is a suspect, attempted alone among suspects so a death is counted
+against the job that caused it; one that has killed the process ``max_error_attempts``
+times in a row is dead-lettered (``crash_loop``) before it can do so again. A job that
+kills the relay on every attempt therefore ends in the dead letters, not in a crash loop.
+
 Lanes are leased from the outbox (:mod:`pagerbridge.relay.outbox.port`): a lane is claimed
 before its first attempt and released when this process has no more of its jobs, at which
 moment jobs another process stored meanwhile are taken on instead. :meth:`Dispatcher.
@@ -178,6 +186,8 @@ class Dispatcher:
         )
         self._slot_groups: SlotGroups = slot_groups or (lambda job: ())
         self._closing = False
+        # Held by the attempt of a job whose earlier attempts were interrupted (see _step).
+        self._suspects = asyncio.Lock()
         self._pending = 0
         self.on_unauthorized = on_unauthorized
         self._idle = asyncio.Event()
@@ -355,7 +365,19 @@ class Dispatcher:
                 self._idle.set()
 
     async def _step(self, job: Job, lane: _Lane) -> float | None:
-        """Record a decided outcome if one is waiting, else make an attempt."""
+        """Record a decided outcome if one is waiting, else make an attempt.
+
+        A job whose earlier attempts were interrupted (the process died during them) is a
+        suspect: suspects are attempted one at a time, attempt and recording together, so a
+        death while one runs is counted against that one only and never against another
+        suspect (a job that only happened to be in flight when the culprit killed the
+        process is interrupted once, and then proves itself on its own).
+        """
+        suspect = job.interrupted > 0 and lane.unrecorded is None
+        async with self._suspects if suspect else contextlib.nullcontext():
+            return await self._step_unguarded(job, lane)
+
+    async def _step_unguarded(self, job: Job, lane: _Lane) -> float | None:
         if lane.unrecorded is None:
             outcome = await self._attempt(job, lane)
             if not callable(outcome):
@@ -383,6 +405,14 @@ class Dispatcher:
             return self._dead(
                 job, None, f"unknown job kind {job.kind!r}", DeadLetterReason.UNKNOWN_KIND
             )
+        if job.interrupted >= self.policy.max_error_attempts:
+            return self._dead(
+                job,
+                None,
+                f"crash loop: the relay process died during each of its last "
+                f"{job.interrupted} attempts (killed: out of memory on an answer, or a crash)",
+                DeadLetterReason.CRASH_LOOP,
+            )
         gate = self.gates.get(job.kind)
         # An undecodable job takes no tokens: its handler fails inside the slot, where the
         # failure counts as an attempt (bounded, then dead-lettered as poison).
@@ -392,6 +422,20 @@ class Dispatcher:
         done: Done | None = None
         groups = () if isinstance(job.spec, Undecodable) else self._slot_groups(job)
         async with self._slots.hold(groups):
+            if not job.begun:
+                # Durably before the call: a process killed during it (the OOM killer on a
+                # hostile answer) restores the job with this attempt counted.
+                try:
+                    await self.outbox.begin_attempt(job)
+                except OutboxClosed as exc:
+                    self.metrics.store_unavailable.labels(job.kind).inc()
+                    log.warning(
+                        "outbox unavailable before delivery; will retry",
+                        extra={"job_id": job.id, "kind": job.kind, "error": str(exc)},
+                    )
+                    return exponential_backoff(3, base=BACKOFF_BASE, cap=STORE_RETRY_CAP)
+                job.begun = True
+            crashpoints.reached(f"{job.kind}:attempt_begun")
             try:
                 done = await handler(job)
             except WaitForToken as exc:
@@ -502,4 +546,7 @@ class Dispatcher:
             await self.outbox.retry_later(job, decision.error)
         except Exception:
             log.warning("could not record the retry", extra={"job_id": job.id})
+        else:
+            job.begun = False  # the attempt's end is recorded
+            job.interrupted = 0
         return decision.wait

@@ -122,6 +122,12 @@ class Job:
     # A look-before-write (relay.to_pagerduty.note) found nothing and no write was tried
     # since. In memory only.
     looked: bool = False
+    # Attempts begun in a row whose outcome was never recorded (OutboxJobs.begin_attempt):
+    # the process died during each of them. Loaded from the store.
+    interrupted: int = 0
+    # This process recorded the start of an attempt whose outcome is not recorded yet (an
+    # attempt that only waited for a rate-limit token records nothing more). In memory only.
+    begun: bool = False
 
     @property
     def kind(self) -> str:
@@ -178,9 +184,17 @@ class OutboxJobs(OutboxStatus, Protocol):
         with ``release_lane`` (it was the lane's last job here), :meth:`OutboxLanes.
         release_lane` in the same step, returning what it returns."""
 
+    async def begin_attempt(self, job: Job) -> None:
+        """Record, durably and before any upstream call, that an attempt of ``job`` starts:
+        its stored attempts become ``job.attempts + 1`` and its ``interrupted`` count goes
+        up by one. Recording the outcome (:meth:`retry_later`, or the job's deletion) sets
+        the count back, so a job loaded with ``interrupted > 0`` had that many attempts in a
+        row during which the process died (killed by the OOM killer on a hostile answer, a
+        crash): the dispatcher's poison bound counts them."""
+
     async def retry_later(self, job: Job, error: str) -> None:
         """Record a failed attempt: ``job.attempts``, the error and ``job.spec`` (a handler
-        may have replaced it)."""
+        may have replaced it); the attempt ended, so ``interrupted`` goes back to 0."""
 
     async def dead_letter(self, job: Job, status: int | None, error: str) -> None: ...
 

@@ -101,6 +101,9 @@ CREATE TABLE IF NOT EXISTS pagerbridge_jobs (
     last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS pagerbridge_jobs_lane ON pagerbridge_jobs (ordering_key, id);
+-- Attempts begun in a row and never ended (the process died during them): after the
+-- first columns in every store, new or upgraded, so rows read the same everywhere.
+ALTER TABLE pagerbridge_jobs ADD COLUMN IF NOT EXISTS interrupted INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE IF NOT EXISTS pagerbridge_seen (
     key TEXT PRIMARY KEY, at DOUBLE PRECISION NOT NULL
 );
@@ -277,7 +280,7 @@ BEGIN
             OR pagerbridge_lanes.expires_at < pagerbridge_now();
     IF NOT FOUND THEN
         RETURN QUERY SELECT -1::BIGINT, ''::TEXT, p_key, ''::TEXT, 0::DOUBLE PRECISION, 0,
-            NULL::TEXT;
+            NULL::TEXT, 0;
         RETURN;
     END IF;
     RETURN QUERY SELECT * FROM pagerbridge_jobs j WHERE j.ordering_key = p_key ORDER BY j.id;
@@ -428,6 +431,7 @@ def _row_job(row: asyncpg.Record, restored: bool = True) -> Job:
         float(row["created_at"]),
         int(row["attempts"]),
         restored=restored,
+        interrupted=int(row["interrupted"]),
     )
 
 
@@ -738,13 +742,24 @@ class PostgresOutbox:
 
         return await self.call(op)
 
+    async def begin_attempt(self, job: Job) -> None:
+        async def op(conn: Connection) -> None:
+            await conn.execute(
+                "UPDATE pagerbridge_jobs SET attempts = $1, interrupted = interrupted + 1 "
+                "WHERE id = $2",
+                job.attempts + 1,
+                job.id,
+            )
+
+        await self.run(op)
+
     async def retry_later(self, job: Job, error: str) -> None:
         _, payload = encode(job.spec)
 
         async def op(conn: Connection) -> None:
             await conn.execute(
-                "UPDATE pagerbridge_jobs SET attempts = $1, last_error = $2, payload = $3 "
-                "WHERE id = $4",
+                "UPDATE pagerbridge_jobs SET attempts = $1, last_error = $2, payload = $3, "
+                "interrupted = 0 WHERE id = $4",
                 job.attempts,
                 error[:500],
                 payload,

@@ -74,7 +74,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     payload TEXT NOT NULL,
     created_at REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
+    last_error TEXT,
+    interrupted INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS incidents (
@@ -309,12 +310,22 @@ class Outbox:
         await self.run(op)
         return []
 
+    async def begin_attempt(self, job: Job) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE jobs SET attempts = ?, interrupted = interrupted + 1 WHERE id = ?",
+                (job.attempts + 1, job.id),
+            )
+
+        await self.run(op)
+
     async def retry_later(self, job: Job, error: str) -> None:
         _, payload = encode(job.spec)
 
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "UPDATE jobs SET attempts = ?, last_error = ?, payload = ? WHERE id = ?",
+                "UPDATE jobs SET attempts = ?, last_error = ?, payload = ?, interrupted = 0 "
+                "WHERE id = ?",
                 (job.attempts, error[:500], payload, job.id),
             )
 
@@ -346,9 +357,13 @@ class Outbox:
     async def pending(self) -> list[Job]:
         def op(conn: sqlite3.Connection) -> list[Job]:
             rows = conn.execute(
-                "SELECT id, kind, ordering_key, payload, created_at, attempts FROM jobs ORDER BY id"
+                "SELECT id, kind, ordering_key, payload, created_at, attempts, interrupted "
+                "FROM jobs ORDER BY id"
             ).fetchall()
-            return [Job(r[0], decode(r[1], r[3]), r[2], r[4], r[5], restored=True) for r in rows]
+            return [
+                Job(r[0], decode(r[1], r[3]), r[2], r[4], r[5], restored=True, interrupted=r[6])
+                for r in rows
+            ]
 
         return await self.run(op)
 
@@ -661,6 +676,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
     for name in ("live", "absent"):
         if name not in columns:
             conn.execute(f"ALTER TABLE incidents ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0")
+    if "interrupted" not in {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}:
+        conn.execute("ALTER TABLE jobs ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0")
 
 
 def _advance_incident(conn: sqlite3.Connection, mark: IncidentMark) -> int | None:

@@ -24,6 +24,7 @@ answer, a crash) is a suspect, attempted alone among suspects so a death is coun
 against the job that caused it; one that has killed the process ``max_error_attempts``
 times in a row is dead-lettered (``crash_loop``) before it can do so again. A job that
 kills the relay on every attempt therefore ends in the dead letters, not in a crash loop.
+(While the store cannot take writes the call is made unrecorded: paging goes on.)
 
 Lanes are leased from the outbox (:mod:`pagerbridge.relay.outbox.port`): a lane is claimed
 before its first attempt and released when this process has no more of its jobs, at which
@@ -428,13 +429,15 @@ class Dispatcher:
                 try:
                     await self.outbox.begin_attempt(job)
                 except OutboxClosed as exc:
+                    # The store failing is not a reason to stop paging: the call is made
+                    # (only this attempt goes uncounted should the process die during it).
                     self.metrics.store_unavailable.labels(job.kind).inc()
                     log.warning(
-                        "outbox unavailable before delivery; will retry",
+                        "outbox unavailable: attempt not recorded before delivery",
                         extra={"job_id": job.id, "kind": job.kind, "error": str(exc)},
                     )
-                    return exponential_backoff(3, base=BACKOFF_BASE, cap=STORE_RETRY_CAP)
-                job.begun = True
+                else:
+                    job.begun = True
             crashpoints.reached(f"{job.kind}:attempt_begun")
             try:
                 done = await handler(job)

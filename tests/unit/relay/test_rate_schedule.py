@@ -112,3 +112,20 @@ def test_bucket_names_never_hold_the_secret() -> None:
     assert key not in bucket.key
     assert key.lower() not in bucket.key
     assert RateLimiter().rest(key).key != bucket.key
+
+
+def test_a_slot_held_too_long_goes_stale() -> None:
+    """A slot used long after it came would crowd a later window: it must be renewed."""
+    import time
+
+    from pagerbridge.relay.outbound.ratelimit import TokenBucket
+
+    bucket = TokenBucket(Limit(10, 1.0, margin=2.0), "b", LocalRates())
+    assert asyncio.run(bucket.acquire())
+    bucket.grant(7)
+    assert bucket.fresh(7)
+    assert not bucket.fresh(8)  # never granted
+    time.sleep(bucket.hold * 1.5)
+    assert not bucket.fresh(7)
+    bucket.used(7)
+    assert not bucket.fresh(7)

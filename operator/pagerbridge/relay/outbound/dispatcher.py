@@ -124,10 +124,13 @@ async def reserve(
     holds one from an attempt that did not use it, or ``unless`` says (when the job's turn
     comes) that it will not need one."""
     if job.tokens.get(bucket.name, 0) > 0:
-        await bucket.wait_unpaused()
-        return
+        if bucket.fresh(job.id):
+            await bucket.wait_unpaused()
+            return
+        job.tokens[bucket.name] = 0  # its slot went stale waiting: a fresh one below
     if await bucket.acquire(unless):
         job.tokens[bucket.name] = job.tokens.get(bucket.name, 0) + 1
+        bucket.grant(job.id)
 
 
 def spend(job: Job, bucket: TokenBucket) -> None:
@@ -139,8 +142,11 @@ def spend(job: Job, bucket: TokenBucket) -> None:
     held = job.tokens.get(bucket.name, 0)
     if held > 0 and bucket.paused_for() > 0:
         raise WaitForToken(bucket)  # the service said 429 since the token was reserved
+    if held > 0 and not bucket.fresh(job.id):
+        raise WaitForToken(bucket)  # held too long (see ratelimit): reserve() renews it
     if held > 0:
         job.tokens[bucket.name] = held - 1
+        bucket.used(job.id)
     elif not bucket.try_take():
         raise WaitForToken(bucket)
 

@@ -27,6 +27,10 @@ Why this shape:
   measures the real limit: requests accepted between two 429s divided by the time between
   them is the rate the service sustains; the interval becomes that (plus 5 %) and decays
   back to the documented one with a half-life of :data:`HALF_LIFE_WINDOWS` windows.
+- **Slots go stale.** A slot is reserved before the request waits for a delivery slot;
+  one used more than half the margin after it came (a hung upstream held the delivery
+  slots, say) would crowd a later window where the service counts, so it is given up and
+  a fresh one taken (:meth:`TokenBucket.fresh`).
 - A 5xx or a connection failure pauses the bucket briefly and empties its burst, so an
   outage costs a trickle of probes rather than a retry storm.
 
@@ -55,6 +59,7 @@ LEARN_HORIZON_WINDOWS = 2.0
 LEARN_MARGIN = 1.05
 MAX_HINTLESS_PAUSE = 60.0
 STORE_RETRY = 1.0  # seconds between reservation attempts while the shared store is down
+MAX_GRANTS = 4096  # slots remembered per bucket before stale ones are forgotten
 
 
 class Family(StrEnum):
@@ -145,6 +150,27 @@ class TokenBucket:
         self._paused_until = 0.0  # time.monotonic()
         self._strikes = 0  # 429s without a hint in a row
         self._lock = asyncio.Lock()
+        self._granted: dict[int, float] = {}  # holder (job id) -> time.monotonic() of its slot
+
+    @property
+    def hold(self) -> float:
+        """How long after its slot a reserved request may still be made."""
+        return self.limit.margin / 2
+
+    def grant(self, holder: int) -> None:
+        """``holder``'s slot has come (after :meth:`acquire`)."""
+        now = time.monotonic()
+        if len(self._granted) >= MAX_GRANTS:
+            self._granted = {k: v for k, v in self._granted.items() if now - v <= self.hold}
+        self._granted[holder] = now
+
+    def fresh(self, holder: int) -> bool:
+        """Whether ``holder``'s slot may still be used (see the module docstring)."""
+        at = self._granted.get(holder)
+        return at is not None and time.monotonic() - at <= self.hold
+
+    def used(self, holder: int) -> None:
+        self._granted.pop(holder, None)
 
     def interval(self) -> float:
         return effective_interval(self.limit, self._row, time.time())
@@ -181,7 +207,10 @@ class TokenBucket:
             wait = row.slot - row.now
             if wait > 0:
                 await asyncio.sleep(wait)
-        await self.wait_unpaused()
+        if self.paused_for() > 0:
+            # The slot fell into a pause (a 429 meanwhile): after it, a fresh one.
+            await self.wait_unpaused()
+            return await self.acquire(unless)
         return True
 
     def try_take(self) -> bool:

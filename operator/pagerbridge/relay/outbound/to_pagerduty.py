@@ -38,6 +38,8 @@ from pagerbridge.relay.outcomes import DeliveryOutcome, Upstream
 
 log = logging.getLogger(__name__)
 
+CONFIRMED_FOR = 30.0  # seconds a BigPanda confirmation of a late trigger stays good
+MAX_CONFIRMED = 4096
 OUTAGE_PAUSE = 1.0  # seconds every worker of a failing service waits (see ratelimit)
 REJECTED_OVERRIDE_NOTE = (
     "PagerDuty rejected the override integration key from alert tag {tag!r}; "
@@ -48,6 +50,9 @@ REJECTED_OVERRIDE_NOTE = (
 class PagerDutyDelivery:
     def __init__(self, ctx: RelayContext) -> None:
         self.ctx = ctx
+        # Late triggers BigPanda confirmed open (job id -> time.monotonic()): a retry of the
+        # attempt (its Events v2 slot went stale meanwhile, see ratelimit) does not ask again.
+        self._confirmed_open: dict[int, float] = {}
 
     async def event(self, job: Job) -> Done:
         ctx = self.ctx
@@ -221,6 +226,9 @@ class PagerDutyDelivery:
         )
 
     def _needs_confirmation(self, job: Job) -> bool:
+        confirmed = self._confirmed_open.get(job.id)
+        if confirmed is not None and time.monotonic() - confirmed <= CONFIRMED_FOR:
+            return False
         return (
             self._late(job)
             and self.ctx.holder.current.bigpanda_writes_enabled
@@ -254,7 +262,15 @@ class PagerDutyDelivery:
             return False  # cannot confirm; sending beats dropping
         ctx.health.ok(Upstream.BIGPANDA)
         status = current.get("status")
-        return status == "ok" or current.get("active") is False
+        resolved = status == "ok" or current.get("active") is False
+        if not resolved:
+            now = time.monotonic()
+            if len(self._confirmed_open) >= MAX_CONFIRMED:
+                self._confirmed_open = {
+                    k: v for k, v in self._confirmed_open.items() if now - v <= CONFIRMED_FOR
+                }
+            self._confirmed_open[job.id] = now
+        return resolved
 
     async def note(self, job: Job) -> Done:
         ctx = self.ctx

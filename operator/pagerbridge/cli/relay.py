@@ -128,6 +128,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="confirm triggers older than this against BigPanda before sending",
     )
     parser.add_argument(
+        "--sweep-interval",
+        type=float,
+        default=DEFAULTS.sweep_interval,
+        metavar="SECONDS",
+        help="repair sweep: every incident open on either side is compared in BigPanda and "
+        "PagerDuty at least once per this many seconds and differences repaired (0: off)",
+    )
+    parser.add_argument(
+        "--sweep-share",
+        type=float,
+        default=DEFAULTS.sweep_share,
+        metavar="FRACTION",
+        help="the share of each upstream rate limit the repair sweep may use (deliveries first)",
+    )
+    parser.add_argument(
         "--confirm-after",
         type=float,
         default=DEFAULTS.confirm_after,
@@ -305,6 +320,8 @@ def run(args: argparse.Namespace) -> int:
         max_response_bytes=max(1024, args.max_response_bytes),
         upstream_slot_share=min(1.0, max(0.0, args.upstream_slot_share)),
         key_slot_share=min(1.0, max(0.0, args.key_slot_share)),
+        sweep_interval=max(0.0, args.sweep_interval),
+        sweep_share=min(1.0, max(0.01, args.sweep_share)),
     )
     app = create_app(args.config, settings, options, internal_port=args.internal_port)
     metrics = app.state.ctx.metrics

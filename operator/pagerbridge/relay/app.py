@@ -53,6 +53,7 @@ from pagerbridge.relay.context import RelayContext
 from pagerbridge.relay.health import UpstreamHealth
 from pagerbridge.relay.inbound.bigpanda_webhook import BigPandaWebhook
 from pagerbridge.relay.inbound.pagerduty_webhook import PagerDutyWebhook
+from pagerbridge.relay.inbound.sweep import RepairSweep
 from pagerbridge.relay.metrics import RelayMetrics
 from pagerbridge.relay.options import RelayOptions
 from pagerbridge.relay.outbound.dispatcher import Dispatcher
@@ -204,11 +205,17 @@ def create_app(
         watcher = asyncio.create_task(holder.watch())
         pruner = asyncio.create_task(_prune_forever(outbox, options.retention))
         lanes = asyncio.create_task(dispatcher.maintain())
+        tasks = [watcher, pruner, lanes]
+        if options.sweep_interval > 0:
+            sweep = RepairSweep(
+                ctx, outbox, dispatcher, options.sweep_interval, options.sweep_share
+            )
+            tasks.append(asyncio.create_task(sweep.run_forever()))
         log.info("relay started", extra={"restored_jobs": restored})
         try:
             yield
         finally:
-            for task in (watcher, pruner, lanes):
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

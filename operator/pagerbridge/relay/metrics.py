@@ -194,3 +194,36 @@ class RelayMetrics:
             ["reason"],
             registry=r,
         )
+        # The repair sweep (relay.inbound.sweep).
+        self.repairs = Counter(
+            "pagerbridge_relay_repairs",
+            "Differences between BigPanda and PagerDuty the repair sweep repaired.",
+            ["direction", "reason"],
+            registry=r,
+        )
+        self.sweep_checks = Counter(
+            "pagerbridge_relay_sweep_checks",
+            "Open incidents checked by the repair sweep, by verdict.",
+            ["verdict"],
+            registry=r,
+        )
+        self.sweep_passes = Counter(
+            "pagerbridge_relay_sweep_passes", "Repair sweep passes completed.", registry=r
+        )
+        self.sweep_requests = Counter(
+            "pagerbridge_relay_sweep_requests",
+            "Upstream reads made by the repair sweep.",
+            ["upstream"],
+            registry=r,
+        )
+        self.sweep_drift = Counter(
+            "pagerbridge_relay_sweep_drift",
+            "Differences the repair sweep found and cannot repair.",
+            ["reason"],
+            registry=r,
+        )
+        self.sweep_oldest_unchecked = Gauge(
+            "pagerbridge_relay_sweep_oldest_unchecked_seconds",
+            "Age of the oldest check (or of the record, never checked) among open incidents.",
+            registry=r,
+        )

@@ -45,6 +45,10 @@ class RelayOptions:
     # The share of the ``concurrency`` delivery slots one upstream (PagerDuty Events,
     # PagerDuty REST, BigPanda) and one routing key may hold at once (relay.outbound.slots).
     upstream_slot_share: float = 0.5
+    # The repair sweep (relay.inbound.sweep): every open incident checked at least once per
+    # this many seconds (0: off), within this share of each upstream's rate limit.
+    sweep_interval: float = 300.0
+    sweep_share: float = 0.2
     key_slot_share: float = 0.25
 
 

@@ -519,3 +519,27 @@ def test_open_incidents_longest_unchecked_first(new_outbox: OutboxFactory) -> No
     ]
     assert second == [("c", False, True), ("b", False, True), ("a", True, True), ("d", True, None)]
     assert third == [("b", False, True), ("a", True, True)]
+
+
+def test_close_incident_unless_its_lane_has_work(new_outbox: OutboxFactory) -> None:
+    """Both sides resolved, the records still open: closed by the sweep, but never while a
+    job of the incident is pending (a reopen's trigger would then look resolved)."""
+
+    async def body(outbox: OutboxPort) -> tuple[bool, bool, list[str]]:
+        stored = await outbox.enqueue(
+            [
+                NewJob(
+                    PdEvent("z", "trigger", {}), "bp:z", incident=IncidentMark("z", "trigger", None)
+                )
+            ]
+        )
+        refused = await outbox.close_incident("z", "bp:z")
+        job = stored[0]
+        assert isinstance(job, Job)
+        await outbox.complete(job.id, incident=IncidentUpdate("z", routing={"key": None}))
+        closed = await outbox.close_incident("z", "bp:z")
+        left = [o.incident_id for o in await outbox.open_incidents(10)]
+        assert await outbox.incident_open("z") is False
+        return refused, closed, left
+
+    assert run(new_outbox, body) == (False, True, [])

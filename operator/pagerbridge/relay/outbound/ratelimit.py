@@ -227,6 +227,11 @@ class TokenBucket:
         self._seen(row)
         return True
 
+    def busy(self) -> bool:
+        """Someone waits for a slot, or the service asked for a pause: a caller that can
+        wait for a quieter moment (the repair sweep) should."""
+        return self._lock.locked() or self.paused_for() > 0
+
     def paused_for(self) -> float:
         return max(0.0, self._paused_until - time.monotonic())
 

@@ -272,6 +272,11 @@ class OutboxMemory(OutboxStatus, Protocol):
 
     async def mark_checked(self, incident_ids: Sequence[str], at: float) -> None: ...
 
+    async def close_incident(self, incident_id: str, ordering_key: str) -> bool:
+        """Both sides say resolved and the relay's records still say open (both webhooks
+        lost): record it closed, unless a job of ``ordering_key`` is pending (then its jobs
+        decide). True when closed."""
+
     async def prune(self, older_than: float) -> int: ...
 
 

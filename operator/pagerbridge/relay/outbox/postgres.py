@@ -1147,6 +1147,34 @@ class PostgresOutbox:
 
         await self.run(op)
 
+    async def close_incident(self, incident_id: str, ordering_key: str) -> bool:
+        now = time.time()
+
+        async def op(conn: Connection) -> bool:
+            pending = await conn.fetchval(
+                "SELECT 1 FROM pagerbridge_jobs WHERE ordering_key = $1 LIMIT 1", ordering_key
+            )
+            if pending is not None:
+                return False
+            await conn.execute(
+                "UPDATE pagerbridge_incident_state SET open = 0 WHERE incident_id = $1",
+                incident_id,
+            )
+            await conn.execute(
+                "SELECT pagerbridge_save_incident($1, NULL, NULL, true, false, $2)",
+                incident_id,
+                now,
+            )
+            await conn.execute(
+                "UPDATE pagerbridge_incident_life SET first_trigger = NULL, updated = $2 "
+                "WHERE incident_id = $1",
+                incident_id,
+                now,
+            )
+            return True
+
+        return await self.run(op)
+
     async def prune(self, older_than: float) -> int:
         cutoff = time.time() - older_than
 

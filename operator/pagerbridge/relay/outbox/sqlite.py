@@ -518,6 +518,25 @@ class Outbox:
 
         await self.run(op)
 
+    async def close_incident(self, incident_id: str, ordering_key: str) -> bool:
+        now = time.time()
+
+        def op(conn: sqlite3.Connection) -> bool:
+            pending = conn.execute(
+                "SELECT 1 FROM jobs WHERE ordering_key = ? LIMIT 1", (ordering_key,)
+            ).fetchone()
+            if pending is not None:
+                return False
+            conn.execute("UPDATE incident_state SET open = 0 WHERE incident_id = ?", (incident_id,))
+            _save_incident(conn, IncidentUpdate(incident_id, clear_pd_incident=True), now)
+            conn.execute(
+                "UPDATE incident_life SET first_trigger = NULL, updated = ? WHERE incident_id = ?",
+                (now, incident_id),
+            )
+            return True
+
+        return await self.run(op)
+
     async def dead_letters(self) -> list[dict[str, Any]]:
         def op(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             rows = conn.execute(

@@ -1,0 +1,105 @@
+"""The repair sweep (issue 27, relay/inbound/sweep.py) with a real relay process and both
+simulators: webhooks lost for good on either side are repaired within one sweep interval,
+through the outbox (one write each, no echo), and nothing is written while both agree."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from pagerbridge.relay.inbound.sweep import DUE, PASSES
+
+from .relayproc import wait_for
+from .test_pagerduty_to_bigpanda import Wired
+
+INTERVAL = 3.0  # --sweep-interval of these tests
+ARGS = ["--sweep-interval", str(INTERVAL), "--sweep-share", "1"]
+# How long a repair may take once the relay is up: one interval (an incident is due again
+# DUE intervals after its last check, passes come every interval / PASSES), plus the
+# delivery itself; generous for a loaded machine, and derived from the settings.
+BOUND = INTERVAL * (DUE + 1 / PASSES) + INTERVAL + 20.0
+
+
+@pytest.fixture
+def wired(tmp_path, relays, pd_sim, bp_sim) -> Wired:
+    return Wired(tmp_path, relays, pd_sim, bp_sim, args=ARGS)
+
+
+def test_pagerduty_resolve_lost_while_the_relay_was_down_is_repaired(wired: Wired) -> None:
+    bp_id, pd_id = wired.open()
+    wired.relay.kill()  # unreachable: PagerDuty's webhook would fail, then be dropped
+    wired.pd.drop_webhooks()
+    wired.pd.resolve(pd_id)
+    wired.pd.drop_webhooks(False)
+    assert wired.pd.dropped_webhooks == ["incident.resolved"]
+    wired.relay.start()
+    back = time.monotonic()
+    wait_for(lambda: not wired.bp.incident(bp_id).active, timeout=BOUND, what="BP resolved")
+    elapsed = time.monotonic() - back
+    print(f"BigPanda resolved {elapsed:.1f} s after the relay was back (interval {INTERVAL})")
+    wired.settle()
+    assert [e for e, _ in wired.bp_writes()] == ["resolve"]
+    repairs = wired.relay.metric(
+        "pagerbridge_relay_repairs_total", direction="to_bigpanda", reason="resolved_in_pagerduty"
+    )
+    assert repairs == 1
+    # BigPanda's webhook about the resolve is the relay's own echo: PagerDuty gets nothing.
+    assert [w for w in wired.pd_writes() if w != ("event", "trigger")] == []
+
+
+def test_bigpanda_resolve_webhook_never_sent_is_repaired(wired: Wired) -> None:
+    bp_id, pd_id = wired.open()
+    wired.bp.drop_webhooks()
+    wired.bp.resolve_incident(bp_id)
+    wired.bp.drop_webhooks(False)
+    assert wired.bp.dropped_webhooks == 1
+    incident = wired.pd.incident(pd_id)
+    assert incident is not None
+    wait_for(
+        lambda: wired.pd.incident(pd_id).status == "resolved",  # type: ignore[union-attr]
+        timeout=BOUND,
+        what="PD resolved",
+    )
+    wired.settle()
+    assert wired.pd_writes() == [("event", "trigger"), ("event", "resolve")]
+    repairs = wired.relay.metric(
+        "pagerbridge_relay_repairs_total", direction="to_pagerduty", reason="resolved_in_bigpanda"
+    )
+    assert repairs == 1
+    assert wired.bp_writes() == []  # PagerDuty's webhook about it is an echo
+
+
+def test_nothing_is_written_while_both_sides_agree(wired: Wired) -> None:
+    opened = [wired.open() for _ in range(3)]
+    pd_before, bp_before = wired.pd_writes(), wired.bp_writes()
+    checks = wired.relay.metric("pagerbridge_relay_sweep_checks_total")
+    reads_before = wired.relay.metric("pagerbridge_relay_sweep_requests_total")
+    started = time.monotonic()
+    passes = wired.relay.metric("pagerbridge_relay_sweep_passes_total")
+    # Ten sweeps: every open incident checked ten more times.
+    wait_for(
+        lambda: (
+            wired.relay.metric("pagerbridge_relay_sweep_checks_total", verdict="agree")
+            >= checks + 10 * len(opened)
+        ),
+        timeout=10 * BOUND,
+        what="ten sweeps",
+    )
+    elapsed = time.monotonic() - started
+    assert wired.relay.metric("pagerbridge_relay_sweep_passes_total") > passes
+    rate = (wired.relay.metric("pagerbridge_relay_sweep_requests_total") - reads_before) / elapsed
+    per_100 = rate * 100 / len(opened)
+    print(
+        f"sweep reads: {per_100:.1f}/s per 100 open incidents at a {INTERVAL} s interval, "
+        f"{per_100 * INTERVAL / 300:.2f}/s at the default 300 s"
+    )
+    wired.settle()
+    assert wired.pd_writes() == pd_before
+    assert wired.bp_writes() == bp_before
+    assert wired.relay.metric("pagerbridge_relay_repairs_total") == 0
+    assert wired.relay.metric("pagerbridge_relay_sweep_checks_total", verdict="repaired") == 0
+    reads = wired.relay.metric("pagerbridge_relay_sweep_requests_total")
+    assert reads >= 2 * 10 * len(opened)
+    oldest = wired.relay.metric("pagerbridge_relay_sweep_oldest_unchecked_seconds")
+    assert oldest <= BOUND

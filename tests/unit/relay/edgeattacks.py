@@ -25,7 +25,7 @@ import httpx
 import psutil
 
 from .relayproc import WEBHOOK_TOKEN
-from .test_bigpanda_to_pagerduty import incident
+from .support import incident
 
 MiB = 1024 * 1024
 PD_PATH = "/v1/pagerduty/webhook"

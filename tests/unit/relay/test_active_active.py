@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from pagerbridge.api.contract import OUTBOX_DSN_ENV
 from pagerbridge_devkit.postgres import PostgresServer, find_bin_dir
@@ -27,9 +28,13 @@ from pagerbridge_devkit.sandbox.pagerduty import (
     DEFAULT_ROUTING_KEY,
     PagerDutySimulator,
 )
+from pagerbridge_devkit.waiting import wait_for
 
-from .relayproc import RelayProcess, wait_for, write_config
-from .test_bigpanda_to_pagerduty import incident
+from .relayproc import RelayProcess, write_config
+from .support import incident
+
+# Every test here starts a real relay process.
+pytestmark = pytest.mark.component
 
 COMMENTS = 2
 

@@ -4,51 +4,16 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
-from typing import Any
 
-from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
+import pytest
 
-from .conftest import start_relay
-from .relayproc import RelayProcess, wait_for, write_config
+from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY
+from pagerbridge_devkit.waiting import wait_for
 
-SAMPLES = Path("/work/shared/specs/bigpanda/samples")
-if not SAMPLES.exists():  # the specs also live next to the repository in CI checkouts
-    SAMPLES = Path(__file__).resolve().parents[3] / "specs" / "bigpanda" / "samples"
+from .support import OVERRIDE_KEY, SAMPLES, enqueues, incident, relay_for
 
-
-def incident(n: int = 1, status: str = "critical", **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": f"inc{n:021d}",
-        "status": status,
-        "active": status != "ok",
-        "updatedOn": 1764140000 + n,
-        "alerts": [
-            {
-                "status": status,
-                "description": "CPU load above 95%",
-                "primary_property": "host",
-                "secondary_property": "check",
-                "host": f"db-{n}",
-                "check": "cpu",
-                "team": "dba",
-            }
-        ],
-    }
-    body.update(extra)
-    return body
-
-
-def relay_for(tmp_path: Path, relays: list[RelayProcess], pd_url: str, **kw: Any) -> RelayProcess:
-    args = kw.pop("args", None)
-    config = write_config(
-        tmp_path,
-        pd_url=pd_url,
-        routing_key=DEFAULT_ROUTING_KEY,
-        pd_api_token=DEFAULT_API_TOKEN,
-        **kw,
-    )
-    return start_relay(relays, config, args)
+# Every test here starts a real relay process.
+pytestmark = pytest.mark.component
 
 
 def test_trigger_update_resolve_same_incident(pd_sim, relays, tmp_path):
@@ -98,16 +63,6 @@ def test_translation_of_sample(pd_sim, relays, tmp_path):
     assert len(details["alerts"]) == 2
     assert inc_id in sent["links"][0]["href"]
     assert pd_incident.status == "triggered"
-
-
-def enqueues(sim: Any, at_least: int = 1) -> list[dict[str, Any]]:
-    """Events PagerDuty accepted (waits until ``at_least`` are recorded)."""
-
-    def accepted() -> list[dict[str, Any]]:
-        return [r.json() for r in sim.requests.matching("POST", "/v2/enqueue") if r.status == 202]
-
-    wait_for(lambda: len(accepted()) >= at_least, what=f"{at_least} accepted events")
-    return accepted()
 
 
 def test_comments_become_notes_exactly_once(pd_sim, relays, tmp_path):
@@ -241,9 +196,6 @@ def test_400_is_permanent_and_dead_lettered(pd_sim, relays, tmp_path):
     body["alerts"][0]["description"] = "CPU load above 97%"
     relay.post_bigpanda(body)
     wait_for(lambda: sim.incident_by_key(body["id"]))
-
-
-OVERRIDE_KEY = "0123456789abcdef0123456789abcdef"
 
 
 def test_key_override_from_config_tag_and_resolve_uses_same_key(pd_sim, relays, tmp_path):

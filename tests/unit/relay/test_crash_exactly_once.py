@@ -17,9 +17,13 @@ import pytest
 
 from pagerbridge.relay.outbound.crashpoints import ENV as CRASH_ENV
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
+from pagerbridge_devkit.waiting import wait_for
 
-from .relayproc import RelayProcess, wait_for, write_config
-from .test_bigpanda_to_pagerduty import incident
+from .relayproc import RelayProcess, write_config
+from .support import incident
+
+# Every test here starts a real relay process.
+pytestmark = pytest.mark.component
 
 INSTANTS = [
     "pd_note:before_post",

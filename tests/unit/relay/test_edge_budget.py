@@ -19,15 +19,17 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from pagerbridge.relay.inbound.budget import EdgeBudget, EdgeLimits, Refusal, source_of
 from pagerbridge.relay.inbound.signatures import sign
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY
+from pagerbridge_devkit.waiting import wait_for
 
 from . import edgeattacks as attack
 from .conftest import start_relay
-from .relayproc import PD_WEBHOOK_SECRET, WEBHOOK_TOKEN, RelayProcess, wait_for, write_config
-from .test_bigpanda_to_pagerduty import incident
+from .relayproc import PD_WEBHOOK_SECRET, WEBHOOK_TOKEN, RelayProcess, write_config
+from .support import incident
 
 PEAK_RSS_LIMIT = 128 * attack.MiB
 
@@ -69,6 +71,7 @@ def _budget_whole_again(relay: RelayProcess) -> None:
     )
 
 
+@pytest.mark.component
 def test_a_64_mib_header_is_refused_431_and_costs_no_memory(pd_sim, relays, tmp_path) -> None:
     relay = _relay(pd_sim, relays, tmp_path)
     assert relay.proc is not None
@@ -96,6 +99,7 @@ def test_a_64_mib_header_is_refused_431_and_costs_no_memory(pd_sim, relays, tmp_
     assert "Traceback" not in relay.logs()
 
 
+@pytest.mark.component
 def test_400_stalled_pagerduty_bodies_stay_within_the_budget(pd_sim, relays, tmp_path) -> None:
     relay = _relay(pd_sim, relays, tmp_path)
     assert relay.proc is not None
@@ -116,6 +120,7 @@ def test_400_stalled_pagerduty_bodies_stay_within_the_budget(pd_sim, relays, tmp
     assert "Traceback" not in relay.logs()
 
 
+@pytest.mark.component
 def test_one_source_cannot_take_the_whole_budget(pd_sim, relays, tmp_path) -> None:
     relay = _relay(pd_sim, relays, tmp_path)
 
@@ -143,6 +148,7 @@ def test_one_source_cannot_take_the_whole_budget(pd_sim, relays, tmp_path) -> No
     assert relay.metric("pagerbridge_relay_edge_refused_total", reason="unverified_budget") == 0
 
 
+@pytest.mark.component
 def test_refusals_are_json_with_retry_after_and_spare_the_internal_port(
     pd_sim, relays, tmp_path
 ) -> None:

@@ -16,6 +16,7 @@ import json
 import os
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,9 +29,10 @@ from pagerbridge.relay.incidents.parsing import parse_incident
 from pagerbridge.relay.incidents.translate import translate
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY
 from pagerbridge_devkit.sandbox.pagerduty.events import rule_errors
+from pagerbridge_devkit.waiting import wait_for
 
 from .conftest import start_relay
-from .relayproc import wait_for, write_config
+from .relayproc import write_config
 
 CONFIG = RelayConfig.model_validate(
     {
@@ -111,6 +113,7 @@ def test_every_event_is_within_pagerduty_limits(
         assert "cut" in details[TRIM_NOTE_KEY] or "dropped" in details[TRIM_NOTE_KEY]
 
 
+@pytest.mark.component
 def test_the_oversized_events_found_reach_pagerduty(pd_sim, relays, tmp_path) -> None:
     """A 400 KB tag mapped into custom_details, and 20,000 tags: both pages arrive."""
     sim, url = pd_sim

@@ -11,9 +11,13 @@ import pytest
 
 from pagerbridge.relay.incidents.limits import MAX_BODY
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
+from pagerbridge_devkit.waiting import wait_for
 
-from .relayproc import WEBHOOK_TOKEN, RelayProcess, wait_for, write_config
-from .test_bigpanda_to_pagerduty import enqueues, incident, relay_for
+from .relayproc import WEBHOOK_TOKEN, RelayProcess, write_config
+from .support import enqueues, incident, relay_for
+
+# Every test here starts a real relay process.
+pytestmark = pytest.mark.component
 
 
 def _error(r: httpx.Response, status: int, code: str) -> None:

@@ -21,10 +21,14 @@ from pagerbridge.api.contract import (
 )
 from pagerbridge.relay.throttle import FIRST_DELAY, FREE_FAILURES, MAX_DELAY
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
+from pagerbridge_devkit.waiting import wait_for
 
 from .conftest import start_relay
-from .relayproc import RelayProcess, wait_for, write_config
-from .test_bigpanda_to_pagerduty import incident
+from .relayproc import RelayProcess, write_config
+from .support import incident
+
+# Every test here starts a real relay process.
+pytestmark = pytest.mark.component
 
 ADMIN_TOKEN = "admin-token-Vb3nQ8sK2mW7xZ4c"
 INTERNAL_ONLY = ["/metrics", "/readyz", "/healthz", "/openapi.json", RELAY_ADMIN_PENDING_PATH]

@@ -9,13 +9,16 @@ import logging
 import sys
 from pathlib import Path
 
+import pytest
+
 from pagerbridge.jsonlog import JsonFormatter, Redactor
 from pagerbridge.relay.config.log_secrets import MAX_OTHER_KEYS, LogSecrets
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY
+from pagerbridge_devkit.waiting import wait_for
 
 from .conftest import start_relay
-from .relayproc import wait_for, write_config
-from .test_bigpanda_to_pagerduty import OVERRIDE_KEY, incident, relay_for
+from .relayproc import write_config
+from .support import OVERRIDE_KEY, incident, relay_for
 
 
 def _line(redactor: Redactor, text: str) -> str:
@@ -94,6 +97,7 @@ def test_secrets_of_any_characters_are_scrubbed_from_every_field() -> None:
         assert "\n" not in line  # one line, whatever the secret held
 
 
+@pytest.mark.component
 def test_a_relay_process_never_logs_a_secret_with_awkward_characters(
     pd_sim, relays, tmp_path: Path
 ) -> None:
@@ -124,6 +128,7 @@ def test_a_relay_process_never_logs_a_secret_with_awkward_characters(
     assert json.dumps(token, ensure_ascii=True)[1:-1] not in logs
 
 
+@pytest.mark.component
 def test_a_relay_never_logs_an_override_key(pd_sim, relays, tmp_path: Path) -> None:
     sim, url = pd_sim
     sim.strict_routing_keys = True  # an unknown override key is refused with a 400
@@ -146,3 +151,17 @@ def test_a_relay_never_logs_an_override_key(pd_sim, relays, tmp_path: Path) -> N
     assert "override key rejected" in logs  # the refusal was logged...
     assert OVERRIDE_KEY not in logs  # ...and neither key was
     assert refused not in logs
+
+
+def test_redactor_scrubs_secrets_from_log_lines():
+    import logging
+
+    redactor = Redactor()
+    redactor.set_secrets(["supersecretvalue123"])
+    record = logging.LogRecord(
+        "x", logging.ERROR, "", 0, "failed with %s", ("supersecretvalue123",), None
+    )
+    record.token = "supersecretvalue123"
+    line = JsonFormatter(redactor).format(record)
+    assert "supersecretvalue123" not in line
+    assert "[REDACTED]" in line

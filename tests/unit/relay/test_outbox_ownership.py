@@ -33,7 +33,7 @@ from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY
 from pagerbridge_devkit.waiting import wait_for
 
 from .relayproc import RelayProcess, write_config
-from .test_bigpanda_to_pagerduty import incident
+from .support import incident
 
 VICTIM, SQUATTER = "tenant_victim", "tenant_squatter"
 
@@ -94,6 +94,7 @@ def _relay(tmp_path: Path, relays: list[RelayProcess], dsn: str, schema: str) ->
     return relay.start()
 
 
+@pytest.mark.component
 def test_a_squatted_schema_is_refused_with_one_line_and_the_relay_recovers_by_itself(
     tmp_path: Path, tenants: tuple[str, str, str], relays: list[RelayProcess]
 ) -> None:

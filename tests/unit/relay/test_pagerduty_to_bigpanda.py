@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,105 +15,16 @@ import pytest
 
 from pagerbridge.relay.inbound.signatures import sign
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_TOKEN
-from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_ENVIRONMENT_ID, BigPandaSimulator
+from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_ENVIRONMENT_ID
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN as PD_TOKEN
-from pagerbridge_devkit.sandbox.pagerduty import (
-    DEFAULT_ROUTING_KEY,
-    DEFAULT_SERVICE_ID,
-    PagerDutySimulator,
-)
+from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY, DEFAULT_SERVICE_ID
+from pagerbridge_devkit.waiting import wait_for
 
-from .relayproc import WEBHOOK_TOKEN, RelayProcess, wait_for, write_config
+from .relayproc import WEBHOOK_TOKEN, RelayProcess, write_config
+from .support import ALERT, Wired, signed_post
 
-ALERT = {
-    "status": "critical",
-    "description": "Disk full",
-    "primary_property": "host",
-    "secondary_property": "check",
-    "host": "web-1",
-    "check": "disk",
-}
-
-
-class Wired:
-    """Both simulators and one relay, connected both ways."""
-
-    def __init__(
-        self,
-        tmp: Path,
-        relays: list[RelayProcess],
-        pd: tuple[PagerDutySimulator, str],
-        bp: tuple[BigPandaSimulator, str],
-        *,
-        extra: dict[str, Any] | None = None,
-        secrets: list[str] | None = None,
-        bp_token: str = BP_TOKEN,
-        args: list[str] | None = None,
-        pd_service_id: str | None = None,
-    ) -> None:
-        self.pd, self.pd_url = pd
-        self.bp, self.bp_url = bp
-        self.bp.set_rate_limit(None)
-        config = tmp / "relay-config.json"
-        self.relay = RelayProcess(config, tmp / "relay.log", args)
-        relays.append(self.relay)
-        self.hook = self.relay.url + "/v1/pagerduty/webhook"
-        _, self.secret = self.pd.create_subscription(self.hook)
-        write_config(
-            tmp,
-            pd_url=self.pd_url,
-            bp_url=self.bp_url,
-            routing_key=DEFAULT_ROUTING_KEY,
-            pd_api_token=PD_TOKEN,
-            bp_api_token=bp_token,
-            bp_environment=DEFAULT_ENVIRONMENT_ID,
-            webhook_secrets=[*(secrets or []), self.secret],
-            extra=extra,
-            pd_service_id=pd_service_id,
-        )
-        self.relay.start()
-        self.bp.add_webhook_target(
-            self.relay.url + "/v1/bigpanda/webhook",
-            headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"},
-        )
-
-    def open(self) -> tuple[str, str]:
-        """A BigPanda incident, shared to PagerDuty; returns (BigPanda id, PagerDuty id)."""
-        incident = self.bp.open_incident(alerts=[dict(ALERT)])
-        pd_incident = wait_for(lambda: self.pd.incident_by_key(incident.id), what="PD incident")
-        self.settle()
-        return incident.id, pd_incident.id
-
-    def settle(self) -> None:
-        """Wait until both simulators and the relay have nothing in flight."""
-        for _ in range(3):
-            assert self.bp.wait_webhooks_idle(10)
-            assert self.pd.wait_webhooks_idle(10)
-            wait_for(
-                lambda: self.relay.metric("pagerbridge_relay_outbox_pending") == 0,
-                timeout=15,
-                what="relay outbox drained",
-            )
-
-    def pd_writes(self) -> list[tuple[str, str]]:
-        """Every write the relay made to PagerDuty: (kind, detail)."""
-        out = []
-        for r in self.pd.requests.entries:
-            if r.method == "POST" and r.path == "/v2/enqueue":
-                out.append(("event", r.json()["event_action"]))
-            elif r.method == "POST" and r.path.endswith("/notes"):
-                out.append(("note", r.json()["note"]["content"]))
-            elif r.method == "PUT":
-                out.append(("update", r.path))
-        return out
-
-    def bp_writes(self) -> list[tuple[str, int | None]]:
-        """Every write the relay made to BigPanda's API: (endpoint, status)."""
-        return [
-            (r.path.rsplit("/", 1)[-1], r.status)
-            for r in self.bp.requests.entries
-            if r.method == "POST" and r.path.startswith("/resources/")
-        ]
+# Every test here starts a real relay process.
+pytestmark = pytest.mark.component
 
 
 @pytest.fixture
@@ -219,23 +129,6 @@ def test_incident_not_created_by_pagerbridge_is_ignored(wired):
     assert wired.relay.metric("pagerbridge_relay_ignored_total", reason="not_ours") == 1
 
 
-def _signed_post(
-    w: Wired,
-    body: bytes,
-    secret: str | None,
-    webhook_id: str | None = None,
-    signature: str | None = None,
-) -> httpx.Response:
-    headers = {"Content-Type": "application/json"}
-    if signature is not None:
-        headers["X-PagerDuty-Signature"] = signature
-    elif secret is not None:
-        headers["X-PagerDuty-Signature"] = sign(secret, body)
-    if webhook_id:
-        headers["X-Webhook-Id"] = webhook_id
-    return httpx.post(w.hook, content=body, headers=headers, timeout=10)
-
-
 def _resolved_body(pd_id: str, key: str) -> bytes:
     return json.dumps(
         {
@@ -324,20 +217,20 @@ def test_foreign_incident_with_our_key_gets_no_notes_and_resolves_nothing(
 def test_forged_truncated_replayed_oversized_webhooks(wired):
     bp_id, pd_id = wired.open()
     body = _resolved_body(pd_id, bp_id)
-    assert _signed_post(wired, body, None).status_code == 401
-    assert _signed_post(wired, body, "not-the-secret").status_code == 401
+    assert signed_post(wired, body, None).status_code == 401
+    assert signed_post(wired, body, "not-the-secret").status_code == 401
     assert (
-        _signed_post(wired, body[:-5], None, signature=sign(wired.secret, body)).status_code == 401
+        signed_post(wired, body[:-5], None, signature=sign(wired.secret, body)).status_code == 401
     )
-    assert _signed_post(wired, body, None, signature="v1=").status_code == 401
+    assert signed_post(wired, body, None, signature="v1=").status_code == 401
     big = b'{"event": "' + b"x" * (600 * 1024) + b'"}'
-    assert _signed_post(wired, big, wired.secret).status_code == 413
+    assert signed_post(wired, big, wired.secret).status_code == 413
     wired.settle()
     assert wired.bp_writes() == []  # nothing forged was forwarded
-    first = _signed_post(wired, body, wired.secret, webhook_id="wh-1")
+    first = signed_post(wired, body, wired.secret, webhook_id="wh-1")
     assert first.status_code == 200
     assert first.json()["status"] == "accepted"
-    replay = _signed_post(wired, body, wired.secret, webhook_id="wh-1")
+    replay = signed_post(wired, body, wired.secret, webhook_id="wh-1")
     assert replay.status_code == 200
     assert replay.json()["status"] == "duplicate"
     wait_for(lambda: not wired.bp.incident(bp_id).active)
@@ -360,10 +253,10 @@ def test_secret_rotation_two_secrets_at_once(tmp_path, relays, pd_sim, bp_sim):
     body = _resolved_body(pd_id, bp_id)
     # PagerDuty signing with old and new secret during rotation: both entries in one header.
     both = f"{sign('old-secret-4k2j3h', body)}, {sign('brand-new-unknown', body)}"
-    assert _signed_post(w, body, None, webhook_id="r1", signature=both).status_code == 200
+    assert signed_post(w, body, None, webhook_id="r1", signature=both).status_code == 200
     # The relay's file holds two secrets: either one alone is accepted.
     other = _resolved_body(pd_id, bp_id)
-    assert _signed_post(w, other, w.secret, webhook_id="r2").status_code == 200
+    assert signed_post(w, other, w.secret, webhook_id="r2").status_code == 200
     w.settle()
     # The second resolve finds BigPanda already resolved: 409 counts as success.
     assert w.bp_writes() == [("resolve", 202), ("resolve", 409)]
@@ -443,7 +336,7 @@ def test_late_trigger_is_confirmed_against_bigpanda(tmp_path, relays, pd_sim, bp
 
 def test_events_backlog_does_not_starve_bigpanda_writes(tmp_path, relays, pd_sim, bp_sim):
     """80 triggers wait for Events v2 tokens (6/min): a resolve for BigPanda still goes now."""
-    from .test_bigpanda_to_pagerduty import incident
+    from .support import incident
 
     w = Wired(tmp_path, relays, pd_sim, bp_sim, args=["--events-rate-limit", "6"])
     bp_id, pd_id = w.open()

@@ -18,16 +18,21 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from pagerbridge.relay.inbound.bigpanda_webhook import ordering_key
 from pagerbridge.relay.inbound.signatures import sign
 from pagerbridge.relay.outbox.jobs import PdEvent
 from pagerbridge.relay.outbox.sqlite import NewJob, Outbox
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
+from pagerbridge_devkit.waiting import wait_for
 
 from .conftest import start_relay
-from .relayproc import PD_WEBHOOK_SECRET, wait_for, write_config
-from .test_bigpanda_to_pagerduty import incident
+from .relayproc import PD_WEBHOOK_SECRET, write_config
+from .support import incident
+
+# Every test here starts a real relay process.
+pytestmark = pytest.mark.component
 
 
 def store_jobs(path: Path, jobs: list[NewJob], raw_first: tuple[str, str, str]) -> None:

@@ -18,6 +18,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pagerbridge.api.contract import OUTBOX_DSN_ENV
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_TOKEN
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_ENVIRONMENT_ID
@@ -26,9 +28,13 @@ from pagerbridge_devkit.sandbox.pagerduty import (
     DEFAULT_ROUTING_KEY,
     PagerDutySimulator,
 )
+from pagerbridge_devkit.waiting import wait_for
 
-from .relayproc import RelayProcess, wait_for, write_config
-from .test_bigpanda_to_pagerduty import incident
+from .relayproc import RelayProcess, write_config
+from .support import incident
+
+# Every test here starts a real relay process.
+pytestmark = pytest.mark.component
 
 LIMIT = 20  # --events-rate-limit
 WINDOW = 10.0  # --events-rate-window

@@ -250,3 +250,9 @@ def test_unforeseen_errors_become_poison_after_max_error_attempts():
 def test_now_defaults_to_the_clock():
     fresh = Job(id=1, spec=job().spec, ordering_key="k", created_at=time.time())
     assert isinstance(decide(errors.ServerError("503"), fresh, POLICY), RetryAt)
+
+
+def test_backoff_grows_with_jitter_and_caps():
+    assert 0.25 <= backoff(0) <= 0.5
+    assert 2 <= backoff(3) <= 4
+    assert backoff(50) <= 60

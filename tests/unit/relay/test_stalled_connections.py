@@ -13,11 +13,17 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
+
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY
+from pagerbridge_devkit.waiting import wait_for
 
 from .conftest import start_relay
-from .relayproc import WEBHOOK_TOKEN, RelayProcess, wait_for, write_config
-from .test_bigpanda_to_pagerduty import incident
+from .relayproc import WEBHOOK_TOKEN, RelayProcess, write_config
+from .support import incident
+
+# Every test here starts a real relay process.
+pytestmark = pytest.mark.component
 
 DEADLINE = 1.0  # the relay's header and body deadlines in this test
 PATIENCE = 30.0  # how long the test waits for the close before calling it never

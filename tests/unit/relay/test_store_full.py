@@ -22,8 +22,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .relayproc import wait_for
-from .test_bigpanda_to_pagerduty import incident, relay_for
+from pagerbridge_devkit.waiting import wait_for
+
+from .support import incident, relay_for
+
+# Every test here starts a real relay process.
+pytestmark = pytest.mark.component
 
 EVENTS = 10
 QUIET_WINDOW = 3.0  # seconds watched for repeats once everything was sent once

@@ -22,10 +22,14 @@ import pytest
 from pagerbridge_devkit.sandbox.hostile import EventsAttack, HostileEventsApi
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
 from pagerbridge_devkit.sandbox.server import BackgroundServer
+from pagerbridge_devkit.waiting import wait_for
 
 from .conftest import start_relay
-from .relayproc import RelayProcess, wait_for, write_config
-from .test_bigpanda_to_pagerduty import incident
+from .relayproc import RelayProcess, write_config
+from .support import incident
+
+# Every test here starts a real relay process.
+pytestmark = pytest.mark.component
 
 HOSTILE_KEY = "h" * 32
 CONCURRENCY = 64  # the relay's default --delivery-concurrency

@@ -15,7 +15,7 @@ import pytest
 
 from pagerbridge.relay.inbound.pagerduty_webhook import is_stale
 
-from .test_pagerduty_to_bigpanda import Wired, _signed_post
+from .support import Wired, signed_post
 
 
 @pytest.fixture
@@ -35,24 +35,26 @@ def _resolved(pd_id: str, key: str, occurred: datetime | None) -> bytes:
     return json.dumps({"event": event}).encode()
 
 
+@pytest.mark.component
 def test_signed_body_replayed_under_a_new_webhook_id_is_a_duplicate(wired: Wired) -> None:
     bp_id, pd_id = wired.open()
     body = _resolved(pd_id, bp_id, datetime.now(UTC))
-    first = _signed_post(wired, body, wired.secret, webhook_id="delivery-1")
+    first = signed_post(wired, body, wired.secret, webhook_id="delivery-1")
     assert first.json()["status"] == "accepted"
-    replay = _signed_post(wired, body, wired.secret, webhook_id=f"attacker-{uuid.uuid4().hex}")
+    replay = signed_post(wired, body, wired.secret, webhook_id=f"attacker-{uuid.uuid4().hex}")
     assert replay.status_code == 200
     assert replay.json()["status"] == "duplicate"
-    no_header = _signed_post(wired, body, wired.secret)
+    no_header = signed_post(wired, body, wired.secret)
     assert no_header.json()["status"] == "duplicate"
     wired.settle()
     assert [w for w in wired.bp_writes() if w[0] == "resolve"] == [("resolve", 202)]
 
 
+@pytest.mark.component
 def test_event_older_than_the_window_is_ignored(wired: Wired) -> None:
     bp_id, pd_id = wired.open()
     old = _resolved(pd_id, bp_id, datetime.now(UTC) - timedelta(hours=25))
-    stale = _signed_post(wired, old, wired.secret, webhook_id="old-1")
+    stale = signed_post(wired, old, wired.secret, webhook_id="old-1")
     assert stale.status_code == 200
     assert stale.json() == {"status": "ignored", "reason": "stale"}
     wired.settle()
@@ -64,7 +66,7 @@ def test_event_older_than_the_window_is_ignored(wired: Wired) -> None:
         == 1
     )
     fresh = _resolved(pd_id, bp_id, datetime.now(UTC) - timedelta(hours=23))
-    assert _signed_post(wired, fresh, wired.secret).json()["status"] == "accepted"
+    assert signed_post(wired, fresh, wired.secret).json()["status"] == "accepted"
     wired.settle()
     assert [w for w in wired.bp_writes() if w[0] == "resolve"] == [("resolve", 202)]
 

@@ -18,13 +18,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from pagerbridge.api.contract import RELAY_ADMIN_DEAD_LETTERS_PATH
 from pagerbridge.relay.outbound.crashpoints import ENV as CRASH_AT
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN, DEFAULT_ROUTING_KEY
+from pagerbridge_devkit.waiting import wait_for
 
-from .relayproc import RelayProcess, wait_for, write_config
-from .test_bigpanda_to_pagerduty import incident
+from .relayproc import RelayProcess, write_config
+from .support import incident
+
+# Every test here starts a real relay process.
+pytestmark = pytest.mark.component
 
 ADMIN_TOKEN = "admin-token-Qw4rT7yU1iO9pL3k"
 BOUND = 3  # --max-error-attempts

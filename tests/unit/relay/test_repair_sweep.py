@@ -9,9 +9,12 @@ import time
 import pytest
 
 from pagerbridge.relay.inbound.sweep import DUE, PASSES
+from pagerbridge_devkit.waiting import wait_for
 
-from .relayproc import wait_for
-from .test_pagerduty_to_bigpanda import Wired
+from .support import Wired
+
+# Every test here starts a real relay process.
+pytestmark = pytest.mark.component
 
 INTERVAL = 3.0  # --sweep-interval of these tests
 ARGS = ["--sweep-interval", str(INTERVAL), "--sweep-share", "1"]

@@ -70,6 +70,10 @@ class ConditionReason(StrEnum):
     NOT_CONFIGURED = "NotConfigured"
     SUBSCRIBED = "Subscribed"
     SUBSCRIPTION_FAILED = "SubscriptionFailed"
+    # SubscriptionActive
+    ACTIVE = "Active"
+    REENABLED = "Reenabled"
+    SUBSCRIPTION_REPAIRED = "SubscriptionRepaired"
     UPSTREAM_MALFORMED = "UpstreamMalformed"
     # RelayAvailable
     RELAY_READY = "RelayReady"

@@ -14,6 +14,7 @@ goes on.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -130,6 +131,38 @@ class PagerDutySubscriptions:
             json_body=body,
         )
         parse(_One, response, what)
+
+    async def update(
+        self,
+        subscription_id: str,
+        *,
+        active: bool,
+        events: Sequence[str],
+        filter_type: str,
+        filter_id: str | None,
+    ) -> WebhookSubscription:
+        """``PUT /webhook_subscriptions/{id}``: active, events and filter set again (the URL
+        cannot be changed by PUT: a moved URL means a new subscription)."""
+        what = "PUT /webhook_subscriptions/{id}"
+        filter_: dict[str, Any] = {"type": filter_type}
+        if filter_id is not None:
+            filter_["id"] = filter_id
+        body = {
+            "webhook_subscription": {
+                "active": active,
+                "events": list(events),
+                "filter": filter_,
+            }
+        }
+        response = await call(
+            self._http,
+            what,
+            "PUT",
+            f"/webhook_subscriptions/{subscription_id}",
+            self._limits,
+            json_body=body,
+        )
+        return parse(_One, response, what).webhook_subscription
 
     async def get(self, subscription_id: str) -> WebhookSubscription | None:
         """The subscription, or None when PagerDuty no longer has it."""

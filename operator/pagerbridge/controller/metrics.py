@@ -45,6 +45,12 @@ RESYNCS = Counter(
     "pagerbridge_operator_resyncs_total",
     "Periodic re-checks of integrations queued (children, subscription, BigPanda integration).",
 )
+SUBSCRIPTION_REPAIRS = Counter(
+    "pagerbridge_operator_subscription_repairs_total",
+    "PagerDuty webhook subscriptions found wrong at a verification and set right, by what "
+    "(inactive: disabled by PagerDuty or a person; events; filter).",
+    ["namespace", "name", "what"],
+)
 INTEGRATION_CONDITION = Gauge(
     "pagerbridge_integration_condition",
     "Status conditions of each PagerDutyIntegration: 1 for the status the condition "

@@ -159,6 +159,7 @@ def test_rules_and_dashboard_name_only_exported_metrics(helm: Helm) -> None:
         operator_metrics.QUEUE_DEPTH,
         operator_metrics.APPLIES,
         operator_metrics.INTEGRATION_CONDITION,
+        operator_metrics.SUBSCRIPTION_REPAIRS,
         operator_metrics.BUILD_INFO,
     ):
         registry.register(collector)

@@ -514,3 +514,59 @@ async def test_two_operators_racing_to_create_the_children_both_converge(
     assert condition(kube.find("PagerDutyIntegration", NS, "pay"))["reason"] == "Ready"
     creates = [w for w in kube.writes if w.verb == "create" and w.name == "pay-relay"]
     assert sorted(w.plural for w in creates) == ["configmaps", "deployments", "services"]
+
+
+async def test_a_disabled_or_edited_subscription_is_set_right_at_the_next_verification(
+    kube: FakeKube, reconciler: Reconciler, pagerduty: tuple[PagerDutySimulator, str]
+) -> None:
+    """Issue 27: the operator reads ``active``, events and filter of its subscription,
+    re-enables and restores it, and condition SubscriptionActive says what it found."""
+    pd, pd_url = pagerduty
+    kube.put(secret("pd", **{"routing-key": ROUTING_KEY, "api": PD_API_KEY}), NS)
+    kube.put(subscribed(pd_url), NS)
+    reconciler.integration_changed(NS, "pay")
+    await reconciler.reconcile_integration(NS, "pay")
+    ready_relay(kube)
+    reconciler.integration_changed(NS, "pay", verify=True)
+    await reconciler.reconcile_integration(NS, "pay")
+    mine = kube.find("Secret", NS, "pay-pd-webhook")
+    assert mine is not None
+    sub_id = mine["metadata"]["annotations"][n.ANNOTATION_SUBSCRIPTION_ID]
+    found = condition(kube.find("PagerDutyIntegration", NS, "pay"), c.SUBSCRIPTION_ACTIVE)
+    assert found["reason"] == "Active"
+    headers = {
+        "Authorization": f"Token token={PD_API_KEY}",
+        "Accept": "application/vnd.pagerduty+json;version=2",
+    }
+    # PagerDuty (after failed deliveries) or a person disables it, and drops an event.
+    answer = httpx.put(
+        f"{pd_url}/webhook_subscriptions/{sub_id}",
+        json={"webhook_subscription": {"active": False, "events": ["incident.resolved"]}},
+        headers=headers,
+    )
+    assert answer.status_code == 200
+    reconciler.integration_changed(NS, "pay", verify=True)  # the periodic resync
+    await reconciler.reconcile_integration(NS, "pay")
+    current = httpx.get(f"{pd_url}/webhook_subscriptions/{sub_id}", headers=headers).json()
+    assert current["webhook_subscription"]["active"] is True
+    assert set(current["webhook_subscription"]["events"]) >= {
+        "incident.resolved",
+        "incident.annotated",
+        "incident.acknowledged",
+    }
+    assert current["webhook_subscription"]["filter"] == {
+        "type": "service_reference",
+        "id": DEFAULT_SERVICE_ID,
+    }
+    found = condition(kube.find("PagerDutyIntegration", NS, "pay"), c.SUBSCRIPTION_ACTIVE)
+    assert (found["status"], found["reason"]) == ("True", "Reenabled")
+    assert "was inactive" in found["message"]
+    assert "SubscriptionRepaired" in [e["reason"] for e in kube.all("Event", NS)]
+    assert pd.webhook_subscription_ids() == [sub_id]  # the same one, not a new one
+    # Next verification: nothing wrong, nothing written.
+    puts = len(hits(pd, sub_id))
+    reconciler.integration_changed(NS, "pay", verify=True)
+    await reconciler.reconcile_integration(NS, "pay")
+    found = condition(kube.find("PagerDutyIntegration", NS, "pay"), c.SUBSCRIPTION_ACTIVE)
+    assert found["reason"] == "Active"
+    assert len(hits(pd, sub_id)) == puts

@@ -5,7 +5,10 @@ signing secret (returned by PagerDuty only once, at creation) lives in the owned
 ``<name>-pd-webhook`` together with the subscription id and delivery URL (annotations),
 so the operator can tell, without calling PagerDuty, whether a subscription must be
 created, or recreated because the relay's public URL changed. A periodic check
-(``verify=True``) recreates a subscription someone deleted in PagerDuty.
+(``verify=True``) recreates a subscription someone deleted in PagerDuty, and reads the one
+it finds (:func:`health`): inactive (PagerDuty disables a subscription whose deliveries
+keep failing; a person may too), events or filter changed: it is set right again (``PUT``)
+and the step reports it (condition ``SubscriptionActive``, an Event, a metric).
 
 Never adopt (see :mod:`.ownership`): our subscriptions carry the owner stamp in their
 ``description`` (``PagerBridge <ns>/<name> (pagerbridge-owner=<cluster>/<uid>)``). Only a
@@ -33,6 +36,7 @@ from pagerbridge.clients.egress import EgressPolicy
 from pagerbridge.clients.errors import ClientError
 from pagerbridge.clients.kubernetes import KubernetesError, NotFound, Resource
 from pagerbridge.clients.pagerduty_subscriptions import (
+    SUBSCRIBED_EVENTS,
     PagerDutySubscriptions,
     WebhookSubscription,
 )
@@ -64,6 +68,10 @@ class SubscriptionOutcome:
     changed: bool  # created or recreated by this call
     foreign: tuple[str, ...] = ()  # same URL and service, not ours: left untouched
     stamped: bool = False  # a legacy subscription of ours now carries our stamp
+    # Read from PagerDuty by this call (created, or verified): ``repaired`` then says what
+    # was found wrong and set right ("inactive", "events", "filter").
+    checked: bool = False
+    repaired: tuple[str, ...] = ()
 
 
 def description(owner: Owner, stamp: OwnerStamp) -> str:
@@ -94,6 +102,21 @@ def ours(
         and subscription.filter is not None
         and subscription.filter.id == service_id
     )
+
+
+def health(subscription: WebhookSubscription, service_id: str) -> tuple[str, ...]:
+    """What is wrong with our subscription as PagerDuty has it: ``inactive`` (PagerDuty
+    disables a subscription whose deliveries keep failing; a person may too), ``events``
+    (one we need is missing), ``filter`` (not our service)."""
+    wrong: list[str] = []
+    if not subscription.active:
+        wrong.append("inactive")
+    if not set(SUBSCRIBED_EVENTS) <= set(subscription.events):
+        wrong.append("events")
+    filter_ = subscription.filter
+    if filter_ is None or filter_.type != "service_reference" or filter_.id != service_id:
+        wrong.append("filter")
+    return tuple(wrong)
 
 
 def wanted(spec: PagerDutyIntegrationSpec) -> bool:
@@ -155,7 +178,18 @@ async def ensure(
                     if OwnerStamp.find(current.description) is None:  # legacy: stamp it
                         await client.update_description(stored_id, description(owner, stamp))
                         stamped = True
-                    return SubscriptionOutcome(stored_id, changed=False, stamped=stamped)
+                    wrong = health(current, service_id)
+                    if wrong:  # disabled (by PagerDuty or a person), or edited: set right
+                        await client.update(
+                            stored_id,
+                            active=True,
+                            events=SUBSCRIBED_EVENTS,
+                            filter_type="service_reference",
+                            filter_id=service_id,
+                        )
+                    return SubscriptionOutcome(
+                        stored_id, changed=False, stamped=stamped, checked=True, repaired=wrong
+                    )
                 if current is not None and mine:  # the relay URL moved: replace ours
                     await client.delete(stored_id)
             # Leftovers of ours (created, then the Secret write failed): our stamp only.
@@ -178,7 +212,9 @@ async def ensure(
                 raise
     except ClientError as exc:
         raise subscription_failure(exc) from None
-    return SubscriptionOutcome(created.id, changed=True, foreign=tuple(foreign))
+    return SubscriptionOutcome(
+        created.id, changed=True, foreign=tuple(foreign), checked=True, repaired=()
+    )
 
 
 async def _unindexed_secret(kube: KubernetesPort, owner: Owner) -> SecretState | None:

@@ -117,6 +117,7 @@ def _outcome(
         bigpanda.condition if bigpanda is not None else None,
         storage=storage_condition(spec.relay.effective_storage) if spec else None,
         reachable=reachable,
+        subscription_active=converged.subscription.active if converged is not None else None,
     )
 
 

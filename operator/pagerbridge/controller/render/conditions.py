@@ -22,6 +22,9 @@ READY = "Ready"
 SECRETS_RESOLVED = "SecretsResolved"
 RELAY_AVAILABLE = "RelayAvailable"
 SUBSCRIPTION_READY = "SubscriptionReady"
+# Whether PagerDuty delivers to the relay: read at each verification (informational: the
+# operator re-enables a disabled subscription at once, so it never decides Ready).
+SUBSCRIPTION_ACTIVE = "SubscriptionActive"
 BIGPANDA_WEBHOOK = "BigPandaWebhookConfigured"
 OUTBOX_DURABLE = "OutboxDurable"  # informational: never decides Ready
 # Whether BigPanda and PagerDuty (SaaS) can reach the relay: False (ClusterInternalUrl) in

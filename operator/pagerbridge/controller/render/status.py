@@ -43,6 +43,7 @@ class IntegrationOutcome:
     bigpanda: ConditionUpdate | None = None  # Managed mode only
     storage: ConditionUpdate | None = None  # what the outbox survives; not part of Ready
     reachable: ConditionUpdate | None = None  # RelayPubliclyReachable
+    subscription_active: ConditionUpdate | None = None  # known at verifications only
 
 
 def public_reachability(public_url: str | None, webhook_url: str) -> ConditionUpdate:
@@ -133,6 +134,8 @@ def integration_conditions(
         updates.append(outcome.storage)
     if outcome.reachable is not None:
         updates.append(outcome.reachable)
+    if outcome.subscription_active is not None:
+        updates.append(outcome.subscription_active)
     return c.apply_conditions(current, updates, generation, now)
 
 

@@ -18,7 +18,7 @@ from pagerbridge.api.integration import PagerDutySubscriptionStatus
 from pagerbridge.clients.kubernetes import NotFound, Resource
 from pagerbridge.controller.errors import NameConflict, ReconcileError, SubscriptionFailed
 from pagerbridge.controller.external import subscription
-from pagerbridge.controller.metrics import RECONCILE_ERRORS
+from pagerbridge.controller.metrics import RECONCILE_ERRORS, SUBSCRIPTION_REPAIRS
 from pagerbridge.controller.render import conditions as c
 from pagerbridge.controller.render.children import relay_base_url
 from pagerbridge.controller.render.conditions import ConditionUpdate
@@ -39,6 +39,7 @@ NOT_CONFIGURED = ConditionUpdate(
 class SubscriptionResult(StepResult):
     subscription: PagerDutySubscriptionStatus | None = None  # None: none (status cleared)
     webhook_secret: bool = False  # the relay verifies PagerDuty's signatures (a secret exists)
+    active: ConditionUpdate | None = None  # SubscriptionActive, when PagerDuty was read
 
 
 def _verify_due(ctx: Context) -> bool:
@@ -92,6 +93,18 @@ async def run(ctx: Context) -> SubscriptionResult:
             "same URL and service but were not created by this integration: left untouched",
             warning=True,
         )
+    active = None
+    if outcome.checked:
+        active = _active_condition(subscription_id, outcome.repaired)
+        for what in outcome.repaired:
+            SUBSCRIPTION_REPAIRS.labels(owner.namespace, owner.name, what).inc()
+        if outcome.repaired:
+            await ctx.event(
+                "SubscriptionRepaired",
+                f"PagerDuty webhook subscription {subscription_id} was "
+                f"{', '.join(outcome.repaired)}: set right again",
+                warning=True,
+            )
     if outcome.changed:
         logger.info(
             "%s/%s: PagerDuty webhook subscription %s created",
@@ -112,6 +125,33 @@ async def run(ctx: Context) -> SubscriptionResult:
         ),
         subscription=PagerDutySubscriptionStatus(id=subscription_id) if subscription_id else None,
         webhook_secret=True,
+        active=active,
+    )
+
+
+def _active_condition(subscription_id: str | None, repaired: tuple[str, ...]) -> ConditionUpdate:
+    if "inactive" in repaired:
+        return ConditionUpdate(
+            c.SUBSCRIPTION_ACTIVE,
+            c.TRUE,
+            Reason.REENABLED,
+            f"PagerDuty webhook subscription {subscription_id} was inactive (disabled by "
+            "PagerDuty after failed deliveries, or by a person): re-enabled",
+        )
+    if repaired:
+        return ConditionUpdate(
+            c.SUBSCRIPTION_ACTIVE,
+            c.TRUE,
+            Reason.SUBSCRIPTION_REPAIRED,
+            f"PagerDuty webhook subscription {subscription_id} had its "
+            f"{' and '.join(repaired)} changed: set right again",
+        )
+    return ConditionUpdate(
+        c.SUBSCRIPTION_ACTIVE,
+        c.TRUE,
+        Reason.ACTIVE,
+        f"PagerDuty webhook subscription {subscription_id} is active, with our events and "
+        "service filter",
     )
 
 

@@ -116,6 +116,7 @@ class Wired:
         bp_token: str = BP_TOKEN,
         args: list[str] | None = None,
         pd_service_id: str | None = None,
+        subscription_service: str | None = None,
     ) -> None:
         self.pd, self.pd_url = pd
         self.bp, self.bp_url = bp
@@ -124,7 +125,7 @@ class Wired:
         self.relay = RelayProcess(config, tmp / "relay.log", args)
         relays.append(self.relay)
         self.hook = self.relay.url + "/v1/pagerduty/webhook"
-        _, self.secret = self.pd.create_subscription(self.hook)
+        _, self.secret = self.pd.create_subscription(self.hook, service_id=subscription_service)
         write_config(
             tmp,
             pd_url=self.pd_url,

@@ -9,9 +9,12 @@ import time
 import pytest
 
 from pagerbridge.relay.inbound.sweep import DUE, PASSES
+from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_SERVICE_ID
 from pagerbridge_devkit.waiting import wait_for
 
-from .support import Wired
+from .support import ALERT, Wired
+
+OVERRIDE_KEY = "0be1de0be1de0be1de0be1de0be1de00"
 
 # Every test here starts a real relay process.
 pytestmark = pytest.mark.component
@@ -106,3 +109,34 @@ def test_nothing_is_written_while_both_sides_agree(wired: Wired) -> None:
     assert reads >= 2 * 10 * len(opened)
     oldest = wired.relay.metric("pagerbridge_relay_sweep_oldest_unchecked_seconds")
     assert oldest <= BOUND
+
+
+@pytest.mark.parametrize("scope", ["service", "account"])
+def test_override_routed_incident_resolved_in_pagerduty_is_resolved_in_bigpanda(
+    tmp_path, relays, pd_sim, bp_sim, scope: str
+) -> None:
+    """Issue 27: an incident routed by a key override to a second service. With the
+    subscription on the default service only, PagerDuty never sends its resolve: the sweep
+    brings it; with the account in scope the webhook does, and the relay knows the incident
+    as its own (its first trigger's time: an override key's service is not known)."""
+    w = Wired(
+        tmp_path,
+        relays,
+        pd_sim,
+        bp_sim,
+        args=ARGS,
+        extra={"keyOverrideTag": "pd_key"},
+        pd_service_id=DEFAULT_SERVICE_ID,
+        subscription_service=DEFAULT_SERVICE_ID if scope == "service" else None,
+    )
+    w.pd.add_service("PSECOND", OVERRIDE_KEY, "Second service")
+    incident = w.bp.open_incident(alerts=[{**ALERT, "pd_key": OVERRIDE_KEY}])
+    pd_incident = wait_for(lambda: w.pd.incident_by_key(incident.id), what="PD incident")
+    assert pd_incident.service_id == "PSECOND"
+    w.settle()
+    w.pd.resolve(pd_incident.id)
+    wait_for(lambda: not w.bp.incident(incident.id).active, timeout=BOUND, what="BP resolved")
+    w.settle()
+    assert [e for e, _ in w.bp_writes()] == ["resolve"]
+    repaired = w.relay.metric("pagerbridge_relay_repairs_total", direction="to_bigpanda")
+    assert repaired == (1 if scope == "service" else 0)

@@ -39,7 +39,7 @@ from pagerbridge.relay.outbound.dispatcher import Dispatcher
 from pagerbridge.relay.outbox.port import OutboxAdmin, OutboxClosed, ReplayConflict
 from pagerbridge.relay.throttle import FailedAttempts
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class NoSuchDeadLetter(InboundError):
@@ -114,7 +114,7 @@ class AdminApi:
             if not ok:
                 raise SenderUnauthorized("invalid admin token")
         except SenderUnauthorized:
-            log.warning(
+            logger.warning(
                 "admin request refused: bad or missing token", extra={"path": request.url.path}
             )
             raise
@@ -184,5 +184,5 @@ class AdminApi:
             return _error(OutboxUnavailable(str(exc)))
         if job is not None:  # else already delivered by another replica (shared store)
             self.dispatcher.submit([job])
-        log.info("dead letter replayed", extra={"job_id": job_id})
+        logger.info("dead letter replayed", extra={"job_id": job_id})
         return JSONResponse({"replayed": job_id}, status_code=202)

@@ -66,7 +66,7 @@ from pagerbridge.relay.outbox.jobs import BpComment, BpResolve, PdEvent, PdNote
 from pagerbridge.relay.outbox.open import open_outbox, open_rate_store
 from pagerbridge.relay.outbox.port import Job, OutboxClosed, OutboxMemory
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 async def _prune_forever(outbox: OutboxMemory, retention: float) -> None:
@@ -74,12 +74,14 @@ async def _prune_forever(outbox: OutboxMemory, retention: float) -> None:
         try:
             removed = await outbox.prune(retention)
             if removed:
-                log.info("outbox memory pruned", extra={"removed": removed})
+                logger.info("outbox memory pruned", extra={"removed": removed})
         except OutboxClosed as exc:
             if outbox.refused is None:
-                log.warning("outbox prune skipped: outbox unavailable", extra={"error": str(exc)})
+                logger.warning(
+                    "outbox prune skipped: outbox unavailable", extra={"error": str(exc)}
+                )
         except Exception:  # pruning is housekeeping; never take the relay down for it
-            log.exception("outbox prune failed")
+            logger.exception("outbox prune failed")
         await asyncio.sleep(3600)
 
 
@@ -157,7 +159,7 @@ def create_app(
     to_bp = BigPandaDelivery(ctx)
 
     def on_unauthorized(job: Job, exc: Unauthorized) -> None:
-        log.error(
+        logger.error(
             "upstream refused credentials (401/403); retrying slowly",
             extra={"kind": job.kind, "status": exc.status},
         )
@@ -211,7 +213,7 @@ def create_app(
                 ctx, outbox, dispatcher, options.sweep_interval, options.sweep_share
             )
             tasks.append(asyncio.create_task(sweep.run_forever()))
-        log.info("relay started", extra={"restored_jobs": restored})
+        logger.info("relay started", extra={"restored_jobs": restored})
         try:
             yield
         finally:
@@ -222,7 +224,7 @@ def create_app(
             await dispatcher.close()
             await outbox.close()
             await http.aclose()
-            log.info("relay stopped", extra={"undelivered_jobs": dispatcher.pending})
+            logger.info("relay stopped", extra={"undelivered_jobs": dispatcher.pending})
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -247,7 +249,7 @@ def create_app(
             age = await asyncio.wait_for(outbox.oldest_pending_age(), 2)
         except (OutboxClosed, TimeoutError) as exc:  # the page still answers, stale gauge
             if outbox.refused is None:
-                log.warning("oldest pending job age unknown", extra={"error": str(exc)})
+                logger.warning("oldest pending job age unknown", extra={"error": str(exc)})
         else:
             metrics.oldest_pending.set(age or 0.0)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

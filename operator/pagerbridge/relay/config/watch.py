@@ -17,7 +17,7 @@ from pagerbridge.relay.config import settings as settings_mod
 from pagerbridge.relay.config.settings import Settings, SettingsError
 from pagerbridge.relay.metrics import RelayMetrics
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class SettingsHolder:
@@ -52,7 +52,7 @@ class SettingsHolder:
             self._refused_fingerprint = None
             self.last_error = None
             self.metrics.config_ok.set(1)
-            log.info("config on disk matches the one in use again")
+            logger.info("config on disk matches the one in use again")
             return False
         if fp in (self.current.fingerprint, self._refused_fingerprint):
             return False
@@ -63,10 +63,10 @@ class SettingsHolder:
             self.last_error = str(exc)
             self.metrics.config_reloads.labels("refused").inc()
             self.metrics.config_ok.set(0)
-            log.error("new config refused; keeping the previous one", extra={"error": str(exc)})
+            logger.error("new config refused; keeping the previous one", extra={"error": str(exc)})
             return False
         if new.config.outbox_path != self.current.config.outbox_path:
-            log.warning("outboxPath changed; it takes effect at the next restart")
+            logger.warning("outboxPath changed; it takes effect at the next restart")
         self.current = new
         self._refused_fingerprint = None
         self.last_error = None
@@ -74,7 +74,7 @@ class SettingsHolder:
         self.metrics.config_ok.set(1)
         if self.on_change is not None:
             self.on_change(new)
-        log.info("config reloaded")
+        logger.info("config reloaded")
         return True
 
     async def watch(self) -> None:
@@ -83,4 +83,4 @@ class SettingsHolder:
             try:
                 await self.check_once()
             except Exception:  # the watcher must survive anything a filesystem does
-                log.exception("config watch failed")
+                logger.exception("config watch failed")

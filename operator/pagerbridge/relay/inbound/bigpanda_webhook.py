@@ -39,7 +39,7 @@ from pagerbridge.relay.outbound.dispatcher import Dispatcher
 from pagerbridge.relay.outbox.jobs import PdEvent, PdNote
 from pagerbridge.relay.outbox.port import IncidentMark, Job, NewJob, OutboxClosed
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 ENDPOINT = "bigpanda"
 
 
@@ -71,7 +71,7 @@ class BigPandaWebhook:
             return error_response(exc, ENDPOINT)
         except OutboxClosed as exc:
             metrics.webhooks.labels(ENDPOINT, "outbox_unavailable").inc()
-            log.error("outbox unavailable; webhook not accepted", extra={"error": str(exc)})
+            logger.error("outbox unavailable; webhook not accepted", extra={"error": str(exc)})
             return JSONResponse(
                 {"error": "outbox_unavailable", "message": "not stored; retry later"},
                 status_code=503,
@@ -90,19 +90,19 @@ class BigPandaWebhook:
         from_headers, ignored = header_mappings(request.headers.items())
         if ignored:
             ctx.metrics.mapping_header_ignored.inc(len(ignored))
-            log.warning(
+            logger.warning(
                 "tag mapping headers ignored (unknown field or tag)", extra={"headers": ignored}
             )
         translation = translate(
             incident, config, routing, merge_mappings(config.tag_mappings, from_headers)
         )
         for warning in translation.warnings:
-            log.warning(
+            logger.warning(
                 "tag mapping not applied", extra={"incident_id": incident.id, "reason": warning}
             )
         if translation.action == "trigger" and routing.fallback_reason:
             ctx.metrics.key_override_invalid.labels(routing.fallback_reason).inc()
-            log.warning(
+            logger.warning(
                 "key override not usable; default key used",
                 extra={
                     "incident_id": incident.id,
@@ -167,7 +167,7 @@ class BigPandaWebhook:
                 ctx.metrics.echo_suppressed.labels(echoed).inc()
             elif result == "stale":
                 ctx.metrics.ignored.labels("stale_webhook").inc()
-                log.info(
+                logger.info(
                     "older webhook than one already seen; event skipped",
                     extra={"incident_id": incident.id},
                 )

@@ -34,7 +34,7 @@ from pagerbridge.relay.errors import (
 )
 from pagerbridge.relay.incidents.limits import MAX_BODY
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def error_document(code: str, message: str) -> dict[str, str]:
@@ -46,9 +46,11 @@ def error_document(code: str, message: str) -> dict[str, str]:
 def error_response(exc: InboundError, endpoint: str) -> JSONResponse:
     if isinstance(exc, ClientDisconnected):
         # Nobody is left to answer; an everyday event on the internet, not an error.
-        log.info("client disconnected before sending its whole body", extra={"endpoint": endpoint})
+        logger.info(
+            "client disconnected before sending its whole body", extra={"endpoint": endpoint}
+        )
         return JSONResponse(error_document(exc.code, exc.message), status_code=exc.status)
-    log.warning(
+    logger.warning(
         "request refused",
         extra={
             "endpoint": endpoint,

@@ -47,7 +47,7 @@ from pagerbridge.relay.outbound.dispatcher import Dispatcher
 from pagerbridge.relay.outbox.jobs import BpComment, BpResolve
 from pagerbridge.relay.outbox.port import Job, NewJob, OutboxClosed
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 ENDPOINT = "pagerduty"
 SIGNATURE_HEADER = "x-pagerduty-signature"
 WEBHOOK_ID_HEADER = "x-webhook-id"

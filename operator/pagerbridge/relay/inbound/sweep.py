@@ -52,7 +52,7 @@ from pagerbridge.relay.outbox.port import (
     OutboxClosed,
 )
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 PASSES = 8  # passes per interval
 DUE = 0.75  # an incident is checked again once its last check is this many intervals old
@@ -133,9 +133,11 @@ class RepairSweep:
             except asyncio.CancelledError:
                 raise
             except OutboxClosed as exc:
-                log.warning("repair sweep skipped: outbox unavailable", extra={"error": str(exc)})
+                logger.warning(
+                    "repair sweep skipped: outbox unavailable", extra={"error": str(exc)}
+                )
             except Exception:
-                log.exception("repair sweep pass failed")
+                logger.exception("repair sweep pass failed")
             await asyncio.sleep(self.interval / PASSES)
 
     async def sweep(self) -> None:
@@ -217,7 +219,7 @@ class RepairSweep:
                 pd_status = status if isinstance(status, str) else None
                 pd_changed = _moment(pd_incident.get("last_status_change_at"))
         except ClientError as exc:
-            log.info(
+            logger.info(
                 "repair sweep: check failed, retried next pass",
                 extra={"incident_id": incident_id, "error": type(exc).__name__},
             )
@@ -279,7 +281,7 @@ class RepairSweep:
         if isinstance(stored, Job):
             ctx.metrics.repairs.labels(direction, found.reason).inc()
             ctx.metrics.jobs_enqueued.labels(job.kind).inc()
-            log.info(
+            logger.info(
                 "repair sweep: difference repaired through the outbox",
                 extra={"incident_id": incident_id, "reason": found.reason},
             )

@@ -23,7 +23,7 @@ from pagerbridge.api.severity import PagerDutySeverity
 from pagerbridge.api.tag_mapping import TagMapping
 from pagerbridge.relay.incidents.parsing import Incident
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ from pagerbridge.relay.outbox.port import (
 )
 from pagerbridge.relay.outcomes import DeadLetterReason, DeliveryOutcome
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 STORE_RETRY_CAP = 30.0
 # How often leases are renewed and abandoned lanes looked for (PostgreSQL leases last a few
@@ -261,18 +261,20 @@ class Dispatcher:
                         continue  # released by this process meanwhile, not lost to another
                     lane.lost = True
                     lane.claimed = False
-                    log.warning("lane lease lost to another process", extra={"lane": key})
+                    logger.warning("lane lease lost to another process", extra={"lane": key})
                     if lane.task is not None and not lane.busy:
                         lane.task.cancel()
                 jobs = await self.outbox.take_over()
                 if jobs:
-                    log.info("lanes taken over", extra={"jobs": len(jobs)})
+                    logger.info("lanes taken over", extra={"jobs": len(jobs)})
                     self.submit(jobs, claimed=True)
             except OutboxClosed as exc:
                 if self.outbox.refused is None:  # a refusal was logged once, with its reason
-                    log.warning("lane maintenance: outbox unavailable", extra={"error": str(exc)})
+                    logger.warning(
+                        "lane maintenance: outbox unavailable", extra={"error": str(exc)}
+                    )
             except Exception:
-                log.exception("lane maintenance failed")
+                logger.exception("lane maintenance failed")
 
     async def wait_idle(self, limit: float) -> bool:
         try:
@@ -315,7 +317,7 @@ class Dispatcher:
                 return True
             more = await self.outbox.release_lane(key)
         except OutboxClosed as exc:
-            log.warning("lane lease: outbox unavailable", extra={"lane": key, "error": str(exc)})
+            logger.warning("lane lease: outbox unavailable", extra={"lane": key, "error": str(exc)})
             return None
         if not more:
             lane.claimed = False
@@ -347,7 +349,7 @@ class Dispatcher:
                 try:
                     delay = await self._step(job, lane)
                 except Exception:  # never a hot loop: a bug here waits like a failed attempt
-                    log.exception("delivery lane failed unexpectedly", extra={"job_id": job.id})
+                    logger.exception("delivery lane failed unexpectedly", extra={"job_id": job.id})
                     delay = backoff(job.attempts + 2)
                 finally:
                     lane.busy = False
@@ -396,7 +398,7 @@ class Dispatcher:
             lane.store_failures += 1
             wait = exponential_backoff(lane.store_failures, base=BACKOFF_BASE, cap=STORE_RETRY_CAP)
             self.metrics.store_unavailable.labels(job.kind).inc()
-            log.warning(
+            logger.warning(
                 "outcome decided but the outbox cannot record it; retrying the recording only",
                 extra={"job_id": job.id, "kind": job.kind, "error": str(exc), "retry_in": wait},
             )
@@ -438,7 +440,7 @@ class Dispatcher:
                     # The store failing is not a reason to stop paging: the call is made
                     # (only this attempt goes uncounted should the process die during it).
                     self.metrics.store_unavailable.labels(job.kind).inc()
-                    log.warning(
+                    logger.warning(
                         "outbox unavailable: attempt not recorded before delivery",
                         extra={"job_id": job.id, "kind": job.kind, "error": str(exc)},
                     )
@@ -452,14 +454,14 @@ class Dispatcher:
             except OutboxClosed as exc:
                 # The store, not the job: not an attempt; backs off like the recording does.
                 self.metrics.store_unavailable.labels(job.kind).inc()
-                log.warning(
+                logger.warning(
                     "outbox unavailable during delivery; will retry",
                     extra={"job_id": job.id, "kind": job.kind, "error": str(exc)},
                 )
                 return exponential_backoff(3, base=BACKOFF_BASE, cap=STORE_RETRY_CAP)
             except Exception as exc:  # what follows is the error's retry class (relay.retry)
                 if retry_class(exc) is RetryClass.UNFORESEEN:
-                    log.exception("delivery failed unexpectedly", extra={"job_id": job.id})
+                    logger.exception("delivery failed unexpectedly", extra={"job_id": job.id})
                 decision = decide(exc, job, self.policy)
                 job.attempts = decision.attempts
                 if isinstance(exc, Unauthorized) and self.on_unauthorized is not None:
@@ -527,7 +529,7 @@ class Dispatcher:
     ) -> None:
         self.metrics.deliveries.labels(job.kind, DeliveryOutcome.REJECTED).inc()
         self.metrics.dead_letters.labels(job.kind, reason).inc()
-        log.error(
+        logger.error(
             "delivery given up; dead-lettered",
             extra={
                 "job_id": job.id,
@@ -541,7 +543,7 @@ class Dispatcher:
 
     async def _retry(self, job: Job, decision: RetryAt) -> float:
         self.metrics.deliveries.labels(job.kind, decision.outcome).inc()
-        log.warning(
+        logger.warning(
             "delivery failed; will retry",
             extra={
                 "job_id": job.id,
@@ -554,7 +556,7 @@ class Dispatcher:
         try:
             await self.outbox.retry_later(job, decision.error)
         except Exception:
-            log.warning("could not record the retry", extra={"job_id": job.id})
+            logger.warning("could not record the retry", extra={"job_id": job.id})
         else:
             job.begun = False  # the attempt's end is recorded
             job.interrupted = 0

@@ -27,7 +27,7 @@ from pagerbridge.relay.outbox.jobs import BpComment, BpResolve, expect
 from pagerbridge.relay.outbox.port import Job
 from pagerbridge.relay.outcomes import DeliveryOutcome, Upstream
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class BigPandaDelivery:
@@ -72,7 +72,7 @@ class BigPandaDelivery:
             # Without REST access the relay cannot tell which incident is its own: the
             # webhook's incident_key names one of its incidents, which is all it knows.
             return key, ""
-        log.info(
+        logger.info(
             "PagerDuty incident with one of our incident keys, not produced by our trigger; "
             "ignored",
             extra={"pd_incident_id": pd_id, "incident_id": key},
@@ -89,7 +89,7 @@ class BigPandaDelivery:
         incident_id, reason = await self._bigpanda_id(job, spec)
         if incident_id is None:
             self.ctx.metrics.ignored.labels(reason).inc()
-            log.info(
+            logger.info(
                 "PagerDuty incident not created by PagerBridge; ignored",
                 extra={"pd_incident_id": spec.pd_incident_id},
             )
@@ -151,6 +151,6 @@ class BigPandaDelivery:
             raise
         except Unauthorized:
             ctx.health.unauthorized(Upstream.BIGPANDA)
-            log.error("BigPanda refused the API key (401/403); retrying slowly")
+            logger.error("BigPanda refused the API key (401/403); retrying slowly")
             raise
         ctx.health.ok(Upstream.BIGPANDA)

@@ -36,7 +36,7 @@ from pagerbridge.relay.outbox.jobs import PdEvent, PdNote, expect
 from pagerbridge.relay.outbox.port import IncidentUpdate, Job, OutboxClosed
 from pagerbridge.relay.outcomes import DeliveryOutcome, Upstream
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 CONFIRMED_FOR = 30.0  # seconds a BigPanda confirmation of a late trigger stays good
 MAX_CONFIRMED = 4096
@@ -62,7 +62,7 @@ class PagerDutyDelivery:
         action = spec.action
         if action == "trigger" and await self._resolved_meanwhile(job, incident_id):
             ctx.metrics.ignored.labels("late_trigger_resolved").inc()
-            log.info(
+            logger.info(
                 "late trigger skipped: incident resolved in BigPanda meanwhile",
                 extra={"incident_id": incident_id},
             )
@@ -74,7 +74,7 @@ class PagerDutyDelivery:
         routing = await self._routing(spec)
         if routing is None:
             ctx.metrics.skipped_dependents.labels(job.kind).inc()
-            log.info(
+            logger.info(
                 "resolve skipped: its trigger was never sent to PagerDuty",
                 extra={"incident_id": incident_id},
             )
@@ -94,7 +94,7 @@ class PagerDutyDelivery:
                 raise
             # An override key PagerDuty refuses: never drop the incident, use the default.
             ctx.metrics.key_override_invalid.labels("rejected").inc()
-            log.warning(
+            logger.warning(
                 "override key rejected by PagerDuty; re-sending with the default key",
                 extra={"incident_id": incident_id, "tag": routing.tag},
             )
@@ -287,7 +287,7 @@ class PagerDutyDelivery:
                 pd_id = await self._pd_incident_id(job, client, incident_id)
             except IncidentAbsent:
                 ctx.metrics.skipped_dependents.labels(job.kind).inc()
-                log.info(
+                logger.info(
                     "note skipped: the relay never triggered its incident and PagerDuty has none",
                     extra={"incident_id": incident_id},
                 )

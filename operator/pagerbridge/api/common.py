@@ -59,6 +59,7 @@ class ConditionReason(StrEnum):
     NAME_CONFLICT = "NameConflict"
     IMAGE_NOT_ALLOWED = "ImageNotAllowed"
     SERVICE_TYPE_NOT_ALLOWED = "ServiceTypeNotAllowed"
+    WEBHOOK_SCOPE_NOT_ALLOWED = "WebhookScopeNotAllowed"
     EXPOSE_NOT_ALLOWED = "ExposeNotAllowed"
     INGRESS_CLASS_NOT_ALLOWED = "IngressClassNotAllowed"
     GATEWAY_NOT_ALLOWED = "GatewayNotAllowed"

@@ -69,6 +69,41 @@ PAGERDUTY_API_URLS: dict[Region, str] = {
 BIGPANDA_API_URL = "https://api.bigpanda.io"
 
 
+class WebhookScopeType(StrEnum):
+    SERVICE = "Service"
+    TEAM = "Team"
+    ACCOUNT = "Account"
+
+
+class WebhookScope(CamelModel):
+    """Which incidents PagerDuty's webhook subscription covers (one PagerDuty filter)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.type != 'Team' || has(self.teamId)",
+                    "message": "webhookScope.type Team needs webhookScope.teamId",
+                }
+            ]
+        }
+    )
+
+    type: WebhookScopeType = Field(
+        default=WebhookScopeType.SERVICE,
+        description="Service (default): pagerDuty.serviceId only. Team: every service of "
+        "teamId, e.g. the default key's and the key overrides' services. Account: every "
+        "service. Incidents the relay did not create are ignored whatever the scope. Bounded "
+        "by the cluster admin (Helm value relayPolicy.allowedWebhookScopes).",
+    )
+    team_id: str | None = Field(
+        default=None,
+        max_length=32,
+        pattern=r"^[A-Z0-9]+$",
+        description="PagerDuty team whose services the subscription covers (type Team).",
+    )
+
+
 class PagerDutySpec(CamelModel):
     """How to reach PagerDuty."""
 
@@ -90,6 +125,13 @@ class PagerDutySpec(CamelModel):
         pattern=r"^[A-Z0-9]+$",
         description="PagerDuty service whose incident changes flow back to BigPanda "
         "(a webhook subscription is created for it).",
+    )
+    webhook_scope: WebhookScope = Field(
+        default_factory=WebhookScope,
+        description="What the webhook subscription covers: the service (default), a team or "
+        "the account. Key overrides that route to other services need Team or Account for "
+        "their PagerDuty changes to arrive by webhook (the relay's repair sweep brings them "
+        "otherwise, within its interval).",
     )
     region: Region = Field(
         default=Region.US,

@@ -101,14 +101,26 @@ class PagerDutySubscriptions:
     async def __aexit__(self, *exc_info: object) -> None:
         await self._http.aclose()
 
-    async def create(self, url: str, service_id: str, description: str) -> WebhookSubscription:
+    async def create(
+        self,
+        url: str,
+        service_id: str | None,
+        description: str,
+        *,
+        filter_type: str = "service_reference",
+    ) -> WebhookSubscription:
+        """Filtered on ``service_id`` (``service_reference``), a team (``team_reference``,
+        ``service_id`` is then the team's id) or the account (``account_reference``)."""
+        filter_: dict[str, Any] = {"type": filter_type}
+        if service_id is not None and filter_type != "account_reference":
+            filter_["id"] = service_id
         body: dict[str, Any] = {
             "webhook_subscription": {
                 "type": "webhook_subscription",
                 "delivery_method": {"type": "http_delivery_method", "url": url},
                 "description": description,
                 "events": list(SUBSCRIBED_EVENTS),
-                "filter": {"type": "service_reference", "id": service_id},
+                "filter": filter_,
                 "active": True,
             }
         }

@@ -184,6 +184,7 @@ class OperatorSettings:
             relay_policy=RelayPolicy.parse(
                 _list(env.get("PAGERBRIDGE_RELAY_IMAGE_PREFIXES")),
                 _list(env.get("PAGERBRIDGE_RELAY_SERVICE_TYPES"), ("ClusterIP",)),
+                _list(env.get("PAGERBRIDGE_WEBHOOK_SCOPES"), ("Service", "Team")),
             ),
             relay_database=relay_database_default(
                 env.get(RELAY_DATABASE_SECRET_ENV), env.get(RELAY_DATABASE_KEY_ENV)

@@ -570,3 +570,41 @@ async def test_a_disabled_or_edited_subscription_is_set_right_at_the_next_verifi
     found = condition(kube.find("PagerDutyIntegration", NS, "pay"), c.SUBSCRIPTION_ACTIVE)
     assert found["reason"] == "Active"
     assert len(hits(pd, sub_id)) == puts
+
+
+async def test_webhook_scope_team_and_the_admins_bound(
+    kube: FakeKube, reconciler: Reconciler, pagerduty: tuple[PagerDutySimulator, str]
+) -> None:
+    """Issue 27 item 1: the subscription covers a team (the default key's and the key
+    overrides' services); the account only where the cluster admin allows it."""
+    _pd, pd_url = pagerduty
+    kube.put(secret("pd", **{"routing-key": ROUTING_KEY, "api": PD_API_KEY}), NS)
+    obj = subscribed(pd_url)
+    obj["spec"]["pagerDuty"]["webhookScope"] = {"type": "Team", "teamId": "PTEAM01"}
+    kube.put(obj, NS)
+    reconciler.integration_changed(NS, "pay")
+    await reconciler.reconcile_integration(NS, "pay")
+    ready_relay(kube)
+    reconciler.integration_changed(NS, "pay", verify=True)
+    await reconciler.reconcile_integration(NS, "pay")
+    headers = {"Authorization": f"Token token={PD_API_KEY}"}
+    (listed,) = httpx.get(f"{pd_url}/webhook_subscriptions", headers=headers).json()[
+        "webhook_subscriptions"
+    ]
+    assert listed["filter"] == {"type": "team_reference", "id": "PTEAM01"}
+    found = condition(kube.find("PagerDutyIntegration", NS, "pay"), c.SUBSCRIPTION_ACTIVE)
+    assert found["reason"] == "Active"
+    # Account: refused by the default policy (Service and Team), nothing changed upstream.
+    current = kube.find("PagerDutyIntegration", NS, "pay")
+    assert current is not None
+    current["spec"]["pagerDuty"]["webhookScope"] = {"type": "Account"}
+    current["metadata"]["generation"] += 1
+    reconciler.integration_changed(NS, "pay", verify=True)
+    await reconciler.reconcile_integration(NS, "pay")
+    ready = condition(kube.find("PagerDutyIntegration", NS, "pay"))
+    assert ready["reason"] == "WebhookScopeNotAllowed"
+    assert "relayPolicy.allowedWebhookScopes" in ready["message"]
+    (unchanged,) = httpx.get(f"{pd_url}/webhook_subscriptions", headers=headers).json()[
+        "webhook_subscriptions"
+    ]
+    assert unchanged["filter"] == {"type": "team_reference", "id": "PTEAM01"}

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from pagerbridge.api import PagerDutyIntegrationSpec
 from pagerbridge.api.contract import pagerduty_api_url
+from pagerbridge.api.integration import WebhookScopeType
 from pagerbridge.clients._http import CallLimits
 from pagerbridge.clients.egress import EgressPolicy
 from pagerbridge.clients.errors import ClientError
@@ -104,7 +105,18 @@ def ours(
     )
 
 
-def health(subscription: WebhookSubscription, service_id: str) -> tuple[str, ...]:
+def wanted_filter(spec: PagerDutyIntegrationSpec) -> tuple[str, str | None]:
+    """The PagerDuty filter of ``spec.pagerDuty.webhookScope``: (type, id)."""
+    pd = spec.pager_duty
+    scope = pd.webhook_scope
+    if scope.type is WebhookScopeType.TEAM:
+        return "team_reference", scope.team_id
+    if scope.type is WebhookScopeType.ACCOUNT:
+        return "account_reference", None
+    return "service_reference", pd.service_id
+
+
+def health(subscription: WebhookSubscription, wanted: tuple[str, str | None]) -> tuple[str, ...]:
     """What is wrong with our subscription as PagerDuty has it: ``inactive`` (PagerDuty
     disables a subscription whose deliveries keep failing; a person may too), ``events``
     (one we need is missing), ``filter`` (not our service)."""
@@ -114,7 +126,7 @@ def health(subscription: WebhookSubscription, service_id: str) -> tuple[str, ...
     if not set(SUBSCRIBED_EVENTS) <= set(subscription.events):
         wrong.append("events")
     filter_ = subscription.filter
-    if filter_ is None or filter_.type != "service_reference" or filter_.id != service_id:
+    if filter_ is None or (filter_.type, filter_.id) != wanted:
         wrong.append("filter")
     return tuple(wrong)
 
@@ -163,6 +175,7 @@ async def ensure(
     token = await read_api_token(kube, owner.namespace, spec)
     service_id = spec.pager_duty.service_id
     assert service_id is not None
+    scope = wanted_filter(spec)
     foreign: list[str] = []
     try:
         async with PagerDutySubscriptions(
@@ -178,14 +191,14 @@ async def ensure(
                     if OwnerStamp.find(current.description) is None:  # legacy: stamp it
                         await client.update_description(stored_id, description(owner, stamp))
                         stamped = True
-                    wrong = health(current, service_id)
+                    wrong = health(current, scope)
                     if wrong:  # disabled (by PagerDuty or a person), or edited: set right
                         await client.update(
                             stored_id,
                             active=True,
                             events=SUBSCRIBED_EVENTS,
-                            filter_type="service_reference",
-                            filter_id=service_id,
+                            filter_type=scope[0],
+                            filter_id=scope[1],
                         )
                     return SubscriptionOutcome(
                         stored_id, changed=False, stamped=stamped, checked=True, repaired=wrong
@@ -199,10 +212,12 @@ async def ensure(
                 if ours(existing, owner, stamp, recorded_id=None, service_id=service_id):
                     await client.delete(existing.id)
                 elif existing.delivery_method.url in (url, stored_url) and (
-                    existing.filter is not None and existing.filter.id == service_id
+                    existing.filter is not None and existing.filter.id in (service_id, scope[1])
                 ):
                     foreign.append(existing.id)
-            created = await client.create(url, service_id, description(owner, stamp))
+            created = await client.create(
+                url, scope[1], description(owner, stamp), filter_type=scope[0]
+            )
             if not created.delivery_method.secret:
                 raise ClientError("PagerDuty returned no signing secret")
             try:

@@ -8,7 +8,10 @@ cluster admin's call (Helm values ``relayPolicy.*``), not the tenant's:
   prefix (default: none, so only the operator's own image runs); a prefix matches up to
   a path boundary, so ``registry.example.com`` does not allow
   ``registry.example.com.evil.io/x``;
-- the Service type must be allowed (default: ``ClusterIP`` only).
+- the Service type must be allowed (default: ``ClusterIP`` only);
+- the PagerDuty webhook subscription's scope must be allowed (default: ``Service`` and
+  ``Team``; ``Account`` sends every incident of the account to the tenant's relay, which
+  ignores those it did not create, but sees their ids).
 
 A refusal is a condition (``ImageNotAllowed``, ``ServiceTypeNotAllowed``) and nothing is
 rendered for the new spec.
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 
 from pagerbridge.api import ConditionReason as Reason
 from pagerbridge.api import PagerDutyIntegrationSpec
-from pagerbridge.api.integration import ServiceType
+from pagerbridge.api.integration import ServiceType, WebhookScopeType
 from pagerbridge.controller.errors import WaitingForInput
 
 
@@ -33,18 +36,34 @@ class ServiceTypeNotAllowed(WaitingForInput):
     reason = Reason.SERVICE_TYPE_NOT_ALLOWED
 
 
+class WebhookScopeNotAllowed(WaitingForInput):
+    reason = Reason.WEBHOOK_SCOPE_NOT_ALLOWED
+
+
 @dataclass(frozen=True)
 class RelayPolicy:
     image_prefixes: tuple[str, ...] = ()
     service_types: frozenset[str] = frozenset({ServiceType.CLUSTER_IP.value})
+    webhook_scopes: frozenset[str] = frozenset(
+        {WebhookScopeType.SERVICE.value, WebhookScopeType.TEAM.value}
+    )
 
     @classmethod
-    def parse(cls, prefixes: Iterable[str], service_types: Iterable[str]) -> RelayPolicy:
+    def parse(
+        cls,
+        prefixes: Iterable[str],
+        service_types: Iterable[str],
+        webhook_scopes: Iterable[str] = ("Service", "Team"),
+    ) -> RelayPolicy:
         types = frozenset(t.strip() for t in service_types if t.strip())
         unknown = types - {t.value for t in ServiceType}
         if unknown:
             raise ValueError(f"relay service types {sorted(unknown)}: not Service types")
-        return cls(tuple(p.strip() for p in prefixes if p.strip()), types)
+        scopes = frozenset(t.strip() for t in webhook_scopes if t.strip())
+        unknown = scopes - {t.value for t in WebhookScopeType}
+        if unknown:
+            raise ValueError(f"webhook scopes {sorted(unknown)}: not Service, Team or Account")
+        return cls(tuple(p.strip() for p in prefixes if p.strip()), types, scopes)
 
     def image_allowed(self, image: str, own_image: str) -> bool:
         if image == own_image:
@@ -62,6 +81,13 @@ class RelayPolicy:
             raise ImageNotAllowed(
                 f"spec.relay.image {image!r} is not under a registry prefix the cluster admin "
                 "allows (Helm value relayPolicy.allowedImagePrefixes)"
+            )
+        scope = spec.pager_duty.webhook_scope.type.value
+        if spec.pager_duty.service_id is not None and scope not in self.webhook_scopes:
+            raise WebhookScopeNotAllowed(
+                f"spec.pagerDuty.webhookScope.type {scope} is not allowed by the cluster admin "
+                f"(allowed: {', '.join(sorted(self.webhook_scopes))}; Helm value "
+                "relayPolicy.allowedWebhookScopes)"
             )
         service_type = spec.relay.service.type.value
         if service_type not in self.service_types:

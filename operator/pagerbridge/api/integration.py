@@ -82,7 +82,7 @@ class WebhookScope(CamelModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "self.type != 'Team' || has(self.teamId)",
+                    "rule": "!has(self.type) || self.type != 'Team' || has(self.teamId)",
                     "message": "webhookScope.type Team needs webhookScope.teamId",
                 }
             ]

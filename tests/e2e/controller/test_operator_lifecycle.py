@@ -304,3 +304,64 @@ def reasons(cluster: Cluster, namespace: str, name: str) -> list[str]:
     ]
     mine.sort(key=lambda e: int(e["metadata"]["resourceVersion"]))  # etcd's write order
     return [str(e["reason"]) for e in mine]
+
+
+VERIFY_SECONDS = 3.0  # PAGERBRIDGE_SUBSCRIPTION_VERIFY_SECONDS of the operator fixture
+
+
+def test_a_subscription_set_inactive_is_active_again_within_one_resync(
+    cluster: Cluster,
+    namespace: str,
+    operator: OperatorProcess,
+    kubelet: HarnessKubelet,
+    pagerduty: tuple[PagerDutySimulator, str],
+) -> None:
+    """Issue 27: PagerDuty (after failed deliveries) or a person disables the subscription;
+    the next verification re-enables it and condition SubscriptionActive says so."""
+    _, pd_url = pagerduty
+    rest = httpx.Client(
+        base_url=pd_url,
+        headers={
+            "Authorization": f"Token token={DEFAULT_API_TOKEN}",
+            "Accept": "application/vnd.pagerduty+json;version=2",
+        },
+    )
+    bigpanda_secret = yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "bp"},
+            "stringData": {"api-token": "bp-token"},
+        }
+    )
+    manifest = subscribed_integration("act", pd_url, bigpanda_secret="bp")
+    docs = yaml.safe_dump_all(
+        [yaml.safe_load(pd_secret()), yaml.safe_load(bigpanda_secret), manifest]
+    )
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=docs)
+    cluster.kubectl(
+        "wait", "-n", namespace, "--for=condition=Ready", "pdi/act", "--timeout=60s", timeout=70
+    )
+    (sub,) = rest.get("/webhook_subscriptions").json()["webhook_subscriptions"]
+    answer = rest.put(
+        f"/webhook_subscriptions/{sub['id']}",
+        json={"webhook_subscription": {"active": False}},
+    )
+    assert answer.status_code == 200
+    assert answer.json()["webhook_subscription"]["active"] is False
+
+    def reenabled() -> dict[str, Any] | None:
+        found = condition(get_json(cluster, namespace, "pdi", "act"), "SubscriptionActive")
+        return found if found.get("reason") == "Reenabled" else None
+
+    # One verification period, plus a reconcile on a loaded machine.
+    shown = wait_for(reenabled, VERIFY_SECONDS * 2 + 30, "SubscriptionActive Reenabled")
+    assert shown["status"] == "True"
+    assert "was inactive" in shown["message"]
+    current = rest.get(f"/webhook_subscriptions/{sub['id']}").json()["webhook_subscription"]
+    assert current["active"] is True
+    assert [
+        s["id"] for s in rest.get("/webhook_subscriptions").json()["webhook_subscriptions"]
+    ] == [sub["id"]]
+    events = cluster.kubectl("get", "events", "-n", namespace).stdout
+    assert "SubscriptionRepaired" in events

@@ -108,6 +108,8 @@ RELAY_ADMIN_TOKEN_HEADER: Final = "x-pagerbridge-admin-token"
 RELAY_ADMIN_PENDING_PATH: Final = "/admin/v1/pending"
 RELAY_ADMIN_DEAD_LETTERS_PATH: Final = "/admin/v1/dead-letters"
 RELAY_ADMIN_REPLAY_PATH: Final = "/admin/v1/dead-letters/{job_id}/replay"  # POST
+# What the repair sweep's next pass would repair (read only; issue 27).
+RELAY_ADMIN_DRIFT_PATH: Final = "/admin/v1/drift"
 
 # When this variable is set in the relay's environment, its outbox lives in the PostgreSQL
 # database it names (a libpq connection URI, from a Secret the operator references) and

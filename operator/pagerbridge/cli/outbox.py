@@ -1,5 +1,6 @@
-"""``pagerbridge outbox NAME pending|dead-letters|replay ID [-n NS] [--url URL]``: look
-into a relay's outbox and put a dead letter back, through its admin API.
+"""``pagerbridge outbox NAME pending|dead-letters|replay ID|drift [-n NS] [--url URL]``:
+look into a relay's outbox, put a dead letter back, and list the differences between
+BigPanda and PagerDuty the repair sweep would repair, through its admin API.
 
 The admin API lives on the relay's internal port and takes the token of the integration's
 generated Secret ``<NAME>-relay-admin``, which this command reads with the caller's
@@ -22,10 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # --kubeconfig, ...) then go anywhere on the line.
     parser.add_argument(
         "action",
-        choices=["pending", "dead-letters", "replay"],
+        choices=["pending", "dead-letters", "replay", "drift"],
         help="pending: jobs waiting, oldest first; dead-letters: jobs the relay gave up on; "
         "replay ID: put a dead letter back (refused while newer jobs of its incident are "
-        "pending)",
+        "pending); drift: what the repair sweep would repair now (BigPanda and PagerDuty "
+        "compared, nothing repaired)",
     )
     parser.add_argument("id", nargs="?", type=int, help="replay: the dead letter's ID")
     parser.add_argument(

@@ -8,6 +8,7 @@ from typing import Any
 
 from pagerbridge.api.contract import (
     RELAY_ADMIN_DEAD_LETTERS_PATH,
+    RELAY_ADMIN_DRIFT_PATH,
     RELAY_ADMIN_PENDING_PATH,
     RELAY_ADMIN_REPLAY_PATH,
     RELAY_ADMIN_TOKEN_HEADER,
@@ -64,6 +65,25 @@ def format_dead_letters(letters: list[dict[str, Any]]) -> str:
     return _table(rows)
 
 
+def format_drift(checked: int, drift: list[dict[str, Any]]) -> str:
+    head = f"{checked} open incident(s) compared\n"
+    if not drift:
+        return head + "BigPanda and PagerDuty agree\n"
+    rows = [["INCIDENT", "PAGERDUTY", "BIGPANDA", "PAGERDUTY STATUS", "REPAIR", "REASON"]]
+    rows += [
+        [
+            d["incidentId"],
+            d["pagerDutyIncidentId"] or "-",
+            "active" if d["bigPandaActive"] else "resolved",
+            d["pagerDutyStatus"] or "-",
+            d["repair"],
+            d["reason"],
+        ]
+        for d in drift
+    ]
+    return head + _table(rows)
+
+
 async def outbox(
     credentials: Credentials,
     name: str,
@@ -86,6 +106,8 @@ async def outbox(
                 reply = await port.call("GET", RELAY_ADMIN_PENDING_PATH, headers)
             elif action == "dead-letters":
                 reply = await port.call("GET", RELAY_ADMIN_DEAD_LETTERS_PATH, headers)
+            elif action == "drift":
+                reply = await port.call("GET", RELAY_ADMIN_DRIFT_PATH, headers)
             else:
                 path = RELAY_ADMIN_REPLAY_PATH.format(job_id=job_id)
                 reply = await port.call("POST", path, headers)
@@ -105,6 +127,8 @@ async def outbox(
         sys.stdout.write(format_pending(reply.body["pending"]))
     elif action == "dead-letters":
         sys.stdout.write(format_dead_letters(reply.body["deadLetters"]))
+    elif action == "drift":
+        sys.stdout.write(format_drift(reply.body["checked"], reply.body["drift"]))
     else:
         print(f"dead letter {job_id} is pending again (`pagerbridge outbox {name} pending`)")
     return 0

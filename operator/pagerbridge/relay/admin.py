@@ -35,6 +35,7 @@ from pagerbridge.api.contract import RELAY_ADMIN_TOKEN_HEADER
 from pagerbridge.relay.config.watch import SettingsHolder
 from pagerbridge.relay.errors import InboundError, NotConfigured, SenderUnauthorized
 from pagerbridge.relay.inbound.common import check_bearer
+from pagerbridge.relay.inbound.sweep import RepairSweep
 from pagerbridge.relay.outbound.dispatcher import Dispatcher
 from pagerbridge.relay.outbox.port import OutboxAdmin, OutboxClosed, ReplayConflict
 from pagerbridge.relay.throttle import FailedAttempts
@@ -80,10 +81,12 @@ class AdminApi:
         outbox: OutboxAdmin,
         dispatcher: Dispatcher,
         attempts: FailedAttempts | None = None,
+        sweep: RepairSweep | None = None,
     ) -> None:
         self.holder = holder
         self.outbox = outbox
         self.dispatcher = dispatcher
+        self.sweep = sweep
         self.attempts = attempts or FailedAttempts()
 
     def _authorize(self, request: Request) -> None:
@@ -139,6 +142,30 @@ class AdminApi:
             for job in jobs
         ]
         return JSONResponse({"pending": items})
+
+    async def drift(self, request: Request) -> Response:
+        """What the repair sweep's next pass would repair, without repairing it."""
+        try:
+            self._authorize(request)
+            if self.sweep is None:
+                raise NotConfigured("no repair sweep in this relay")
+            checked, found = await self.sweep.drift()
+        except InboundError as exc:
+            return _error(exc)
+        except OutboxClosed as exc:
+            return _error(OutboxUnavailable(str(exc)))
+        items = [
+            {
+                "incidentId": d.incident_id,
+                "pagerDutyIncidentId": d.pd_incident_id,
+                "bigPandaActive": d.bigpanda_active,
+                "pagerDutyStatus": d.pagerduty_status,
+                "repair": d.repair,
+                "reason": d.reason,
+            }
+            for d in found
+        ]
+        return JSONResponse({"checked": checked, "drift": items})
 
     async def dead_letters(self, request: Request) -> Response:
         try:

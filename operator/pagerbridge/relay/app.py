@@ -33,6 +33,7 @@ from pagerbridge.api.contract import (
     BIGPANDA_WEBHOOK_PATH,
     PAGERDUTY_WEBHOOK_PATH,
     RELAY_ADMIN_DEAD_LETTERS_PATH,
+    RELAY_ADMIN_DRIFT_PATH,
     RELAY_ADMIN_PENDING_PATH,
     RELAY_ADMIN_REPLAY_PATH,
     RELAY_INTERNAL_PORT,
@@ -197,6 +198,15 @@ def create_app(
         slot_shares={"upstream": options.upstream_slot_share, "key": options.key_slot_share},
     )
 
+    # The repair sweep (its passes run only with an interval; the drift listing always).
+    sweep = RepairSweep(
+        ctx,
+        outbox,
+        dispatcher,
+        options.sweep_interval or RelayOptions().sweep_interval,
+        options.sweep_share,
+    )
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         outbox.open(asyncio.get_running_loop())
@@ -275,7 +285,7 @@ def create_app(
         exception_handlers=not_found,
         lifespan=lifespan,
     )
-    admin = AdminApi(holder, outbox, dispatcher)
+    admin = AdminApi(holder, outbox, dispatcher, sweep=sweep)
     internal = Starlette(
         routes=[
             Route(RELAY_LIVENESS_PATH, healthz, methods=["GET"]),
@@ -285,6 +295,7 @@ def create_app(
             Route(RELAY_ADMIN_PENDING_PATH, admin.pending, methods=["GET"]),
             Route(RELAY_ADMIN_DEAD_LETTERS_PATH, admin.dead_letters, methods=["GET"]),
             Route(RELAY_ADMIN_REPLAY_PATH, admin.replay, methods=["POST"]),
+            Route(RELAY_ADMIN_DRIFT_PATH, admin.drift, methods=["GET"]),
         ],
         exception_handlers=not_found,
     )

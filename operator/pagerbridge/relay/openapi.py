@@ -11,6 +11,7 @@ from pagerbridge.api.contract import (
     KEY_OVERRIDE_HEADER,
     PAGERDUTY_WEBHOOK_PATH,
     RELAY_ADMIN_DEAD_LETTERS_PATH,
+    RELAY_ADMIN_DRIFT_PATH,
     RELAY_ADMIN_PENDING_PATH,
     RELAY_ADMIN_REPLAY_PATH,
     RELAY_LIVENESS_PATH,
@@ -166,6 +167,18 @@ def document() -> dict[str, Any]:
                     "summary": "Admin: jobs given up (dead letters)",
                     "security": [{"bearer": []}],
                     "responses": {"200": {"description": "jobs"}, "401": _ERROR, "404": _ERROR},
+                }
+            },
+            RELAY_ADMIN_DRIFT_PATH: {
+                "get": {
+                    "summary": "Admin: differences between BigPanda and PagerDuty the repair "
+                    "sweep would repair (nothing is repaired)",
+                    "security": [{"bearer": []}],
+                    "responses": {
+                        "200": {"description": "differences"},
+                        "401": _ERROR,
+                        "404": _ERROR,
+                    },
                 }
             },
             RELAY_ADMIN_REPLAY_PATH: {

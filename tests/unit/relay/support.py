@@ -117,6 +117,7 @@ class Wired:
         args: list[str] | None = None,
         pd_service_id: str | None = None,
         subscription_service: str | None = None,
+        admin_token: str | None = None,
     ) -> None:
         self.pd, self.pd_url = pd
         self.bp, self.bp_url = bp
@@ -137,6 +138,7 @@ class Wired:
             webhook_secrets=[*(secrets or []), self.secret],
             extra=extra,
             pd_service_id=pd_service_id,
+            admin_token=admin_token,
         )
         self.relay.start()
         self.bp.add_webhook_target(

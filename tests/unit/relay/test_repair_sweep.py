@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
 
+from pagerbridge.api.contract import RELAY_ADMIN_DRIFT_PATH
 from pagerbridge.relay.inbound.sweep import DUE, PASSES
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_SERVICE_ID
 from pagerbridge_devkit.waiting import wait_for
@@ -140,3 +142,47 @@ def test_override_routed_incident_resolved_in_pagerduty_is_resolved_in_bigpanda(
     assert [e for e, _ in w.bp_writes()] == ["resolve"]
     repaired = w.relay.metric("pagerbridge_relay_repairs_total", direction="to_bigpanda")
     assert repaired == (1 if scope == "service" else 0)
+
+
+def test_drift_lists_what_the_next_sweep_would_repair_without_repairing(
+    tmp_path, relays, pd_sim, bp_sim
+) -> None:
+    """``GET /admin/v1/drift`` (``pagerbridge outbox NAME drift``): the differences, and
+    nothing written; here with the sweep's passes off (``--sweep-interval 0``)."""
+    w = Wired(
+        tmp_path, relays, pd_sim, bp_sim, args=["--sweep-interval", "0"], admin_token="adm-tok"
+    )
+    agreeing, _ = w.open()
+    bp_id, pd_id = w.open()
+    w.bp.drop_webhooks()
+    w.bp.resolve_incident(bp_id)
+    w.bp.drop_webhooks(False)
+
+    def drift() -> dict[str, object]:
+        answer = httpx.get(
+            w.relay.internal_url + RELAY_ADMIN_DRIFT_PATH,
+            headers={"Authorization": "Bearer adm-tok"},
+            timeout=30,
+        )
+        assert answer.status_code == 200
+        body: dict[str, object] = answer.json()
+        return body
+
+    listed = drift()
+    assert listed["checked"] == 2
+    assert listed["drift"] == [
+        {
+            "incidentId": bp_id,
+            "pagerDutyIncidentId": pd_id,
+            "bigPandaActive": False,
+            "pagerDutyStatus": "triggered",
+            "repair": "resolve_pagerduty",
+            "reason": "resolved_in_bigpanda",
+        }
+    ]
+    assert agreeing != bp_id
+    w.settle()
+    assert w.pd.incident(pd_id).status == "triggered"  # type: ignore[union-attr]
+    assert [e for e in w.pd_writes() if e != ("event", "trigger")] == []
+    assert w.relay.metric("pagerbridge_relay_repairs_total") == 0
+    assert drift()["drift"] == listed["drift"]  # still there: nothing was repaired

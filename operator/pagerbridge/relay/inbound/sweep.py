@@ -157,6 +157,18 @@ class RepairSweep:
         ctx.metrics.sweep_passes.inc()
         self._oldest(await ctx.memory.open_incidents(MAX_LIST), time.time())
 
+    async def drift(self) -> tuple[int, list[Difference]]:
+        """Every open incident compared now, nothing repaired: (checked, differences).
+        Records which PagerDuty incident is ours where it was not looked up yet."""
+        incidents = await self.ctx.memory.open_incidents(MAX_LIST)
+        busy = {job.ordering_key for job in await self.admin.pending()}
+        found: list[Difference] = []
+        for incident in incidents:
+            verdict = await self.check(incident, busy, repair=False)
+            if isinstance(verdict, Difference):
+                found.append(verdict)
+        return len(incidents), found
+
     def _oldest(self, incidents: list[OpenIncident], now: float) -> None:
         ages = [now - (o.checked if o.checked is not None else o.since) for o in incidents]
         self.ctx.metrics.sweep_oldest_unchecked.set(max(ages, default=0.0))
@@ -165,7 +177,8 @@ class RepairSweep:
         self, incident: OpenIncident, busy: set[str], *, repair: bool
     ) -> Verdict | Difference:
         """Compare both sides; repair (``repair``) or describe the difference."""
-        found = await self.compare(incident, busy)
+        # The listing shows young differences too: a pass repairs them once the grace is over.
+        found = await self.compare(incident, busy, grace=repair)
         if isinstance(found, str):
             return found
         if not repair:
@@ -179,7 +192,9 @@ class RepairSweep:
         await self._repair(found)
         return "repaired"
 
-    async def compare(self, incident: OpenIncident, busy: set[str]) -> Verdict | Difference:
+    async def compare(
+        self, incident: OpenIncident, busy: set[str], *, grace: bool = True
+    ) -> Verdict | Difference:
         ctx = self.ctx
         settings = ctx.holder.current
         bp = ctx.bigpanda(settings)
@@ -226,9 +241,9 @@ class RepairSweep:
             return "skipped"
         pd_open = pd_status in ("triggered", "acknowledged")
         now = time.time()
-        grace = min(GRACE, self.interval / 4)
+        young = min(GRACE, self.interval / 4) if grace else 0.0
         if not bp_active and pd_open:
-            if bp_changed is not None and now - bp_changed < grace:
+            if bp_changed is not None and now - bp_changed < young:
                 return "skipped"  # BigPanda's webhook may still be on its way
             return Difference(
                 incident_id,
@@ -241,7 +256,7 @@ class RepairSweep:
         if bp_active and pd_status == "resolved":
             if not settings.config.sync.resolve:
                 return "agree"  # PagerDuty's resolves are not mirrored (sync.resolve off)
-            if pd_changed is not None and now - pd_changed < grace:
+            if pd_changed is not None and now - pd_changed < young:
                 return "skipped"  # PagerDuty's webhook may still be on its way
             return Difference(
                 incident_id,
@@ -271,7 +286,12 @@ class RepairSweep:
         else:
             assert found.pd_incident_id is not None
             job = NewJob(
-                BpResolve(found.pd_incident_id, incident_key=incident_id, by="PagerBridge repair"),
+                BpResolve(
+                    found.pd_incident_id,
+                    incident_key=incident_id,
+                    by="PagerBridge repair",
+                    repair=True,
+                ),
                 f"pd:{found.pd_incident_id}",
                 idempotency_key=f"repair:bp:{found.pd_incident_id}",
                 unless_seen=echo.resolved_pd_key(incident_id),

@@ -69,5 +69,11 @@ def resolved_pd_key(incident_id: str) -> str:
     return f"resolved-pd:{incident_id}"
 
 
+def mirrored_resolve_key(pd_incident_id: str, by_repair: bool = False) -> str:
+    """A PagerDuty incident's resolve was written to BigPanda (resolved is final there),
+    by any job, or (``by_repair``) by the repair sweep's."""
+    return f"{'repaired' if by_repair else 'mirrored'}-resolve:{pd_incident_id}"
+
+
 def resolved_bp_key(incident_id: str) -> str:
     return f"resolved-bp:{incident_id}"

@@ -106,12 +106,20 @@ class BigPandaDelivery:
         if await ctx.memory.seen(echo.resolved_pd_key(incident_id)):
             ctx.metrics.echo_suppressed.labels("resolve").inc()
             return Done(outcome=DeliveryOutcome.ECHO)
+        mirrored = echo.mirrored_resolve_key(spec.pd_incident_id)
+        repaired = echo.mirrored_resolve_key(spec.pd_incident_id, by_repair=True)
+        # The repair sweep's resolve and the webhook's, whichever comes second (one lane,
+        # in order), write nothing. (Two webhooks about it both write, the second answered
+        # 409 = already resolved, as before.)
+        if await ctx.memory.seen(mirrored if spec.repair else repaired):
+            ctx.metrics.duplicates.labels(job.kind).inc()
+            return Done(outcome=DeliveryOutcome.IGNORED)
         # Remember before calling: BigPanda's webhook about this resolve may arrive before
         # its answer to us does.
         await ctx.memory.remember([echo.resolved_bp_key(incident_id)])
         text = echo.comment_text("Resolved in PagerDuty", spec.by)
         await self._call(job, "resolve", lambda: bp.resolve(incident_id, text))
-        return Done()
+        return Done(remember=[mirrored, repaired] if spec.repair else [mirrored])
 
     async def comment(self, job: Job) -> Done:
         ctx = self.ctx

@@ -52,6 +52,9 @@ class BpResolve:
     pd_incident_id: str
     incident_key: str | None = None
     by: str | None = None
+    # Made by the repair sweep (relay.inbound.sweep), not a webhook: skipped when the
+    # PagerDuty incident's resolve was already written to BigPanda.
+    repair: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,11 +110,14 @@ def _to_json(spec: JobSpec) -> dict[str, Any]:
             "content": spec.content,
         }
     if isinstance(spec, BpResolve):
-        return {
+        out: dict[str, Any] = {
             "pd_incident_id": spec.pd_incident_id,
             "incident_key": spec.incident_key,
             "by": spec.by,
         }
+        if spec.repair:
+            out["repair"] = True
+        return out
     return {
         "pd_incident_id": spec.pd_incident_id,
         "content": spec.content,
@@ -168,6 +174,7 @@ def _decode(kind: str, data: dict[str, Any]) -> JobSpec:
             pd_incident_id=_text(data, "pd_incident_id"),
             incident_key=_optional_text(data, "incident_key"),
             by=_optional_text(data, "by"),
+            repair=data.get("repair") is True,
         )
     if kind == BpComment.KIND:
         return BpComment(

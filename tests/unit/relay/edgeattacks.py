@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import psutil
 
+from pagerbridge.relay.incidents.limits import MAX_BODY
+
 from .relayproc import WEBHOOK_TOKEN
 from .support import incident
 
@@ -153,8 +155,8 @@ class Outcomes:
 async def stalled_bodies(
     port: int,
     connections: int = 400,
-    sent: int = 511 * 1024,
-    declared: int = 512 * 1024,
+    sent: int = MAX_BODY - 1024,
+    declared: int = MAX_BODY,
     sources: int = 100,
     duration: float = 10.0,
     reconnect_after: float = 0.5,

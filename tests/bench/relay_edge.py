@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -38,8 +39,16 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
 
 from relay import edgeattacks as attack  # noqa: E402
-from relay.relayproc import PD_WEBHOOK_SECRET, RelayProcess, write_config  # noqa: E402
+from relay.relayproc import (  # noqa: E402
+    PD_WEBHOOK_SECRET,
+    RelayProcess,
+    wait_for,
+    write_config,
+)
+from relay.test_bigpanda_to_pagerduty import incident  # noqa: E402
+from relay.test_upstream_bounds import hostile_ids  # noqa: E402
 
+from pagerbridge_devkit.sandbox.hostile import EventsAttack, HostileEventsApi  # noqa: E402
 from pagerbridge_devkit.sandbox.pagerduty import (  # noqa: E402
     DEFAULT_ROUTING_KEY,
     PagerDutySimulator,
@@ -75,14 +84,21 @@ class Bench:
     cpu: dict[int, float] = field(default_factory=dict)
     _started: list[RelayProcess] = field(default_factory=list)
 
-    def relay(self, name: str, args: list[str] | None = None) -> RelayProcess:
+    def relay(
+        self,
+        name: str,
+        args: list[str] | None = None,
+        pd_url: str | None = None,
+        extra: dict[str, object] | None = None,
+    ) -> RelayProcess:
         sub = self.tmp / name
         sub.mkdir()
         config = write_config(
             sub,
-            pd_url=self.pd_url,
+            pd_url=pd_url or self.pd_url,
             routing_key=DEFAULT_ROUTING_KEY,
             webhook_secrets=[PD_WEBHOOK_SECRET],
+            extra=extra,
         )
         relay = RelayProcess(config, sub / "relay.log", [*self.relay_args, *(args or [])])
         relay.env = self.env
@@ -174,11 +190,81 @@ def stalled_pd_bodies_one_source(bench: Bench) -> Row:
     return _stalled(bench, "stalled1", "400 conns x 511 KB PD body, 1 source", 1)
 
 
+# -- the upstream side: hostile answers to the relay's own calls (issue 25, item 2) -----
+# The 64 attacked events go out at once: the routing key's rate limit (2 per second) is
+# lifted for these rows, so what is measured is the delivery slots and the call bounds.
+UNPACED = ["--events-rate-limit", "1e6"]
+HOSTILE_KEY = "h" * 32
+
+
+def _bp_incident(n: int, key: str | None = None) -> dict[str, Any]:
+    body = incident(n)
+    if key is not None:
+        body["alerts"][0]["pd_key"] = key
+    return body
+
+
+def _upstream_attack(
+    bench: Bench,
+    name: str,
+    title: str,
+    app: HostileEventsApi,
+    hostile_key: str | None,
+) -> Row:
+    """64 incidents the hostile Events API attacks, then an unrelated one (default key):
+    how long the unrelated one takes to be delivered, and what became of the 64."""
+    with BackgroundServer(app) as upstream:
+        relay = bench.relay(name, UNPACED, upstream.url, {"keyOverrideTag": "pd_key"})
+        assert relay.proc is not None
+        idle = attack.peak_rss(relay.proc.pid)
+        with bench.measure(relay) as legit:
+            for n in range(1, 65):
+                relay.post_bigpanda(_bp_incident(n, hostile_key))
+            wait_for(lambda: app.in_attack > 0 or app.attacked, timeout=30, what="attack on")
+            started = time.monotonic()
+            unrelated = str(_bp_incident(65)["id"])
+            relay.post_bigpanda(_bp_incident(65))
+            try:
+                wait_for(lambda: unrelated in app.accepted, timeout=60, what="unrelated")
+                took = f"unrelated incident delivered in {time.monotonic() - started:.2f} s"
+            except AssertionError:
+                took = "unrelated incident NOT delivered within 60 s"
+            rest = max(0.0, bench.duration - (time.monotonic() - started))
+            time.sleep(rest)
+        got = f"{took}; {len(app.attacked)} attacked, {app.in_attack} still held, {app.cut} cut"
+        return _row(bench, title, relay, idle, legit, got)
+
+
+def dripping_answers(bench: Bench) -> Row:
+    """64 events answered 202, then one byte every 5 s (the issue's row); the unrelated
+    incident goes to the same routing key and the same upstream."""
+    app = HostileEventsApi(EventsAttack.DRIP, hostile_ids(64))
+    return _upstream_attack(bench, "drip", "64 upstream answers: 202, then 1 byte / 5 s", app, None)
+
+
+def hanging_key(bench: Bench) -> Row:
+    """64 events of one routing key whose calls get no answer at all; the unrelated
+    incident goes to the default key (same upstream)."""
+    app = HostileEventsApi(EventsAttack.HANG, lambda event: event.get("routing_key") == HOSTILE_KEY)
+    title = "64 calls of one routing key never answered"
+    return _upstream_attack(bench, "hang", title, app, HOSTILE_KEY)
+
+
+def gzip_bombs(bench: Bench) -> Row:
+    """64 events answered 202 with a gzip bomb (510 KB inflating to 512 MiB) at once."""
+    app = HostileEventsApi(EventsAttack.GZIP_BOMB, hostile_ids(64))
+    title = "64 upstream answers: 202 + gzip bomb (512 MiB)"
+    return _upstream_attack(bench, "bomb", title, app, None)
+
+
 ATTACKS: dict[str, Callable[[Bench], Row]] = {
     "none": no_attack,
     "header": header_64mib,
     "stalled": stalled_pd_bodies,
     "stalled-one-source": stalled_pd_bodies_one_source,
+    "upstream-drip": dripping_answers,
+    "upstream-hang": hanging_key,
+    "upstream-gzip-bomb": gzip_bombs,
 }
 
 

@@ -15,7 +15,8 @@ legitimate p99 <= 1 s.
 Adding a row: write ``def my_attack(bench: Bench) -> Row`` (start the relay with
 ``bench.relay()``, run the attack inside ``bench.measure(relay)``) and list it in
 ``ATTACKS``. ``PYTHONPATH=<other checkout>/operator`` measures another version of the relay
-(the attacking clients stay these).
+(the attacking clients stay these); ``RELAY_PYTHONPATH`` does the same for the relay only
+(the simulators then stay these too: needed when they import what an older relay lacks).
 """
 
 from __future__ import annotations
@@ -295,7 +296,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     names = args.only or list(ATTACKS)
-    env = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else None
+    path = os.environ.get("RELAY_PYTHONPATH") or os.environ.get("PYTHONPATH")
+    env = {"PYTHONPATH": path} if path else None
     relay_args = [part for arg in args.relay_arg for part in shlex.split(arg)]
     sim = PagerDutySimulator()
     rows: list[Row] = []

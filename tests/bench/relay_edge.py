@@ -40,14 +40,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
 
 from relay import edgeattacks as attack  # noqa: E402
-from relay.relayproc import (  # noqa: E402
-    PD_WEBHOOK_SECRET,
-    RelayProcess,
-    wait_for,
-    write_config,
-)
-from relay.test_bigpanda_to_pagerduty import incident  # noqa: E402
-from relay.test_upstream_bounds import hostile_ids  # noqa: E402
+from relay.relayproc import PD_WEBHOOK_SECRET, RelayProcess, write_config  # noqa: E402
+from relay.support import incident  # noqa: E402
 
 from pagerbridge_devkit.sandbox.hostile import EventsAttack, HostileEventsApi  # noqa: E402
 from pagerbridge_devkit.sandbox.pagerduty import (  # noqa: E402
@@ -55,6 +49,7 @@ from pagerbridge_devkit.sandbox.pagerduty import (  # noqa: E402
     PagerDutySimulator,
 )
 from pagerbridge_devkit.sandbox.server import BackgroundServer  # noqa: E402
+from pagerbridge_devkit.waiting import wait_for  # noqa: E402
 
 RSS_LIMIT = 128 * attack.MiB
 P99_LIMIT = 1.0
@@ -196,6 +191,12 @@ def stalled_pd_bodies_one_source(bench: Bench) -> Row:
 # lifted for these rows, so what is measured is the delivery slots and the call bounds.
 UNPACED = ["--events-rate-limit", "1e6"]
 HOSTILE_KEY = "h" * 32
+
+
+def hostile_ids(n: int) -> Callable[[dict[str, Any]], bool]:
+    """The first ``n`` incidents' events (by dedup key)."""
+    ids = {incident(i)["id"] for i in range(1, n + 1)}
+    return lambda event: event.get("dedup_key") in ids
 
 
 def _bp_incident(n: int, key: str | None = None) -> dict[str, Any]:

@@ -186,3 +186,37 @@ def test_drift_lists_what_the_next_sweep_would_repair_without_repairing(
     assert [e for e in w.pd_writes() if e != ("event", "trigger")] == []
     assert w.relay.metric("pagerbridge_relay_repairs_total") == 0
     assert drift()["drift"] == listed["drift"]  # still there: nothing was repaired
+
+
+def test_an_incident_whose_trigger_was_dead_lettered_is_triggered_again(wired: Wired) -> None:
+    """Active in BigPanda with no PagerDuty incident (PagerDuty refused the trigger for
+    good): the sweep triggers it again from BigPanda's state, once."""
+    wired.pd.faults.fail_next(1, 400, path_prefix="/v2/enqueue")  # type: ignore[arg-type]
+    incident = wired.bp.open_incident(alerts=[dict(ALERT)])
+    wait_for(
+        lambda: wired.relay.metric("pagerbridge_relay_dead_letters_total") == 1,
+        timeout=BOUND,
+        what="the trigger dead-lettered",
+    )
+    assert wired.pd.incident_by_key(incident.id) is None
+    created = wait_for(
+        lambda: wired.pd.incident_by_key(incident.id), timeout=BOUND, what="triggered again"
+    )
+    assert created.status == "triggered"
+    repairs = wired.relay.metric(
+        "pagerbridge_relay_repairs_total", direction="to_pagerduty", reason="no_pagerduty_incident"
+    )
+    assert repairs == 1
+    # It stays one: later passes find it open on both sides.
+    checks = wired.relay.metric("pagerbridge_relay_sweep_checks_total", verdict="agree")
+    wait_for(
+        lambda: (
+            wired.relay.metric("pagerbridge_relay_sweep_checks_total", verdict="agree")
+            >= checks + 2
+        ),
+        timeout=3 * BOUND,
+        what="two more checks",
+    )
+    triggers = [w for w in wired.pd_writes() if w == ("event", "trigger")]
+    assert len(triggers) == 2  # the refused one and the repair
+    assert wired.relay.metric("pagerbridge_relay_repairs_total") == 1

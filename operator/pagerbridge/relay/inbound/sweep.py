@@ -14,9 +14,9 @@ exactly-once, ordering and echo rules hold: resolved in BigPanda and open in Pag
 ``pd_event`` resolve in the incident's lane (as BigPanda's resolve webhook would have
 made); resolved in PagerDuty and active in BigPanda → a ``bp_resolve`` (as PagerDuty's
 ``incident.resolved`` webhook would have, only with ``sync.resolve``). An incident with
-jobs pending is left to them. An incident active in BigPanda with no PagerDuty incident at
-all is counted (``pagerbridge_relay_sweep_drift_total{reason="no_pagerduty_incident"}``)
-and not triggered: the relay keeps no trigger's content after delivery to send again.
+jobs pending is left to them. An incident active in BigPanda with no PagerDuty incident of
+ours (its trigger dead-lettered, or lost) is triggered again from BigPanda's current state,
+once per life of the incident (``repairs_total{reason="no_pagerduty_incident"}``).
 
 Webhook traffic first: the sweep paces itself to ``share`` of each upstream's rate limit,
 and takes a slot of the shared schedule only when no delivery is waiting for one (never
@@ -31,14 +31,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pagerbridge.clients.errors import ClientError
 from pagerbridge.relay.context import RelayContext
+from pagerbridge.relay.errors import InboundError
 from pagerbridge.relay.inbound.bigpanda_webhook import ordering_key
 from pagerbridge.relay.incidents import echo
+from pagerbridge.relay.incidents.overrides import Routing, choose_routing
+from pagerbridge.relay.incidents.parsing import parse_incident
+from pagerbridge.relay.incidents.translate import translate
 from pagerbridge.relay.outbound import owned
 from pagerbridge.relay.outbound.dispatcher import Dispatcher
 from pagerbridge.relay.outbound.ratelimit import TokenBucket
@@ -73,8 +77,9 @@ class Difference:
     pd_incident_id: str | None
     bigpanda_active: bool
     pagerduty_status: str | None  # None: no PagerDuty incident of ours
-    repair: str  # "resolve_pagerduty" | "resolve_bigpanda" | "close" (records only) | "none"
+    repair: str  # resolve_pagerduty | resolve_bigpanda | trigger | close (records only) | none
     reason: str
+    bigpanda: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 def _number(value: object) -> float | None:
@@ -266,14 +271,49 @@ class RepairSweep:
                 "resolve_bigpanda",
                 "resolved_in_pagerduty",
             )
-        if bp_active and pd_id is None and incident.live:
-            return Difference(incident_id, None, bp_active, None, "none", "no_pagerduty_incident")
+        if bp_active and pd_status is None:
+            # Active in BigPanda, no PagerDuty incident of ours: its trigger never made one
+            # (dead-lettered, or PagerDuty lost it). Triggered again from BigPanda's state.
+            if now - incident.since < young:
+                return "skipped"  # PagerDuty may not have made it yet
+            return Difference(
+                incident_id, None, bp_active, None, "trigger", "no_pagerduty_incident", current
+            )
         return "agree"
+
+    def _trigger(self, found: Difference) -> NewJob | None:
+        """The trigger BigPanda's webhook would have made, from its current state (the
+        config's key override tag and tag mappings; a request's headers are not known)."""
+        config = self.ctx.holder.current.config
+        try:
+            incident = parse_incident(found.bigpanda)
+        except InboundError:
+            return None
+        routing = choose_routing(incident, config.key_override_tag, None)
+        translation = translate(incident, config, routing, list(config.tag_mappings))
+        if translation.action != "trigger":
+            return None
+        return NewJob(
+            PdEvent(
+                incident.id, "trigger", translation.event, Routing(key=routing.key, tag=routing.tag)
+            ),
+            ordering_key(incident.id),
+            # Once per life of the incident (its epoch), however often the sweep finds it.
+            idempotency_key=f"repair:trigger:{incident.id}:{{epoch}}",
+            incident=IncidentMark(incident.id, "trigger", None),
+        )
 
     async def _repair(self, found: Difference) -> None:
         ctx = self.ctx
         incident_id = found.incident_id
-        if found.repair == "resolve_pagerduty":
+        if found.repair == "trigger":
+            made = self._trigger(found)
+            if made is None:
+                ctx.metrics.sweep_drift.labels(found.reason).inc()
+                return
+            job = made
+            direction = "to_pagerduty"
+        elif found.repair == "resolve_pagerduty":
             job = NewJob(
                 PdEvent(
                     incident_id, "resolve", {"event_action": "resolve", "dedup_key": incident_id}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Any
 
@@ -86,7 +87,9 @@ class PagerDutyDelivery:
         if action == "trigger":
             # Before sending: the PagerDuty incident it opens is created after this moment
             # (how the relay tells its own incident from others with the key, see owned).
-            await ctx.memory.note_trigger(incident_id, time.time())
+            await self._record_trigger_time(
+                incident_id, ctx.memory.note_trigger(incident_id, time.time())
+            )
         try:
             await self._send(job, routing, spec.event)
         except Rejected as exc:
@@ -117,8 +120,21 @@ class PagerDutyDelivery:
                 incident=IncidentUpdate(incident_id, routing=routing.to_json()),
             )
         # The next trigger after a resolve opens a new PagerDuty incident.
-        await ctx.memory.end_trigger(incident_id)
+        await self._record_trigger_time(incident_id, ctx.memory.end_trigger(incident_id))
         return Done(incident=IncidentUpdate(incident_id, clear_pd_incident=True))
+
+    async def _record_trigger_time(self, incident_id: str, write: Awaitable[object]) -> None:
+        """A trigger's time noted (or, after its resolve, ended) for :mod:`.owned`; a store
+        that cannot write is no reason to stop paging, nor, once the call was made, to make
+        it again: without the time, our incident is told by its key and service alone."""
+        try:
+            await write
+        except OutboxClosed as exc:
+            self.ctx.metrics.store_unavailable.labels("pd_event").inc()
+            logger.warning(
+                "outbox unavailable: trigger time not recorded",
+                extra={"incident_id": incident_id, "error": str(exc)},
+            )
 
     async def _routing(self, spec: PdEvent) -> Routing | None:
         """The incident's own routing: the stored one while its PagerDuty incident is live

@@ -247,6 +247,7 @@ BEGIN
         -- The routing (an override key is a credential) is not needed after the resolve.
         UPDATE pagerbridge_incidents SET pd_incident_id = NULL, live = 0, routing = NULL
             WHERE incident_id = p_inc;
+        UPDATE pagerbridge_incident_life SET first_trigger = NULL WHERE incident_id = p_inc;
     ELSIF p_never THEN
         INSERT INTO pagerbridge_incidents(incident_id, updated, live, absent)
             VALUES (p_inc, p_now, 0, 1) ON CONFLICT (incident_id) DO UPDATE SET

@@ -662,6 +662,11 @@ def _save_incident(conn: sqlite3.Connection, update: IncidentUpdate, now: float)
             "WHERE incident_id = ?",
             (update.incident_id,),
         )
+        # The next trigger starts a new life (see OutboxMemory.note_trigger).
+        conn.execute(
+            "UPDATE incident_life SET first_trigger = NULL WHERE incident_id = ?",
+            (update.incident_id,),
+        )
         return
     if update.never_created:
         conn.execute(

@@ -19,6 +19,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -81,13 +82,20 @@ def _relay_config(cluster: Cluster) -> dict[str, object] | None:
     return config
 
 
-def test_operator_converges_after_an_apiserver_restart(
-    own_cluster: tuple[ControlPlane, Cluster],
-    pagerduty: tuple[PagerDutySimulator, str],
-    tmp_path: Path,
-) -> None:
-    plane, cluster = own_cluster
-    _, pd_url = pagerduty
+def _mapping_used(cluster: Cluster) -> bool:
+    mappings = list((_relay_config(cluster) or {}).get("tagMappings") or [])
+    return {"tag": "team", "field": "group"} in mappings
+
+
+def _ready(cluster: Cluster, kind: str, name: str) -> bool:
+    return bool(condition(get_json(cluster, NAMESPACE, kind, name)).get("status") == "True")
+
+
+@contextmanager
+def running_operator(
+    plane: ControlPlane, cluster: Cluster, pd_url: str, tmp_path: Path
+) -> Iterator[tuple[OperatorProcess, HarnessKubelet]]:
+    """The integration applied and Ready under an operator of the test's own."""
     cluster.kubectl("create", "namespace", NAMESPACE)
     manifest = f"{pd_secret()}---\n{integration('survivor', pd_url)}"
     cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=manifest)
@@ -99,61 +107,54 @@ def test_operator_converges_after_an_apiserver_restart(
         free_port(),
         extra_env=SETTINGS,
         # A leader that cannot renew its Lease for the renew deadline exits (in a pod, to be
-        # restarted as a follower); this test is about watches surviving the outage, in a
-        # process nothing would restart, so the deadline outlasts the outage.
+        # restarted as a follower); these tests are about watches surviving the outage, in
+        # a process nothing would restart, so the deadline outlasts the outage.
         extra_args=["--lease-duration=120", "--lease-renew-deadline=90"],
     )
     with HarnessKubelet(plane.kubeconfig, tmp_path / "kubelet", NAMESPACE) as kubelet:
         operator.start()
         try:
-            wait_for(
-                lambda: (
-                    condition(get_json(cluster, NAMESPACE, "pdi", "survivor")).get("status")
-                    == "True"
-                ),
-                60,
-                "integration Ready before the restart",
-            )
-            port = plane.apiserver_port
-
-            plane.stop_apiserver()
-            time.sleep(DOWNTIME)  # the outage itself, not a synchronisation
+            wait_for(lambda: _ready(cluster, "pdi", "survivor"), 60, "integration Ready")
+            yield operator, kubelet
             assert operator.process is not None
-            assert operator.process.poll() is None
-            plane.start_apiserver()
-            assert plane.apiserver_port == port
-            restarted = time.monotonic()
-
-            # Changes made after the restart: only reconnected watches can see them.
-            cluster.kubectl("delete", "configmap", "survivor-relay", "-n", NAMESPACE)
-            _apply(cluster, MAPPING)
-            wait_for(
-                lambda: (
-                    {"tag": "team", "field": "group"}
-                    in list((_relay_config(cluster) or {}).get("tagMappings") or [])
-                ),
-                CONVERGE,
-                "the ConfigMap recreated with the new tag mapping",
-            )
-            wait_for(
-                lambda: (
-                    condition(get_json(cluster, NAMESPACE, "pdtm", "survivor-mapping")).get(
-                        "status"
-                    )
-                    == "True"
-                ),
-                CONVERGE,
-                "the tag mapping Applied",
-            )
-            converged = time.monotonic() - restarted
-            assert (
-                condition(get_json(cluster, NAMESPACE, "pdi", "survivor")).get("status") == "True"
-            )
             assert operator.process.poll() is None, operator.log()[-3000:]
-            assert kubelet.pod(NAMESPACE, "survivor-relay") is not None
-            print(f"converged {converged:.1f}s after the API server came back")
         finally:
             operator.stop()
+
+
+def test_operator_converges_after_an_apiserver_restart(
+    own_cluster: tuple[ControlPlane, Cluster],
+    pagerduty: tuple[PagerDutySimulator, str],
+    tmp_path: Path,
+) -> None:
+    plane, cluster = own_cluster
+    with running_operator(plane, cluster, pagerduty[1], tmp_path) as (operator, kubelet):
+        port = plane.apiserver_port
+        plane.stop_apiserver()
+        time.sleep(DOWNTIME)  # the outage itself, not a synchronisation
+        assert operator.process is not None
+        assert operator.process.poll() is None
+        plane.start_apiserver()
+        assert plane.apiserver_port == port
+        restarted = time.monotonic()
+
+        # Changes made after the restart: only reconnected watches can see them.
+        cluster.kubectl("delete", "configmap", "survivor-relay", "-n", NAMESPACE)
+        _apply(cluster, MAPPING)
+        wait_for(
+            lambda: _mapping_used(cluster),
+            CONVERGE,
+            "the ConfigMap recreated with the new tag mapping",
+        )
+        wait_for(
+            lambda: _ready(cluster, "pdtm", "survivor-mapping"),
+            CONVERGE,
+            "the tag mapping Applied",
+        )
+        converged = time.monotonic() - restarted
+        assert _ready(cluster, "pdi", "survivor")
+        assert kubelet.pod(NAMESPACE, "survivor-relay") is not None
+        print(f"converged {converged:.1f}s after the API server came back")
 
 
 def test_a_kind_briefly_not_served_is_watched_again(
@@ -164,49 +165,20 @@ def test_a_kind_briefly_not_served_is_watched_again(
     """A watch that meets a 404 (the kind not served: a starting server, a CRD deleted and
     installed again) comes back once the kind is served, instead of ending for good."""
     plane, cluster = own_cluster
-    _, pd_url = pagerduty
-    cluster.kubectl("create", "namespace", NAMESPACE)
-    manifest = f"{pd_secret()}---\n{integration('survivor', pd_url)}"
-    cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=manifest)
-    operator = OperatorProcess(
-        cluster,
-        NAMESPACE,
-        tmp_path / "operator.log",
-        free_port(),
-        free_port(),
-        extra_env=SETTINGS,
-    )
     crd = CRDS_DIR / "pagerbridge.io_pagerdutytagmappings.yaml"
-    with HarnessKubelet(plane.kubeconfig, tmp_path / "kubelet", NAMESPACE):
-        operator.start()
-        try:
-            wait_for(
-                lambda: (
-                    condition(get_json(cluster, NAMESPACE, "pdi", "survivor")).get("status")
-                    == "True"
-                ),
-                60,
-                "integration Ready",
-            )
-            cluster.kubectl("delete", "-f", str(crd), "--wait=true")
-            # The operator's watch of the kind has met the 404 (and keeps retrying).
-            wait_for(
-                lambda: "the kind is not served" in operator.log(),
-                CONVERGE,
-                "the operator's watch meeting the 404",
-            )
-            cluster.kubectl("apply", "-f", str(crd))
-            cluster.kubectl("wait", "--for=condition=Established", "-f", str(crd), "--timeout=60s")
-            _apply(cluster, MAPPING)
-            wait_for(
-                lambda: (
-                    {"tag": "team", "field": "group"}
-                    in list((_relay_config(cluster) or {}).get("tagMappings") or [])
-                ),
-                CONVERGE,
-                "the ConfigMap with the mapping of the re-installed kind",
-            )
-            assert operator.process is not None
-            assert operator.process.poll() is None, operator.log()[-3000:]
-        finally:
-            operator.stop()
+    with running_operator(plane, cluster, pagerduty[1], tmp_path) as (operator, _):
+        cluster.kubectl("delete", "-f", str(crd), "--wait=true")
+        # The operator's watch of the kind has met the 404 (and keeps retrying).
+        wait_for(
+            lambda: "the kind is not served" in operator.log(),
+            CONVERGE,
+            "the operator's watch meeting the 404",
+        )
+        cluster.kubectl("apply", "-f", str(crd))
+        cluster.kubectl("wait", "--for=condition=Established", "-f", str(crd), "--timeout=60s")
+        _apply(cluster, MAPPING)
+        wait_for(
+            lambda: _mapping_used(cluster),
+            CONVERGE,
+            "the ConfigMap with the mapping of the re-installed kind",
+        )

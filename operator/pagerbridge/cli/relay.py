@@ -20,6 +20,7 @@ from pagerbridge.api.contract import (
     RELAY_PORT_FLAG,
     RELAY_PUBLIC_PORT,
 )
+from pagerbridge.relay import options
 from pagerbridge.relay.inbound.budget import EdgeLimits
 from pagerbridge.relay.options import DEFAULTS, RelayOptions
 
@@ -79,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--events-rate-limit",
         type=float,
-        default=120.0,
+        default=float(options.EVENTS_PER_WINDOW),
         metavar="COUNT",
         help="Events API v2 events per routing key in any --events-rate-window, summed over "
         "every replica (PagerDuty's limit: 120 per 60 s)",
@@ -87,14 +88,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--events-rate-window",
         type=float,
-        default=60.0,
+        default=options.EVENTS_WINDOW,
         metavar="SECONDS",
         help="the window --events-rate-limit counts in (PagerDuty's: 60 s)",
     )
     parser.add_argument(
         "--events-burst",
         type=int,
-        default=1,
+        default=options.EVENTS_BURST,
         metavar="COUNT",
         help="Events API v2 events per routing key sent at once before pacing (1: paced "
         "from the first; a larger burst lowers the sustained rate, the window still holds)",
@@ -102,14 +103,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rest-rate-limit",
         type=float,
-        default=960.0,
+        default=float(options.REST_PER_MINUTE),
         metavar="PER_MINUTE",
         help="PagerDuty REST API requests per minute (PagerDuty's limit per API key: 960)",
     )
     parser.add_argument(
         "--bigpanda-rate-limit",
         type=float,
-        default=5.0,
+        default=float(options.BIGPANDA_PER_SECOND),
         metavar="PER_SECOND",
         help="BigPanda Incidents API requests per second per endpoint (documented: about 5)",
     )
@@ -199,14 +200,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--header-timeout",
         type=float,
-        default=10.0,
+        default=options.HEADER_TIMEOUT,
         metavar="SECONDS",
         help="close a connection whose request headers have not all arrived by then",
     )
     parser.add_argument(
         "--body-timeout",
         type=float,
-        default=30.0,
+        default=options.BODY_TIMEOUT,
         metavar="SECONDS",
         help="close a connection whose request body has not all arrived by then",
     )

@@ -6,9 +6,10 @@ benchmarks build one directly); the retry policy, the dispatcher, the context an
 config watcher default to the same values. A default changed here is changed everywhere.
 
 Dependency-free on purpose: the command line reads it while building its parser, for every
-command, before anything heavy is imported. (The upstream rate limits' documented defaults
-stay in :mod:`pagerbridge.relay.outbound.ratelimit`, the slow-client deadlines in
-:mod:`pagerbridge.relay.server`.)
+command, before anything heavy is imported. The upstream rate limits as their services
+document them and the slow-client deadlines are plain numbers here too:
+:mod:`pagerbridge.relay.outbound.ratelimit` and :mod:`pagerbridge.relay.server` build on
+them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,18 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pagerbridge.relay.outbound.ratelimit import Limit
+
+
+# Upstream rate limits as documented: PagerDuty Events API v2, per routing key; PagerDuty
+# REST API v2, per API key; BigPanda, per endpoint.
+EVENTS_PER_WINDOW = 120
+EVENTS_WINDOW = 60.0  # seconds
+EVENTS_BURST = 1  # paced from the first event
+REST_PER_MINUTE = 960
+BIGPANDA_PER_SECOND = 5
+# Slow clients on the public port: all request headers, then the whole body, by then.
+HEADER_TIMEOUT = 10.0
+BODY_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from pagerbridge.relay import options
 from pagerbridge.relay.inbound.budget import (
     EdgeBudget,
     EdgeLimits,
@@ -55,10 +56,10 @@ from pagerbridge.relay.inbound.budget import (
 )
 from pagerbridge.relay.inbound.common import error_document
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
-HEADER_TIMEOUT = 10.0
-BODY_TIMEOUT = 30.0
+HEADER_TIMEOUT = options.HEADER_TIMEOUT
+BODY_TIMEOUT = options.BODY_TIMEOUT
 REFUSAL_LOG_INTERVAL = 10.0  # one warning per refusal reason per interval, with a count
 
 Headers = list[tuple[bytes, bytes]]
@@ -85,7 +86,7 @@ class Edge:
             self._logged[refusal.reason] = (last, count + 1)
             return
         self._logged[refusal.reason] = (now, 0)
-        log.warning(
+        logger.warning(
             "request refused at the edge",
             extra={
                 "status": refusal.status,
@@ -151,7 +152,7 @@ def guarded_protocol(
             self._deadline = None
             if self.transport.is_closing():
                 return
-            log.info(
+            logger.info(
                 "connection closed: request not received in time",
                 extra={"phase": phase, "client": self.client and self.client[0]},
             )

@@ -47,10 +47,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from pagerbridge.relay import options
 from pagerbridge.relay.outbox.port import OutboxClosed
 from pagerbridge.relay.outbox.rates import LocalRates, RateRow, RateStore
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # A learned interval decays back to the documented one with this half-life (in windows).
 HALF_LIFE_WINDOWS = 5.0
@@ -97,9 +98,9 @@ class Limit:
         return f"{self.count}/{self.window:g}s/{self.depth}"
 
 
-EVENTS_V2 = Limit(120, 60.0)
-REST_V2 = Limit(960, 60.0, burst=32)
-BIGPANDA = Limit(5, 1.0, margin=0.1)
+EVENTS_V2 = Limit(options.EVENTS_PER_WINDOW, options.EVENTS_WINDOW, burst=options.EVENTS_BURST)
+REST_V2 = Limit(options.REST_PER_MINUTE, 60.0, burst=32)
+BIGPANDA = Limit(options.BIGPANDA_PER_SECOND, 1.0, margin=0.1)
 DEFAULT_LIMITS: Mapping[Family, Limit] = {
     Family.EVENTS: EVENTS_V2,
     Family.REST: REST_V2,
@@ -254,7 +255,7 @@ class TokenBucket:
             pause = max(0.0, retry_after)
         learned = learned_interval(self.limit, self._row, time.time())
         if learned > self.interval() * 1.001:
-            log.info(
+            logger.info(
                 "upstream limit stricter than documented; pacing slower",
                 extra={
                     "bucket": self.name,

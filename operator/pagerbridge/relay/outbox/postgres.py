@@ -68,7 +68,7 @@ from pagerbridge.relay.outbox.port import (
 )
 from pagerbridge.relay.outbox.rates import RateRow
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # A pooled connection (asyncpg's proxy has the connection's whole interface).
 Connection = asyncpg.pool.PoolConnectionProxy
@@ -533,7 +533,7 @@ class PostgresOutbox:
         self.last_failure_wall = time.time()
         if reason != self.refused:
             first = exc.findings[0]
-            log.error(
+            logger.error(
                 reason,
                 extra={
                     "schema": exc.schema,
@@ -564,7 +564,7 @@ class PostgresOutbox:
             self._failed(exc)
             raise OutboxClosed(f"outbox write failed: {type(exc).__name__}") from None
         self.refused = None
-        log.info("outbox ownership verified; serving", extra={"schema": self.schema})
+        logger.info("outbox ownership verified; serving", extra={"schema": self.schema})
 
     async def close(self) -> None:
         """Hand this replica's lanes back at once (a rolling update needs no lease expiry)."""
@@ -599,7 +599,7 @@ class PostgresOutbox:
         self.last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
         self.last_failure_at = time.monotonic()
         self.last_failure_wall = time.time()
-        log.error("outbox transaction failed", extra={"error": self.last_error})
+        logger.error("outbox transaction failed", extra={"error": self.last_error})
 
     async def call(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
         """Run ``fn(conn)`` outside a client transaction: one statement, its own transaction

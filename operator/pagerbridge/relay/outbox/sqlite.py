@@ -61,7 +61,7 @@ __all__ = [
     "Skipped",
 ]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_BATCH = 1024
@@ -220,7 +220,7 @@ class Outbox:
             self.last_error = f"{type(exc).__name__}: {exc}"
             self.last_failure_at = time.monotonic()
             self.last_failure_wall = time.time()
-            log.error("outbox commit failed", extra={"error": self.last_error})
+            logger.error("outbox commit failed", extra={"error": self.last_error})
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             failure = OutboxClosed(f"outbox write failed: {type(exc).__name__}")

@@ -421,7 +421,17 @@ def _rate_row(row: asyncpg.Record | None) -> RateRow:
 
 # Errors that mean "the database cannot take this now" (down, restarting, unreachable,
 # read-only, full). Anything from the driver counts: nothing was stored either way.
-_STORE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+# What a store that cannot serve raises. InternalClientError too: a pooled connection the
+# server terminated (a restart, pg_terminate_backend) can fail with "cannot switch to
+# state …; another operation is in progress" instead of a connection error; the pool
+# discards it on release and the next call gets a new connection.
+_STORE_ERRORS = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    TimeoutError,
+)
 
 
 def _row_job(row: asyncpg.Record, restored: bool = True) -> Job:

@@ -69,6 +69,26 @@ PAGERDUTY_API_URLS: dict[Region, str] = {
 BIGPANDA_API_URL = "https://api.bigpanda.io"
 
 
+class DeletionPolicy(StrEnum):
+    """What deleting the integration does to the objects it made outside the cluster."""
+
+    DELETE = "Delete"
+    ORPHAN = "Orphan"
+
+
+DELETION_POLICY_DESCRIPTION = (
+    "What deleting this integration does to the objects the operator made outside the "
+    "cluster: the PagerDuty webhook subscription, the BigPanda Webhook v2 integration "
+    "(Managed mode) and a managed routing key. Delete (default): they are deleted. Orphan: "
+    "they are left in place, still delivering where they did, with the operator's "
+    "ownership stamp removed (an Orphaned Event names each), so no integration takes "
+    "them over unless it adopts them explicitly. The Kubernetes children (relay, "
+    "Secrets) are deleted either way. The annotation pagerbridge.io/skip-cleanup: "
+    '"true" is the escape hatch of a stuck deletion: nothing is called at all, and the '
+    "objects are left as they are, stamp included."
+)
+
+
 class WebhookScopeType(StrEnum):
     SERVICE = "Service"
     TEAM = "Team"
@@ -440,6 +460,9 @@ class PagerDutyIntegrationSpec(CamelModel):
 
     pager_duty: PagerDutySpec
     big_panda: BigPandaSpec = Field(default_factory=BigPandaSpec)
+    deletion_policy: DeletionPolicy = Field(
+        default=DeletionPolicy.DELETE, description=DELETION_POLICY_DESCRIPTION
+    )
     sync: SyncSpec = Field(default_factory=SyncSpec)
     severity_map: SeverityMapSpec = Field(default_factory=SeverityMapSpec)
     relay: RelaySpec = Field(default_factory=RelaySpec)

@@ -27,7 +27,15 @@ faithfully differ from the stored ones, when the desired secret fields' digest d
 the one last written, or after recreating the integration. No write loops, even against
 a server that masks.
 
-:func:`desired_workflow` is pure; unit tests call it without BigPanda.
+With ``spec.deletionPolicy: Orphan`` the finalizer calls :func:`orphan` instead of
+:func:`remove`: the integration stays as it is (URL, events, headers) minus the owner
+header (:func:`unstamped_workflow`), so nothing recognises it as ours again. BigPanda's
+PATCH replaces the whole ``workflow_config`` and its answers may mask ``authorization``,
+so the events are written back with the token BigPanda sends now (the caller reads it from
+the token Secret): the authorization it had, never a masked placeholder.
+
+:func:`desired_workflow` and :func:`unstamped_workflow` are pure; unit tests call them
+without BigPanda.
 """
 
 from __future__ import annotations
@@ -68,6 +76,7 @@ from pagerbridge.clients.errors import (
 from pagerbridge.controller import names as n
 from pagerbridge.controller.errors import (
     RetryLater,
+    SecretNotFound,
 )
 from pagerbridge.controller.kube_port import KubernetesPort
 from pagerbridge.controller.ownership import OwnerStamp
@@ -169,6 +178,35 @@ def ownership(current: dict[str, Any], stamp: OwnerStamp, *, legacy_url: str | N
         if config.get("base_url") == legacy_url:
             return Ownership.LEGACY
     return Ownership.FOREIGN
+
+
+_OWNER_PAIR = re.compile(rf'\s*"{OWNER_HEADER}"\s*:\s*"[^"]*"\s*,?')
+
+
+def unstamped_headers(headers: str | None) -> str | None:
+    """``headers`` (BigPanda's header syntax) without the owner header; None when nothing
+    else is left."""
+    if not headers:
+        return headers
+    left = _OWNER_PAIR.sub("", headers).strip().rstrip(",").strip()
+    return left or None
+
+
+def unstamped_workflow(workflow: dict[str, Any], token: str) -> dict[str, Any]:
+    """``workflow`` as BigPanda returned it, without the owner header, every event's
+    ``authorization`` set to ``Bearer <token>`` (BigPanda may have returned it masked)."""
+    events = []
+    for event in workflow.get("events") or []:
+        if not isinstance(event, dict):
+            continue
+        kept = {**event, "authorization": f"Bearer {token}"}
+        headers = unstamped_headers(event.get("headers"))
+        if headers is None:
+            kept.pop("headers", None)
+        else:
+            kept["headers"] = headers
+        events.append(kept)
+    return {**workflow, "events": events}
 
 
 def header_string(pairs: Sequence[tuple[str, str]]) -> str:
@@ -375,5 +413,52 @@ async def remove(
                 )
                 return False
             return await client.delete(name)
+    except ClientError as exc:
+        raise failure(exc) from None
+
+
+async def orphan(
+    kube: KubernetesPort,
+    owner: Owner,
+    spec: PagerDutyIntegrationSpec,
+    *,
+    token: str | None,
+    policy: EgressPolicy,
+    stamp: OwnerStamp,
+    recorded_id: str | None = None,
+    limits: CallLimits | None = None,
+) -> str | None:
+    """Leave our integration in BigPanda without our stamp (``spec.deletionPolicy:
+    Orphan``); its id, None when there was nothing of ours (gone, or not ours: untouched).
+
+    ``token``: the inbound token BigPanda sends now (None: the token Secret is gone, and
+    the integration cannot be rewritten without breaking its authorization: it is left
+    as it is, stamp included, and :class:`SecretNotFound` says so)."""
+    ref = spec.big_panda.api_token
+    if ref is None:
+        return None
+    api_key = await read_secret_key(
+        kube, owner.namespace, ref.name, ref.key, "spec.bigPanda.apiToken"
+    )
+    name = target_name(owner, spec, recorded_id)
+    ident = integration_id(name)
+    legacy = relay_base_url(owner, spec) + BIGPANDA_WEBHOOK_PATH if recorded_id == ident else None
+    try:
+        async with BigPandaIntegrations(
+            bigpanda_api_url(spec.big_panda), api_key, policy=policy, limits=limits
+        ) as client:
+            current = await client.get(name)
+            if current is None:
+                return None
+            if ownership(current, stamp, legacy_url=legacy) is Ownership.FOREIGN:
+                return None
+            if token is None:
+                raise SecretNotFound(
+                    f"Secret {owner.namespace}/{owner.names.token_secret} (the token "
+                    f"BigPanda sends) is gone: {ident} is left as it is, still stamped"
+                )
+            workflow = unstamped_workflow(current.get("workflow_config") or {}, token)
+            await client.update(name, workflow)
+            return ident
     except ClientError as exc:
         raise failure(exc) from None

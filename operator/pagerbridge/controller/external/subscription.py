@@ -21,6 +21,10 @@ service; the next verification stamps it (``PUT`` of its description).
 Deletion goes through the integration's finalizer (:func:`remove`). When PagerDuty cannot
 be reached the finalizer retries with backoff; to release an integration anyway, annotate
 it ``pagerbridge.io/skip-cleanup: "true"`` (the subscription is then left in PagerDuty).
+With ``spec.deletionPolicy: Orphan`` the finalizer calls :func:`orphan` instead: the
+subscription stays, still delivering to the URL it had, and its description loses the
+stamp (:func:`orphaned_description`), which is neither a stamp nor the legacy
+description, so no integration, not even a namesake, recognises it as its own.
 """
 
 from __future__ import annotations
@@ -82,6 +86,12 @@ def description(owner: Owner, stamp: OwnerStamp) -> str:
 def legacy_description(owner: Owner) -> str:
     """What subscriptions created before ownership stamps were described as."""
     return f"PagerBridge {owner.namespace}/{owner.name}"
+
+
+def orphaned_description(owner: Owner) -> str:
+    """An orphaned subscription's description: readable, and no stamp (:func:`ours` of
+    any integration is False for it)."""
+    return f"{legacy_description(owner)} (orphaned: no longer managed by PagerBridge)"
 
 
 def ours(
@@ -302,5 +312,38 @@ async def remove(
                 )
                 return False
             return await client.delete(subscription_id)
+    except ClientError as exc:
+        raise subscription_failure(exc) from None
+
+
+async def orphan(
+    kube: KubernetesPort,
+    owner: Owner,
+    spec: PagerDutyIntegrationSpec,
+    stored: SecretState | None,
+    *,
+    policy: EgressPolicy,
+    stamp: OwnerStamp,
+    limits: CallLimits | None = None,
+) -> str | None:
+    """Leave our subscription in PagerDuty without our stamp (``spec.deletionPolicy:
+    Orphan``): only its description changes. Returns its id, None when there was nothing
+    of ours (gone, or not ours: then it is not touched)."""
+    subscription_id = stored.annotations.get(n.ANNOTATION_SUBSCRIPTION_ID) if stored else None
+    if not subscription_id or spec.pager_duty.api_token is None:
+        return None
+    token = await read_api_token(kube, owner.namespace, spec)
+    try:
+        async with PagerDutySubscriptions(
+            api_url(spec), token, policy=policy, limits=limits
+        ) as client:
+            current = await client.get(subscription_id)
+            if current is None:
+                return None
+            service_id = spec.pager_duty.service_id
+            if not ours(current, owner, stamp, recorded_id=subscription_id, service_id=service_id):
+                return None
+            await client.update_description(subscription_id, orphaned_description(owner))
+            return subscription_id
     except ClientError as exc:
         raise subscription_failure(exc) from None

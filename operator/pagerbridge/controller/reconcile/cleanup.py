@@ -1,5 +1,10 @@
 """What the finalizer does before an integration goes away: delete the PagerDuty webhook
-subscription and (Managed mode) BigPanda's Webhook v2 integration.
+subscription and (Managed mode) BigPanda's Webhook v2 integration, or, with
+``spec.deletionPolicy: Orphan``, leave them in place without our ownership stamp.
+
+Each external object is one :class:`ExternalObject` (what it is, how to delete it, how to
+orphan it), listed by :func:`external_objects`; :func:`dispose` applies the policy to one.
+A new kind of external object plugs in there, and nowhere else.
 
 Both deletions are idempotent (gone already = done), so a retried finalizer repeats them
 safely. A transient failure raises :class:`kopf.TemporaryError` with a doubling delay and
@@ -17,14 +22,16 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
 from pagerbridge.api import ConditionReason as Reason
-from pagerbridge.api import PagerDutyIntegrationSpec
+from pagerbridge.api import DeletionPolicy, PagerDutyIntegrationSpec
 from pagerbridge.clients._http import CallLimits
 from pagerbridge.clients.backoff import backoff
 from pagerbridge.clients.egress import EgressPolicy
@@ -34,12 +41,16 @@ from pagerbridge.controller.errors import ReconcileError, SecretNotFound
 from pagerbridge.controller.events import post_event
 from pagerbridge.controller.external import bigpanda_integration, subscription
 from pagerbridge.controller.kube_port import KubernetesPort
-from pagerbridge.controller.ownership import OwnerStamp
+from pagerbridge.controller.ownership import OwnerStamp, owned_by
 from pagerbridge.controller.render.children import Owner
+from pagerbridge.controller.settings import OperatorSettings
 from pagerbridge.controller.state.observed import IntegrationInfo, SecretState
+from pagerbridge.controller.steps import token_rotation
 
 logger = logging.getLogger(__name__)
 SKIP_CLEANUP_VALUES = {"true", "yes", "1"}
+SECRETS = Resource.builtin("Secret")
+DEFAULT_TOKEN_GRACE = OperatorSettings.token_rotation_grace_seconds
 
 
 def needs_finalizer(spec: Mapping[str, Any], status: Mapping[str, Any] | None = None) -> bool:
@@ -105,6 +116,121 @@ async def let_go(
     return True
 
 
+@dataclass(frozen=True)
+class ExternalObject:
+    """One object the integration made outside the cluster, as the finalizer sees it: the
+    seam every kind plugs into (PagerDuty subscription, BigPanda integration, a managed
+    routing key...). Both callables are idempotent: a retried finalizer repeats them.
+
+    ``delete``: delete it if it is ours (False: nothing of ours to delete).
+    ``orphan``: leave it in place and remove our ownership stamp; the id left in place,
+    None when there was nothing of ours (then nothing is said)."""
+
+    what: str  # for Events, e.g. "PagerDuty subscription"
+    delete: Callable[[], Awaitable[bool]]
+    orphan: Callable[[], Awaitable[str | None]]
+
+
+async def dispose(
+    kube: KubernetesPort, involved: dict[str, str], obj: ExternalObject, policy: DeletionPolicy
+) -> None:
+    """Delete or orphan ``obj`` per ``spec.deletionPolicy``; an orphaned one is announced
+    (Event ``Orphaned``), since it keeps working outside the cluster after we are gone."""
+    if policy is DeletionPolicy.DELETE:
+        await obj.delete()
+        return
+    left = await obj.orphan()
+    if left is not None:
+        await post_event(
+            kube,
+            involved,
+            reason="Orphaned",
+            message=f"deletionPolicy Orphan: {obj.what} {left} is left in place, still "
+            "delivering where it did, without its ownership stamp (adopt it explicitly "
+            "to manage it again)",
+            warning=False,
+        )
+
+
+def external_objects(
+    kube: KubernetesPort,
+    info: IntegrationInfo,
+    spec: PagerDutyIntegrationSpec,
+    stored_subscription: SecretState | None,
+    *,
+    policy: EgressPolicy,
+    stamp: OwnerStamp,
+    token_grace: float,
+    limits: CallLimits | None,
+) -> list[ExternalObject]:
+    """What this integration may have made outside the cluster, in the order cleaned up."""
+    owner = Owner(info.namespace, info.name, info.uid)
+    subscription_args = (kube, owner, spec, stored_subscription)
+    objects = [
+        ExternalObject(
+            "PagerDuty subscription",
+            functools.partial(
+                subscription.remove, *subscription_args, policy=policy, stamp=stamp, limits=limits
+            ),
+            functools.partial(
+                subscription.orphan, *subscription_args, policy=policy, stamp=stamp, limits=limits
+            ),
+        )
+    ]
+    recorded = _recorded_bigpanda(info.status)
+    if bigpanda_integration.managed(spec) or recorded:
+
+        async def orphan_bigpanda() -> str | None:
+            token = await _bigpanda_token(kube, owner, token_grace)
+            return await bigpanda_integration.orphan(
+                kube,
+                owner,
+                spec,
+                token=token,
+                policy=policy,
+                stamp=stamp,
+                recorded_id=recorded,
+                limits=limits,
+            )
+
+        objects.append(
+            ExternalObject(
+                "BigPanda Webhook v2 integration",
+                functools.partial(
+                    bigpanda_integration.remove,
+                    kube,
+                    owner,
+                    spec,
+                    policy=policy,
+                    stamp=stamp,
+                    recorded_id=recorded,
+                    limits=limits,
+                ),
+                orphan_bigpanda,
+            )
+        )
+    return objects
+
+
+async def _bigpanda_token(kube: KubernetesPort, owner: Owner, grace: float) -> str | None:
+    """The inbound token BigPanda sends now (mid-rotation: the one the rotation has it
+    send), from our token Secret; None when it is gone or not ours."""
+    try:
+        secret = await kube.get(SECRETS, owner.namespace, owner.names.token_secret)
+    except NotFound:
+        return None
+    if not owned_by(secret, owner.uid):
+        return None
+    tokens = token_rotation.decode_tokens(secret, n.TOKEN_KEY)
+    if not tokens:
+        return None
+    annotations = dict((secret.get("metadata") or {}).get("annotations") or {})
+    # No rotation request: plan only reads where a rotation under way stands (never calls
+    # its new-token function).
+    step = token_rotation.plan(None, tokens, annotations, time.time(), grace, lambda: "")
+    return step.bigpanda_token
+
+
 async def release(
     kube: KubernetesPort,
     info: IntegrationInfo,
@@ -115,7 +241,9 @@ async def release(
     policy: EgressPolicy,
     cluster_id: str,
     limits: CallLimits | None = None,
+    token_grace: float = DEFAULT_TOKEN_GRACE,
 ) -> None:
+    """Delete, or orphan (``spec.deletionPolicy``), each external object of ours."""
     if skip_requested(info):
         logger.warning("%s/%s: skip-cleanup set, external objects left", info.namespace, info.name)
         return
@@ -123,50 +251,30 @@ async def release(
         spec = PagerDutyIntegrationSpec.model_validate(info.spec)
     except ValidationError:
         return
-    owner = Owner(info.namespace, info.name, info.uid)
     stamp = OwnerStamp(cluster_id, info.uid)
     if stored_subscription is not None and stored_subscription.owner_uid != info.uid:
         stored_subscription = None  # a namesake Secret: its subscription id proves nothing
-    steps: list[tuple[str, Callable[[], Awaitable[bool]]]] = [
-        (
-            "PagerDuty subscription",
-            functools.partial(
-                subscription.remove,
-                kube,
-                owner,
-                spec,
-                stored_subscription,
-                policy=policy,
-                stamp=stamp,
-                limits=limits,
-            ),
-        )
-    ]
-    if bigpanda_integration.managed(spec) or _recorded_bigpanda(info.status):
-        steps.append(
-            (
-                "BigPanda Webhook v2 integration",
-                functools.partial(
-                    bigpanda_integration.remove,
-                    kube,
-                    owner,
-                    spec,
-                    policy=policy,
-                    stamp=stamp,
-                    recorded_id=_recorded_bigpanda(info.status),
-                    limits=limits,
-                ),
-            )
-        )
-    for what, step in steps:
+    objects = external_objects(
+        kube,
+        info,
+        spec,
+        stored_subscription,
+        policy=policy,
+        stamp=stamp,
+        token_grace=token_grace,
+        limits=limits,
+    )
+    verb = "orphaned" if spec.deletion_policy is DeletionPolicy.ORPHAN else "deleted"
+    for obj in objects:
+        what = obj.what
         try:
-            await step()
+            await dispose(kube, involved, obj, spec.deletion_policy)
         except SecretNotFound as exc:
             await post_event(
                 kube,
                 involved,
                 reason="CleanupSkipped",
-                message=f"{what} not deleted: {exc.message}",
+                message=f"{what} not {verb}: {exc.message}",
                 warning=True,
             )
         except ReconcileError as exc:
@@ -175,7 +283,7 @@ async def release(
                     kube,
                     involved,
                     reason="CleanupSkipped",
-                    message=f"{what} not deleted: {exc.message}",
+                    message=f"{what} not {verb}: {exc.message}",
                     warning=True,
                 )
                 continue

@@ -274,6 +274,7 @@ def build_registry(settings: OperatorSettings, credentials: Credentials) -> kopf
             policy=settings.egress,
             cluster_id=reconciler.settings.cluster_id,
             limits=settings.call_limits,
+            token_grace=settings.token_rotation_grace_seconds,
         )
 
     return registry

@@ -71,6 +71,10 @@ class ConditionReason(StrEnum):
     NOT_CONFIGURED = "NotConfigured"
     SUBSCRIBED = "Subscribed"
     SUBSCRIPTION_FAILED = "SubscriptionFailed"
+    # RoutingKeyReady (pagerDuty.routingKey.managed)
+    ROUTING_KEY_MANAGED = "RoutingKeyManaged"
+    ROUTING_KEY_FAILED = "RoutingKeyFailed"
+    API_TOKEN_REQUIRED = "ApiTokenRequired"
     # SubscriptionActive
     ACTIVE = "Active"
     REENABLED = "Reenabled"

@@ -11,10 +11,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, ConfigDict, Field, JsonValue, model_validator
 
 from pagerbridge.api._base import CamelModel
-from pagerbridge.api.common import Condition, SecretKeyRef
+from pagerbridge.api.common import Condition, ObjectName, SecretDataKey, SecretKeyRef
 from pagerbridge.api.expose import RelayExpose
 from pagerbridge.api.relay_pod import RelayPodSettings
 from pagerbridge.api.severity import DEFAULT_SEVERITY_MAP, BigPandaStatus, PagerDutySeverity
@@ -124,11 +124,66 @@ class WebhookScope(CamelModel):
     )
 
 
+ROUTING_KEY_SHAPE_MESSAGE = (
+    "pagerDuty.routingKey needs either name and key (a Secret key holding the routing key) "
+    "or managed: true (the operator creates the key), not both"
+)
+
+
+class RoutingKeySpec(CamelModel):
+    """The default routing key: a key of a Secret the user fills (``name``, ``key``), or
+    ``managed: true``: the operator creates an Events API v2 integration on
+    ``pagerDuty.serviceId`` and keeps its key in a Secret it owns."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "(has(self.managed) && self.managed) ? "
+                    "(!has(self.name) && !has(self.key)) : (has(self.name) && has(self.key))",
+                    "message": ROUTING_KEY_SHAPE_MESSAGE,
+                }
+            ]
+        }
+    )
+
+    name: ObjectName | None = Field(
+        default=None, description="Name of the Secret holding the routing key (not with managed)."
+    )
+    key: SecretDataKey | None = Field(
+        default=None, description="Key inside that Secret's data (not with managed)."
+    )
+    managed: bool | None = Field(
+        default=None,
+        description="true: the operator creates an Events API v2 integration on "
+        "pagerDuty.serviceId through the REST API (needs pagerDuty.apiToken), writes its key "
+        "into the Secret <name>-pd-routing-key it owns, recreates it if it is deleted in "
+        "PagerDuty, and deletes it with the integration. Not with name and key.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RoutingKeySpec:
+        if self.managed:
+            if self.name is not None or self.key is not None:
+                raise ValueError(ROUTING_KEY_SHAPE_MESSAGE)
+        elif self.name is None or self.key is None:
+            raise ValueError(ROUTING_KEY_SHAPE_MESSAGE)
+        return self
+
+    @property
+    def secret_ref(self) -> SecretKeyRef | None:
+        """The user's Secret key; None when the key is managed."""
+        if self.managed or self.name is None or self.key is None:
+            return None
+        return SecretKeyRef(name=self.name, key=self.key)
+
+
 class PagerDutySpec(CamelModel):
     """How to reach PagerDuty."""
 
-    routing_key: SecretKeyRef = Field(
-        description="Default Events API v2 integration (routing) key of the PagerDuty service."
+    routing_key: RoutingKeySpec = Field(
+        description="Default Events API v2 integration (routing) key of the PagerDuty "
+        "service: a Secret key (name, key), or managed: true."
     )
     api_token: SecretKeyRef | None = Field(
         default=None,
@@ -433,6 +488,12 @@ INTEGRATION_RULES: list[JsonValue] = [
         "cluster-internal Service address",
     },
     {
+        "rule": "!has(self.pagerDuty.routingKey.managed) || !self.pagerDuty.routingKey.managed "
+        "|| has(self.pagerDuty.serviceId)",
+        "message": "pagerDuty.routingKey.managed needs pagerDuty.serviceId: the service the "
+        "operator creates the Events API v2 integration on",
+    },
+    {
         "rule": "self.relay.replicas <= 1 || "
         "(has(self.relay.storage) && self.relay.storage == 'PostgreSQL')",
         "message": "relay.replicas above 1 needs relay.storage PostgreSQL: replicas share "
@@ -535,6 +596,20 @@ class PagerDutySubscriptionStatus(CamelModel):
     )
 
 
+class PagerDutyRoutingKeyStatus(CamelModel):
+    """The Events API v2 integration the operator manages (pagerDuty.routingKey.managed)."""
+
+    integration_id: str | None = Field(
+        default=None, description="PagerDuty's id of the Events API v2 integration."
+    )
+    service_id: str | None = Field(default=None, description="The service it belongs to.")
+    secret_name: str | None = Field(
+        default=None,
+        description="The Secret (owned by the operator) whose key routing-key holds the "
+        "integration key the relay sends events with.",
+    )
+
+
 class PagerDutyIntegrationStatus(CamelModel):
     """Status of a ``PagerDutyIntegration``; written by the operator only."""
 
@@ -549,7 +624,8 @@ class PagerDutyIntegrationStatus(CamelModel):
         default_factory=list,
         description="Ready (True when the integration works end to end; else the first "
         "failing detail's reason), Reconciling (True while the relay rolls out) and the "
-        "details: SecretsResolved, SubscriptionReady, RelayAvailable, "
+        "details: SecretsResolved, RoutingKeyReady (managed routing key), "
+        "SubscriptionReady, RelayAvailable, "
         "BigPandaWebhookConfigured (Managed mode), OutboxDurable, RelayPubliclyReachable.",
     )
     relay: RelayStatus | None = Field(
@@ -561,6 +637,11 @@ class PagerDutyIntegrationStatus(CamelModel):
     )
     pager_duty_subscription: PagerDutySubscriptionStatus | None = Field(
         default=None, description="The PagerDuty webhook subscription, with pagerDuty.serviceId."
+    )
+    pager_duty_routing_key: PagerDutyRoutingKeyStatus | None = Field(
+        default=None,
+        description="The managed routing key (pagerDuty.routingKey.managed): the PagerDuty "
+        "integration and the Secret holding its key (never the key).",
     )
 
 

@@ -15,6 +15,7 @@
     └── RetryLater                  transient; retried with backoff (kopf TemporaryError
         │                           in kopf handlers, the reconcile queue's backoff elsewhere)
         ├── SubscriptionFailed      PagerDuty REST refused or unreachable        -> Ready False
+        ├── RoutingKeyFailed        the same, for the managed routing key         -> Ready False
         └── KubernetesUnavailable   the API server failed a request             (no condition)
 
 Client failures (:mod:`pagerbridge.clients.errors`) map as follows: ``TransientError``
@@ -30,6 +31,8 @@ Messages name Secrets and keys, never their values.
 """
 
 from __future__ import annotations
+
+from typing import TypeVar
 
 from pagerbridge.api import ConditionReason as Reason
 from pagerbridge.clients.errors import (
@@ -85,26 +88,42 @@ class SubscriptionFailed(RetryLater):
     reason = Reason.SUBSCRIPTION_FAILED
 
 
+class RoutingKeyFailed(RetryLater):
+    reason = Reason.ROUTING_KEY_FAILED
+
+
 class KubernetesUnavailable(RetryLater):
     reason = Reason.KUBERNETES_UNAVAILABLE
     retry_after = 5.0
 
 
+E = TypeVar("E", bound=RetryLater)
+
+
 def subscription_failure(exc: ClientError) -> SubscriptionFailed:
     """Map a PagerDuty REST failure while managing the webhook subscription."""
+    return _rest_failure(SubscriptionFailed, "PagerDuty webhook subscription", exc)
+
+
+def routing_key_failure(exc: ClientError) -> RoutingKeyFailed:
+    """Map a PagerDuty REST failure while managing the routing key's integration."""
+    return _rest_failure(RoutingKeyFailed, "PagerDuty Events API v2 integration", exc)
+
+
+def _rest_failure(cls: type[E], what: str, exc: ClientError) -> E:
     if isinstance(exc, EgressRefused | MalformedResponse):
-        error = SubscriptionFailed(f"PagerDuty webhook subscription: {exc}")
+        error = cls(f"{what}: {exc}")
         error.reason = (
             Reason.URL_NOT_ALLOWED if isinstance(exc, EgressRefused) else Reason.UPSTREAM_MALFORMED
         )
         error.retry_after = 300.0 if isinstance(exc, EgressRefused) else 60.0
         return error
     if isinstance(exc, Unauthorized):
-        error = SubscriptionFailed(
+        error = cls(
             f"PagerDuty refused the REST API key (HTTP {exc.status}); check pagerDuty.apiToken"
         )
         error.retry_after = 60.0
         return error
-    error = SubscriptionFailed(f"PagerDuty webhook subscription: {exc}")
+    error = cls(f"{what}: {exc}")
     error.retry_after = 15.0 if isinstance(exc, TransientError) else 60.0
     return error

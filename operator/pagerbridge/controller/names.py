@@ -30,6 +30,10 @@ LABEL_INTEGRATION = f"{GROUP}/integration"
 ANNOTATION_CONFIG_HASH = f"{GROUP}/config-hash"
 ANNOTATION_SUBSCRIPTION_ID = f"{GROUP}/subscription-id"
 ANNOTATION_SKIP_CLEANUP = f"{GROUP}/skip-cleanup"
+# On the managed routing key's Secret: the PagerDuty integration and service it holds the key of.
+ANNOTATION_ROUTING_KEY_INTEGRATION = f"{GROUP}/routing-key-integration-id"
+ANNOTATION_ROUTING_KEY_SERVICE = f"{GROUP}/routing-key-service-id"
+ANNOTATION_ROUTING_KEY_DIGEST = f"{GROUP}/routing-key-digest"  # SHA-256 prefix, not the key
 FINALIZER = f"{GROUP}/finalizer"  # only on integrations with external objects
 
 CONFIG_DIR = "/etc/pagerbridge/config"
@@ -40,6 +44,7 @@ TMP_DIR = "/tmp"  # noqa: S108 - an emptyDir inside a read-only container
 TOKEN_KEY = "token"
 WEBHOOK_SECRET_KEY = "secret"
 ADMIN_TOKEN_KEY = "token"
+ROUTING_KEY_KEY = "routing-key"
 
 
 def _dns_label(base: str, suffix: str, limit: int = 63) -> str:
@@ -74,6 +79,11 @@ class ChildNames:
     @property
     def webhook_secret(self) -> str:
         return _dns_label(self.integration, "pd-webhook")
+
+    @property
+    def routing_key_secret(self) -> str:
+        """The managed routing key (``pagerDuty.routingKey.managed``)."""
+        return _dns_label(self.integration, "pd-routing-key")
 
     @property
     def outbox_claim(self) -> str:

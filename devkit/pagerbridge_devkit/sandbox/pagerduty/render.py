@@ -1,6 +1,7 @@
 """How PagerDuty shows its objects: REST v2 representations and Webhooks v3 event data.
 
-Shapes follow the official REST document (``Incident``, ``IncidentNote``) and the
+Shapes follow the official REST document (``Incident``, ``IncidentNote``, ``Integration``,
+``Service``) and the
 Webhooks v3 documentation (event ``data`` of type ``incident`` or ``incident_note``);
 the contract tests validate the REST ones against the document.
 """
@@ -9,7 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pagerbridge_devkit.sandbox.pagerduty.state import AccountState, SimIncident, SimNote, stable_id
+from pagerbridge_devkit.sandbox.pagerduty.state import (
+    AccountState,
+    SimIncident,
+    SimIntegration,
+    SimNote,
+    SimService,
+    stable_id,
+)
 
 _ESCALATION_POLICY = ("PSANDEP", "Default")
 
@@ -115,4 +123,46 @@ def webhook_note_data(state: AccountState, inc: SimIncident, n: SimNote) -> dict
         "content": n.content,
         "trimmed": False,
         "type": "incident_note",
+    }
+
+
+def integration(state: AccountState, item: SimIntegration) -> dict[str, Any]:
+    """The REST ``Integration`` object. ``integration_key`` (Events API integrations) is
+    not in the document's schema, which leaves the object open: PagerDuty returns it, and
+    it is the routing key events are sent with."""
+    service = state.services.get(item.service_id)
+    path = f"services/{item.service_id}/integrations/{item.id}"
+    body: dict[str, Any] = {
+        "id": item.id,
+        "type": item.type,
+        "summary": item.name,
+        "name": item.name,
+        "self": f"{state.base_url}/{path}",
+        "html_url": f"{state.html_url}/{path}",
+        "service": state.reference(
+            "service", item.service_id, service.name if service else item.service_id
+        ),
+        "created_at": item.created_at,
+    }
+    if item.integration_key is not None:
+        body["integration_key"] = item.integration_key
+    return body
+
+
+def service(state: AccountState, item: SimService, *, with_integrations: bool) -> dict[str, Any]:
+    """The REST ``Service`` object; its integrations as references, or (``include[]=
+    integrations``) as full objects."""
+    integrations = state.service_integrations(item.id)
+    ref = state.reference("service", item.id, item.name)
+    return {
+        **ref,
+        "type": "service",
+        "name": item.name,
+        "status": "active",
+        "integrations": [
+            integration(state, i)
+            if with_integrations
+            else {**state.reference("integration", i.id, i.name), "type": f"{i.type}_reference"}
+            for i in integrations
+        ],
     }

@@ -1,4 +1,4 @@
-"""REST API v2 subset: incidents, notes and webhook subscriptions.
+"""REST API v2 subset: incidents, notes, webhook subscriptions and service integrations.
 
 Every call needs ``Authorization: Token token=<API key>`` (401 otherwise) and counts
 against the key's per-minute limit (429, with ``ratelimit-*`` headers on every answer).
@@ -55,6 +55,12 @@ KNOWN_WEBHOOK_EVENTS = frozenset(
 )
 
 Handler = Callable[[Request], Awaitable[Response]]
+_INTEGRATION = "/services/{id}/integrations/{integration_id}"
+#: Integration types a client may create here (the document's enum has more; the sandbox
+#: has no e-mail or vendor integrations).
+_INTEGRATION_TYPES = frozenset(
+    {"events_api_v2_inbound_integration", "generic_events_api_inbound_integration"}
+)
 
 
 class RestError(Exception):
@@ -104,6 +110,11 @@ class RestApi:
             Route("/webhook_subscriptions/{id}", g(self.get_subscription), methods=["GET"]),
             Route("/webhook_subscriptions/{id}", g(self.update_subscription), methods=["PUT"]),
             Route("/webhook_subscriptions/{id}", g(self.delete_subscription), methods=["DELETE"]),
+            Route("/services/{id}", g(self.get_service), methods=["GET"]),
+            Route("/services/{id}/integrations", g(self.create_integration), methods=["POST"]),
+            Route(_INTEGRATION, g(self.get_integration), methods=["GET"]),
+            Route(_INTEGRATION, g(self.update_integration), methods=["PUT"]),
+            Route(_INTEGRATION, g(self.delete_integration), methods=["DELETE"]),
         ]
 
     # -- cross-cutting: auth, rate limit, error bodies ---------------------------------
@@ -307,4 +318,82 @@ class RestApi:
     async def delete_subscription(self, request: Request) -> Response:
         subscription = self._subscription_or_404(request)
         self.webhooks.delete(subscription.id)
+        return Response(status_code=204)
+
+    # -- services and their integrations -----------------------------------------------
+
+    def _service_or_404(self, request: Request) -> Any:
+        service = self.state.services.get(request.path_params["id"])
+        if service is None:
+            raise RestError(404, "Not Found", 2100, ["Service Not Found"])
+        return service
+
+    async def get_service(self, request: Request) -> Response:
+        service = self._service_or_404(request)
+        include = request.query_params.getlist("include[]")
+        full = "integrations" in include
+        return JSONResponse(
+            {"service": render.service(self.state, service, with_integrations=full)}
+        )
+
+    async def create_integration(self, request: Request) -> Response:
+        """``POST``: 201 with the integration (and, for an Events API one, its key).
+
+        An unknown service answers 400: the document declares no 404 for this operation
+        (``Invalid Input Provided`` naming the service)."""
+        body = await self._json(request, "/services/{id}/integrations", "post")
+        service_id = request.path_params["id"]
+        if service_id not in self.state.services:
+            raise _invalid("Service Not Found")
+        spec = body["integration"]
+        type_, name = spec.get("type"), spec.get("name")
+        problems = []
+        if type_ not in _INTEGRATION_TYPES:
+            problems.append(
+                f"integration.type must be one of {', '.join(sorted(_INTEGRATION_TYPES))}"
+            )
+        if not isinstance(name, str) or not name.strip():
+            problems.append("integration.name must not be blank")
+        referenced = (spec.get("service") or {}).get("id")
+        if referenced is not None and referenced != service_id:
+            problems.append("integration.service.id must be the service of the URL")
+        if problems:
+            raise _invalid(*problems)
+        assert isinstance(type_, str)
+        assert isinstance(name, str)
+        created = self.state.add_integration(service_id, type_, name)
+        return JSONResponse({"integration": render.integration(self.state, created)}, 201)
+
+    def _integration_or_404(self, request: Request) -> Any:
+        found = self.state.integration(
+            request.path_params["id"], request.path_params["integration_id"]
+        )
+        if found is None:
+            raise RestError(404, "Not Found", 2100, ["Integration Not Found"])
+        return found
+
+    async def get_integration(self, request: Request) -> Response:
+        found = self._integration_or_404(request)
+        return JSONResponse({"integration": render.integration(self.state, found)})
+
+    async def update_integration(self, request: Request) -> Response:
+        """``PUT``: a new name (what the operator changes); the type cannot change."""
+        found = self._integration_or_404(request)
+        body = await self._json(request, _INTEGRATION, "put")
+        spec = body["integration"]
+        if spec.get("type") not in (None, found.type):
+            raise _invalid("integration.type cannot be changed")
+        name = spec.get("name")
+        if name is not None:
+            if not isinstance(name, str) or not name.strip():
+                raise _invalid("integration.name must not be blank")
+            with self.state.lock:
+                found.name = name
+        return JSONResponse({"integration": render.integration(self.state, found)})
+
+    async def delete_integration(self, request: Request) -> Response:
+        """``DELETE``: not in PagerDuty's OpenAPI document, but in its API (go-pagerduty's
+        ``DeleteIntegration``); 204, and the key no longer routes events."""
+        found = self._integration_or_404(request)
+        self.state.delete_integration(found.id)
         return Response(status_code=204)

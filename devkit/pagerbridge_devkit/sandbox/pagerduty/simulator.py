@@ -46,6 +46,7 @@ from pagerbridge_devkit.sandbox.pagerduty.state import (
     Change,
     IncidentStatus,
     SimIncident,
+    SimIntegration,
     SimNote,
 )
 from pagerbridge_devkit.sandbox.pagerduty.webhooks import (
@@ -210,6 +211,14 @@ class PagerDutySimulator:
         self.state.add_service(service_id, routing_key, name)
         if team_id is not None:
             self.service_teams[service_id] = team_id
+
+    def service_integrations(self, service_id: str) -> list[SimIntegration]:
+        """The integrations of a service (REST ``/services/{id}/integrations``)."""
+        return self.state.service_integrations(service_id)
+
+    def delete_integration(self, integration_id: str) -> None:
+        """A person deletes an integration in PagerDuty's web UI: its key stops routing."""
+        self.state.delete_integration(integration_id)
 
     def drop_webhooks(self, dropping: bool = True) -> None:
         """Lose every webhook from now on (until called with False), as PagerDuty does once

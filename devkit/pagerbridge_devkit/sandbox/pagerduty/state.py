@@ -63,6 +63,19 @@ class SimService:
 
 
 @dataclass
+class SimIntegration:
+    """An integration on a service (REST ``/services/{id}/integrations``); an Events API
+    v2 one carries the ``integration_key`` events are routed with."""
+
+    id: str
+    type: str
+    name: str
+    service_id: str
+    created_at: str
+    integration_key: str | None = None
+
+
+@dataclass
 class SimIncident:
     id: str
     number: int
@@ -118,6 +131,8 @@ class AccountState:
         self.html_url = html_url
         self.services: dict[str, SimService] = {}
         self.routing_keys: dict[str, str] = {}  # routing key -> service id
+        self.integrations: dict[str, SimIntegration] = {}  # by id
+        self.revoked_keys: set[str] = set()  # keys of deleted integrations: refused
         self.strict_routing_keys = False
         self._incidents: dict[str, SimIncident] = {}
         self._open: dict[tuple[str, str], str] = {}  # (routing key, dedup key) -> id
@@ -132,13 +147,52 @@ class AccountState:
             self.routing_keys[routing_key] = service_id
 
     def service_for(self, routing_key: str) -> str | None:
-        """The service a routing key belongs to; an implicit one unless keys are strict."""
+        """The service a routing key belongs to; an implicit one unless keys are strict
+        (never for the key of a deleted integration)."""
         with self.lock:
             service_id = self.routing_keys.get(routing_key)
+            if service_id is None and routing_key in self.revoked_keys:
+                return None
             if service_id is None and not self.strict_routing_keys:
                 service_id = stable_id("service", routing_key)
                 self.add_service(service_id, routing_key, f"Service {service_id}")
             return service_id
+
+    # -- service integrations ----------------------------------------------------------
+
+    def add_integration(self, service_id: str, type_: str, name: str) -> SimIntegration:
+        """A new integration; an Events API v2 one gets a fresh 32-character key that
+        routes events to ``service_id`` from now on."""
+        with self.lock:
+            key = None
+            if type_ in (
+                "events_api_v2_inbound_integration",
+                "generic_events_api_inbound_integration",
+            ):
+                key = secrets.token_hex(16)  # 32 characters, like PagerDuty's keys
+                self.routing_keys[key] = service_id
+            integration = SimIntegration(
+                "P" + secrets.token_hex(3).upper(), type_, name, service_id, now_iso(), key
+            )
+            self.integrations[integration.id] = integration
+            return integration
+
+    def service_integrations(self, service_id: str) -> list[SimIntegration]:
+        with self.lock:
+            return [i for i in self.integrations.values() if i.service_id == service_id]
+
+    def integration(self, service_id: str, integration_id: str) -> SimIntegration | None:
+        with self.lock:
+            found = self.integrations.get(integration_id)
+            return found if found is not None and found.service_id == service_id else None
+
+    def delete_integration(self, integration_id: str) -> None:
+        """Gone, and its key with it: events sent with it are refused."""
+        with self.lock:
+            integration = self.integrations.pop(integration_id)
+            if integration.integration_key is not None:
+                self.routing_keys.pop(integration.integration_key, None)
+                self.revoked_keys.add(integration.integration_key)
 
     def reference(self, kind: str, id_: str, summary: str) -> dict[str, Any]:
         path = {"service": "services", "user": "users", "escalation_policy": "escalation_policies"}

@@ -80,6 +80,8 @@ def integration_status(
         subscription = converged.subscription if converged is not None else None
         fields["pager_duty_subscription"] = subscription.subscription if subscription else None
         if converged is not None:
+            fields["pager_duty_routing_key"] = converged.routing_key.routing_key
+        if converged is not None:
             fields["big_panda_webhook"] = _webhook(owner, spec, converged)
     return Assembled(PagerDutyIntegrationStatus.model_validate(fields), conditions)
 
@@ -118,6 +120,7 @@ def _outcome(
         storage=storage_condition(spec.relay.effective_storage) if spec else None,
         reachable=reachable,
         subscription_active=converged.subscription.active if converged is not None else None,
+        routing_key=converged.routing_key.condition if converged is not None else None,
     )
 
 

@@ -1,6 +1,7 @@
 """What the finalizer does before an integration goes away: delete the PagerDuty webhook
-subscription and (Managed mode) BigPanda's Webhook v2 integration, or, with
-``spec.deletionPolicy: Orphan``, leave them in place without our ownership stamp.
+subscription, the managed routing key's Events API v2 integration
+(``pagerDuty.routingKey.managed``) and (Managed mode) BigPanda's Webhook v2 integration,
+or, with ``spec.deletionPolicy: Orphan``, leave them in place without our ownership stamp.
 
 Each external object is one :class:`ExternalObject` (what it is, how to delete it, how to
 orphan it), listed by :func:`external_objects`; :func:`dispose` applies the policy to one.
@@ -39,7 +40,7 @@ from pagerbridge.clients.kubernetes import KubernetesError, NotFound, Resource
 from pagerbridge.controller import names as n
 from pagerbridge.controller.errors import ReconcileError, SecretNotFound
 from pagerbridge.controller.events import post_event
-from pagerbridge.controller.external import bigpanda_integration, subscription
+from pagerbridge.controller.external import bigpanda_integration, routing_key, subscription
 from pagerbridge.controller.kube_port import KubernetesPort
 from pagerbridge.controller.ownership import OwnerStamp, owned_by
 from pagerbridge.controller.render.children import Owner
@@ -65,7 +66,26 @@ def needs_finalizer(spec: Mapping[str, Any], status: Mapping[str, Any] | None = 
     )
     if has_subscription or (isinstance(webhook, dict) and webhook.get("mode") == "Managed"):
         return True
-    return bool(_recorded_subscription(status) or _recorded_bigpanda(status))
+    if _managed_routing_key(spec):
+        return True
+    return bool(
+        _recorded_subscription(status)
+        or _recorded_bigpanda(status)
+        or _recorded_routing_key(status)
+    )
+
+
+def _managed_routing_key(spec: Mapping[str, Any]) -> bool:
+    pager_duty = spec.get("pagerDuty") or {}
+    routing = pager_duty.get("routingKey") if isinstance(pager_duty, Mapping) else None
+    return isinstance(routing, Mapping) and routing.get("managed") is True
+
+
+def _recorded_routing_key(status: Mapping[str, Any] | None) -> str | None:
+    recorded = (status or {}).get("pagerDutyRoutingKey") or {}
+    if isinstance(recorded, Mapping) and recorded.get("integrationId"):
+        return str(recorded["integrationId"])
+    return None
 
 
 def _recorded_subscription(status: Mapping[str, Any] | None) -> str | None:
@@ -110,7 +130,8 @@ async def let_go(
         involved,
         reason="CleanupSkipped",
         message=f"{n.ANNOTATION_SKIP_CLEANUP} is set: finalizer removed; the PagerDuty "
-        f"subscription and BigPanda integration (if any) are left in place",
+        f"subscription, managed routing key and BigPanda integration (if any) are left "
+        "in place",
         warning=True,
     )
     return True
@@ -177,6 +198,19 @@ def external_objects(
             ),
         )
     ]
+    if routing_key.managed(spec) or _recorded_routing_key(info.status):
+        routing_key_args = (kube, owner, spec)
+        objects.append(
+            ExternalObject(
+                "PagerDuty Events API v2 integration (managed routing key)",
+                functools.partial(
+                    routing_key.remove, *routing_key_args, policy=policy, stamp=stamp, limits=limits
+                ),
+                functools.partial(
+                    routing_key.orphan, *routing_key_args, policy=policy, stamp=stamp, limits=limits
+                ),
+            )
+        )
     recorded = _recorded_bigpanda(info.status)
     if bigpanda_integration.managed(spec) or recorded:
 

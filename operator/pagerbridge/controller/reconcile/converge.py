@@ -2,16 +2,17 @@
 part of the status; :func:`converge` gathers them into one :class:`Converged`.
 
 Order matters: the referenced Secrets are read and the RelayConfig compiled once before
-anything talks to PagerDuty (a missing key stops here); the PagerDuty subscription comes
-next (whether it has a signing secret changes the RelayConfig); then the children, the
-exposure, the token rotation and BigPanda's integration (which needs the current token).
+anything talks to PagerDuty (a missing key stops here); the managed routing key (its
+Secret is what the relay mounts) and the PagerDuty subscription come next (whether it
+has a signing secret changes the RelayConfig); then the children, the exposure, the
+token rotation and BigPanda's integration (which needs the current token).
 A step that makes the integration wait raises (see :mod:`.errors`); every other outcome is
 a condition on its result.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
@@ -31,11 +32,13 @@ from pagerbridge.controller.state import user_secrets
 from pagerbridge.controller.state.observed import RefInfo
 from pagerbridge.controller.steps import children as children_step
 from pagerbridge.controller.steps import expose as expose_step
+from pagerbridge.controller.steps import managed_routing_key as routing_key_step
 from pagerbridge.controller.steps import token as token_step
 from pagerbridge.controller.steps import webhook_integration as bigpanda_step
 from pagerbridge.controller.steps import webhook_subscription as subscription_step
 from pagerbridge.controller.steps.context import Context, StepResult
 from pagerbridge.controller.steps.expose import ExposeResult
+from pagerbridge.controller.steps.managed_routing_key import RoutingKeyResult
 from pagerbridge.controller.steps.webhook_integration import BigPandaResult
 from pagerbridge.controller.steps.webhook_subscription import SubscriptionResult
 
@@ -49,11 +52,12 @@ class Converged:
     children: StepResult  # a NameConflict: the relay cannot be ours
     expose: ExposeResult
     bigpanda: BigPandaResult | None  # None: Managed, but no token Secret yet
+    routing_key: RoutingKeyResult = field(default_factory=RoutingKeyResult)  # empty: unmanaged
 
     def first_retry(self) -> float | None:
-        """The subscription's retry first, else the children's, else BigPanda's (as the
-        steps ran)."""
-        for result in (self.subscription, self.children, self.bigpanda):
+        """The routing key's retry first, else the subscription's, else the children's,
+        else BigPanda's (as the steps ran)."""
+        for result in (self.routing_key, self.subscription, self.children, self.bigpanda):
             if result is not None and result.retry is not None:
                 return result.retry
         return None
@@ -71,7 +75,8 @@ async def converge(
     namespace, name, spec = ctx.owner.namespace, ctx.owner.name, ctx.spec
     default_database = _default_database(ctx.settings.relay_database, name)
     refs: dict[str, set[str]] = {ref.name: set() for _, ref in secret_refs(spec, default_database)}
-    refs[spec.pager_duty.routing_key.name].add(spec.pager_duty.routing_key.key)
+    if (routing := spec.pager_duty.routing_key.secret_ref) is not None:
+        refs[routing.name].add(routing.key)
     read = await user_secrets.read(ctx.kube, namespace, refs)
     ctx.memory.secret_versions = read.versions
     override_inputs = [o for o in map(_override, overrides) if o]
@@ -90,6 +95,7 @@ async def converge(
         )
 
     compile_(False)  # validate the references before anything talks to PagerDuty
+    routing_key = await routing_key_step.run(ctx, verify=resync)
     subscription = await subscription_step.run(ctx)
     compiled = compile_(subscription.webhook_secret)
     # A rotated database URI (an environment variable of the relay) rolls the pods.
@@ -108,7 +114,7 @@ async def converge(
             bigpanda = await bigpanda_step.run(ctx, compiled, token, verify=resync)
     else:
         bigpanda = await bigpanda_step.unmanage(ctx)  # no condition
-    return Converged(compiled, subscription, applied, exposed, bigpanda)
+    return Converged(compiled, subscription, applied, exposed, bigpanda, routing_key)
 
 
 def _default_database(default: DatabaseDefault | None, integration: str) -> SecretKeyRef | None:

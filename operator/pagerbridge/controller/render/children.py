@@ -463,6 +463,29 @@ def render_webhook_secret(owner: Owner, signing_secret: str, subscription_id: st
     }
 
 
+def render_routing_key_secret(
+    owner: Owner, routing_key: str, integration_id: str, service_id: str, digest: str
+) -> Manifest:
+    """The managed routing key (``pagerDuty.routingKey.managed``), with the PagerDuty
+    integration and service it belongs to and a digest of the key (never the key) in
+    annotations, so a verification can tell whether PagerDuty's key is the one held."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _metadata(
+            owner,
+            owner.names.routing_key_secret,
+            annotations={
+                n.ANNOTATION_ROUTING_KEY_INTEGRATION: integration_id,
+                n.ANNOTATION_ROUTING_KEY_SERVICE: service_id,
+                n.ANNOTATION_ROUTING_KEY_DIGEST: digest,
+            },
+        ),
+        "stringData": {n.ROUTING_KEY_KEY: routing_key},
+    }
+
+
 def service_url(owner: Owner, spec: PagerDutyIntegrationSpec) -> str:
     port = spec.relay.service.port
     host = f"{owner.names.relay}.{owner.namespace}.svc"

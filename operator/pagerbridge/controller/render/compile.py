@@ -88,7 +88,9 @@ def secret_refs(
     spec: PagerDutyIntegrationSpec, default_database: SecretKeyRef | None = None
 ) -> list[tuple[str, SecretKeyRef]]:
     """Every Secret key the integration references, with the field path naming it."""
-    refs = [("spec.pagerDuty.routingKey", spec.pager_duty.routing_key)]
+    refs: list[tuple[str, SecretKeyRef]] = []
+    if (routing := spec.pager_duty.routing_key.secret_ref) is not None:  # None: managed
+        refs.append(("spec.pagerDuty.routingKey", routing))
     if spec.pager_duty.api_token is not None:
         refs.append(("spec.pagerDuty.apiToken", spec.pager_duty.api_token))
     if spec.big_panda.api_token is not None:
@@ -121,18 +123,22 @@ def compile_relay_config(
         )
     refs = secret_refs(spec, default_database)
     _check_refs(namespace, refs, secrets)
-    routing = spec.pager_duty.routing_key
-    if routing.key not in secrets[routing.name].routing_key_shaped:
+    routing = spec.pager_duty.routing_key.secret_ref
+    if routing is None:  # managed: the operator's own Secret, written by the routing key step
+        routing_key_file = n.secret_file(names.routing_key_secret, n.ROUTING_KEY_KEY)
+    elif routing.key not in secrets[routing.name].routing_key_shaped:
         raise InvalidKey(
             f"Secret {namespace}/{routing.name} key {routing.key!r} does not hold a PagerDuty "
             "Events API v2 integration key (32 letters and digits)"
         )
+    else:
+        routing_key_file = n.secret_file(routing.name, routing.key)
 
     pd = spec.pager_duty
     pager_duty = PagerDutyRelayConfig(
         events_url=pagerduty_events_url(pd),
         api_url=pagerduty_api_url(pd),
-        routing_key_file=n.secret_file(routing.name, routing.key),
+        routing_key_file=routing_key_file,
         api_token_file=n.secret_file(pd.api_token.name, pd.api_token.key) if pd.api_token else None,
         from_email=pd.from_email,
         service_id=pd.service_id,
@@ -165,6 +171,9 @@ def compile_relay_config(
         if lost:
             ignored[mapping.name] = tuple(lost)
 
+    mounted = {ref.name for what, ref in refs if what != DATABASE_FIELD}
+    if routing is None:
+        mounted.add(names.routing_key_secret)
     config = RelayConfig(
         pager_duty=pager_duty,
         big_panda=big_panda,
@@ -180,7 +189,7 @@ def compile_relay_config(
     )
     return Compiled(
         config=config,
-        mounted_secrets=tuple(sorted({ref.name for what, ref in refs if what != DATABASE_FIELD})),
+        mounted_secrets=tuple(sorted(mounted)),
         database=database,
         active_override=active.name if active else None,
         ignored_overrides=tuple(o.name for o in ordered_overrides[1:]),

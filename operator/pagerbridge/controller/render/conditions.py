@@ -22,6 +22,7 @@ READY = "Ready"
 SECRETS_RESOLVED = "SecretsResolved"
 RELAY_AVAILABLE = "RelayAvailable"
 SUBSCRIPTION_READY = "SubscriptionReady"
+ROUTING_KEY_READY = "RoutingKeyReady"  # pagerDuty.routingKey.managed only
 # Whether PagerDuty delivers to the relay: read at each verification (informational: the
 # operator re-enables a disabled subscription at once, so it never decides Ready).
 SUBSCRIPTION_ACTIVE = "SubscriptionActive"

@@ -44,6 +44,7 @@ class IntegrationOutcome:
     storage: ConditionUpdate | None = None  # what the outbox survives; not part of Ready
     reachable: ConditionUpdate | None = None  # RelayPubliclyReachable
     subscription_active: ConditionUpdate | None = None  # known at verifications only
+    routing_key: ConditionUpdate | None = None  # RoutingKeyReady: managed routing key only
 
 
 def public_reachability(public_url: str | None, webhook_url: str) -> ConditionUpdate:
@@ -128,6 +129,8 @@ def integration_conditions(
     details = [outcome.secrets, outcome.subscription, outcome.relay]
     if outcome.bigpanda is not None:
         details.insert(2, outcome.bigpanda)
+    if outcome.routing_key is not None:
+        details.insert(1, outcome.routing_key)
     ready = ready_condition(details, outcome.relay_url, outcome.reachable)
     updates = [ready, reconciling_condition(ready), *details]
     if outcome.storage is not None:

@@ -6,8 +6,10 @@
   "service_reference"}}}`` (PagerDuty's REST OpenAPI document, ``createServiceIntegration``);
   the answer carries the integration, with its ``integration_key`` (the routing key).
 - get: ``GET /services/{id}/integrations/{integration_id}`` (404: gone).
-- list: ``GET /services/{id}?include[]=integrations``: the service with its integrations as
-  full objects (the document has no listing of its own for a service's integrations).
+- list: ``GET /services/{id}?include[]=integrations``: the service with its integrations
+  (the document has no listing of its own for a service's integrations). Its schema
+  types them as references (``summary`` the name); whatever more PagerDuty includes is
+  welcome, but the key is read with ``get`` when the listing lacks it.
 - rename: ``PUT /services/{id}/integrations/{integration_id}`` with a new ``name`` (the
   ownership stamp lives in the name, the one writable text field an integration has).
 - delete: ``DELETE /services/{id}/integrations/{integration_id}``. PagerDuty's OpenAPI
@@ -44,6 +46,11 @@ class ServiceIntegration(_Loose):
     name: str | None = None
     summary: str | None = None
     integration_key: str | None = Field(default=None, repr=False)  # a secret: never shown
+
+    @property
+    def label(self) -> str | None:
+        """The name (a reference in a listing may carry only its ``summary``)."""
+        return self.name if self.name is not None else self.summary
 
 
 class _One(_Loose):

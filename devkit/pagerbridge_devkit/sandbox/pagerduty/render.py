@@ -150,19 +150,24 @@ def integration(state: AccountState, item: SimIntegration) -> dict[str, Any]:
 
 
 def service(state: AccountState, item: SimService, *, with_integrations: bool) -> dict[str, Any]:
-    """The REST ``Service`` object; its integrations as references, or (``include[]=
-    integrations``) as full objects."""
-    integrations = state.service_integrations(item.id)
-    ref = state.reference("service", item.id, item.name)
+    """The REST ``Service`` object. Its ``integrations`` are ``IntegrationReference``s, as
+    the document's schema says even with ``include[]=integrations`` (whose description
+    promises full objects): then each also carries its ``name`` and ``created_at``, never
+    an ``integration_key`` (read one integration for that)."""
+    integrations = []
+    for i in state.service_integrations(item.id):
+        ref = {**state.reference("integration", i.id, i.name), "type": f"{i.type}_reference"}
+        path = f"services/{item.id}/integrations/{i.id}"
+        ref.update(self=f"{state.base_url}/{path}", html_url=f"{state.html_url}/{path}")
+        if with_integrations:
+            ref.update(name=i.name, created_at=i.created_at)
+        integrations.append(ref)
+    policy_id, policy_name = _ESCALATION_POLICY
     return {
-        **ref,
+        **state.reference("service", item.id, item.name),
         "type": "service",
         "name": item.name,
         "status": "active",
-        "integrations": [
-            integration(state, i)
-            if with_integrations
-            else {**state.reference("integration", i.id, i.name), "type": f"{i.type}_reference"}
-            for i in integrations
-        ],
+        "escalation_policy": state.reference("escalation_policy", policy_id, policy_name),
+        "integrations": integrations,
     }

@@ -123,10 +123,13 @@ class Sorted:
 def sort_out(integrations: Sequence[ServiceIntegration], owner: Owner, stamp: OwnerStamp) -> Sorted:
     """Which integrations are ours (our stamp in the name), and whether one that is not
     ours carries our name; another owner's stamp is another owner's business."""
-    ours = sorted((i for i in integrations if OwnerStamp.find(i.name) == stamp), key=lambda i: i.id)
+    ours = sorted(
+        (i for i in integrations if OwnerStamp.find(i.label) == stamp), key=lambda i: i.id
+    )
     bare = unstamped_name(owner)
     unstamped = next(
-        (i.id for i in integrations if OwnerStamp.find(i.name) is None and i.name == bare), None
+        (i.id for i in integrations if OwnerStamp.find(i.label) is None and i.label == bare),
+        None,
     )
     if not ours:
         return Sorted(None, unstamped=unstamped)
@@ -134,7 +137,7 @@ def sort_out(integrations: Sequence[ServiceIntegration], owner: Owner, stamp: Ow
 
 
 def ours(integration: ServiceIntegration | None, stamp: OwnerStamp) -> bool:
-    return integration is not None and OwnerStamp.find(integration.name) == stamp
+    return integration is not None and OwnerStamp.find(integration.label) == stamp
 
 
 # -- effects -------------------------------------------------------------------------

@@ -75,6 +75,11 @@ def test_crds_are_established(cluster: Cluster) -> None:
         ("pdi.spec.relay.persistence.size", "default 1Gi"),
         ("pdi.spec.relay.expose.ingress.host", "Fully qualified host name"),
         ("pdko.status.conditions", "Ready: True (Applied)"),
+        (
+            "pdi.spec.pagerDuty.routingKey.managed",
+            "the operator creates an Events API v2 integration on pagerDuty.serviceId",
+        ),
+        ("pdi.status.pagerDutyRoutingKey.secretName", "whose key routing-key holds"),
     ],
 )
 def test_kubectl_explain_documents_status_and_spec(

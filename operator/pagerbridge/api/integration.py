@@ -130,6 +130,9 @@ ROUTING_KEY_SHAPE_MESSAGE = (
 )
 
 
+_MANAGED = "(has(self.managed) && self.managed)"
+
+
 class RoutingKeySpec(CamelModel):
     """The default routing key: a key of a Secret the user fills (``name``, ``key``), or
     ``managed: true``: the operator creates an Events API v2 integration on
@@ -137,10 +140,22 @@ class RoutingKeySpec(CamelModel):
 
     model_config = ConfigDict(
         json_schema_extra={
+            # Reported on the missing field, as the API server reports a required one
+            # ("spec.pagerDuty.routingKey.key: Required value"), which it was before
+            # managed keys existed.
             "x-kubernetes-validations": [
                 {
-                    "rule": "(has(self.managed) && self.managed) ? "
-                    "(!has(self.name) && !has(self.key)) : (has(self.name) && has(self.key))",
+                    "rule": f"{_MANAGED} || has(self.{field})",
+                    "fieldPath": f".{field}",
+                    "reason": "FieldValueRequired",
+                    "message": f"a Secret reference needs {field} (or managed: true instead "
+                    "of name and key)",
+                }
+                for field in ("name", "key")
+            ]
+            + [
+                {
+                    "rule": f"!{_MANAGED} || (!has(self.name) && !has(self.key))",
                     "message": ROUTING_KEY_SHAPE_MESSAGE,
                 }
             ]

@@ -83,7 +83,13 @@ def test_the_crd_carries_both_rules_for_the_api_server() -> None:
     routing = schema["properties"]["pagerDuty"]["properties"]["routingKey"]
     assert set(routing["properties"]) == {"name", "key", "managed"}
     assert "required" not in routing
-    assert "either name and key" in routing["x-kubernetes-validations"][0]["message"]
+    rules = routing["x-kubernetes-validations"]
+    assert any("either name and key" in r["message"] for r in rules)
+    # a Secret reference missing its key is reported on the key, as "Required value"
+    assert {(r.get("fieldPath"), r.get("reason")) for r in rules} >= {
+        (".key", "FieldValueRequired"),
+        (".name", "FieldValueRequired"),
+    }
     assert "Events API v2 integration" in routing["properties"]["managed"]["description"]
     rules = [r["message"] for r in schema["x-kubernetes-validations"]]
     assert any(

@@ -131,6 +131,24 @@ ROUTING_KEY_SHAPE_MESSAGE = (
 
 
 _MANAGED = "(has(self.managed) && self.managed)"
+# A Secret reference missing name or key is reported on that field, as the API server
+# reports a required one ("spec.pagerDuty.routingKey.key: Required value"), which it was
+# before managed keys existed; both kinds at once get the shape message.
+ROUTING_KEY_RULES: list[JsonValue] = [
+    {
+        "rule": f"{_MANAGED} || has(self.{field})",
+        "fieldPath": f".{field}",
+        "reason": "FieldValueRequired",
+        "message": f"a Secret reference needs {field} (or managed: true instead of name and key)",
+    }
+    for field in ("name", "key")
+]
+ROUTING_KEY_RULES.append(
+    {
+        "rule": f"!{_MANAGED} || (!has(self.name) && !has(self.key))",
+        "message": ROUTING_KEY_SHAPE_MESSAGE,
+    }
+)
 
 
 class RoutingKeySpec(CamelModel):
@@ -138,29 +156,7 @@ class RoutingKeySpec(CamelModel):
     ``managed: true``: the operator creates an Events API v2 integration on
     ``pagerDuty.serviceId`` and keeps its key in a Secret it owns."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            # Reported on the missing field, as the API server reports a required one
-            # ("spec.pagerDuty.routingKey.key: Required value"), which it was before
-            # managed keys existed.
-            "x-kubernetes-validations": [
-                {
-                    "rule": f"{_MANAGED} || has(self.{field})",
-                    "fieldPath": f".{field}",
-                    "reason": "FieldValueRequired",
-                    "message": f"a Secret reference needs {field} (or managed: true instead "
-                    "of name and key)",
-                }
-                for field in ("name", "key")
-            ]
-            + [
-                {
-                    "rule": f"!{_MANAGED} || (!has(self.name) && !has(self.key))",
-                    "message": ROUTING_KEY_SHAPE_MESSAGE,
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": ROUTING_KEY_RULES})
 
     name: ObjectName | None = Field(
         default=None, description="Name of the Secret holding the routing key (not with managed)."

@@ -10,6 +10,7 @@ import base64
 import json
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -140,3 +141,60 @@ def test_managed_routing_key_is_created_used_by_the_relay_and_deleted_with_it(
     )
     wait_for(lambda: get_json(cluster, namespace, "pdi", NAME) is None, 60, "the pdi gone")
     assert key not in operator.log()
+
+
+def test_under_orphan_the_integration_is_left_working_without_our_stamp(
+    cluster: Cluster,
+    namespace: str,
+    operator: OperatorProcess,
+    pagerduty: tuple[PagerDutySimulator, str],
+    bigpanda: tuple[BigPandaSimulator, str],
+) -> None:
+    pd, pd_url = pagerduty
+    _, bp_url = bigpanda
+    pd.strict_routing_keys = True
+    keys = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "keys"},
+        "stringData": {"pd-api": DEFAULT_API_TOKEN, "bp-api": BP_API_KEY},
+    }
+    pdi = manifest(pd_url, bp_url, {"managed": True})
+    pdi["spec"]["deletionPolicy"] = "Orphan"
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all([keys, pdi]))
+    recorded = wait_for(
+        lambda: (
+            (get_json(cluster, namespace, "pdi", NAME) or {})
+            .get("status", {})
+            .get("pagerDutyRoutingKey")
+        ),
+        60,
+        "status.pagerDutyRoutingKey",
+    )
+    (made,) = pd.service_integrations(DEFAULT_SERVICE_ID)
+    assert recorded["integrationId"] == made.id
+    key = made.integration_key
+    assert key is not None
+
+    cluster.kubectl("delete", "-n", namespace, f"pdi/{NAME}", "--wait=false")
+    wait_for(lambda: get_json(cluster, namespace, "pdi", NAME) is None, 60, "the pdi gone")
+    (left,) = pd.service_integrations(DEFAULT_SERVICE_ID)
+    assert left.id == made.id
+    assert "pagerbridge-owner=" not in left.name  # unstamped: never ours again
+    assert left.name == f"PagerBridge {namespace}/{NAME} routing key"
+    events = cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
+    assert "Orphaned" in events
+    # Still routing events to its service.
+    response = httpx.post(
+        f"{pd_url}/v2/enqueue",
+        json={
+            "routing_key": key,
+            "event_action": "trigger",
+            "dedup_key": "after-orphan",
+            "payload": {"summary": "disk full", "source": "db-1", "severity": "critical"},
+        },
+    )
+    assert response.status_code == 202
+    incident = pd.incident_by_key("after-orphan")
+    assert incident is not None
+    assert incident.service_id == DEFAULT_SERVICE_ID

@@ -414,13 +414,36 @@ async def test_the_reconciler_writes_status_and_the_key_goes_nowhere_else(
         assert key not in json.dumps(obj)
 
     # No REST token (the API server requires one with serviceId today; an account may
-    # supply it later): Ready names the reason, PagerDuty is not called.
+    # supply it later): Ready names the reason, PagerDuty is not called, status keeps
+    # the record of what exists.
     pd.requests.clear()
-    spec = integration["spec"]
-    spec["pagerDuty"].pop("apiToken")
-    kube.put({**integration, "spec": spec}, NS)
+
+    def edit(change: Any) -> None:
+        current = kube.find("PagerDutyIntegration", NS, OWNER.name)
+        assert current is not None
+        change(current["spec"]["pagerDuty"])
+        kube.put(current, NS)
+
+    api_token = kube.find("PagerDutyIntegration", NS, OWNER.name)["spec"]["pagerDuty"]["apiToken"]  # type: ignore[index]
+    edit(lambda pager_duty: pager_duty.pop("apiToken"))
     reconciler.integration_changed(NS, OWNER.name, verify=True)
     await reconciler.reconcile_integration(NS, OWNER.name)
     after = kube.find("PagerDutyIntegration", NS, OWNER.name)
     assert condition(after, c.READY)["reason"] == Reason.API_TOKEN_REQUIRED
     assert [r for r in pd.requests.entries if "/integrations" in r.path] == []
+    assert after is not None
+    assert after["status"]["pagerDutyRoutingKey"]["integrationId"] == made.id
+
+    # Back to a Secret of the user's: ours is deleted in PagerDuty, with our Secret.
+    kube.put(secret("pd", **{"api-token": DEFAULT_API_TOKEN, "routing-key": "a" * 32}), NS)
+    edit(
+        lambda pager_duty: pager_duty.update(
+            apiToken=api_token, routingKey={"name": "pd", "key": "routing-key"}
+        )
+    )
+    await reconciler.reconcile_integration(NS, OWNER.name)
+    assert pd.service_integrations(DEFAULT_SERVICE_ID) == []
+    assert held_key(kube, owner) is None
+    final = kube.find("PagerDutyIntegration", NS, OWNER.name)
+    assert final is not None
+    assert "pagerDutyRoutingKey" not in final["status"]

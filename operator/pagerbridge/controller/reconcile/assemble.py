@@ -79,8 +79,11 @@ def integration_status(
         fields["relay"] = _relay(info, relay, expose_step.published(info, exposed))
         subscription = converged.subscription if converged is not None else None
         fields["pager_duty_subscription"] = subscription.subscription if subscription else None
-        if converged is not None:
-            fields["pager_duty_routing_key"] = converged.routing_key.routing_key
+        routing_key = converged.routing_key if converged is not None else None
+        if routing_key is not None and (
+            routing_key.routing_key is not None or routing_key.condition is None
+        ):  # managed and held, or not managed (cleared); a failure keeps what was written
+            fields["pager_duty_routing_key"] = routing_key.routing_key
         if converged is not None:
             fields["big_panda_webhook"] = _webhook(owner, spec, converged)
     return Assembled(PagerDutyIntegrationStatus.model_validate(fields), conditions)

@@ -6,6 +6,7 @@ rejects an inconsistent manifest with the message written here.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -246,6 +247,7 @@ class BigPandaTrigger(StrEnum):
     CLOSED = "closed"
     REOPEN = "reopen"
     SNOOZED = "snoozed"
+    BECOME_FLAPPING = "become-flapping"
 
 
 DEFAULT_TRIGGERS: tuple[BigPandaTrigger, ...] = (
@@ -300,6 +302,72 @@ class BigPandaSpec(CamelModel):
     webhook: BigPandaWebhookSpec = Field(default_factory=BigPandaWebhookSpec)
 
 
+# Custom details the relay itself sets on every trigger: a flapping detail may not take
+# their name (the PagerDuty incident would lose its way back to BigPanda).
+RESERVED_DETAILS: tuple[str, ...] = (
+    "bigpanda_incident_id",
+    "bigpanda_url",
+    "status",
+    "active",
+    "severity",
+    "flapping",
+    "environments",
+    "folders",
+    "snooze",
+    "tags",
+    "alerts",
+    "pagerbridge_key_override",
+)
+DETAIL_KEY_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
+
+
+def _not_reserved(value: str) -> str:
+    if value in RESERVED_DETAILS:
+        raise ValueError(f"{value!r} is a custom detail the relay sets itself")
+    return value
+
+
+class FlappingDetail(CamelModel):
+    """One custom detail added to the PagerDuty event of a flapping incident."""
+
+    key: Annotated[str, AfterValidator(_not_reserved)] = Field(
+        min_length=1,
+        max_length=64,
+        pattern=DETAIL_KEY_PATTERN,
+        description="Name of the custom detail (1-64 letters, digits, '_', '.' or '-'; not "
+        f"one the relay sets itself: {', '.join(RESERVED_DETAILS)}).",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!(self in " + json.dumps(list(RESERVED_DETAILS)) + ")",
+                    "message": "sync.flapping.customDetail.key names a custom detail the "
+                    "relay sets itself",
+                }
+            ]
+        },
+    )
+    value: str = Field(
+        default="true",
+        max_length=256,
+        description='Its value, a string of at most 256 characters (default "true").',
+    )
+
+
+class FlappingSpec(CamelModel):
+    """How the PagerDuty event of a flapping BigPanda incident (flapping: true) differs."""
+
+    severity: PagerDutySeverity | None = Field(
+        default=None,
+        description="PagerDuty severity of a flapping incident's trigger, instead of the "
+        "severityMap's (a tag mapping onto severity still wins). Unset: the severityMap's.",
+    )
+    custom_detail: FlappingDetail | None = Field(
+        default=None,
+        description="A custom detail added to a flapping incident's trigger, e.g. "
+        "{key: flapping_hint, value: noisy}, for PagerDuty event rules or responders.",
+    )
+
+
 class SyncSpec(CamelModel):
     """Which directions and kinds of updates are synchronized."""
 
@@ -319,6 +387,19 @@ class SyncSpec(CamelModel):
         default=False,
         description="A PagerDuty acknowledgement adds a BigPanda comment naming who "
         "acknowledged (default false).",
+    )
+    snooze: bool = Field(
+        default=False,
+        description="A snoozed BigPanda incident (snooze.snoozed true) acknowledges its "
+        "PagerDuty incident (Events API v2 acknowledge), so PagerDuty stops paging; an "
+        "unsnooze leaves it acknowledged (see docs/relay.md). In Managed mode the BigPanda "
+        "webhook's snoozed trigger is enabled too. Default false.",
+    )
+    flapping: FlappingSpec | None = Field(
+        default=None,
+        description="How a flapping BigPanda incident (flapping true) is sent: a severity "
+        "and/or a custom detail of your choice. Unset (default): like any other. In Managed "
+        "mode the BigPanda webhook's become-flapping trigger is enabled too.",
     )
 
 
@@ -538,6 +619,16 @@ class PagerDutyIntegrationSpec(CamelModel):
     sync: SyncSpec = Field(default_factory=SyncSpec)
     severity_map: SeverityMapSpec = Field(default_factory=SeverityMapSpec)
     relay: RelaySpec = Field(default_factory=RelaySpec)
+
+    @property
+    def effective_triggers(self) -> list[BigPandaTrigger]:
+        """``bigPanda.webhook.triggers`` plus those ``sync`` needs (snoozed, become-flapping)."""
+        wanted = list(self.big_panda.webhook.triggers)
+        if self.sync.snooze:
+            wanted.append(BigPandaTrigger.SNOOZED)
+        if self.sync.flapping is not None:
+            wanted.append(BigPandaTrigger.BECOME_FLAPPING)
+        return list(dict.fromkeys(wanted))
 
     @property
     def notes_enabled(self) -> bool:

@@ -26,6 +26,7 @@ from pagerbridge.api.integration import (
     PAGERDUTY_API_URLS,
     PAGERDUTY_EVENTS_URLS,
     Email,
+    FlappingSpec,
     HttpUrl,
     Region,
 )
@@ -86,6 +87,13 @@ class SyncConfig(CamelModel):
     resolve: bool = True
     notes: bool = True
     acknowledge: bool = False
+    snooze: bool = Field(
+        default=False,
+        description="A snoozed BigPanda incident sends an Events API v2 acknowledge.",
+    )
+    flapping: FlappingSpec | None = Field(
+        default=None, description="Severity and custom detail of a flapping incident."
+    )
 
 
 class IntegrationIdentity(CamelModel):

@@ -284,3 +284,90 @@ def test_each_problem_is_reported_once(pd: Running) -> None:
     event = _trigger(payload__severity="high", payload__summary=_DELETE, routing_key="short")
     errors = pd.client.post("/v2/enqueue", json=event).json()["errors"]
     assert len(errors) == 3, errors
+
+
+# -- acknowledged alerts, as documented ("Send an Alert Event", PagerDuty/developer-docs
+# docs/events-API-v2/02-Trigger-Events.md; see docs/relay.md, "Incident lifecycle") ---------
+
+
+def _ack(pd: Running, key: str, routing_key: str = DEFAULT_ROUTING_KEY) -> None:
+    response = pd.enqueue(routing_key=routing_key, event_action="acknowledge", dedup_key=key)
+    assert response.status_code == 202
+
+
+def test_trigger_for_an_acknowledged_alert_is_deduplicated_and_notifies_nobody(
+    pd: Running,
+) -> None:
+    pd.sim.drop_webhooks()  # collects the webhook event types the changes emit
+    pd.trigger("k")
+    _ack(pd, "k")
+    incident = pd.sim.incident_by_key("k")
+    assert incident is not None
+    acknowledged_at = incident.acknowledged_at
+    assert (incident.status, len(incident.notified)) == ("acknowledged", 1)
+
+    again = pd.trigger("k", summary="a new alert during the snooze")
+    assert again.status_code == 202 and again.json()["dedup_key"] == "k"
+    assert len(pd.sim.incidents()) == 1  # the same incident: a trigger log entry on its alert
+    incident = pd.sim.incident_by_key("k")
+    assert incident is not None
+    assert [e["event_action"] for e in incident.events] == ["trigger", "acknowledge", "trigger"]
+    assert incident.status == "acknowledged"  # not re-opened...
+    assert incident.acknowledged_at == acknowledged_at
+    assert len(incident.notified) == 1  # ...and nobody notified again
+    assert pd.sim.dropped_webhooks == ["incident.triggered", "incident.acknowledged"]
+
+
+def test_acknowledge_of_an_acknowledged_alert_changes_nothing(pd: Running) -> None:
+    pd.sim.drop_webhooks()
+    pd.trigger("k")
+    _ack(pd, "k")
+    _ack(pd, "k")
+    assert pd.sim.incident_by_key("k").status == "acknowledged"  # type: ignore[union-attr]
+    assert pd.sim.dropped_webhooks == ["incident.triggered", "incident.acknowledged"]
+
+
+def test_acknowledge_with_another_routing_key_is_dropped(pd: Running) -> None:
+    pd.trigger("k")
+    _ack(pd, "k", routing_key=OTHER_KEY)
+    assert pd.sim.incident_by_key("k").status == "triggered"  # type: ignore[union-attr]
+
+
+def test_acknowledge_after_resolve_is_dropped_and_reopens_nothing(pd: Running) -> None:
+    pd.trigger("k")
+    pd.enqueue(routing_key=DEFAULT_ROUTING_KEY, event_action="resolve", dedup_key="k")
+    pd.sim.drop_webhooks()
+    _ack(pd, "k")
+    incident = pd.sim.incident_by_key("k")
+    assert incident is not None
+    assert incident.status == "resolved"
+    assert [e["event_action"] for e in incident.events] == ["trigger", "resolve"]
+    assert pd.sim.dropped_webhooks == []
+
+
+def test_resolve_resolves_an_acknowledged_incident(pd: Running) -> None:
+    pd.trigger("k")
+    _ack(pd, "k")
+    pd.enqueue(routing_key=DEFAULT_ROUTING_KEY, event_action="resolve", dedup_key="k")
+    incident = pd.sim.incident_by_key("k")
+    assert incident is not None
+    assert (incident.status, incident.acknowledged_at) == ("resolved", None)
+
+
+def test_ack_timeout_triggers_it_again_and_pages(pd: Running) -> None:
+    pd.sim.drop_webhooks()
+    pd.trigger("k")
+    incident = pd.sim.incident_by_key("k")
+    assert incident is not None
+    pd.sim.ack_timeout(incident.id)  # not acknowledged: nothing happens
+    assert (incident.status, len(incident.notified)) == ("triggered", 1)
+    _ack(pd, "k")
+    timed_out = pd.client.post(f"/_sandbox/incidents/{incident.id}/ack-timeout")
+    assert timed_out.status_code == 200
+    assert timed_out.json()["status"] == "triggered"
+    assert len(timed_out.json()["notified"]) == 2
+    assert pd.sim.dropped_webhooks == [
+        "incident.triggered",
+        "incident.acknowledged",
+        "incident.unacknowledged",
+    ]

@@ -13,7 +13,8 @@ state is lock-protected and webhook delivery has its own threads.
 Admin and inspection routes (never faulted, never recorded):
 
 - ``GET /_sandbox/incidents`` and ``GET /_sandbox/incidents/{id}`` (routing keys redacted)
-- ``POST /_sandbox/incidents/{id}/resolve|acknowledge`` ``{"by_email"?}`` and
+- ``POST /_sandbox/incidents/{id}/resolve|acknowledge`` ``{"by_email"?}``,
+  ``POST /_sandbox/incidents/{id}/ack-timeout`` (the service's acknowledgement timeout) and
   ``POST /_sandbox/incidents/{id}/notes`` ``{"content", "by_email"?}``: a person acting
 - ``PUT /_sandbox/rate-limits`` ``{"events_per_minute"?, "rest_per_minute"?}`` (0: off)
 - ``GET /_sandbox/webhook-deliveries``: every delivery attempt
@@ -86,6 +87,8 @@ def incident_inspection(incident: SimIncident) -> dict[str, Any]:
         "created_at": incident.created_at,
         "updated_at": incident.updated_at,
         "resolved_at": incident.resolved_at,
+        "acknowledged_at": incident.acknowledged_at,
+        "notified": list(incident.notified),
         "events": [
             {**e, "routing_key": _redact(str(e.get("routing_key", "")))} for e in incident.events
         ],
@@ -278,6 +281,10 @@ class PagerDutySimulator:
     def acknowledge(self, incident_id: str, by_email: str = DEFAULT_USER_EMAIL) -> None:
         self._set_status(incident_id, "acknowledged", by_email)
 
+    def ack_timeout(self, incident_id: str) -> None:
+        """The service's acknowledgement timeout expires (see ``AccountState.ack_timeout``)."""
+        self._publish(self.state.ack_timeout(incident_id))
+
     def add_note(
         self, incident_id: str, content: str, by_email: str = DEFAULT_USER_EMAIL
     ) -> SimNote:
@@ -419,6 +426,8 @@ class PagerDutySimulator:
                     self.resolve(incident_id, by_email)
                 elif action == "acknowledge":
                     self.acknowledge(incident_id, by_email)
+                elif action == "ack-timeout":
+                    self.ack_timeout(incident_id)
                 else:
                     return JSONResponse({"error": f"unknown action {action}"}, status_code=404)
             except KeyError:

@@ -9,6 +9,16 @@ The Events API state machine follows PagerDuty's documentation: events for one
 ``dedup_key`` apply to the open incident only when they come through the same routing
 key as the trigger that opened it (otherwise acknowledge/resolve are dropped); once
 resolved, a new trigger opens a new incident with the same ``incident_key``.
+
+Acknowledged incidents, as documented ("Send an Alert Event", developer.pagerduty.com,
+PagerDuty/developer-docs ``docs/events-API-v2/02-Trigger-Events.md``): an ``acknowledge``
+puts the open incident in the acknowledged state; a ``trigger`` with its ``dedup_key``
+is a trigger log entry on the open alert, and "while an incident is acknowledged, it
+won't generate any additional notifications, even if it receives new trigger events": it
+stays acknowledged, with no webhook and no notification (``notified`` counts the pages:
+the first trigger, and each return to triggered). Only the service's acknowledgement
+timeout (:meth:`AccountState.ack_timeout`), or a person, makes it triggered again; a
+``resolve`` resolves it.
 """
 
 from __future__ import annotations
@@ -94,6 +104,9 @@ class SimIncident:
     acknowledged_by: Agent | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     notes: list[SimNote] = field(default_factory=list)
+    # When responders were notified: at the trigger that opened it, and each time it went
+    # back to triggered (acknowledgement timeout, a person). De-duplicated triggers: never.
+    notified: list[str] = field(default_factory=list)
 
     @property
     def is_open(self) -> bool:
@@ -287,6 +300,7 @@ class AccountState:
             last_status_change_at=at,
             last_status_change_by=agent,
             events=[event],
+            notified=[at],
         )
         self._incidents[incident.id] = incident
         self._open[(incident.routing_key, dedup_key)] = incident.id
@@ -323,9 +337,24 @@ class AccountState:
             kinds.append("incident.acknowledged")
         else:
             incident.acknowledged_at = incident.acknowledged_by = None
+            incident.notified.append(at)  # triggered again: escalation resumes, it pages
             if previous == "acknowledged":
                 kinds.append("incident.unacknowledged")
         return [Change.of(kind, incident, agent) for kind in kinds]
+
+    def ack_timeout(self, incident_id: str) -> list[Change]:
+        """The service's acknowledgement timeout expires: an acknowledged incident goes back
+        to triggered (``incident.unacknowledged``, by its service) and pages again; any
+        other incident is left as it is."""
+        with self.lock:
+            incident = self._require(incident_id)
+            if incident.status != "acknowledged":
+                return []
+            service = self.services.get(incident.service_id)
+            agent = self.reference(
+                "service", incident.service_id, service.name if service else incident.service_id
+            )
+            return self._set_status(incident, "triggered", agent)
 
     def set_status(self, incident_id: str, status: IncidentStatus, by_email: str) -> list[Change]:
         """A user changes an incident's status (REST ``PUT`` or a human in the web UI)."""

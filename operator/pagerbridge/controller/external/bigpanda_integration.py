@@ -325,7 +325,7 @@ async def ensure(
     name = target_name(owner, spec, recorded_id)
     url = relay_base_url(owner, spec) + BIGPANDA_WEBHOOK_PATH
     workflow = desired_workflow(
-        url, token, compiled, [t.value for t in spec.big_panda.webhook.triggers], stamp
+        url, token, compiled, [t.value for t in spec.effective_triggers], stamp
     )
     wanted = digest(workflow)
     wanted_secret = secret_digest(workflow)

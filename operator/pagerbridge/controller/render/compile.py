@@ -181,7 +181,11 @@ def compile_relay_config(
         tag_mappings=tag_mappings,
         severity_map=spec.severity_map.as_dict(),
         sync=SyncConfig(
-            resolve=spec.sync.resolve, notes=spec.notes_enabled, acknowledge=spec.sync.acknowledge
+            resolve=spec.sync.resolve,
+            notes=spec.notes_enabled,
+            acknowledge=spec.sync.acknowledge,
+            snooze=spec.sync.snooze,
+            flapping=spec.sync.flapping,
         ),
         outbox_path=f"{n.OUTBOX_DIR}/outbox.db",
         admin_token_file=n.secret_file(names.admin_secret, n.ADMIN_TOKEN_KEY),

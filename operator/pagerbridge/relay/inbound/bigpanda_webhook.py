@@ -34,7 +34,7 @@ from pagerbridge.relay.incidents.overrides import (
     merge_mappings,
 )
 from pagerbridge.relay.incidents.parsing import Incident, parse_incident
-from pagerbridge.relay.incidents.translate import translate
+from pagerbridge.relay.incidents.translate import acknowledge_event, translate
 from pagerbridge.relay.outbound.dispatcher import Dispatcher
 from pagerbridge.relay.outbox.jobs import PdEvent, PdNote
 from pagerbridge.relay.outbox.port import IncidentMark, Job, NewJob, OutboxClosed
@@ -111,6 +111,7 @@ class BigPandaWebhook:
                 },
             )
         key = ordering_key(incident.id)
+        mark = IncidentMark(incident.id, translation.action, incident.updated_at)
         event = NewJob(
             PdEvent(
                 incident.id,
@@ -124,8 +125,28 @@ class BigPandaWebhook:
             unless_seen=echo.resolved_bp_key(incident.id)
             if translation.action == "resolve"
             else None,
-            incident=IncidentMark(incident.id, translation.action, incident.updated_at),
+            incident=mark,
         )
+        events = [event]
+        if translation.acknowledge:
+            # A snoozed incident (sync.snooze): after its trigger, in the same lane, so the
+            # PagerDuty alert exists when the acknowledge arrives and a later resolve still
+            # resolves. Once per content of the trigger (which shows the snooze): a re-sent
+            # webhook is a duplicate, a new snooze or a new alert during one acknowledges
+            # again. The same mark: stale with its trigger, and it never ends a life.
+            events.append(
+                NewJob(
+                    PdEvent(
+                        incident.id,
+                        "acknowledge",
+                        acknowledge_event(incident.id),
+                        Routing(key=routing.key, tag=routing.tag),
+                    ),
+                    key,
+                    idempotency_key=f"ack:{incident.id}:{{epoch}}:{translation.content_hash}",
+                    incident=mark,
+                )
+            )
         notes: list[NewJob] = []
         if settings.notes_enabled:
             for comment in incident.comments:
@@ -144,7 +165,7 @@ class BigPandaWebhook:
                     )
                 )
         # Notes belong to the open PagerDuty incident: before a resolve, after a trigger.
-        jobs = [*notes, event] if translation.action == "resolve" else [event, *notes]
+        jobs = [*notes, event] if translation.action == "resolve" else [*events, *notes]
         return jobs, translation.action
 
     async def _handle(self, request: Request) -> Response:

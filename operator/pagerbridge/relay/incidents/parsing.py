@@ -111,6 +111,9 @@ class Incident:
     incident_tags: dict[str, str]
     comments: tuple[Comment, ...]
     updated_at: float | None
+    # BigPanda's ``flapping: true`` and ``snooze.snoozed: true`` (anything else: false).
+    flapping: bool = False
+    snoozed: bool = False
 
     @property
     def resolved(self) -> bool:
@@ -237,6 +240,7 @@ def parse_incident(body: Any) -> Incident:
         updated = _num(raw.get(key))
         if updated is not None:
             break
+    snooze = raw.get("snooze")
     return Incident(
         raw=raw,
         id=incident_id.strip(),
@@ -251,4 +255,6 @@ def parse_incident(body: Any) -> Incident:
         incident_tags=incident_tags,
         comments=tuple(comments),
         updated_at=updated,
+        flapping=raw.get("flapping") is True,
+        snoozed=isinstance(snooze, dict) and snooze.get("snoozed") is True,
     )

@@ -4,6 +4,13 @@
 incident; a resolved incident (``status: ok`` or ``active: false``) becomes a ``resolve``.
 The routing key is added at delivery time (see :mod:`pagerbridge.relay.incidents.overrides`), so the
 default key never lands in the outbox file.
+
+The incident's life cycle (docs/relay.md, "Incident lifecycle: the two-way state table")
+is :func:`lifecycle_actions`: which Events v2 actions one BigPanda webhook becomes. With
+``sync.snooze`` a snoozed open incident is a trigger (its update, which PagerDuty
+de-duplicates into the open alert without notifying anyone while it is acknowledged)
+followed by an ``acknowledge``; with ``sync.flapping`` a flapping incident's trigger carries
+the severity and custom detail the user chose.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pagerbridge.api.relay_config import RelayConfig
+from pagerbridge.api.relay_config import RelayConfig, SyncConfig
 from pagerbridge.api.severity import BigPandaStatus
 from pagerbridge.api.tag_mapping import TagMapping
 from pagerbridge.relay.incidents.limits import MAX_TEXT, cut_text, fit_event
@@ -32,6 +39,31 @@ class Translation:
     event: dict[str, Any]  # Events v2 body minus routing_key
     content_hash: str  # identifies "the same event" across re-sends (idempotency)
     warnings: tuple[str, ...] = ()
+    # The trigger is followed by an Events v2 acknowledge (a snoozed incident, sync.snooze).
+    acknowledge: bool = False
+
+
+LifecycleAction = Literal["trigger", "acknowledge", "resolve"]
+
+
+def lifecycle_actions(incident: Incident, sync: SyncConfig) -> tuple[LifecycleAction, ...]:
+    """The Events v2 actions one BigPanda webhook of ``incident`` becomes, in order.
+
+    Resolved wins over everything (a snoozed or flapping incident that is resolved is a
+    resolve). An open incident is a trigger (a new PagerDuty incident, or an update that
+    PagerDuty de-duplicates into the open one); a snoozed one, with ``sync.snooze``, is
+    followed by an acknowledge. Flapping changes the trigger's content, not the actions.
+    """
+    if incident.resolved:
+        return ("resolve",)
+    if sync.snooze and incident.snoozed:
+        return ("trigger", "acknowledge")
+    return ("trigger",)
+
+
+def acknowledge_event(incident_id: str) -> dict[str, Any]:
+    """The Events v2 acknowledge of the incident's PagerDuty alert (dedup key only)."""
+    return {"event_action": "acknowledge", "dedup_key": incident_id}
 
 
 def incident_url(config: RelayConfig, incident: Incident) -> str:
@@ -101,7 +133,8 @@ def translate(
     incident: Incident, config: RelayConfig, routing: Routing, mappings: list[TagMapping]
 ) -> Translation:
     url = incident_url(config, incident)
-    if incident.resolved:
+    actions = lifecycle_actions(incident, config.sync)
+    if actions[0] == "resolve":
         event: dict[str, Any] = {"event_action": "resolve", "dedup_key": incident.id}
         return Translation("resolve", event, _hash(event))
     status = incident.status if incident.status in {s.value for s in BigPandaStatus} else "unknown"
@@ -120,6 +153,14 @@ def translate(
         payload["class"] = primary.condition_name
     if routing.note:
         payload["custom_details"]["pagerbridge_key_override"] = routing.note
+    flapping = config.sync.flapping
+    if flapping is not None and incident.flapping:
+        # Before the tag mappings: a tag mapped onto severity is the more specific choice.
+        if flapping.severity is not None:
+            payload["severity"] = flapping.severity.value
+        if flapping.custom_detail is not None:
+            detail = flapping.custom_detail
+            payload["custom_details"][detail.key] = detail.value
     warnings = apply_mappings(payload, incident, mappings)
     event = fit_event(
         {
@@ -131,7 +172,9 @@ def translate(
             "links": [{"href": url, "text": "BigPanda incident"}],
         }
     )  # last: PagerDuty's size limits hold for exactly what is sent
-    return Translation("trigger", event, _hash(event), tuple(warnings))
+    return Translation(
+        "trigger", event, _hash(event), tuple(warnings), acknowledge="acknowledge" in actions
+    )
 
 
 def _hash(event: dict[str, Any]) -> str:

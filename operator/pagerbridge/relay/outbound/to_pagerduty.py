@@ -7,6 +7,10 @@ drops a resolve sent with another key, and an update sent there would open a sec
 incident on a service that never had the first). A resolve whose trigger was skipped
 (resolved in BigPanda before it could be sent) is not sent at all: PagerDuty never had the
 incident, and the resolve would spend a rate-limit slot of a service that never saw it.
+An acknowledge (a snoozed BigPanda incident) is sent only while its PagerDuty incident is
+live as far as the store knows: after a resolve was delivered, or when its trigger never
+was, it is skipped (PagerDuty would drop it anyway, and an acknowledge must never look
+like it re-opens anything).
 """
 
 from __future__ import annotations
@@ -76,11 +80,11 @@ class PagerDutyDelivery:
         if routing is None:
             ctx.metrics.skipped_dependents.labels(job.kind).inc()
             logger.info(
-                "resolve skipped: its trigger was never sent to PagerDuty",
+                f"{action} skipped: no PagerDuty incident of it is live",
                 extra={"incident_id": incident_id},
             )
             return Done(outcome=DeliveryOutcome.SKIPPED_NO_INCIDENT)
-        if action != "trigger":
+        if action == "resolve":
             # Remember before sending: PagerDuty's webhook about this resolve may arrive
             # before its answer to us does (echo prevention, see relay.echo).
             await ctx.memory.remember([echo.resolved_pd_key(incident_id)])
@@ -119,6 +123,8 @@ class PagerDutyDelivery:
                 forget=[echo.resolved_pd_key(incident_id), echo.resolved_bp_key(incident_id)],
                 incident=IncidentUpdate(incident_id, routing=routing.to_json()),
             )
+        if action == "acknowledge":
+            return Done()  # the incident stays live; nothing to record
         # The next trigger after a resolve opens a new PagerDuty incident.
         await self._record_trigger_time(incident_id, ctx.memory.end_trigger(incident_id))
         return Done(incident=IncidentUpdate(incident_id, clear_pd_incident=True))
@@ -139,12 +145,14 @@ class PagerDutyDelivery:
     async def _routing(self, spec: PdEvent) -> Routing | None:
         """The incident's own routing: the stored one while its PagerDuty incident is live
         (a trigger delivered it), else this event's; None for a resolve whose trigger was
-        skipped (see the module docstring)."""
+        skipped, or an acknowledge of an incident not live (see the module docstring)."""
         stored = await self.ctx.memory.incident(spec.incident_id)
         if stored is not None and stored.routing is not None:
             return Routing.from_json(stored.routing)
         if spec.action != "trigger" and stored is not None and stored.absent:
             return None
+        if spec.action == "acknowledge" and stored is not None:
+            return None  # known, and not live: resolved since, or never triggered
         return spec.routing
 
     def _events_bucket(self, routing: Routing) -> TokenBucket:

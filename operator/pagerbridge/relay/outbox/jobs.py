@@ -19,7 +19,12 @@ from typing import Any, ClassVar, Literal, TypeVar, get_args
 
 from pagerbridge.relay.incidents.overrides import DEFAULT_ROUTING, Routing
 
-EventAction = Literal["trigger", "resolve"]
+EventAction = Literal["trigger", "acknowledge", "resolve"]
+_EVENT_ACTIONS: dict[str, EventAction] = {
+    "trigger": "trigger",
+    "acknowledge": "acknowledge",
+    "resolve": "resolve",
+}
 
 
 @dataclass(frozen=True)
@@ -151,15 +156,15 @@ def _optional_text(data: dict[str, Any], name: str) -> str | None:
 def _decode(kind: str, data: dict[str, Any]) -> JobSpec:
     if kind == PdEvent.KIND:
         action = data.get("action")
-        if action not in ("trigger", "resolve"):
-            raise MalformedJob("action is not trigger or resolve")
+        if action not in _EVENT_ACTIONS:
+            raise MalformedJob("action is not trigger, acknowledge or resolve")
         event = data.get("event")
         if not isinstance(event, dict):
             raise MalformedJob("event is not an object")
         routing = data.get("routing")
         return PdEvent(
             incident_id=_text(data, "incident_id"),
-            action=action,
+            action=_EVENT_ACTIONS[action],
             event=event,
             routing=Routing.from_json(routing if isinstance(routing, dict) else None),
         )

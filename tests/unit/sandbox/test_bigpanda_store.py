@@ -115,3 +115,37 @@ def test_unknown_incident_and_bad_status(sim: BigPandaSimulator) -> None:
         sim.open_incident(alerts=[{"host": "h"}], status="bad")
     with pytest.raises(ValueError, match="ok"):
         sim.open_incident(alerts=[{"host": "h"}], status="ok")
+
+
+def test_snooze_unsnooze_and_flapping_carry_their_triggers_and_fields() -> None:
+    changes: list[Change] = []
+    store = IncidentStore("env", listener=changes.append)
+    incident = store.open([{"host": "h", "status": "critical"}])
+    store.snooze(incident.id, by="bob@example.com", end_time=1764150000)
+    store.update(incident.id, alerts=[{"host": "h", "status": "critical"}])  # no autoCancel
+    store.unsnooze(incident.id, by="bob@example.com")
+    store.update(incident.id, flapping=True)
+    store.update(incident.id, flapping=True)  # already flapping: an ordinary update
+    assert [c.trigger for c in changes] == [
+        "incident#new",
+        "incident#snoozed",
+        "incident#updated",
+        "incident#updated",
+        "incident#become-flapping",
+        "incident#updated",
+    ]
+    payloads = [c.incident.to_payload() for c in changes]
+    assert "snooze" not in payloads[0]  # never snoozed: no snooze object
+    assert payloads[1]["snooze"] == {"snoozed": True, "end_time": 1764150000, "autoCancel": False}
+    assert payloads[2]["snooze"]["snoozed"] is True
+    assert payloads[3]["snooze"]["snoozed"] is False
+    assert (payloads[3]["flapping"], payloads[4]["flapping"]) == (False, True)
+
+
+def test_a_snooze_with_auto_cancel_ends_with_the_next_alert_change(sim: BigPandaSimulator) -> None:
+    incident = sim.open_incident([{"host": "h", "status": "critical"}])
+    sim.snooze_incident(incident.id, auto_cancel=True)
+    sim.update_incident(incident.id, incident_tags=[{"tag_id": "t", "tag_value": "v"}])
+    assert sim.incident(incident.id).to_payload()["snooze"]["snoozed"] is True
+    sim.update_incident(incident.id, alerts=[{"host": "h2", "status": "critical"}])
+    assert sim.incident(incident.id).to_payload()["snooze"]["snoozed"] is False

@@ -307,7 +307,8 @@ def test_trigger_for_an_acknowledged_alert_is_deduplicated_and_notifies_nobody(
     assert (incident.status, len(incident.notified)) == ("acknowledged", 1)
 
     again = pd.trigger("k", summary="a new alert during the snooze")
-    assert again.status_code == 202 and again.json()["dedup_key"] == "k"
+    assert again.status_code == 202
+    assert again.json()["dedup_key"] == "k"
     assert len(pd.sim.incidents()) == 1  # the same incident: a trigger log entry on its alert
     incident = pd.sim.incident_by_key("k")
     assert incident is not None

@@ -140,10 +140,30 @@ class BigPandaSimulator:
         status: str | None = None,
         alerts: list[dict[str, Any]] | None = None,
         incident_tags: list[dict[str, Any]] | None = None,
+        flapping: bool | None = None,
     ) -> SimIncident:
+        """A correlation update; ``flapping=True`` alone is shared as become-flapping."""
         return self.store.update(
-            incident_id, status=status, alerts=alerts, incident_tags=incident_tags
+            incident_id,
+            status=status,
+            alerts=alerts,
+            incident_tags=incident_tags,
+            flapping=flapping,
         )
+
+    def snooze_incident(
+        self,
+        incident_id: str,
+        by: str = "alice@example.com",
+        end_time: int | None = None,
+        auto_cancel: bool = False,
+    ) -> SimIncident:
+        """A user snoozes the incident (``snooze.snoozed`` true, trigger incident#snoozed)."""
+        return self.store.snooze(incident_id, by, end_time, auto_cancel)
+
+    def unsnooze_incident(self, incident_id: str, by: str = "alice@example.com") -> SimIncident:
+        """The snooze ends (``snooze.snoozed`` false, shared as incident#updated)."""
+        return self.store.unsnooze(incident_id, by)
 
     def add_comment(
         self, incident_id: str, text: str, by: str = "alice@example.com"

@@ -29,6 +29,8 @@ TRIGGER_COMMENTED = "incident#commented"
 TRIGGER_CLOSED = "incident#closed"
 TRIGGER_REOPEN = "incident#reopen"
 TRIGGER_TAG_UPSERTED = "incident-tag#upserted"
+TRIGGER_SNOOZED = "incident#snoozed"
+TRIGGER_BECOME_FLAPPING = "incident#become-flapping"
 
 
 class IncidentNotFound(KeyError):
@@ -67,6 +69,8 @@ class SimIncident:
     updatedOn: int
     endedOn: int | None = None
     flapping: bool = False
+    # BigPanda's ``snooze`` object {snoozed, end_time, autoCancel}; None: never snoozed.
+    snooze: dict[str, Any] | None = None
     alerts: list[dict[str, Any]] = field(default_factory=list)
     incident_tags: list[dict[str, Any]] = field(default_factory=list)
     comments: list[dict[str, Any]] = field(default_factory=list)
@@ -87,6 +91,8 @@ class SimIncident:
             "incident_tags": copy.deepcopy(self.incident_tags),
             "alerts": copy.deepcopy(self.alerts),
         }
+        if self.snooze is not None:
+            body["snooze"] = dict(self.snooze)
         if self.comments:
             body["comments"] = copy.deepcopy(self.comments)
         if self.endedOn is not None:
@@ -223,7 +229,12 @@ class IncidentStore:
                 if status is None and alerts is None:
                     trigger = TRIGGER_TAG_UPSERTED
             if flapping is not None:
+                if flapping and not incident.flapping and status is None and alerts is None:
+                    trigger = TRIGGER_BECOME_FLAPPING
                 incident.flapping = flapping
+            if alerts is not None and incident.snooze and incident.snooze.get("autoCancel"):
+                # A snooze with autoCancel ends with the incident's next alert change.
+                incident.snooze = {**incident.snooze, "snoozed": False}
             if status is not None:
                 if not incident.active:
                     trigger = TRIGGER_REOPEN
@@ -237,6 +248,33 @@ class IncidentStore:
             incident.updatedOn = now
             self._record(incident_id, trigger.split("#")[-1], SYSTEM_USER, now)
             return self._emit(trigger, incident, {})
+
+    def snooze(
+        self, incident_id: str, by: str, end_time: int | None = None, auto_cancel: bool = False
+    ) -> SimIncident:
+        """A user snoozes the incident (trigger ``incident#snoozed``)."""
+        now = _now()
+        with self._lock:
+            incident = self._require(incident_id)
+            incident.snooze = {
+                "snoozed": True,
+                "end_time": end_time if end_time is not None else now + 3600,
+                "autoCancel": auto_cancel,
+            }
+            incident.updatedOn = now
+            self._record(incident_id, "snooze", by, now)
+            return self._emit(TRIGGER_SNOOZED, incident, {"snoozed_by": by})
+
+    def unsnooze(self, incident_id: str, by: str) -> SimIncident:
+        """The snooze ends (a user cancels it, or its end time passes). BigPanda lists no
+        trigger of its own for this: the change is shared as ``incident#updated``."""
+        now = _now()
+        with self._lock:
+            incident = self._require(incident_id)
+            incident.snooze = {**(incident.snooze or {}), "snoozed": False}
+            incident.updatedOn = now
+            self._record(incident_id, "unsnooze", by, now)
+            return self._emit(TRIGGER_UPDATED, incident, {})
 
     def add_comment(self, incident_id: str, text: str, by: str) -> dict[str, Any]:
         now = _now()

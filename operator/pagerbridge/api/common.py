@@ -101,6 +101,9 @@ class ConditionReason(StrEnum):
     INGRESS = "Ingress"  # exposed by the operator's Ingress
     HTTP_ROUTE = "HTTPRoute"  # exposed by the operator's HTTPRoute
     GATEWAY_API_NOT_INSTALLED = "GatewayAPINotInstalled"
+    # Paused (annotation pagerbridge.io/paused); also Ready's reason when paused before the
+    # first reconcile
+    RECONCILE_PAUSED = "ReconcilePaused"
     # Ready of an override or mapping
     APPLIED = "Applied"
     CONFLICT = "Conflict"
@@ -114,7 +117,8 @@ class Condition(CamelModel):
     type: str = Field(
         max_length=316,
         description="Condition type: Ready (the summary kubectl wait and GitOps tools read), "
-        "Reconciling, or a detail such as SecretsResolved, RelayAvailable, SubscriptionReady, "
+        "Reconciling, Paused (set only while the annotation pagerbridge.io/paused is true), or a "
+        "detail such as SecretsResolved, RelayAvailable, SubscriptionReady, "
         "BigPandaWebhookConfigured, OutboxDurable, RelayPubliclyReachable.",
     )
     status: ConditionStatus = Field(description="True, False or Unknown.")

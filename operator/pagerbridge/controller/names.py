@@ -34,6 +34,8 @@ ANNOTATION_SKIP_CLEANUP = f"{GROUP}/skip-cleanup"
 ANNOTATION_ROUTING_KEY_INTEGRATION = f"{GROUP}/routing-key-integration-id"
 ANNOTATION_ROUTING_KEY_SERVICE = f"{GROUP}/routing-key-service-id"
 ANNOTATION_ROUTING_KEY_DIGEST = f"{GROUP}/routing-key-digest"  # SHA-256 prefix, not the key
+ANNOTATION_PAUSED = f"{GROUP}/paused"  # "true": the operator writes nothing but status
+TRUE_VALUES = frozenset({"true", "yes", "1"})  # what the boolean annotations accept
 FINALIZER = f"{GROUP}/finalizer"  # only on integrations with external objects
 
 CONFIG_DIR = "/etc/pagerbridge/config"

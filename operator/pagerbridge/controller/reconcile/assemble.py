@@ -28,6 +28,7 @@ from pagerbridge.api.contract import BIGPANDA_WEBHOOK_PATH
 from pagerbridge.api.integration import RelayStatus
 from pagerbridge.controller.reconcile.converge import Converged
 from pagerbridge.controller.render import conditions as c
+from pagerbridge.controller.render import pause
 from pagerbridge.controller.render.children import (
     Owner,
     bigpanda_webhook_status,
@@ -71,7 +72,7 @@ def integration_status(
     """The status of one reconcile: ``spec`` None when it was refused before converging,
     ``converged`` None when admission or a step made the integration wait."""
     outcome = _outcome(owner, spec, secrets, converged, relay)
-    current = list(info.status.get("conditions") or [])
+    current = pause.without_paused(list(info.status.get("conditions") or []))  # unpaused
     conditions = integration_conditions(outcome, current, info.generation, c.now_rfc3339())
     fields: dict[str, Any] = {"observed_generation": info.generation, "conditions": conditions}
     if spec is not None:

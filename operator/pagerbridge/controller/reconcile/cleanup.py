@@ -14,6 +14,8 @@ posts a ``CleanupRetrying`` Event naming the escape hatch: the annotation
 The annotation takes effect at once, not at the finalizer's next retry: setting it
 re-triggers the integration's reconcile, which (:func:`let_go`) removes the finalizer of an
 integration stuck in deletion and posts a ``CleanupSkipped`` Event.
+A paused integration's deletion waits (``CleanupPaused``, re-checked every
+:data:`PAUSED_CLEANUP_RECHECK` seconds) until the pause ends; skip-cleanup still lets go.
 A credential Secret that is gone (e.g. the namespace is being deleted) cannot authenticate
 anything: the finalizer lets go with a Warning Event instead of blocking forever; so does
 a URL outside the admin's egress policy (``URLNotAllowed``), which no retry can fix.
@@ -43,14 +45,16 @@ from pagerbridge.controller.events import post_event
 from pagerbridge.controller.external import bigpanda_integration, routing_key, subscription
 from pagerbridge.controller.kube_port import KubernetesPort
 from pagerbridge.controller.ownership import OwnerStamp, owned_by
+from pagerbridge.controller.render import pause
 from pagerbridge.controller.render.children import Owner
 from pagerbridge.controller.settings import OperatorSettings
 from pagerbridge.controller.state.observed import IntegrationInfo, SecretState
 from pagerbridge.controller.steps import token_rotation
 
 logger = logging.getLogger(__name__)
-SKIP_CLEANUP_VALUES = {"true", "yes", "1"}
+SKIP_CLEANUP_VALUES = n.TRUE_VALUES
 SECRETS = Resource.builtin("Secret")
+PAUSED_CLEANUP_RECHECK = 15.0  # seconds: how soon a deletion notices the pause ended
 DEFAULT_TOKEN_GRACE = OperatorSettings.token_rotation_grace_seconds
 
 
@@ -281,6 +285,19 @@ async def release(
     if skip_requested(info):
         logger.warning("%s/%s: skip-cleanup set, external objects left", info.namespace, info.name)
         return
+    if pause.paused(info.annotations):  # deletion waits for the pause to end, like Crossplane
+        if retry == 0:
+            await post_event(
+                kube,
+                involved,
+                reason="CleanupPaused",
+                message=f"{n.ANNOTATION_PAUSED} is set: the deletion waits until it is "
+                "removed (the external objects are then deleted or orphaned per "
+                f"deletionPolicy); to let go now without cleaning up, annotate "
+                f'{n.ANNOTATION_SKIP_CLEANUP}="true"',
+                warning=True,
+            )
+        raise kopf.TemporaryError("paused", delay=PAUSED_CLEANUP_RECHECK)
     try:
         spec = PagerDutyIntegrationSpec.model_validate(info.spec)
     except ValidationError:

@@ -11,6 +11,11 @@ checks), :mod:`.converge` (the steps, each returning its typed status part),
 What the operator remembers of an integration is one :class:`.memory.IntegrationMemory`.
 See :mod:`.errors` for what each failure does.
 
+A paused integration (annotation ``pagerbridge.io/paused: "true"``, :mod:`.render.pause`)
+stops at :meth:`Reconciler._hold`: its status says so and nothing else is written, so
+the resync, the verification of external objects and the token rotation (all reconciles)
+pause with it; the first reconcile after the annotation goes re-applies everything.
+
 The periodic resync is one operator-wide task (:meth:`Reconciler.resync_forever`), not a
 kopf timer: kopf timers need a finalizer on every object, and only integrations with
 something outside the cluster to clean up may carry one. Each integration is re-checked
@@ -28,10 +33,18 @@ import contextlib
 import logging
 import time
 
-from pagerbridge.api import INTEGRATION, KEY_OVERRIDE, TAG_MAPPING, PagerDutyIntegrationSpec
+from pagerbridge.api import (
+    INTEGRATION,
+    KEY_OVERRIDE,
+    TAG_MAPPING,
+    PagerDutyIntegrationSpec,
+    PagerDutyIntegrationStatus,
+)
+from pagerbridge.api import ConditionReason as Reason
 from pagerbridge.clients.errors import EgressRefused
 from pagerbridge.clients.kubernetes import KubernetesError
 from pagerbridge.controller.errors import KubernetesUnavailable, ReconcileError, WaitingForInput
+from pagerbridge.controller.events import post_event
 from pagerbridge.controller.kube_port import KubernetesPort
 from pagerbridge.controller.metrics import (
     RECONCILE_DURATION,
@@ -46,12 +59,13 @@ from pagerbridge.controller.reconcile.converge import Converged, converge
 from pagerbridge.controller.reconcile.queue import WorkQueue
 from pagerbridge.controller.reconcile.status_writer import RESOURCES, StatusWriter
 from pagerbridge.controller.render import conditions as c
+from pagerbridge.controller.render import pause
 from pagerbridge.controller.render.children import Owner, RenderSettings
 from pagerbridge.controller.render.conditions import ConditionUpdate
 from pagerbridge.controller.settings import OperatorSettings
 from pagerbridge.controller.state import user_secrets
-from pagerbridge.controller.state.memory import Memories
-from pagerbridge.controller.state.observed import REF_KINDS, World
+from pagerbridge.controller.state.memory import IntegrationMemory, Memories
+from pagerbridge.controller.state.observed import REF_KINDS, IntegrationInfo, World
 from pagerbridge.controller.steps import children as children_step
 from pagerbridge.controller.steps import relay_readiness
 from pagerbridge.controller.steps.context import Context, involved
@@ -191,6 +205,9 @@ class Reconciler:
         if memory.next_resync is None:
             memory.next_resync = time.monotonic() + self.settings.resync_seconds
             memory.next_secret_check = time.monotonic() + self.settings.secret_check_seconds
+        if pause.paused(info.annotations):
+            await self._hold(info, memory)
+            return None
         resync, memory.resync_now = memory.resync_now, False
         if resync:  # trust the cluster again, not our memory of what we wrote
             memory.written = None
@@ -234,6 +251,25 @@ class Reconciler:
             memory, namespace, name, info.uid, info.status, assembled.status
         )
         return retry
+
+    async def _hold(self, info: IntegrationInfo, memory: IntegrationMemory) -> None:
+        """A paused integration (see :mod:`.render.pause`): only its status is written, and
+        the first reconcile after the pause re-applies and re-checks everything."""
+        memory.resync_now = memory.verify_now = True
+        current = list(info.status.get("conditions") or [])
+        if c.find(current, c.PAUSED) is None:
+            await post_event(
+                self.kube,
+                involved(info.uid, info.namespace, info.name),
+                reason=Reason.RECONCILE_PAUSED,
+                message=pause.PAUSED_MESSAGE,
+                warning=False,
+            )
+        conditions = pause.held_conditions(current, info.generation, c.now_rfc3339())
+        status = PagerDutyIntegrationStatus.model_validate({"conditions": conditions})
+        await self.status.integration(
+            memory, info.namespace, info.name, info.uid, info.status, status
+        )
 
     def _forget(self, namespace: str, name: str) -> None:
         self.memories.forget(namespace, name)

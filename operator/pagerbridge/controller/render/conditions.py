@@ -32,6 +32,7 @@ OUTBOX_DURABLE = "OutboxDurable"  # informational: never decides Ready
 # Manual mode without relay.publicUrl. A warning: Ready does not wait for it (the smallest
 # manifest is Ready), but Ready's message repeats it.
 RELAY_PUBLIC = "RelayPubliclyReachable"
+PAUSED = "Paused"  # only while annotated pagerbridge.io/paused (see render.pause)
 RECONCILING = "Reconciling"  # kstatus: True while the relay rolls out (in progress, not failed)
 
 TRUE = ConditionStatus.TRUE

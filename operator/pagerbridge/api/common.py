@@ -104,6 +104,8 @@ class ConditionReason(StrEnum):
     # Paused (annotation pagerbridge.io/paused); also Ready's reason when paused before the
     # first reconcile
     RECONCILE_PAUSED = "ReconcilePaused"
+    # SubscriptionReady or BigPandaWebhookConfigured: an adopt id that does not exist
+    ADOPTION_TARGET_NOT_FOUND = "AdoptionTargetNotFound"
     # Ready of an override or mapping
     APPLIED = "Applied"
     CONFLICT = "Conflict"

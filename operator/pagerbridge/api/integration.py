@@ -190,6 +190,31 @@ class RoutingKeySpec(CamelModel):
         return SecretKeyRef(name=self.name, key=self.key)
 
 
+class SubscriptionAdoption(CamelModel):
+    """An existing PagerDuty webhook subscription to take over."""
+
+    subscription_id: str = Field(
+        max_length=32,
+        pattern=r"^[A-Z0-9]+$",
+        description="PagerDuty's id of the webhook subscription to adopt (e.g. PXXXXXX). It "
+        "must carry no other PagerBridge integration's ownership stamp (NameConflict "
+        "otherwise); a missing id is AdoptionTargetNotFound. PagerDuty shows a signing "
+        "secret only at creation and has no call to rotate it, so the operator replaces "
+        "the adopted subscription: it stamps it, creates this integration's own (the spec's "
+        "URL, filter and events, a new signing secret), then deletes the adopted one.",
+    )
+
+
+class WebhookSubscriptionSpec(CamelModel):
+    """The PagerDuty webhook subscription the operator manages (with pagerDuty.serviceId)."""
+
+    adopt: SubscriptionAdoption | None = Field(
+        default=None,
+        description="Take over an existing subscription instead of starting afresh "
+        "(opt-in; never done otherwise). Needs pagerDuty.serviceId.",
+    )
+
+
 class PagerDutySpec(CamelModel):
     """How to reach PagerDuty."""
 
@@ -212,6 +237,10 @@ class PagerDutySpec(CamelModel):
         pattern=r"^[A-Z0-9]+$",
         description="PagerDuty service whose incident changes flow back to BigPanda "
         "(a webhook subscription is created for it).",
+    )
+    webhook_subscription: WebhookSubscriptionSpec | None = Field(
+        default=None,
+        description="Settings of the webhook subscription itself: adopting an existing one.",
     )
     webhook_scope: WebhookScope = Field(
         default_factory=WebhookScope,
@@ -259,8 +288,38 @@ DEFAULT_TRIGGERS: tuple[BigPandaTrigger, ...] = (
 )
 
 
+class WebhookIntegrationAdoption(CamelModel):
+    """An existing BigPanda Webhook v2 integration to take over."""
+
+    webhook_integration_id: str = Field(
+        max_length=111,
+        pattern=r"^webhook_v2\.[A-Za-z0-9_.\-]{1,100}$",
+        description="BigPanda's id of the Webhook v2 integration to adopt: webhook_v2.<name>. "
+        "It must carry no other PagerBridge integration's x-pagerbridge-owner stamp "
+        "(NameConflict otherwise); a missing id is AdoptionTargetNotFound. The operator "
+        "stamps it and writes it to the spec (URL, token, headers, triggers); it keeps its "
+        "name, so AutoShare rules that use it keep working.",
+    )
+
+
 class BigPandaWebhookSpec(CamelModel):
     """How BigPanda's outbound webhook gets configured."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.adopt) || !has(self.integrationName)",
+                    "message": "webhook.adopt names the integration: leave "
+                    "webhook.integrationName unset",
+                },
+                {
+                    "rule": "!has(self.adopt) || (has(self.mode) && self.mode == 'Managed')",
+                    "message": "webhook.adopt needs webhook.mode Managed",
+                },
+            ]
+        }
+    )
 
     mode: WebhookMode = Field(
         default=WebhookMode.MANUAL,
@@ -280,6 +339,18 @@ class BigPandaWebhookSpec(CamelModel):
         max_length=16,
         description="BigPanda triggers to enable (Managed mode).",
     )
+    adopt: WebhookIntegrationAdoption | None = Field(
+        default=None,
+        description="Managed mode: take over an existing Webhook v2 integration instead of "
+        "creating one (opt-in; never done otherwise).",
+    )
+
+    @property
+    def adopted_name(self) -> str | None:
+        """The name of the integration to adopt (its id without ``webhook_v2.``)."""
+        if self.adopt is None:
+            return None
+        return self.adopt.webhook_integration_id.split(".", 1)[1]
 
 
 class BigPandaSpec(CamelModel):
@@ -590,6 +661,12 @@ INTEGRATION_RULES: list[JsonValue] = [
         "(has(self.relay.storage) && self.relay.storage == 'PostgreSQL')",
         "message": "relay.replicas above 1 needs relay.storage PostgreSQL: replicas share "
         "their outbox there (a Persistent or Ephemeral outbox has one writer)",
+    },
+    {
+        "rule": "!has(self.pagerDuty.webhookSubscription) || "
+        "!has(self.pagerDuty.webhookSubscription.adopt) || has(self.pagerDuty.serviceId)",
+        "message": "pagerDuty.webhookSubscription.adopt needs pagerDuty.serviceId (the "
+        "operator manages a subscription only with it)",
     },
     {
         "rule": "self.bigPanda.webhook.mode != 'Managed' || has(self.bigPanda.apiToken)",

@@ -92,6 +92,13 @@ class RoutingKeyFailed(RetryLater):
     reason = Reason.ROUTING_KEY_FAILED
 
 
+class AdoptionTargetNotFound(RetryLater):
+    """An ``adopt`` id that PagerDuty or BigPanda does not have (a typo, or deleted)."""
+
+    reason = Reason.ADOPTION_TARGET_NOT_FOUND
+    retry_after = 60.0
+
+
 class KubernetesUnavailable(RetryLater):
     reason = Reason.KUBERNETES_UNAVAILABLE
     retry_after = 5.0

@@ -27,6 +27,12 @@ faithfully differ from the stored ones, when the desired secret fields' digest d
 the one last written, or after recreating the integration. No write loops, even against
 a server that masks.
 
+Adoption is explicit (``bigPanda.webhook.adopt.webhookIntegrationId``): that integration's
+name becomes the one managed; it must exist (``AdoptionTargetNotFound``, until status
+records it as ours: then a deleted one is recreated like any of ours) and carry no owner
+stamp at all (another's: ``NameConflict``). The first write stamps it and brings it to the
+spec (Event ``BigPandaIntegrationAdopted``); from then on it is ours like any other.
+
 With ``spec.deletionPolicy: Orphan`` the finalizer calls :func:`orphan` instead of
 :func:`remove`: the integration stays as it is (URL, events, headers) minus the owner
 header (:func:`unstamped_workflow`), so nothing recognises it as ours again. BigPanda's
@@ -122,6 +128,11 @@ class BigPandaNameConflict(BigPandaWebhookFailed):
     retry_after = 60.0
 
 
+class BigPandaAdoptionTargetNotFound(BigPandaWebhookFailed):
+    reason = Reason.ADOPTION_TARGET_NOT_FOUND
+    retry_after = 60.0
+
+
 OWNER_HEADER = "x-pagerbridge-owner"
 
 
@@ -131,15 +142,20 @@ class Ownership(Enum):
     OURS = "ours"  # carries our stamp
     LEGACY = "legacy"  # ours, made before stamps (see the module doc)
     FOREIGN = "foreign"  # anyone else's: never PATCHed nor DELETEd
+    ADOPTED = "adopted"  # unstamped, and named by webhook.adopt: ours from this write on
 
 
 _OWNER_HEADER_VALUE = re.compile(rf'"{OWNER_HEADER}"\s*:\s*"([^"]*)"')
 
 
 def integration_name(owner: Owner, spec: PagerDutyIntegrationSpec) -> str:
-    """``integrationName``, else the unambiguous derived name."""
-    return spec.big_panda.webhook.integration_name or n.external_name(
-        owner.namespace, owner.name, owner.uid
+    """The adopted integration's name, else ``integrationName``, else the unambiguous
+    derived name."""
+    webhook = spec.big_panda.webhook
+    return (
+        webhook.adopted_name
+        or webhook.integration_name
+        or n.external_name(owner.namespace, owner.name, owner.uid)
     )
 
 
@@ -301,6 +317,7 @@ class WebhookOutcome:
     talked: bool  # BigPanda was called (verified or written)
     changed: bool
     claimed: bool = False  # a legacy (pre-stamp) integration of ours was stamped
+    adopted: bool = False  # the integration named by webhook.adopt was taken over
 
 
 async def ensure(
@@ -342,6 +359,12 @@ async def ensure(
             bigpanda_api_url(spec.big_panda), api_key, policy=policy, limits=limits
         ) as client:
             current = await client.get(name)
+            adopting = spec.big_panda.webhook.adopted_name == name
+            if current is None and adopting and recorded_id != ident:
+                raise BigPandaAdoptionTargetNotFound(
+                    f"BigPanda Webhook v2 integration {ident} (bigPanda.webhook.adopt) does "
+                    "not exist: check the id"
+                )
             if current is None:
                 try:
                     await client.create(name, workflow)
@@ -353,6 +376,14 @@ async def ensure(
                     return WebhookOutcome(ident, wanted, wanted_secret, talked=True, changed=True)
             legacy = url if recorded_id == ident else None
             verdict = ownership(current, stamp, legacy_url=legacy)
+            if verdict is Ownership.FOREIGN and adopting:
+                if stamps(current.get("workflow_config") or {}):
+                    raise BigPandaNameConflict(
+                        f"BigPanda Webhook v2 integration {ident} carries another PagerBridge "
+                        "integration's x-pagerbridge-owner stamp: not adopted. Delete that "
+                        "integration with deletionPolicy Orphan first"
+                    )
+                verdict = Ownership.ADOPTED
             if verdict is Ownership.FOREIGN:
                 raise name_conflict(ident)
             if (
@@ -365,7 +396,13 @@ async def ensure(
     except ClientError as exc:
         raise failure(exc) from None
     return WebhookOutcome(
-        ident, wanted, wanted_secret, talked=True, changed=True, claimed=verdict is Ownership.LEGACY
+        ident,
+        wanted,
+        wanted_secret,
+        talked=True,
+        changed=True,
+        claimed=verdict is Ownership.LEGACY,
+        adopted=verdict is Ownership.ADOPTED,
     )
 
 

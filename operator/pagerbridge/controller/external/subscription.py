@@ -21,6 +21,17 @@ service; the next verification stamps it (``PUT`` of its description).
 Deletion goes through the integration's finalizer (:func:`remove`). When PagerDuty cannot
 be reached the finalizer retries with backoff; to release an integration anyway, annotate
 it ``pagerbridge.io/skip-cleanup: "true"`` (the subscription is then left in PagerDuty).
+Adoption is explicit and opt-in (``pagerDuty.webhookSubscription.adopt.subscriptionId``):
+the named subscription must carry no other owner's stamp (``NameConflict``) and exist
+(``AdoptionTargetNotFound``). PagerDuty returns a signing secret only at creation, its
+REST API has no call that rotates one (``delivery_method.secret`` is read-only and ``PUT``
+does not change ``delivery_method``), and the operator needs the secret for the relay to
+verify anything. So adoption replaces the subscription (:func:`_adopt`): stamp it (ours
+from then on, so a failure half-way leaves nothing a later run cannot clean up), create
+this integration's own per the spec (a new secret, stored in the webhook Secret with the
+annotation :data:`ANNOTATION_ADOPTED_FROM`), then delete the adopted one. The old secret
+is then worthless: the relay knows only the new one.
+
 With ``spec.deletionPolicy: Orphan`` the finalizer calls :func:`orphan` instead: the
 subscription stays, still delivering to the URL it had, and its description loses the
 stamp (:func:`orphaned_description`), which is neither a stamp nor the legacy
@@ -47,6 +58,7 @@ from pagerbridge.clients.pagerduty_subscriptions import (
 )
 from pagerbridge.controller import names as n
 from pagerbridge.controller.errors import (
+    AdoptionTargetNotFound,
     KubernetesUnavailable,
     NameConflict,
     subscription_failure,
@@ -64,6 +76,7 @@ from pagerbridge.controller.state.secret_values import read_secret_key
 logger = logging.getLogger(__name__)
 
 ANNOTATION_URL = "pagerbridge.io/subscription-url"
+ANNOTATION_ADOPTED_FROM = "pagerbridge.io/adopted-from"  # the subscription id adopted
 SECRETS = Resource.builtin("Secret")
 
 
@@ -77,6 +90,7 @@ class SubscriptionOutcome:
     # was found wrong and set right ("inactive", "events", "filter").
     checked: bool = False
     repaired: tuple[str, ...] = ()
+    adopted: str | None = None  # the id of the subscription this call adopted (and replaced)
 
 
 def description(owner: Owner, stamp: OwnerStamp) -> str:
@@ -179,7 +193,8 @@ async def ensure(
         stored = await _unindexed_secret(kube, owner)  # before PagerDuty is called
     stored_id = stored.annotations.get(n.ANNOTATION_SUBSCRIPTION_ID) if stored else None
     stored_url = stored.annotations.get(ANNOTATION_URL) if stored else None
-    if stored_id and stored_url == url and not verify:
+    adopt = adoption_pending(spec, stored)
+    if stored_id and stored_url == url and not verify and adopt is None:
         return SubscriptionOutcome(stored_id, changed=False)
 
     token = await read_api_token(kube, owner.namespace, spec)
@@ -191,6 +206,8 @@ async def ensure(
         async with PagerDutySubscriptions(
             api_url(spec), token, policy=policy, limits=limits
         ) as client:
+            if adopt is not None:
+                return await _adopt(client, kube, owner, spec, stored, stamp, url, adopt)
             if stored_id:
                 current = await client.get(stored_id)
                 mine = current is not None and ours(
@@ -242,6 +259,64 @@ async def ensure(
     )
 
 
+def adoption_pending(spec: PagerDutyIntegrationSpec, stored: SecretState | None) -> str | None:
+    """The subscription id to adopt now: ``adopt`` asks for one that is neither ours (the
+    id our Secret records) nor already adopted (the one it records as adopted from)."""
+    settings = spec.pager_duty.webhook_subscription
+    if settings is None or settings.adopt is None:
+        return None
+    wanted_id = settings.adopt.subscription_id
+    marks = stored.annotations if stored is not None else {}
+    if wanted_id in (marks.get(n.ANNOTATION_SUBSCRIPTION_ID), marks.get(ANNOTATION_ADOPTED_FROM)):
+        return None
+    return wanted_id
+
+
+async def _adopt(
+    client: PagerDutySubscriptions,
+    kube: KubernetesPort,
+    owner: Owner,
+    spec: PagerDutyIntegrationSpec,
+    stored: SecretState | None,
+    stamp: OwnerStamp,
+    url: str,
+    adopt: str,
+) -> SubscriptionOutcome:
+    """Take over subscription ``adopt`` (see the module doc): stamp, replace, delete."""
+    current = await client.get(adopt)
+    if current is None:
+        raise AdoptionTargetNotFound(
+            f"PagerDuty webhook subscription {adopt} (pagerDuty.webhookSubscription.adopt) "
+            "does not exist: check the id"
+        )
+    found = OwnerStamp.find(current.description)
+    if found is not None and found != stamp:
+        raise NameConflict(
+            f"PagerDuty webhook subscription {adopt} carries another PagerBridge "
+            "integration's ownership stamp: not adopted. Delete that integration with "
+            "deletionPolicy Orphan first (or remove the stamp from the description)"
+        )
+    if found is None:  # ours from now on: a failure below leaves nothing unaccounted for
+        await client.update_description(adopt, description(owner, stamp))
+    scope = wanted_filter(spec)
+    created = await client.create(url, scope[1], description(owner, stamp), filter_type=scope[0])
+    if not created.delivery_method.secret:
+        raise ClientError("PagerDuty returned no signing secret")
+    try:
+        await _store_secret(kube, owner, created, url, stored, adopted_from=adopt)
+    except NameConflict:
+        await client.delete(created.id)
+        raise
+    await client.delete(adopt)
+    previous = stored.annotations.get(n.ANNOTATION_SUBSCRIPTION_ID) if stored else None
+    if previous and previous != adopt:  # the one this integration had: replaced as well
+        old = await client.get(previous)
+        service_id = spec.pager_duty.service_id
+        if old is not None and ours(old, owner, stamp, recorded_id=previous, service_id=service_id):
+            await client.delete(previous)
+    return SubscriptionOutcome(created.id, changed=True, checked=True, adopted=adopt)
+
+
 async def _unindexed_secret(kube: KubernetesPort, owner: Owner) -> SecretState | None:
     """Our webhook Secret read by name (None: absent); NameConflict when it is not ours,
     so no subscription is made whose signing secret would have nowhere to go."""
@@ -263,10 +338,16 @@ async def _store_secret(
     created: WebhookSubscription,
     url: str,
     stored: SecretState | None,
+    *,
+    adopted_from: str | None = None,
 ) -> None:
     assert created.delivery_method.secret
     manifest = render_webhook_secret(owner, created.delivery_method.secret, created.id)
     manifest["metadata"]["annotations"][ANNOTATION_URL] = url
+    if adopted_from is None and stored is not None:
+        adopted_from = stored.annotations.get(ANNOTATION_ADOPTED_FROM)  # kept on recreation
+    if adopted_from is not None:
+        manifest["metadata"]["annotations"][ANNOTATION_ADOPTED_FROM] = adopted_from
     manifest["data"] = {
         key: base64.b64encode(value.encode()).decode()
         for key, value in manifest.pop("stringData").items()

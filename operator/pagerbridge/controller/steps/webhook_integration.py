@@ -90,7 +90,13 @@ async def run(ctx: Context, compiled: Compiled, token: str, *, verify: bool) -> 
     status["authorization_digest"] = outcome.secret_digest
     if outcome.talked:
         status["last_verified"] = datetime.now(UTC).replace(microsecond=0)
-    if outcome.claimed:
+    if outcome.adopted:
+        await ctx.event(
+            "BigPandaIntegrationAdopted",
+            f"BigPanda Webhook v2 integration {outcome.integration_id} adopted: stamped and "
+            "written to this integration's settings",
+        )
+    elif outcome.claimed:
         await ctx.event(
             "BigPandaIntegrationStamped",
             f"BigPanda Webhook v2 integration {outcome.integration_id}, created before "

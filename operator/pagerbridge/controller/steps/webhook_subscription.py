@@ -16,7 +16,12 @@ from pagerbridge.api import ConditionReason as Reason
 from pagerbridge.api.contract import PAGERDUTY_WEBHOOK_PATH
 from pagerbridge.api.integration import PagerDutySubscriptionStatus
 from pagerbridge.clients.kubernetes import NotFound, Resource
-from pagerbridge.controller.errors import NameConflict, ReconcileError, SubscriptionFailed
+from pagerbridge.controller.errors import (
+    AdoptionTargetNotFound,
+    NameConflict,
+    ReconcileError,
+    SubscriptionFailed,
+)
 from pagerbridge.controller.external import subscription
 from pagerbridge.controller.metrics import RECONCILE_ERRORS, SUBSCRIPTION_REPAIRS
 from pagerbridge.controller.render import conditions as c
@@ -71,7 +76,7 @@ async def run(ctx: Context) -> SubscriptionResult:
             stamp=ctx.stamp,
             limits=ctx.settings.call_limits,
         )
-    except (SubscriptionFailed, NameConflict) as exc:
+    except (SubscriptionFailed, NameConflict, AdoptionTargetNotFound) as exc:
         RECONCILE_ERRORS.labels(exc.reason).inc()
         return SubscriptionResult(
             ConditionUpdate(c.SUBSCRIPTION_READY, c.FALSE, exc.reason, exc.message),
@@ -105,7 +110,14 @@ async def run(ctx: Context) -> SubscriptionResult:
                 f"{', '.join(outcome.repaired)}: set right again",
                 warning=True,
             )
-    if outcome.changed:
+    if outcome.adopted is not None:
+        await ctx.event(
+            "SubscriptionAdopted",
+            f"PagerDuty webhook subscription {outcome.adopted} adopted: replaced by "
+            f"{subscription_id}, with this integration's settings and a new signing secret "
+            "(PagerDuty cannot rotate a secret in place); the old secret no longer verifies",
+        )
+    elif outcome.changed:
         logger.info(
             "%s/%s: PagerDuty webhook subscription %s created",
             owner.namespace,

@@ -191,6 +191,23 @@ def test_missing_or_old_generation_is_progressing(obj: dict[str, Any]) -> None:
     assert result["message"].startswith("Waiting for")
 
 
+def test_a_paused_integration_is_suspended_whatever_its_generation() -> None:
+    """Paused (issue 29): spec changes wait, so the generation lag is expected."""
+    obj = integration(generation=3, observed=2, ready={"status": "True", "reason": "Ready"})
+    obj["status"]["conditions"].append(
+        {
+            "type": "Paused",
+            "status": "True",
+            "reason": "ReconcilePaused",
+            "lastTransitionTime": "2026-12-08T02:00:00Z",
+        }
+    )
+    assert health(obj) == {
+        "status": "Suspended",
+        "message": "Paused since 2026-12-08T02:00:00Z (annotation pagerbridge.io/paused)",
+    }
+
+
 def test_old_generation_message_names_the_generation() -> None:
     result = health(integration(generation=7, observed=6, ready={"status": "True"}))
     assert result["message"] == "Waiting for the operator to observe generation 7"

@@ -80,6 +80,9 @@ def test_crds_are_established(cluster: Cluster) -> None:
             "the operator creates an Events API v2 integration on pagerDuty.serviceId",
         ),
         ("pdi.status.pagerDutyRoutingKey.secretName", "whose key routing-key holds"),
+        ("pdi.spec.sync.snooze", "A snoozed BigPanda incident (snooze.snoozed true)"),
+        ("pdi.spec.sync.flapping.severity", "PagerDuty severity of a flapping incident"),
+        ("pdi.spec.sync.flapping.customDetail.key", "Name of the custom detail"),
     ],
 )
 def test_kubectl_explain_documents_status_and_spec(
@@ -110,7 +113,8 @@ def test_examples_apply_and_get_defaulted(cluster: Cluster, namespace: str) -> N
     )
     spec = minimal["spec"]
     # Defaults come from the models, applied by the API server itself.
-    assert spec["sync"] == {"resolve": True, "acknowledge": False}  # notes: auto (off here)
+    # notes: auto (off here); flapping: unset
+    assert spec["sync"] == {"resolve": True, "acknowledge": False, "snooze": False}
     assert spec["bigPanda"]["webhook"]["mode"] == "Manual"
     assert spec["severityMap"]["unknown"] == "error"
     assert spec["relay"]["replicas"] == 1
@@ -179,6 +183,25 @@ def test_bad_severity_is_rejected(cluster: Cluster, namespace: str) -> None:
     err = _apply_rejected(cluster, namespace, _integration(spec))
     assert 'spec.severityMap.critical: Unsupported value: "urgent"' in err
     assert '"critical", "error", "warning", "info"' in err
+
+
+@pytest.mark.parametrize(
+    ("detail", "message"),
+    [
+        ({"key": "bigpanda_incident_id"}, "names a custom detail the relay sets itself"),
+        ({"key": "has space"}, "spec.sync.flapping.customDetail.key: Invalid value"),
+        ({"key": "k", "value": "v" * 257}, "spec.sync.flapping.customDetail.value: Too long"),
+    ],
+)
+def test_bad_flapping_detail_is_rejected(
+    cluster: Cluster, namespace: str, detail: dict[str, str], message: str
+) -> None:
+    spec = {
+        "pagerDuty": {"routingKey": ROUTING_KEY},
+        "sync": {"notes": False, "flapping": {"severity": "warning", "customDetail": detail}},
+    }
+    err = _apply_rejected(cluster, namespace, _integration(spec))
+    assert message in err
 
 
 def test_notes_without_from_email_is_rejected(cluster: Cluster, namespace: str) -> None:

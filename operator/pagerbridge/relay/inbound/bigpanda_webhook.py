@@ -4,7 +4,8 @@ Per request: bearer token (constant-time), JSON content type, size cap, lenient 
 translation, key override and tag mappings; then the resulting jobs are committed to the
 outbox in one (grouped) transaction and only then answered 202. Idempotency keys make a
 re-sent webhook a no-op: the event is keyed by (incident id, content hash), each comment by
-(incident id, comment id).
+(incident id, comment id). A snoozed incident with ``sync.snooze`` adds an acknowledge after
+its trigger, keyed like the trigger (see docs/relay.md, "Incident lifecycle").
 """
 
 from __future__ import annotations

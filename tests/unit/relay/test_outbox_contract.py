@@ -167,6 +167,37 @@ def test_a_reopen_gets_a_new_epoch_so_it_is_not_a_duplicate(new_outbox: OutboxFa
     assert run(new_outbox, body) == ["stored", "duplicate", "stored", "stored"]
 
 
+def test_a_trigger_and_its_acknowledge_share_one_mark(new_outbox: OutboxFactory) -> None:
+    """A snoozed share (sync.snooze) is a trigger and an acknowledge with the same incident
+    mark in one enqueue: both stored in order in the lane, both duplicates when re-sent,
+    both stale when older, and the acknowledge never ends the incident's life."""
+    ack = PdEvent("inc-1", "acknowledge", {"event_action": "acknowledge", "dedup_key": "inc-1"})
+
+    def share(at: float, content: str) -> list[NewJob]:
+        mark = IncidentMark("inc-1", "trigger", at)
+        return [
+            NewJob(EVENT, "bp:inc-1", f"ev:inc-1:{{epoch}}:{content}", incident=mark),
+            NewJob(ack, "bp:inc-1", f"ack:inc-1:{{epoch}}:{content}", incident=mark),
+        ]
+
+    async def body(outbox: OutboxPort) -> None:
+        stored = await outbox.enqueue(share(10.0, "h1"))
+        assert [job.spec.action for job in stored if isinstance(job, Job)] == [
+            "trigger",
+            "acknowledge",
+        ]
+        assert await outbox.enqueue(share(10.0, "h1")) == ["duplicate", "duplicate"]
+        assert await outbox.enqueue(share(5.0, "h2")) == ["stale", "stale"]
+        assert await outbox.incident_open("inc-1") is True
+        pending = await outbox.pending()
+        assert [(j.spec.action, j.ordering_key) for j in pending] == [  # type: ignore[union-attr]
+            ("trigger", "bp:inc-1"),
+            ("acknowledge", "bp:inc-1"),
+        ]
+
+    run(new_outbox, body)
+
+
 def test_complete_remembers_forgets_and_records_in_one_step(new_outbox: OutboxFactory) -> None:
     async def body(outbox: OutboxPort) -> None:
         await outbox.remember(["old"])

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import httpx
 import pytest
 import yaml
 
-from pagerbridge_devkit.localcluster.kubelet import ANNOTATION_URL, HarnessKubelet
+from pagerbridge_devkit.localcluster.kubelet import (
+    ANNOTATION_INTERNAL_URL,
+    ANNOTATION_URL,
+    HarnessKubelet,
+)
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_API_KEY
 from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
 from pagerbridge_devkit.sandbox.pagerduty import (
@@ -31,6 +36,15 @@ pytestmark = pytest.mark.e2e
 
 NAME = "managed-key"
 SECRET = f"{NAME}-pd-routing-key"
+
+
+def config_reloads(internal_url: str) -> float:
+    """The relay's successful config (and secret file) reloads, from its metrics."""
+    text = httpx.get(f"{internal_url}/metrics", timeout=5).text
+    match = re.search(
+        r'^pagerbridge_relay_config_reloads_total\{result="ok"\} (\S+)$', text, re.MULTILINE
+    )
+    return float(match.group(1)) if match else 0.0
 
 
 def manifest(pd_url: str, bp_url: str, routing_key: dict[str, Any]) -> dict[str, Any]:
@@ -125,12 +139,42 @@ def test_managed_routing_key_is_created_used_by_the_relay_and_deleted_with_it(
     assert incident.routing_key == key
     assert incident.service_id == DEFAULT_SERVICE_ID
 
-    # The key is in the Secret and nowhere else the operator writes.
+    # Deleted in PagerDuty by a person: recreated at the next verification, its new key
+    # written into the Secret, and the relay (which reads its mounted files again) pages
+    # with it.
+    internal_url = get_json(cluster, namespace, "deployment", f"{NAME}-relay")["metadata"][
+        "annotations"
+    ][ANNOTATION_INTERNAL_URL]
+    reloads_before = config_reloads(internal_url)
+    pd.delete_integration(made.id)
+
+    def new_key() -> str | None:
+        body = get_json(cluster, namespace, "secret", SECRET) or {}
+        value = base64.b64decode((body.get("data") or {}).get("routing-key", "")).decode()
+        return value if value and value != key else None
+
+    recreated = wait_for(new_key, 60, "the recreated integration's key in the Secret")
+    (again,) = pd.service_integrations(DEFAULT_SERVICE_ID)
+    assert again.integration_key == recreated
+    wait_for(
+        lambda: config_reloads(internal_url) > reloads_before,
+        30,
+        "the relay reading its updated routing key file",
+    )
+    second = bp.open_incident([{"status": "critical", "host": "db-2", "description": "cpu"}])
+    paged = wait_for(lambda: pd.incident_by_key(second.id), 60, "paged with the new key")
+    assert paged.routing_key == recreated
+    events = cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
+    assert "RoutingKeyRecreated" in events
+
+    # The keys are in the Secret and nowhere else the operator writes.
     config_map = get_json(cluster, namespace, "configmap", f"{NAME}-relay")
     events = cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
     assert "RoutingKeyCreated" in events
+    pdi = get_json(cluster, namespace, "pdi", NAME)
     for text in (json.dumps(pdi), json.dumps(config_map), events, operator.log()):
         assert key not in text
+        assert recreated not in text
 
     # Deleted with the integration (deletionPolicy Delete, the default).
     cluster.kubectl("delete", "-n", namespace, f"pdi/{NAME}", "--wait=false")
@@ -141,6 +185,7 @@ def test_managed_routing_key_is_created_used_by_the_relay_and_deleted_with_it(
     )
     wait_for(lambda: get_json(cluster, namespace, "pdi", NAME) is None, 60, "the pdi gone")
     assert key not in operator.log()
+    assert recreated not in operator.log()
 
 
 def test_under_orphan_the_integration_is_left_working_without_our_stamp(

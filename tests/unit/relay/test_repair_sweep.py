@@ -220,3 +220,31 @@ def test_an_incident_whose_trigger_was_dead_lettered_is_triggered_again(wired: W
     triggers = [w for w in wired.pd_writes() if w == ("event", "trigger")]
     assert len(triggers) == 2  # the refused one and the repair
     assert wired.relay.metric("pagerbridge_relay_repairs_total") == 1
+
+
+def test_a_snoozed_incident_triggered_again_is_acknowledged_too(
+    tmp_path, relays, pd_sim, bp_sim
+) -> None:
+    """sync.snooze: the sweep's trigger from BigPanda's state is followed by the acknowledge
+    BigPanda's snoozed share would have made (its webhook was lost), in the same lane."""
+    wired = Wired(tmp_path, relays, pd_sim, bp_sim, args=ARGS, extra={"sync": {"snooze": True}})
+    wired.pd.faults.fail_next(1, 400, path_prefix="/v2/enqueue")  # type: ignore[arg-type]
+    incident = wired.bp.open_incident(alerts=[dict(ALERT)])
+    wait_for(
+        lambda: wired.relay.metric("pagerbridge_relay_dead_letters_total") == 1,
+        timeout=BOUND,
+        what="the trigger dead-lettered",
+    )
+    wired.bp.drop_webhooks()
+    wired.bp.snooze_incident(incident.id)
+    acknowledged = wait_for(
+        lambda: (
+            (found := wired.pd.incident_by_key(incident.id)) is not None
+            and found.status == "acknowledged"
+            and found
+        ),
+        timeout=BOUND,
+        what="triggered again and acknowledged",
+    )
+    assert [e["event_action"] for e in acknowledged.events] == ["trigger", "acknowledge"]
+    assert wired.relay.metric("pagerbridge_relay_repairs_total") == 1

@@ -42,7 +42,7 @@ from pagerbridge.relay.inbound.bigpanda_webhook import ordering_key
 from pagerbridge.relay.incidents import echo
 from pagerbridge.relay.incidents.overrides import Routing, choose_routing
 from pagerbridge.relay.incidents.parsing import parse_incident
-from pagerbridge.relay.incidents.translate import translate
+from pagerbridge.relay.incidents.translate import acknowledge_event, translate
 from pagerbridge.relay.outbound import owned
 from pagerbridge.relay.outbound.dispatcher import Dispatcher
 from pagerbridge.relay.outbound.ratelimit import TokenBucket
@@ -281,9 +281,10 @@ class RepairSweep:
             )
         return "agree"
 
-    def _trigger(self, found: Difference) -> NewJob | None:
+    def _trigger(self, found: Difference) -> list[NewJob] | None:
         """The trigger BigPanda's webhook would have made, from its current state (the
-        config's key override tag and tag mappings; a request's headers are not known)."""
+        config's key override tag and tag mappings; a request's headers are not known),
+        and its acknowledge when the incident is snoozed (``sync.snooze``)."""
         config = self.ctx.holder.current.config
         try:
             incident = parse_incident(found.bigpanda)
@@ -293,15 +294,29 @@ class RepairSweep:
         translation = translate(incident, config, routing, list(config.tag_mappings))
         if translation.action != "trigger":
             return None
-        return NewJob(
-            PdEvent(
-                incident.id, "trigger", translation.event, Routing(key=routing.key, tag=routing.tag)
-            ),
-            ordering_key(incident.id),
-            # Once per life of the incident (its epoch), however often the sweep finds it.
-            idempotency_key=f"repair:trigger:{incident.id}:{{epoch}}",
-            incident=IncidentMark(incident.id, "trigger", None),
-        )
+        stored_routing = Routing(key=routing.key, tag=routing.tag)
+        mark = IncidentMark(incident.id, "trigger", None)
+        jobs = [
+            NewJob(
+                PdEvent(incident.id, "trigger", translation.event, stored_routing),
+                ordering_key(incident.id),
+                # Once per life of the incident (its epoch), however often the sweep finds it.
+                idempotency_key=f"repair:trigger:{incident.id}:{{epoch}}",
+                incident=mark,
+            )
+        ]
+        if translation.acknowledge:
+            jobs.append(
+                NewJob(
+                    PdEvent(
+                        incident.id, "acknowledge", acknowledge_event(incident.id), stored_routing
+                    ),
+                    ordering_key(incident.id),
+                    idempotency_key=f"repair:ack:{incident.id}:{{epoch}}",
+                    incident=mark,
+                )
+            )
+        return jobs
 
     async def _repair(self, found: Difference) -> None:
         ctx = self.ctx
@@ -311,7 +326,7 @@ class RepairSweep:
             if made is None:
                 ctx.metrics.sweep_drift.labels(found.reason).inc()
                 return
-            job = made
+            jobs = made
             direction = "to_pagerduty"
         elif found.repair == "resolve_pagerduty":
             job = NewJob(
@@ -322,6 +337,7 @@ class RepairSweep:
                 idempotency_key=f"repair:pd:{incident_id}:{found.pd_incident_id}",
                 incident=IncidentMark(incident_id, "resolve", None),
             )
+            jobs = [job]
             direction = "to_pagerduty"
         else:
             assert found.pd_incident_id is not None
@@ -336,13 +352,18 @@ class RepairSweep:
                 idempotency_key=f"repair:bp:{found.pd_incident_id}",
                 unless_seen=echo.resolved_pd_key(incident_id),
             )
+            jobs = [job]
             direction = "to_bigpanda"
-        (stored,) = await ctx.jobs.enqueue([job])
-        if isinstance(stored, Job):
+        stored = await ctx.jobs.enqueue(jobs)
+        queued = [result for result in stored if isinstance(result, Job)]
+        if isinstance(stored[0], Job):
             ctx.metrics.repairs.labels(direction, found.reason).inc()
-            ctx.metrics.jobs_enqueued.labels(job.kind).inc()
             logger.info(
                 "repair sweep: difference repaired through the outbox",
                 extra={"incident_id": incident_id, "reason": found.reason},
             )
-            self.dispatcher.submit([stored])
+        for new, result in zip(jobs, stored, strict=True):
+            if isinstance(result, Job):
+                ctx.metrics.jobs_enqueued.labels(new.kind).inc()
+        if queued:
+            self.dispatcher.submit(queued)

@@ -446,3 +446,74 @@ def test_adoption_by_id_replaces_the_secret_and_refuses_another_owners(
         30,
         "a delivery accepted by the relay",
     )
+
+
+# -- the API: kubectl explain and the API server's rules ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "words"),
+    [
+        ("pdi.spec.deletionPolicy", "Orphan: they are left in place"),
+        ("pdi.spec.pagerDuty.webhookSubscription.adopt", "Take over an existing subscription"),
+        (
+            "pdi.spec.pagerDuty.webhookSubscription.adopt.subscriptionId",
+            "has no call to rotate it",
+        ),
+        ("pdi.spec.bigPanda.webhook.adopt.webhookIntegrationId", "webhook_v2.<name>"),
+        ("pdi.status.conditions.type", "Paused (set only while the annotation"),
+    ],
+)
+def test_kubectl_explain_describes_the_lifecycle_fields(
+    cluster: Cluster, field: str, words: str
+) -> None:
+    result = wait_for(
+        lambda: (r := cluster.kubectl("explain", field, check=False)).returncode == 0 and r,
+        30,
+        f"kubectl explain {field}",
+    )
+    assert words in " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            {"bigPanda": {"webhook": {"adopt": {"webhookIntegrationId": "webhook_v2.x"}}}},
+            "webhook.adopt needs webhook.mode Managed",
+        ),
+        (
+            {
+                "bigPanda": {
+                    "apiToken": {"name": "keys", "key": "bp-api"},
+                    "webhook": {
+                        "mode": "Managed",
+                        "integrationName": "x",
+                        "adopt": {"webhookIntegrationId": "webhook_v2.y"},
+                    },
+                },
+                "relay": {"publicUrl": "https://relay.example.com"},
+            },
+            "leave webhook.integrationName unset",
+        ),
+        (
+            {"pagerDuty": {"webhookSubscription": {"adopt": {"subscriptionId": "PABC"}}}},
+            "pagerDuty.webhookSubscription.adopt needs pagerDuty.serviceId",
+        ),
+        ({"deletionPolicy": "Retain"}, 'Unsupported value: "Retain"'),
+    ],
+)
+def test_the_api_server_refuses_inconsistent_lifecycle_fields(
+    cluster: Cluster, namespace: str, spec: dict[str, Any], message: str
+) -> None:
+    manifest = pdi("bad", "http://127.0.0.1:9", None)
+    for key, value in spec.items():
+        if isinstance(value, dict) and isinstance(manifest["spec"].get(key), dict):
+            manifest["spec"][key] = {**manifest["spec"][key], **value}
+        else:
+            manifest["spec"][key] = value
+    result = cluster.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest), check=False
+    )
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr

@@ -344,6 +344,46 @@ def test_a_paused_integration_writes_nothing_and_unpausing_repairs(
     wait_for(caught_up, 30, "status caught up, Paused gone")
 
 
+def test_deleting_a_paused_integration_waits_for_the_pause_to_end(
+    cluster: Cluster,
+    namespace: str,
+    operator: OperatorProcess,
+    pagerduty: tuple[PagerDutySimulator, str],
+    receiver: Receiver,
+) -> None:
+    pd, pd_url = pagerduty
+    apply(cluster, namespace, keys(), pdi("held", pd_url, f"{receiver.url}/held"))
+    wait_for(
+        lambda: status_of(cluster, namespace, "held", "SubscriptionReady").get("status") == "True",
+        90,
+        "subscribed",
+    )
+    (subscription_id,) = pd.webhook_subscription_ids()
+    cluster.kubectl("annotate", "-n", namespace, "pdi", "held", "pagerbridge.io/paused=true")
+    wait_for(
+        lambda: status_of(cluster, namespace, "held", "Paused").get("status") == "True",
+        30,
+        "Paused",
+    )
+    cluster.kubectl("delete", "-n", namespace, "pdi", "held", "--wait=false")
+
+    def reasons() -> list[str]:
+        items = json.loads(cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)
+        return [str(e["reason"]) for e in items["items"]]
+
+    wait_for(lambda: "CleanupPaused" in reasons(), 60, "the CleanupPaused Event")
+    body = get_json(cluster, namespace, "pdi", "held")
+    assert body is not None
+    assert body["metadata"].get("deletionTimestamp")
+    assert pd.webhook_subscription_ids() == [subscription_id]
+    assert not pd.requests.matching("DELETE", "/webhook_subscriptions")
+
+    cluster.kubectl("annotate", "-n", namespace, "pdi", "held", "pagerbridge.io/paused-")
+    # The finalizer re-checks every PAUSED_CLEANUP_RECHECK (15 s) while paused.
+    wait_for(lambda: get_json(cluster, namespace, "pdi", "held") is None, 60, "deleted")
+    assert pd.webhook_subscription_ids() == []  # per deletionPolicy Delete
+
+
 # -- adoption ---------------------------------------------------------------------------
 
 

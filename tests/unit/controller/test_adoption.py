@@ -18,10 +18,11 @@ from pagerbridge.controller import names as n
 from pagerbridge.controller.external.bigpanda_integration import OWNER_HEADER
 from pagerbridge.controller.external.subscription import ANNOTATION_ADOPTED_FROM, adoption_pending
 from pagerbridge.controller.ownership import OwnerStamp
+from pagerbridge.controller.reconcile.cleanup import release
 from pagerbridge.controller.reconcile.reconciler import Reconciler
 from pagerbridge.controller.render import conditions as c
 from pagerbridge.controller.settings import OperatorSettings
-from pagerbridge.controller.state.observed import SecretState
+from pagerbridge.controller.state.observed import SecretState, integration_info
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_API_KEY
 from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN as PD_API_KEY
@@ -301,3 +302,43 @@ async def test_bigpanda_adoption_of_another_owners_or_a_missing_id_is_refused(
     missing = condition(kube.find("PagerDutyIntegration", NS, "two"), c.BIGPANDA_WEBHOOK)
     assert (missing["status"], missing["reason"]) == (c.FALSE, "AdoptionTargetNotFound")
     assert bp.integration("webhook_v2.nosuch") is None  # not created instead
+
+
+async def test_a_migration_orphan_here_then_adopt_there(
+    kube: FakeKube, reconciler: Reconciler, bigpanda: tuple[BigPandaSimulator, str]
+) -> None:
+    """The migration the controls are for: an integration deleted with Orphan leaves its
+    BigPanda integration unstamped; another integration adopts it by id."""
+    bp, bp_url = bigpanda
+    kube.put(secret("pd", **{"routing-key": ROUTING_KEY, "bp": BP_API_KEY}), NS)
+    old = integration(
+        "old",
+        bigPanda={
+            "apiUrl": bp_url,
+            "apiToken": {"name": "pd", "key": "bp"},
+            "webhook": {"mode": "Managed"},
+        },
+        relay={"publicUrl": "https://old.example.com"},
+        deletionPolicy="Orphan",
+    )
+    old_uid = kube.put(old, NS)["metadata"]["uid"]
+    for _ in range(2):
+        await reconciler.reconcile_integration(NS, "old")
+    ident = f"webhook_v2.{n.external_name(NS, 'old', old_uid)}"
+    assert bp.integration(ident) is not None
+    info = integration_info(kube.find("PagerDutyIntegration", NS, "old"))  # type: ignore[arg-type]
+    involved = {"kind": "PagerDutyIntegration", "namespace": NS, "name": "old", "uid": old_uid}
+    await release(kube, info, involved, None, 0, policy=settings().egress, cluster_id=CLUSTER)
+    orphaned = bp.integration(ident)
+    assert orphaned is not None
+    assert OWNER_HEADER not in str(orphaned.workflow_config.model_dump())
+
+    new = managed(bp_url, ident) | {"metadata": {"name": "new"}}
+    new_uid = kube.put(new, NS)["metadata"]["uid"]
+    for _ in range(2):
+        await reconciler.reconcile_integration(NS, "new")
+    adopted = bp.integration(ident)
+    assert adopted is not None
+    headers = adopted.workflow_config.model_dump()["events"][0]["headers"]
+    assert f'"{OWNER_HEADER}" : "{CLUSTER}/{new_uid}"' in headers
+    assert adopted.workflow_config.config.base_url == PUBLIC + BIGPANDA_WEBHOOK_PATH

@@ -257,7 +257,9 @@ class Reconciler:
         the first reconcile after the pause re-applies and re-checks everything."""
         memory.resync_now = memory.verify_now = True
         current = list(info.status.get("conditions") or [])
-        if c.find(current, c.PAUSED) is None:
+        written = memory.written[1][1] if memory.written and memory.written[0] == info.uid else []
+        if c.find(current, c.PAUSED) is None and c.find(written, c.PAUSED) is None:
+            # (our own last write counts too: the index may lag behind it)
             await post_event(
                 self.kube,
                 involved(info.uid, info.namespace, info.name),

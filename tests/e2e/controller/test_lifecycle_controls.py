@@ -281,15 +281,19 @@ def test_a_paused_integration_writes_nothing_and_unpausing_repairs(
     namespace: str,
     operator: OperatorProcess,
     pagerduty: tuple[PagerDutySimulator, str],
+    bigpanda: tuple[BigPandaSimulator, str],
     receiver: Receiver,
 ) -> None:
     pd, pd_url = pagerduty
-    apply(cluster, namespace, keys(), pdi("p", pd_url, f"{receiver.url}/p"))
-    wait_for(
-        lambda: status_of(cluster, namespace, "p", "SubscriptionReady").get("status") == "True",
-        90,
-        "subscribed",
-    )
+    bp, bp_url = bigpanda
+    managed = {"apiUrl": bp_url, "webhook": {"mode": "Managed"}}
+    apply(cluster, namespace, keys(), pdi("p", pd_url, f"{receiver.url}/p", bigPanda=managed))
+    for type_ in ("SubscriptionReady", "BigPandaWebhookConfigured"):
+        wait_for(
+            lambda t=type_: status_of(cluster, namespace, "p", t).get("status") == "True",
+            90,
+            type_,
+        )
     wait_for(lambda: all(versions(cluster, namespace).values()), 60, "every child")
     cluster.kubectl("annotate", "-n", namespace, "pdi", "p", "pagerbridge.io/paused=true")
     paused = wait_for(
@@ -305,11 +309,14 @@ def test_a_paused_integration_writes_nothing_and_unpausing_repairs(
     frozen_status = body["metadata"]["resourceVersion"]
     before = versions(cluster, namespace)
     calls = len(pd.requests.matching(path_prefix="/webhook_subscriptions"))
+    bp_calls = len(bp.requests.matching(path_prefix=INTEGRATIONS))
     config = get_json(cluster, namespace, "configmap", "p-relay")["data"]
 
-    # While paused: a spec change, a deleted child, several resyncs and verifications.
+    # While paused: a spec change, a deleted child, a token rotation request, several
+    # resyncs and verifications.
     merge_patch(cluster, namespace, "pdi", "p", {"spec": {"severityMap": {"critical": "error"}}})
     cluster.kubectl("delete", "-n", namespace, "configmap", "p-relay", "--wait=true")
+    cluster.kubectl("annotate", "-n", namespace, "pdi", "p", "pagerbridge.io/rotate-token=r1")
     patched = get_json(cluster, namespace, "pdi", "p")["metadata"]["resourceVersion"]
     start = resyncs(operator)
     wait_for(lambda: resyncs(operator) >= start + 3, 60, "three resyncs while paused")
@@ -317,6 +324,7 @@ def test_a_paused_integration_writes_nothing_and_unpausing_repairs(
     assert now.pop("configmap/p-relay") is None  # stays absent
     assert now == {k: v for k, v in before.items() if k != "configmap/p-relay"}
     assert len(pd.requests.matching(path_prefix="/webhook_subscriptions")) == calls
+    assert len(bp.requests.matching(path_prefix=INTEGRATIONS)) == bp_calls  # not even read
     body = get_json(cluster, namespace, "pdi", "p")
     assert body["status"]["observedGeneration"] == body["metadata"]["generation"] - 1
     # The user's spec patch was the last write to the integration: no status write since.
@@ -342,6 +350,17 @@ def test_a_paused_integration_writes_nothing_and_unpausing_repairs(
         )
 
     wait_for(caught_up, 30, "status caught up, Paused gone")
+    # The rotation requested while paused starts now (the token Secret: old and new).
+    wait_for(
+        lambda: (
+            get_json(cluster, namespace, "secret", "p-relay-token")["metadata"]
+            .get("annotations", {})
+            .get("pagerbridge.io/rotate-token")
+            == "r1"
+        ),
+        30,
+        "the rotation under way",
+    )
 
 
 def test_deleting_a_paused_integration_waits_for_the_pause_to_end(

@@ -45,7 +45,14 @@ _ROUTING_KEY_RE: Final = re.compile(ROUTING_KEY_PATTERN)
 
 # RelayConfig fields (JSON names) the relay applies on a config reload. Any other change
 # needs a restart, so the operator rolls the relay pods for it (its config-hash omits these).
-HOT_RELOADED_FIELDS: Final = ("keyOverrideTag", "tagMappings", "severityMap", "sync")
+HOT_RELOADED_FIELDS: Final = (
+    "keyOverrideTag",
+    "tagMappings",
+    "links",
+    "images",
+    "severityMap",
+    "sync",
+)
 
 
 def is_routing_key(value: str) -> bool:

@@ -30,6 +30,7 @@ from pagerbridge.api.integration import (
     HttpUrl,
     Region,
 )
+from pagerbridge.api.links import MAX_RULES, ImageRule, LinkRule
 from pagerbridge.api.severity import DEFAULT_SEVERITY_MAP, BigPandaStatus, PagerDutySeverity
 from pagerbridge.api.tag_mapping import TagMapping
 
@@ -110,6 +111,16 @@ class RelayConfig(CamelModel):
     big_panda: BigPandaRelayConfig
     key_override_tag: TagName | None = None
     tag_mappings: list[TagMapping] = Field(default_factory=list)
+    links: list[LinkRule] = Field(
+        default_factory=list,
+        max_length=MAX_RULES,
+        description="Link rules of every PagerDutyTagMapping (pagerbridge.api.links).",
+    )
+    images: list[ImageRule] = Field(
+        default_factory=list,
+        max_length=MAX_RULES,
+        description="Image rules of every PagerDutyTagMapping (pagerbridge.api.links).",
+    )
     severity_map: dict[BigPandaStatus, PagerDutySeverity] = Field(
         default_factory=lambda: dict(DEFAULT_SEVERITY_MAP)
     )

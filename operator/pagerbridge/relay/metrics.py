@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from pagerbridge.relay.outbox.jobs import JOB_KINDS
-from pagerbridge.relay.outcomes import DeadLetterReason
+from pagerbridge.relay.outcomes import DeadLetterReason, LinkDropReason, LinkKind
 
 # Bounded label values of ``pagerbridge_relay_dead_letters_total`` (job kinds from
 # relay.outbox.jobs, reasons from relay.outcomes): each series exists from the start at 0,
@@ -163,6 +163,16 @@ class RelayMetrics:
             ["reason"],
             registry=r,
         )
+        self.links_dropped = Counter(
+            "pagerbridge_relay_links_dropped",
+            "Links and images left out of a trigger (the trigger is still sent), by kind "
+            "and reason.",
+            ["kind", "reason"],
+            registry=r,
+        )
+        for kind in LinkKind:
+            for link_reason in LinkDropReason:
+                self.links_dropped.labels(kind, link_reason)
         self.mapping_header_ignored = Counter(
             "pagerbridge_relay_tag_mapping_headers_ignored",
             "x-bp-config-tag-* headers ignored (unknown field or tag).",

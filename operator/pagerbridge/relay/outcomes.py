@@ -48,3 +48,24 @@ class Upstream(enum.StrEnum):
     PAGERDUTY_EVENTS = "pagerduty_events"
     PAGERDUTY_REST = "pagerduty_rest"
     BIGPANDA = "bigpanda"
+
+
+class LinkKind(enum.StrEnum):
+    """``kind`` label of ``pagerbridge_relay_links_dropped_total``: what was dropped."""
+
+    LINK = "link"  # a links[] entry
+    IMAGE = "image"  # an images[] entry (its src)
+    IMAGE_HREF = "image_href"  # an image's click-through; the image is sent without it
+
+
+class LinkDropReason(enum.StrEnum):
+    """``reason`` label of ``pagerbridge_relay_links_dropped_total``: why a link or image was
+    left out of a trigger (the trigger itself is always sent)."""
+
+    MISSING_TAG = "missing_tag"  # its tag, or a template's placeholder tag, absent or blank
+    SCHEME = "scheme"  # not http(s); an image src not https
+    UNPARSABLE = "unparsable"  # no host, a bad port or IPv6 literal, not a URL at all
+    TOO_LONG = "too_long"  # over pagerbridge.api.links.MAX_URL
+    CREDENTIALS = "credentials"  # user info (user:password@) in the URL
+    CONTROL_CHARACTERS = "control_characters"  # whitespace, control or format characters
+    TOO_MANY = "too_many"  # over the per-event count (MAX_EVENT_LINKS / MAX_EVENT_IMAGES)

@@ -4,7 +4,8 @@ An event is checked against the official ``events-v2`` OpenAPI document and agai
 rules PagerDuty documents in prose (``docs/events-API-v2``): a 32-character routing key,
 ``dedup_key`` up to 255 characters (required to acknowledge or resolve), a ``payload``
 with ``summary`` (up to 1024 characters), ``source`` and ``severity`` for triggers,
-images served over HTTPS, and a 512 KB size limit (the relay's
+``links[]`` / ``images[]`` URLs that are URLs (``format: url``), images served over HTTPS,
+and a 512 KB size limit (the relay's
 :data:`pagerbridge.relay.incidents.limits.MAX_BODY`, its generous reading).
 
 Answers (PagerDuty's documented bodies):
@@ -26,6 +27,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from pagerbridge.relay.incidents.limits import MAX_BODY, PAGERDUTY_EVENT_KB
 from pagerbridge_devkit.sandbox.pagerduty import openapi
@@ -113,12 +115,42 @@ def rule_errors(event: dict[str, Any], *, schema_checked: bool) -> list[str]:
                 errors.append(
                     "'payload.severity' is invalid (must be one of: critical, error, warning, info)"
                 )
+    errors.extend(_context_errors(event))
+    return errors
+
+
+def _is_url(value: str) -> bool:
+    """The OpenAPI document's ``format: url``: an absolute http(s) URL with a host."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc) and " " not in value
+
+
+def _context_errors(event: dict[str, Any]) -> list[str]:
+    """``links[]`` and ``images[]`` (the ``Links`` / ``Images`` schemas): their URLs are
+    ``format: url``, which the schema validators leave unchecked, and an image ``src``
+    "must be served via HTTPS" (the document's words)."""
+    errors: list[str] = []
+    links = event.get("links")
+    if isinstance(links, list):
+        for index, link in enumerate(links):
+            href = link.get("href") if isinstance(link, dict) else None
+            if isinstance(href, str) and not _is_url(href):
+                errors.append(f"'links[{index}].href' must be a URL")
     images = event.get("images")
     if isinstance(images, list):
         for index, image in enumerate(images):
-            src = image.get("src") if isinstance(image, dict) else None
+            if not isinstance(image, dict):
+                continue
+            src, href = image.get("src"), image.get("href")
             if isinstance(src, str) and not src.lower().startswith("https://"):
                 errors.append(f"'images[{index}].src' must be an HTTPS URL")
+            elif isinstance(src, str) and not _is_url(src):
+                errors.append(f"'images[{index}].src' must be a URL")
+            if isinstance(href, str) and not _is_url(href):
+                errors.append(f"'images[{index}].href' must be a URL")
     return errors
 
 

@@ -112,6 +112,23 @@ class SimIncident:
     def is_open(self) -> bool:
         return self.status != "resolved"
 
+    @property
+    def links(self) -> list[dict[str, Any]]:
+        """``links[]`` of the latest trigger (what the incident's alert shows)."""
+        return list(self._latest_trigger().get("links") or [])
+
+    @property
+    def images(self) -> list[dict[str, Any]]:
+        """``images[]`` of the latest trigger."""
+        return list(self._latest_trigger().get("images") or [])
+
+    def _latest_trigger(self) -> dict[str, Any]:
+        for event in reversed(self.events):
+            if event.get("event_action") == "trigger":
+                trigger: dict[str, Any] = event
+                return trigger
+        return {}
+
 
 @dataclass(frozen=True)
 class Change:

@@ -26,6 +26,7 @@ from pagerbridge.api import (
 from pagerbridge.api import ConditionReason as Reason
 from pagerbridge.api.contract import BIGPANDA_WEBHOOK_PATH
 from pagerbridge.api.integration import RelayStatus
+from pagerbridge.api.links import MAX_RULES
 from pagerbridge.controller.reconcile.converge import Converged
 from pagerbridge.controller.render import conditions as c
 from pagerbridge.controller.render import pause
@@ -171,6 +172,12 @@ def reference_condition(
             conflict = (
                 f"field(s) {fields} already mapped by another PagerDutyTagMapping "
                 f"of {name}; the others apply"
+            )
+        elif ref.kind == TAG_MAPPING.kind and ref.name in compiled.ignored_link_rules:
+            count = compiled.ignored_link_rules[ref.name]
+            conflict = (
+                f"{count} link/image rule(s) over the {MAX_RULES} per integration {name} "
+                "takes (objects are taken by name); the others apply"
             )
     return reference_ready(integration_conditions_, name, namespace, ref.kind, conflict)
 

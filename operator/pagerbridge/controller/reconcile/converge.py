@@ -144,4 +144,4 @@ def _mapping(ref: RefInfo) -> MappingInput | None:
         spec = PagerDutyTagMappingSpec.model_validate(ref.spec)
     except ValidationError:
         return None
-    return MappingInput(ref.name, tuple(spec.mappings))
+    return MappingInput(ref.name, tuple(spec.mappings), tuple(spec.links), tuple(spec.images))

@@ -7,7 +7,9 @@ so unit tests exercise every rule without a cluster.
 Precedence when several objects say different things (kept deterministic so reconciles
 never flap): the key override whose name sorts first wins; tag mappings are taken in
 order of object name then list order, and the first one to claim a PagerDuty field wins.
-The losers are reported back so their own status can say so.
+Link and image rules are taken in the same order, up to ``MAX_RULES`` of each kind (a
+namespace cannot grow its relay's per-event work without bound). The losers are reported
+back so their own status can say so.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pagerbridge.api.contract import (
     pagerduty_events_url,
 )
 from pagerbridge.api.integration import RelayStorage
+from pagerbridge.api.links import MAX_RULES, ImageRule, LinkRule
 from pagerbridge.api.relay_config import BigPandaRelayConfig, IntegrationIdentity
 from pagerbridge.controller import names as n
 from pagerbridge.controller.errors import DatabaseNotConfigured, InvalidKey, SecretNotFound
@@ -47,6 +50,8 @@ class OverrideInput:
 class MappingInput:
     name: str
     mappings: tuple[TagMapping, ...]
+    links: tuple[LinkRule, ...] = ()
+    images: tuple[ImageRule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,8 @@ class Compiled:
     active_override: str | None = None
     ignored_overrides: tuple[str, ...] = ()
     ignored_mappings: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # mapping object name -> how many of its link/image rules are over MAX_RULES
+    ignored_link_rules: dict[str, int] = field(default_factory=dict)
 
 
 def _check_refs(
@@ -170,6 +177,7 @@ def compile_relay_config(
             tag_mappings.append(pair)
         if lost:
             ignored[mapping.name] = tuple(lost)
+    links, images, over = _link_rules(mappings)
 
     mounted = {ref.name for what, ref in refs if what != DATABASE_FIELD}
     if routing is None:
@@ -179,6 +187,8 @@ def compile_relay_config(
         big_panda=big_panda,
         key_override_tag=active.tag if active else None,
         tag_mappings=tag_mappings,
+        links=links,
+        images=images,
         severity_map=spec.severity_map.as_dict(),
         sync=SyncConfig(
             resolve=spec.sync.resolve,
@@ -198,4 +208,24 @@ def compile_relay_config(
         active_override=active.name if active else None,
         ignored_overrides=tuple(o.name for o in ordered_overrides[1:]),
         ignored_mappings=ignored,
+        ignored_link_rules=over,
     )
+
+
+def _link_rules(
+    mappings: Sequence[MappingInput],
+) -> tuple[list[LinkRule], list[ImageRule], dict[str, int]]:
+    """Every mapping's link and image rules in object-name order, at most ``MAX_RULES`` of
+    each kind; the count of rules left out, per mapping object."""
+    links: list[LinkRule] = []
+    images: list[ImageRule] = []
+    over: dict[str, int] = {}
+    for mapping in sorted(mappings, key=lambda m: m.name):
+        link_room = max(0, MAX_RULES - len(links))
+        image_room = max(0, MAX_RULES - len(images))
+        links.extend(mapping.links[:link_room])
+        images.extend(mapping.images[:image_room])
+        lost = max(0, len(mapping.links) - link_room) + max(0, len(mapping.images) - image_room)
+        if lost:
+            over[mapping.name] = lost
+    return links, images, over

@@ -101,6 +101,18 @@ class BigPandaWebhook:
             logger.warning(
                 "tag mapping not applied", extra={"incident_id": incident.id, "reason": warning}
             )
+        for drop in translation.dropped_links:
+            ctx.metrics.links_dropped.labels(drop.kind, drop.reason).inc()
+            logger.warning(
+                "link not added to the trigger; the trigger is sent without it",
+                extra={
+                    "incident_id": incident.id,
+                    "kind": drop.kind.value,
+                    "rule": drop.rule,
+                    "source": drop.source,
+                    "reason": drop.reason.value,
+                },
+            )
         if translation.action == "trigger" and routing.fallback_reason:
             ctx.metrics.key_override_invalid.labels(routing.fallback_reason).inc()
             logger.warning(

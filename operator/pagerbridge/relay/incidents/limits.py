@@ -30,6 +30,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pagerbridge.api.links import MAX_URL  # written once there: the CRD bounds URLs too
+
 #: PagerDuty's limit on one Events API v2 request, in its documentation's words "512 KB".
 #: The documentation does not say which kilobyte, and the OpenAPI documents
 #: (specs/pagerduty) give no size at all, so each side takes the reading that is safe for it:
@@ -43,7 +45,6 @@ MAX_BODY = PAGERDUTY_EVENT_KB * 1024
 MAX_EVENT_BYTES = PAGERDUTY_EVENT_KB * 1000
 ROUTING_KEY_ALLOWANCE = 64  # ', "routing_key": "<32 characters>"' is added at send time
 MAX_TEXT = 1024
-MAX_URL = 2048
 MAX_DEPTH = 32
 TEXT_FIELDS = ("summary", "source", "component", "group", "class")
 CUT = "…[cut by PagerBridge]"

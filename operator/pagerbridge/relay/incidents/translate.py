@@ -24,6 +24,7 @@ from typing import Any, Literal
 from pagerbridge.api.relay_config import RelayConfig, SyncConfig
 from pagerbridge.api.severity import BigPandaStatus
 from pagerbridge.api.tag_mapping import TagMapping
+from pagerbridge.relay.incidents import links as link_rules
 from pagerbridge.relay.incidents.limits import MAX_TEXT, cut_text, fit_event
 from pagerbridge.relay.incidents.overrides import Routing, apply_mappings
 from pagerbridge.relay.incidents.parsing import Alert, Incident
@@ -41,6 +42,7 @@ class Translation:
     warnings: tuple[str, ...] = ()
     # The trigger is followed by an Events v2 acknowledge (a snoozed incident, sync.snooze).
     acknowledge: bool = False
+    dropped_links: tuple[link_rules.Drop, ...] = ()  # links/images left out (trigger only)
 
 
 LifecycleAction = Literal["trigger", "acknowledge", "resolve"]
@@ -162,18 +164,25 @@ def translate(
             detail = flapping.custom_detail
             payload["custom_details"][detail.key] = detail.value
     warnings = apply_mappings(payload, incident, mappings)
-    event = fit_event(
-        {
-            "event_action": "trigger",
-            "dedup_key": incident.id,
-            "payload": payload,
-            "client": CLIENT_NAME,
-            "client_url": url,
-            "links": [{"href": url, "text": "BigPanda incident"}],
-        }
-    )  # last: PagerDuty's size limits hold for exactly what is sent
+    extra = link_rules.build(incident.tag, config.links, config.images)
+    trigger: dict[str, Any] = {
+        "event_action": "trigger",
+        "dedup_key": incident.id,
+        "payload": payload,
+        "client": CLIENT_NAME,
+        "client_url": url,
+        "links": [{"href": url, "text": "BigPanda incident"}, *extra.links],
+    }
+    if extra.images:
+        trigger["images"] = list(extra.images)
+    event = fit_event(trigger)  # last: PagerDuty's size limits hold for exactly what is sent
     return Translation(
-        "trigger", event, _hash(event), tuple(warnings), acknowledge="acknowledge" in actions
+        "trigger",
+        event,
+        _hash(event),
+        tuple(warnings),
+        acknowledge="acknowledge" in actions,
+        dropped_links=extra.drops,
     )
 
 

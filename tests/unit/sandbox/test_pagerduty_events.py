@@ -172,6 +172,24 @@ _DELETE = object()
         ),
         pytest.param(_trigger(images=[{"alt": "x"}]), "'src' is a required", id="image-src"),
         pytest.param(_trigger(links=[{"text": "x"}]), "'href' is a required", id="link-href"),
+        pytest.param(_trigger(links=[{"href": 5}]), "not of type 'string'", id="link-type"),
+        pytest.param(_trigger(links="x"), "not of type 'array'", id="links-type"),
+        pytest.param(
+            _trigger(links=[{"href": "wiki/runbook"}]), "'links[0].href' must be a URL", id="rel"
+        ),
+        pytest.param(
+            _trigger(images=[{"src": "https://"}]), "'images[0].src' must be a URL", id="no-host"
+        ),
+        pytest.param(
+            _trigger(images=[{"src": "https://x.example/a.png", "href": "javascript:x"}]),
+            "'images[0].href' must be a URL",
+            id="image-href",
+        ),
+        pytest.param(
+            _trigger(images=[{"src": "https://x.example/a.png", "alt": 1}]),
+            "not of type 'string'",
+            id="image-alt-type",
+        ),
         pytest.param(
             {"routing_key": DEFAULT_ROUTING_KEY, "event_action": "resolve"},
             "'dedup_key' is required to resolve",
@@ -206,6 +224,21 @@ def test_documented_examples_are_valid(pd: Running) -> None:
     resolve = {**_trigger(event_action="resolve"), "payload": {"summary": "only summary"}}
     assert pd.client.post("/v2/enqueue", json=resolve).status_code == 202
     assert pd.sim.incident_by_key("k").status == "resolved"  # type: ignore[union-attr]
+
+
+def test_links_and_images_of_the_latest_trigger_are_kept(pd: Running) -> None:
+    first = _trigger(links=[{"href": "https://wiki.example/a", "text": "Runbook"}])
+    assert pd.client.post("/v2/enqueue", json=first).status_code == 202
+    incident = pd.sim.incident_by_key("k")
+    assert incident is not None
+    assert incident.links == [{"href": "https://wiki.example/a", "text": "Runbook"}]
+    assert incident.images == []
+    image = {"src": "https://charts.example/g.png", "href": "https://charts.example/g", "alt": "g"}
+    second = _trigger(links=[{"href": "https://wiki.example/b"}], images=[image])
+    assert pd.client.post("/v2/enqueue", json=second).status_code == 202
+    assert (incident.links, incident.images) == ([{"href": "https://wiki.example/b"}], [image])
+    assert pd.client.post("/v2/enqueue", json=_trigger(event_action="resolve")).status_code == 202
+    assert incident.images == [image]  # a resolve carries no links of its own
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"text"'])

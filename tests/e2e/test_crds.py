@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -315,6 +316,68 @@ def test_duplicated_mapping_field_is_rejected(cluster: Cluster, namespace: str) 
     )
     assert result.returncode != 0
     assert "spec.mappings[1]: Duplicate value" in result.stderr
+
+
+def _link_mapping(spec: dict[str, Any]) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "pagerbridge.io/v1alpha1",
+            "kind": "PagerDutyTagMapping",
+            "metadata": {"name": "links"},
+            "spec": {"integrationRef": {"name": "minimal"}, **spec},
+        }
+    )
+
+
+def test_links_alone_are_accepted_and_defaulted(cluster: Cluster, namespace: str) -> None:
+    link = {"template": "https://grafana.example/d/x?var-host={{host}}", "text": "Dashboard"}
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=_link_mapping({"links": [link]}))
+    spec = json.loads(
+        cluster.kubectl("get", "pdtm", "links", "-n", namespace, "-o", "json").stdout
+    )["spec"]
+    assert spec["links"] == [link]
+    assert spec["mappings"] == [] and spec["images"] == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        pytest.param({}, "set at least one of mappings, links or images", id="empty"),
+        pytest.param(
+            {"links": [{"tag": "a", "template": "https://x.example/"}]},
+            "set exactly one of tag or template",
+            id="both",
+        ),
+        pytest.param(
+            {"links": [{"template": "javascript:alert(1)"}]},
+            "spec.links[0].template in body should match",
+            id="scheme",
+        ),
+        pytest.param(
+            {"links": [{"template": "https://x.example/{{no space}}"}]},
+            "spec.links[0].template in body should match",
+            id="placeholder",
+        ),
+        pytest.param(
+            {"images": [{"template": "http://charts.example/{{id}}.png"}]},
+            "spec.images[0].template in body should match",
+            id="image-http",
+        ),
+        pytest.param(
+            {"links": [{"tag": "t"}] * 11}, "spec.links: Too many: 11: must have at most 10", id="n"
+        ),
+        pytest.param(
+            {"links": [{"tag": "t", "text": "x" * 257}]},
+            "spec.links[0].text: Too long: may not be",
+            id="text",
+        ),
+    ],
+)
+def test_malformed_links_are_rejected_by_the_api_server(
+    cluster: Cluster, namespace: str, spec: dict[str, Any], expected: str
+) -> None:
+    err = _apply_rejected(cluster, namespace, _link_mapping(spec))
+    assert expected in err, err
 
 
 def test_unknown_field_is_reported(cluster: Cluster, namespace: str) -> None:

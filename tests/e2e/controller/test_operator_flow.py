@@ -92,6 +92,7 @@ def test_examples_reach_pagerduty_and_mapping_hot_reloads(
                 "service": "payments",
                 "team": "core",
                 "description": "disk full",
+                "runbook_url": "https://wiki.example.com/runbooks/disk",
             }
         ]
     )
@@ -99,6 +100,19 @@ def test_examples_reach_pagerduty_and_mapping_hot_reloads(
     payload = incident.events[-1]["payload"]
     assert payload["source"] == "db-1"
     assert payload["component"] == "payments"
+    # The example mapping's links and images, built from the alert's tags.
+    dashboard = "https://grafana.example.com/d/hosts?var-host=db-1"
+    assert incident.links[1:] == [
+        {"href": "https://wiki.example.com/runbooks/disk", "text": "Runbook"},
+        {"href": dashboard, "text": "Host dashboard"},
+    ]
+    assert incident.images == [
+        {
+            "src": "https://grafana.example.com/render/d-solo/hosts?panelId=2&var-host=db-1",
+            "href": dashboard,
+            "alt": "CPU of the host",
+        }
+    ]
 
     # A new mapping while running: ConfigMap changes, pods do not roll, the relay uses it.
     apply(

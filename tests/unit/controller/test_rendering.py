@@ -6,10 +6,12 @@ import json
 
 import pytest
 
-from pagerbridge.api import RelayConfig, TagMapping
+from pagerbridge.api import TAG_MAPPING, RelayConfig, TagMapping
+from pagerbridge.api.links import MAX_RULES, ImageRule, LinkRule
 from pagerbridge.controller import names as n
 from pagerbridge.controller.errors import InvalidKey, SecretNotFound
 from pagerbridge.controller.ownership import OwnerStamp
+from pagerbridge.controller.reconcile.assemble import reference_condition
 from pagerbridge.controller.render.children import (
     bigpanda_webhook_status,
     render_children,
@@ -19,6 +21,7 @@ from pagerbridge.controller.render.compile import (
     MappingInput,
     OverrideInput,
 )
+from pagerbridge.controller.state.observed import RefInfo
 
 from .builders import OWNER, SETTINGS, compiled_for, spec
 
@@ -76,6 +79,39 @@ def test_mapping_change_changes_configmap_but_not_pod_template() -> None:
         spec(), mappings=[MappingInput("m", (TagMapping(tag="host", field="source"),))]
     )
     after = render_children(OWNER, spec(), mapped, SETTINGS)
+    assert before.config_map["data"] != after.config_map["data"]
+    assert before.deployment == after.deployment
+
+
+def test_link_rules_are_merged_by_object_name_and_bounded_without_rolling_pods() -> None:
+    def rules(prefix: str, count: int) -> tuple[LinkRule, ...]:
+        return tuple(LinkRule(tag=f"{prefix}{i}") for i in range(count))
+
+    image = ImageRule(template="https://charts.example/{{host}}.png")
+    mappings = [
+        MappingInput("b", (), rules("b", 10), (image,)),
+        MappingInput("a", (), rules("a", 10)),
+        MappingInput("d", (), rules("d", 10)),
+        MappingInput("c", (), rules("c", 10)),
+    ]
+    compiled = compiled_for(spec(), mappings=mappings)
+    tags = [rule.tag for rule in compiled.config.links]
+    assert len(tags) == MAX_RULES == 32
+    assert tags[:11] == [f"a{i}" for i in range(10)] + ["b0"]
+    assert tags[-2:] == ["d0", "d1"]  # d's first two fill the config; its other 8 are out
+    assert compiled.config.images == [image]
+    assert compiled.ignored_link_rules == {"d": 8}
+    assert RelayConfig.model_validate_json(compiled.config.to_json()) == compiled.config
+    # The mapping left out says so in its own status.
+    ready = reference_condition(
+        RefInfo(TAG_MAPPING.kind, "team-a", "d", "uid", 1, "payments", {}, {}),
+        [{"type": "Ready", "status": "True", "reason": "Ready", "message": ""}],
+        compiled,
+    )
+    assert ready.message is not None and "8 link/image rule(s) over the 32" in ready.message
+    # Links are applied on reload: the ConfigMap changes, the pods do not roll.
+    before = render_children(OWNER, spec(), compiled_for(spec()), SETTINGS)
+    after = render_children(OWNER, spec(), compiled, SETTINGS)
     assert before.config_map["data"] != after.config_map["data"]
     assert before.deployment == after.deployment
 

@@ -336,7 +336,8 @@ def test_links_alone_are_accepted_and_defaulted(cluster: Cluster, namespace: str
         cluster.kubectl("get", "pdtm", "links", "-n", namespace, "-o", "json").stdout
     )["spec"]
     assert spec["links"] == [link]
-    assert spec["mappings"] == [] and spec["images"] == []
+    assert spec["mappings"] == []
+    assert spec["images"] == []
 
 
 @pytest.mark.parametrize(

@@ -108,7 +108,8 @@ def test_link_rules_are_merged_by_object_name_and_bounded_without_rolling_pods()
         [{"type": "Ready", "status": "True", "reason": "Ready", "message": ""}],
         compiled,
     )
-    assert ready.message is not None and "8 link/image rule(s) over the 32" in ready.message
+    assert ready.message is not None
+    assert "8 link/image rule(s) over the 32" in ready.message
     # Links are applied on reload: the ConfigMap changes, the pods do not roll.
     before = render_children(OWNER, spec(), compiled_for(spec()), SETTINGS)
     after = render_children(OWNER, spec(), compiled, SETTINGS)

@@ -272,4 +272,5 @@ def test_translate_adds_links_after_the_bigpanda_link_and_reports_drops():
     assert t.dropped_links == (Drop(LinkKind.LINK, "links[1]", "tag absent", R.MISSING_TAG),)
     # No rules: the event is exactly what it was before links and images existed.
     plain = translate(inc, CONFIG, choose_routing(inc, None, None), [])
-    assert "images" not in plain.event and len(plain.event["links"]) == 1
+    assert "images" not in plain.event
+    assert len(plain.event["links"]) == 1

@@ -5,6 +5,8 @@ length bound; the rule models' own validation; and the trigger translate builds 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from pagerbridge.api import PagerDutyTagMappingSpec, RelayConfig
@@ -274,3 +276,33 @@ def test_translate_adds_links_after_the_bigpanda_link_and_reports_drops():
     plain = translate(inc, CONFIG, choose_routing(inc, None, None), [])
     assert "images" not in plain.event
     assert len(plain.event["links"]) == 1
+
+
+# -- any tag value -------------------------------------------------------------------------
+
+_VALUES = st.one_of(
+    st.text(max_size=300),
+    st.sampled_from(["https://ok.example/x", "http://a@b/", "https://[::1", "javascript:x"]),
+    st.builds(lambda s: "https://h.example/" + s, st.text(max_size=100)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(runbook=_VALUES, host=_VALUES)
+def test_any_tag_values_give_sendable_urls_or_a_reasoned_drop(runbook: str, host: str):
+    built = build(
+        tags(runbook=runbook, host=host),
+        [link(tag="runbook"), link(template="https://d.example/{{host}}?h={{host}}")],
+        [image(tag="runbook", href="https://d.example/{{host}}")],
+    )
+    urls = [e["href"] for e in built.links] + [
+        url for e in built.images for url in (e["src"], e.get("href")) if url
+    ]
+    for url in urls:
+        assert check_url(url) == url  # never raises for what is sent
+        assert len(url) <= MAX_URL
+    # Every rule is either sent or dropped with a reason, exactly once.
+    kinds = [d.kind for d in built.drops]
+    assert len(built.links) + kinds.count(LinkKind.LINK) == 2
+    assert len(built.images) + kinds.count(LinkKind.IMAGE) == 1
+    assert kinds.count(LinkKind.IMAGE_HREF) <= len(built.images)

@@ -8,7 +8,14 @@ Prints, from the same run on the same API server:
 * operator: time from creating 300 PagerDutyIntegrations (concurrently) until all are
   Ready, with the harness kubelet reporting relay Deployments ready (no processes), and
   the operator process's peak RSS;
+* the operator's API requests per integration (from its
+  ``pagerbridge_operator_api_requests_total``, by client, verb and resource) and its
+  reconciles per integration, counted between the creation and all Ready, and the few
+  that still came in a settling period after (the floor makes 4 requests per integration);
 * time from a tag-mapping change to a running relay using it (one relay process).
+
+The machine's load average is printed with the figures: the ratio to the floor from the
+same run cancels some of a shared machine's noise, the request counts all of it.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +54,7 @@ from pagerbridge_devkit.sandbox.server import BackgroundServer, loopback_egress_
 REPO = Path(__file__).resolve().parents[2]
 PDI = Resource.custom("pagerbridge.io", "v1alpha1", "pagerdutyintegrations")
 PDTM = Resource.custom("pagerbridge.io", "v1alpha1", "pagerdutytagmappings")
+SETTLE_SECONDS = 5.0  # after all Ready: what the operator still sends (re-reconciles)
 
 
 class BenchControlPlane(ControlPlane):
@@ -124,9 +133,45 @@ class RssSampler(threading.Thread):
             time.sleep(0.1)
 
 
-async def operator_run(kube: KubernetesClient, count: int, pd_url: str) -> float:
+Sample = Counter[tuple[str, ...]]
+COUNTED = ("pagerbridge_operator_api_requests_total", "pagerbridge_operator_reconciles_total")
+
+
+def scrape(metrics_port: int) -> Sample:
+    """The counters of :data:`COUNTED`, keyed by (name, label values...)."""
+    sample: Sample = Counter()
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+    for line in text.splitlines():
+        if not line.startswith(COUNTED):
+            continue
+        series, _, value = line.rpartition(" ")
+        name, _, labels = series.partition("{")
+        values = tuple(
+            part.split("=", 1)[1].strip('"') for part in labels.rstrip("}").split(",") if part
+        )
+        sample[(name, *values)] += int(float(value))
+    return sample
+
+
+def breakdown(before: Sample, after: Sample, count: int, title: str) -> None:
+    diff = after.copy()
+    diff.subtract(before)
+    requests = {k[1:]: v for k, v in diff.items() if k[0] == COUNTED[0] and v}
+    reconciles = {k[1:]: v for k, v in diff.items() if k[0] == COUNTED[1] and v}
+    total = sum(requests.values())
+    print(f"{title}: {total} API requests, {total / count:.2f} per integration")
+    for (client, verb, resource), value in sorted(requests.items(), key=lambda kv: -kv[1]):
+        print(f"  {client:8} {verb:6} {resource:34} {value:6}  {value / count:5.2f}/integration")
+    for (kind, result), value in sorted(reconciles.items()):
+        print(f"  reconciles {kind} {result}: {value} ({value / count:.2f}/integration)")
+
+
+async def operator_run(
+    kube: KubernetesClient, count: int, pd_url: str, metrics_port: int
+) -> tuple[float, Sample, Sample]:
     namespace = "bench-operator"
     await kube.create(secret(namespace, "pd"))
+    before = await asyncio.to_thread(scrape, metrics_port)
     started = time.monotonic()
     await asyncio.gather(
         *(
@@ -153,7 +198,8 @@ async def operator_run(kube: KubernetesClient, count: int, pd_url: str) -> float
             )
         )
         if ready == count:
-            return time.monotonic() - started
+            elapsed = time.monotonic() - started
+            return elapsed, before, await asyncio.to_thread(scrape, metrics_port)
         if time.monotonic() - started > 600:
             raise RuntimeError(f"only {ready}/{count} Ready after 600 s")
         await asyncio.sleep(0.5)
@@ -282,12 +328,19 @@ def main() -> int:
             ):
                 time.sleep(3)  # operator start-up (imports, first listings) is not measured
 
-                async def measure() -> tuple[float, float]:
+                async def measure() -> tuple[float, Sample, Sample, Sample, float]:
                     async with KubernetesClient(connection, max_connections=100) as kube:
-                        ready_seconds = await operator_run(kube, args.count, pd_server.url)
-                        return ready_seconds, await mapping_latency(kube, pd, pd_server.url)
+                        ready_seconds, before, at_ready = await operator_run(
+                            kube, args.count, pd_server.url, metrics_port
+                        )
+                        await asyncio.sleep(SETTLE_SECONDS)
+                        settled = await asyncio.to_thread(scrape, metrics_port)
+                        mapping = await mapping_latency(kube, pd, pd_server.url)
+                        return ready_seconds, before, at_ready, settled, mapping
 
-                operator_seconds, mapping_seconds = asyncio.run(measure())
+                operator_seconds, before, at_ready, settled, mapping_seconds = asyncio.run(
+                    measure()
+                )
             cpu = psutil.Process(operator.pid).cpu_times()
             metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         finally:
@@ -295,6 +348,7 @@ def main() -> int:
             operator.terminate()
             operator.wait(timeout=20)
     print(f"integrations: {args.count}")
+    print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print(f"floor (plain client, 4 children each, concurrent): {floor_seconds:.2f} s")
     ratio = operator_seconds / floor_seconds
     print(
@@ -303,10 +357,10 @@ def main() -> int:
     print(f"operator peak RSS:                                 {sampler.peak / 2**20:.0f} MB")
     print(f"operator CPU time (user+system):                   {cpu.user + cpu.system:.1f} s")
     for line in metrics.splitlines():
-        if line.startswith(
-            ("pagerbridge_operator_reconciles_total", "pagerbridge_operator_child_applies_total")
-        ):
+        if line.startswith("pagerbridge_operator_child_applies_total"):
             print("  " + line)
+    breakdown(before, at_ready, args.count, "create -> all Ready")
+    breakdown(at_ready, settled, args.count, f"the {SETTLE_SECONDS:.0f} s after all Ready")
     print(f"tag mapping change -> relay uses it:               {mapping_seconds:.2f} s")
     return 0
 

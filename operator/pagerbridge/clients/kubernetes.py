@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -166,14 +166,16 @@ class KubernetesClient:
         field_manager: str = "pagerbridge",
         max_connections: int = 16,
         timeout: float = 30.0,
+        on_request: Callable[[httpx.Request], None] | None = None,
     ) -> None:
+        """``on_request`` sees every request before it is sent, e.g. to count them."""
         self.credentials = credentials or load_credentials()
         self.field_manager = field_manager
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
         # Keep every connection alive (TLS handshakes are the expensive part) ...
-        transport = AuthTransport(
+        transport: httpx.AsyncBaseTransport = AuthTransport(
             httpx.AsyncHTTPTransport(
                 verify=self.credentials.ssl_context,
                 proxy=self.credentials.proxy_url,
@@ -181,6 +183,8 @@ class KubernetesClient:
             ),
             self.credentials.auth,
         )
+        if on_request is not None:
+            transport = _ObservedTransport(transport, on_request)
         # For the few calls outside lightkube's resource model (/version), same pool.
         self._http = httpx.AsyncClient(
             base_url=self.credentials.server,
@@ -412,6 +416,26 @@ class KubernetesClient:
                 yield {"type": kind, "object": _plain(obj)}
         finally:
             await events.aclose()
+
+
+class _ObservedTransport(httpx.AsyncBaseTransport):
+    """Hands each request to an observer before sending it (shared, like the transport)."""
+
+    def __init__(
+        self, inner: httpx.AsyncBaseTransport, observe: Callable[[httpx.Request], None]
+    ) -> None:
+        self._inner = inner
+        self._observe = observe
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self._observe(request)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _ObservedTransport:
+        return self  # see AuthTransport.__deepcopy__
 
 
 def _plain(obj: Any) -> Obj:

@@ -14,6 +14,7 @@ import contextlib
 import platform
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import parse_qs
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -41,6 +42,13 @@ APPLIES = Counter(
     "Server-side applies of children, by kind.",
     ["kind"],
 )
+API_REQUESTS = Counter(
+    "pagerbridge_operator_api_requests_total",
+    "Requests the operator sent to the Kubernetes API server, by client (operator: its own "
+    "calls; kopf: watches and kopf's own patches), verb (get, list, watch, create, apply, "
+    "patch, update, delete) and resource (plural, with /subresource).",
+    ["client", "verb", "resource"],
+)
 RESYNCS = Counter(
     "pagerbridge_operator_resyncs_total",
     "Periodic re-checks of integrations queued (children, subscription, BigPanda integration).",
@@ -65,6 +73,39 @@ BUILD_INFO = Gauge(
 BUILD_INFO.labels(__version__, platform.python_version()).set(1)
 
 STATUSES = ("True", "False", "Unknown")
+
+
+def count_api_request(client: str, method: str, path: str, query: str, content_type: str) -> None:
+    API_REQUESTS.labels(client, *api_request(method, path, query, content_type)).inc()
+
+
+def api_request(method: str, path: str, query: str, content_type: str) -> tuple[str, str]:
+    """(verb, resource) of a request to the API server, for :data:`API_REQUESTS`.
+
+    The resource is its plural (``configmaps``, ``pagerdutyintegrations``) and subresource
+    (``pagerdutyintegrations/status``), never a namespace or object name: the series stay
+    few whatever the number of integrations."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:1] == ["api"]:
+        rest = parts[2:]  # /api/v1/...
+    elif parts[:1] == ["apis"]:
+        rest = parts[3:]  # /apis/group/version/...
+    else:
+        return method.lower(), "/".join(parts[:1]) or "-"  # /version, /healthz
+    if rest[:1] == ["namespaces"] and len(rest) >= 3:
+        rest = rest[2:]  # a namespaced resource (else: the Namespace itself)
+    resource = "/".join([rest[0], *rest[2:3]]) if rest else "-"
+    named = len(rest) >= 2
+    method = method.upper()
+    if method == "GET":
+        if not named:
+            watching = parse_qs(query).get("watch", [""])[0] in ("true", "1")
+            return ("watch" if watching else "list"), resource
+        return "get", resource
+    if method == "PATCH":
+        return ("apply" if "apply-patch" in content_type else "patch"), resource
+    verbs = {"POST": "create", "PUT": "update", "DELETE": "delete"}
+    return verbs.get(method, method.lower()), resource
 
 
 class ConditionGauge:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+import httpx
 import kopf
 
 from pagerbridge.api import (
@@ -31,6 +32,7 @@ from pagerbridge.api import (
 from pagerbridge.clients.kubeconfig import Credentials
 from pagerbridge.clients.kubernetes import BUILTIN, KubernetesClient
 from pagerbridge.controller import names as n
+from pagerbridge.controller.metrics import count_api_request
 from pagerbridge.controller.ownership import cluster_identity
 from pagerbridge.controller.reconcile import cleanup
 from pagerbridge.controller.reconcile.cleanup import needs_finalizer
@@ -101,6 +103,16 @@ class KopfWorld:
         return info
 
 
+def _count_request(request: httpx.Request) -> None:
+    count_api_request(
+        "operator",
+        request.method,
+        request.url.path,
+        request.url.query.decode(),
+        request.headers.get("content-type", ""),
+    )
+
+
 def _reconciler(memo: Any) -> Reconciler:
     reconciler: Reconciler = memo.reconciler
     return reconciler
@@ -140,7 +152,9 @@ def build_registry(settings: OperatorSettings, credentials: Credentials) -> kopf
         # watches or decodes a Secret it does not own.
         for resource in (BUILTIN["Secret"], *CHILD_RESOURCES.values()):
             settings_.watching.label_selectors[resource] = MANAGED_SELECTOR
-        kube = KubernetesClient(credentials, field_manager=n.FIELD_MANAGER)
+        kube = KubernetesClient(
+            credentials, field_manager=n.FIELD_MANAGER, on_request=_count_request
+        )
         memo.kube = kube
         identity = await cluster_identity(kube, settings.cluster_id)
         # kopf hands the indices (empty now, filled before any resource handler runs) to

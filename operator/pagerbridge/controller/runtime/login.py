@@ -8,7 +8,7 @@ every request's ``Authorization`` (so a rotated token file or an expiring exec c
 refreshed for kopf's watches exactly as for our calls, and a 401 is retried once with a fresh
 token before kopf sees it). Should kopf still get a 401, it calls the login handler again,
 which starts from a fresh token. A second middleware keeps a watch alive across a kind that
-is briefly not served (see :mod:`.reconnect`).
+is briefly not served (see :mod:`.reconnect`); a third counts kopf's requests.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import aiohttp
 import kopf
 
 from pagerbridge.clients.kubeconfig import Credentials
+from pagerbridge.controller.metrics import count_api_request
 from pagerbridge.controller.runtime.reconnect import missing_kind_as_disconnect
 
 
@@ -43,11 +44,25 @@ def _auth_middleware(credentials: Credentials) -> aiohttp.ClientMiddlewareType:
     return authenticate
 
 
+async def _count(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    """Counts kopf's requests in ``pagerbridge_operator_api_requests_total{client="kopf"}``."""
+    count_api_request(
+        "kopf",
+        request.method,
+        request.url.path,
+        request.url.query_string,
+        request.headers.get("Content-Type", ""),
+    )
+    return await handler(request)
+
+
 def kopf_session(credentials: Credentials) -> kopf.AiohttpSession:
     """A kopf login result: an aiohttp session speaking with ``credentials``."""
     if credentials.auth is not None:
         credentials.auth.invalidate()  # a (re-)login starts from a fresh token
-    middlewares: tuple[aiohttp.ClientMiddlewareType, ...] = (missing_kind_as_disconnect,)
+    middlewares: tuple[aiohttp.ClientMiddlewareType, ...] = (_count, missing_kind_as_disconnect)
     if credentials.auth is not None:
         middlewares = (*middlewares, _auth_middleware(credentials))
     session = aiohttp.ClientSession(

@@ -135,6 +135,7 @@ class RssSampler(threading.Thread):
 
 Sample = Counter[tuple[str, ...]]
 COUNTED = ("pagerbridge_operator_api_requests_total", "pagerbridge_operator_reconciles_total")
+LABELS = {COUNTED[0]: ("client", "verb", "resource"), COUNTED[1]: ("kind", "result")}
 
 
 def scrape(metrics_port: int) -> Sample:
@@ -146,10 +147,9 @@ def scrape(metrics_port: int) -> Sample:
             continue
         series, _, value = line.rpartition(" ")
         name, _, labels = series.partition("{")
-        values = tuple(
-            part.split("=", 1)[1].strip('"') for part in labels.rstrip("}").split(",") if part
-        )
-        sample[(name, *values)] += int(float(value))
+        pairs = dict(part.split("=", 1) for part in labels.rstrip("}").split(",") if part)
+        names = LABELS[name]
+        sample[(name, *(pairs[label].strip('"') for label in names))] += int(float(value))
     return sample
 
 
@@ -275,6 +275,7 @@ async def mapping_latency(kube: KubernetesClient, pd: PagerDutySimulator, pd_url
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=300)
+    parser.add_argument("--profile", type=Path, help="write the operator's cProfile stats here")
     args = parser.parse_args()
     binaries = find_binaries()
     workdir = Path(tempfile.mkdtemp(prefix="pb-bench-"))
@@ -298,6 +299,7 @@ def main() -> int:
         operator = subprocess.Popen(
             [
                 sys.executable,
+                *(["-m", "cProfile", "-o", str(args.profile)] if args.profile else []),
                 "-m",
                 "pagerbridge",
                 "operator",

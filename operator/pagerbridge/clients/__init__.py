@@ -3,3 +3,6 @@ Webhook v2 integrations), shared by the relay and the operator. One module per A
 failures are the classes of :mod:`pagerbridge.clients.errors`.
 
 Below the relay and the controller: imports only :mod:`pagerbridge.api`, never a program."""
+
+# Before any httpx/httpcore use: see :mod:`._asynclib` (a failed import per lock operation).
+from pagerbridge.clients import _asynclib  # noqa: F401

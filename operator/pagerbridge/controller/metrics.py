@@ -49,6 +49,10 @@ API_REQUESTS = Counter(
     "patch, update, delete) and resource (plural, with /subresource).",
     ["client", "verb", "resource"],
 )
+ECHOES_SKIPPED = Counter(
+    "pagerbridge_operator_echoes_skipped_total",
+    "Integration watch events not reconciled: they only showed the operator's own status write.",
+)
 RESYNCS = Counter(
     "pagerbridge_operator_resyncs_total",
     "Periodic re-checks of integrations queued (children, subscription, BigPanda integration).",

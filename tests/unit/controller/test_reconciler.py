@@ -4,15 +4,19 @@ ours is real, and BigPanda is the real simulator over HTTP)."""
 from __future__ import annotations
 
 import base64
+import copy
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from pagerbridge.controller.names import FINALIZER
+from pagerbridge.controller.reconcile.queue import WorkQueue
 from pagerbridge.controller.reconcile.reconciler import Reconciler
 from pagerbridge.controller.render import conditions as c
 from pagerbridge.controller.render.children import ANNOTATION_ENV_SECRET_VERSION
 from pagerbridge.controller.settings import OperatorSettings
+from pagerbridge.controller.state.observed import integration_info
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_API_KEY
 from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
 from pagerbridge_devkit.sandbox.server import BackgroundServer, loopback_egress_policy
@@ -60,6 +64,47 @@ async def test_plain_integration_converges_then_writes_nothing(
     for _ in range(3):
         await reconciler.reconcile_integration(NS, "pay")
     assert kube.writes == before
+
+
+async def test_the_echo_of_our_own_status_write_queues_no_reconcile(
+    kube: FakeKube, reconciler: Reconciler
+) -> None:
+    kube.put(secret("pd", **{"routing-key": ROUTING_KEY}), NS)
+    kube.put(integration(), NS)
+    await reconciler.reconcile_integration(NS, "pay")
+    ready_relay(kube)
+    await reconciler.reconcile_integration(NS, "pay")
+    body = kube.find("PagerDutyIntegration", NS, "pay")
+    assert body is not None
+    assert condition(body)["status"] == c.TRUE
+
+    def event(obj: dict[str, Any], deleted: bool = False) -> bool:
+        """Whether the watch event of ``obj`` queued a reconcile."""
+        reconciler.integration_event(integration_info(obj), deleted)
+        queued = not reconciler.queue.idle
+        reconciler.queue = WorkQueue(reconciler._handle, 1)  # empty again
+        return queued
+
+    assert not event(body)  # only our own write: nothing to do
+    assert event(body, deleted=True)
+    changed = copy.deepcopy(body)
+    changed["metadata"]["generation"] = 2
+    changed["spec"]["sync"] = {"notes": False}
+    assert event(changed)
+    annotated = copy.deepcopy(body)
+    annotated["metadata"]["annotations"] = {"pagerbridge.io/rotate-token": "now"}
+    assert event(annotated)
+    rewritten = copy.deepcopy(body)  # someone else changed the status
+    rewritten["status"]["conditions"] = []
+    assert event(rewritten)
+    # A reconcile that starts expects no echo until it writes again.
+    memory = reconciler.memories.get(NS, "pay")
+    assert memory is not None
+    assert memory.echo is not None
+    kube.put(secret("pd"), NS)  # the routing key is gone: the reconcile stops early
+    await reconciler.reconcile_integration(NS, "pay")
+    assert memory.echo is None or memory.echo[1]["conditions"] != body["status"]["conditions"]
+    assert event(body)
 
 
 async def test_a_periodic_resync_reapplies_and_adds_no_finalizer(

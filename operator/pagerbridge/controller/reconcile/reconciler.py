@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import replace
 
 from pagerbridge.api import (
     INTEGRATION,
@@ -47,12 +48,13 @@ from pagerbridge.controller.errors import KubernetesUnavailable, ReconcileError,
 from pagerbridge.controller.events import post_event
 from pagerbridge.controller.kube_port import KubernetesPort
 from pagerbridge.controller.metrics import (
+    ECHOES_SKIPPED,
     RECONCILE_DURATION,
     RECONCILE_ERRORS,
     RECONCILES,
     RESYNCS,
 )
-from pagerbridge.controller.reconcile import assemble, cleanup, grace
+from pagerbridge.controller.reconcile import assemble, cleanup, grace, status_writer
 from pagerbridge.controller.reconcile.admission import admit
 from pagerbridge.controller.reconcile.api_recovery import ApiRecovery
 from pagerbridge.controller.reconcile.converge import Converged, converge
@@ -74,6 +76,11 @@ logger = logging.getLogger(__name__)
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
 SECRET_CHECK = "SecretCheck"  # queue key kind: compare an integration's Secrets, maybe reconcile
+
+
+def _without_status(info: IntegrationInfo) -> IntegrationInfo:
+    """What a reconcile reads of the integration, but its status (and resourceVersion)."""
+    return replace(info, status={}, resource_version="")
 
 
 class Reconciler:
@@ -144,6 +151,27 @@ class Reconciler:
             memory.resync_now = True
         self.queue.add((INTEGRATION.kind, namespace, name))
 
+    def integration_event(self, info: IntegrationInfo, deleted: bool) -> None:
+        """A watch event of the integration: reconcile it, unless the event only shows the
+        status our last reconcile wrote (see :meth:`echo`)."""
+        if not deleted and self.echo(info):
+            ECHOES_SKIPPED.inc()
+            return
+        self.integration_changed(info.namespace, info.name)
+
+    def echo(self, info: IntegrationInfo) -> bool:
+        """Whether ``info`` differs from what the last reconcile read only by the status it
+        wrote: every other input of a reconcile (spec, generation, annotations, finalizers,
+        deletion) is as that reconcile saw it, and the status holds what it wrote, so another
+        reconcile would read the same and write nothing. Each reconcile forgets the echo it
+        expects when it starts and sets it just before its status write, so a change made
+        while one runs is never mistaken for an echo."""
+        memory = self.memories.get(info.namespace, info.name)
+        if memory is None or memory.echo is None:
+            return False
+        seen, desired = memory.echo
+        return _without_status(info) == seen and not status_writer.differs(info.status, desired)
+
     def ref_changed(self, kind: str, namespace: str, name: str) -> None:
         self.queue.add((kind, namespace, name))
 
@@ -202,6 +230,7 @@ class Reconciler:
                     self.ref_changed(kind, namespace, ref.name)
             return None
         memory = self.memories.of(namespace, name)
+        memory.echo = None
         if memory.next_resync is None:
             memory.next_resync = time.monotonic() + self.settings.resync_seconds
             memory.next_secret_check = time.monotonic() + self.settings.secret_check_seconds
@@ -247,6 +276,7 @@ class Reconciler:
         for ref in [*overrides, *mappings]:
             ready = assemble.reference_condition(ref, assembled.conditions, compiled)
             await self.status.ref(ref, assemble.reference_status(ref, ready))
+        memory.echo = (_without_status(info), status_writer.serialise(assembled.status))
         await self.status.integration(
             memory, namespace, name, info.uid, info.status, assembled.status
         )

@@ -217,7 +217,8 @@ def build_registry(settings: OperatorSettings, credentials: Credentials) -> kopf
 
     @kopf.on.event(*integration, id="integration_event", registry=registry)
     def integration_event(**kwargs: Any) -> None:
-        _reconciler(kwargs["memo"]).integration_changed(kwargs["namespace"], kwargs["name"])
+        deleted = kwargs.get("type") == "DELETED"
+        _reconciler(kwargs["memo"]).integration_event(integration_info(kwargs["body"]), deleted)
 
     for kind in (KEY_OVERRIDE, TAG_MAPPING):
 

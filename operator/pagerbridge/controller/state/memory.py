@@ -3,7 +3,8 @@ integration (created by its first trigger, dropped as a whole when it goes away)
 
 Nothing here is needed for correctness after a restart (the cluster and the external
 systems are the truth); it only saves writes and calls: what was last applied or written,
-when the subscription was last verified, what BigPanda was last confirmed to hold.
+when the subscription was last verified, what BigPanda was last confirmed to hold, which
+integration event would only echo our own status write.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ class IntegrationMemory:
     written: tuple[str, Written] | None = None  # (uid, what we last wrote to status)
     relay_probed: float | None = None  # monotonic: the relay's /readyz last read (unready)
     relay_refusal: str | None = None  # its "outbox refused: ..." line then, if any
+    # the integration as the last reconcile read it (without status) and the status patch
+    # it wrote: the watch event of that write is our own echo (Reconciler.echo)
+    echo: tuple[Any, dict[str, Any]] | None = None
 
 
 class Memories:

@@ -4,6 +4,10 @@ incident is still paged."""
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import pytest
 
 from pagerbridge_devkit.waiting import wait_for
@@ -69,3 +73,35 @@ def test_without_rules_a_trigger_has_only_the_bigpanda_link(pd_sim, relays, tmp_
     assert [link["text"] for link in found.links] == ["BigPanda incident"]
     assert found.images == []
     assert relay.metric("pagerbridge_relay_links_dropped_total") == 0
+
+
+def test_links_are_hot_reloaded_and_a_malformed_rule_is_refused(pd_sim, relays, tmp_path):
+    sim, url = pd_sim
+    relay = relay_for(tmp_path, relays, url)
+    config_path = tmp_path / "relay-config.json"
+    config = json.loads(config_path.read_text())
+    config["links"] = [{"tag": "runbook", "text": "Runbook"}]
+    _replace(config_path, json.dumps(config))
+    reloads = "pagerbridge_relay_config_reloads_total"
+    wait_for(lambda: relay.metric(reloads, result="ok") >= 1, what="the reload")
+    body = incident(72)
+    body["alerts"][0]["runbook"] = "https://wiki.example/runbooks/cpu"
+    assert relay.post_bigpanda(body).status_code == 202
+    found = wait_for(lambda: sim.incident_by_key(body["id"]), what="the PagerDuty incident")
+    assert found.links[1:] == [{"href": "https://wiki.example/runbooks/cpu", "text": "Runbook"}]
+    # A rule the RelayConfig model refuses (not http(s)): the config in use stays.
+    bad = {**config, "links": [{"template": "ftp://files.example/{{host}}"}]}
+    _replace(config_path, json.dumps(bad))
+    wait_for(lambda: relay.metric("pagerbridge_relay_config_last_reload_ok") == 0, what="refusal")
+    again = incident(73)
+    again["alerts"][0]["runbook"] = "https://wiki.example/runbooks/disk"
+    assert relay.post_bigpanda(again).status_code == 202
+    found = wait_for(lambda: sim.incident_by_key(again["id"]), what="the second incident")
+    assert found.links[1:] == [{"href": "https://wiki.example/runbooks/disk", "text": "Runbook"}]
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (as Kubernetes updates a mounted ConfigMap)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -84,6 +84,19 @@ def test_crds_are_established(cluster: Cluster) -> None:
         ("pdi.spec.sync.snooze", "A snoozed BigPanda incident (snooze.snoozed true)"),
         ("pdi.spec.sync.flapping.severity", "PagerDuty severity of a flapping incident"),
         ("pdi.spec.sync.flapping.customDetail.key", "Name of the custom detail"),
+        ("pdi.spec.pagerDuty.accountRef", "A ClusterPagerDutyAccount whose credentials"),
+        ("pdi.spec.bigPanda.accountRef", "A ClusterBigPandaAccount whose API token"),
+        ("cpda.spec.namespaceSelector", "An empty selector {} selects every namespace"),
+        ("cpda.spec.namespaceSelector.matchExpressions.operator", "In, NotIn, Exists"),
+        ("cpda.spec.namespaces", "in addition to those namespaceSelector selects"),
+        ("cpda.spec.routingKey", "account namespace (Helm value accounts.namespace)"),
+        ("cpda.spec.apiToken", "never a tenant's"),
+        ("cpda.spec.fromEmail", "an integration's own pagerDuty.fromEmail wins"),
+        ("cpda.status.integrations", "How many PagerDutyIntegrations use the account"),
+        ("cpda.status.conditions", "Ready: True when every Secret key"),
+        ("cbpa.spec.apiToken", "Managed webhook integrations of every integration"),
+        ("cbpa.spec.environmentId", "Default BigPanda environment"),
+        ("cbpa.spec.namespaceSelector", "relabelled out of it loses the account"),
     ],
 )
 def test_kubectl_explain_documents_status_and_spec(
@@ -166,7 +179,70 @@ def test_missing_routing_key_is_rejected(cluster: Cluster, namespace: str) -> No
     err = _apply_rejected(
         cluster, namespace, _integration({"pagerDuty": {"region": "us"}, "sync": {"notes": False}})
     )
-    assert "spec.pagerDuty.routingKey: Required value" in err
+    # Required unless pagerDuty.accountRef is set: a CEL rule, with its own message.
+    assert "pagerDuty.routingKey is required unless pagerDuty.accountRef is set" in err
+
+
+@pytest.mark.parametrize(
+    ("pager_duty", "big_panda", "relay", "message"),
+    [
+        ({"routingKey": {"name": "mine", "key": "k"}}, {}, {},
+         "pagerDuty.accountRef and per-integration Secrets"),
+        ({"apiToken": {"name": "mine", "key": "k"}}, {}, {},
+         "pagerDuty.accountRef and per-integration Secrets"),
+        ({}, {"apiToken": {"name": "mine", "key": "k"}}, {},
+         "pagerDuty.accountRef and per-integration Secrets"),
+        ({"apiUrl": "https://elsewhere.example.com"}, {}, {},
+         "the URLs and region come from the accounts"),
+        ({}, {}, {"image": "example.com/relay:1"}, "the relay runs in the account namespace"),
+        ({}, {}, {"podLabels": {"app": "x"}}, "the relay runs in the account namespace"),
+    ],
+)  # fmt: skip
+def test_an_account_excludes_the_integrations_own_secrets_urls_and_relay_image(
+    cluster: Cluster,
+    namespace: str,
+    pager_duty: dict[str, object],
+    big_panda: dict[str, object],
+    relay: dict[str, object],
+    message: str,
+) -> None:
+    spec = {
+        "pagerDuty": {"accountRef": {"name": "shared"}, **pager_duty},
+        "bigPanda": big_panda,
+        "relay": relay,
+        "sync": {"notes": False},
+    }
+    assert message in _apply_rejected(cluster, namespace, _integration(spec))
+
+
+def test_a_bigpanda_account_needs_a_pagerduty_account(cluster: Cluster, namespace: str) -> None:
+    spec = {
+        "pagerDuty": {"routingKey": {"name": "pd", "key": "k"}},
+        "bigPanda": {"accountRef": {"name": "shared"}},
+        "sync": {"notes": False},
+    }
+    assert "bigPanda.accountRef needs pagerDuty.accountRef" in _apply_rejected(
+        cluster, namespace, _integration(spec)
+    )
+
+
+def test_an_account_reference_alone_is_accepted(cluster: Cluster, namespace: str) -> None:
+    spec = {"pagerDuty": {"accountRef": {"name": "shared"}}, "sync": {"notes": True}}
+    cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", "-", input=_integration(spec))
+
+
+def test_an_account_selector_requirement_needs_its_values(cluster: Cluster) -> None:
+    account = {
+        "apiVersion": "pagerbridge.io/v1alpha1",
+        "kind": "ClusterPagerDutyAccount",
+        "metadata": {"name": "bad-selector"},
+        "spec": {"namespaceSelector": {"matchExpressions": [{"key": "t", "operator": "In"}]}},
+    }
+    result = cluster.kubectl(
+        "apply", "--server-side", "-f", "-", input=json.dumps(account), check=False
+    )
+    assert result.returncode != 0
+    assert "operator In and NotIn need values" in result.stderr
 
 
 def test_missing_secret_key_name_is_rejected(cluster: Cluster, namespace: str) -> None:

@@ -2,7 +2,14 @@
 condition reasons), the RelayConfig contract and CRD generation. Nothing here talks to the
 network, and nothing here imports another PagerBridge package (only the version)."""
 
+from pagerbridge.api.account import (
+    AccountStatus,
+    ClusterBigPandaAccountSpec,
+    ClusterPagerDutyAccountSpec,
+    LabelSelector,
+)
 from pagerbridge.api.common import (
+    AccountRef,
     Condition,
     ConditionReason,
     ConditionStatus,
@@ -33,11 +40,14 @@ from pagerbridge.api.relay_config import (
 )
 from pagerbridge.api.relay_pod import RelayPodSettings
 from pagerbridge.api.resources import (
+    ACCOUNT_KINDS,
     ALL_KINDS,
     API_VERSION,
+    BIGPANDA_ACCOUNT,
     GROUP,
     INTEGRATION,
     KEY_OVERRIDE,
+    PAGERDUTY_ACCOUNT,
     TAG_MAPPING,
     VERSION,
     ResourceKind,
@@ -46,24 +56,32 @@ from pagerbridge.api.severity import DEFAULT_SEVERITY_MAP, BigPandaStatus, Pager
 from pagerbridge.api.tag_mapping import PagerDutyTagMappingSpec, TagMapping
 
 __all__ = [
+    "ACCOUNT_KINDS",
     "ALL_KINDS",
     "API_VERSION",
+    "BIGPANDA_ACCOUNT",
     "DEFAULT_SEVERITY_MAP",
     "GROUP",
     "INTEGRATION",
     "KEY_OVERRIDE",
+    "PAGERDUTY_ACCOUNT",
     "TAG_MAPPING",
     "VERSION",
+    "AccountRef",
+    "AccountStatus",
     "BigPandaRelayConfig",
     "BigPandaSpec",
     "BigPandaStatus",
     "BigPandaTrigger",
     "BigPandaWebhookSpec",
     "BigPandaWebhookStatus",
+    "ClusterBigPandaAccountSpec",
+    "ClusterPagerDutyAccountSpec",
     "Condition",
     "ConditionReason",
     "ConditionStatus",
     "DeletionPolicy",
+    "LabelSelector",
     "LocalObjectReference",
     "PagerDutyIntegrationSpec",
     "PagerDutyIntegrationStatus",

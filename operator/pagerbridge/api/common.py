@@ -65,6 +65,10 @@ class ConditionReason(StrEnum):
     GATEWAY_NOT_ALLOWED = "GatewayNotAllowed"
     HOST_NOT_ALLOWED = "HostNotAllowed"
     CLUSTER_ISSUER_NOT_ALLOWED = "ClusterIssuerNotAllowed"
+    ACCOUNT_NOT_FOUND = "AccountNotFound"  # accountRef names no account
+    ACCOUNT_NOT_ALLOWED = "AccountNotAllowed"  # the account does not select the namespace
+    ACCOUNT_NOT_READY = "AccountNotReady"  # the account lacks what the integration needs
+    ACCOUNTS_DISABLED = "AccountsDisabled"  # no account namespace configured
     RECONCILE_FAILED = "ReconcileFailed"
     KUBERNETES_UNAVAILABLE = "KubernetesUnavailable"  # metrics only: never a condition
     # SubscriptionReady
@@ -142,3 +146,9 @@ class Condition(CamelModel):
         ge=0,
         description="metadata.generation of the object when the condition was set.",
     )
+
+
+class AccountRef(CamelModel):
+    """Names a cluster-scoped account (ClusterPagerDutyAccount, ClusterBigPandaAccount)."""
+
+    name: ObjectName = Field(description="Name of the cluster-scoped account.")

@@ -226,7 +226,7 @@ def crd(kind: ResourceKind) -> dict[str, Any]:
         "metadata": {"name": kind.crd_name, "labels": dict(CRD_LABELS)},
         "spec": {
             "group": GROUP,
-            "scope": "Namespaced",
+            "scope": "Namespaced" if kind.namespaced else "Cluster",
             "names": {
                 "kind": kind.kind,
                 "listKind": f"{kind.kind}List",

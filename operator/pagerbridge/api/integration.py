@@ -15,7 +15,13 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, ConfigDict, Field, JsonValue, model_validator
 
 from pagerbridge.api._base import CamelModel
-from pagerbridge.api.common import Condition, ObjectName, SecretDataKey, SecretKeyRef
+from pagerbridge.api.common import (
+    AccountRef,
+    Condition,
+    ObjectName,
+    SecretDataKey,
+    SecretKeyRef,
+)
 from pagerbridge.api.expose import RelayExpose
 from pagerbridge.api.relay_pod import RelayPodSettings
 from pagerbridge.api.severity import DEFAULT_SEVERITY_MAP, BigPandaStatus, PagerDutySeverity
@@ -218,9 +224,22 @@ class WebhookSubscriptionSpec(CamelModel):
 class PagerDutySpec(CamelModel):
     """How to reach PagerDuty."""
 
-    routing_key: RoutingKeySpec = Field(
+    routing_key: RoutingKeySpec | None = Field(
+        default=None,
         description="Default Events API v2 integration (routing) key of the PagerDuty "
-        "service: a Secret key (name, key), or managed: true."
+        "service: a Secret key (name, key), or managed: true. Required unless accountRef is "
+        "set (the account's key is used then).",
+    )
+    account_ref: AccountRef | None = Field(
+        default=None,
+        description="A ClusterPagerDutyAccount whose credentials (REST token, default routing "
+        "key, URLs) this integration uses instead of Secrets of its own; it must allow this "
+        "namespace (else Ready=False, AccountNotAllowed). The relay then runs in the "
+        "operator's account namespace, where tenants cannot read the credentials. Excludes "
+        "routingKey, apiToken, region, eventsUrl, apiUrl, bigPanda.apiToken and "
+        "bigPanda.apiUrl, and the relay settings that would let the relay read other "
+        "Secrets there or pass for another pod (image, imagePullSecrets, podLabels, "
+        "podAnnotations, storage PostgreSQL).",
     )
     api_token: SecretKeyRef | None = Field(
         default=None,
@@ -369,6 +388,12 @@ class BigPandaSpec(CamelModel):
     )
     api_url: HttpUrl | None = Field(
         default=None, description=f"BigPanda API base URL (default {BIGPANDA_API_URL})."
+    )
+    account_ref: AccountRef | None = Field(
+        default=None,
+        description="A ClusterBigPandaAccount whose API token (and default environment and "
+        "URL) this integration uses instead of apiToken; needs pagerDuty.accountRef too (the "
+        "relay runs in the account namespace) and must allow this namespace.",
     )
     webhook: BigPandaWebhookSpec = Field(default_factory=BigPandaWebhookSpec)
 
@@ -629,16 +654,57 @@ class RelaySpec(RelayPodSettings):
         return RelayStorage.PERSISTENT
 
 
+# Shared accounts (pagerDuty.accountRef, bigPanda.accountRef): the relay runs in the
+# operator's account namespace, next to the account's Secrets; so no field of the tenant's
+# may name a Secret there, run another image beside them, or send the account's tokens to
+# another URL.
+ACCOUNT_RULES: list[JsonValue] = [
+    {
+        "rule": "has(self.pagerDuty.routingKey) || has(self.pagerDuty.accountRef)",
+        "message": "pagerDuty.routingKey is required unless pagerDuty.accountRef is set",
+    },
+    {
+        "rule": "!has(self.bigPanda.accountRef) || has(self.pagerDuty.accountRef)",
+        "message": "bigPanda.accountRef needs pagerDuty.accountRef (a relay using an account "
+        "runs in the account namespace, where Secrets of this namespace cannot be mounted)",
+    },
+    {
+        "rule": "!has(self.pagerDuty.accountRef) || (!has(self.pagerDuty.routingKey) "
+        "&& !has(self.pagerDuty.apiToken) && !has(self.bigPanda.apiToken))",
+        "message": "pagerDuty.accountRef and per-integration Secrets (pagerDuty.routingKey, "
+        "pagerDuty.apiToken, bigPanda.apiToken) are mutually exclusive: the account's "
+        "credentials are used (set bigPanda.accountRef for BigPanda's token)",
+    },
+    {
+        "rule": "!has(self.pagerDuty.accountRef) || (!has(self.pagerDuty.eventsUrl) "
+        "&& !has(self.pagerDuty.apiUrl) && !has(self.bigPanda.apiUrl) "
+        "&& (!has(self.pagerDuty.region) || self.pagerDuty.region == 'us'))",
+        "message": "with pagerDuty.accountRef the URLs and region come from the accounts: "
+        "pagerDuty.region, eventsUrl, apiUrl and bigPanda.apiUrl must be unset",
+    },
+    {
+        "rule": "!has(self.pagerDuty.accountRef) || (!has(self.relay.image) "
+        "&& !has(self.relay.imagePullSecrets) && !has(self.relay.database.uriSecretRef) "
+        "&& !has(self.relay.podLabels) && !has(self.relay.podAnnotations) "
+        "&& (!has(self.relay.storage) || self.relay.storage != 'PostgreSQL'))",
+        "message": "with pagerDuty.accountRef the relay runs in the account namespace: "
+        "relay.image, relay.imagePullSecrets, relay.podLabels, relay.podAnnotations and "
+        "relay.storage PostgreSQL (its database Secret) are the cluster admin's there, not "
+        "the integration's",
+    },
+]
+
 # Cross-field rules, checked by the API server (CEL) and mirrored in the docs.
 INTEGRATION_RULES: list[JsonValue] = [
     {
-        "rule": "!has(self.sync.notes) || !self.sync.notes || "
-        "(has(self.pagerDuty.apiToken) && has(self.pagerDuty.fromEmail))",
+        "rule": "!has(self.sync.notes) || !self.sync.notes || has(self.pagerDuty.accountRef) "
+        "|| (has(self.pagerDuty.apiToken) && has(self.pagerDuty.fromEmail))",
         "message": "sync.notes: true needs pagerDuty.apiToken and pagerDuty.fromEmail "
         "(set them, or leave sync.notes unset: notes then sync only when both are given)",
     },
     {
-        "rule": "!has(self.pagerDuty.serviceId) || (has(self.pagerDuty.apiToken) "
+        "rule": "!has(self.pagerDuty.serviceId) || has(self.bigPanda.accountRef) "
+        "|| (has(self.pagerDuty.apiToken) "
         "&& has(self.bigPanda.apiToken) && has(self.bigPanda.environmentId))",
         "message": "pagerDuty.serviceId (PagerDuty → BigPanda sync) needs "
         "pagerDuty.apiToken, bigPanda.apiToken and bigPanda.environmentId",
@@ -651,7 +717,8 @@ INTEGRATION_RULES: list[JsonValue] = [
         "cluster-internal Service address",
     },
     {
-        "rule": "!has(self.pagerDuty.routingKey.managed) || !self.pagerDuty.routingKey.managed "
+        "rule": "!has(self.pagerDuty.routingKey) || !has(self.pagerDuty.routingKey.managed) "
+        "|| !self.pagerDuty.routingKey.managed "
         "|| has(self.pagerDuty.serviceId)",
         "message": "pagerDuty.routingKey.managed needs pagerDuty.serviceId: the service the "
         "operator creates the Events API v2 integration on",
@@ -669,7 +736,8 @@ INTEGRATION_RULES: list[JsonValue] = [
         "operator manages a subscription only with it)",
     },
     {
-        "rule": "self.bigPanda.webhook.mode != 'Managed' || has(self.bigPanda.apiToken)",
+        "rule": "self.bigPanda.webhook.mode != 'Managed' || has(self.bigPanda.apiToken) "
+        "|| has(self.bigPanda.accountRef)",
         "message": "bigPanda.webhook.mode Managed needs bigPanda.apiToken (a BigPanda User API "
         "key that may manage integrations)",
     },
@@ -680,6 +748,7 @@ INTEGRATION_RULES: list[JsonValue] = [
         "BigPanda shares from the internet and cannot reach the relay's cluster-internal "
         "Service address",
     },
+    *ACCOUNT_RULES,
 ]
 
 
@@ -706,6 +775,11 @@ class PagerDutyIntegrationSpec(CamelModel):
         if self.sync.flapping is not None:
             wanted.append(BigPandaTrigger.BECOME_FLAPPING)
         return list(dict.fromkeys(wanted))
+
+    @property
+    def uses_account(self) -> bool:
+        """Credentials from a cluster account: the relay runs in the account namespace."""
+        return self.pager_duty.account_ref is not None
 
     @property
     def notes_enabled(self) -> bool:

@@ -7,6 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from pagerbridge.api.account import (
+    AccountStatus,
+    ClusterBigPandaAccountSpec,
+    ClusterPagerDutyAccountSpec,
+    account_printer_columns,
+)
 from pagerbridge.api.integration import (
     PagerDutyIntegrationSpec,
     PagerDutyIntegrationStatus,
@@ -29,6 +35,7 @@ class ResourceKind:
     spec_model: type[BaseModel]
     status_model: type[BaseModel]
     description: str
+    namespaced: bool = True
 
     @property
     def crd_name(self) -> str:
@@ -37,6 +44,8 @@ class ResourceKind:
     def columns(self) -> list[dict[str, Any]]:
         if self.kind == "PagerDutyIntegration":
             return printer_columns()
+        if not self.namespaced:
+            return account_printer_columns()
         return reference_printer_columns()
 
 
@@ -68,4 +77,28 @@ TAG_MAPPING = ResourceKind(
     description="BigPanda tags copied into PagerDuty event fields.",
 )
 
-ALL_KINDS: tuple[ResourceKind, ...] = (INTEGRATION, KEY_OVERRIDE, TAG_MAPPING)
+PAGERDUTY_ACCOUNT = ResourceKind(
+    kind="ClusterPagerDutyAccount",
+    plural="clusterpagerdutyaccounts",
+    singular="clusterpagerdutyaccount",
+    short_names=("cpda",),
+    spec_model=ClusterPagerDutyAccountSpec,
+    status_model=AccountStatus,
+    description="PagerDuty credentials held once, in the operator's account namespace, for "
+    "the integrations of the namespaces it selects (pagerDuty.accountRef).",
+    namespaced=False,
+)
+BIGPANDA_ACCOUNT = ResourceKind(
+    kind="ClusterBigPandaAccount",
+    plural="clusterbigpandaaccounts",
+    singular="clusterbigpandaaccount",
+    short_names=("cbpa",),
+    spec_model=ClusterBigPandaAccountSpec,
+    status_model=AccountStatus,
+    description="BigPanda credentials held once, in the operator's account namespace, for "
+    "the integrations of the namespaces it selects (bigPanda.accountRef).",
+    namespaced=False,
+)
+ACCOUNT_KINDS: tuple[ResourceKind, ...] = (PAGERDUTY_ACCOUNT, BIGPANDA_ACCOUNT)
+
+ALL_KINDS: tuple[ResourceKind, ...] = (INTEGRATION, KEY_OVERRIDE, TAG_MAPPING, *ACCOUNT_KINDS)

@@ -73,6 +73,27 @@ class DatabaseNotConfigured(WaitingForInput):
     reason = Reason.DATABASE_NOT_CONFIGURED
 
 
+class AccountRefused(WaitingForInput):
+    """A shared account the integration names cannot serve it (see :mod:`.accounts`):
+    the integration waits, and its relay in the account namespace is stopped."""
+
+
+class AccountNotFound(AccountRefused):
+    reason = Reason.ACCOUNT_NOT_FOUND
+
+
+class AccountNotAllowed(AccountRefused):
+    reason = Reason.ACCOUNT_NOT_ALLOWED
+
+
+class AccountNotReady(AccountRefused):
+    reason = Reason.ACCOUNT_NOT_READY
+
+
+class AccountsDisabled(AccountRefused):
+    reason = Reason.ACCOUNTS_DISABLED
+
+
 class NameConflict(WaitingForInput):
     """An object by the name we need exists and is not ours: never taken over."""
 

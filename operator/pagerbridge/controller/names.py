@@ -8,6 +8,13 @@ cluster using one BigPanda account, so they are derived unambiguously: readable
 ``pagerbridge-<namespace>-<name>`` followed by a hash of namespace, name and the
 integration's UID (``team``/``a-x`` and ``team-a``/``x`` differ; a recreated integration
 gets a new name, never its predecessor's object).
+
+The relay of an integration using a shared account runs in the account namespace, beside
+the relays of every other tenant: its children are named by :func:`shared_base`
+(``<namespace>-<name>`` shortened, then a hash of namespace, name and UID, so
+``team``/``a-x`` and ``team-a``/``x`` never collide) and carry the tenant's namespace, name
+and UID in :data:`LABEL_TENANT_NAMESPACE`, :data:`LABEL_TENANT_UID` and
+:data:`ANNOTATION_TENANT_NAME` instead of an ownerReference (which cannot cross namespaces).
 """
 
 from __future__ import annotations
@@ -26,6 +33,12 @@ LABEL_INSTANCE = "app.kubernetes.io/instance"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_INTEGRATION = f"{GROUP}/integration"
+
+# Children in the account namespace: whose they are (a label value holds at most 63
+# characters: the name, up to 253, is an annotation).
+LABEL_TENANT_NAMESPACE = f"{GROUP}/tenant-namespace"
+LABEL_TENANT_UID = f"{GROUP}/tenant-uid"
+ANNOTATION_TENANT_NAME = f"{GROUP}/tenant-name"
 
 ANNOTATION_CONFIG_HASH = f"{GROUP}/config-hash"
 ANNOTATION_SUBSCRIPTION_ID = f"{GROUP}/subscription-id"
@@ -112,6 +125,24 @@ def external_name(namespace: str, name: str, uid: str) -> str:
     base = legacy_external_name(namespace, name)
     keep = EXTERNAL_NAME_LIMIT - EXTERNAL_HASH_LENGTH - 1
     return f"{base[:keep].rstrip('-.')}-{digest[:EXTERNAL_HASH_LENGTH]}"
+
+
+SHARED_READABLE_LIMIT = 40  # characters of <namespace>-<name> kept in a shared child's name
+SHARED_HASH_LENGTH = 10
+
+
+def shared_base(namespace: str, name: str, uid: str) -> str:
+    """The base of the children's names of an integration whose relay runs in the account
+    namespace: readable ``<namespace>-<name>`` (shortened) and a hash of namespace, name
+    and UID. At most 51 characters, so every suffix (``-relay-token``) fits 63."""
+    digest = hashlib.sha256(f"{namespace}\0{name}\0{uid}".encode()).hexdigest()
+    readable = f"{namespace}-{name}"[:SHARED_READABLE_LIMIT].rstrip("-.")
+    return f"{readable}-{digest[:SHARED_HASH_LENGTH]}"
+
+
+def tenant_labels(namespace: str, uid: str) -> dict[str, str]:
+    """Labels of a child in the account namespace naming its tenant integration."""
+    return {LABEL_TENANT_NAMESPACE: namespace, LABEL_TENANT_UID: uid}
 
 
 def secret_mount_dir(secret_name: str) -> str:

@@ -89,7 +89,14 @@ def owner_uids(obj: Mapping[str, Any]) -> list[str]:
 
 
 def owned_by(obj: Mapping[str, Any], uid: str) -> bool:
-    return bool(uid) and uid in owner_uids(obj)
+    """An ownerReference to the integration, or (a child in the account namespace, where
+    none can point to it) its UID in our tenant label and our managed-by label."""
+    if not uid:
+        return False
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    if labels.get(n.LABEL_TENANT_UID) == uid and labels.get(n.LABEL_MANAGED_BY) == n.MANAGED_BY:
+        return True
+    return uid in owner_uids(obj)
 
 
 def conflict(kind: str, namespace: str, name: str, owner: str) -> NameConflict:
@@ -140,6 +147,10 @@ async def _get(kube: KubernetesPort, resource: Resource, namespace: str, name: s
 
 
 def _owner_name(manifest: Obj) -> str:
+    annotations = manifest["metadata"].get("annotations") or {}
+    if n.ANNOTATION_TENANT_NAME in annotations:
+        labels = manifest["metadata"].get("labels") or {}
+        return f"{labels.get(n.LABEL_TENANT_NAMESPACE, '')}/{annotations[n.ANNOTATION_TENANT_NAME]}"
     for ref in manifest["metadata"].get("ownerReferences") or []:
         if ref.get("kind") == INTEGRATION.kind:
             return str(ref.get("name", ""))

@@ -105,6 +105,9 @@ def relay_database_default(name: str | None, key: str | None) -> DatabaseDefault
 ENV_EGRESS_ALLOWED_HOSTS = "PAGERBRIDGE_EGRESS_ALLOWED_HOSTS"  # comma-separated host[:port]
 ENV_EGRESS_ALLOWED_NETWORKS = "PAGERBRIDGE_EGRESS_ALLOWED_NETWORKS"  # comma-separated CIDRs
 ENV_EGRESS_ALLOW_HTTP = "PAGERBRIDGE_EGRESS_ALLOW_HTTP"  # "true": http:// URLs allowed
+# The account namespace: the Secrets of ClusterPagerDutyAccounts and ClusterBigPandaAccounts
+# and the relays of the integrations using them live there (empty: accounts are off).
+ENV_ACCOUNT_NAMESPACE = "PAGERBRIDGE_ACCOUNT_NAMESPACE"
 ENV_CLUSTER_ID = "PAGERBRIDGE_CLUSTER_ID"  # pins the cluster identity of ownership stamps
 
 
@@ -146,6 +149,8 @@ class OperatorSettings:
     relay_network_policy: network.RelayNetworkPolicy = field(
         default_factory=network.RelayNetworkPolicy
     )
+    # Shared accounts (:mod:`.accounts`): where their Secrets and relays live; "" = off.
+    account_namespace: str = ""
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -197,4 +202,5 @@ class OperatorSettings:
                 _list(env.get("PAGERBRIDGE_EXPOSE_CLUSTER_ISSUERS")),
             ),
             relay_network_policy=relay_network_policy(env.get(network.ENV)),
+            account_namespace=env.get(ENV_ACCOUNT_NAMESPACE, "").strip(),
         )

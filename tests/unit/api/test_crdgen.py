@@ -51,7 +51,7 @@ def test_crd_metadata(kind: Any) -> None:
     doc = crdgen.crd(kind)
     spec = doc["spec"]
     assert doc["metadata"]["name"] == f"{kind.plural}.{GROUP}"
-    assert spec["scope"] == "Namespaced"
+    assert spec["scope"] == ("Namespaced" if kind.namespaced else "Cluster")
     assert spec["names"]["shortNames"] == list(kind.short_names)
     assert spec["names"]["categories"] == ["pagerbridge"]
     (version,) = spec["versions"]
@@ -74,7 +74,10 @@ def test_nested_objects_default_to_empty_so_cel_rules_see_their_defaults() -> No
     assert "default" not in props["pagerDuty"]
     # Optional fields are plain schemas, not required.
     pd = props["pagerDuty"]
-    assert pd["required"] == ["routingKey"]
+    # routingKey: required unless pagerDuty.accountRef is set (a CEL rule, not "required")
+    assert "required" not in pd
+    rules = [r["rule"] for r in spec["x-kubernetes-validations"]]
+    assert "has(self.pagerDuty.routingKey) || has(self.pagerDuty.accountRef)" in rules
     assert pd["properties"]["apiToken"]["type"] == "object"
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from pagerbridge.api import GROUP, INTEGRATION, KEY_OVERRIDE, TAG_MAPPING, VERSION
+from pagerbridge.api import ACCOUNT_KINDS, GROUP, INTEGRATION, KEY_OVERRIDE, TAG_MAPPING, VERSION
 from pagerbridge.clients.kubernetes import (
     AlreadyExists,
     KubernetesError,
@@ -32,12 +32,15 @@ from pagerbridge.clients.kubernetes import (
 )
 from pagerbridge.controller.names import LABEL_MANAGED_BY, MANAGED_BY
 from pagerbridge.controller.state.observed import (
+    AccountInfo,
     ChildState,
     IntegrationInfo,
     RefInfo,
     SecretState,
+    account_info,
     child_state,
     integration_info,
+    namespace_labels,
     ref_info,
     secret_state,
 )
@@ -47,7 +50,7 @@ Key = tuple[str, str, str | None, str]  # (api prefix, plural, namespace, name)
 CUSTOM = {
     kind.kind: Resource.custom(GROUP, VERSION, kind.plural)
     for kind in (INTEGRATION, KEY_OVERRIDE, TAG_MAPPING)
-}
+} | {kind.kind: Resource(GROUP, VERSION, kind.plural, False) for kind in ACCOUNT_KINDS}
 
 
 def merge(target: Obj, patch: Obj) -> Obj:
@@ -249,8 +252,32 @@ class FakeWorld:
         return secret_state(obj)
 
     def child(self, kind: str, namespace: str, owner: str) -> ChildState | None:
-        for obj in self.kube.all(kind, namespace):
+        """Wherever it is: the integration's namespace or (shared account) another."""
+        resource = self.kube.resource(kind)
+        for (prefix, plural, _, _), obj in sorted(self.kube.objects.items(), key=lambda i: i[0]):
+            if (prefix, plural) != (resource.prefix, resource.plural):
+                continue
             state = child_state(kind, obj)
-            if state is not None and state.owner == owner:
+            if (
+                state is not None
+                and state.owner == owner
+                and ((state.owner_namespace or state.namespace) == namespace)
+            ):
                 return state
         return None
+
+    def account(self, kind: str, name: str) -> AccountInfo | None:
+        obj = self.kube.find(kind, None, name)  # type: ignore[arg-type]
+        return None if obj is None else account_info(kind, obj)
+
+    def namespace_labels(self, name: str) -> Mapping[str, str] | None:
+        obj = self.kube.find("Namespace", None, name)  # type: ignore[arg-type]
+        return None if obj is None else namespace_labels(obj)
+
+    def integrations(self) -> list[IntegrationInfo]:
+        resource = self.kube.resource(INTEGRATION.kind)
+        return [
+            integration_info(obj)
+            for (prefix, plural, _, _), obj in sorted(self.kube.objects.items(), key=lambda i: i[0])
+            if (prefix, plural) == (resource.prefix, resource.plural)
+        ]

@@ -352,7 +352,7 @@ async def ensure(
     ref = spec.big_panda.api_token
     assert ref is not None  # the CRD's CEL rule requires it in Managed mode
     api_key = await read_secret_key(
-        kube, owner.namespace, ref.name, ref.key, "spec.bigPanda.apiToken"
+        kube, owner.child_namespace, ref.name, ref.key, "spec.bigPanda.apiToken"
     )
     try:
         async with BigPandaIntegrations(
@@ -429,7 +429,7 @@ async def remove(
     if ref is None:
         return False
     api_key = await read_secret_key(
-        kube, owner.namespace, ref.name, ref.key, "spec.bigPanda.apiToken"
+        kube, owner.child_namespace, ref.name, ref.key, "spec.bigPanda.apiToken"
     )
     name = target_name(owner, spec, recorded_id)
     ident = integration_id(name)

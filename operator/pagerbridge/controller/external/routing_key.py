@@ -64,7 +64,8 @@ SECRETS = Resource.builtin("Secret")
 
 
 def managed(spec: PagerDutyIntegrationSpec) -> bool:
-    return bool(spec.pager_duty.routing_key.managed)
+    routing = spec.pager_duty.routing_key
+    return routing is not None and bool(routing.managed)
 
 
 def unstamped_name(owner: Owner) -> str:

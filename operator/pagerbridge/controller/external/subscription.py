@@ -197,7 +197,7 @@ async def ensure(
     if stored_id and stored_url == url and not verify and adopt is None:
         return SubscriptionOutcome(stored_id, changed=False)
 
-    token = await read_api_token(kube, owner.namespace, spec)
+    token = await read_api_token(kube, owner.child_namespace, spec)
     service_id = spec.pager_duty.service_id
     assert service_id is not None
     scope = wanted_filter(spec)
@@ -322,13 +322,13 @@ async def _unindexed_secret(kube: KubernetesPort, owner: Owner) -> SecretState |
     so no subscription is made whose signing secret would have nowhere to go."""
     name = owner.names.webhook_secret
     try:
-        current = await kube.get(SECRETS, owner.namespace, name)
+        current = await kube.get(SECRETS, owner.child_namespace, name)
     except NotFound:
         return None
     except KubernetesError as exc:
         raise KubernetesUnavailable(str(exc)) from None
     if not owned_by(current, owner.uid):
-        raise conflict("Secret", owner.namespace, name, owner.name)
+        raise conflict("Secret", owner.child_namespace, name, owner.name)
     return secret_state(current)
 
 
@@ -375,7 +375,7 @@ async def remove(
     subscription_id = stored.annotations.get(n.ANNOTATION_SUBSCRIPTION_ID) if stored else None
     if not subscription_id or spec.pager_duty.api_token is None:
         return False
-    token = await read_api_token(kube, owner.namespace, spec)
+    token = await read_api_token(kube, owner.child_namespace, spec)
     try:
         async with PagerDutySubscriptions(
             api_url(spec), token, policy=policy, limits=limits

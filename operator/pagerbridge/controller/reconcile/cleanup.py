@@ -45,6 +45,7 @@ from pagerbridge.controller.events import post_event
 from pagerbridge.controller.external import bigpanda_integration, routing_key, subscription
 from pagerbridge.controller.kube_port import KubernetesPort
 from pagerbridge.controller.ownership import OwnerStamp, owned_by
+from pagerbridge.controller.reconcile import shared
 from pagerbridge.controller.render import pause
 from pagerbridge.controller.render.children import Owner
 from pagerbridge.controller.settings import OperatorSettings
@@ -61,7 +62,8 @@ DEFAULT_TOKEN_GRACE = OperatorSettings.token_rotation_grace_seconds
 def needs_finalizer(spec: Mapping[str, Any], status: Mapping[str, Any] | None = None) -> bool:
     """Only an integration with something outside the cluster to clean up: a PagerDuty
     subscription or a Managed BigPanda integration, wanted by the spec or still recorded
-    in status (removed by the reconciler first, e.g. after serviceId was dropped)."""
+    in status (removed by the reconciler first, e.g. after serviceId was dropped); and
+    one using a shared account (its children in the account namespace, :mod:`.shared`)."""
     pager_duty = spec.get("pagerDuty") or {}
     big_panda = spec.get("bigPanda") or {}
     webhook = (big_panda.get("webhook") if isinstance(big_panda, dict) else None) or {}
@@ -72,6 +74,8 @@ def needs_finalizer(spec: Mapping[str, Any], status: Mapping[str, Any] | None = 
         return True
     if _managed_routing_key(spec):
         return True
+    if isinstance(pager_duty, dict) and pager_duty.get("accountRef"):
+        return True  # children in the account namespace: no garbage collector for them
     return bool(
         _recorded_subscription(status)
         or _recorded_bigpanda(status)
@@ -187,9 +191,11 @@ def external_objects(
     stamp: OwnerStamp,
     token_grace: float,
     limits: CallLimits | None,
+    owner: Owner | None = None,
 ) -> list[ExternalObject]:
-    """What this integration may have made outside the cluster, in the order cleaned up."""
-    owner = Owner(info.namespace, info.name, info.uid)
+    """What this integration may have made outside the cluster, in the order cleaned up
+    (``owner``: where its Secrets are, by default its own namespace)."""
+    owner = owner or Owner(info.namespace, info.name, info.uid)
     subscription_args = (kube, owner, spec, stored_subscription)
     objects = [
         ExternalObject(
@@ -254,7 +260,7 @@ async def _bigpanda_token(kube: KubernetesPort, owner: Owner, grace: float) -> s
     """The inbound token BigPanda sends now (mid-rotation: the one the rotation has it
     send), from our token Secret; None when it is gone or not ours."""
     try:
-        secret = await kube.get(SECRETS, owner.namespace, owner.names.token_secret)
+        secret = await kube.get(SECRETS, owner.child_namespace, owner.names.token_secret)
     except NotFound:
         return None
     if not owned_by(secret, owner.uid):
@@ -280,10 +286,17 @@ async def release(
     cluster_id: str,
     limits: CallLimits | None = None,
     token_grace: float = DEFAULT_TOKEN_GRACE,
+    owner: Owner | None = None,
+    spec: PagerDutyIntegrationSpec | None = None,
 ) -> None:
-    """Delete, or orphan (``spec.deletionPolicy``), each external object of ours."""
+    """Delete, or orphan (``spec.deletionPolicy``), each external object of ours.
+
+    ``owner``: where the children are (default: the integration's namespace); ``spec``:
+    the spec with its accounts' credentials (default: the integration's own)."""
+    owner = owner or Owner(info.namespace, info.name, info.uid)
     if skip_requested(info):
         logger.warning("%s/%s: skip-cleanup set, external objects left", info.namespace, info.name)
+        await _delete_shared_children(kube, owner)
         return
     if pause.paused(info.annotations):  # deletion waits for the pause to end, like Crossplane
         if retry == 0:
@@ -298,10 +311,15 @@ async def release(
                 warning=True,
             )
         raise kopf.TemporaryError("paused", delay=PAUSED_CLEANUP_RECHECK)
-    try:
-        spec = PagerDutyIntegrationSpec.model_validate(info.spec)
-    except ValidationError:
-        return
+    if spec is None:
+        try:
+            spec = PagerDutyIntegrationSpec.model_validate(info.spec)
+        except ValidationError:
+            await _delete_shared_children(kube, owner)
+            return
+        if spec.uses_account:  # the account is gone: no token deletes the external objects
+            await _delete_shared_children(kube, owner)
+            return
     stamp = OwnerStamp(cluster_id, info.uid)
     if stored_subscription is not None and stored_subscription.owner_uid != info.uid:
         stored_subscription = None  # a namesake Secret: its subscription id proves nothing
@@ -314,6 +332,7 @@ async def release(
         stamp=stamp,
         token_grace=token_grace,
         limits=limits,
+        owner=owner,
     )
     verb = "orphaned" if spec.deletion_policy is DeletionPolicy.ORPHAN else "deleted"
     for obj in objects:
@@ -349,3 +368,12 @@ async def release(
                 warning=True,
             )
             raise kopf.TemporaryError(exc.message, delay=delay) from None
+    await _delete_shared_children(kube, owner)  # last: orphaning may read the token Secret
+
+
+async def _delete_shared_children(kube: KubernetesPort, owner: Owner) -> None:
+    """A shared account's relay: its children in the account namespace (:mod:`.shared`)."""
+    try:
+        await shared.delete_children(kube, owner)
+    except KubernetesError as exc:
+        raise kopf.TemporaryError(f"children in {owner.child_namespace}: {exc}", delay=15) from None

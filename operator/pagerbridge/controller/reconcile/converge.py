@@ -75,10 +75,13 @@ async def converge(
     namespace, name, spec = ctx.owner.namespace, ctx.owner.name, ctx.spec
     default_database = _default_database(ctx.settings.relay_database, name)
     refs: dict[str, set[str]] = {ref.name: set() for _, ref in secret_refs(spec, default_database)}
-    if (routing := spec.pager_duty.routing_key.secret_ref) is not None:
-        refs[routing.name].add(routing.key)
-    read = await user_secrets.read(ctx.kube, namespace, refs)
+    routing = spec.pager_duty.routing_key
+    if routing is not None and (ref := routing.secret_ref) is not None:  # None: managed
+        refs[ref.name].add(ref.key)
+    # The integration's own Secrets, or (a shared account) the account's, beside its relay.
+    read = await user_secrets.read(ctx.kube, ctx.owner.child_namespace, refs)
     ctx.memory.secret_versions = read.versions
+    ctx.memory.secret_namespace = ctx.owner.child_namespace
     override_inputs = [o for o in map(_override, overrides) if o]
     mapping_inputs = [m for m in map(_mapping, mappings) if m]
 
@@ -92,6 +95,7 @@ async def converge(
             read.infos,
             webhook_secret=webhook_secret,
             default_database=default_database,
+            names=ctx.owner.names,
         )
 
     compile_(False)  # validate the references before anything talks to PagerDuty

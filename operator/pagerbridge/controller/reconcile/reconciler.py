@@ -34,7 +34,10 @@ import logging
 import time
 from dataclasses import replace
 
+from pydantic import ValidationError
+
 from pagerbridge.api import (
+    ACCOUNT_KINDS,
     INTEGRATION,
     KEY_OVERRIDE,
     TAG_MAPPING,
@@ -44,7 +47,12 @@ from pagerbridge.api import (
 from pagerbridge.api import ConditionReason as Reason
 from pagerbridge.clients.errors import EgressRefused
 from pagerbridge.clients.kubernetes import KubernetesError
-from pagerbridge.controller.errors import KubernetesUnavailable, ReconcileError, WaitingForInput
+from pagerbridge.controller.errors import (
+    AccountRefused,
+    KubernetesUnavailable,
+    ReconcileError,
+    WaitingForInput,
+)
 from pagerbridge.controller.events import post_event
 from pagerbridge.controller.kube_port import KubernetesPort
 from pagerbridge.controller.metrics import (
@@ -54,8 +62,16 @@ from pagerbridge.controller.metrics import (
     RECONCILES,
     RESYNCS,
 )
-from pagerbridge.controller.reconcile import assemble, cleanup, grace, status_writer
-from pagerbridge.controller.reconcile.admission import admit
+from pagerbridge.controller.policy import accounts
+from pagerbridge.controller.reconcile import (
+    account_status,
+    assemble,
+    cleanup,
+    grace,
+    shared,
+    status_writer,
+)
+from pagerbridge.controller.reconcile.admission import admit, parse, with_accounts
 from pagerbridge.controller.reconcile.api_recovery import ApiRecovery
 from pagerbridge.controller.reconcile.converge import Converged, converge
 from pagerbridge.controller.reconcile.queue import WorkQueue
@@ -76,6 +92,7 @@ logger = logging.getLogger(__name__)
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
 SECRET_CHECK = "SecretCheck"  # queue key kind: compare an integration's Secrets, maybe reconcile
+ACCOUNT_KINDS_BY_NAME = {kind.kind: kind for kind in ACCOUNT_KINDS}  # queue key: (kind, "", name)
 
 
 def _without_status(info: IntegrationInfo) -> IntegrationInfo:
@@ -121,11 +138,25 @@ class Reconciler:
         await self.queue.stop()
 
     async def resync_forever(self) -> None:
-        """Re-queue each known integration every ``resync_seconds`` (with ``verify``)."""
+        """Re-queue each known integration every ``resync_seconds`` (with ``verify``);
+        with shared accounts, sweep the account namespace for orphans as often."""
         tick = max(0.05, min(1.0, self.settings.resync_seconds / 4))
+        next_sweep = time.monotonic() + self.settings.resync_seconds
         while True:
             await asyncio.sleep(tick)
             self.resync_due(time.monotonic())
+            if self.settings.account_namespace and time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + self.settings.resync_seconds
+                await self.sweep_orphans()
+
+    async def sweep_orphans(self) -> None:
+        """Delete children in the account namespace whose integration is gone (no
+        ownerReference can do it: see :mod:`.shared`). Best effort, retried next sweep."""
+        live = {info.uid for info in self.world.integrations() if not info.deleting}
+        try:
+            await shared.sweep(self.kube, self.settings.account_namespace, live)
+        except KubernetesError as exc:
+            logger.warning("orphan sweep of %s: %s", self.settings.account_namespace, exc)
 
     def resync_due(self, now: float) -> None:
         check_every = self.settings.secret_check_seconds
@@ -175,12 +206,45 @@ class Reconciler:
     def ref_changed(self, kind: str, namespace: str, name: str) -> None:
         self.queue.add((kind, namespace, name))
 
+    def namespace_changed(self, namespace: str) -> None:
+        """A Namespace's labels may have moved it in or out of an account's selector."""
+        for info in self.world.integrations():
+            if info.namespace == namespace and accounts.names_account(info.spec):
+                self.integration_changed(info.namespace, info.name)
+
+    def account_changed(self, kind: str, name: str) -> None:
+        """An account changed: its own status, and every integration naming it."""
+        self.queue.add((kind, "", name))
+        for info in self.world.integrations():
+            if name in accounts.named_accounts(info.spec, kind):
+                self.integration_changed(info.namespace, info.name)
+
+    # -- shared accounts ----------------------------------------------------------------
+
+    def owner_of(self, info: IntegrationInfo) -> Owner:
+        """The owner of the integration's children: in the account namespace when it
+        names a shared account."""
+        home = accounts.home(info.spec, self.settings.account_namespace)
+        return Owner(info.namespace, info.name, info.uid, home=home)
+
+    def spec_for_cleanup(self, info: IntegrationInfo) -> PagerDutyIntegrationSpec | None:
+        """The spec whose credentials delete the external objects (an account's, even if
+        it no longer allows the namespace); None when it cannot be had."""
+        try:
+            return with_accounts(
+                parse(info), info.namespace, self.settings, self.world, enforce=False
+            )
+        except (WaitingForInput, ValidationError):
+            return None
+
     # -- dispatch ---------------------------------------------------------------------
 
     async def _handle(self, key: Key) -> float | None:
         kind, namespace, name = key
         if kind == SECRET_CHECK:  # not a reconcile: no reconcile metrics
             return await self.check_secrets(namespace, name)
+        if kind in ACCOUNT_KINDS_BY_NAME:  # not an integration's reconcile either
+            return await self.reconcile_account(kind, name)
         started = time.monotonic()
         try:
             if kind == INTEGRATION.kind:
@@ -204,7 +268,8 @@ class Reconciler:
         if memory is None or not memory.secret_versions:
             return None
         try:
-            if await user_secrets.changed(self.kube, namespace, memory.secret_versions):
+            where = memory.secret_namespace or namespace
+            if await user_secrets.changed(self.kube, where, memory.secret_versions):
                 self.integration_changed(namespace, name)
         except KubernetesUnavailable as exc:
             logger.warning("secret check %s/%s: %s", namespace, name, exc.message)
@@ -225,6 +290,10 @@ class Reconciler:
                     involved(info.uid, namespace, name),
                 )
             self._forget(namespace, name)
+            if info is not None:
+                for account_kind in ACCOUNT_KINDS_BY_NAME:
+                    for account in accounts.named_accounts(info.spec, account_kind):
+                        self.queue.add((account_kind, "", account))
             for kind in REF_KINDS:
                 for ref in world.refs_to(kind, namespace, name):
                     self.ref_changed(kind, namespace, ref.name)
@@ -240,7 +309,7 @@ class Reconciler:
         resync, memory.resync_now = memory.resync_now, False
         if resync:  # trust the cluster again, not our memory of what we wrote
             memory.written = None
-        owner = Owner(namespace, name, info.uid)
+        owner = self.owner_of(info)
         overrides = world.refs_to(KEY_OVERRIDE.kind, namespace, name)
         mappings = world.refs_to(TAG_MAPPING.kind, namespace, name)
 
@@ -248,11 +317,14 @@ class Reconciler:
             # not a retry: the queue would count it as a failure and back off
             self.queue.add_after((INTEGRATION.kind, namespace, name), delay)
 
+        for kind in ACCOUNT_KINDS_BY_NAME:  # their count of users may have changed
+            for account in accounts.named_accounts(info.spec, kind):
+                self.queue.add((kind, "", account))
         spec: PagerDutyIntegrationSpec | None = None
         converged: Converged | None = None
         secrets = assemble.SECRETS_FOUND
         try:
-            spec = admit(info, self.settings)
+            spec = admit(info, self.settings, world)
             ctx = Context(self.kube, world, self.settings, owner, spec, info, memory, requeue_after)
             converged = await converge(
                 ctx, overrides, mappings, self.render_settings, resync=resync
@@ -260,6 +332,10 @@ class Reconciler:
         except (WaitingForInput, EgressRefused) as exc:  # a refused URL waits too
             secrets = ConditionUpdate(c.SECRETS_RESOLVED, c.FALSE, exc.reason, exc.message)
             RECONCILE_ERRORS.labels(exc.reason).inc()
+            if isinstance(exc, AccountRefused) and owner.shared:
+                # No relay runs on an account that no longer serves this namespace.
+                await shared.stop_relay(self.kube, world, owner)
+                memory.applied.pop("Deployment", None)
         except ReconcileError as exc:
             RECONCILE_ERRORS.labels(exc.reason).inc()
             logger.warning("reconcile %s/%s: %s", namespace, name, exc.message)
@@ -307,6 +383,28 @@ class Reconciler:
         self.memories.forget(namespace, name)
         self.status.forget_integration(namespace, name)
         self.queue.forget((INTEGRATION.kind, namespace, name))
+
+    # -- accounts -----------------------------------------------------------------------
+
+    async def reconcile_account(self, kind: str, name: str) -> float | None:
+        """An account's status: Ready (its Secrets exist), and how many use it."""
+        info = self.world.account(kind, name)
+        if info is None:
+            return None
+        users = accounts.users(
+            ACCOUNT_KINDS_BY_NAME[kind],
+            info.spec,
+            name,
+            [(i.namespace, i.spec) for i in self.world.integrations() if not i.deleting],
+            self.world.namespace_labels,
+        )
+        try:
+            await account_status.write(
+                self.kube, ACCOUNT_KINDS_BY_NAME[kind], info, self.settings.account_namespace, users
+            )
+        except KubernetesUnavailable as exc:
+            return exc.retry_after
+        return None
 
     # -- references (overrides, mappings) ---------------------------------------------
 

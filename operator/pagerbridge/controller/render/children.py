@@ -65,15 +65,46 @@ DRAIN_DELAY_SECONDS = 5
 
 @dataclass(frozen=True)
 class Owner:
-    """The integration that owns the children."""
+    """The integration that owns the children.
+
+    ``home``: the account namespace, when the integration uses a shared account; its
+    children then live there, named by :func:`.names.shared_base` and labelled with the
+    tenant (no ownerReference: one cannot cross namespaces), and the finalizer and the
+    orphan sweep delete them instead of the garbage collector."""
 
     namespace: str
     name: str
     uid: str
+    home: str | None = None
+
+    @property
+    def shared(self) -> bool:
+        return self.home is not None
+
+    @property
+    def child_namespace(self) -> str:
+        """Where the children (and the Secrets the relay mounts) are."""
+        return self.home if self.home is not None else self.namespace
 
     @property
     def names(self) -> n.ChildNames:
+        if self.home is not None:
+            return n.ChildNames(n.shared_base(self.namespace, self.name, self.uid))
         return n.ChildNames(self.name)
+
+    def metadata(self, name: str, **extra: Any) -> dict[str, Any]:
+        """Metadata of one child: its place, our labels, and who owns it."""
+        labels = n.child_labels(self.names)
+        meta: dict[str, Any] = {"name": name, "namespace": self.child_namespace}
+        if self.home is None:
+            meta["labels"] = labels
+            meta["ownerReferences"] = [self.reference()]
+        else:
+            meta["labels"] = {**labels, **n.tenant_labels(self.namespace, self.uid)}
+            annotations = {n.ANNOTATION_TENANT_NAME: self.name, **extra.pop("annotations", {})}
+            meta["annotations"] = annotations
+        meta.update(extra)
+        return meta
 
     def reference(self) -> dict[str, Any]:
         return {
@@ -125,14 +156,7 @@ class Children:
 
 
 def _metadata(owner: Owner, name: str, **extra: Any) -> dict[str, Any]:
-    meta: dict[str, Any] = {
-        "name": name,
-        "namespace": owner.namespace,
-        "labels": n.child_labels(owner.names),
-        "ownerReferences": [owner.reference()],
-    }
-    meta.update(extra)
-    return meta
+    return owner.metadata(name, **extra)
 
 
 # On the relay pod template: the resourceVersion of the Secret read into its environment.
@@ -488,7 +512,7 @@ def render_routing_key_secret(
 
 def service_url(owner: Owner, spec: PagerDutyIntegrationSpec) -> str:
     port = spec.relay.service.port
-    host = f"{owner.names.relay}.{owner.namespace}.svc"
+    host = f"{owner.names.relay}.{owner.child_namespace}.svc"
     return f"http://{host}" if port == 80 else f"http://{host}:{port}"
 
 

@@ -96,8 +96,9 @@ def secret_refs(
 ) -> list[tuple[str, SecretKeyRef]]:
     """Every Secret key the integration references, with the field path naming it."""
     refs: list[tuple[str, SecretKeyRef]] = []
-    if (routing := spec.pager_duty.routing_key.secret_ref) is not None:  # None: managed
-        refs.append(("spec.pagerDuty.routingKey", routing))
+    routing_spec = spec.pager_duty.routing_key  # None only before accounts are applied
+    if routing_spec is not None and (routing := routing_spec.secret_ref) is not None:
+        refs.append(("spec.pagerDuty.routingKey", routing))  # None: managed
     if spec.pager_duty.api_token is not None:
         refs.append(("spec.pagerDuty.apiToken", spec.pager_duty.api_token))
     if spec.big_panda.api_token is not None:
@@ -117,10 +118,12 @@ def compile_relay_config(
     *,
     webhook_secret: bool,
     default_database: SecretKeyRef | None = None,
+    names: n.ChildNames | None = None,
 ) -> Compiled:
     """The RelayConfig for one integration; raises ``SecretNotFound`` / ``InvalidKey`` /
-    ``DatabaseNotConfigured``."""
-    names = n.ChildNames(integration)
+    ``DatabaseNotConfigured``. ``names``: of the children whose files the relay reads
+    (default: the integration's own; a shared account's relay has others)."""
+    names = names or n.ChildNames(integration)
     database = database_ref(spec, default_database)
     if spec.relay.effective_storage is RelayStorage.POSTGRESQL and database is None:
         raise DatabaseNotConfigured(
@@ -130,6 +133,8 @@ def compile_relay_config(
         )
     refs = secret_refs(spec, default_database)
     _check_refs(namespace, refs, secrets)
+    if spec.pager_duty.routing_key is None:  # admission fills it from the account
+        raise InvalidKey("no pagerDuty.routingKey, and no account gives one")
     routing = spec.pager_duty.routing_key.secret_ref
     if routing is None:  # managed: the operator's own Secret, written by the routing key step
         routing_key_file = n.secret_file(names.routing_key_secret, n.ROUTING_KEY_KEY)

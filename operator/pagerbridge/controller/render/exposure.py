@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from pagerbridge.api.contract import BIGPANDA_WEBHOOK_PATH, PAGERDUTY_WEBHOOK_PATH
-from pagerbridge.controller import names as n
 from pagerbridge.controller.policy.expose import INGRESS, Exposure
 from pagerbridge.controller.render.children import Owner
 
@@ -24,15 +23,9 @@ GATEWAY_GROUP = "gateway.networking.k8s.io"
 
 
 def _metadata(owner: Owner, annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    meta: dict[str, Any] = {
-        "name": owner.names.relay,
-        "namespace": owner.namespace,
-        "labels": n.child_labels(owner.names),
-        "ownerReferences": [owner.reference()],
-    }
     if annotations:
-        meta["annotations"] = annotations
-    return meta
+        return owner.metadata(owner.names.relay, annotations=annotations)
+    return owner.metadata(owner.names.relay)
 
 
 def render_ingress(owner: Owner, service_port: int, exposure: Exposure) -> Manifest:

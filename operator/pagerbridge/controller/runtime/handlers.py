@@ -23,6 +23,7 @@ import httpx
 import kopf
 
 from pagerbridge.api import (
+    ACCOUNT_KINDS,
     GROUP,
     INTEGRATION,
     KEY_OVERRIDE,
@@ -42,13 +43,17 @@ from pagerbridge.controller.runtime.reconnect import ReconnectBackoff
 from pagerbridge.controller.settings import OperatorSettings
 from pagerbridge.controller.state.observed import (
     CHILD_KINDS,
+    AccountInfo,
     ChildState,
     IntegrationInfo,
     RefInfo,
     SecretState,
+    account_info,
     child_state,
     integration_info,
+    namespace_labels,
     owner_integration,
+    owner_namespace,
     ref_info,
     secret_state,
 )
@@ -101,6 +106,19 @@ class KopfWorld:
             self._indices[f"pb_children_{kind.lower()}"], (namespace, owner)
         )
         return info
+
+    def account(self, kind: str, name: str) -> AccountInfo | None:
+        index = self._indices.get(f"pb_accounts_{kind.lower()}")
+        info: AccountInfo | None = _one(index, name) if index is not None else None
+        return info
+
+    def namespace_labels(self, name: str) -> Mapping[str, str] | None:
+        index = self._indices.get("pb_namespaces")
+        labels: Mapping[str, str] | None = _one(index, name) if index is not None else None
+        return labels
+
+    def integrations(self) -> list[IntegrationInfo]:
+        return [info for store in self._indices["pb_integrations"].values() for info in store]
 
 
 def _count_request(request: httpx.Request) -> None:
@@ -206,7 +224,9 @@ def build_registry(settings: OperatorSettings, credentials: Credentials) -> kopf
             body: kopf.Body, _kind: str = child_kind, **_: Any
         ) -> dict[Any, ChildState]:
             state = child_state(_kind, body)
-            return {} if state is None else {(state.namespace, state.owner): state}
+            if state is None:
+                return {}
+            return {(state.owner_namespace or state.namespace, state.owner): state}
 
         index_child.__name__ = f"pb_children_{child_kind.lower()}"
         kopf.index(
@@ -246,15 +266,15 @@ def build_registry(settings: OperatorSettings, credentials: Credentials) -> kopf
         checked by name instead: :mod:`.user_secrets`)."""
         owner = owner_integration(kwargs["body"])
         if owner is not None:
-            _reconciler(kwargs["memo"]).integration_changed(kwargs["namespace"], owner)
+            _reconciler(kwargs["memo"]).integration_changed(owner_namespace(kwargs["body"]), owner)
 
     for child_kind, (group, version, plural) in CHILD_RESOURCES.items():
 
         def child_event(**kwargs: Any) -> None:
-            body, namespace, memo = kwargs["body"], kwargs["namespace"], kwargs["memo"]
+            body, memo = kwargs["body"], kwargs["memo"]
             owner = owner_integration(body)
             if owner is not None:
-                _reconciler(memo).integration_changed(namespace, owner)
+                _reconciler(memo).integration_changed(owner_namespace(body), owner)
 
         kopf.on.event(
             group,
@@ -264,6 +284,9 @@ def build_registry(settings: OperatorSettings, credentials: Credentials) -> kopf
             id=f"child_event_{child_kind}",
             registry=registry,
         )(child_event)
+
+    if settings.account_namespace:
+        _register_accounts(registry)
 
     # -- the finalizer ----------------------------------------------------------------
 
@@ -278,7 +301,8 @@ def build_registry(settings: OperatorSettings, credentials: Credentials) -> kopf
         namespace, name, body, memo = (kwargs[k] for k in ("namespace", "name", "body", "memo"))
         reconciler = _reconciler(memo)
         info = integration_info(body)
-        stored = reconciler.world.secret(namespace, n.ChildNames(name).webhook_secret)
+        owner = reconciler.owner_of(info)
+        stored = reconciler.world.secret(owner.child_namespace, owner.names.webhook_secret)
         involved_object = involved(info.uid, namespace, name)
         await cleanup.release(
             memo.kube,
@@ -290,6 +314,44 @@ def build_registry(settings: OperatorSettings, credentials: Credentials) -> kopf
             cluster_id=reconciler.settings.cluster_id,
             limits=settings.call_limits,
             token_grace=settings.token_rotation_grace_seconds,
+            owner=owner,
+            spec=reconciler.spec_for_cleanup(info),
         )
 
     return registry
+
+
+def _register_accounts(registry: kopf.OperatorRegistry) -> None:
+    """Shared accounts (``PAGERBRIDGE_ACCOUNT_NAMESPACE`` set): index the accounts and
+    the Namespaces' labels (cluster-scoped: Helm value accounts.enabled grants list and
+    watch on both), and re-check the integrations an account or a relabelled Namespace
+    may concern."""
+    namespaces = ("", "v1", "namespaces")
+
+    @kopf.index(*namespaces, id="pb_namespaces", registry=registry)
+    def pb_namespaces(body: kopf.Body, **_: Any) -> dict[Any, dict[str, str]]:
+        return {str(body["metadata"]["name"]): namespace_labels(body)}
+
+    @kopf.on.event(*namespaces, id="namespace_event", registry=registry)
+    def namespace_event(**kwargs: Any) -> None:
+        _reconciler(kwargs["memo"]).namespace_changed(str(kwargs["name"]))
+
+    for account in ACCOUNT_KINDS:
+
+        def index_account(
+            body: kopf.Body, _kind: str = account.kind, **_: Any
+        ) -> dict[Any, AccountInfo]:
+            info = account_info(_kind, body)
+            return {info.name: info}
+
+        index_account.__name__ = f"pb_accounts_{account.kind.lower()}"
+        kopf.index(GROUP, VERSION, account.plural, id=index_account.__name__, registry=registry)(
+            index_account
+        )
+
+        def account_event(_kind: str = account.kind, **kwargs: Any) -> None:
+            _reconciler(kwargs["memo"]).account_changed(_kind, str(kwargs["name"]))
+
+        kopf.on.event(
+            GROUP, VERSION, account.plural, id=f"account_event_{account.kind}", registry=registry
+        )(account_event)

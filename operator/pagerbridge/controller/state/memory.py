@@ -26,6 +26,7 @@ class IntegrationMemory:
     next_resync: float | None = None  # monotonic; None until first reconciled
     # referenced user Secrets: name -> resourceVersion ("" when absent) at the last reconcile
     secret_versions: dict[str, str] = field(default_factory=dict)
+    secret_namespace: str | None = None  # where they are (the account namespace's), if not its
     next_secret_check: float | None = None  # monotonic; None until first reconciled
     bigpanda_applied: str | None = None  # digest of the workflow BigPanda holds
     bigpanda_secret: str | None = None  # digest of the authorization last written

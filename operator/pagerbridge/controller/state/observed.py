@@ -17,6 +17,15 @@ from typing import Any, Protocol
 
 from pagerbridge.api import INTEGRATION, KEY_OVERRIDE, TAG_MAPPING
 from pagerbridge.api import ConditionReason as Reason
+from pagerbridge.controller.names import (
+    ANNOTATION_TENANT_NAME as TENANT_NAME,
+)
+from pagerbridge.controller.names import (
+    LABEL_TENANT_NAMESPACE as TENANT_NAMESPACE,
+)
+from pagerbridge.controller.names import (
+    LABEL_TENANT_UID as TENANT_UID,
+)
 
 Body = Mapping[str, Any]
 
@@ -58,6 +67,34 @@ class RefInfo:
 
 
 @dataclass(frozen=True)
+class AccountInfo:
+    """A ClusterPagerDutyAccount or ClusterBigPandaAccount (cluster-scoped)."""
+
+    kind: str
+    name: str
+    uid: str
+    generation: int
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any]
+
+
+def account_info(kind: str, body: Body) -> AccountInfo:
+    meta = _meta(body)
+    return AccountInfo(
+        kind=kind,
+        name=str(meta["name"]),
+        uid=str(meta.get("uid", "")),
+        generation=int(meta.get("generation", 0)),
+        spec=dict(body.get("spec", {}) or {}),
+        status=dict(body.get("status", {}) or {}),
+    )
+
+
+def namespace_labels(body: Body) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (_meta(body).get("labels", {}) or {}).items()}
+
+
+@dataclass(frozen=True)
 class SecretState:
     namespace: str
     name: str
@@ -76,6 +113,7 @@ class ChildState:
     owner: str
     resource_version: str
     generation: int = 0
+    owner_namespace: str = ""  # of the owning integration (the account namespace's: a tenant's)
     replicas: int = 0
     ready_replicas: int = 0
     observed_generation: int = 0
@@ -92,22 +130,51 @@ def _meta(body: Body) -> Mapping[str, Any]:
     return meta
 
 
+def _tenant(body: Body) -> tuple[str, str, str] | None:
+    """(namespace, name, UID) of the tenant integration of a child in the account
+    namespace (labels and annotation, see :mod:`pagerbridge.controller.names`)."""
+    meta = _meta(body)
+    labels = meta.get("labels", {}) or {}
+    annotations = meta.get("annotations", {}) or {}
+    namespace, uid = labels.get(TENANT_NAMESPACE), labels.get(TENANT_UID)
+    name = annotations.get(TENANT_NAME)
+    if namespace and uid and name:
+        return str(namespace), str(name), str(uid)
+    return None
+
+
 def owner_integration(body: Body) -> str | None:
     for ref in _meta(body).get("ownerReferences", []) or []:
         if ref.get("kind") == INTEGRATION.kind and str(ref.get("apiVersion", "")).startswith(
             "pagerbridge.io/"
         ):
             return str(ref["name"])
-    return None
+    tenant = _tenant(body)
+    return tenant[1] if tenant is not None else None
 
 
-def owner_integration_uid(body: Body) -> str:
+def owner_namespace(body: Body) -> str:
+    """The namespace of the owning integration: the object's own, or (a child in the
+    account namespace) its tenant's."""
+    tenant = None if owner_integration_uid_ref(body) else _tenant(body)
+    return tenant[0] if tenant is not None else str(_meta(body).get("namespace", ""))
+
+
+def owner_integration_uid_ref(body: Body) -> str:
     for ref in _meta(body).get("ownerReferences", []) or []:
         if ref.get("kind") == INTEGRATION.kind and str(ref.get("apiVersion", "")).startswith(
             "pagerbridge.io/"
         ):
             return str(ref.get("uid", ""))
     return ""
+
+
+def owner_integration_uid(body: Body) -> str:
+    uid = owner_integration_uid_ref(body)
+    if uid:
+        return uid
+    tenant = _tenant(body)
+    return tenant[2] if tenant is not None else ""
 
 
 def integration_info(body: Body) -> IntegrationInfo:
@@ -174,6 +241,7 @@ def child_state(kind: str, body: Body) -> ChildState | None:
         namespace=str(meta["namespace"]),
         name=str(meta["name"]),
         owner=owner,
+        owner_namespace=owner_namespace(body),
         resource_version=str(meta.get("resourceVersion", "")),
         generation=int(meta.get("generation", 0)),
         replicas=int(spec.get("replicas", 1) if kind == "Deployment" else 0),
@@ -214,7 +282,22 @@ class World(Protocol):
 
     def secret(self, namespace: str, name: str) -> SecretState | None: ...
 
-    def child(self, kind: str, namespace: str, owner: str) -> ChildState | None: ...
+    def child(self, kind: str, namespace: str, owner: str) -> ChildState | None:
+        """The child of ``kind`` of integration ``namespace``/``owner``, wherever it is
+        (the integration's namespace, or the account namespace)."""
+        ...
+
+    def account(self, kind: str, name: str) -> AccountInfo | None:
+        """A shared account (None: absent, or accounts off: not watched)."""
+        ...
+
+    def namespace_labels(self, name: str) -> Mapping[str, str] | None:
+        """A Namespace's labels (None: not seen; watched only with accounts on)."""
+        ...
+
+    def integrations(self) -> list[IntegrationInfo]:
+        """Every integration observed."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,7 @@ async def remove(ctx: Context, kinds: list[str]) -> None:
         if observed is None or observed.owner_uid != owner.uid:
             continue  # none, or a namesake's (never ours to delete)
         with contextlib.suppress(NotFound):
-            await ctx.kube.delete(Resource.builtin(kind), owner.namespace, observed.name)
+            await ctx.kube.delete(Resource.builtin(kind), owner.child_namespace, observed.name)
         ctx.memory.applied.pop(kind, None)
 
 

@@ -98,11 +98,11 @@ async def _delete(ctx: Context, kind: str) -> None:
     owner = ctx.owner
     resource = Resource.builtin(kind)
     try:
-        current = await ctx.kube.get(resource, owner.namespace, owner.names.relay)
+        current = await ctx.kube.get(resource, owner.child_namespace, owner.names.relay)
         if not owned_by(current, owner.uid):  # a namesake someone else made: not ours
             ctx.memory.applied.pop(kind, None)
             return
-        await ctx.kube.delete(resource, owner.namespace, owner.names.relay)
+        await ctx.kube.delete(resource, owner.child_namespace, owner.names.relay)
     except NotFound:
         pass
     else:

@@ -34,7 +34,7 @@ async def ensure(ctx: Context, name: str, render: Callable[[Owner, str], dict[st
     """Create the generated Secret ``name`` when it does not exist (never overwrite one);
     True when this call created it."""
     owner = ctx.owner
-    state = ctx.world.secret(owner.namespace, name)
+    state = ctx.world.secret(owner.child_namespace, name)
     if state is not None and state.owner_uid == owner.uid:
         return False
     manifest = render(owner, pysecrets.token_urlsafe(32))
@@ -46,11 +46,11 @@ async def ensure(ctx: Context, name: str, render: Callable[[Owner, str], dict[st
         await ctx.kube.create(manifest)
     except AlreadyExists:
         try:
-            current = await ctx.kube.get(SECRETS, owner.namespace, name)
+            current = await ctx.kube.get(SECRETS, owner.child_namespace, name)
         except NotFound:
             return False  # deleted meanwhile: the next reconcile creates it
         if not owned_by(current, owner.uid):
-            raise conflict("Secret", owner.namespace, name, owner.name) from None
+            raise conflict("Secret", owner.child_namespace, name, owner.name) from None
         return False
     return True
 

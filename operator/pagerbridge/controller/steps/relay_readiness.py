@@ -46,7 +46,9 @@ MAX_MESSAGE = 1024
 
 async def refused(kube: KubernetesPort, owner: Owner) -> tuple[bool, str | None]:
     """(a running relay pod answered, the refusal line of its ``/readyz`` or None)."""
-    listing = await kube.list(PODS, owner.namespace, label_selector=n.selector_labels(owner.names))
+    listing = await kube.list(
+        PODS, owner.child_namespace, label_selector=n.selector_labels(owner.names)
+    )
     pods = sorted(
         (
             p
@@ -59,7 +61,7 @@ async def refused(kube: KubernetesPort, owner: Owner) -> tuple[bool, str | None]
     answered = False
     for pod in pods[:2]:  # replicas refuse alike: two looks are enough
         name = quote(str(pod["metadata"]["name"]), safe="")
-        path = f"{PODS.path(owner.namespace)}/{name}:{RELAY_INTERNAL_PORT}/proxy"
+        path = f"{PODS.path(owner.child_namespace)}/{name}:{RELAY_INTERNAL_PORT}/proxy"
         response = await kube.request("GET", path + RELAY_READINESS_PATH)
         if response.status_code in (401, 403):  # the API server's refusal, not the relay's
             logger.warning(

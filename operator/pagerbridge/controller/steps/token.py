@@ -21,7 +21,7 @@ from pagerbridge.controller.steps.context import Context
 async def run(ctx: Context) -> str | None:
     """Reads the token Secret only when BigPanda is managed or a rotation is under way."""
     owner, names = ctx.owner, ctx.owner.names
-    state = ctx.world.secret(owner.namespace, names.token_secret)
+    state = ctx.world.secret(owner.child_namespace, names.token_secret)
     request = ctx.info.annotations.get(token_rotation.ANNOTATION_REQUEST)
     marks = state.annotations if state is not None else {}
     rotating = bool(request and request != marks.get(token_rotation.ANNOTATION_REQUEST)) or (
@@ -30,7 +30,9 @@ async def run(ctx: Context) -> str | None:
     if not rotating and not bigpanda_integration.managed(ctx.spec):
         return None
     try:
-        secret = await ctx.kube.get(Resource.builtin("Secret"), owner.namespace, names.token_secret)
+        secret = await ctx.kube.get(
+            Resource.builtin("Secret"), owner.child_namespace, names.token_secret
+        )
     except NotFound:
         return None
     if not owned_by(secret, owner.uid):  # a namesake that is not ours: never read or written
@@ -48,7 +50,9 @@ async def run(ctx: Context) -> str | None:
         lambda: pysecrets.token_urlsafe(32),
     )
     if step.tokens is not None or step.annotations:
-        await token_rotation.write(ctx.kube, owner.namespace, names.token_secret, n.TOKEN_KEY, step)
+        await token_rotation.write(
+            ctx.kube, owner.child_namespace, names.token_secret, n.TOKEN_KEY, step
+        )
         both = (step.annotations or {}).get(token_rotation.ANNOTATION_PHASE) == token_rotation.BOTH
         await ctx.event(
             "TokenRotating" if both else "TokenRotated",

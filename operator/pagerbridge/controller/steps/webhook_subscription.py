@@ -58,7 +58,7 @@ def _verify_due(ctx: Context) -> bool:
 
 async def run(ctx: Context) -> SubscriptionResult:
     owner, spec = ctx.owner, ctx.spec
-    stored = ctx.world.secret(owner.namespace, owner.names.webhook_secret)
+    stored = ctx.world.secret(owner.child_namespace, owner.names.webhook_secret)
     if stored is not None and stored.owner_uid != owner.uid:
         stored = None  # a namesake Secret, not ours: never read, written or deleted
     if not subscription.wanted(spec):
@@ -190,5 +190,5 @@ async def _drop(ctx: Context, stored: SecretState) -> None:
         )
     with contextlib.suppress(NotFound):  # ours (owner UID checked by the caller)
         await ctx.kube.delete(
-            Resource.builtin("Secret"), owner.namespace, owner.names.webhook_secret
+            Resource.builtin("Secret"), owner.child_namespace, owner.names.webhook_secret
         )

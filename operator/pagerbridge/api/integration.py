@@ -23,6 +23,7 @@ from pagerbridge.api.common import (
     SecretKeyRef,
 )
 from pagerbridge.api.expose import RelayExpose
+from pagerbridge.api.pagerduty_events import PagerDutyEvents
 from pagerbridge.api.relay_pod import RelayPodSettings
 from pagerbridge.api.severity import DEFAULT_SEVERITY_MAP, BigPandaStatus, PagerDutySeverity
 
@@ -481,8 +482,9 @@ class SyncSpec(CamelModel):
     )
     acknowledge: bool = Field(
         default=False,
-        description="A PagerDuty acknowledgement adds a BigPanda comment naming who "
-        "acknowledged (default false).",
+        description="Deprecated: use pagerDutyEvents.acknowledged. A PagerDuty "
+        "acknowledgement adds a BigPanda comment naming who acknowledged (default false); "
+        "read while pagerDutyEvents.acknowledged is unset.",
     )
     snooze: bool = Field(
         default=False,
@@ -497,6 +499,19 @@ class SyncSpec(CamelModel):
         "and/or a custom detail of your choice. Unset (default): like any other. In Managed "
         "mode the BigPanda webhook's become-flapping trigger is enabled too.",
     )
+    pager_duty_events: PagerDutyEvents = Field(
+        default_factory=PagerDutyEvents,
+        description="Which PagerDuty incident changes become one BigPanda comment each, "
+        "saying who did what (each off by default). The operator subscribes PagerDuty's "
+        "webhook to exactly the event types turned on here, plus incident.resolved (resolve) "
+        "and incident.annotated (notes).",
+    )
+
+    @property
+    def pagerduty_comment_events(self) -> tuple[str, ...]:
+        """The PagerDuty event types that become BigPanda comments (the matrix, with the
+        deprecated ``acknowledge`` as its ``acknowledged`` entry while that is unset)."""
+        return self.pager_duty_events.enabled(self.acknowledge)
 
 
 class SeverityMapSpec(CamelModel):

@@ -31,6 +31,7 @@ from pagerbridge.api.integration import (
     Region,
 )
 from pagerbridge.api.links import MAX_RULES, ImageRule, LinkRule
+from pagerbridge.api.pagerduty_events import PagerDutyEvents
 from pagerbridge.api.severity import DEFAULT_SEVERITY_MAP, BigPandaStatus, PagerDutySeverity
 from pagerbridge.api.tag_mapping import TagMapping
 
@@ -87,7 +88,16 @@ class BigPandaRelayConfig(CamelModel):
 class SyncConfig(CamelModel):
     resolve: bool = True
     notes: bool = True
-    acknowledge: bool = False
+    acknowledge: bool = Field(
+        default=False,
+        description="Deprecated alias of pagerDutyEvents.acknowledged (read while that is "
+        "unset).",
+    )
+    pager_duty_events: PagerDutyEvents | None = Field(
+        default=None,
+        description="PagerDuty incident event types that become BigPanda comments; "
+        "omitted: none but acknowledge's.",
+    )
     snooze: bool = Field(
         default=False,
         description="A snoozed BigPanda incident sends an Events API v2 acknowledge.",
@@ -95,6 +105,12 @@ class SyncConfig(CamelModel):
     flapping: FlappingSpec | None = Field(
         default=None, description="Severity and custom detail of a flapping incident."
     )
+
+    @property
+    def comment_events(self) -> frozenset[str]:
+        """The PagerDuty event types the relay turns into BigPanda comments."""
+        events = self.pager_duty_events or PagerDutyEvents()
+        return frozenset(events.enabled(self.acknowledge))
 
 
 class IntegrationIdentity(CamelModel):

@@ -27,6 +27,8 @@ from pagerbridge.clients.guard import GuardedTransport
 
 PAGE_SIZE = 100
 
+#: What a subscription created without an explicit list delivers (the operator passes the
+#: list its integration's ``sync`` needs, see ``controller.external.subscription.events``).
 SUBSCRIBED_EVENTS: tuple[str, ...] = (
     "incident.resolved",
     "incident.annotated",
@@ -108,6 +110,7 @@ class PagerDutySubscriptions:
         description: str,
         *,
         filter_type: str = "service_reference",
+        events: Sequence[str] = SUBSCRIBED_EVENTS,
     ) -> WebhookSubscription:
         """Filtered on ``service_id`` (``service_reference``), a team (``team_reference``,
         ``service_id`` is then the team's id) or the account (``account_reference``)."""
@@ -119,7 +122,7 @@ class PagerDutySubscriptions:
                 "type": "webhook_subscription",
                 "delivery_method": {"type": "http_delivery_method", "url": url},
                 "description": description,
-                "events": list(SUBSCRIBED_EVENTS),
+                "events": list(events),
                 "filter": filter_,
                 "active": True,
             }

@@ -8,7 +8,10 @@ created, or recreated because the relay's public URL changed. A periodic check
 (``verify=True``) recreates a subscription someone deleted in PagerDuty, and reads the one
 it finds (:func:`health`): inactive (PagerDuty disables a subscription whose deliveries
 keep failing; a person may too), events or filter changed: it is set right again (``PUT``)
-and the step reports it (condition ``SubscriptionActive``, an Event, a metric).
+and the step reports it (condition ``SubscriptionActive``, an Event, a metric). The event
+types are exactly what ``spec.sync`` needs (:func:`events`, one pure function): when the
+spec changes them, the step verifies at once and the same ``PUT`` updates the live
+subscription (reported as an update, not a repair).
 
 Never adopt (see :mod:`.ownership`): our subscriptions carry the owner stamp in their
 ``description`` (``PagerBridge <ns>/<name> (pagerbridge-owner=<cluster>/<uid>)``). Only a
@@ -51,8 +54,8 @@ from pagerbridge.clients._http import CallLimits
 from pagerbridge.clients.egress import EgressPolicy
 from pagerbridge.clients.errors import ClientError
 from pagerbridge.clients.kubernetes import KubernetesError, NotFound, Resource
+from pagerbridge.api.pagerduty_events import ANNOTATED, RESOLVED
 from pagerbridge.clients.pagerduty_subscriptions import (
-    SUBSCRIBED_EVENTS,
     PagerDutySubscriptions,
     WebhookSubscription,
 )
@@ -140,14 +143,35 @@ def wanted_filter(spec: PagerDutyIntegrationSpec) -> tuple[str, str | None]:
     return "service_reference", pd.service_id
 
 
-def health(subscription: WebhookSubscription, wanted: tuple[str, str | None]) -> tuple[str, ...]:
+def events(spec: PagerDutyIntegrationSpec) -> tuple[str, ...]:
+    """The event types our subscription delivers: exactly what ``spec.sync`` turns on.
+
+    ``incident.resolved`` for ``sync.resolve``, ``incident.annotated`` for notes, and each
+    type of the ``sync.pagerDutyEvents`` matrix (with the deprecated ``sync.acknowledge``).
+    Empty: nothing to deliver, so no subscription (PagerDuty requires at least one type).
+    """
+    wanted_events: list[str] = []
+    if spec.sync.resolve:
+        wanted_events.append(RESOLVED)
+    if spec.notes_enabled:
+        wanted_events.append(ANNOTATED)
+    wanted_events.extend(spec.sync.pagerduty_comment_events)
+    return tuple(wanted_events)
+
+
+def health(
+    subscription: WebhookSubscription,
+    wanted: tuple[str, str | None],
+    wanted_events: tuple[str, ...],
+) -> tuple[str, ...]:
     """What is wrong with our subscription as PagerDuty has it: ``inactive`` (PagerDuty
     disables a subscription whose deliveries keep failing; a person may too), ``events``
-    (one we need is missing), ``filter`` (not our service)."""
+    (not exactly the types ``spec.sync`` needs: one missing, or one more than that),
+    ``filter`` (not our service)."""
     wrong: list[str] = []
     if not subscription.active:
         wrong.append("inactive")
-    if not set(SUBSCRIBED_EVENTS) <= set(subscription.events):
+    if set(subscription.events) != set(wanted_events):
         wrong.append("events")
     filter_ = subscription.filter
     if filter_ is None or (filter_.type, filter_.id) != wanted:
@@ -156,7 +180,11 @@ def health(subscription: WebhookSubscription, wanted: tuple[str, str | None]) ->
 
 
 def wanted(spec: PagerDutyIntegrationSpec) -> bool:
-    return spec.pager_duty.service_id is not None and spec.pager_duty.api_token is not None
+    return (
+        spec.pager_duty.service_id is not None
+        and spec.pager_duty.api_token is not None
+        and bool(events(spec))
+    )
 
 
 def api_url(spec: PagerDutyIntegrationSpec) -> str:
@@ -201,6 +229,7 @@ async def ensure(
     service_id = spec.pager_duty.service_id
     assert service_id is not None
     scope = wanted_filter(spec)
+    wanted_events = events(spec)
     foreign: list[str] = []
     try:
         async with PagerDutySubscriptions(
@@ -218,12 +247,12 @@ async def ensure(
                     if OwnerStamp.find(current.description) is None:  # legacy: stamp it
                         await client.update_description(stored_id, description(owner, stamp))
                         stamped = True
-                    wrong = health(current, scope)
+                    wrong = health(current, scope, wanted_events)
                     if wrong:  # disabled (by PagerDuty or a person), or edited: set right
                         await client.update(
                             stored_id,
                             active=True,
-                            events=SUBSCRIBED_EVENTS,
+                            events=wanted_events,
                             filter_type=scope[0],
                             filter_id=scope[1],
                         )
@@ -243,7 +272,11 @@ async def ensure(
                 ):
                     foreign.append(existing.id)
             created = await client.create(
-                url, scope[1], description(owner, stamp), filter_type=scope[0]
+                url,
+                scope[1],
+                description(owner, stamp),
+                filter_type=scope[0],
+                events=wanted_events,
             )
             if not created.delivery_method.secret:
                 raise ClientError("PagerDuty returned no signing secret")

@@ -32,6 +32,7 @@ from pagerbridge.api.contract import (
 )
 from pagerbridge.api.integration import RelayStorage
 from pagerbridge.api.links import MAX_RULES, ImageRule, LinkRule
+from pagerbridge.api.pagerduty_events import EVENT_TYPES, PagerDutyEvents
 from pagerbridge.api.relay_config import BigPandaRelayConfig, IntegrationIdentity
 from pagerbridge.controller import names as n
 from pagerbridge.controller.errors import DatabaseNotConfigured, InvalidKey, SecretNotFound
@@ -106,6 +107,29 @@ def secret_refs(
     if (database := database_ref(spec, default_database)) is not None:
         refs.append((DATABASE_FIELD, database))
     return refs
+
+
+def sync_config(spec: PagerDutyIntegrationSpec) -> SyncConfig:
+    """The relay's ``sync``: the matrix with its deprecated ``acknowledge`` entry resolved.
+
+    ``acknowledge`` carries the acknowledged entry (what relays before the matrix read);
+    ``pagerDutyEvents`` is written only when another type is on, so the ConfigMap of an
+    integration that uses none of them is what it was before the matrix."""
+    enabled = spec.sync.pagerduty_comment_events
+    acknowledged = EVENT_TYPES["acknowledged"] in enabled
+    events = None
+    if set(enabled) - {EVENT_TYPES["acknowledged"]}:
+        events = PagerDutyEvents.model_validate(
+            {name: event_type in enabled for name, event_type in EVENT_TYPES.items()}
+        )
+    return SyncConfig(
+        resolve=spec.sync.resolve,
+        notes=spec.notes_enabled,
+        acknowledge=acknowledged,
+        pager_duty_events=events,
+        snooze=spec.sync.snooze,
+        flapping=spec.sync.flapping,
+    )
 
 
 def compile_relay_config(
@@ -195,13 +219,7 @@ def compile_relay_config(
         links=links,
         images=images,
         severity_map=spec.severity_map.as_dict(),
-        sync=SyncConfig(
-            resolve=spec.sync.resolve,
-            notes=spec.notes_enabled,
-            acknowledge=spec.sync.acknowledge,
-            snooze=spec.sync.snooze,
-            flapping=spec.sync.flapping,
-        ),
+        sync=sync_config(spec),
         outbox_path=f"{n.OUTBOX_DIR}/outbox.db",
         admin_token_file=n.secret_file(names.admin_secret, n.ADMIN_TOKEN_KEY),
         integration=IntegrationIdentity(namespace=namespace, name=integration),

@@ -22,6 +22,8 @@ class IntegrationMemory:
     relay_created: float | None = None  # monotonic time we created the relay Deployment
     verified_at: float | None = None  # PagerDuty subscription last checked (monotonic)
     verify_now: bool = False  # the next reconcile checks the subscription in PagerDuty
+    # the event types our subscription was last confirmed (or set) to deliver in PagerDuty
+    subscribed_events: tuple[str, ...] | None = None
     resync_now: bool = False  # the next reconcile re-applies and re-checks everything
     next_resync: float | None = None  # monotonic; None until first reconciled
     # referenced user Secrets: name -> resourceVersion ("" when absent) at the last reconcile

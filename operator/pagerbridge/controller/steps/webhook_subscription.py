@@ -1,8 +1,10 @@
 """Reconcile step: the PagerDuty webhook subscription (see :mod:`.subscription`).
 
 Returns ``SubscriptionReady`` and ``status.pagerDutySubscription`` (its API model);
-removes the
-subscription (and its Secret) when ``serviceId`` was dropped.
+removes the subscription (and its Secret) when ``serviceId`` was dropped, or when ``sync``
+turns on no PagerDuty event type. When the spec changes the event types
+(:func:`.subscription.events`), PagerDuty is read and updated at once, not at the next
+periodic verification.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pagerbridge.api import ConditionReason as Reason
 from pagerbridge.api.contract import PAGERDUTY_WEBHOOK_PATH
@@ -47,8 +49,19 @@ class SubscriptionResult(StepResult):
     active: ConditionUpdate | None = None  # SubscriptionActive, when PagerDuty was read
 
 
-def _verify_due(ctx: Context) -> bool:
+NO_EVENTS = ConditionUpdate(
+    c.SUBSCRIPTION_READY,
+    c.TRUE,
+    Reason.NOT_CONFIGURED,
+    "sync turns on no PagerDuty event (resolve, notes and sync.pagerDutyEvents are all off): "
+    "no webhook subscription",
+)
+
+
+def _verify_due(ctx: Context, events: tuple[str, ...]) -> bool:
     memory = ctx.memory
+    if memory.subscribed_events is not None and memory.subscribed_events != events:
+        return True  # the spec changed the event types: update the live subscription now
     if memory.verify_now:
         memory.verify_now = False
         return True
@@ -64,14 +77,19 @@ async def run(ctx: Context) -> SubscriptionResult:
     if not subscription.wanted(spec):
         if stored is not None:
             await _drop(ctx, stored)
-        return SubscriptionResult(NOT_CONFIGURED)
+        ctx.memory.subscribed_events = None
+        pd = spec.pager_duty
+        configured = pd.service_id is not None and pd.api_token is not None
+        return SubscriptionResult(NO_EVENTS if configured else NOT_CONFIGURED)
+    events = subscription.events(spec)
+    previous = ctx.memory.subscribed_events
     try:
         outcome = await subscription.ensure(
             ctx.kube,
             owner,
             spec,
             stored,
-            verify=_verify_due(ctx),
+            verify=_verify_due(ctx, events),
             policy=ctx.settings.egress,
             stamp=ctx.stamp,
             limits=ctx.settings.call_limits,
@@ -100,6 +118,17 @@ async def run(ctx: Context) -> SubscriptionResult:
         )
     active = None
     if outcome.checked:
+        ctx.memory.subscribed_events = events
+        repaired = outcome.repaired
+        if previous is not None and previous != events and "events" in repaired:
+            # Our own spec changed the event types: an update, not a repair.
+            repaired = tuple(what for what in repaired if what != "events")
+            await ctx.event(
+                "SubscriptionUpdated",
+                f"PagerDuty webhook subscription {subscription_id} now delivers "
+                f"{', '.join(events)}",
+            )
+        outcome = replace(outcome, repaired=repaired)
         active = _active_condition(subscription_id, outcome.repaired)
         for what in outcome.repaired:
             SUBSCRIPTION_REPAIRS.labels(owner.namespace, owner.name, what).inc()

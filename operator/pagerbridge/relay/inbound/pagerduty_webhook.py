@@ -11,8 +11,11 @@ horizon and the 30-day idempotency memory) is ignored, so an old capture cannot 
 replayed once its key has been pruned.
 
 Handled event types: ``incident.resolved`` → BigPanda resolve (``sync.resolve``),
-``incident.annotated`` → BigPanda comment (``sync.notes``), ``incident.acknowledged`` →
-BigPanda comment (``sync.acknowledge``, off by default). Others are acknowledged and ignored.
+``incident.annotated`` → BigPanda comment (``sync.notes``), and each lifecycle change
+turned on in ``sync.pagerDutyEvents`` (acknowledged, reassigned, priority updated, ...; the
+deprecated ``sync.acknowledge`` still turns on the first) → one BigPanda comment saying who
+did what (:mod:`pagerbridge.relay.incidents.lifecycle`). Types turned off, and unknown
+ones, are answered 200 and ignored: nothing is stored or written.
 Echoes (see :mod:`.echo`) are dropped here when the marker or memory already tells.
 """
 
@@ -25,6 +28,8 @@ from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
+
+from pagerbridge.api.relay_config import SyncConfig
 from starlette.responses import JSONResponse, Response
 
 from pagerbridge.relay.context import RelayContext
@@ -41,7 +46,7 @@ from pagerbridge.relay.inbound.common import (
     read_body,
 )
 from pagerbridge.relay.inbound.signatures import verify
-from pagerbridge.relay.incidents import echo
+from pagerbridge.relay.incidents import echo, lifecycle
 from pagerbridge.relay.incidents.identifiers import is_pagerduty_id, is_safe_text_id
 from pagerbridge.relay.outbound.dispatcher import Dispatcher
 from pagerbridge.relay.outbox.jobs import BpComment, BpResolve
@@ -164,31 +169,36 @@ class PagerDutyWebhook:
         ctx.metrics.webhooks.labels(ENDPOINT, "accepted").inc()
         return JSONResponse({"status": "accepted", "kind": job.kind})
 
-    def _job(self, event: dict[str, Any], sync: Any) -> NewJob | None:
+    def _job(self, event: dict[str, Any], sync: SyncConfig) -> NewJob | None:
         metrics = self.ctx.metrics
         event_type: str = event["event_type"]
         data = event.get("data")
         if not isinstance(data, dict):
             return None
         by = _agent(event)
-        if event_type in ("incident.resolved", "incident.acknowledged"):
+        if event_type == "incident.resolved":
             pd_id = _pd_id(data.get("id"), "data.id")
-            if pd_id is None:
+            if pd_id is None or not sync.resolve:
                 return None
             key = _incident_key(data.get("incident_key"))
-            if event_type == "incident.resolved":
-                if not sync.resolve:
-                    return None
-                return NewJob(
-                    BpResolve(pd_id, incident_key=key, by=by),
-                    f"pd:{pd_id}",
-                    unless_seen=echo.resolved_pd_key(key) if key else None,
-                )
-            if not sync.acknowledge:
-                return None
             return NewJob(
-                BpComment(pd_id, "Acknowledged in PagerDuty", incident_key=key, by=by),
+                BpResolve(pd_id, incident_key=key, by=by),
                 f"pd:{pd_id}",
+                unless_seen=echo.resolved_pd_key(key) if key else None,
+            )
+        if event_type in lifecycle.EVENT_TYPES:
+            if event_type not in sync.comment_events:
+                return None  # turned off in sync.pagerDutyEvents: acknowledged, not written
+            change = lifecycle.comment_for(event_type, data, lifecycle.agent_name(event))
+            if change is None:
+                return None
+            if echo.is_relay_text(change.text):  # a status update quoting a synced text
+                metrics.echo_suppressed.labels("note").inc()
+                return None
+            # Who is in the text already ("... by Jane Doe"): no "(PagerDuty by ...)".
+            return NewJob(
+                BpComment(change.pd_incident_id, change.text, incident_key=change.incident_key),
+                f"pd:{change.pd_incident_id}",
             )
         if event_type == "incident.annotated":
             if not sync.notes:

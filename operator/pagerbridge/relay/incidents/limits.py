@@ -158,3 +158,17 @@ def _shrink(value: Any, max_text: int, max_items: int, depth: int) -> Any:
             kept.append(f"…{len(value) - max_items} more items cut by PagerBridge")
         return kept
     return value
+
+
+# -- BigPanda comments ------------------------------------------------------------------
+#: BigPanda documents no size limit for ``POST .../incidents/{id}/comments`` (see
+#: ``specs/bigpanda/README.md``). A comment the relay builds from a PagerDuty change (a
+#: status update message, a list of assignees) is bounded by what PagerDuty itself lets a
+#: note carry (25,000 characters, :data:`pagerbridge.relay.incidents.echo.MAX_NOTE_LENGTH`),
+#: the longest text the relay has ever mirrored into BigPanda, marker included.
+MAX_COMMENT = 25000
+#: One name in a comment (a user, an escalation policy, a priority): PagerDuty's own
+#: summaries are short; a longer one is cut.
+MAX_COMMENT_NAME = 200
+#: Names listed in one comment (assignees); the rest are counted ("and 3 more").
+MAX_COMMENT_NAMES = 10

@@ -9,6 +9,8 @@ outside ``kill`` hits by luck at best. The delivery code therefore names them:
                                 start (a process killed here: a crash-looping job)
 ``pd_note:before_post``         the note job is about to POST the note to PagerDuty
 ``pd_note:after_post``          PagerDuty answered the POST; nothing recorded yet
+``bp_comment:before_post``      a BigPanda comment job is about to POST the comment
+``bp_comment:after_post``       BigPanda answered the POST; nothing recorded yet
 ``<kind>:before_commit``        a delivery succeeded; its completion is not committed
 ``<kind>:after_commit``         the completion (job deleted) is committed
 ==============================  =========================================================

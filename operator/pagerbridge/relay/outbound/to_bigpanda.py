@@ -21,7 +21,7 @@ from pagerbridge.clients.errors import (
 )
 from pagerbridge.relay.context import RelayContext
 from pagerbridge.relay.incidents import echo
-from pagerbridge.relay.outbound import owned
+from pagerbridge.relay.outbound import crashpoints, owned
 from pagerbridge.relay.outbound.dispatcher import Done, reserve, spend
 from pagerbridge.relay.outbox.jobs import BpComment, BpResolve, expect
 from pagerbridge.relay.outbox.port import Job
@@ -130,7 +130,25 @@ class BigPandaDelivery:
         bp, incident_id = prepared
         text = echo.comment_text(spec.content, spec.by)
         await ctx.memory.remember([echo.wrote_comment_key(incident_id, text)])
+        if (job.attempts > 0 or job.restored) and not job.looked:
+            # An earlier attempt (this process's, or one killed by a crash) may have
+            # written the comment and not lived to record it (BigPanda's 204 lost, or the
+            # process killed after the POST and before the commit): look in the
+            # incident's activity feed before writing again, as notes do in PagerDuty.
+            spend(job, ctx.limiter.bigpanda("activities"))
+            try:
+                found = await bp.comment_texts(incident_id)
+            except Unauthorized:
+                ctx.health.unauthorized(Upstream.BIGPANDA)
+                raise
+            if text in found:
+                ctx.metrics.duplicates.labels("bp_comment_found").inc()
+                return Done()
+            job.looked = True  # not there: a retry waiting for a token need not look again
+        crashpoints.reached("bp_comment:before_post")
+        job.looked = False  # from here on the comment may exist: a retry looks again
         await self._call(job, "comments", lambda: bp.comment(incident_id, text))
+        crashpoints.reached("bp_comment:after_post")
         return Done()
 
     def slots(self, job: Job) -> tuple[str, ...]:

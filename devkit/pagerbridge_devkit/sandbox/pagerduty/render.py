@@ -1,8 +1,9 @@
 """How PagerDuty shows its objects: REST v2 representations and Webhooks v3 event data.
 
 Shapes follow the official REST document (``Incident``, ``IncidentNote``, ``Integration``,
-``Service``) and the
-Webhooks v3 documentation (event ``data`` of type ``incident`` or ``incident_note``);
+``Service``, ``StatusUpdate``, ``IncidentsRespondersReference``) and the Webhooks v3
+documentation (event ``data`` of type ``incident``, ``incident_note``,
+``incident_status_update`` or ``incident_responder``);
 the contract tests validate the REST ones against the document.
 """
 
@@ -15,11 +16,36 @@ from pagerbridge_devkit.sandbox.pagerduty.state import (
     SimIncident,
     SimIntegration,
     SimNote,
+    SimResponder,
     SimService,
+    SimStatusUpdate,
     stable_id,
 )
 
 _ESCALATION_POLICY = ("PSANDEP", "Default")
+
+
+def _policy_ref(state: AccountState, inc: SimIncident) -> dict[str, Any]:
+    if inc.escalation_policy is None:
+        return state.reference("escalation_policy", *_ESCALATION_POLICY)
+    name = inc.escalation_policy
+    return state.reference("escalation_policy", stable_id("escalation_policy", name), name)
+
+
+def _priority_ref(state: AccountState, inc: SimIncident) -> dict[str, Any] | None:
+    if inc.priority is None:
+        return None
+    return state.reference("priority", stable_id("priority", inc.priority), inc.priority)
+
+
+def _incident_ref(state: AccountState, inc: SimIncident) -> dict[str, Any]:
+    return {
+        "id": inc.id,
+        "type": "incident_reference",
+        "summary": inc.title,
+        "self": f"{state.base_url}/incidents/{inc.id}",
+        "html_url": f"{state.html_url}/incidents/{inc.id}",
+    }
 
 
 def _service_ref(state: AccountState, incident: SimIncident) -> dict[str, Any]:
@@ -44,8 +70,15 @@ def incident(state: AccountState, inc: SimIncident) -> dict[str, Any]:
         "status": inc.status,
         "incident_key": inc.incident_key,
         "service": _service_ref(state, inc),
-        "assignments": [],
-        "assigned_via": "escalation_policy",
+        "assignments": (
+            []
+            if inc.status == "resolved"
+            else [
+                {"at": inc.updated_at, "assignee": state.user_agent(email)}
+                for email in inc.assignees
+            ]
+        ),
+        "assigned_via": "direct_assignment" if inc.assignees else "escalation_policy",
         "last_status_change_at": inc.last_status_change_at,
         "last_status_change_by": inc.last_status_change_by,
         "first_trigger_log_entry": {
@@ -58,12 +91,14 @@ def incident(state: AccountState, inc: SimIncident) -> dict[str, Any]:
         },
         "alert_counts": {"all": 1, "triggered": triggered, "resolved": 1 - triggered},
         "is_mergeable": True,
-        "escalation_policy": state.reference("escalation_policy", *_ESCALATION_POLICY),
+        "escalation_policy": _policy_ref(state, inc),
         "teams": [],
         "pending_actions": [],
         "acknowledgements": [],
         "urgency": inc.urgency,
     }
+    if inc.priority is not None:
+        body["priority"] = _priority_ref(state, inc)
     if inc.resolved_at is not None:
         body["resolved_at"] = inc.resolved_at
     if inc.acknowledged_at is not None and inc.acknowledged_by is not None:
@@ -99,10 +134,10 @@ def webhook_incident_data(state: AccountState, inc: SimIncident) -> dict[str, An
         "created_at": inc.created_at,
         "title": inc.title,
         "service": _service_ref(state, inc),
-        "assignees": [],
-        "escalation_policy": state.reference("escalation_policy", *_ESCALATION_POLICY),
+        "assignees": [state.user_agent(email) for email in inc.assignees],
+        "escalation_policy": _policy_ref(state, inc),
         "teams": [],
-        "priority": None,
+        "priority": _priority_ref(state, inc),
         "urgency": inc.urgency,
         "conference_bridge": None,
         "resolve_reason": None,
@@ -112,13 +147,7 @@ def webhook_incident_data(state: AccountState, inc: SimIncident) -> dict[str, An
 def webhook_note_data(state: AccountState, inc: SimIncident, n: SimNote) -> dict[str, Any]:
     """Webhooks v3 ``event.data`` of type ``incident_note``: the note and a reference only."""
     return {
-        "incident": {
-            "id": inc.id,
-            "type": "incident_reference",
-            "summary": inc.title,
-            "self": f"{state.base_url}/incidents/{inc.id}",
-            "html_url": f"{state.html_url}/incidents/{inc.id}",
-        },
+        "incident": _incident_ref(state, inc),
         "id": n.id,
         "content": n.content,
         "trimmed": False,
@@ -170,4 +199,38 @@ def service(state: AccountState, item: SimService, *, with_integrations: bool) -
         "status": "active",
         "escalation_policy": state.reference("escalation_policy", policy_id, policy_name),
         "integrations": integrations,
+    }
+
+
+def webhook_status_update_data(
+    state: AccountState, inc: SimIncident, update: SimStatusUpdate
+) -> dict[str, Any]:
+    """Webhooks v3 ``event.data`` of type ``incident_status_update`` (fields of the REST
+    ``StatusUpdate``: ``id``, ``message``, ``sender``, ``created_at``; plus the incident)."""
+    return {
+        "id": update.id,
+        "type": "incident_status_update",
+        "incident": _incident_ref(state, inc),
+        "message": update.message,
+        "sender": state.user_agent(update.sender_email),
+        "created_at": update.created_at,
+    }
+
+
+def webhook_responder_data(
+    state: AccountState, inc: SimIncident, responder: SimResponder
+) -> dict[str, Any]:
+    """Webhooks v3 ``event.data`` of type ``incident_responder`` (fields of the REST
+    ``IncidentsRespondersReference``: ``incident``, ``user``, ``requester``, ``state``,
+    ``message``, ``requested_at``, ``updated_at``)."""
+    return {
+        "type": "incident_responder",
+        "incident": _incident_ref(state, inc),
+        "user": state.user_agent(responder.user_email),
+        "escalation_policy": None,
+        "requester": state.user_agent(responder.requester_email),
+        "message": responder.message,
+        "state": "pending",
+        "requested_at": responder.requested_at,
+        "updated_at": responder.requested_at,
     }

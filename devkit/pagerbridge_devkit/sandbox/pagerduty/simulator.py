@@ -13,9 +13,14 @@ state is lock-protected and webhook delivery has its own threads.
 Admin and inspection routes (never faulted, never recorded):
 
 - ``GET /_sandbox/incidents`` and ``GET /_sandbox/incidents/{id}`` (routing keys redacted)
-- ``POST /_sandbox/incidents/{id}/resolve|acknowledge`` ``{"by_email"?}``,
-  ``POST /_sandbox/incidents/{id}/ack-timeout`` (the service's acknowledgement timeout) and
-  ``POST /_sandbox/incidents/{id}/notes`` ``{"content", "by_email"?}``: a person acting
+- ``POST /_sandbox/incidents/{id}/resolve|acknowledge|unacknowledge|reopen``
+  ``{"by_email"?}``, ``POST /_sandbox/incidents/{id}/ack-timeout`` (the service's
+  acknowledgement timeout) and ``POST /_sandbox/incidents/{id}/notes``
+  ``{"content", "by_email"?}``: a person acting; likewise ``.../reassign`` and
+  ``.../escalate`` ``{"assignees": [e-mail], "escalation_policy"?}``, ``.../delegate``
+  ``{"escalation_policy", "assignees"?}``, ``.../priority`` ``{"priority": "P2" | null}``,
+  ``.../status_update`` ``{"message"}`` and ``.../responders``
+  ``{"responder_email", "message"?}``, each emitting its v3 webhook
 - ``PUT /_sandbox/rate-limits`` ``{"events_per_minute"?, "rest_per_minute"?}`` (0: off)
 - ``GET /_sandbox/webhook-deliveries``: every delivery attempt
 - ``/_sandbox/faults`` and ``/_sandbox/requests``: see :mod:`pagerbridge_devkit.sandbox.faults`
@@ -89,6 +94,9 @@ def incident_inspection(incident: SimIncident) -> dict[str, Any]:
         "resolved_at": incident.resolved_at,
         "acknowledged_at": incident.acknowledged_at,
         "notified": list(incident.notified),
+        "assignees": list(incident.assignees),
+        "escalation_policy": incident.escalation_policy,
+        "priority": incident.priority,
         "events": [
             {**e, "routing_key": _redact(str(e.get("routing_key", "")))} for e in incident.events
         ],
@@ -285,6 +293,72 @@ class PagerDutySimulator:
         """The service's acknowledgement timeout expires (see ``AccountState.ack_timeout``)."""
         self._publish(self.state.ack_timeout(incident_id))
 
+    def unacknowledge(self, incident_id: str, by_email: str = DEFAULT_USER_EMAIL) -> None:
+        """Back to triggered (``incident.unacknowledged``), as the web UI's ack timeout."""
+        self._set_status(incident_id, "triggered", by_email)
+
+    def reopen(self, incident_id: str, by_email: str = DEFAULT_USER_EMAIL) -> None:
+        """A resolved incident triggered again by a person (``incident.reopened``)."""
+        self._set_status(incident_id, "triggered", by_email)
+
+    def reassign(
+        self,
+        incident_id: str,
+        assignees: Sequence[str],
+        by_email: str = DEFAULT_USER_EMAIL,
+        escalation_policy: str | None = None,
+    ) -> None:
+        self._publish(
+            self.state.reassign(
+                incident_id, list(assignees), by_email, escalation_policy=escalation_policy
+            )
+        )
+
+    def escalate(
+        self, incident_id: str, assignees: Sequence[str], by_email: str = DEFAULT_USER_EMAIL
+    ) -> None:
+        """To the next escalation level: its on-call ``assignees``."""
+        self._publish(
+            self.state.reassign(incident_id, list(assignees), by_email, kind="incident.escalated")
+        )
+
+    def delegate(
+        self,
+        incident_id: str,
+        escalation_policy: str,
+        by_email: str = DEFAULT_USER_EMAIL,
+        assignees: Sequence[str] = (),
+    ) -> None:
+        """To another escalation policy (its first level's on-call ``assignees``)."""
+        self._publish(
+            self.state.reassign(
+                incident_id,
+                list(assignees),
+                by_email,
+                kind="incident.delegated",
+                escalation_policy=escalation_policy,
+            )
+        )
+
+    def set_priority(
+        self, incident_id: str, priority: str | None, by_email: str = DEFAULT_USER_EMAIL
+    ) -> None:
+        self._publish(self.state.set_priority(incident_id, priority, by_email))
+
+    def publish_status_update(
+        self, incident_id: str, message: str, by_email: str = DEFAULT_USER_EMAIL
+    ) -> None:
+        self._publish([self.state.publish_status_update(incident_id, message, by_email)])
+
+    def add_responder(
+        self,
+        incident_id: str,
+        responder_email: str,
+        by_email: str = DEFAULT_USER_EMAIL,
+        message: str = "",
+    ) -> None:
+        self._publish([self.state.add_responder(incident_id, responder_email, by_email, message)])
+
     def add_note(
         self, incident_id: str, content: str, by_email: str = DEFAULT_USER_EMAIL
     ) -> SimNote:
@@ -311,6 +385,12 @@ class PagerDutySimulator:
     def _data(self, change: Change) -> dict[str, Any]:
         if change.note is not None:
             return render.webhook_note_data(self.state, change.incident, change.note)
+        if change.status_update is not None:
+            return render.webhook_status_update_data(
+                self.state, change.incident, change.status_update
+            )
+        if change.responder is not None:
+            return render.webhook_responder_data(self.state, change.incident, change.responder)
         return render.webhook_incident_data(self.state, change.incident)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -428,6 +508,46 @@ class PagerDutySimulator:
                     self.acknowledge(incident_id, by_email)
                 elif action == "ack-timeout":
                     self.ack_timeout(incident_id)
+                elif action in ("unacknowledge", "reopen"):
+                    getattr(self, action)(incident_id, by_email)
+                elif action in ("reassign", "escalate", "delegate"):
+                    assignees = body.get("assignees", [])
+                    policy = body.get("escalation_policy")
+                    if not isinstance(assignees, list) or not all(
+                        isinstance(a, str) and a for a in assignees
+                    ):
+                        return JSONResponse({"error": "assignees: e-mails"}, status_code=400)
+                    if policy is not None and not (isinstance(policy, str) and policy):
+                        return JSONResponse({"error": "escalation_policy: a name"}, status_code=400)
+                    if action == "delegate":
+                        if policy is None:
+                            return JSONResponse(
+                                {"error": "escalation_policy is required"}, status_code=400
+                            )
+                        self.delegate(incident_id, policy, by_email, assignees)
+                    elif action == "escalate":
+                        self.escalate(incident_id, assignees, by_email)
+                    else:
+                        self.reassign(incident_id, assignees, by_email, policy)
+                elif action == "priority":
+                    priority = body.get("priority")
+                    if priority is not None and not (isinstance(priority, str) and priority):
+                        return JSONResponse({"error": "priority: a name or null"}, status_code=400)
+                    self.set_priority(incident_id, priority, by_email)
+                elif action == "status_update":
+                    message = body.get("message")
+                    if not isinstance(message, str) or not message:
+                        return JSONResponse({"error": "message is required"}, status_code=400)
+                    self.publish_status_update(incident_id, message, by_email)
+                elif action == "responders":
+                    responder = body.get("responder_email")
+                    if not isinstance(responder, str) or not responder:
+                        return JSONResponse(
+                            {"error": "responder_email is required"}, status_code=400
+                        )
+                    self.add_responder(
+                        incident_id, responder, by_email, str(body.get("message") or "")
+                    )
                 else:
                     return JSONResponse({"error": f"unknown action {action}"}, status_code=404)
             except KeyError:

@@ -66,6 +66,26 @@ class SimNote:
     created_at: str
 
 
+@dataclass(frozen=True)
+class SimStatusUpdate:
+    """A published status update (REST ``StatusUpdate``)."""
+
+    id: str
+    message: str
+    sender_email: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class SimResponder:
+    """A responder request for a user (REST ``IncidentsRespondersReference``)."""
+
+    user_email: str
+    requester_email: str
+    message: str
+    requested_at: str
+
+
 @dataclass
 class SimService:
     id: str
@@ -107,6 +127,12 @@ class SimIncident:
     # When responders were notified: at the trigger that opened it, and each time it went
     # back to triggered (acknowledgement timeout, a person). De-duplicated triggers: never.
     notified: list[str] = field(default_factory=list)
+    #: Assigned users by e-mail (empty: assigned through the escalation policy only).
+    assignees: list[str] = field(default_factory=list)
+    escalation_policy: str | None = None  # name; None: the account's default policy
+    priority: str | None = None  # a priority's name ("P1"), None: no priority
+    status_updates: list[SimStatusUpdate] = field(default_factory=list)
+    responders: list[SimResponder] = field(default_factory=list)
 
     @property
     def is_open(self) -> bool:
@@ -142,14 +168,24 @@ class Change:
     incident: SimIncident
     agent: Agent
     note: SimNote | None = None
+    status_update: SimStatusUpdate | None = None
+    responder: SimResponder | None = None
 
     @classmethod
     def of(
-        cls, event_type: str, incident: SimIncident, agent: Agent, note: SimNote | None = None
+        cls,
+        event_type: str,
+        incident: SimIncident,
+        agent: Agent,
+        note: SimNote | None = None,
+        *,
+        status_update: SimStatusUpdate | None = None,
+        responder: SimResponder | None = None,
     ) -> Change:
         snapshot = object.__new__(SimIncident)  # a shallow copy, without __init__'s cost
         snapshot.__dict__.update(incident.__dict__)
-        return cls(event_type, snapshot, agent, note)
+        snapshot.assignees = list(incident.assignees)
+        return cls(event_type, snapshot, agent, note, status_update, responder)
 
 
 class AccountState:
@@ -225,7 +261,12 @@ class AccountState:
                 self.revoked_keys.add(integration.integration_key)
 
     def reference(self, kind: str, id_: str, summary: str) -> dict[str, Any]:
-        path = {"service": "services", "user": "users", "escalation_policy": "escalation_policies"}
+        path = {
+            "service": "services",
+            "user": "users",
+            "escalation_policy": "escalation_policies",
+            "priority": "priorities",
+        }
         plural = path.get(kind, kind + "s")
         return {
             "id": id_,
@@ -386,6 +427,70 @@ class AccountState:
             incident.notes.append(note)
             incident.updated_at = note.created_at
             return note, Change.of("incident.annotated", incident, self.user_agent(by_email), note)
+
+    # -- responders' other actions (REST or a human in the web UI) ----------------------
+
+    def _touch(self, incident: SimIncident) -> None:
+        incident.updated_at = now_iso()
+
+    def reassign(
+        self,
+        incident_id: str,
+        assignees: list[str],
+        by_email: str,
+        *,
+        kind: str = "incident.reassigned",
+        escalation_policy: str | None = None,
+    ) -> list[Change]:
+        """New assignees (and, for a delegation, a new escalation policy): one change of
+        ``kind`` (``incident.reassigned``, ``incident.escalated`` or
+        ``incident.delegated``); an open incident only, as PagerDuty allows."""
+        with self.lock:
+            incident = self._require(incident_id)
+            if not incident.is_open:
+                return []
+            incident.assignees = list(dict.fromkeys(assignees))
+            if escalation_policy is not None:
+                incident.escalation_policy = escalation_policy
+            self._touch(incident)
+            return [Change.of(kind, incident, self.user_agent(by_email))]
+
+    def set_priority(self, incident_id: str, priority: str | None, by_email: str) -> list[Change]:
+        with self.lock:
+            incident = self._require(incident_id)
+            if incident.priority == priority:
+                return []
+            incident.priority = priority
+            self._touch(incident)
+            return [Change.of("incident.priority_updated", incident, self.user_agent(by_email))]
+
+    def publish_status_update(self, incident_id: str, message: str, by_email: str) -> Change:
+        with self.lock:
+            incident = self._require(incident_id)
+            update = SimStatusUpdate(random_id(), message, by_email, now_iso())
+            incident.status_updates.append(update)
+            self._touch(incident)
+            return Change.of(
+                "incident.status_update_published",
+                incident,
+                self.user_agent(by_email),
+                status_update=update,
+            )
+
+    def add_responder(
+        self, incident_id: str, user_email: str, by_email: str, message: str = ""
+    ) -> Change:
+        with self.lock:
+            incident = self._require(incident_id)
+            responder = SimResponder(user_email, by_email, message, now_iso())
+            incident.responders.append(responder)
+            self._touch(incident)
+            return Change.of(
+                "incident.responder.added",
+                incident,
+                self.user_agent(by_email),
+                responder=responder,
+            )
 
     def _require(self, incident_id: str) -> SimIncident:
         incident = self._incidents.get(incident_id)

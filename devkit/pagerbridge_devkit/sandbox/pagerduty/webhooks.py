@@ -34,7 +34,8 @@ from pagerbridge_devkit.sandbox.pagerduty.state import Change, now_iso, random_i
 
 log = logging.getLogger(__name__)
 
-#: Incident event types this simulator emits (a subset of PagerDuty's v3 event types).
+#: Incident event types this simulator emits (PagerDuty's v3 incident types but
+#: ``incident.responder.replied``).
 EVENT_TYPES = (
     "incident.triggered",
     "incident.acknowledged",
@@ -42,6 +43,12 @@ EVENT_TYPES = (
     "incident.resolved",
     "incident.reopened",
     "incident.annotated",
+    "incident.reassigned",
+    "incident.escalated",
+    "incident.delegated",
+    "incident.priority_updated",
+    "incident.status_update_published",
+    "incident.responder.added",
 )
 
 

@@ -192,4 +192,6 @@ def comment_for(event_type: str, data: Any, agent: str | None) -> LifecycleComme
             raise InvalidIncident("incident_key is not a plausible BigPanda incident id")
     if pd_id is None:
         return None
+    if agent is not None:
+        agent = cut_text(" ".join(agent.split()), MAX_COMMENT_NAME) or None
     return LifecycleComment(pd_id, key, cut_text(text_of(data, agent), MAX_TEXT))

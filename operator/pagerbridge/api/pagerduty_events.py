@@ -46,46 +46,45 @@ class PagerDutyEvents(CamelModel):
 
     acknowledged: bool | None = Field(
         default=None,
-        description="incident.acknowledged: \"Acknowledged in PagerDuty by <who>\". Unset: "
+        description='incident.acknowledged: "Acknowledged in PagerDuty by <who>". Unset: '
         "follows the deprecated sync.acknowledge (default false); set: wins over it.",
     )
     unacknowledged: bool = Field(
         default=False,
         description="incident.unacknowledged (a person, or the acknowledgement timeout): "
-        "\"Unacknowledged in PagerDuty by <who>\".",
+        '"Unacknowledged in PagerDuty by <who>".',
     )
     reassigned: bool = Field(
         default=False,
-        description="incident.reassigned: \"Reassigned in PagerDuty to <assignees> "
-        "(escalation policy <name>) by <who>\".",
+        description='incident.reassigned: "Reassigned in PagerDuty to <assignees> '
+        '(escalation policy <name>) by <who>".',
     )
     escalated: bool = Field(
         default=False,
-        description="incident.escalated: \"Escalated in PagerDuty to <assignees> by <who>\".",
+        description='incident.escalated: "Escalated in PagerDuty to <assignees> by <who>".',
     )
     delegated: bool = Field(
         default=False,
-        description="incident.delegated (to another escalation policy): \"Delegated in "
-        "PagerDuty to escalation policy <name> by <who>\".",
+        description='incident.delegated (to another escalation policy): "Delegated in '
+        'PagerDuty to escalation policy <name> by <who>".',
     )
     priority_updated: bool = Field(
         default=False,
-        description="incident.priority_updated: \"Priority set to <P2> in PagerDuty by "
+        description='incident.priority_updated: "Priority set to <P2> in PagerDuty by '
         "<who>\" (PagerDuty's webhook carries only the new priority).",
     )
     status_update_published: bool = Field(
         default=False,
-        description="incident.status_update_published: \"Status update published in "
-        "PagerDuty by <who>: <message>\" (the message cut to the comment size bound).",
+        description='incident.status_update_published: "Status update published in '
+        'PagerDuty by <who>: <message>" (the message cut to the comment size bound).',
     )
     responder_added: bool = Field(
         default=False,
-        description="incident.responder.added: \"Responder <name> added in PagerDuty by "
-        "<who>\".",
+        description='incident.responder.added: "Responder <name> added in PagerDuty by <who>".',
     )
     reopened: bool = Field(
         default=False,
-        description="incident.reopened: \"Reopened in PagerDuty by <who>\".",
+        description='incident.reopened: "Reopened in PagerDuty by <who>".',
     )
 
     def enabled(self, acknowledge: bool = False) -> tuple[str, ...]:

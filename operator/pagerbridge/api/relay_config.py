@@ -90,8 +90,7 @@ class SyncConfig(CamelModel):
     notes: bool = True
     acknowledge: bool = Field(
         default=False,
-        description="Deprecated alias of pagerDutyEvents.acknowledged (read while that is "
-        "unset).",
+        description="Deprecated alias of pagerDutyEvents.acknowledged (read while that is unset).",
     )
     pager_duty_events: PagerDutyEvents | None = Field(
         default=None,

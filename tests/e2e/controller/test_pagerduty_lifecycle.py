@@ -102,7 +102,13 @@ def test_lifecycle_matrix_comments_and_subscription(
     bp.set_rate_limit(None)
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=_manifests(pd_url, bp_url))
     cluster.kubectl(
-        "wait", "-n", namespace, "--for=condition=Ready", f"pdi/{NAME}", "--timeout=90s", timeout=100
+        "wait",
+        "-n",
+        namespace,
+        "--for=condition=Ready",
+        f"pdi/{NAME}",
+        "--timeout=90s",
+        timeout=100,
     )
     dep = get_json(cluster, namespace, "deployment", f"{NAME}-relay")
     assert dep is not None
@@ -195,7 +201,9 @@ def test_lifecycle_matrix_comments_and_subscription(
     pd.unacknowledge(pd_id, by_email="jane@example.com")
     pd.reassign(pd_id, ["bob@example.com"], by_email="jane@example.com")
     pd.escalate(pd_id, ["carol@example.com"], by_email="jane@example.com")  # off: nothing
-    pd.delegate(pd_id, "Payments on-call", by_email="bob@example.com", assignees=["dan@example.com"])
+    pd.delegate(
+        pd_id, "Payments on-call", by_email="bob@example.com", assignees=["dan@example.com"]
+    )
     pd.set_priority(pd_id, "P2", by_email="dan@example.com")
     pd.publish_status_update(pd_id, "Rolled back", by_email="dan@example.com")
     pd.add_responder(pd_id, "erin@example.com", by_email="dan@example.com")

@@ -95,7 +95,8 @@ def test_relay_sync_carries_the_matrix() -> None:
     assert plain.pager_duty_events is None  # nothing new on: the ConfigMap is as before
     assert plain.comment_events == frozenset()
     ack = sync_config(_spec(acknowledge=True))
-    assert ack.acknowledge and ack.pager_duty_events is None
+    assert ack.acknowledge
+    assert ack.pager_duty_events is None
     assert ack.comment_events == {"incident.acknowledged"}
     both = sync_config(_spec(pagerDutyEvents={"acknowledged": True, "priorityUpdated": True}))
     assert both.acknowledge  # what relays before the matrix read

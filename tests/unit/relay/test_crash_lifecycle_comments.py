@@ -111,4 +111,6 @@ def test_one_comment_per_event_whatever_instant_the_relay_dies(
     counted = comments()
     assert set(counted) == expected
     duplicated = {k: v for k, v in counted.items() if v != 1}
-    assert not duplicated, f"comments written more than once after a kill at {instant}: {duplicated}"
+    assert not duplicated, (
+        f"comments written more than once after a kill at {instant}: {duplicated}"
+    )

@@ -81,7 +81,9 @@ def test_without_an_agent_the_comment_says_what_only() -> None:
 
 
 def test_reassigned_names_the_assignees_and_policy() -> None:
-    state, inc = _incident(assignees=[JANE, "bob@example.com"], escalation_policy="Payments on-call")
+    state, inc = _incident(
+        assignees=[JANE, "bob@example.com"], escalation_policy="Payments on-call"
+    )
     data = render.webhook_incident_data(state, inc)
     assert _text("incident.reassigned", data, "Ops Lead") == (
         "Reassigned in PagerDuty to jane.doe, bob (escalation policy Payments on-call) by Ops Lead"

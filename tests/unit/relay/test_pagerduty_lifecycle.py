@@ -49,7 +49,9 @@ def test_each_enabled_change_is_one_comment_and_a_disabled_one_none(
     pd.unacknowledge(pd_id, by_email="jane@example.com")
     pd.reassign(pd_id, ["bob@example.com"], by_email="jane@example.com")
     pd.escalate(pd_id, ["carol@example.com"], by_email="jane@example.com")
-    pd.delegate(pd_id, "Payments on-call", by_email="bob@example.com", assignees=["dan@example.com"])
+    pd.delegate(
+        pd_id, "Payments on-call", by_email="bob@example.com", assignees=["dan@example.com"]
+    )
     pd.set_priority(pd_id, "P1", by_email="dan@example.com")
     pd.set_priority(pd_id, "P2", by_email="dan@example.com")
     pd.publish_status_update(pd_id, "Rolled back the deploy", by_email="dan@example.com")
@@ -76,7 +78,10 @@ def test_each_enabled_change_is_one_comment_and_a_disabled_one_none(
     # Every comment carries the relay's marker, so none came back as a PagerDuty note.
     assert all("[synced from PagerDuty by PagerBridge]" in c.text for c in w.bp.api_comments(bp_id))
     assert [k for k, _ in w.pd_writes()] == ["event"]  # the trigger only
-    assert w.relay.metric("pagerbridge_relay_webhooks_total", endpoint="pagerduty", outcome="ignored") >= 2
+    assert (
+        w.relay.metric("pagerbridge_relay_webhooks_total", endpoint="pagerduty", outcome="ignored")
+        >= 2
+    )
 
 
 def test_a_redelivered_event_is_one_comment(tmp_path, relays, pd_sim, bp_sim):

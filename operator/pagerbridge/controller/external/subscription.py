@@ -50,11 +50,11 @@ from dataclasses import dataclass
 from pagerbridge.api import PagerDutyIntegrationSpec
 from pagerbridge.api.contract import pagerduty_api_url
 from pagerbridge.api.integration import WebhookScopeType
+from pagerbridge.api.pagerduty_events import ANNOTATED, RESOLVED
 from pagerbridge.clients._http import CallLimits
 from pagerbridge.clients.egress import EgressPolicy
 from pagerbridge.clients.errors import ClientError
 from pagerbridge.clients.kubernetes import KubernetesError, NotFound, Resource
-from pagerbridge.api.pagerduty_events import ANNOTATED, RESOLVED
 from pagerbridge.clients.pagerduty_subscriptions import (
     PagerDutySubscriptions,
     WebhookSubscription,

@@ -28,10 +28,9 @@ from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
-
-from pagerbridge.api.relay_config import SyncConfig
 from starlette.responses import JSONResponse, Response
 
+from pagerbridge.api.relay_config import SyncConfig
 from pagerbridge.relay.context import RelayContext
 from pagerbridge.relay.errors import (
     InboundError,

@@ -184,7 +184,9 @@ def comment_for(event_type: str, data: Any, agent: str | None) -> LifecycleComme
     key: str | None = None
     if event_type in _REFERS:
         incident = data.get("incident")
-        pd_id = _pd_id(incident.get("id"), "data.incident.id") if isinstance(incident, dict) else None
+        pd_id = (
+            _pd_id(incident.get("id"), "data.incident.id") if isinstance(incident, dict) else None
+        )
     else:
         pd_id = _pd_id(data.get("id"), "data.id")
         key = _str(data.get("incident_key"))

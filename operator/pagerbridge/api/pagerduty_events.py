@@ -52,39 +52,39 @@ class PagerDutyEvents(CamelModel):
     unacknowledged: bool = Field(
         default=False,
         description="incident.unacknowledged (a person, or the acknowledgement timeout): "
-        '"Unacknowledged in PagerDuty by <who>".',
+        '"Unacknowledged in PagerDuty by <who>". Default false.',
     )
     reassigned: bool = Field(
         default=False,
         description='incident.reassigned: "Reassigned in PagerDuty to <assignees> '
-        '(escalation policy <name>) by <who>".',
+        '(escalation policy <name>) by <who>". Default false.',
     )
     escalated: bool = Field(
         default=False,
-        description='incident.escalated: "Escalated in PagerDuty to <assignees> by <who>".',
+        description='incident.escalated: "Escalated in PagerDuty to <assignees> by <who>". Default false.',
     )
     delegated: bool = Field(
         default=False,
         description='incident.delegated (to another escalation policy): "Delegated in '
-        'PagerDuty to escalation policy <name> by <who>".',
+        'PagerDuty to escalation policy <name> by <who>". Default false.',
     )
     priority_updated: bool = Field(
         default=False,
         description='incident.priority_updated: "Priority set to <P2> in PagerDuty by '
-        "<who>\" (PagerDuty's webhook carries only the new priority).",
+        "<who>\" (PagerDuty's webhook carries only the new priority). Default false.",
     )
     status_update_published: bool = Field(
         default=False,
         description='incident.status_update_published: "Status update published in '
-        'PagerDuty by <who>: <message>" (the message cut to the comment size bound).',
+        'PagerDuty by <who>: <message>" (the message cut to the comment size bound). Default false.',
     )
     responder_added: bool = Field(
         default=False,
-        description='incident.responder.added: "Responder <name> added in PagerDuty by <who>".',
+        description='incident.responder.added: "Responder <name> added in PagerDuty by <who>". Default false.',
     )
     reopened: bool = Field(
         default=False,
-        description='incident.reopened: "Reopened in PagerDuty by <who>".',
+        description='incident.reopened: "Reopened in PagerDuty by <who>". Default false.',
     )
 
     def enabled(self, acknowledge: bool = False) -> tuple[str, ...]:

@@ -155,20 +155,19 @@ class PagerDutySubscriptions:
         events: Sequence[str],
         filter_type: str,
         filter_id: str | None,
+        description: str | None = None,
     ) -> WebhookSubscription:
-        """``PUT /webhook_subscriptions/{id}``: active, events and filter set again (the URL
-        cannot be changed by PUT: a moved URL means a new subscription)."""
+        """``PUT /webhook_subscriptions/{id}``: active, events and filter set again, and the
+        description when given (the URL cannot be changed by PUT: a moved URL means a new
+        subscription)."""
         what = "PUT /webhook_subscriptions/{id}"
         filter_: dict[str, Any] = {"type": filter_type}
         if filter_id is not None:
             filter_["id"] = filter_id
-        body = {
-            "webhook_subscription": {
-                "active": active,
-                "events": list(events),
-                "filter": filter_,
-            }
-        }
+        fields: dict[str, Any] = {"active": active, "events": list(events), "filter": filter_}
+        if description is not None:
+            fields["description"] = description
+        body = {"webhook_subscription": fields}
         response = await call(
             self._http,
             what,

@@ -523,7 +523,11 @@ async def test_a_disabled_or_edited_subscription_is_set_right_at_the_next_verifi
     re-enables and restores it, and condition SubscriptionActive says what it found."""
     pd, pd_url = pagerduty
     kube.put(secret("pd", **{"routing-key": ROUTING_KEY, "api": PD_API_KEY}), NS)
-    kube.put(subscribed(pd_url), NS)
+    # Resolve, notes and acknowledgements on: the subscription needs all three types.
+    manifest = subscribed(pd_url)
+    manifest["spec"]["pagerDuty"]["fromEmail"] = "oncall@example.com"
+    manifest["spec"]["sync"] = {"acknowledge": True}
+    kube.put(manifest, NS)
     reconciler.integration_changed(NS, "pay")
     await reconciler.reconcile_integration(NS, "pay")
     ready_relay(kube)

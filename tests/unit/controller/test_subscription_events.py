@@ -70,7 +70,7 @@ def test_unknown_matrix_entry_is_refused() -> None:
         _spec(pagerDutyEvents={"triggered": True})
 
 
-def test_health_wants_exactly_the_types() -> None:
+def test_health_and_surplus_together_want_exactly_the_types() -> None:
     wanted = ("incident.resolved", "incident.priority_updated")
     scope = ("service_reference", "PSVC001")
 
@@ -85,9 +85,12 @@ def test_health_wants_exactly_the_types() -> None:
         )
 
     assert subscription.health(sub(list(wanted)), scope, wanted) == ()
+    assert not subscription.surplus(sub(list(wanted)), wanted)
     assert subscription.health(sub(["incident.resolved"]), scope, wanted) == ("events",)
-    extra = [*wanted, "incident.reassigned"]
-    assert subscription.health(sub(extra), scope, wanted) == ("events",)
+    # One more than needed: not a repair, but narrowed to exactly the needed ones.
+    extra = sub([*wanted, "incident.reassigned"])
+    assert subscription.health(extra, scope, wanted) == ()
+    assert subscription.surplus(extra, wanted)
 
 
 def test_relay_sync_carries_the_matrix() -> None:

@@ -94,6 +94,9 @@ class SubscriptionOutcome:
     checked: bool = False
     repaired: tuple[str, ...] = ()
     adopted: str | None = None  # the id of the subscription this call adopted (and replaced)
+    # It delivered types the spec does not need (an older operator's list, or a type the
+    # spec turned off): now exactly the needed ones.
+    narrowed: bool = False
 
 
 def description(owner: Owner, stamp: OwnerStamp) -> str:
@@ -166,17 +169,24 @@ def health(
 ) -> tuple[str, ...]:
     """What is wrong with our subscription as PagerDuty has it: ``inactive`` (PagerDuty
     disables a subscription whose deliveries keep failing; a person may too), ``events``
-    (not exactly the types ``spec.sync`` needs: one missing, or one more than that),
-    ``filter`` (not our service)."""
+    (a type ``spec.sync`` needs is missing),
+    ``filter`` (not our service). More types than needed is not wrong but
+    :func:`surplus` (what an older operator subscribed to, or a type the spec turned off)."""
     wrong: list[str] = []
     if not subscription.active:
         wrong.append("inactive")
-    if set(subscription.events) != set(wanted_events):
+    if not set(wanted_events) <= set(subscription.events):
         wrong.append("events")
     filter_ = subscription.filter
     if filter_ is None or (filter_.type, filter_.id) != wanted:
         wrong.append("filter")
     return tuple(wrong)
+
+
+def surplus(subscription: WebhookSubscription, wanted_events: tuple[str, ...]) -> bool:
+    """The subscription delivers types ``spec.sync`` does not need: narrowed to exactly
+    the needed ones (an update, reported as such, not a repair)."""
+    return not set(subscription.events) <= set(wanted_events)
 
 
 def wanted(spec: PagerDutyIntegrationSpec) -> bool:
@@ -243,21 +253,29 @@ async def ensure(
                     current, owner, stamp, recorded_id=stored_id, service_id=service_id
                 )
                 if current is not None and mine and stored_url == url:
-                    stamped = False
-                    if OwnerStamp.find(current.description) is None:  # legacy: stamp it
-                        await client.update_description(stored_id, description(owner, stamp))
-                        stamped = True
+                    # Legacy (created before stamps): stamp it, in the same PUT as any fix.
+                    stamped = OwnerStamp.find(current.description) is None
+                    stamp_text = description(owner, stamp) if stamped else None
                     wrong = health(current, scope, wanted_events)
-                    if wrong:  # disabled (by PagerDuty or a person), or edited: set right
+                    narrowed = surplus(current, wanted_events)
+                    if wrong or narrowed:  # disabled, edited, or more types than needed
                         await client.update(
                             stored_id,
                             active=True,
                             events=wanted_events,
                             filter_type=scope[0],
                             filter_id=scope[1],
+                            description=stamp_text,
                         )
+                    elif stamp_text is not None:
+                        await client.update_description(stored_id, stamp_text)
                     return SubscriptionOutcome(
-                        stored_id, changed=False, stamped=stamped, checked=True, repaired=wrong
+                        stored_id,
+                        changed=False,
+                        stamped=stamped,
+                        checked=True,
+                        repaired=wrong,
+                        narrowed=narrowed,
                     )
                 if current is not None and mine:  # the relay URL moved: replace ours
                     await client.delete(stored_id)

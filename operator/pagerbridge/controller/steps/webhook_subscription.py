@@ -120,9 +120,10 @@ async def run(ctx: Context) -> SubscriptionResult:
     if outcome.checked:
         ctx.memory.subscribed_events = events
         repaired = outcome.repaired
-        if previous is not None and previous != events and "events" in repaired:
-            # Our own spec changed the event types: an update, not a repair.
+        added = previous is not None and previous != events and "events" in repaired
+        if added:  # our own spec added a type: an update, not a repair
             repaired = tuple(what for what in repaired if what != "events")
+        if added or outcome.narrowed:
             await ctx.event(
                 "SubscriptionUpdated",
                 f"PagerDuty webhook subscription {subscription_id} now delivers "

@@ -135,19 +135,23 @@ class BigPandaDelivery:
             # written the comment and not lived to record it (BigPanda's 204 lost, or the
             # process killed after the POST and before the commit): look in the
             # incident's activity feed before writing again, as notes do in PagerDuty.
-            spend(job, ctx.limiter.bigpanda("activities"))
-            try:
-                found = await bp.comment_texts(incident_id)
-            except Unauthorized:
-                ctx.health.unauthorized(Upstream.BIGPANDA)
-                raise
+            found: list[str] = []
+
+            async def look() -> None:
+                found.extend(await bp.comment_texts(incident_id))
+
+            await self._call(job, "activities", look)
             if text in found:
                 ctx.metrics.duplicates.labels("bp_comment_found").inc()
                 return Done()
             job.looked = True  # not there: a retry waiting for a token need not look again
         crashpoints.reached("bp_comment:before_post")
         job.looked = False  # from here on the comment may exist: a retry looks again
-        await self._call(job, "comments", lambda: bp.comment(incident_id, text))
+        try:
+            await self._call(job, "comments", lambda: bp.comment(incident_id, text))
+        except (RateLimited, Unauthorized):
+            job.looked = True  # refused, so surely not written: the retry need not look
+            raise
         crashpoints.reached("bp_comment:after_post")
         return Done()
 

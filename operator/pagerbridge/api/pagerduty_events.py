@@ -61,7 +61,8 @@ class PagerDutyEvents(CamelModel):
     )
     escalated: bool = Field(
         default=False,
-        description='incident.escalated: "Escalated in PagerDuty to <assignees> by <who>". Default false.',
+        description='incident.escalated: "Escalated in PagerDuty to <assignees> by <who>". '
+        "Default false.",
     )
     delegated: bool = Field(
         default=False,
@@ -76,11 +77,13 @@ class PagerDutyEvents(CamelModel):
     status_update_published: bool = Field(
         default=False,
         description='incident.status_update_published: "Status update published in '
-        'PagerDuty by <who>: <message>" (the message cut to the comment size bound). Default false.',
+        'PagerDuty by <who>: <message>" (the message cut to the comment size bound). '
+        "Default false.",
     )
     responder_added: bool = Field(
         default=False,
-        description='incident.responder.added: "Responder <name> added in PagerDuty by <who>". Default false.',
+        description='incident.responder.added: "Responder <name> added in PagerDuty by '
+        '<who>". Default false.',
     )
     reopened: bool = Field(
         default=False,

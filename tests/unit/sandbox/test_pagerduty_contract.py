@@ -343,6 +343,70 @@ def test_webhook_incident_data_matches_the_rest_incident_shapes() -> None:
         assert openapi.error_messages(incident_ref, annotated["data"]["incident"]) == []
 
 
+def test_lifecycle_webhooks_and_the_incident_they_leave_match_the_rest_shapes() -> None:
+    """Issue 28: reassign, escalate, delegate, priority, status update, responder,
+    unacknowledge and reopen each emit their v3 event, whose ``data`` is held to the REST
+    schemas (``UserReference``, ``PriorityReference``, ``StatusUpdate``,
+    ``IncidentsRespondersReference``), and the REST ``Incident`` still conforms."""
+    import json
+
+    with running() as pd, receiving() as receiver:
+        pd.sim.create_subscription(receiver.url)
+        pd.trigger("life")
+        incident = pd.sim.incident_by_key("life")
+        assert incident is not None
+        iid = incident.id
+        sim = pd.sim
+        sim.acknowledge(iid)
+        sim.unacknowledge(iid)
+        sim.reassign(iid, ["bob@example.com"])
+        sim.escalate(iid, ["carol@example.com"])
+        sim.delegate(iid, "Payments on-call", assignees=["dan@example.com"])
+        sim.set_priority(iid, "P2")
+        sim.publish_status_update(iid, "Rolled back")
+        sim.add_responder(iid, "erin@example.com", message="please join")
+        rest_incident = pd.rest("GET", f"/incidents/{iid}").json()["incident"]
+        sim.resolve(iid)
+        sim.reopen(iid)
+        assert sim.wait_webhooks_idle(5)
+        events = [json.loads(r.body)["event"] for r in receiver.received]
+    assert [e["event_type"] for e in events] == [
+        "incident.triggered",
+        "incident.acknowledged",
+        "incident.unacknowledged",
+        "incident.reassigned",
+        "incident.escalated",
+        "incident.delegated",
+        "incident.priority_updated",
+        "incident.status_update_published",
+        "incident.responder.added",
+        "incident.resolved",
+        "incident.reopened",
+    ]
+    by_type = {e["event_type"]: e["data"] for e in events}
+
+    def check(schema: str, value: Any) -> None:
+        validator = openapi.component_validator("REST", f"#/components/schemas/{schema}")
+        assert openapi.error_messages(validator, value) == [], schema
+
+    for assignee in by_type["incident.delegated"]["assignees"]:
+        check("UserReference", assignee)
+    check("EscalationPolicyReference", by_type["incident.delegated"]["escalation_policy"])
+    assert by_type["incident.delegated"]["escalation_policy"]["summary"] == "Payments on-call"
+    check("PriorityReference", by_type["incident.priority_updated"]["priority"])
+    assert by_type["incident.priority_updated"]["priority"]["summary"] == "P2"
+    status_update = by_type["incident.status_update_published"]
+    assert status_update["type"] == "incident_status_update"
+    check("StatusUpdate", {k: v for k, v in status_update.items() if k not in ("type", "incident")})
+    check("IncidentReference", status_update["incident"])
+    responder = by_type["incident.responder.added"]
+    assert responder["type"] == "incident_responder"
+    check("IncidentsRespondersReference", {k: v for k, v in responder.items() if k != "type"})
+    check("Incident", rest_incident)
+    assert rest_incident["priority"]["summary"] == "P2"
+    assert [a["assignee"]["summary"] for a in rest_incident["assignments"]] == ["dan"]
+
+
 @pytest.mark.skipif(not SHARED_SPECS.is_dir(), reason="shared/specs not present")
 @pytest.mark.parametrize("name", ["REST", "events-v2"])
 def test_shipped_documents_are_byte_identical_to_the_official_ones(

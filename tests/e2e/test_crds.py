@@ -97,6 +97,9 @@ def test_crds_are_established(cluster: Cluster) -> None:
         ("cbpa.spec.apiToken", "Managed webhook integrations of every integration"),
         ("cbpa.spec.environmentId", "Default BigPanda environment"),
         ("cbpa.spec.namespaceSelector", "relabelled out of it loses the account"),
+        ("pdi.spec.sync.pagerDutyEvents", "subscribes PagerDuty's webhook to exactly"),
+        ("pdi.spec.sync.pagerDutyEvents.priorityUpdated", "carries only the new priority"),
+        ("pdi.spec.sync.acknowledge", "Deprecated: use pagerDutyEvents.acknowledged"),
     ],
 )
 def test_kubectl_explain_documents_status_and_spec(

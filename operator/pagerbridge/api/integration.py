@@ -499,8 +499,8 @@ class SyncSpec(CamelModel):
         "and/or a custom detail of your choice. Unset (default): like any other. In Managed "
         "mode the BigPanda webhook's become-flapping trigger is enabled too.",
     )
-    pager_duty_events: PagerDutyEvents = Field(
-        default_factory=PagerDutyEvents,
+    pager_duty_events: PagerDutyEvents | None = Field(
+        default=None,
         description="Which PagerDuty incident changes become one BigPanda comment each, "
         "saying who did what (each off by default). The operator subscribes PagerDuty's "
         "webhook to exactly the event types turned on here, plus incident.resolved (resolve) "
@@ -511,7 +511,7 @@ class SyncSpec(CamelModel):
     def pagerduty_comment_events(self) -> tuple[str, ...]:
         """The PagerDuty event types that become BigPanda comments (the matrix, with the
         deprecated ``acknowledge`` as its ``acknowledged`` entry while that is unset)."""
-        return self.pager_duty_events.enabled(self.acknowledge)
+        return (self.pager_duty_events or PagerDutyEvents()).enabled(self.acknowledge)
 
 
 class SeverityMapSpec(CamelModel):

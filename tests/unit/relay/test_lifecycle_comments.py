@@ -160,3 +160,16 @@ def test_implausible_ids_are_refused() -> None:
     with pytest.raises(InvalidIncident):
         lifecycle.comment_for("incident.acknowledged", {**data, "incident_key": "a\nb"}, None)
     assert lifecycle.comment_for("incident.acknowledged", {**data, "id": None}, None) is None
+
+
+def test_an_acknowledgement_through_the_events_api_is_the_relays_own() -> None:
+    """A BigPanda snooze makes the relay send an Events API acknowledge: PagerDuty's
+    ``incident.acknowledged`` about it names the integration, and is not mirrored back."""
+    state, _ = _incident()
+    integration = state.integration_agent("e93facc04764012d7bfb002500d5d1a6", "PSVC001")
+    ours = {"event_type": "incident.acknowledged", "agent": integration}
+    assert lifecycle.is_relay_acknowledgement(ours)
+    person = {"event_type": "incident.acknowledged", "agent": state.user_agent(JANE)}
+    assert not lifecycle.is_relay_acknowledgement(person)
+    assert not lifecycle.is_relay_acknowledgement({**ours, "event_type": "incident.reopened"})
+    assert not lifecycle.is_relay_acknowledgement({"event_type": "incident.acknowledged"})

@@ -132,3 +132,29 @@ def test_deprecated_acknowledge_still_syncs_and_off_means_nothing(tmp_path, rela
     w.settle()
     assert _comments(w, bp_id) == ["Acknowledged in PagerDuty by frank"]
     assert w.bp_writes() == [("comments", 204)]
+
+
+def test_a_bigpanda_snooze_acknowledgement_does_not_come_back_as_a_comment(
+    tmp_path, relays, pd_sim, bp_sim
+):
+    """``sync.snooze`` makes the relay acknowledge in PagerDuty; with ``acknowledged`` on,
+    PagerDuty's webhook about that acknowledgement (agent: the Events API integration) is
+    the relay's own and writes nothing, while a person's acknowledgement still does."""
+    w = Wired(
+        tmp_path,
+        relays,
+        pd_sim,
+        bp_sim,
+        extra={"sync": {"snooze": True, "pagerDutyEvents": {"acknowledged": True}}},
+    )
+    bp_id, pd_id = w.open()
+    w.bp.snooze_incident(bp_id)
+    wait_for(lambda: w.pd.incident(pd_id).status == "acknowledged", what="PD acknowledged")
+    w.settle()
+    assert w.bp_writes() == []
+    assert w.relay.metric("pagerbridge_relay_echo_suppressed_total", kind="acknowledge") == 1
+    w.pd.unacknowledge(pd_id, by_email="jane@example.com")  # off: nothing
+    w.pd.acknowledge(pd_id, by_email="jane@example.com")
+    wait_for(lambda: _comments(w, bp_id), what="the person's acknowledgement")
+    w.settle()
+    assert _comments(w, bp_id) == ["Acknowledged in PagerDuty by jane"]

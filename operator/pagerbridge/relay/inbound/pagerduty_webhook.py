@@ -188,6 +188,9 @@ class PagerDutyWebhook:
         if event_type in lifecycle.EVENT_TYPES:
             if event_type not in sync.comment_events:
                 return None  # turned off in sync.pagerDutyEvents: acknowledged, not written
+            if lifecycle.is_relay_acknowledgement(event):  # our own snooze acknowledge
+                metrics.echo_suppressed.labels("acknowledge").inc()
+                return None
             change = lifecycle.comment_for(event_type, data, lifecycle.agent_name(event))
             if change is None:
                 return None

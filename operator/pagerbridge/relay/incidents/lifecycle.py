@@ -18,7 +18,9 @@ event type                         ``data`` type         read
 =================================  ====================  ==================================
 
 Who: ``event.agent.summary`` (a user's name, or the integration or service that acted);
-for a responder request the ``requester`` when no agent is given.
+for a responder request the ``requester`` when no agent is given. An acknowledgement made
+through an Events API integration is the relay's own (a BigPanda snooze, see
+:func:`is_relay_acknowledgement`) and is not mirrored back.
 
 Priority: the webhook carries only the new priority, and PagerDuty documents no "previous
 priority" field. The relay does not keep one either: webhooks can be lost (PagerDuty gives
@@ -169,6 +171,20 @@ _TEXT: dict[str, Callable[[dict[str, Any], str | None], str]] = {
 #: Event types whose ``data`` is not the incident but refers to it (``data.incident``).
 _REFERS = frozenset({"incident.status_update_published", "incident.responder.added"})
 EVENT_TYPES: frozenset[str] = frozenset(_TEXT)
+
+
+def is_relay_acknowledgement(event: dict[str, Any]) -> bool:
+    """An ``incident.acknowledged`` made through an Events API integration: on an incident
+    of ours that is the relay's own acknowledge (a BigPanda snooze, ``sync.snooze``), sent
+    with our routing key, so mirroring it back would only echo BigPanda's own state. A
+    person's acknowledgement has a ``user_reference`` agent."""
+    agent = event.get("agent")
+    kind = agent.get("type") if isinstance(agent, dict) else None
+    return (
+        event.get("event_type") == "incident.acknowledged"
+        and isinstance(kind, str)
+        and kind.endswith("integration_reference")
+    )
 
 
 def agent_name(event: dict[str, Any]) -> str | None:

@@ -247,6 +247,17 @@ def test_lifecycle_matrix_comments_and_subscription(
         *expected,
         "Escalated in PagerDuty to carol (escalation policy Payments on-call) by bob",
     ]
+    # Resolved in PagerDuty (sync.resolve), then reopened there: one more comment.
+    pd.resolve(pd_id, by_email="bob@example.com")
+    wait_for(lambda: not bp.incident(incident.id).active, 60, "BigPanda resolved")
+    pd.reopen(pd_id, by_email="bob@example.com")
+    wait_for(lambda: len(comments()) > len(expected) + 1, 60, "the reopen comment")
+    settled()
+    assert comments() == [
+        *expected,
+        "Escalated in PagerDuty to carol (escalation policy Payments on-call) by bob",
+        "Reopened in PagerDuty by bob",
+    ]
     events = cluster.kubectl("get", "events", "-n", namespace, "-o", "yaml").stdout
     assert "SubscriptionUpdated" in events
 

@@ -123,3 +123,20 @@ release namespace). With rbac.scope=cluster, watchNamespaces must be empty.
 {{- end }}
 {{- toJson $set }}
 {{- end }}
+
+{{/*
+The account namespace of shared accounts (accounts.namespace, default: the release
+namespace); empty when accounts are off. With rbac.scope=namespace it must be watched:
+the relays of account-based integrations run there.
+*/}}
+{{- define "pagerbridge.accountNamespace" -}}
+{{- if .Values.accounts.enabled }}
+{{- $namespace := default .Release.Namespace .Values.accounts.namespace }}
+{{- if ne .Values.rbac.scope "cluster" }}
+{{- if not (has $namespace (include "pagerbridge.watchNamespaces" . | fromJsonArray)) }}
+{{- fail (printf "accounts.namespace %s must be one of watchNamespaces with rbac.scope=namespace (the relays of account-based integrations run there)" $namespace) }}
+{{- end }}
+{{- end }}
+{{- $namespace }}
+{{- end }}
+{{- end }}

@@ -52,9 +52,11 @@ def aggregated(doc: dict[str, Any]) -> bool:
 
 
 def install(
-    cluster: Cluster, tmp_path: Path, *values: str, into: str | None = None
+    cluster: Cluster, tmp_path: Path, *values: str, into: str | None = None, roles_expected: int = 1
 ) -> Iterator[Release]:
-    """``helm install`` into a namespace of its own, or ``into`` an existing one."""
+    """``helm install`` into a namespace of its own, or ``into`` an existing one
+    (``roles_expected``: the operator's Roles, one per watched namespace; the first is
+    the Release's)."""
     name = f"pb-{uuid.uuid4().hex[:6]}"
     namespace = into or f"{name}-system"
     if into is None:
@@ -74,9 +76,9 @@ def install(
             for d in docs
             if d["kind"] in {"Role", "ClusterRole"}
             and not aggregated(d)
-            and not d["metadata"]["name"].endswith("-leader-election")
+            and not d["metadata"]["name"].endswith(("-leader-election", "-accounts"))
         ]
-        assert len(roles) == 1, "one watched namespace or one ClusterRole"
+        assert len(roles) == roles_expected, "one Role per watched namespace or one ClusterRole"
         kubeconfig = cluster.service_account_kubeconfig(
             namespace, account, tmp_path / f"{name}.kubeconfig"
         )

@@ -8,6 +8,7 @@ per trigger (an account event, or an integration naming it).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -27,6 +28,8 @@ from pagerbridge.controller.render import conditions as c
 from pagerbridge.controller.render.conditions import ConditionUpdate
 from pagerbridge.controller.state import user_secrets
 from pagerbridge.controller.state.observed import AccountInfo
+
+logger = logging.getLogger(__name__)
 
 
 def resource(kind: ResourceKind) -> Resource:
@@ -92,4 +95,5 @@ async def write(
     except NotFound:
         return
     except KubernetesError as exc:
+        logger.warning("status of %s %s not written: %s", kind.kind, info.name, exc)
         raise KubernetesUnavailable(str(exc)) from None

@@ -62,6 +62,8 @@ def test_chart_renders_the_generated_crds_with_labels_and_keep(helm: Helm) -> No
         # The plain manifests carry the version of the generator.
         assert generated[name]["metadata"]["labels"]["app.kubernetes.io/version"] == __version__
     assert sorted(crd["spec"]["names"]["kind"] for crd in rendered.values()) == [
+        "ClusterBigPandaAccount",
+        "ClusterPagerDutyAccount",
         "PagerDutyIntegration",
         "PagerDutyKeyOverride",
         "PagerDutyTagMapping",
@@ -71,7 +73,7 @@ def test_chart_renders_the_generated_crds_with_labels_and_keep(helm: Helm) -> No
 def test_crds_can_be_left_out_or_not_kept(helm: Helm) -> None:
     assert not _crds(helm.render("--set", "crds.enabled=false"))
     unkept = _crds(helm.render("--set", "crds.keep=false"))
-    assert len(unkept) == 3
+    assert len(unkept) == 5
     assert all(KEEP not in crd["metadata"].get("annotations", {}) for crd in unkept.values())
 
 

@@ -49,6 +49,8 @@ def test_default_render_kinds_and_names(helm: Helm) -> None:
         "CustomResourceDefinition",
         "CustomResourceDefinition",
         "CustomResourceDefinition",
+        "CustomResourceDefinition",
+        "CustomResourceDefinition",
         "Deployment",
         "Role",  # the operator's, in the watched (release) namespace
         "Role",  # the leader election's

@@ -66,7 +66,7 @@ def test_umbrella_renders_the_subchart_with_globals(helm: Helm, umbrella: Path) 
     deployment = one(objects, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     assert pod["imagePullSecrets"] == [{"name": "umbrella-cred"}]
-    assert len(of_kind(objects, "CustomResourceDefinition")) == 3
+    assert len(of_kind(objects, "CustomResourceDefinition")) == 5
     assert of_kind(objects, "Role"), "the umbrella's values for the subchart apply"
     for obj in objects:
         labels = obj["metadata"]["labels"]

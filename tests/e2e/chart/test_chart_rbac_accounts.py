@@ -201,6 +201,42 @@ def _prove(
         operator.stop()
         merge_patch(cluster, "default", "clusterrole", name, {"rules": original})
 
+    # Deleting the integration deletes its relay in the account namespace: the finalizer
+    # needs the account namespace's Role (delete on the children no garbage collector
+    # reaches). Without its rule: refused; with it back: the children are gone.
+    operator = run_operator(chart_operator, release, tmp_path / "operator-delete.log", **env)
+    _ready(cluster, tenant, operator)
+    role_rules = json.loads(cluster.kubectl("get", "role", name, "-n", admin, "-o", "json").stdout)[
+        "rules"
+    ]
+    merge_patch(cluster, admin, "role", name, {"rules": []})
+    wait_for(
+        lambda: not can_i(cluster, release, "delete", "deployments.apps", "-n", admin),
+        10,
+        "RBAC to stop granting delete in the account namespace",
+    )
+    cluster.kubectl("delete", "pdi", "shared", "-n", tenant, "--wait=false")
+    errors = wait_for(lambda: permission_errors(operator.log()), 45, "the finalizer refused")
+    assert any("configmaps" in line or "deployments" in line for line in errors), errors[:3]
+    assert _children(cluster, admin, tenant)  # nothing deleted, nothing lost
+    merge_patch(cluster, admin, "role", name, {"rules": role_rules})
+    wait_for(lambda: get_json(cluster, tenant, "pdi", "shared") is None, 60, "the deletion")
+    assert _children(cluster, admin, tenant) == []
+
+
+def _children(cluster: Cluster, admin: str, tenant: str) -> list[str]:
+    """The tenant's children in the account namespace, not being deleted."""
+    listing = get_json(
+        cluster, admin, "deployments,configmaps,services,secrets,persistentvolumeclaims",
+        "-l", f"pagerbridge.io/tenant-namespace={tenant}",
+    )  # fmt: skip
+    # (a deleted claim may wait on kubernetes.io/pvc-protection: deleted all the same)
+    return [
+        item["metadata"]["name"]
+        for item in listing["items"]
+        if not item["metadata"].get("deletionTimestamp")
+    ]
+
 
 def _qualified(resource: str) -> str:
     base, _, sub = resource.partition("/")

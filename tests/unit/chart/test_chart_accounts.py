@@ -44,6 +44,14 @@ def test_accounts_on_default_to_the_release_namespace_with_three_read_rules(helm
         if b["roleRef"]["name"] == role["metadata"]["name"]  # type: ignore[index]
     ]
     assert binding["subjects"][0]["kind"] == "ServiceAccount"  # type: ignore[index]
+    # In the account namespace only: delete the children no garbage collector reaches.
+    (local,) = [
+        r
+        for r in of_kind(objects, "Role")
+        if str(r["metadata"]["name"]).endswith("-accounts")  # type: ignore[index]
+    ]
+    assert local["metadata"]["namespace"] == "pagerbridge-system"  # type: ignore[index]
+    assert [r["verbs"] for r in local["rules"]] == [["delete"]]  # type: ignore[attr-defined]
 
 
 def test_a_namespaced_install_must_watch_the_account_namespace(helm: Helm) -> None:

@@ -475,7 +475,7 @@ async def orphan(
     if ref is None:
         return None
     api_key = await read_secret_key(
-        kube, owner.namespace, ref.name, ref.key, "spec.bigPanda.apiToken"
+        kube, owner.child_namespace, ref.name, ref.key, "spec.bigPanda.apiToken"
     )
     name = target_name(owner, spec, recorded_id)
     ident = integration_id(name)
@@ -491,7 +491,7 @@ async def orphan(
                 return None
             if token is None:
                 raise SecretNotFound(
-                    f"Secret {owner.namespace}/{owner.names.token_secret} (the token "
+                    f"Secret {owner.child_namespace}/{owner.names.token_secret} (the token "
                     f"BigPanda sends) is gone: {ident} is left as it is, still stamped"
                 )
             workflow = unstamped_workflow(current.get("workflow_config") or {}, token)

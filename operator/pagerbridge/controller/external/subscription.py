@@ -464,7 +464,7 @@ async def orphan(
     subscription_id = stored.annotations.get(n.ANNOTATION_SUBSCRIPTION_ID) if stored else None
     if not subscription_id or spec.pager_duty.api_token is None:
         return None
-    token = await read_api_token(kube, owner.namespace, spec)
+    token = await read_api_token(kube, owner.child_namespace, spec)
     try:
         async with PagerDutySubscriptions(
             api_url(spec), token, policy=policy, limits=limits

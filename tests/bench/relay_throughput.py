@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -36,6 +38,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
+sys.path.insert(0, str(ROOT / "tests" / "bench"))
 
 from relay.relayproc import WEBHOOK_TOKEN, RelayProcess, write_config  # noqa: E402
 
@@ -227,6 +230,7 @@ def drive(port: int, batches: list[list[bytes]], rate: float | None = None) -> d
         "rps": n / elapsed,
         "p50_ms": latencies[n // 2] * 1000,
         "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1000,
+        "max_ms": latencies[-1] * 1000,
         "mean_ms": statistics.fmean(latencies) * 1000,
         "statuses": statuses,
     }
@@ -303,6 +307,45 @@ def metric(url: str, name: str) -> float:
     return total
 
 
+def buckets(url: str, name: str) -> dict[tuple[str, float], float]:
+    """Cumulative bucket counts of a histogram, by (label set, upper bound)."""
+    out: dict[tuple[str, float], float] = {}
+    for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
+        if not line.startswith(name + "_bucket{"):
+            continue
+        labels, value = line[len(name) + 8 :].rsplit(" ", 1)
+        le = labels.split('le="')[1].split('"')[0]
+        rest = ",".join(x for x in labels.rstrip("}").split(",") if not x.startswith("le="))
+        out[(rest, float(le))] = float(value)
+    return out
+
+
+def quantiles(
+    before: dict[tuple[str, float], float], after: dict[tuple[str, float], float]
+) -> dict[str, str]:
+    """Per label set: the bucket holding p50 and p99 of the observations in between."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    for (labels, le), value in after.items():
+        series.setdefault(labels, []).append((le, value - before.get((labels, le), 0.0)))
+    out = {}
+    for labels, points in series.items():
+        points.sort()
+        total = points[-1][1]
+        if not total:
+            continue
+
+        def bound(q: float, points: list[tuple[float, float]] = points, n: float = total) -> str:
+            le = next(le for le, c in points if c >= q * n)
+            return "inf" if le == float("inf") else f"<={le * 1000:g}"
+
+        out[labels or "all"] = f"p50 {bound(0.5)} ms, p99 {bound(0.99)} ms, n={total:.0f}"
+    return out
+
+
+def loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def wait_drained(url: str, timeout: float) -> float | None:
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:
@@ -318,22 +361,80 @@ def cpu_seconds(pid: int) -> float:
     return float(times.user + times.system)
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds per thread name (the event loop is the process's own name)."""
+    out: dict[str, float] = {}
+    for t in psutil.Process(pid).threads():
+        try:
+            name = Path(f"/proc/{pid}/task/{t.id}/comm").read_text().strip()
+        except OSError:
+            continue
+        name = "event loop" if t.id == pid else name
+        out[name] = out.get(name, 0.0) + t.user_time + t.system_time
+    return out
+
+
 def fmt(name: str, r: dict[str, Any]) -> str:
     cpu = f"   CPU {r['cpu_ms']:.2f} ms/req" if "cpu_ms" in r else ""
+    if r.get("threads_ms"):
+        cpu += " (" + ", ".join(f"{k} {v:.2f}" for k, v in r["threads_ms"].items() if v) + ")"
     return (
         f"  {name:<22} {r['rps']:8.0f} req/s   p50 {r['p50_ms']:7.2f} ms   "
         f"p99 {r['p99_ms']:7.2f} ms{cpu}   statuses {r['statuses']}"
     )
 
 
-def measured(pid: int, run: Any, *, drain_url: str | None = None) -> dict[str, Any]:
+PROFILE_DIR: Path | None = None  # --profile: py-spy records each relay measurement here
+
+
+class profiled:
+    """``py-spy record`` attached to ``pid`` while the block runs (with ``--profile``): raw
+    collapsed stacks in ``PROFILE_DIR/<name>.txt``, summarized by flame_summary.py."""
+
+    def __init__(self, pid: int, name: str) -> None:
+        self.pid, self.name = pid, name
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> None:
+        if PROFILE_DIR is None:
+            return
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        out = PROFILE_DIR / f"{self.name}.txt"
+        self.proc = subprocess.Popen(
+            [spy, "record", "--pid", str(self.pid), "--format", "raw", "--nonblocking",
+             "--rate", "200", "-o", str(out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(1.0)  # attached before the measurement starts
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(30)
+        from flame_summary import summarize
+
+        assert PROFILE_DIR is not None
+        path = PROFILE_DIR / f"{self.name}.txt"
+        if path.exists():
+            (PROFILE_DIR / f"{self.name}.summary.txt").write_text(summarize(path, 20))
+
+
+def measured(
+    pid: int, run: Any, *, drain_url: str | None = None, profile: str | None = None
+) -> dict[str, Any]:
     """``run()`` plus the server's CPU per request; with ``drain_url`` the CPU spent until
     the relay's outbox is empty is included (accept + delivery)."""
-    before = cpu_seconds(pid)
-    result: dict[str, Any] = run()
-    if drain_url is not None:
-        wait_drained(drain_url, 300)
-    result["cpu_ms"] = (cpu_seconds(pid) - before) / result["requests"] * 1000
+    with profiled(pid, profile) if profile else contextlib.nullcontext():
+        before, threads = cpu_seconds(pid), thread_cpu(pid)
+        result: dict[str, Any] = run()
+        if drain_url is not None:
+            wait_drained(drain_url, 300)
+        result["cpu_ms"] = (cpu_seconds(pid) - before) / result["requests"] * 1000
+        result["threads_ms"] = {
+            name: (spent - threads.get(name, 0.0)) / result["requests"] * 1000
+            for name, spent in thread_cpu(pid).items()
+        }
     return result
 
 
@@ -397,6 +498,7 @@ def run_bench(senders: int, per_sender: int, rate: float, tmp: Path) -> None:
     from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_ROUTING_KEY
 
     b = Bench(tmp)
+    summary: list[str] = []
     total = senders * per_sender
     secret = "bench-webhook-secret-0123456789"
     try:
@@ -410,6 +512,7 @@ def run_bench(senders: int, per_sender: int, rate: float, tmp: Path) -> None:
         wait_http(pd_url + "/_sandbox/incidents")
         wait_http(bp_url + "/_sandbox/incidents")
         print(f"# {senders} concurrent senders x {per_sender} = {total} webhooks per measurement")
+        print(f"# load average at the start: {loadavg()}")
         print(
             f"# relay/baseline pinned to CPU {SERVER_CPU}; load generator, simulators and the "
             f"bare upstream on CPU {OTHER_CPU}"
@@ -437,13 +540,24 @@ def run_bench(senders: int, per_sender: int, rate: float, tmp: Path) -> None:
             pid,
             lambda: drive(relay.port, bigpanda_batches(senders, per_sender, "relay")),
             drain_url=relay.internal_url,
+            profile="relay-closed",
         )
+        stages_before = buckets(relay.internal_url, "pagerbridge_relay_accept_stage_seconds")
+        commits_before = buckets(relay.internal_url, "pagerbridge_relay_outbox_commit_seconds")
+        open_load = loadavg()
         opened = measured(
             pid,
             lambda: drive(
                 relay.port, bigpanda_batches(senders, max(1, per_sender // 2), "relay-o"), rate
             ),
             drain_url=relay.internal_url,
+            profile="relay-open",
+        )
+        stages = quantiles(
+            stages_before, buckets(relay.internal_url, "pagerbridge_relay_accept_stage_seconds")
+        )
+        commits = quantiles(
+            commits_before, buckets(relay.internal_url, "pagerbridge_relay_outbox_commit_seconds")
         )
         relay.kill()
         print("  (relay CPU includes delivering every accepted event to the sink)")
@@ -456,6 +570,24 @@ def run_bench(senders: int, per_sender: int, rate: float, tmp: Path) -> None:
         print(f"  open loop at {rate:.0f} req/s offered, {senders} senders:")
         print(fmt("baseline, open loop", base_open))
         print(fmt("relay, open loop", opened))
+        print("  accept stages in the relay, open loop (histogram buckets):")
+        for label, text in sorted(stages.items()):
+            print(f"    {label:<20} {text}")
+        for text in commits.values():
+            print(f"    {'outbox transaction':<20} {text}")
+        summary.append(
+            f"SUMMARY relay open loop {rate:.0f} req/s: CPU {opened['cpu_ms']:.2f} ms/event "
+            f"(baseline {base_open['cpu_ms']:.2f}, "
+            f"ratio {opened['cpu_ms'] / base_open['cpu_ms']:.2f}x)"
+            f"; accept p50 {opened['p50_ms']:.2f} / p99 {opened['p99_ms']:.2f} / max "
+            f"{opened['max_ms']:.1f} ms (baseline p99 {base_open['p99_ms']:.2f} ms, ratio "
+            f"{opened['p99_ms'] / base_open['p99_ms']:.2f}x); load average {open_load}"
+        )
+        summary.append(
+            f"SUMMARY relay closed loop: CPU {closed['cpu_ms']:.2f} ms/event (baseline "
+            f"{base['cpu_ms']:.2f}, ratio {closed['cpu_ms'] / base['cpu_ms']:.2f}x); "
+            f"{closed['rps']:.0f} req/s ({closed['rps'] / base['rps']:.2f}x baseline)"
+        )
 
         # B. BigPanda -> PagerDuty sandbox, end to end.
         print("\nB. BigPanda -> relay -> PagerDuty sandbox (Events v2), end to end")
@@ -471,16 +603,21 @@ def run_bench(senders: int, per_sender: int, rate: float, tmp: Path) -> None:
             webhook_secrets=[secret],
         )
         assert relay.proc is not None
-        cpu_before = cpu_seconds(relay.proc.pid)
-        started = time.perf_counter()
-        result = drive(relay.port, bigpanda_batches(senders, per_sender, "e2e"))
-        drained = wait_drained(relay.internal_url, 900)
-        e2e = time.perf_counter() - started
-        result["cpu_ms"] = (cpu_seconds(relay.proc.pid) - cpu_before) / total * 1000
+        with profiled(relay.proc.pid, "relay-e2e") if PROFILE_DIR else contextlib.nullcontext():
+            cpu_before = cpu_seconds(relay.proc.pid)
+            started = time.perf_counter()
+            result = drive(relay.port, bigpanda_batches(senders, per_sender, "e2e"))
+            drained = wait_drained(relay.internal_url, 900)
+            e2e = time.perf_counter() - started
+            result["cpu_ms"] = (cpu_seconds(relay.proc.pid) - cpu_before) / total * 1000
         e2e_sum = metric(relay.internal_url, "pagerbridge_relay_end_to_end_seconds_sum")
         e2e_count = metric(relay.internal_url, "pagerbridge_relay_end_to_end_seconds_count")
         incidents = len(httpx.get(pd_url + "/_sandbox/incidents", timeout=60).json())
         print(fmt("relay, closed loop", result))
+        summary.append(
+            f"SUMMARY end to end to the PagerDuty simulator: CPU {result['cpu_ms']:.2f} "
+            f"ms/event, {total / e2e:.0f} events/s"
+        )
         print(
             f"  all {total} delivered {e2e:.1f} s after the first send (drain after the last "
             f"202: {drained if drained is None else round(drained, 1)} s; "
@@ -516,6 +653,9 @@ def run_bench(senders: int, per_sender: int, rate: float, tmp: Path) -> None:
             f"  verified webhooks/s ratio relay/baseline: {verified['rps'] / base_pd['rps']:.2f}x;"
             f" all processed {e2e:.1f} s after the first send"
         )
+        print()
+        print("\n".join(summary))
+        print(f"# load average at the end: {loadavg()}")
     finally:
         b.stop()
 
@@ -528,7 +668,14 @@ def main() -> int:
     parser.add_argument("--serve-baseline", nargs=3, metavar=("PORT", "UPSTREAM", "AUTH"))
     parser.add_argument("--serve-sink", metavar="PORT")
     parser.add_argument("--rate", type=float, default=300.0, help="open-loop offered load")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the relay's measurements into this directory"
+    )
     args = parser.parse_args()
+    if args.profile:
+        global PROFILE_DIR
+        PROFILE_DIR = args.profile
+        PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     if args.serve_sim:
         serve_sim(args.serve_sim[0], int(args.serve_sim[1]))
         return 0

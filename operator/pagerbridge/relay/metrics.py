@@ -46,6 +46,25 @@ class RelayMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
             registry=r,
         )
+        # Where an accept's time goes (issue 30): read + parse the body, translate and route,
+        # wait for the outbox's (grouped) commit, answer. Cheap enough to keep on (four
+        # observations per webhook, ~10 us; tests/bench/relay_throughput.py prints it).
+        self.accept_stage = Histogram(
+            "pagerbridge_relay_accept_stage_seconds",
+            "Time of each stage of an accepted BigPanda webhook: parse (body read and JSON "
+            "parsed), translate (routing and jobs), commit (waiting for the outbox's grouped "
+            "commit), respond (dispatch and answer).",
+            ["stage"],
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0),
+            registry=r,
+        )
+        self.outbox_commit = Histogram(
+            "pagerbridge_relay_outbox_commit_seconds",
+            "Time the SQLite outbox's writer took for one grouped transaction (its operations "
+            "and the commit, fsync included).",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0),
+            registry=r,
+        )
         self.jobs_enqueued = Counter(
             "pagerbridge_relay_jobs_enqueued", "Jobs stored in the outbox.", ["kind"], registry=r
         )

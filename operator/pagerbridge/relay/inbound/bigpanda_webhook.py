@@ -184,12 +184,20 @@ class BigPandaWebhook:
     async def _handle(self, request: Request) -> Response:
         ctx = self.ctx
         settings = ctx.holder.current
+        stage = ctx.metrics.accept_stage
+        started = time.perf_counter()
         check_bearer(request, settings.secrets.bigpanda_webhook_tokens)
         check_json_content_type(request)
         body = await read_body(request)
         incident = parse_incident(decode_json(body))
+        parsed = time.perf_counter()
         jobs, action = self._jobs(request, incident)
+        translated = time.perf_counter()
         stored = await ctx.jobs.enqueue(jobs)
+        committed = time.perf_counter()
+        stage.labels("parse").observe(parsed - started)
+        stage.labels("translate").observe(translated - parsed)
+        stage.labels("commit").observe(committed - translated)
         queued = [job for job in stored if isinstance(job, Job)]
         self.dispatcher.submit(queued)
         duplicates = 0
@@ -209,7 +217,7 @@ class BigPandaWebhook:
                 duplicates += 1
                 ctx.metrics.duplicates.labels(new.kind).inc()
         ctx.metrics.webhooks.labels(ENDPOINT, "accepted").inc()
-        return JSONResponse(
+        response = JSONResponse(
             {
                 "status": "accepted",
                 "incident_id": incident.id,
@@ -219,3 +227,5 @@ class BigPandaWebhook:
             },
             status_code=202,
         )
+        stage.labels("respond").observe(time.perf_counter() - committed)
+        return response

@@ -19,6 +19,7 @@ pools).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import httpx
 
@@ -83,3 +84,123 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         for pool in self._pools:
             if pool is not None:
                 await pool.aclose()
+
+
+class _AiohttpBody(httpx.AsyncByteStream):
+    """An aiohttp response body as httpx's stream; closing it returns (or, when unread,
+    drops) the connection."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except Exception as exc:
+            raise _mapped(exc) from None
+
+    async def aclose(self) -> None:
+        # release(): back to the pool when read to the end, else the connection is closed
+        # (aiohttp's protocol says should_close while a payload is unfinished).
+        self._response.release()
+
+
+# Request headers aiohttp computes itself from the URL and the body.
+_OWN_HEADERS = frozenset({b"host", b"content-length", b"transfer-encoding"})
+
+
+def _mapped(exc: BaseException) -> BaseException:
+    """aiohttp's errors as httpx's, so callers (clients._http.call) see one vocabulary."""
+    import aiohttp
+
+    if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
+        return httpx.ReadTimeout(str(exc) or type(exc).__name__)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(str(exc))
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+        return httpx.RemoteProtocolError(str(exc))
+    if isinstance(exc, aiohttp.ClientError):
+        return httpx.NetworkError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """httpx's client API over aiohttp's connection pool and C HTTP parser.
+
+    Why (tests/bench/outbound_clients.py, README "Outbound HTTP"): per delivered event the
+    httpcore/h11/anyio stack under httpx costs the relay more CPU than everything else in
+    a delivery; aiohttp (already installed: kopf's HTTP stack) does the same POST for a
+    fraction. The relay's clients and :func:`pagerbridge.clients._http.call` keep speaking
+    httpx (requests, responses, errors, the deadline and the streamed size cap), so every
+    bound stays where it is: only the bytes on the wire go through aiohttp.
+
+    Never decompresses (``call`` refuses a compressed answer unread), never follows
+    redirects (httpx decides), reads no proxy settings from the environment; TLS uses the
+    same trust as httpx (``httpx.create_ssl_context``). aiohttp is imported, and the
+    session made, on the first request: an idle relay holds neither.
+    """
+
+    def __init__(self, connections: int = 64) -> None:
+        self._connections = max(1, connections)
+        self._session: Any = None
+        self._tls: Any = None
+
+    def _client(self) -> Any:
+        if self._session is None:
+            import aiohttp
+
+            self._tls = httpx.create_ssl_context()
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=self._connections,
+                    limit_per_host=self._connections,
+                    ssl=self._tls,
+                    enable_cleanup_closed=False,
+                ),
+                auto_decompress=False,
+                trust_env=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("Accept-Encoding", "User-Agent"),
+            )
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        import aiohttp
+
+        session = self._client()
+        timeouts = request.extensions.get("timeout", {})
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=timeouts.get("connect"),
+            sock_read=timeouts.get("read"),
+        )
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in request.headers.raw
+            if name.lower() not in _OWN_HEADERS
+        ]
+        body = await request.aread()
+        try:
+            response = await session.request(
+                request.method,
+                str(request.url),
+                data=body or None,
+                headers=headers,
+                allow_redirects=False,
+                timeout=timeout,
+            )
+        except Exception as exc:
+            raise _mapped(exc) from None
+        return httpx.Response(
+            response.status,
+            headers=list(response.raw_headers),
+            stream=_AiohttpBody(response),
+            extensions={"http_version": b"HTTP/1.1"},
+            request=request,
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -138,6 +138,8 @@ class Outbox:
         self.last_failure_wall: float | None = None  # time.time() of it (compared with jobs)
         self.commits = 0
         self.operations = 0
+        # Called by the writer thread with each grouped transaction's seconds (a metric).
+        self.on_commit: Callable[[float], None] | None = None
         self._taken_over = False
 
     # -- lifecycle -------------------------------------------------------------------
@@ -198,6 +200,7 @@ class Outbox:
         batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]],
     ) -> None:
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        started = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
             for fn, fut in batch:
@@ -212,6 +215,8 @@ class Outbox:
                     conn.execute("RELEASE op")
                     results.append((fut, value, None))
             conn.execute("COMMIT")
+            if self.on_commit is not None:
+                self.on_commit(time.perf_counter() - started)
             self.commits += 1
             self.operations += len(batch)
             self.healthy = True  # last_error stays: /readyz shows it while recovering

@@ -20,15 +20,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from pagerbridge.api.integration import (
-    BIGPANDA_API_URL,
-    PAGERDUTY_API_URLS,
-    PAGERDUTY_EVENTS_URLS,
-    BigPandaSpec,
-    PagerDutySpec,
-)
+from pagerbridge.api.endpoints import BIGPANDA_API_URL, PAGERDUTY_API_URLS, PAGERDUTY_EVENTS_URLS
+
+if TYPE_CHECKING:  # the relay imports this module without the custom resource models
+    from pagerbridge.api.integration import BigPandaSpec, PagerDutySpec
 
 # Where BigPanda's webhook and PagerDuty's Webhooks v3 subscription deliver, on the relay.
 BIGPANDA_WEBHOOK_PATH: Final = "/v1/bigpanda/webhook"

@@ -6,13 +6,11 @@ rejects an inconsistent manifest with the message written here.
 
 from __future__ import annotations
 
-import json
-import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AfterValidator, ConfigDict, Field, JsonValue, model_validator
+from pydantic import ConfigDict, Field, JsonValue, model_validator
 
 from pagerbridge.api._base import CamelModel
 from pagerbridge.api.common import (
@@ -22,59 +20,22 @@ from pagerbridge.api.common import (
     SecretDataKey,
     SecretKeyRef,
 )
+from pagerbridge.api.endpoints import BASE_URL_MESSAGE as BASE_URL_MESSAGE  # re-exported
+from pagerbridge.api.endpoints import BASE_URL_PATTERN as BASE_URL_PATTERN
+from pagerbridge.api.endpoints import BIGPANDA_API_URL as BIGPANDA_API_URL
+from pagerbridge.api.endpoints import PAGERDUTY_API_URLS as PAGERDUTY_API_URLS
+from pagerbridge.api.endpoints import PAGERDUTY_EVENTS_URLS as PAGERDUTY_EVENTS_URLS
+from pagerbridge.api.endpoints import Email as Email
+from pagerbridge.api.endpoints import HttpUrl as HttpUrl
+from pagerbridge.api.endpoints import Region as Region
 from pagerbridge.api.expose import RelayExpose
+from pagerbridge.api.flapping import DETAIL_KEY_PATTERN as DETAIL_KEY_PATTERN
+from pagerbridge.api.flapping import RESERVED_DETAILS as RESERVED_DETAILS
+from pagerbridge.api.flapping import FlappingDetail as FlappingDetail
+from pagerbridge.api.flapping import FlappingSpec as FlappingSpec
 from pagerbridge.api.pagerduty_events import PagerDutyEvents
 from pagerbridge.api.relay_pod import RelayPodSettings
 from pagerbridge.api.severity import DEFAULT_SEVERITY_MAP, BigPandaStatus, PagerDutySeverity
-
-# A *base* URL: the operator and the relay append fixed paths to it. User info, a query or
-# a fragment would change what that means (a trailing "?" turns our path into a query
-# string), so the API server refuses them (CEL rule below) and so do the models.
-BASE_URL_PATTERN = r"^https?://[^/?#@\s]+(/[^?#\s]*)?$"
-BASE_URL_MESSAGE = (
-    "must be a base URL http(s)://host[:port][/path], without user info (@), "
-    "query (?) or fragment (#)"
-)
-_BASE_URL_RE = re.compile(BASE_URL_PATTERN)
-
-
-def _check_base_url(value: str) -> str:
-    if _BASE_URL_RE.fullmatch(value) is None:
-        raise ValueError(BASE_URL_MESSAGE)
-    return value
-
-
-HttpUrl = Annotated[
-    str,
-    Field(
-        max_length=2048,
-        pattern=r"^https?://[^\s/$.?#][^\s]*$",
-        description="An absolute http(s) base URL, without user info, query or fragment.",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {"rule": f"self.matches(r'{BASE_URL_PATTERN}')", "message": BASE_URL_MESSAGE}
-            ]
-        },
-    ),
-    AfterValidator(_check_base_url),
-]
-Email = Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
-
-
-class Region(StrEnum):
-    US = "us"
-    EU = "eu"
-
-
-PAGERDUTY_EVENTS_URLS: dict[Region, str] = {
-    Region.US: "https://events.pagerduty.com",
-    Region.EU: "https://events.eu.pagerduty.com",
-}
-PAGERDUTY_API_URLS: dict[Region, str] = {
-    Region.US: "https://api.pagerduty.com",
-    Region.EU: "https://api.eu.pagerduty.com",
-}
-BIGPANDA_API_URL = "https://api.bigpanda.io"
 
 
 class DeletionPolicy(StrEnum):
@@ -397,72 +358,6 @@ class BigPandaSpec(CamelModel):
         "relay runs in the account namespace) and must allow this namespace.",
     )
     webhook: BigPandaWebhookSpec = Field(default_factory=BigPandaWebhookSpec)
-
-
-# Custom details the relay itself sets on every trigger: a flapping detail may not take
-# their name (the PagerDuty incident would lose its way back to BigPanda).
-RESERVED_DETAILS: tuple[str, ...] = (
-    "bigpanda_incident_id",
-    "bigpanda_url",
-    "status",
-    "active",
-    "severity",
-    "flapping",
-    "environments",
-    "folders",
-    "snooze",
-    "tags",
-    "alerts",
-    "pagerbridge_key_override",
-)
-DETAIL_KEY_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
-
-
-def _not_reserved(value: str) -> str:
-    if value in RESERVED_DETAILS:
-        raise ValueError(f"{value!r} is a custom detail the relay sets itself")
-    return value
-
-
-class FlappingDetail(CamelModel):
-    """One custom detail added to the PagerDuty event of a flapping incident."""
-
-    key: Annotated[str, AfterValidator(_not_reserved)] = Field(
-        min_length=1,
-        max_length=64,
-        pattern=DETAIL_KEY_PATTERN,
-        description="Name of the custom detail (1-64 letters, digits, '_', '.' or '-'; not "
-        f"one the relay sets itself: {', '.join(RESERVED_DETAILS)}).",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "!(self in " + json.dumps(list(RESERVED_DETAILS)) + ")",
-                    "message": "sync.flapping.customDetail.key names a custom detail the "
-                    "relay sets itself",
-                }
-            ]
-        },
-    )
-    value: str = Field(
-        default="true",
-        max_length=256,
-        description='Its value, a string of at most 256 characters (default "true").',
-    )
-
-
-class FlappingSpec(CamelModel):
-    """How the PagerDuty event of a flapping BigPanda incident (flapping: true) differs."""
-
-    severity: PagerDutySeverity | None = Field(
-        default=None,
-        description="PagerDuty severity of a flapping incident's trigger, instead of the "
-        "severityMap's (a tag mapping onto severity still wins). Unset: the severityMap's.",
-    )
-    custom_detail: FlappingDetail | None = Field(
-        default=None,
-        description="A custom detail added to a flapping incident's trigger, e.g. "
-        "{key: flapping_hint, value: noisy}, for PagerDuty event rules or responders.",
-    )
 
 
 class SyncSpec(CamelModel):

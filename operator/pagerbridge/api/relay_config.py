@@ -20,16 +20,16 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from pagerbridge.api._base import CamelModel
-from pagerbridge.api.fields import TagName
-from pagerbridge.api.integration import (
+from pagerbridge.api.endpoints import (
     BIGPANDA_API_URL,
     PAGERDUTY_API_URLS,
     PAGERDUTY_EVENTS_URLS,
     Email,
-    FlappingSpec,
     HttpUrl,
     Region,
 )
+from pagerbridge.api.fields import TagName
+from pagerbridge.api.flapping import FlappingSpec
 from pagerbridge.api.links import MAX_RULES, ImageRule, LinkRule
 from pagerbridge.api.pagerduty_events import PagerDutyEvents
 from pagerbridge.api.severity import DEFAULT_SEVERITY_MAP, BigPandaStatus, PagerDutySeverity

@@ -252,9 +252,15 @@ class Dispatcher:
         while not self._closing:
             await asyncio.sleep(interval)
             try:
-                held = {
-                    key: (lane, lane.releases) for key, lane in self._lanes.items() if lane.claimed
-                }
+                held = (
+                    {
+                        key: (lane, lane.releases)
+                        for key, lane in self._lanes.items()
+                        if lane.claimed
+                    }
+                    if self.outbox.leases_lanes
+                    else {}
+                )
                 for key in await self.outbox.renew_lanes(list(held)):
                     lane, releases = held[key]
                     if self._lanes.get(key) is not lane or lane.releases != releases:

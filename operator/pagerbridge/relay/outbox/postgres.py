@@ -447,6 +447,8 @@ def _row_job(row: asyncpg.Record, restored: bool = True) -> Job:
 
 
 class PostgresOutbox:
+    leases_lanes = True  # shared by replicas: leases renewed, lost, taken over
+
     def __init__(
         self,
         dsn: str,

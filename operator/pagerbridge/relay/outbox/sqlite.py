@@ -123,6 +123,8 @@ _STOP = object()
 
 
 class Outbox:
+    leases_lanes = False  # one process per file: every lane is this process's
+
     def __init__(self, path: str, synchronous: str = "FULL") -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError("synchronous must be FULL or NORMAL")

@@ -175,6 +175,15 @@ def _shared_account_flow(
     )
     assert refused["status"] == "False"
     assert _relay(cluster, admin, outside) is None  # no relay for the refused namespace
+    missing = _integration(f"{account}-missing").replace("name: shared\n", "name: missing\n")
+    cluster.kubectl("apply", "-n", first, "-f", "-", input=missing)
+    wait_for(
+        lambda: (
+            condition(get_json(cluster, first, "pdi", "missing")).get("reason") == "AccountNotFound"
+        ),
+        30,
+        "an account that does not exist named",
+    )
 
     # One relay per tenant, in the admin namespace, and each pages with the account's key.
     for index, tenant in enumerate((first, second)):

@@ -21,9 +21,12 @@ from pagerbridge.controller import names as n
 from pagerbridge.controller.errors import AccountRefused, InvalidSpec
 from pagerbridge.controller.ownership import owned_by
 from pagerbridge.controller.policy import accounts
+from pagerbridge.controller.reconcile import shared
 from pagerbridge.controller.reconcile.cleanup import needs_finalizer
 from pagerbridge.controller.render.children import Owner, service_url
 from pagerbridge.controller.state.observed import child_state
+
+from .fake_kube import FakeKube
 
 ADMIN = "pagerbridge-accounts"
 PD_ACCOUNT = ClusterPagerDutyAccountSpec.model_validate(
@@ -254,3 +257,42 @@ def test_users_count_only_integrations_the_account_admits() -> None:
         labels.get,
     )
     assert count == 2
+
+
+# -- the deletions no garbage collector makes (against the fake API of fake_kube) ----------
+
+
+async def _child(kube: FakeKube, kind: str, owner: Owner, name: str) -> None:
+    api_version = "apps/v1" if kind == "Deployment" else "v1"
+    await kube.create({"apiVersion": api_version, "kind": kind, "metadata": owner.metadata(name)})
+
+
+async def test_delete_children_and_the_sweep_take_only_what_is_theirs() -> None:
+    kube = FakeKube()
+    gone = Owner("team-a", "payments", "uid-gone", home=ADMIN)
+    live = Owner("team-b", "payments", "uid-live", home=ADMIN)
+    for owner in (gone, live):
+        await _child(kube, "Deployment", owner, owner.names.relay)
+        await _child(kube, "ConfigMap", owner, owner.names.relay)
+        await _child(kube, "Secret", owner, owner.names.token_secret)
+    # The admin's own objects of the namespace, even labelled as ours, have no tenant UID.
+    await kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": "pd-account",
+                "namespace": ADMIN,
+                "labels": {n.LABEL_MANAGED_BY: n.MANAGED_BY},
+            },
+        }
+    )
+    assert await shared.sweep(kube, ADMIN, {"uid-live"}) == 3
+    assert kube.find("Secret", ADMIN, "pd-account") is not None
+    assert kube.find("Deployment", ADMIN, gone.names.relay) is None
+    assert kube.find("Deployment", ADMIN, live.names.relay) is not None
+
+    assert await shared.delete_children(kube, live) == 3
+    assert [obj["metadata"]["name"] for obj in kube.all("Secret", ADMIN)] == ["pd-account"]
+    # An integration of its own namespace has nothing there to delete.
+    assert await shared.delete_children(kube, Owner("team-c", "x", "uid-c")) == 0

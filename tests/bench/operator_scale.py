@@ -153,6 +153,18 @@ def scrape(metrics_port: int) -> Sample:
     return sample
 
 
+def wait_for_metrics(metrics_port: int, operator: subprocess.Popen[bytes]) -> None:
+    """Until the operator serves its metrics (slow to start on a loaded machine)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and operator.poll() is None:
+        try:
+            httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    raise RuntimeError("the operator never served its metrics (see operator.log)")
+
+
 def breakdown(before: Sample, after: Sample, count: int, title: str) -> None:
     diff = after.copy()
     diff.subtract(before)
@@ -328,7 +340,9 @@ def main() -> int:
                 ),
                 HarnessKubelet(plane.kubeconfig, workdir / "k2", "bench-mapping"),
             ):
-                time.sleep(3)  # operator start-up (imports, first listings) is not measured
+                # operator start-up (imports, first listings) is not measured
+                wait_for_metrics(metrics_port, operator)
+                time.sleep(3)
 
                 async def measure() -> tuple[float, Sample, Sample, Sample, float]:
                     async with KubernetesClient(connection, max_connections=100) as kube:

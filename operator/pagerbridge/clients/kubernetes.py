@@ -41,6 +41,7 @@ from lightkube.core.exceptions import NotReadyError
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.types import PatchType
 
+from pagerbridge.clients._asynclib import lean_transport
 from pagerbridge.clients.kube_auth import AuthTransport, KubeconfigError
 from pagerbridge.clients.kubeconfig import Credentials, load_credentials
 
@@ -176,10 +177,12 @@ class KubernetesClient:
         )
         # Keep every connection alive (TLS handshakes are the expensive part) ...
         transport: httpx.AsyncBaseTransport = AuthTransport(
-            httpx.AsyncHTTPTransport(
-                verify=self.credentials.ssl_context,
-                proxy=self.credentials.proxy_url,
-                limits=limits,
+            lean_transport(  # a cheaper keep-alive check per pooled connection and request
+                httpx.AsyncHTTPTransport(
+                    verify=self.credentials.ssl_context,
+                    proxy=self.credentials.proxy_url,
+                    limits=limits,
+                )
             ),
             self.credentials.auth,
         )

@@ -70,8 +70,12 @@ async def converge(
     render_settings: RenderSettings,
     *,
     resync: bool,
+    secret_reads: user_secrets.SharedReads | None = None,
+    not_before: float = 0.0,
 ) -> Converged:
-    """The steps, in order; raises what makes the integration wait."""
+    """The steps, in order; raises what makes the integration wait. ``secret_reads``: a
+    referenced Secret read by another reconcile or check sent at or after ``not_before``
+    (this reconcile's trigger) will do."""
     namespace, name, spec = ctx.owner.namespace, ctx.owner.name, ctx.spec
     default_database = _default_database(ctx.settings.relay_database, name)
     refs: dict[str, set[str]] = {ref.name: set() for _, ref in secret_refs(spec, default_database)}
@@ -79,7 +83,9 @@ async def converge(
     if routing is not None and (ref := routing.secret_ref) is not None:  # None: managed
         refs[ref.name].add(ref.key)
     # The integration's own Secrets, or (a shared account) the account's, beside its relay.
-    read = await user_secrets.read(ctx.kube, ctx.owner.child_namespace, refs)
+    read = await user_secrets.read(
+        ctx.kube, ctx.owner.child_namespace, refs, secret_reads, not_before
+    )
     ctx.memory.secret_versions = read.versions
     ctx.memory.secret_namespace = ctx.owner.child_namespace
     override_inputs = [o for o in map(_override, overrides) if o]

@@ -120,6 +120,7 @@ class Reconciler:
         )
         self.memories = Memories()
         self.status = StatusWriter(kube)
+        self.secret_reads = user_secrets.SharedReads(min(1.0, settings.secret_check_seconds / 10))
         self._recovery = ApiRecovery(kube, self.queue, settings.api_reconnect_seconds)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -176,8 +177,9 @@ class Reconciler:
     # -- triggers ---------------------------------------------------------------------
 
     def integration_changed(self, namespace: str, name: str, *, verify: bool = False) -> None:
+        memory = self.memories.of(namespace, name)
+        memory.triggered_at = self.secret_reads.clock()
         if verify:
-            memory = self.memories.of(namespace, name)
             memory.verify_now = True
             memory.resync_now = True
         self.queue.add((INTEGRATION.kind, namespace, name))
@@ -269,7 +271,8 @@ class Reconciler:
             return None
         try:
             where = memory.secret_namespace or namespace
-            if await user_secrets.changed(self.kube, where, memory.secret_versions):
+            seen = memory.secret_versions
+            if await user_secrets.changed(self.kube, where, seen, self.secret_reads):
                 self.integration_changed(namespace, name)
         except KubernetesUnavailable as exc:
             logger.warning("secret check %s/%s: %s", namespace, name, exc.message)
@@ -300,6 +303,11 @@ class Reconciler:
             return None
         memory = self.memories.of(namespace, name)
         memory.echo = None
+        # Secrets read since the latest trigger are as new as this reconcile needs; with no
+        # trigger known (a retry, a re-check), only a read sent from now on.
+        not_before, memory.triggered_at = memory.triggered_at, None
+        if not_before is None:
+            not_before = self.secret_reads.clock()
         if memory.next_resync is None:
             memory.next_resync = time.monotonic() + self.settings.resync_seconds
             memory.next_secret_check = time.monotonic() + self.settings.secret_check_seconds
@@ -327,7 +335,13 @@ class Reconciler:
             spec = admit(info, self.settings, world)
             ctx = Context(self.kube, world, self.settings, owner, spec, info, memory, requeue_after)
             converged = await converge(
-                ctx, overrides, mappings, self.render_settings, resync=resync
+                ctx,
+                overrides,
+                mappings,
+                self.render_settings,
+                resync=resync,
+                secret_reads=self.secret_reads,
+                not_before=not_before,
             )
         except (WaitingForInput, EgressRefused) as exc:  # a refused URL waits too
             secrets = ConditionUpdate(c.SECRETS_RESOLVED, c.FALSE, exc.reason, exc.message)

@@ -30,6 +30,8 @@ class IntegrationMemory:
     secret_versions: dict[str, str] = field(default_factory=dict)
     secret_namespace: str | None = None  # where they are (the account namespace's), if not its
     next_secret_check: float | None = None  # monotonic; None until first reconciled
+    # monotonic: the latest trigger since the last reconcile started (None: none known)
+    triggered_at: float | None = None
     bigpanda_applied: str | None = None  # digest of the workflow BigPanda holds
     bigpanda_secret: str | None = None  # digest of the authorization last written
     written: tuple[str, Written] | None = None  # (uid, what we last wrote to status)

@@ -9,6 +9,9 @@ checks), :mod:`.converge` (the steps, each returning its typed status part),
 :mod:`.status_writer` (the one serialiser), with :mod:`.grace` holding back a new relay's
 "starting" for a moment. This module only wires them to the queue and the triggers.
 What the operator remembers of an integration is one :class:`.memory.IntegrationMemory`.
+A watch event of an integration that only shows the status our last reconcile wrote (its
+echo) queues nothing (:meth:`Reconciler.echo`), and the referenced Secrets are read once
+for all the integrations naming them (:class:`.user_secrets.SharedReads`).
 See :mod:`.errors` for what each failure does.
 
 A paused integration (annotation ``pagerbridge.io/paused: "true"``, :mod:`.render.pause`)

@@ -4,6 +4,7 @@ their ownership stamp, so no integration, not even a namesake, takes them over."
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Iterator
 from typing import Any
@@ -307,3 +308,25 @@ async def test_the_bigpanda_integration_per_policy(
     orphaned = [e for e in kube.all("Event", NS) if e["reason"] == "Orphaned"]
     assert len(orphaned) == 1
     assert ident in orphaned[0]["message"]
+
+
+async def test_a_reconcile_waits_while_the_finalizer_holds_the_integration(
+    kube: FakeKube, reconciler: Reconciler, pagerduty: tuple[PagerDutySimulator, str]
+) -> None:
+    """The finalizer's cleanup and the reconciles of one integration take turns, so a
+    reconcile cannot write an external object back (or re-stamp an orphaned one)."""
+    pd, pd_url = pagerduty
+    kube.put(secret("pd", **{"routing-key": ROUTING_KEY, "api": PD_API_KEY}), NS)
+    kube.put(subscribed(pd_url), NS)
+    lock = reconciler.exclusive(NS, "pay")
+    assert reconciler.exclusive(NS, "pay") is lock
+    assert reconciler.exclusive(NS, "other") is not lock
+    async with lock:  # what the finalizer does around its cleanup
+        task = asyncio.create_task(reconciler.reconcile_integration(NS, "pay"))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not task.done()
+        assert kube.writes == []
+        assert pd.webhook_subscription_ids() == []
+    await task
+    assert len(pd.webhook_subscription_ids()) == 1

@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from dataclasses import replace
 
 from pydantic import ValidationError
@@ -126,6 +127,12 @@ class Reconciler:
         self.secret_reads = user_secrets.SharedReads(min(1.0, settings.secret_check_seconds / 10))
         self._recovery = ApiRecovery(kube, self.queue, settings.api_reconnect_seconds)
         self._tasks: list[asyncio.Task[None]] = []
+        # One lock per integration, held by each reconcile and by the finalizer's cleanup
+        # (:meth:`exclusive`), so a reconcile that started before the deletion cannot
+        # write an external object back (or re-stamp it) after the finalizer dealt with it.
+        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     def start(self) -> None:
         self.queue.start()
@@ -284,7 +291,19 @@ class Reconciler:
 
     # -- integration ------------------------------------------------------------------
 
+    def exclusive(self, namespace: str, name: str) -> asyncio.Lock:
+        """The lock of one integration: its reconciles and its finalizer take turns."""
+        lock = self._locks.get((namespace, name))
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[(namespace, name)] = lock
+        return lock
+
     async def reconcile_integration(self, namespace: str, name: str) -> float | None:
+        async with self.exclusive(namespace, name):
+            return await self._reconcile_integration(namespace, name)
+
+    async def _reconcile_integration(self, namespace: str, name: str) -> float | None:
         world = self.world
         info = world.integration(namespace, name)
         if info is None or info.deleting:

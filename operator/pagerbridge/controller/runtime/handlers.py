@@ -6,7 +6,9 @@ children are watched with a server-side label selector: only the operator's own 
 the Secrets an integration references are read by name instead (:mod:`.user_secrets`).
 The handlers enqueue the affected integration; :mod:`.reconciler` does the work. The only
 handler that acts itself is the finalizer, which must block deletion until the PagerDuty
-subscription is gone (escape hatch: annotation ``pagerbridge.io/skip-cleanup: "true"``).
+subscription is gone (escape hatch: annotation ``pagerbridge.io/skip-cleanup: "true"``);
+it takes turns with the integration's reconciles (``Reconciler.exclusive``), so a reconcile
+that started before the deletion cannot write an external object back after the cleanup.
 
 kopf keeps its own bookkeeping (finalizer, progress, last-handled configuration) in
 ``pagerbridge.io`` annotations, never in ``status`` (the structural schema would prune it).
@@ -302,21 +304,23 @@ def build_registry(settings: OperatorSettings, credentials: Credentials) -> kopf
         reconciler = _reconciler(memo)
         info = integration_info(body)
         owner = reconciler.owner_of(info)
-        stored = reconciler.world.secret(owner.child_namespace, owner.names.webhook_secret)
         involved_object = involved(info.uid, namespace, name)
-        await cleanup.release(
-            memo.kube,
-            info,
-            involved_object,
-            stored,
-            kwargs["retry"],
-            policy=settings.egress,
-            cluster_id=reconciler.settings.cluster_id,
-            limits=settings.call_limits,
-            token_grace=settings.token_rotation_grace_seconds,
-            owner=owner,
-            spec=reconciler.spec_for_cleanup(info),
-        )
+        # Not while a reconcile (started before the deletion) may still write them.
+        async with reconciler.exclusive(namespace, name):
+            stored = reconciler.world.secret(owner.child_namespace, owner.names.webhook_secret)
+            await cleanup.release(
+                memo.kube,
+                info,
+                involved_object,
+                stored,
+                kwargs["retry"],
+                policy=settings.egress,
+                cluster_id=reconciler.settings.cluster_id,
+                limits=settings.call_limits,
+                token_grace=settings.token_rotation_grace_seconds,
+                owner=owner,
+                spec=reconciler.spec_for_cleanup(info),
+            )
 
     return registry
 

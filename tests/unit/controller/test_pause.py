@@ -11,11 +11,11 @@ import pytest
 
 from pagerbridge.controller import names as n
 from pagerbridge.controller.reconcile.cleanup import release
-from pagerbridge.controller.reconcile.reconciler import Reconciler
+from pagerbridge.controller.reconcile.reconciler import Reconciler, live_uids
 from pagerbridge.controller.render import conditions as c
 from pagerbridge.controller.render import pause
 from pagerbridge.controller.settings import OperatorSettings
-from pagerbridge.controller.state.observed import integration_info
+from pagerbridge.controller.state.observed import IntegrationInfo, integration_info
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN as PD_API_KEY
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_SERVICE_ID, PagerDutySimulator
 from pagerbridge_devkit.sandbox.server import BackgroundServer, loopback_egress_policy
@@ -199,3 +199,18 @@ async def test_deleting_a_paused_integration_waits_and_skip_cleanup_still_lets_g
     await release(kube, info, involved, stored, 2, policy=settings().egress, cluster_id=CLUSTER)
     assert len(pd.webhook_subscription_ids()) == 1  # let go, nothing called
     assert len(pd.requests.matching(path_prefix="/")) == calls
+
+
+def test_the_orphan_sweep_keeps_a_paused_integrations_children_even_while_deleting() -> None:
+    def info(uid: str, *, deleting: bool, paused: bool) -> IntegrationInfo:
+        annotations = {n.ANNOTATION_PAUSED: "true"} if paused else {}
+        return IntegrationInfo(NS, uid, uid, 1, {}, {}, annotations, deleting)
+
+    found = live_uids(
+        [
+            info("live", deleting=False, paused=False),
+            info("going", deleting=True, paused=False),
+            info("held", deleting=True, paused=True),
+        ]
+    )
+    assert found == {"live", "held"}

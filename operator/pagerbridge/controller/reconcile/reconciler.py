@@ -36,6 +36,7 @@ import contextlib
 import logging
 import time
 import weakref
+from collections.abc import Iterable
 from dataclasses import replace
 
 from pydantic import ValidationError
@@ -104,6 +105,15 @@ def _without_status(info: IntegrationInfo) -> IntegrationInfo:
     return replace(info, status={}, resource_version="")
 
 
+def live_uids(integrations: Iterable[IntegrationInfo]) -> set[str]:
+    """The integrations whose children the orphan sweep keeps: every one not being
+    deleted, and a paused one even then (its deletion waits for the pause to end, and
+    a paused integration's children are not written, deleted included)."""
+    return {
+        info.uid for info in integrations if not info.deleting or pause.paused(info.annotations)
+    }
+
+
 class Reconciler:
     def __init__(self, kube: KubernetesPort, settings: OperatorSettings, world: World) -> None:
         self.kube = kube
@@ -163,7 +173,7 @@ class Reconciler:
     async def sweep_orphans(self) -> None:
         """Delete children in the account namespace whose integration is gone (no
         ownerReference can do it: see :mod:`.shared`). Best effort, retried next sweep."""
-        live = {info.uid for info in self.world.integrations() if not info.deleting}
+        live = live_uids(self.world.integrations())
         try:
             await shared.sweep(self.kube, self.settings.account_namespace, live)
         except KubernetesError as exc:

@@ -198,7 +198,12 @@ def _shared_account_flow(
         assert pdi["status"]["bigPandaWebhook"]["url"].startswith(service)
         headers = {h["name"]: h for h in pdi["status"]["bigPandaWebhook"]["headers"]}
         ref = headers["Authorization"]["valueFrom"]
-        token_secret = get_json(cluster, admin, "secret", ref["name"])
+        # The inbound token as the tenant finds it: a copy in its own namespace (the relay
+        # mounts the one in the admin namespace).
+        token_secret = wait_for(
+            lambda t=tenant, r=ref: get_json(cluster, t, "secret", r["name"]), 30, "the copy"
+        )
+        assert token_secret["metadata"]["ownerReferences"][0]["uid"] == pdi["metadata"]["uid"]
         token = base64.b64decode(token_secret["data"][ref["key"]]).decode()
         url = wait_for(
             lambda t=tenant: (

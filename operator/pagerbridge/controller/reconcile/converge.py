@@ -32,6 +32,7 @@ from pagerbridge.controller.state import user_secrets
 from pagerbridge.controller.state.observed import RefInfo
 from pagerbridge.controller.steps import children as children_step
 from pagerbridge.controller.steps import expose as expose_step
+from pagerbridge.controller.steps import generated_secrets
 from pagerbridge.controller.steps import managed_routing_key as routing_key_step
 from pagerbridge.controller.steps import token as token_step
 from pagerbridge.controller.steps import webhook_integration as bigpanda_step
@@ -118,6 +119,7 @@ async def converge(
     await children_step.remove(ctx, children.absent())
     exposed = await expose_step.run(ctx, force=resync)
     token = await token_step.run(ctx)
+    await generated_secrets.mirror_token(ctx)  # a shared account's relay: the tenant's copy
     bigpanda: BigPandaResult | None = None
     if bigpanda_integration.managed(spec):
         if token is not None:

@@ -92,6 +92,16 @@ class Owner:
             return n.ChildNames(n.shared_base(self.namespace, self.name, self.uid))
         return n.ChildNames(self.name)
 
+    @property
+    def tenant_names(self) -> n.ChildNames:
+        """Names of what the operator writes into the integration's own namespace (the
+        copy of the inbound token, for Manual mode)."""
+        return n.ChildNames(self.name)
+
+    def in_own_namespace(self) -> Owner:
+        """The same integration as the owner of objects in its own namespace."""
+        return Owner(self.namespace, self.name, self.uid)
+
     def metadata(self, name: str, **extra: Any) -> dict[str, Any]:
         """Metadata of one child: its place, our labels, and who owns it."""
         labels = n.child_labels(self.names)
@@ -528,7 +538,8 @@ def bigpanda_webhook_status(
         {
             "name": "Authorization",
             "value": "Bearer <token>",
-            "valueFrom": {"name": owner.names.token_secret, "key": n.TOKEN_KEY},
+            # a shared account's relay: the copy in the integration's own namespace
+            "valueFrom": {"name": owner.tenant_names.token_secret, "key": n.TOKEN_KEY},
         }
     ]
     pairs = bigpanda_config_headers(

@@ -11,19 +11,25 @@ function (:func:`ensure`) so both follow the same rules.
   token without a relay restart (mounted Secrets are updated in place).
 
 Each is 32 random bytes (URL-safe), created once and never rewritten; the value is never
-logged. A Secret of that name that is not ours is a ``NameConflict``: never adopted, read
+logged. A relay in the account namespace (shared accounts) has its token Secret there,
+out of the tenant's reach; :func:`mirror_token` keeps a copy in the integration's own
+namespace (owned by it) so its users can enter the token in BigPanda (Manual mode). The
+token is the integration's own, not the account's: it only lets BigPanda post to this
+relay. A Secret of that name that is not ours is a ``NameConflict``: never adopted, read
 or used (see :mod:`.ownership`).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import secrets as pysecrets
 from collections.abc import Callable
 from typing import Any
 
 from pagerbridge.clients.kubernetes import AlreadyExists, NotFound, Resource
-from pagerbridge.controller.ownership import conflict, owned_by
+from pagerbridge.controller.ownership import conflict, owned_by, write_child
 from pagerbridge.controller.render.children import Owner, render_admin_secret, render_token_secret
 from pagerbridge.controller.steps.context import Context
 
@@ -71,3 +77,33 @@ async def ensure_token_secret(ctx: Context, seen_before: bool) -> None:
 async def ensure_admin_secret(ctx: Context) -> None:
     """The relay admin API's token."""
     await ensure(ctx, ctx.owner.names.admin_secret, render_admin_secret)
+
+
+async def mirror_token(ctx: Context) -> None:
+    """A shared account's relay: the inbound token's copy in the integration's namespace
+    (same name as without an account), written when the token changed (a rotation)."""
+    owner = ctx.owner
+    if not owner.shared:
+        return
+    try:
+        source = await ctx.kube.get(SECRETS, owner.child_namespace, owner.names.token_secret)
+    except NotFound:
+        return
+    if not owned_by(source, owner.uid):
+        return
+    data = dict(source.get("data") or {})
+    home = owner.in_own_namespace()
+    manifest = render_token_secret(home, "")
+    manifest.pop("stringData")
+    manifest["data"] = data
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    name = home.names.token_secret
+    state = ctx.world.secret(owner.namespace, name)
+    known = state.uid if state is not None and state.owner_uid == owner.uid else None
+    if known is not None and ctx.memory.applied.get(MIRROR) == (digest, state.uid if state else ""):
+        return
+    result = await write_child(ctx.kube, manifest, owner.uid, known)
+    ctx.memory.applied[MIRROR] = (digest, str(result["metadata"].get("uid", "")))
+
+
+MIRROR = "TokenMirror"  # memory.applied key of the token's copy

@@ -23,10 +23,15 @@ from pagerbridge.controller.ownership import owned_by
 from pagerbridge.controller.policy import accounts
 from pagerbridge.controller.reconcile import shared
 from pagerbridge.controller.reconcile.cleanup import needs_finalizer
+from pagerbridge.controller.reconcile.reconciler import Reconciler
 from pagerbridge.controller.render.children import Owner, service_url
+from pagerbridge.controller.settings import OperatorSettings
 from pagerbridge.controller.state.observed import child_state
+from pagerbridge_devkit.sandbox.server import loopback_egress_policy
 
-from .fake_kube import FakeKube
+from .fake_kube import FakeKube, FakeWorld
+from .objects import NS, ROUTING_KEY, condition, secret
+from .objects import integration as integration_object
 
 ADMIN = "pagerbridge-accounts"
 PD_ACCOUNT = ClusterPagerDutyAccountSpec.model_validate(
@@ -296,3 +301,60 @@ async def test_delete_children_and_the_sweep_take_only_what_is_theirs() -> None:
     assert [obj["metadata"]["name"] for obj in kube.all("Secret", ADMIN)] == ["pd-account"]
     # An integration of its own namespace has nothing there to delete.
     assert await shared.delete_children(kube, Owner("team-c", "x", "uid-c")) == 0
+
+
+# -- one reconcile, end to end against the fake API -----------------------------------------
+
+
+def _cluster_scoped(kube: FakeKube, manifest: dict[str, Any]) -> None:
+    kube.put(manifest, None)  # type: ignore[arg-type]  # cluster-scoped: no namespace
+
+
+async def test_a_reconcile_places_the_relay_in_the_account_namespace_and_copies_the_token() -> None:
+    kube = FakeKube()
+    reconciler = Reconciler(
+        kube,
+        OperatorSettings(egress=loopback_egress_policy(), account_namespace=ADMIN),
+        FakeWorld(kube),
+    )
+    _cluster_scoped(
+        kube,
+        {"kind": "Namespace", "metadata": {"name": NS, "labels": {"team": "payments"}}},
+    )
+    _cluster_scoped(
+        kube,
+        {
+            "apiVersion": "pagerbridge.io/v1alpha1",
+            "kind": "ClusterPagerDutyAccount",
+            "metadata": {"name": "shared"},
+            "spec": PD_ACCOUNT.to_json_dict(),
+        },
+    )
+    kube.put(secret("pd", **{"routing-key": ROUTING_KEY, "api-token": "t"}), ADMIN)
+    body = integration_object(pagerDuty={"accountRef": {"name": "shared"}}, sync={"notes": False})
+    kube.put(body, NS)
+    await reconciler.reconcile_integration(NS, "pay")
+
+    uid = kube.find("PagerDutyIntegration", NS, "pay")["metadata"]["uid"]  # type: ignore[index]
+    owner = Owner(NS, "pay", uid, home=ADMIN)
+    deployment = kube.find("Deployment", ADMIN, owner.names.relay)
+    assert deployment is not None
+    assert kube.find("Deployment", NS, "pay-relay") is None
+    volumes = {v["secret"]["secretName"] for v in deployment["spec"]["template"]["spec"]["volumes"]
+               if "secret" in v}  # fmt: skip
+    assert volumes == {"pd", owner.names.token_secret, owner.names.admin_secret}
+    copy_ = kube.find("Secret", NS, "pay-relay-token")
+    source = kube.find("Secret", ADMIN, owner.names.token_secret)
+    assert copy_ is not None
+    assert source is not None
+    assert copy_["data"] == source["data"]
+    assert copy_["metadata"]["ownerReferences"][0]["uid"] == uid
+    assert kube.find("Secret", NS, "pd") is None  # the account's Secret is never copied
+
+    # The namespace relabelled out of the selector: refused, and the relay stopped.
+    kube.find("Namespace", None, NS)["metadata"]["labels"] = {}  # type: ignore[arg-type,index]
+    await reconciler.reconcile_integration(NS, "pay")
+    body = kube.find("PagerDutyIntegration", NS, "pay")
+    assert condition(body)["reason"] == "AccountNotAllowed"
+    assert kube.find("Deployment", ADMIN, owner.names.relay) is None
+    assert kube.find("ConfigMap", ADMIN, owner.names.relay) is not None  # kept for its return

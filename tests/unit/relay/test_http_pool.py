@@ -11,7 +11,7 @@ import gzip
 import httpx
 import pytest
 
-from pagerbridge.relay.outbound.http_pool import AiohttpTransport, ShardedTransport
+from pagerbridge.relay.outbound.http_pool import AiohttpTransport, ShardedTransport, delivery_client
 
 ANSWER = b"HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
 
@@ -130,3 +130,25 @@ async def test_aiohttp_transport_sends_the_body_and_headers_and_never_decompress
     assert b"x-test: yes" in lines
     assert b"accept-encoding: identity" in lines
     assert sum(line.startswith(b"content-length:") for line in lines) == 1
+
+
+async def test_the_delivery_client_keeps_no_cookies() -> None:
+    """An upstream setting new cookies on every answer must not grow the relay's memory."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nset-cookie: a=1; Path=/\r\nset-cookie: b=2\r\n"
+            b"content-length: 0\r\n\r\n"
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, delivery_client(2) as client:
+        for _ in range(3):
+            response = await client.get(f"http://127.0.0.1:{port}/")
+            assert response.status_code == 200
+            assert response.headers.get_list("set-cookie") == ["a=1; Path=/", "b=2"]
+        assert len(client.cookies.jar) == 0

@@ -19,6 +19,7 @@ pools).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -204,3 +205,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def delivery_client(connections: int) -> httpx.AsyncClient:
+    """The relay's one upstream client: ``connections`` keep-alive connections over
+    :class:`AiohttpTransport`, and a cookie jar that keeps nothing. No upstream call needs a
+    cookie, and httpx otherwise stores every ``Set-Cookie`` of every answer for the life of
+    the process: an upstream answering each delivery with new cookies would grow the relay's
+    memory without bound."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(10.0, connect=5.0),
+        transport=AiohttpTransport(max(1, connections)),
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+    )

@@ -149,9 +149,9 @@ def signature(secret: str, body: bytes) -> str:
     return "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def acknowledge_in_pagerduty(pd: PagerDutySimulator, pd_url: str, dedup_key: str) -> None:
-    """An incident on the default service, acknowledged by a person: PagerDuty delivers
-    incident.acknowledged (one of the events our subscriptions carry)."""
+def resolve_in_pagerduty(pd: PagerDutySimulator, pd_url: str, dedup_key: str) -> None:
+    """An incident on the default service, resolved by a person: PagerDuty delivers
+    incident.resolved (an event every subscription of ours carries: sync.resolve)."""
     response = httpx.post(
         f"{pd_url}/v2/enqueue",
         json={
@@ -163,7 +163,7 @@ def acknowledge_in_pagerduty(pd: PagerDutySimulator, pd_url: str, dedup_key: str
     )
     assert response.status_code == 202, response.text
     incident = wait_for(lambda: pd.incident_by_key(dedup_key), 10, "the incident")
-    pd.acknowledge(incident.id)
+    pd.resolve(incident.id)
 
 
 # -- deletionPolicy ----------------------------------------------------------------------
@@ -234,10 +234,16 @@ def test_orphan_leaves_the_external_objects_delivering_and_unstamped_delete_dele
 
     # Still working: PagerDuty delivers, signed with the secret it had; BigPanda shares,
     # with the token it sent.
-    acknowledge_in_pagerduty(pd, pd_url, "orphan-check-1")
-    hooks = wait_for(
-        lambda: receiver.at(f"/keep{PAGERDUTY_WEBHOOK_PATH}"), 30, "PagerDuty delivering"
-    )
+    resolve_in_pagerduty(pd, pd_url, "orphan-check-1")
+    try:
+        hooks = wait_for(
+            lambda: receiver.at(f"/keep{PAGERDUTY_WEBHOOK_PATH}"), 30, "PagerDuty delivering"
+        )
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{exc}; deliveries: {pd.webhook_deliveries}; subscriptions: "
+            f"{pd.webhook_subscription_ids()}; received: {[p for p, _, _ in receiver.seen]}"
+        ) from None
     headers, body = hooks[0]
     assert headers["x-pagerduty-signature"] == signature(keep_secret, body)
     assert receiver.at(f"/drop{PAGERDUTY_WEBHOOK_PATH}") == []
@@ -500,7 +506,7 @@ def test_adoption_by_id_replaces_the_secret_and_refuses_another_owners(
     # An answer, whatever it is (the relay may be rolling once more): never a 2xx.
     assert wait_for(lambda: answer(old_secret), 60, "an answer to the old secret") == 401
     # And PagerDuty's own deliveries through the new subscription are accepted.
-    acknowledge_in_pagerduty(pd, pd_url, "adopted-1")
+    resolve_in_pagerduty(pd, pd_url, "adopted-1")
     wait_for(
         lambda: any(d.subscription_id == new_id and d.status == 200 for d in pd.webhook_deliveries),
         30,

@@ -4,5 +4,6 @@ failures are the classes of :mod:`pagerbridge.clients.errors`.
 
 Below the relay and the controller: imports only :mod:`pagerbridge.api`, never a program."""
 
-# Before any httpx/httpcore use: see :mod:`._asynclib` (a failed import per lock operation).
-from pagerbridge.clients import _asynclib  # noqa: F401
+# Before any httpx/httpcore use: see :mod:`._asynclib` (a failed import per lock operation);
+# ._sniffio does it without importing httpcore (the relay never needs it).
+from pagerbridge.clients import _sniffio  # noqa: F401

@@ -17,27 +17,17 @@ check (see :class:`_LeanStream`); the Kubernetes client uses it.
 
 from __future__ import annotations
 
-import importlib.util
 import select
 import socket
 import ssl
-import sys
 from collections.abc import Iterable
 from typing import Any
 
 import httpcore
 import httpx
 
-
-def mark_sniffio_absent() -> bool:
-    """True when ``sniffio`` is not installed and is now marked absent."""
-    if "sniffio" in sys.modules or importlib.util.find_spec("sniffio") is not None:
-        return False
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
-    return True
-
-
-mark_sniffio_absent()
+# Defined (and done, at the package's import) in ._sniffio, which needs no httpcore.
+from pagerbridge.clients._sniffio import mark_sniffio_absent as mark_sniffio_absent
 
 
 class _LeanStream(httpcore.AsyncNetworkStream):

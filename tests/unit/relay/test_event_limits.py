@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -135,3 +136,14 @@ def test_the_oversized_events_found_reach_pagerduty(pd_sim, relays, tmp_path) ->
     for body in (huge, many):
         wait_for(lambda b=body: sim.incident_by_key(b["id"]), timeout=30, what=body["id"])
     assert relay.metric("pagerbridge_relay_dead_letters_total") == 0
+
+
+@pytest.mark.parametrize("inc_id", ["a b", "x#y", "../../admin", "ü/ß?q=1&r", "%zz"])
+def test_the_bigpanda_link_is_a_url_whatever_the_incident_id(inc_id: str) -> None:
+    """The relay's own link to BigPanda carries the incident id: un-encoded, an id with a
+    space or a '#' made ``links[0].href`` no URL and PagerDuty refuse the whole trigger."""
+    incident = parse_incident({"id": inc_id, "status": "critical", "alerts": [{"host": "h"}]})
+    event = translate(incident, CONFIG, choose_routing(incident, None, None), []).event
+    href = event["links"][0]["href"]
+    assert rule_errors({**event, "routing_key": DEFAULT_ROUTING_KEY}, schema_checked=False) == []
+    assert href.endswith("/incidents/" + quote(inc_id, safe=""))

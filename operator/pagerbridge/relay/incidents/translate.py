@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
+from urllib.parse import quote
 
 from pagerbridge.api.relay_config import RelayConfig, SyncConfig
 from pagerbridge.api.severity import BigPandaStatus
@@ -69,11 +70,14 @@ def acknowledge_event(incident_id: str) -> dict[str, Any]:
 
 
 def incident_url(config: RelayConfig, incident: Incident) -> str:
+    """The incident in BigPanda's console. The ids are percent-encoded: an id with a space or
+    a '#' would otherwise make ``links[0].href`` no URL, and PagerDuty refuse the event."""
     base = config.big_panda.app_url.rstrip("/")
     env = incident.environments[0] if incident.environments else config.big_panda.environment_id
+    incident_id = quote(incident.id, safe="")
     if env:
-        return f"{base}/#/app/overview/{env}/active/incidents/{incident.id}"
-    return f"{base}/#/app/incidents/{incident.id}"
+        return f"{base}/#/app/overview/{quote(env, safe='')}/active/incidents/{incident_id}"
+    return f"{base}/#/app/incidents/{incident_id}"
 
 
 def _primary_alert(incident: Incident) -> Alert | None:

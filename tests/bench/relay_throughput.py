@@ -374,8 +374,30 @@ def thread_cpu(pid: int) -> dict[str, float]:
     return out
 
 
+OPERATIONS = "pagerbridge_relay_outbox_operations_total"
+
+
+def outbox_totals(url: str) -> dict[str, float]:
+    """The SQLite outbox's committed transactions (``transactions``) and the operations run
+    in them so far, by outbox method (every read and write of the relay's store is one)."""
+    totals: dict[str, float] = {}
+    for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == "pagerbridge_relay_outbox_commit_seconds_count":
+            totals["transactions"] = float(value)
+        elif name.startswith(OPERATIONS + "{"):
+            totals[name.split('"')[1]] = float(value)
+    return totals
+
+
 def fmt(name: str, r: dict[str, Any]) -> str:
     cpu = f"   CPU {r['cpu_ms']:.2f} ms/req" if "cpu_ms" in r else ""
+    if "outbox_per_req" in r:
+        per = dict(r["outbox_per_req"])
+        tx = per.pop("transactions", 0.0)
+        ops = ", ".join(f"{k} {v:.2f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]))
+        cpu += f"\n    outbox per req: {tx:.2f} transactions, {sum(per.values()):.2f} operations"
+        cpu += f" ({ops})"
     if r.get("threads_ms"):
         cpu += " (" + ", ".join(f"{k} {v:.2f}" for k, v in r["threads_ms"].items() if v) + ")"
     return (
@@ -426,11 +448,19 @@ def measured(
     """``run()`` plus the server's CPU per request; with ``drain_url`` the CPU spent until
     the relay's outbox is empty is included (accept + delivery)."""
     with profiled(pid, profile) if profile else contextlib.nullcontext():
+        stored = outbox_totals(drain_url) if drain_url is not None else None
         before, threads = cpu_seconds(pid), thread_cpu(pid)
         result: dict[str, Any] = run()
         if drain_url is not None:
             wait_drained(drain_url, 300)
         result["cpu_ms"] = (cpu_seconds(pid) - before) / result["requests"] * 1000
+        if drain_url is not None and stored is not None:
+            after = outbox_totals(drain_url)
+            result["outbox_per_req"] = {
+                name: (value - stored.get(name, 0.0)) / result["requests"]
+                for name, value in after.items()
+                if value != stored.get(name, 0.0)
+            }
         result["threads_ms"] = {
             name: (spent - threads.get(name, 0.0)) / result["requests"] * 1000
             for name, spent in thread_cpu(pid).items()

@@ -136,6 +136,7 @@ def create_app(
     outbox = open_outbox(settings.config.outbox_path, options.outbox_sync)
     if isinstance(outbox, Outbox):
         outbox.on_commit = metrics.outbox_commit.observe
+        outbox.on_operations = metrics.outbox_ran
     health = UpstreamHealth(metrics)
     # One keep-alive connection per delivery slot, in aiohttp's pool under httpx's API
     # (tests/bench/outbound_clients.py: 0.43 ms CPU per POST against 0.94 ms for
@@ -195,6 +196,7 @@ def create_app(
             BpComment.KIND: to_bp.comment_gate,
         },
         slot_groups=groups_of,
+        trigger_notes={PdEvent.KIND: to_pd.trigger_note},
         slot_shares={"upstream": options.upstream_slot_share, "key": options.key_slot_share},
     )
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -63,6 +66,14 @@ class RelayMetrics:
             "Time the SQLite outbox's writer took for one grouped transaction (its operations "
             "and the commit, fsync included).",
             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0),
+            registry=r,
+        )
+        self.outbox_operations = Counter(
+            "pagerbridge_relay_outbox_operations",
+            "Operations (reads and writes) the SQLite outbox's writer ran, each in its own "
+            "savepoint of a grouped transaction, by the outbox method that ran it (a debug "
+            "metric: store round trips per delivered event, issue 30).",
+            ["operation"],
             registry=r,
         )
         self.jobs_enqueued = Counter(
@@ -256,3 +267,10 @@ class RelayMetrics:
             "Age of the oldest check (or of the record, never checked) among open incidents.",
             registry=r,
         )
+
+    def outbox_ran(self, operations: Sequence[Callable[..., Any]]) -> None:
+        """Count one committed transaction's operations, by the outbox method of each (the
+        function's qualified name: ``Outbox.incident.<locals>.op`` counts as ``incident``)."""
+        for fn, n in Tally(fn.__qualname__ for fn in operations).items():
+            parts = fn.split(".")
+            self.outbox_operations.labels(parts[1] if len(parts) > 1 else parts[0]).inc(n)

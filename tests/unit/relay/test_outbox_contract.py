@@ -460,6 +460,38 @@ def test_incident_absent_only_when_no_trigger_is_live(
     assert run(new_outbox, body) is absent
 
 
+def test_an_attempts_start_notes_its_trigger_in_the_same_commit(
+    new_outbox: OutboxFactory,
+) -> None:
+    """``begin_attempt`` with a trigger: the attempt counted and the first-trigger time noted,
+    both durable before the call (a process killed during it finds both); a later attempt's
+    time does not replace the first, and an attempt without a trigger notes nothing."""
+
+    async def begin(outbox: OutboxPort) -> None:
+        (job,) = await outbox.enqueue([NewJob(EVENT, "bp:inc-7")])
+        (other,) = await outbox.enqueue([NewJob(NOTE, "bp:inc-8")])
+        assert isinstance(job, Job)
+        assert isinstance(other, Job)
+        await outbox.begin_attempt(job, trigger=("inc-7", 1000.0))
+        await outbox.begin_attempt(other)  # ...and the process dies during both calls
+
+    run(new_outbox, begin)
+
+    async def again(outbox: OutboxPort) -> tuple[Any, ...]:
+        jobs = {job.ordering_key: job for job in await outbox.take_over()}
+        await outbox.begin_attempt(jobs["bp:inc-7"], trigger=("inc-7", 2000.0))
+        return (
+            jobs["bp:inc-7"].attempts,
+            jobs["bp:inc-7"].interrupted,
+            await outbox.first_trigger("inc-7"),
+            await outbox.first_trigger("inc-8"),
+        )
+
+    assert run(new_outbox, again) == (1, 1, 1000.0, None)
+    (job,) = [j for j in run(new_outbox, lambda outbox: outbox.pending()) if j.kind == "pd_event"]
+    assert (job.attempts, job.interrupted) == (2, 2)
+
+
 def test_own_pagerduty_incidents_are_recorded_and_outlive_the_resolve(
     new_outbox: OutboxFactory,
 ) -> None:

@@ -105,6 +105,9 @@ Gate = Callable[[Job], Awaitable[None]]
 # The slot groups of a job's attempt (``"upstream:<service>"``, ``"key:<id>"``): each may
 # hold only its share of the ``concurrency`` slots (see relay.outbound.slots).
 SlotGroups = Callable[[Job], Sequence[str]]
+# A trigger's (incident id, time) to note in the commit that records its attempt's start
+# (OutboxJobs.begin_attempt), None when the handler is to decide (see to_pagerduty.event).
+TriggerNote = Callable[[Job], tuple[str, float] | None]
 
 
 class WaitForToken(Exception):
@@ -179,6 +182,7 @@ class Dispatcher:
         policy: RetryPolicy | None = None,
         slot_groups: SlotGroups | None = None,
         slot_shares: Mapping[str, float] | None = None,
+        trigger_notes: dict[str, TriggerNote] | None = None,
     ) -> None:
         self.outbox = outbox
         self.policy = policy or RetryPolicy()
@@ -186,6 +190,7 @@ class Dispatcher:
             self.policy = replace(self.policy, unauthorized_retry=unauthorized_retry)
         self.handlers = handlers
         self.gates = gates or {}
+        self.trigger_notes = trigger_notes or {}
         self.metrics = metrics
         self._lanes: dict[str, _Lane] = {}
         self._slots = Slots(
@@ -439,9 +444,13 @@ class Dispatcher:
         async with self._slots.hold(groups):
             if not job.begun:
                 # Durably before the call: a process killed during it (the OOM killer on a
-                # hostile answer) restores the job with this attempt counted.
+                # hostile answer) restores the job with this attempt counted. A trigger's
+                # first-trigger time, which must also be stored before its call, shares
+                # the commit (it was one more transaction per event).
+                note = self.trigger_notes.get(job.kind)
+                trigger = None if note is None or isinstance(job.spec, Undecodable) else note(job)
                 try:
-                    await self.outbox.begin_attempt(job)
+                    await self.outbox.begin_attempt(job, trigger=trigger)
                 except OutboxClosed as exc:
                     # The store failing is not a reason to stop paging: the call is made
                     # (only this attempt goes uncounted should the process die during it).
@@ -452,6 +461,7 @@ class Dispatcher:
                     )
                 else:
                     job.begun = True
+                    job.trigger_noted = trigger is not None
             crashpoints.reached(f"{job.kind}:attempt_begun")
             try:
                 done = await handler(job)

@@ -38,7 +38,7 @@ from pagerbridge.relay.outbound import crashpoints, owned
 from pagerbridge.relay.outbound.dispatcher import Done, reserve, spend
 from pagerbridge.relay.outbound.ratelimit import TokenBucket, secret_id
 from pagerbridge.relay.outbox.jobs import PdEvent, PdNote, expect
-from pagerbridge.relay.outbox.port import IncidentUpdate, Job, OutboxClosed
+from pagerbridge.relay.outbox.port import IncidentRecord, IncidentUpdate, Job, OutboxClosed
 from pagerbridge.relay.outcomes import DeliveryOutcome, Upstream
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,9 @@ class PagerDutyDelivery:
         # Late triggers BigPanda confirmed open (job id -> time.monotonic()): a retry of the
         # attempt (its Events v2 slot went stale meanwhile, see ratelimit) does not ask again.
         self._confirmed_open: dict[int, float] = {}
+        # The incident record the gate read for a job's attempt (job id -> record), taken by
+        # the handler of the same attempt instead of reading it again (see _stored).
+        self._gate_reads: dict[int, IncidentRecord | None] = {}
 
     async def event(self, job: Job) -> Done:
         ctx = self.ctx
@@ -65,7 +68,10 @@ class PagerDutyDelivery:
         ctx.saw_override_key(spec.routing.key)  # restored or taken over: not seen here yet
         incident_id = spec.incident_id
         action = spec.action
-        if action == "trigger" and await self._resolved_meanwhile(job, incident_id):
+        # Noted with the attempt's start (see trigger_note): the job was not late then, so
+        # nothing can have resolved it meanwhile as far as this attempt is concerned.
+        noted, job.trigger_noted = job.trigger_noted, False
+        if action == "trigger" and not noted and await self._resolved_meanwhile(job, incident_id):
             ctx.metrics.ignored.labels("late_trigger_resolved").inc()
             logger.info(
                 "late trigger skipped: incident resolved in BigPanda meanwhile",
@@ -76,7 +82,7 @@ class PagerDutyDelivery:
                 outcome=DeliveryOutcome.SKIPPED_LATE,
                 incident=IncidentUpdate(incident_id, never_created=True),
             )
-        routing = await self._routing(spec)
+        routing = self._routing(spec, await self._stored(job, spec))
         if routing is None:
             ctx.metrics.skipped_dependents.labels(job.kind).inc()
             logger.info(
@@ -88,7 +94,7 @@ class PagerDutyDelivery:
             # Remember before sending: PagerDuty's webhook about this resolve may arrive
             # before its answer to us does (echo prevention, see relay.echo).
             await ctx.memory.remember([echo.resolved_pd_key(incident_id)])
-        if action == "trigger":
+        if action == "trigger" and not noted:
             # Before sending: the PagerDuty incident it opens is created after this moment
             # (how the relay tells its own incident from others with the key, see owned).
             await self._record_trigger_time(
@@ -129,6 +135,16 @@ class PagerDutyDelivery:
         await self._record_trigger_time(incident_id, ctx.memory.end_trigger(incident_id))
         return Done(incident=IncidentUpdate(incident_id, clear_pd_incident=True))
 
+    def trigger_note(self, job: Job) -> tuple[str, float] | None:
+        """For the dispatcher: a trigger's first-trigger time to store in the commit that
+        records its attempt's start (one transaction less per trigger). Only for a trigger
+        that is not late: a late one may be skipped as resolved meanwhile, and the handler
+        notes its time only once it is sure to send it, as before."""
+        spec = job.spec
+        if not isinstance(spec, PdEvent) or spec.action != "trigger" or self._late(job):
+            return None
+        return spec.incident_id, time.time()
+
     async def _record_trigger_time(self, incident_id: str, write: Awaitable[object]) -> None:
         """A trigger's time noted (or, after its resolve, ended) for :mod:`.owned`; a store
         that cannot write is no reason to stop paging, nor, once the call was made, to make
@@ -142,11 +158,25 @@ class PagerDutyDelivery:
                 extra={"incident_id": incident_id, "error": str(exc)},
             )
 
-    async def _routing(self, spec: PdEvent) -> Routing | None:
+    async def _stored(self, job: Job, spec: PdEvent) -> IncidentRecord | None:
+        """The incident's record as this attempt's gate read it, else read now.
+
+        One read per attempt, not two. The gate's read is as good as a read here: what
+        :meth:`_routing` looks at (the row, its routing, ``absent``) is written by the
+        completions of this incident's jobs, all of one lane (this job is its head: every
+        earlier one is recorded, no later one starts before it ends), and otherwise only by
+        writers not ordered with the lane at all (a PagerDuty incident bound by the sweep,
+        the prune of rows untouched for days): reading before such a write is the same as
+        that write coming a moment later. A gate whose read failed left nothing here."""
+        if job.id in self._gate_reads:
+            return self._gate_reads.pop(job.id)
+        return await self.ctx.memory.incident(spec.incident_id)
+
+    @staticmethod
+    def _routing(spec: PdEvent, stored: IncidentRecord | None) -> Routing | None:
         """The incident's own routing: the stored one while its PagerDuty incident is live
         (a trigger delivered it), else this event's; None for a resolve whose trigger was
         skipped, or an acknowledge of an incident not live (see the module docstring)."""
-        stored = await self.ctx.memory.incident(spec.incident_id)
         if stored is not None and stored.routing is not None:
             return Routing.from_json(stored.routing)
         if spec.action != "trigger" and stored is not None and stored.absent:
@@ -167,10 +197,15 @@ class PagerDutyDelivery:
         given) its incident's routing key's Events v2 slot; none for a resolve that will
         not be sent."""
         spec = expect(job.spec, PdEvent)
+        self._gate_reads.pop(job.id, None)  # an earlier attempt's, its handler not reached
+        routing: Routing | None
         try:
-            routing = await self._routing(spec)
+            stored = await self.ctx.memory.incident(spec.incident_id)
         except OutboxClosed:
             routing = spec.routing  # the handler meets the store's failure and waits
+        else:
+            self._gate_reads[job.id] = stored
+            routing = self._routing(spec, stored)
         if spec.action == "trigger" and self._needs_confirmation(job):
             await reserve(job, self.ctx.limiter.bigpanda("get"))
         if routing is None:

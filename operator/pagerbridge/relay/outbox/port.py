@@ -128,6 +128,11 @@ class Job:
     # This process recorded the start of an attempt whose outcome is not recorded yet (an
     # attempt that only waited for a rate-limit token records nothing more). In memory only.
     begun: bool = False
+    # The commit that recorded this attempt's start also noted its trigger's time
+    # (OutboxJobs.begin_attempt ``trigger``): the handler does not write it again. Read once
+    # by the handler (a later run of it, after a rate-limit wait, notes it itself). In
+    # memory only.
+    trigger_noted: bool = False
 
     @property
     def kind(self) -> str:
@@ -184,13 +189,16 @@ class OutboxJobs(OutboxStatus, Protocol):
         with ``release_lane`` (it was the lane's last job here), :meth:`OutboxLanes.
         release_lane` in the same step, returning what it returns."""
 
-    async def begin_attempt(self, job: Job) -> None:
+    async def begin_attempt(self, job: Job, trigger: tuple[str, float] | None = None) -> None:
         """Record, durably and before any upstream call, that an attempt of ``job`` starts:
         its stored attempts become ``job.attempts + 1`` and its ``interrupted`` count goes
         up by one. Recording the outcome (:meth:`retry_later`, or the job's deletion) sets
         the count back, so a job loaded with ``interrupted > 0`` had that many attempts in a
         row during which the process died (killed by the OOM killer on a hostile answer, a
-        crash): the dispatcher's poison bound counts them."""
+        crash): the dispatcher's poison bound counts them.
+
+        With ``trigger`` (incident id, time), :meth:`OutboxMemory.note_trigger` of it in the
+        same transaction: a trigger's attempt and its first-trigger time cost one commit."""
 
     async def retry_later(self, job: Job, error: str) -> None:
         """Record a failed attempt: ``job.attempts``, the error and ``job.spec`` (a handler

@@ -755,7 +755,7 @@ class PostgresOutbox:
 
         return await self.call(op)
 
-    async def begin_attempt(self, job: Job) -> None:
+    async def begin_attempt(self, job: Job, trigger: tuple[str, float] | None = None) -> None:
         async def op(conn: Connection) -> None:
             await conn.execute(
                 "UPDATE pagerbridge_jobs SET attempts = $1, interrupted = interrupted + 1 "
@@ -763,6 +763,8 @@ class PostgresOutbox:
                 job.attempts + 1,
                 job.id,
             )
+            if trigger is not None:
+                await _note_trigger(conn, *trigger)
 
         await self.run(op)
 
@@ -1052,18 +1054,7 @@ class PostgresOutbox:
         return await self.run(op)
 
     async def note_trigger(self, incident_id: str, at: float) -> float:
-        async def op(conn: Connection) -> float:
-            value = await conn.fetchval(
-                "INSERT INTO pagerbridge_incident_life(incident_id, first_trigger, updated) "
-                "VALUES ($1, $2, $2) ON CONFLICT (incident_id) DO UPDATE SET first_trigger = "
-                "COALESCE(pagerbridge_incident_life.first_trigger, EXCLUDED.first_trigger), "
-                "updated = EXCLUDED.updated RETURNING first_trigger",
-                incident_id,
-                at,
-            )
-            return float(value)
-
-        return await self.call(op)
+        return await self.call(lambda conn: _note_trigger(conn, incident_id, at))
 
     async def end_trigger(self, incident_id: str) -> None:
         now = time.time()
@@ -1247,3 +1238,15 @@ async def _remember(conn: Connection, keys: Sequence[str], now: float) -> None:
             list(keys),
             now,
         )
+
+
+async def _note_trigger(conn: Connection, incident_id: str, at: float) -> float:
+    value = await conn.fetchval(
+        "INSERT INTO pagerbridge_incident_life(incident_id, first_trigger, updated) "
+        "VALUES ($1, $2, $2) ON CONFLICT (incident_id) DO UPDATE SET first_trigger = "
+        "COALESCE(pagerbridge_incident_life.first_trigger, EXCLUDED.first_trigger), "
+        "updated = EXCLUDED.updated RETURNING first_trigger",
+        incident_id,
+        at,
+    )
+    return float(value)

@@ -142,6 +142,8 @@ class Outbox:
         self.operations = 0
         # Called by the writer thread with each grouped transaction's seconds (a metric).
         self.on_commit: Callable[[float], None] | None = None
+        # Called with the operations of each committed transaction (a debug metric).
+        self.on_operations: Callable[[Sequence[Callable[..., Any]]], None] | None = None
         self._taken_over = False
 
     # -- lifecycle -------------------------------------------------------------------
@@ -219,6 +221,8 @@ class Outbox:
             conn.execute("COMMIT")
             if self.on_commit is not None:
                 self.on_commit(time.perf_counter() - started)
+            if self.on_operations is not None:
+                self.on_operations([fn for fn, _ in batch])
             self.commits += 1
             self.operations += len(batch)
             self.healthy = True  # last_error stays: /readyz shows it while recovering
@@ -317,12 +321,14 @@ class Outbox:
         await self.run(op)
         return []
 
-    async def begin_attempt(self, job: Job) -> None:
+    async def begin_attempt(self, job: Job, trigger: tuple[str, float] | None = None) -> None:
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "UPDATE jobs SET attempts = ?, interrupted = interrupted + 1 WHERE id = ?",
                 (job.attempts + 1, job.id),
             )
+            if trigger is not None:
+                _note_trigger(conn, *trigger)
 
         await self.run(op)
 
@@ -435,20 +441,7 @@ class Outbox:
         return await self.run(op)
 
     async def note_trigger(self, incident_id: str, at: float) -> float:
-        def op(conn: sqlite3.Connection) -> float:
-            conn.execute(
-                "INSERT INTO incident_life(incident_id, first_trigger, updated) VALUES (?,?,?) "
-                "ON CONFLICT(incident_id) DO UPDATE SET "
-                "first_trigger = COALESCE(first_trigger, excluded.first_trigger), "
-                "updated = excluded.updated",
-                (incident_id, at, at),
-            )
-            row = conn.execute(
-                "SELECT first_trigger FROM incident_life WHERE incident_id = ?", (incident_id,)
-            ).fetchone()
-            return float(row[0])
-
-        return await self.run(op)
+        return await self.run(lambda conn: _note_trigger(conn, incident_id, at))
 
     async def end_trigger(self, incident_id: str) -> None:
         now = time.time()
@@ -699,6 +692,20 @@ def _save_incident(conn: sqlite3.Connection, update: IncidentUpdate, now: float)
             delivered,
         ),
     )
+
+
+def _note_trigger(conn: sqlite3.Connection, incident_id: str, at: float) -> float:
+    conn.execute(
+        "INSERT INTO incident_life(incident_id, first_trigger, updated) VALUES (?,?,?) "
+        "ON CONFLICT(incident_id) DO UPDATE SET "
+        "first_trigger = COALESCE(first_trigger, excluded.first_trigger), "
+        "updated = excluded.updated",
+        (incident_id, at, at),
+    )
+    row = conn.execute(
+        "SELECT first_trigger FROM incident_life WHERE incident_id = ?", (incident_id,)
+    ).fetchone()
+    return float(row[0])
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

@@ -6,12 +6,15 @@ holding both services) covers it, and the relay knows the incident as its own.""
 from __future__ import annotations
 
 import base64
+import json
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 import yaml
 
+from pagerbridge.relay.inbound.signatures import sign
 from pagerbridge_devkit.localcluster.kubelet import ANNOTATION_URL, HarnessKubelet
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_API_TOKEN
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_ENVIRONMENT_ID, BigPandaSimulator
@@ -111,6 +114,37 @@ def test_override_routed_incident_resolved_in_pagerduty_is_resolved_in_bigpanda(
 
     subscription = wait_for(subscribed, 60, "a subscription delivering to the relay")
     assert subscription["filter"] == {"type": "team_reference", "id": TEAM}
+
+    def relay_verifies() -> bool:
+        """A webhook signed with the subscription's secret passes the relay's check. The
+        subscription for the patched URL is a new one with a new secret, which reaches the
+        relay's mounted file some time after PagerDuty already signs with it; a resolve
+        delivered before then is refused (401), and PagerDuty drops a 4xx for good."""
+        secret = get_json(cluster, namespace, "secret", "conv-pd-webhook")
+        if secret is None:
+            return False
+        signing = base64.b64decode(secret["data"]["secret"]).decode()
+        body = json.dumps(
+            {
+                "event": {
+                    "id": uuid.uuid4().hex,
+                    "event_type": "incident.triggered",
+                    "occurred_at": "2099-01-01T00:00:00Z",
+                    "data": {"id": "PPROBE1", "type": "incident", "incident_key": "probe"},
+                }
+            }
+        ).encode()
+        answer = httpx.post(
+            relay_url + WEBHOOK_PATH,
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-PagerDuty-Signature": sign(signing, body),
+            },
+        )
+        return answer.status_code == 200
+
+    wait_for(relay_verifies, 60, "the relay verifying the new subscription's secret")
 
     pdi = get_json(cluster, namespace, "pdi", "conv")
     assert pdi is not None

@@ -25,13 +25,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from pagerbridge.clients._http import DEFAULT_TIMEOUT, CallLimits, call, parse
-from pagerbridge.clients.egress import EgressPolicy
-from pagerbridge.clients.errors import EgressRefused, MalformedResponse, Rejected
-from pagerbridge.clients.guard import GuardedTransport
+from pagerbridge.clients._http import call, parse
+from pagerbridge.clients._pagerduty_rest import PagerDutyRestSession
+from pagerbridge.clients.errors import MalformedResponse, Rejected
 
 EVENTS_V2_TYPE = "events_api_v2_inbound_integration"
 
@@ -66,39 +64,8 @@ class _ServiceAnswer(_Loose):
     service: _Service
 
 
-class PagerDutyServiceIntegrations:
+class PagerDutyServiceIntegrations(PagerDutyRestSession):
     """``async with PagerDutyServiceIntegrations(api_url, token, policy=...) as c: ...``."""
-
-    def __init__(
-        self,
-        api_url: str,
-        api_token: str,
-        *,
-        policy: EgressPolicy,
-        limits: CallLimits | None = None,
-    ) -> None:
-        try:
-            policy.check_url(api_url)
-        except EgressRefused as exc:
-            raise EgressRefused(f"PagerDuty REST API: {exc}") from None
-        self._limits = limits or CallLimits()
-        self._http = httpx.AsyncClient(
-            base_url=api_url.rstrip("/"),
-            timeout=DEFAULT_TIMEOUT,
-            transport=GuardedTransport(policy),
-            trust_env=False,
-            headers={
-                "Authorization": f"Token token={api_token}",
-                "Accept": "application/vnd.pagerduty+json;version=2",
-                "Content-Type": "application/json",
-            },
-        )
-
-    async def __aenter__(self) -> PagerDutyServiceIntegrations:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self._http.aclose()
 
     async def create(self, service_id: str, name: str) -> ServiceIntegration:
         """A new Events API v2 integration on ``service_id``; its key is in the answer."""

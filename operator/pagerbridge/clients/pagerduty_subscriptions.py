@@ -17,13 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict
 
-from pagerbridge.clients._http import DEFAULT_TIMEOUT, CallLimits, call, parse
-from pagerbridge.clients.egress import EgressPolicy
-from pagerbridge.clients.errors import EgressRefused, MalformedResponse, Rejected
-from pagerbridge.clients.guard import GuardedTransport
+from pagerbridge.clients._http import call, parse
+from pagerbridge.clients._pagerduty_rest import PagerDutyRestSession
+from pagerbridge.clients.errors import MalformedResponse, Rejected
 
 PAGE_SIZE = 100
 
@@ -69,39 +67,8 @@ class _Page(_Loose):
     more: bool = False
 
 
-class PagerDutySubscriptions:
+class PagerDutySubscriptions(PagerDutyRestSession):
     """``async with PagerDutySubscriptions(api_url, token, policy=...) as client: ...``."""
-
-    def __init__(
-        self,
-        api_url: str,
-        api_token: str,
-        *,
-        policy: EgressPolicy,
-        limits: CallLimits | None = None,
-    ) -> None:
-        try:
-            policy.check_url(api_url)
-        except EgressRefused as exc:
-            raise EgressRefused(f"PagerDuty REST API: {exc}") from None
-        self._limits = limits or CallLimits()
-        self._http = httpx.AsyncClient(
-            base_url=api_url.rstrip("/"),
-            timeout=DEFAULT_TIMEOUT,
-            transport=GuardedTransport(policy),
-            trust_env=False,
-            headers={
-                "Authorization": f"Token token={api_token}",
-                "Accept": "application/vnd.pagerduty+json;version=2",
-                "Content-Type": "application/json",
-            },
-        )
-
-    async def __aenter__(self) -> PagerDutySubscriptions:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self._http.aclose()
 
     async def create(
         self,

@@ -52,9 +52,9 @@ from pagerbridge.controller.errors import (
     NameConflict,
     routing_key_failure,
 )
-from pagerbridge.controller.external.subscription import read_api_token
+from pagerbridge.controller.external.subscription import read_api_token, read_owned_secret
 from pagerbridge.controller.kube_port import KubernetesPort
-from pagerbridge.controller.ownership import OwnerStamp, conflict, owned_by, write_child
+from pagerbridge.controller.ownership import OwnerStamp, owned_by, write_child
 from pagerbridge.controller.render.children import Owner, render_routing_key_secret
 from pagerbridge.controller.state.observed import SecretState, secret_state
 
@@ -184,7 +184,9 @@ async def ensure(
     service_id = spec.pager_duty.service_id
     assert service_id is not None
     if stored is None:
-        stored = await _unindexed_secret(kube, owner)
+        stored = await read_owned_secret(
+            kube, owner, owner.namespace, owner.names.routing_key_secret
+        )
     recorded = Recorded.of(stored)
     if recorded.current(service_id) and not verify:
         assert recorded.integration_id is not None
@@ -265,19 +267,6 @@ async def _hold(
     if not same:
         await _store_secret(kube, owner, key, integration.id, service_id, digest, stored)
     return RoutingKeyOutcome(integration.id, service_id, restored=not same, checked=checked)
-
-
-async def _unindexed_secret(kube: KubernetesPort, owner: Owner) -> SecretState | None:
-    name = owner.names.routing_key_secret
-    try:
-        current = await kube.get(SECRETS, owner.namespace, name)
-    except NotFound:
-        return None
-    except KubernetesError as exc:
-        raise KubernetesUnavailable(str(exc)) from None
-    if not owned_by(current, owner.uid):
-        raise conflict("Secret", owner.namespace, name, owner.name)
-    return secret_state(current)
 
 
 async def _store_secret(

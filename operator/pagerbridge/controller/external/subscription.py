@@ -228,7 +228,9 @@ async def ensure(
     """
     url = pagerduty_webhook_url(owner, spec)
     if stored is None:  # not in our index: a namesake (conflict), or ours unlabelled
-        stored = await _unindexed_secret(kube, owner)  # before PagerDuty is called
+        stored = await read_owned_secret(  # before PagerDuty is called
+            kube, owner, owner.child_namespace, owner.names.webhook_secret
+        )
     stored_id = stored.annotations.get(n.ANNOTATION_SUBSCRIPTION_ID) if stored else None
     stored_url = stored.annotations.get(ANNOTATION_URL) if stored else None
     adopt = adoption_pending(spec, stored)
@@ -368,18 +370,20 @@ async def _adopt(
     return SubscriptionOutcome(created.id, changed=True, checked=True, adopted=adopt)
 
 
-async def _unindexed_secret(kube: KubernetesPort, owner: Owner) -> SecretState | None:
-    """Our webhook Secret read by name (None: absent); NameConflict when it is not ours,
-    so no subscription is made whose signing secret would have nowhere to go."""
-    name = owner.names.webhook_secret
+async def read_owned_secret(
+    kube: KubernetesPort, owner: Owner, namespace: str, name: str
+) -> SecretState | None:
+    """A Secret of ours read by name (None: absent); NameConflict when it is not ours, so
+    no external object is made whose secret (signing secret, routing key) would have
+    nowhere to go."""
     try:
-        current = await kube.get(SECRETS, owner.child_namespace, name)
+        current = await kube.get(SECRETS, namespace, name)
     except NotFound:
         return None
     except KubernetesError as exc:
         raise KubernetesUnavailable(str(exc)) from None
     if not owned_by(current, owner.uid):
-        raise conflict("Secret", owner.child_namespace, name, owner.name)
+        raise conflict("Secret", namespace, name, owner.name)
     return secret_state(current)
 
 

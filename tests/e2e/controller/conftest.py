@@ -8,15 +8,20 @@ real restart. Its log is kept for the "no secret in logs" checks.
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
+from pagerbridge.api.contract import PAGERDUTY_WEBHOOK_PATH
+from pagerbridge.relay.inbound.signatures import sign
 from pagerbridge_devkit.ports import free_port
 from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
 from pagerbridge_devkit.sandbox.pagerduty import (
@@ -174,3 +179,32 @@ def operator(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[Opera
     proc.start()
     yield proc
     proc.stop()
+
+
+def signed_probe(
+    cluster: Cluster, namespace: str, secret_name: str, relay_url: str, event_type: str
+) -> httpx.Response | None:
+    """A PagerDuty webhook about no incident of ours, signed with the subscription's secret
+    as the operator stored it (None: not stored yet). The relay answers it 200 once its
+    mounted file holds that secret: a new subscription's secret reaches the file some time
+    after PagerDuty already signs with it, and a delivery before then is refused (401),
+    which PagerDuty drops for good."""
+    secret = get_json(cluster, namespace, "secret", secret_name)
+    if secret is None:
+        return None
+    signing = base64.b64decode(secret["data"]["secret"]).decode()
+    body = json.dumps(
+        {
+            "event": {
+                "id": uuid.uuid4().hex,
+                "event_type": event_type,
+                "occurred_at": "2099-01-01T00:00:00Z",
+                "data": {"id": "PPROBE1", "type": "incident", "incident_key": "probe"},
+            }
+        }
+    ).encode()
+    return httpx.post(
+        relay_url + PAGERDUTY_WEBHOOK_PATH,
+        content=body,
+        headers={"Content-Type": "application/json", "X-PagerDuty-Signature": sign(signing, body)},
+    )

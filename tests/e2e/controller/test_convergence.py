@@ -6,15 +6,12 @@ holding both services) covers it, and the relay knows the incident as its own.""
 from __future__ import annotations
 
 import base64
-import json
-import uuid
 from typing import Any
 
 import httpx
 import pytest
 import yaml
 
-from pagerbridge.relay.inbound.signatures import sign
 from pagerbridge_devkit.localcluster.kubelet import ANNOTATION_URL, HarnessKubelet
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_API_TOKEN
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_ENVIRONMENT_ID, BigPandaSimulator
@@ -27,7 +24,7 @@ from pagerbridge_devkit.sandbox.pagerduty import (
 
 from ..conftest import Cluster
 from ..kube import merge_patch
-from .conftest import OperatorProcess, get_json, wait_for
+from .conftest import OperatorProcess, get_json, signed_probe, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -116,33 +113,10 @@ def test_override_routed_incident_resolved_in_pagerduty_is_resolved_in_bigpanda(
     assert subscription["filter"] == {"type": "team_reference", "id": TEAM}
 
     def relay_verifies() -> bool:
-        """A webhook signed with the subscription's secret passes the relay's check. The
-        subscription for the patched URL is a new one with a new secret, which reaches the
-        relay's mounted file some time after PagerDuty already signs with it; a resolve
-        delivered before then is refused (401), and PagerDuty drops a 4xx for good."""
-        secret = get_json(cluster, namespace, "secret", "conv-pd-webhook")
-        if secret is None:
-            return False
-        signing = base64.b64decode(secret["data"]["secret"]).decode()
-        body = json.dumps(
-            {
-                "event": {
-                    "id": uuid.uuid4().hex,
-                    "event_type": "incident.triggered",
-                    "occurred_at": "2099-01-01T00:00:00Z",
-                    "data": {"id": "PPROBE1", "type": "incident", "incident_key": "probe"},
-                }
-            }
-        ).encode()
-        answer = httpx.post(
-            relay_url + WEBHOOK_PATH,
-            content=body,
-            headers={
-                "Content-Type": "application/json",
-                "X-PagerDuty-Signature": sign(signing, body),
-            },
+        answer = signed_probe(
+            cluster, namespace, "conv-pd-webhook", relay_url, "incident.triggered"
         )
-        return answer.status_code == 200
+        return answer is not None and answer.status_code == 200
 
     wait_for(relay_verifies, 60, "the relay verifying the new subscription's secret")
 

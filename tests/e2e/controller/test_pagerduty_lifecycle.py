@@ -7,8 +7,6 @@ disabled one as none, and changing the matrix updates the live subscription and 
 from __future__ import annotations
 
 import base64
-import json
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +14,6 @@ import httpx
 import pytest
 import yaml
 
-from pagerbridge.relay.inbound.signatures import sign
 from pagerbridge_devkit.localcluster.kubelet import (
     ANNOTATION_INTERNAL_URL,
     ANNOTATION_URL,
@@ -33,7 +30,7 @@ from pagerbridge_devkit.sandbox.pagerduty import (
 
 from ..conftest import Cluster
 from ..kube import merge_patch
-from .conftest import OperatorProcess, get_json, wait_for
+from .conftest import OperatorProcess, get_json, signed_probe, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -143,29 +140,12 @@ def test_lifecycle_matrix_comments_and_subscription(
         subscription's secret and has ``event_type`` turned on (it then writes nothing)."""
 
         def accepted() -> bool:
-            secret = get_json(cluster, namespace, "secret", f"{NAME}-pd-webhook")
-            if secret is None:
-                return False
-            signing = base64.b64decode(secret["data"]["secret"]).decode()
-            body = json.dumps(
-                {
-                    "event": {
-                        "id": uuid.uuid4().hex,
-                        "event_type": event_type,
-                        "occurred_at": "2099-01-01T00:00:00Z",
-                        "data": {"id": "PPROBE1", "type": "incident", "incident_key": "probe"},
-                    }
-                }
-            ).encode()
-            answer = httpx.post(
-                relay_url + WEBHOOK_PATH,
-                content=body,
-                headers={
-                    "Content-Type": "application/json",
-                    "X-PagerDuty-Signature": sign(signing, body),
-                },
+            answer = signed_probe(cluster, namespace, f"{NAME}-pd-webhook", relay_url, event_type)
+            return (
+                answer is not None
+                and answer.status_code == 200
+                and answer.json()["status"] == "accepted"
             )
-            return answer.status_code == 200 and answer.json()["status"] == "accepted"
 
         return accepted
 

@@ -11,6 +11,8 @@ import base64
 from typing import Any
 
 from pagerbridge.controller.render import conditions as c
+from pagerbridge.controller.settings import OperatorSettings
+from pagerbridge_devkit.sandbox.server import loopback_egress_policy
 
 from .fake_kube import FakeKube
 
@@ -64,3 +66,11 @@ def ready_relay(kube: FakeKube, name: str = "pay") -> None:
 def condition(obj: dict[str, Any] | None, type_: str = c.READY) -> dict[str, Any]:
     found = c.find(list(((obj or {}).get("status") or {}).get("conditions") or []), type_)
     return dict(found or {})
+
+
+CLUSTER = "cluster-1"
+
+
+def settings() -> OperatorSettings:
+    """The operator's settings for tests against the simulators on loopback."""
+    return OperatorSettings(egress=loopback_egress_policy(), cluster_id=CLUSTER)

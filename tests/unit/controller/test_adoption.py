@@ -6,11 +6,9 @@ AdoptionTargetNotFound. Never-adopt stays the default (test_never_adopt)."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from pagerbridge.api import PagerDutyIntegrationSpec
 from pagerbridge.api.contract import BIGPANDA_WEBHOOK_PATH, PAGERDUTY_WEBHOOK_PATH
@@ -21,50 +19,17 @@ from pagerbridge.controller.ownership import OwnerStamp
 from pagerbridge.controller.reconcile.cleanup import release
 from pagerbridge.controller.reconcile.reconciler import Reconciler
 from pagerbridge.controller.render import conditions as c
-from pagerbridge.controller.settings import OperatorSettings
 from pagerbridge.controller.state.observed import SecretState, integration_info
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_API_KEY
 from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN as PD_API_KEY
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_SERVICE_ID, PagerDutySimulator
-from pagerbridge_devkit.sandbox.server import BackgroundServer, loopback_egress_policy
 
-from .fake_kube import FakeKube, FakeWorld
-from .objects import NS, ROUTING_KEY, condition, integration, ready_relay, secret
+from .fake_kube import FakeKube
+from .objects import CLUSTER, NS, ROUTING_KEY, condition, integration, ready_relay, secret, settings
 
-CLUSTER = "cluster-1"
 PUBLIC = "https://relay.example.com"
 INTEGRATIONS = "/resources/v2.1/integrations"
-
-
-def settings() -> OperatorSettings:
-    return OperatorSettings(egress=loopback_egress_policy(), cluster_id=CLUSTER)
-
-
-@pytest.fixture
-def kube() -> FakeKube:
-    return FakeKube()
-
-
-@pytest.fixture
-def reconciler(kube: FakeKube) -> Reconciler:
-    return Reconciler(kube, settings(), FakeWorld(kube))
-
-
-@pytest.fixture
-def pagerduty() -> Iterator[tuple[PagerDutySimulator, str]]:
-    sim = PagerDutySimulator()
-    with BackgroundServer(sim.app) as server:
-        yield sim, server.url
-    sim.close()
-
-
-@pytest.fixture
-def bigpanda() -> Iterator[tuple[BigPandaSimulator, str]]:
-    sim = BigPandaSimulator(requests_per_second=None)
-    with BackgroundServer(sim.app) as server:
-        yield sim, server.url
-    sim.close()
 
 
 # -- pure decisions ---------------------------------------------------------------------

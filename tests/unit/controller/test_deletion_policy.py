@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -26,49 +25,16 @@ from pagerbridge.controller.ownership import OwnerStamp
 from pagerbridge.controller.reconcile.cleanup import ExternalObject, dispose, release
 from pagerbridge.controller.reconcile.reconciler import Reconciler
 from pagerbridge.controller.render.children import Owner
-from pagerbridge.controller.settings import OperatorSettings
 from pagerbridge.controller.state.observed import integration_info
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_API_KEY
 from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN as PD_API_KEY
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_SERVICE_ID, PagerDutySimulator
-from pagerbridge_devkit.sandbox.server import BackgroundServer, loopback_egress_policy
 
 from .fake_kube import FakeKube, FakeWorld
-from .objects import NS, ROUTING_KEY, integration, secret
+from .objects import CLUSTER, NS, ROUTING_KEY, integration, secret, settings
 
-CLUSTER = "cluster-1"
 PUBLIC = "https://relay.example.com"
-
-
-def settings() -> OperatorSettings:
-    return OperatorSettings(egress=loopback_egress_policy(), cluster_id=CLUSTER)
-
-
-@pytest.fixture
-def kube() -> FakeKube:
-    return FakeKube()
-
-
-@pytest.fixture
-def reconciler(kube: FakeKube) -> Reconciler:
-    return Reconciler(kube, settings(), FakeWorld(kube))
-
-
-@pytest.fixture
-def pagerduty() -> Iterator[tuple[PagerDutySimulator, str]]:
-    sim = PagerDutySimulator()
-    with BackgroundServer(sim.app) as server:
-        yield sim, server.url
-    sim.close()
-
-
-@pytest.fixture
-def bigpanda() -> Iterator[tuple[BigPandaSimulator, str]]:
-    sim = BigPandaSimulator(requests_per_second=None)
-    with BackgroundServer(sim.app) as server:
-        yield sim, server.url
-    sim.close()
 
 
 # -- pure decisions ---------------------------------------------------------------------

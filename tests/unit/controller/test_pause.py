@@ -3,7 +3,6 @@ operator writes its status and nothing else; unpausing converges."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import kopf
@@ -14,40 +13,15 @@ from pagerbridge.controller.reconcile.cleanup import release
 from pagerbridge.controller.reconcile.reconciler import Reconciler, live_uids
 from pagerbridge.controller.render import conditions as c
 from pagerbridge.controller.render import pause
-from pagerbridge.controller.settings import OperatorSettings
 from pagerbridge.controller.state.observed import IntegrationInfo, integration_info
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_API_TOKEN as PD_API_KEY
 from pagerbridge_devkit.sandbox.pagerduty import DEFAULT_SERVICE_ID, PagerDutySimulator
-from pagerbridge_devkit.sandbox.server import BackgroundServer, loopback_egress_policy
 
 from .fake_kube import FakeKube, FakeWorld
-from .objects import NS, ROUTING_KEY, condition, integration, ready_relay, secret
+from .objects import CLUSTER, NS, ROUTING_KEY, condition, integration, ready_relay, secret, settings
 
-CLUSTER = "cluster-1"
 PUBLIC = "https://relay.example.com"
 T0, T1 = "2026-12-08T01:00:00Z", "2026-12-08T02:00:00Z"
-
-
-def settings() -> OperatorSettings:
-    return OperatorSettings(egress=loopback_egress_policy(), cluster_id=CLUSTER)
-
-
-@pytest.fixture
-def kube() -> FakeKube:
-    return FakeKube()
-
-
-@pytest.fixture
-def reconciler(kube: FakeKube) -> Reconciler:
-    return Reconciler(kube, settings(), FakeWorld(kube))
-
-
-@pytest.fixture
-def pagerduty() -> Iterator[tuple[PagerDutySimulator, str]]:
-    sim = PagerDutySimulator()
-    with BackgroundServer(sim.app) as server:
-        yield sim, server.url
-    sim.close()
 
 
 # -- pure decisions ---------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,15 +18,10 @@ from pagerbridge.controller.settings import OperatorSettings
 from pagerbridge.controller.state.observed import integration_info
 from pagerbridge_devkit.sandbox.bigpanda import DEFAULT_API_TOKEN as BP_API_KEY
 from pagerbridge_devkit.sandbox.bigpanda import BigPandaSimulator
-from pagerbridge_devkit.sandbox.server import BackgroundServer, loopback_egress_policy
+from pagerbridge_devkit.sandbox.server import loopback_egress_policy
 
 from .fake_kube import FakeKube, FakeWorld, Write
 from .objects import NS, ROUTING_KEY, condition, integration, override, ready_relay, secret
-
-
-@pytest.fixture
-def kube() -> FakeKube:
-    return FakeKube()
 
 
 @pytest.fixture
@@ -183,14 +177,6 @@ async def test_deleted_integration_is_forgotten_and_skip_cleanup_lets_go(
     assert after is not None
     assert after["metadata"]["finalizers"] == ["example.com/other"]  # only ours removed
     assert [e["reason"] for e in kube.all("Event", NS)] == ["CleanupSkipped"]
-
-
-@pytest.fixture
-def bigpanda() -> Iterator[tuple[BigPandaSimulator, str]]:
-    sim = BigPandaSimulator(requests_per_second=None)
-    with BackgroundServer(sim.app) as server:
-        yield sim, server.url
-    sim.close()
 
 
 async def test_managed_bigpanda_is_written_once_and_rests_against_masked_reads(
